@@ -1,0 +1,149 @@
+"""The ``edirecon`` command line: a thin layer over the library.
+
+Exit codes (every command): 0 clean, 1 the input had error findings, 2 usage or unreadable input.
+Findings go to stderr as ``file:segment:offset: CODE message``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+import parsers
+from parsers.serialize import record_dict
+
+app = typer.Typer(
+    name="edirecon",
+    help="Health-care EDI credit-balance engine: read X12 837 claims and 835 remittances exactly.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version() -> str:
+    try:
+        return version("edirecon")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"edirecon {_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    show_version: Annotated[
+        Optional[bool],
+        typer.Option("--version", help="Print the version and exit.", callback=_show_version, is_eager=True),
+    ] = None,
+) -> None:
+    """Health-care EDI credit-balance engine: read X12 837 claims and 835 remittances exactly."""
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """Files as given, folders recursed (sorted, dotfiles skipped); a missing path is a usage error."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(
+                p for p in sorted(path.rglob("*")) if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        elif path.exists():
+            out.append(path)
+        else:
+            raise parsers.UsageError(f"{path}: no such file or folder")
+    return out
+
+
+def _report(findings: list[parsers.Finding]) -> None:
+    for f in findings:
+        typer.echo(str(f), err=True)
+
+
+FilesArg = Annotated[list[Path], typer.Argument(help="X12 files, or folders to read recursively.", show_default=False)]
+
+
+@app.command()
+def parse(
+    files: FilesArg,
+    summary: Annotated[bool, typer.Option("--summary", help="One line per file with counts instead of records.")] = False,
+) -> None:
+    """Parse 837 and 835 files into JSON Lines: one object per claim, claim payment and PLB adjustment.
+
+    Each object has "record" (claim, claim_payment, provider_adjustment), "transaction_type"
+    (837P, 837I, 837D, 835), every field read, "trusted" (false when its transaction set has
+    envelope errors) and "source" (file, segment, offset, isa13, gs06, st02, loop).
+    """
+    had_errors = False
+    out = sys.stdout
+    try:
+        for path in expand_inputs(files):
+            file_summary = parsers.FileSummary(str(path))
+            if summary:
+                for _ in parsers.iter_records(path, file_summary, str(path)):
+                    pass
+                out.write(_summary_line(file_summary) + "\n")
+            else:
+                for record in parsers.iter_records(path, file_summary, str(path)):
+                    out.write(json.dumps(record_dict(record), separators=(",", ":")) + "\n")
+            out.flush()
+            _report(file_summary.findings)
+            had_errors |= file_summary.has_errors
+    except parsers.EdireconError as exc:
+        typer.echo(f"edirecon: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    raise typer.Exit(1 if had_errors else 0)
+
+
+def _summary_line(s: parsers.FileSummary) -> str:
+    sev = s.severities()
+    return (
+        f"{s.file}: interchanges={s.interchanges} transaction_sets={s.transaction_sets} claims={s.claims} "
+        f"claim_payments={s.claim_payments} service_lines={s.service_lines} "
+        f"provider_adjustments={s.provider_adjustments} errors={sev['error']} warnings={sev['warning']}"
+    )
+
+
+@app.command()
+def validate(
+    files: FilesArg,
+    ack_dir: Annotated[
+        Optional[Path],
+        typer.Option("--ack-dir", help="Write a 999 (and a TA1 when the interchange envelope is broken) for each 837 here."),
+    ] = None,
+) -> None:
+    """Validate files against their implementation guides with pyx12, and write acknowledgments.
+
+    pyx12's errors are reported as findings with positions; a pyx12 failure is a finding too.
+    """
+    from parsers.validate import validate_file
+
+    had_errors = False
+    try:
+        paths = expand_inputs(files)
+        if ack_dir is not None:
+            ack_dir.mkdir(parents=True, exist_ok=True)
+        for path in paths:
+            result = validate_file(path, ack_dir)
+            for ack in result.acknowledgments:
+                typer.echo(f"{path}: wrote {ack}")
+            typer.echo(f"{path}: {'valid' if result.valid else 'invalid'} ({len(result.findings)} findings)")
+            _report(result.findings)
+            had_errors |= any(f.severity is parsers.Severity.ERROR for f in result.findings)
+    except parsers.EdireconError as exc:
+        typer.echo(f"edirecon: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    raise typer.Exit(1 if had_errors else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,175 @@
+"""Implementation-guide validation with pyx12, and 999/TA1 acknowledgments.
+
+pyx12 walks each file against its XML implementation-guide map.  Its errors become findings with
+positions (segment numbers from pyx12, byte offsets and envelope ids from our own reader).  pyx12
+raises or logs on some inputs (a missing map, an 835 with no ST03 ...): that is a finding
+(``IG_VALIDATOR_FAILED`` / ``IG_NO_MAP``), never a crash.
+
+Acknowledgments for 837s: ``<name>.999`` (005010; ``.997`` for 004010) written by pyx12, and
+``<name>.ta1`` when the interchange envelope is broken or ISA14 asks for one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .findings import Finding
+from .source import Source
+from .x12 import X12Reader
+
+#: our envelope findings -> TA1 interchange note code (TA105)
+TA1_NOTE_CODES = {
+    "IEA_CONTROL_MISMATCH": "001",
+    "IEA_COUNT_MISMATCH": "021",
+    "MISSING_IEA": "023",
+    "MISSING_GE": "024",
+    "MISSING_GS": "024",
+    "ISA_MALFORMED": "026",
+    "SEGMENT_TERMINATOR_NOT_FOUND": "026",
+}
+
+
+@dataclass
+class ValidationResult:
+    file: str
+    valid: bool
+    findings: list[Finding] = field(default_factory=list)
+    acknowledgments: list[Path] = field(default_factory=list)
+
+
+class _Collect(logging.Handler):
+    """Keeps pyx12's own error log records, which it writes instead of raising."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            msg += f": {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        self.messages.append(msg)
+
+
+def _index(path: str | os.PathLike[str]) -> tuple[X12Reader, dict[int, Source], list[dict[str, Any]]]:
+    """Our own read of the file: segment number -> source, plus envelope facts for a TA1."""
+    reader = X12Reader(path)
+    where: dict[int, Source] = {}
+    headers: list[dict[str, Any]] = []
+    for ts in reader:
+        headers.append({"isa": ts.interchange.isa, "code": ts.code, "version": ts.version})
+        for seg, off, _els in ts.segments():
+            where[seg] = ts.envelope.at(seg, off)
+    return reader, where, headers
+
+
+def validate_file(path: str | os.PathLike[str], ack_dir: Path | None = None) -> ValidationResult:
+    """Validate one file with pyx12; write its acknowledgments into ``ack_dir`` when given."""
+    import pyx12.params
+    import pyx12.x12n_document
+
+    name = os.fspath(path)
+    result = ValidationResult(name, True)
+    reader, where, headers = _index(path)
+    envelope_findings = [f for f in reader.findings if f.code in TA1_NOTE_CODES]
+
+    def at(seg: int | None) -> Source:
+        return where.get(seg or 0) or Source(name, seg or 0, -1)
+
+    ack = io.StringIO()
+    errors = io.StringIO()
+    handler = _Collect()
+    logger = logging.getLogger("pyx12")
+    logger.addHandler(handler)
+    old_propagate = logger.propagate
+    logger.propagate = False
+    try:
+        ok = pyx12.x12n_document.x12n_document(pyx12.params.params(), name, ack, None, None, fd_json=errors)
+    except Exception as exc:  # pyx12 raises on inputs it has no map for, and on some valid ones
+        ok = False
+        kind = "IG_NO_MAP" if "Map not found" in str(exc) else "IG_VALIDATOR_FAILED"
+        result.findings.append(Finding.make(kind, f"pyx12: {type(exc).__name__}: {exc}", at(1)))
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = old_propagate
+    for msg in handler.messages:
+        if "does not look like an X12 data file" in msg:
+            result.findings.append(Finding.make("IG_VALIDATOR_FAILED", f"pyx12: {msg}", at(0)))
+        elif "Failed to" in msg or "failed" in msg:
+            result.findings.append(Finding.make("IG_VALIDATOR_FAILED", f"pyx12: {msg}", at(1)))
+    if errors.getvalue():
+        result.findings.extend(_pyx12_findings(json.loads(errors.getvalue()), at))
+    result.valid = bool(ok) and not result.findings and not reader.findings
+    if ack_dir is not None and any(h["code"] == "837" for h in headers):
+        stem = Path(name).name
+        text = ack.getvalue()
+        if text.strip():
+            is_4010 = any(str(h["version"]).startswith("004010") for h in headers)
+            target = ack_dir / f"{stem}.{'997' if is_4010 else '999'}"
+            target.write_text(text, encoding="latin-1")
+            result.acknowledgments.append(target)
+        isa = headers[0]["isa"] if headers else None
+        if isa is not None and (envelope_findings or (len(isa) > 14 and isa[14].strip() == "1")):
+            target = ack_dir / f"{stem}.ta1"
+            target.write_text(ta1(isa, envelope_findings), encoding="latin-1")
+            result.acknowledgments.append(target)
+    return result
+
+
+def _pyx12_findings(doc: dict[str, Any], at: Any) -> list[Finding]:
+    out: list[Finding] = []
+    for isa in doc.get("interchanges", []):
+        for err in isa.get("errors", []):
+            out.append(Finding.make("IG_INTERCHANGE_ERROR", f"TA1 {err['err_cde']}: {err['err_str']}", at(isa.get("cur_line"))))
+        for gs in isa.get("groups", []):
+            for err in gs.get("errors", []):
+                out.append(Finding.make("IG_GROUP_ERROR", f"AK9 {err['err_cde']}: {err['err_str']}", at(gs.get("cur_line"))))
+            for st in gs.get("transactions", []):
+                for err in st.get("errors", []):
+                    out.append(Finding.make("IG_TRANSACTION_ERROR", f"IK5 {err['err_cde']}: {err['err_str']}", at(st.get("cur_line"))))
+                for seg in st.get("segments", []):
+                    where = at(seg.get("cur_line"))
+                    loop = seg.get("ls_id") or ""
+                    if loop:
+                        where = where._replace(loop=loop)
+                    for err in seg.get("errors", []):
+                        out.append(Finding.make("IG_SEGMENT_ERROR", f"IK304={err['err_cde']} {seg.get('seg_id')}: {err['err_str']}", where))
+                    for ele in seg.get("elements", []):
+                        for err in ele.get("errors", []):
+                            pos = f"{seg.get('seg_id')}{int(ele.get('ele_pos') or 0):02d}"
+                            val = f" (value {err['err_val']!r})" if err.get("err_val") else ""
+                            out.append(Finding.make("IG_ELEMENT_ERROR", f"IK403={err['err_cde']} {pos}: {err['err_str']}{val}", where))
+    return out
+
+
+def ta1(isa: list[str], envelope_findings: list[Finding], now: datetime | None = None) -> str:
+    """A TA1 interchange acknowledgment for the interchange whose ISA is given.
+
+    TA104 is A (accepted) when our reader found no envelope error, R (rejected) otherwise, with the
+    note code (TA105) of the first error.
+    """
+    now = now or datetime.now()
+    note = TA1_NOTE_CODES[envelope_findings[0].code] if envelope_findings else "000"
+    status = "R" if envelope_findings else "A"
+    elem, term = "*", "~"
+
+    def pad(value: str, width: int) -> str:
+        return value.strip()[:width].ljust(width)
+
+    get = lambda i: isa[i] if len(isa) > i else ""  # noqa: E731 - a tiny accessor
+    header = [
+        "ISA", "00", " " * 10, "00", " " * 10,
+        pad(get(7) or "ZZ", 2), pad(get(8), 15), pad(get(5) or "ZZ", 2), pad(get(6), 15),
+        now.strftime("%y%m%d"), now.strftime("%H%M"), "^" if get(12).strip() >= "00501" else "U",
+        pad(get(12) or "00501", 5), pad(get(13), 9).replace(" ", "0"), "0", pad(get(15) or "P", 1), ":",
+    ]
+    ta1_seg = ["TA1", pad(get(13), 9), get(9).strip(), get(10).strip(), status, note]
+    iea = ["IEA", "0", pad(get(13), 9).replace(" ", "0")]
+    return term.join([elem.join(header), elem.join(ta1_seg), elem.join(iea)]) + term + "\n"

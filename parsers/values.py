@@ -1,0 +1,118 @@
+"""Turning element text into typed values, with findings instead of exceptions.
+
+Amounts become :class:`~decimal.Decimal` (never float), dates become :class:`~datetime.date`.
+A malformed value becomes ``None`` plus a positioned finding; the rest of the record is kept.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+import mappings
+
+from .findings import Finding
+from .source import Envelope, Source
+
+#: code tables checked for unknown codes, by the name used in messages
+_TABLES = {
+    "CLP02": "claim_status_codes",
+    "CAS01": "cas_group_codes",
+    "CARC": "claim_adjustment_reason_codes",
+    "PLB03-1": "plb_adjustment_reason_codes",
+    "filing indicator": "claim_filing_indicator_codes",
+    "frequency": "claim_frequency_codes",
+}
+
+
+class Values:
+    """Typed-value conversion for one transaction set; collects findings into a shared list."""
+
+    __slots__ = ("env", "findings", "_known")
+
+    def __init__(self, env: Envelope, findings: list[Finding]):
+        self.env = env
+        self.findings = findings
+        self._known = {name: mappings.codes(table) for name, table in _TABLES.items()}
+
+    def at(self, seg: int, off: int, loop: str = "") -> Source:
+        return self.env.at(seg, off, loop)
+
+    def find(self, code: str, message: str, seg: int, off: int, loop: str = "") -> None:
+        self.findings.append(Finding.make(code, message, self.env.at(seg, off, loop)))
+
+    def amount(self, text: str, name: str, seg: int, off: int) -> Decimal | None:
+        """A monetary amount (X12 type R); None and a finding when malformed or empty."""
+        if not text:
+            return None
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            value = None
+        if value is None or not value.is_finite() or text[-1:] in "Ee" or " " in text:
+            self.find("INVALID_AMOUNT", f"{name} is {text[:40]!r}; expected a decimal amount such as 125.00", seg, off)
+            return None
+        dot = text.find(".")
+        if dot >= 0 and len(text) - dot > 3:
+            self.find("AMOUNT_PRECISION", f"{name} is {text!r}; amounts have at most two decimal places", seg, off)
+        return value
+
+    def number(self, text: str, name: str, seg: int, off: int) -> Decimal | None:
+        """A quantity (units, days); None and a finding when malformed."""
+        if not text:
+            return None
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            value = None
+        if value is None or not value.is_finite() or " " in text:
+            self.find("INVALID_NUMBER", f"{name} is {text[:40]!r}; expected a number", seg, off)
+            return None
+        return value
+
+    def date(self, text: str, name: str, seg: int, off: int) -> date | None:
+        """A CCYYMMDD date; None and a finding when it is not a real date."""
+        if len(text) == 8 and text.isdigit():
+            try:
+                return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+            except ValueError:
+                pass
+        if text:
+            self.find("INVALID_DATE", f"{name} is {text[:40]!r}; expected a date CCYYMMDD", seg, off)
+        return None
+
+    def period(self, fmt: str, text: str, name: str, seg: int, off: int) -> tuple[date | None, date | None]:
+        """A DTP/DTM date by its format qualifier: D8 (one date) or RD8 (CCYYMMDD-CCYYMMDD)."""
+        if fmt == "RD8" or (len(text) == 17 and text[8:9] == "-"):
+            start, _, end = text.partition("-")
+            return self.date(start, name, seg, off), self.date(end, name, seg, off)
+        if fmt in ("D8", "") or len(text) == 8:
+            d = self.date(text, name, seg, off)
+            return d, d
+        if fmt == "DT" and len(text) >= 8:
+            d = self.date(text[:8], name, seg, off)
+            return d, d
+        if fmt == "TM":  # a time of day only (e.g. DTP*096*TM discharge hour): no date to read
+            return None, None
+        if fmt == "D6" and len(text) == 6 and text.isdigit():
+            # 4010 CCYY-less dates: a two-digit year is read as 20YY
+            d = self.date("20" + text, name, seg, off)
+            return d, d
+        self.find("INVALID_DATE", f"{name} has date format {fmt!r} with value {text[:40]!r}; expected D8 or RD8", seg, off)
+        return None, None
+
+    def code(self, kind: str, value: str, seg: int, off: int) -> str:
+        """Keep a code as it is; flag it when it is not in its code list."""
+        if value and value not in self._known[kind]:
+            self.find("UNKNOWN_CODE", f"{kind} code {value!r} is not in edirecon's code list; kept as it is", seg, off)
+        return value
+
+    def required(self, value: str, name: str, seg: int, off: int) -> str:
+        if not value:
+            self.find("MISSING_ELEMENT", f"{name} is empty; it is required", seg, off)
+        return value
+
+
+def element(els: list[str], i: int) -> str:
+    """Element ``i`` (1-based, as in CLP01) or "" when the segment is shorter."""
+    return els[i] if len(els) > i else ""

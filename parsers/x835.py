@@ -1,0 +1,266 @@
+"""835 Health Care Claim Payment/Advice (005010X221A1; 004010X091A1 best-effort).
+
+Builds :class:`Remittance`, :class:`ClaimPayment` and :class:`ProviderAdjustment` records from the
+segments of one transaction set.  Claim payments are handed out as soon as they are complete, so
+memory does not grow with the number of claims.  Nothing here judges money: an 835 that does not
+balance is read exactly as it is (balancing is the engine's business).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+from .model import Adjustment, ClaimPayment, Party, ProviderAdjustment, Remittance, ServicePayment
+from .values import Values, element
+from .x12 import TransactionSet
+
+_NM1_ROLES = {"QC": "patient", "IL": "insured", "74": "corrected_insured", "82": "rendering_provider", "TT": "crossover_carrier", "PR": "corrected_payer"}
+
+
+def _dec(text: str, v: Values, name: str, seg: int, off: int) -> Decimal | None:
+    """An amount: a fast path for well-formed ones, the checked path (with findings) otherwise."""
+    if not text:
+        return None
+    whole, dot, frac = (text[1:] if text[0] == "-" else text).partition(".")
+    if (whole.isdecimal() or not whole and frac) and (not dot or frac.isdecimal() and len(frac) <= 2):
+        return Decimal(text)
+    return v.amount(text, name, seg, off)
+
+
+def _composite(value: str, sep: str) -> tuple[str, str, list[str]]:
+    """A procedure composite (qualifier:code:mod1:...:mod4[:description])."""
+    parts = value.split(sep)
+    mods = [m for m in parts[2:6] if m]
+    return parts[0], parts[1] if len(parts) > 1 else "", mods
+
+
+def _party(els: list[str], v: Values, seg: int, off: int, loop: str) -> Party:
+    n = len(els)
+    return Party(
+        entity=els[1] if n > 1 else "",
+        name=els[3] if n > 3 else "",
+        first_name=els[4] if n > 4 else "",
+        middle_name=els[5] if n > 5 else "",
+        suffix=els[7] if n > 7 else "",
+        id_qualifier=els[8] if n > 8 else "",
+        id=els[9] if n > 9 else "",
+        source=v.at(seg, off, loop),
+    )
+
+
+def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderAdjustment]:
+    """Yield the claim payments and provider adjustments of one 835 transaction set."""
+    comp = ts.delimiters.component
+    trusted = ts.trusted
+    at = v.at
+    code = v.code
+    known_groups = v._known["CAS01"]
+    known_reasons = v._known["CARC"]
+    rem = Remittance(ts.version, "", None, "", "", "", None, "", "", "", source=ts.source)
+    claim: ClaimPayment | None = None
+    svc: ServicePayment | None = None
+    n1 = ""  # the N1 loop in hand: PR payer, PE payee
+    for seg, off, els in ts.segments():
+        sid = els[0]
+        if sid == "CAS":
+            target = svc if svc is not None else claim
+            if target is None:
+                v.find("ORPHAN_SEGMENT", "CAS before any CLP claim payment; skipped", seg, off)
+                continue
+            group = els[1] if len(els) > 1 else ""
+            if group not in known_groups:
+                code("CAS01", group, seg, off)
+            src = at(seg, off, "2110" if svc is not None else "2100")
+            adjs = target.adjustments
+            for i in range(2, min(len(els), 20), 3):
+                reason = els[i]
+                amt = els[i + 1] if len(els) > i + 1 else ""
+                if not reason and not amt:
+                    continue
+                if reason not in known_reasons:
+                    code("CARC", reason, seg, off)
+                qty = els[i + 2] if len(els) > i + 2 else ""
+                adjs.append(
+                    Adjustment(
+                        group,
+                        reason,
+                        _dec(amt, v, f"CAS{i + 1:02d}", seg, off),
+                        v.number(qty, f"CAS{i + 2:02d}", seg, off) if qty else None,
+                        src,
+                    )
+                )
+        elif sid == "SVC":
+            if claim is None:
+                v.find("ORPHAN_SEGMENT", "SVC before any CLP claim payment; skipped", seg, off)
+                continue
+            n = len(els)
+            q, proc, mods = _composite(els[1] if n > 1 else "", comp)
+            svc = ServicePayment(
+                q,
+                proc,
+                mods,
+                _dec(els[2] if n > 2 else "", v, "SVC02", seg, off),
+                _dec(els[3] if n > 3 else "", v, "SVC03", seg, off),
+                els[4] if n > 4 else "",
+                v.number(els[5], "SVC05", seg, off) if n > 5 and els[5] else None,
+                source=at(seg, off, "2110"),
+            )
+            if n > 6 and els[6]:
+                svc.original_procedure_qualifier, svc.original_procedure_code, svc.original_modifiers = _composite(els[6], comp)
+            if n > 7 and els[7]:
+                svc.original_units = v.number(els[7], "SVC07", seg, off)
+            claim.services.append(svc)
+        elif sid == "DTM":
+            q = els[1] if len(els) > 1 else ""
+            d = v.date(element(els, 2), f"DTM*{q}", seg, off)
+            if svc is not None:
+                if q == "472":
+                    svc.service_date = svc.service_end_date = d
+                elif q == "150":
+                    svc.service_date = d
+                elif q == "151":
+                    svc.service_end_date = d
+            elif claim is not None:
+                if q == "232":
+                    claim.statement_from = d
+                elif q == "233":
+                    claim.statement_to = d
+                elif q == "050":
+                    claim.received_date = d
+            elif q == "405":
+                rem.production_date = d
+        elif sid == "REF":
+            q, val = element(els, 1), element(els, 2)
+            if svc is not None:
+                if q == "6R":
+                    svc.line_item_control_number = val
+                else:
+                    svc.references.append((q, val))
+            elif claim is not None:
+                claim.references.append((q, val))
+            elif n1 == "PR" and q == "2U":
+                if not rem.payer_id:
+                    rem.payer_id = val
+            elif n1 == "PE" and rem.payee is not None:
+                if q == "TJ":
+                    rem.payee.tin = val
+                    rem.payee_tin = rem.payee_tin or val
+                else:
+                    rem.payee.secondary_ids.append((q, val))
+        elif sid == "AMT":
+            q = element(els, 1)
+            amt = _dec(element(els, 2), v, f"AMT*{q}", seg, off)
+            if svc is not None:
+                if q == "B6":
+                    svc.allowed = amt
+            elif claim is not None:
+                claim.amounts.append((q, amt))
+        elif sid == "NM1":
+            if claim is None:
+                v.find("ORPHAN_SEGMENT", "NM1 before any CLP claim payment; skipped", seg, off)
+                continue
+            role = _NM1_ROLES.get(element(els, 1))
+            if role is not None:
+                setattr(claim, role, _party(els, v, seg, off, "2100"))
+        elif sid == "CLP":
+            if claim is not None:
+                yield claim
+            svc = None
+            n = len(els)
+            pcn = els[1] if n > 1 else ""
+            if not pcn:
+                v.required(pcn, "CLP01 patient control number", seg, off)
+            elif len(pcn) > 38:
+                v.find("ELEMENT_TOO_LONG", f"CLP01 is {len(pcn)} characters long; the X12 maximum is 38", seg, off)
+            status = els[2] if n > 2 else ""
+            claim = ClaimPayment(
+                rem,
+                pcn,
+                code("CLP02", status, seg, off),
+                _dec(els[3] if n > 3 else "", v, "CLP03", seg, off),
+                _dec(els[4] if n > 4 else "", v, "CLP04", seg, off),
+                _dec(els[5] if n > 5 else "", v, "CLP05", seg, off),
+                code("filing indicator", els[6], seg, off) if n > 6 else "",
+                els[7] if n > 7 else "",
+                els[8] if n > 8 else "",
+                els[9] if n > 9 else "",
+                els[11] if n > 11 else "",
+                source=at(seg, off, "2100"),
+                trusted=trusted,
+            )
+        elif sid == "LQ":
+            if svc is not None:
+                svc.remark_codes.append(element(els, 2))
+        elif sid == "MIA" or sid == "MOA":
+            if claim is not None:
+                if sid == "MIA":
+                    claim.inpatient = els[1:]
+                    remarks = [els[i] for i in (5, 20, 21, 22, 23) if len(els) > i and els[i]]
+                else:
+                    claim.outpatient = els[1:]
+                    remarks = [els[i] for i in range(3, 8) if len(els) > i and els[i]]
+                claim.remark_codes.extend(remarks)
+        elif sid == "PLB":
+            if claim is not None:
+                yield claim
+                claim = svc = None
+            yield from _plb(els, rem, v, seg, off, comp, trusted)
+        elif sid == "BPR":
+            n = len(els)
+            rem.handling_code = els[1] if n > 1 else ""
+            rem.payment_amount = _dec(els[2] if n > 2 else "", v, "BPR02", seg, off)
+            rem.credit_debit = els[3] if n > 3 else ""
+            rem.payment_method = els[4] if n > 4 else ""
+            rem.payment_format = els[5] if n > 5 else ""
+            rem.payment_date = v.date(els[16], "BPR16", seg, off) if n > 16 else None
+            rem.source = at(seg, off, "HEADER")
+        elif sid == "TRN":
+            rem.trace_type = element(els, 1)
+            rem.trace_number = element(els, 2)
+            rem.originator_id = element(els, 3)
+        elif sid == "N1":
+            n1 = element(els, 1)
+            party = Party(n1, element(els, 2), id_qualifier=element(els, 3), id=element(els, 4), source=at(seg, off, "1000A" if n1 == "PR" else "1000B"))
+            if n1 == "PR":
+                rem.payer = party
+                if party.id and party.id_qualifier != "XX":
+                    rem.payer_id = party.id
+            elif n1 == "PE":
+                rem.payee = party
+                if party.id_qualifier == "XX":
+                    rem.payee_npi = party.id
+                elif party.id_qualifier == "FI":
+                    rem.payee_tin = party.tin = party.id
+        elif sid == "LX" or sid == "TS3" or sid == "TS2":
+            if claim is not None:
+                yield claim
+                claim = svc = None
+    if claim is not None:
+        yield claim
+
+
+def _plb(els: list[str], rem: Remittance, v: Values, seg: int, off: int, comp: str, trusted: bool) -> Iterator[ProviderAdjustment]:
+    provider = element(els, 1)
+    fiscal = v.date(element(els, 2), "PLB02", seg, off)
+    src = v.at(seg, off, "PLB")
+    for position, i in enumerate(range(3, min(len(els), 15), 2), start=1):
+        ident = els[i]
+        amount_text = els[i + 1] if len(els) > i + 1 else ""
+        if not ident and not amount_text:
+            continue
+        reason, _, reference = ident.partition(comp)
+        v.code("PLB03-1", reason, seg, off)
+        if not amount_text:
+            v.required(amount_text, f"PLB{i + 1:02d} adjustment amount", seg, off)
+        yield ProviderAdjustment(
+            rem,
+            provider,
+            fiscal,
+            position,
+            reason,
+            reference,
+            _dec(amount_text, v, f"PLB{i + 1:02d}", seg, off),
+            source=src,
+            trusted=trusted,
+        )

@@ -1,0 +1,339 @@
+"""837 Health Care Claim: Professional (005010X222A1), Institutional (005010X223A2/A3) and
+Dental (005010X224A2); the 004010 guides best-effort.
+
+Builds one :class:`Claim` per CLM with the hierarchy above it (billing provider 2000A,
+subscriber 2000B, patient 2000C) and the loops below it (2310 providers, 2320/2330 other payers,
+2400 lines, 2430 line adjudications).  Claims are handed out as soon as they are complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .model import Adjustment, Claim, LineAdjudication, OtherPayer, Party, ServiceLine
+from .values import Values, element
+from .x12 import TransactionSet
+
+#: HI qualifiers that carry diagnosis codes (ICD-10 ABK/ABF/ABJ/ABN/APR, ICD-9 BK/BF/BJ/BN/PR, DR)
+DIAGNOSIS_QUALIFIERS = frozenset({"ABK", "ABF", "ABJ", "ABN", "APR", "BK", "BF", "BJ", "BN", "PR", "DR"})
+#: what a service-line segment says about the claim type when the version does not
+_LINE_TYPES = {"SV1": "837P", "SV2": "837I", "SV3": "837D"}
+
+
+def _party(els: list[str], v: Values, seg: int, off: int, loop: str) -> Party:
+    n = len(els)
+    qual = els[8] if n > 8 else ""
+    ident = els[9] if n > 9 else ""
+    return Party(
+        entity=els[1] if n > 1 else "",
+        name=els[3] if n > 3 else "",
+        first_name=els[4] if n > 4 else "",
+        middle_name=els[5] if n > 5 else "",
+        suffix=els[7] if n > 7 else "",
+        id_qualifier=qual,
+        id=ident,
+        tin=ident if qual in ("24", "34", "FI") else "",
+        source=v.at(seg, off, loop),
+    )
+
+
+def _procedure(value: str, comp: str) -> tuple[str, str, list[str]]:
+    parts = value.split(comp)
+    return parts[0], parts[1] if len(parts) > 1 else "", [m for m in parts[2:6] if m]
+
+
+class _State:
+    """The hierarchy in hand while claims are read."""
+
+    __slots__ = (
+        "submitter", "receiver", "billing", "pay_to", "subscriber", "payer", "patient",
+        "relationship", "sbr", "pat", "entity", "loop",
+    )
+
+    def __init__(self) -> None:
+        self.submitter: Party | None = None
+        self.receiver: Party | None = None
+        self.billing: Party | None = None
+        self.pay_to: Party | None = None
+        self.subscriber: Party | None = None
+        self.payer: Party | None = None
+        self.patient: Party | None = None
+        self.relationship = ""
+        self.sbr: list[str] = []
+        self.pat = ""
+        self.entity: Party | None = None
+        self.loop = "HEADER"
+
+
+def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[Claim]:
+    """Yield the claims of one 837 transaction set.
+
+    ``transaction_type`` is 837P/837I/837D from the version, or "837" when the version is unknown
+    (then each claim's type is taken from its service lines).
+    """
+    comp = ts.delimiters.component
+    rep = ts.delimiters.repetition
+    st = _State()
+    claim: Claim | None = None
+    line: ServiceLine | None = None
+    other: OtherPayer | None = None
+    svd: LineAdjudication | None = None
+    at = v.at
+    for seg, off, els in ts.segments():
+        sid = els[0]
+        if sid == "LX":
+            if claim is None:
+                v.find("ORPHAN_SEGMENT", "LX service line before any CLM claim; skipped", seg, off)
+                continue
+            line = ServiceLine(element(els, 1), "", source=at(seg, off, "2400"))
+            claim.lines.append(line)
+            other = svd = None
+            st.loop = "2400"
+        elif sid in _LINE_TYPES:
+            if line is None:
+                if claim is None:
+                    v.find("ORPHAN_SEGMENT", f"{sid} before any CLM claim; skipped", seg, off)
+                    continue
+                line = ServiceLine("", "", source=at(seg, off, "2400"))
+                claim.lines.append(line)
+            _service(line, sid, els, v, seg, off, comp)
+            if claim is not None and claim.transaction_type == "837":
+                claim.transaction_type = _LINE_TYPES[sid]
+        elif sid == "DTP":
+            q, fmt, text = element(els, 1), element(els, 2), element(els, 3)
+            start, end = v.period(fmt, text, f"DTP*{q}", seg, off)
+            if svd is not None and q == "573":
+                svd.adjudicated_on = start
+            elif line is not None:
+                if q == "472":
+                    line.service_date, line.service_end_date = start, end
+            elif claim is not None and other is None:
+                if q == "472":
+                    claim.service_date, claim.service_end_date = start, end
+                elif q == "434":
+                    claim.statement_from, claim.statement_to = start, end
+                elif q == "435":
+                    claim.admission_date = start
+                elif q == "096":
+                    claim.discharge_date = start
+        elif sid == "REF":
+            q, val = element(els, 1), element(els, 2)
+            if line is not None:
+                if st.loop == "2400" and q == "6R":
+                    line.line_item_control_number = val
+            elif claim is not None:
+                if st.loop == "2300":
+                    if q == "F8":
+                        claim.original_reference = val
+                    claim.references.append((q, val))
+            elif st.entity is not None:
+                if q in ("EI", "SY", "TJ") and not st.entity.tin:
+                    st.entity.tin = val
+                else:
+                    st.entity.secondary_ids.append((q, val))
+        elif sid == "NM1":
+            _nm1(st, claim, line, other, els, v, seg, off)
+        elif sid == "CAS":
+            target = svd if svd is not None else other
+            if target is None:
+                v.find("ORPHAN_SEGMENT", "CAS outside an other-payer loop (2320 or 2430); skipped", seg, off)
+                continue
+            _cas(target.adjustments, els, v, seg, off, "2430" if svd is not None else "2320")
+        elif sid == "AMT":
+            q = element(els, 1)
+            if other is not None and line is None:
+                amt = v.amount(element(els, 2), f"AMT*{q}", seg, off)
+                if q == "D":
+                    other.paid = amt
+                elif q == "EAF":
+                    other.remaining_patient_liability = amt
+                elif q == "A8":
+                    other.non_covered = amt
+        elif sid == "CLM":
+            if claim is not None:
+                yield claim
+            claim = _claim(st, els, v, seg, off, comp, transaction_type, ts)
+            line = other = svd = None
+            st.loop = "2300"
+        elif sid == "HI":
+            if claim is not None:
+                for i in range(1, len(els)):
+                    for value in els[i].split(rep) if rep else (els[i],):
+                        q, _, code = value.partition(comp)
+                        if q in DIAGNOSIS_QUALIFIERS and code:
+                            claim.diagnosis_codes.append((q, code.partition(comp)[0]))
+        elif sid == "SBR":
+            if claim is None:
+                st.sbr = els
+                st.loop = "2000B"
+            else:
+                other = OtherPayer(element(els, 1), element(els, 2), element(els, 3), v.code("filing indicator", element(els, 9), seg, off), source=at(seg, off, "2320"))
+                claim.other_payers.append(other)
+                st.loop = "2320"
+        elif sid == "SVD":
+            if line is None:
+                v.find("ORPHAN_SEGMENT", "SVD outside a service line; skipped", seg, off)
+                continue
+            q, proc, mods = _procedure(element(els, 3), comp)
+            svd = LineAdjudication(
+                element(els, 1),
+                v.amount(element(els, 2), "SVD02", seg, off),
+                q,
+                proc,
+                mods,
+                v.number(element(els, 5), "SVD05", seg, off),
+                element(els, 6),
+                source=at(seg, off, "2430"),
+            )
+            line.other_payer_adjudications.append(svd)
+            st.loop = "2430"
+        elif sid == "TOO":
+            if line is not None and len(els) > 2 and els[2]:
+                line.tooth_numbers.append(els[2])
+        elif sid == "DMG":
+            if st.entity is not None and claim is None:
+                st.entity.date_of_birth = v.period(element(els, 1), element(els, 2), "DMG02", seg, off)[0]
+                st.entity.gender = element(els, 3)
+        elif sid == "PAT":
+            if claim is None:
+                st.pat = element(els, 1)
+        elif sid == "HL":
+            if claim is not None:
+                yield claim
+                claim = line = other = svd = None
+            _hl(st, els)
+        elif sid == "CL1":
+            if claim is not None and claim.transaction_type == "837":
+                claim.transaction_type = "837I"
+    if claim is not None:
+        yield claim
+
+
+def _hl(st: _State, els: list[str]) -> None:
+    level = element(els, 3)
+    st.entity = None
+    if level == "20":
+        st.loop = "2000A"
+        st.billing = st.pay_to = st.subscriber = st.payer = st.patient = None
+        st.sbr, st.pat = [], ""
+    elif level == "22":
+        st.loop = "2000B"
+        st.subscriber = st.payer = st.patient = None
+        st.sbr, st.pat = [], ""
+    elif level == "23":
+        st.loop = "2000C"
+        st.patient = None
+        st.pat = ""
+    else:
+        st.loop = "2000" + level
+
+
+def _nm1(st: _State, claim: Claim | None, line: ServiceLine | None, other: OtherPayer | None,
+         els: list[str], v: Values, seg: int, off: int) -> None:
+    code = element(els, 1)
+    if claim is None:
+        loop = {"41": "1000A", "40": "1000B", "85": "2010AA", "87": "2010AB", "PE": "2010AC",
+                "IL": "2010BA", "PR": "2010BB", "QC": "2010CA"}.get(code, st.loop)
+        party = _party(els, v, seg, off, loop)
+        st.entity = party
+        st.loop = loop
+        if code == "41":
+            st.submitter = party
+        elif code == "40":
+            st.receiver = party
+        elif code == "85":
+            st.billing = party
+        elif code == "87":
+            st.pay_to = party
+        elif code == "IL":
+            st.subscriber = party
+        elif code == "PR":
+            st.payer = party
+        elif code == "QC":
+            st.patient = party
+        return
+    st.entity = None
+    if line is not None:
+        st.loop = "2420"
+    elif other is not None:
+        st.loop = "2330"
+        if code == "IL":
+            other.subscriber = _party(els, v, seg, off, "2330A")
+        elif code == "PR":
+            other.payer = _party(els, v, seg, off, "2330B")
+    else:
+        st.loop = "2310"
+
+
+def _claim(st: _State, els: list[str], v: Values, seg: int, off: int, comp: str, kind: str, ts: TransactionSet) -> Claim:
+    pcn = element(els, 1)
+    if not pcn:
+        v.required(pcn, "CLM01 patient control number", seg, off)
+    elif len(pcn) > 38:
+        v.find("ELEMENT_TOO_LONG", f"CLM01 is {len(pcn)} characters long; the X12 maximum is 38", seg, off)
+    facility, qualifier, frequency = (element(els, 5).split(comp) + ["", "", ""])[:3]
+    v.code("frequency", frequency, seg, off)
+    charge = element(els, 2)
+    if not charge:
+        v.required(charge, "CLM02 total claim charge", seg, off)
+    sbr = st.sbr
+    patient = st.patient if st.patient is not None else st.subscriber
+    relationship = st.pat if st.patient is not None else (element(sbr, 2) or "18")
+    claim = Claim(
+        kind,
+        ts.version,
+        pcn,
+        v.amount(charge, "CLM02", seg, off),
+        facility,
+        qualifier,
+        frequency,
+        st.submitter,
+        st.receiver,
+        st.billing,
+        st.pay_to,
+        st.subscriber,
+        patient,
+        relationship,
+        st.payer,
+        element(sbr, 1),
+        v.code("filing indicator", element(sbr, 9), seg, off),
+        element(sbr, 3),
+        source=v.at(seg, off, "2300"),
+        trusted=ts.trusted,
+    )
+    if qualifier == "A" or kind == "837I":
+        claim.type_of_bill = facility + frequency
+    return claim
+
+
+def _service(line: ServiceLine, sid: str, els: list[str], v: Values, seg: int, off: int, comp: str) -> None:
+    line.kind = sid
+    if sid == "SV1":
+        line.procedure_qualifier, line.procedure_code, line.modifiers = _procedure(element(els, 1), comp)
+        line.charge = v.amount(element(els, 2), "SV102", seg, off)
+        line.unit_basis = element(els, 3)
+        line.units = v.number(element(els, 4), "SV104", seg, off)
+        line.place_of_service = element(els, 5)
+    elif sid == "SV2":
+        line.revenue_code = element(els, 1)
+        line.procedure_qualifier, line.procedure_code, line.modifiers = _procedure(element(els, 2), comp)
+        line.charge = v.amount(element(els, 3), "SV203", seg, off)
+        line.unit_basis = element(els, 4)
+        line.units = v.number(element(els, 5), "SV205", seg, off)
+    else:  # SV3 dental
+        line.procedure_qualifier, line.procedure_code, line.modifiers = _procedure(element(els, 1), comp)
+        line.charge = v.amount(element(els, 2), "SV302", seg, off)
+        line.place_of_service = element(els, 3)
+        line.units = v.number(element(els, 6), "SV306", seg, off)
+
+
+def _cas(target: list[Adjustment], els: list[str], v: Values, seg: int, off: int, loop: str) -> None:
+    group = v.code("CAS01", element(els, 1), seg, off)
+    src = v.at(seg, off, loop)
+    for i in range(2, min(len(els), 20), 3):
+        reason, amount = els[i], element(els, i + 1)
+        if not reason and not amount:
+            continue
+        v.code("CARC", reason, seg, off)
+        qty = element(els, i + 2)
+        target.append(Adjustment(group, reason, v.amount(amount, f"CAS{i + 1:02d}", seg, off), v.number(qty, f"CAS{i + 2:02d}", seg, off) if qty else None, src))
