@@ -28,12 +28,31 @@ _TABLES = {
 class Values:
     """Typed-value conversion for one transaction set; collects findings into a shared list."""
 
-    __slots__ = ("env", "findings", "_known")
+    __slots__ = ("env", "findings", "_known", "_amounts", "_dates")
 
     def __init__(self, env: Envelope, findings: list[Finding]):
         self.env = env
         self.findings = findings
         self._known = {name: mappings.codes(table) for name, table in _TABLES.items()}
+        # well-formed values repeat a lot (dates of one remittance, common charges): Decimal and
+        # date are immutable, so one object serves every occurrence of the same text
+        self._amounts: dict[str, Decimal] = {}
+        self._dates: dict[str, date] = {}
+
+    def dec(self, text: str, name: str, seg: int, off: int) -> Decimal | None:
+        """:meth:`amount` with a cache of well-formed amounts (the hot path of the 835 reader)."""
+        value = self._amounts.get(text)
+        if value is not None:
+            return value
+        if not text:
+            return None
+        whole, dot, frac = (text[1:] if text[0] == "-" else text).partition(".")
+        if (whole.isdecimal() or not whole and frac) and (not dot or frac.isdecimal() and len(frac) <= 2):
+            value = Decimal(text)
+            if len(self._amounts) < 65536:
+                self._amounts[text] = value
+            return value
+        return self.amount(text, name, seg, off)
 
     def at(self, seg: int, off: int, loop: str = "") -> Source:
         return self.env.at(seg, off, loop)
@@ -70,13 +89,20 @@ class Values:
             return None
         return value
 
-    def date(self, text: str, name: str, seg: int, off: int) -> date | None:
+    def day(self, text: str, name: str, seg: int, off: int) -> date | None:
         """A CCYYMMDD date; None and a finding when it is not a real date."""
-        if len(text) == 8 and text.isdigit():
+        value = self._dates.get(text)
+        if value is not None:
+            return value
+        if len(text) == 8 and text.isdecimal():
             try:
-                return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+                value = date(int(text[:4]), int(text[4:6]), int(text[6:]))
             except ValueError:
                 pass
+            else:
+                if len(self._dates) < 65536:
+                    self._dates[text] = value
+                return value
         if text:
             self.find("INVALID_DATE", f"{name} is {text[:40]!r}; expected a date CCYYMMDD", seg, off)
         return None
@@ -85,18 +111,18 @@ class Values:
         """A DTP/DTM date by its format qualifier: D8 (one date) or RD8 (CCYYMMDD-CCYYMMDD)."""
         if fmt == "RD8" or (len(text) == 17 and text[8:9] == "-"):
             start, _, end = text.partition("-")
-            return self.date(start, name, seg, off), self.date(end, name, seg, off)
+            return self.day(start, name, seg, off), self.day(end, name, seg, off)
         if fmt in ("D8", "") or len(text) == 8:
-            d = self.date(text, name, seg, off)
+            d = self.day(text, name, seg, off)
             return d, d
         if fmt == "DT" and len(text) >= 8:
-            d = self.date(text[:8], name, seg, off)
+            d = self.day(text[:8], name, seg, off)
             return d, d
         if fmt == "TM":  # a time of day only (e.g. DTP*096*TM discharge hour): no date to read
             return None, None
         if fmt == "D6" and len(text) == 6 and text.isdigit():
             # 4010 CCYY-less dates: a two-digit year is read as 20YY
-            d = self.date("20" + text, name, seg, off)
+            d = self.day("20" + text, name, seg, off)
             return d, d
         self.find("INVALID_DATE", f"{name} has date format {fmt!r} with value {text[:40]!r}; expected D8 or RD8", seg, off)
         return None, None

@@ -522,16 +522,20 @@ class X12Reader:
         return True
 
     def _tokenize(self, ts: TransactionSet) -> Iterator[RawSegment]:
-        """Split the transaction text into segments and elements, with numbers and offsets."""
+        """Split the transaction text into segments and elements, with numbers and offsets.
+
+        The text is cut into blocks of about 1 MiB at segment boundaries.  A block whose layout is
+        regular (ASCII, no control bytes, the same line break after every terminator) is split on
+        terminator-plus-line-break in one C call; any other block takes the careful path, which
+        strips stray white space and reports odd bytes segment by segment.
+        """
         d = ts.delimiters
         term, elem = d.segment, d.element
-        strip_cr = term == "\n"
         text = ts._text
         env = ts.envelope
         yield ts._first_segment, ts.source.offset, ts.st
         seg_no = ts._first_segment
         n = len(text)
-        i = 0
         block = 1 << 20
         valid_ids = self._valid_ids
         control = _control_pattern(d)
@@ -540,66 +544,104 @@ class X12Reader:
             from mappings import element_max_lengths
 
             lengths = self._lengths = element_max_lengths()
+        i = 0
+        while i < n and text[i] <= " ":
+            i += 1
         while i < n:
             j = text.find(term, i + block) if i + block < n else -1
-            j = n if j < 0 else j + 1
+            if j < 0:
+                j = n
+            else:
+                j += 1
+                while j < n and text[j] <= " ":
+                    j += 1
             chunk = text[i:j]
-            ascii_ok = chunk.isascii()
-            ctrl_ok = control.search(chunk) is None
-            off = ts._base + i
-            for part in chunk.split(term):
-                size = len(part)
-                if part and part[0] <= " ":
-                    s = part.lstrip()
-                    seg_off = off + size - len(s)
-                else:
-                    s = part
-                    seg_off = off
-                off += size + 1
-                if not s:
+            base = ts._base + i
+            nl = _layout(chunk, term) if chunk.isascii() and control.search(chunk) is None else None
+            if nl is None:
+                for seg_no, off, els in self._careful(chunk, base, seg_no, d, env, control, lengths):
+                    yield seg_no, off, els
+                i = j
+                continue
+            sep = term + nl
+            k = len(sep)
+            parts = chunk.split(sep)
+            last = parts[-1]
+            if last.endswith(term):
+                parts[-1] = last[:-1]
+            off = base
+            for s in parts:
+                size = len(s)
+                if not size:
+                    off += k
                     continue
-                if strip_cr:
-                    s = s.rstrip("\r")
                 seg_no += 1
-                if len(s) > LONG_SEGMENT:
-                    if len(s) > MAX_SEGMENT:
-                        self._find(
-                            "SEGMENT_TOO_LONG",
-                            f"segment {s[:3]!r} is {len(s)} bytes long (limit 65536); skipped",
-                            env.at(seg_no, seg_off),
-                        )
+                els = s.split(elem)
+                if size > LONG_SEGMENT:
+                    if size > MAX_SEGMENT:
+                        self._find("SEGMENT_TOO_LONG", f"segment {s[:3]!r} is {size} bytes long (limit 65536); skipped", env.at(seg_no, off))
+                        off += size + k
                         continue
-                    els = s.split(elem)
-                    self._check_lengths(els, lengths, env.at(seg_no, seg_off))
-                else:
-                    els = s.split(elem)
-                if not ascii_ok and not s.isascii():
-                    m = _NON_ASCII.search(s)
-                    assert m is not None
-                    self._find(
-                        "NON_ASCII_BYTE",
-                        f"byte 0x{ord(m.group()):02X} at offset {seg_off + m.start()} in segment {els[0][:3]!r} is not ASCII",
-                        env.at(seg_no, seg_off),
-                    )
-                if not ctrl_ok and control.search(s):
-                    m = control.search(s)
-                    assert m is not None
-                    self._find(
-                        "CONTROL_CHARACTER",
-                        f"control byte 0x{ord(m.group()):02X} at offset {seg_off + m.start()} in segment {els[0][:3]!r}",
-                        env.at(seg_no, seg_off),
-                    )
+                    self._check_lengths(els, lengths, env.at(seg_no, off))
                 sid = els[0]
                 if sid not in valid_ids:
                     if _SEGMENT_ID.match(sid):
                         valid_ids.add(sid)
                     else:
-                        self._bad_segment_id(s, sid, env.at(seg_no, seg_off), seg_off)
+                        self._bad_segment_id(sid, env.at(seg_no, off))
+                        off += size + k
                         continue
-                yield seg_no, seg_off, els
+                yield seg_no, off, els
+                off += size + k
             i = j
 
-    def _bad_segment_id(self, s: str, sid: str, src: Source, seg_off: int) -> None:
+    def _careful(self, chunk: str, base: int, seg_no: int, d: Delimiters, env: Envelope,
+                 control: re.Pattern[str], lengths: dict[str, tuple[int | None, ...]]) -> Iterator[RawSegment]:
+        """Segments of an irregular block: stray white space stripped, odd bytes reported."""
+        term, elem = d.segment, d.element
+        strip_cr = term == "\n"
+        valid_ids = self._valid_ids
+        off = base
+        for part in chunk.split(term):
+            size = len(part)
+            s = part.strip()
+            seg_off = off + (size - len(part.lstrip()))
+            off += size + 1
+            if not s:
+                continue
+            if strip_cr:
+                s = s.rstrip("\r")
+            seg_no += 1
+            if len(s) > MAX_SEGMENT:
+                self._find("SEGMENT_TOO_LONG", f"segment {s[:3]!r} is {len(s)} bytes long (limit 65536); skipped", env.at(seg_no, seg_off))
+                continue
+            els = s.split(elem)
+            if len(s) > LONG_SEGMENT:
+                self._check_lengths(els, lengths, env.at(seg_no, seg_off))
+            m = _NON_ASCII.search(s)
+            if m is not None:
+                self._find(
+                    "NON_ASCII_BYTE",
+                    f"byte 0x{ord(m.group()):02X} at offset {seg_off + m.start()} in segment {els[0][:3]!r} is not ASCII",
+                    env.at(seg_no, seg_off),
+                )
+            m = control.search(s)
+            if m is not None:
+                self._find(
+                    "CONTROL_CHARACTER",
+                    f"control byte 0x{ord(m.group()):02X} at offset {seg_off + m.start()} in segment {els[0][:3]!r}",
+                    env.at(seg_no, seg_off),
+                )
+            sid = els[0]
+            if sid not in valid_ids:
+                if _SEGMENT_ID.match(sid):
+                    valid_ids.add(sid)
+                else:
+                    self._bad_segment_id(sid, env.at(seg_no, seg_off))
+                    continue
+            yield seg_no, seg_off, els
+
+    def _bad_segment_id(self, sid: str, src: Source) -> None:
         self._find(
             "INVALID_SEGMENT_ID",
             f"expected a segment id of 2-3 upper-case letters or digits, found {sid[:20]!r}; the segment is skipped",
@@ -630,3 +672,23 @@ def _control_pattern(d: Delimiters) -> re.Pattern[str]:
     allowed = set(d)
     chars = "".join(chr(c) for c in [*range(0, 9), 11, 12, *range(14, 32), 127] if chr(c) not in allowed)
     return re.compile("[" + re.escape(chars) + "]")
+
+
+def _layout(chunk: str, term: str) -> str | None:
+    """The line break that follows every segment terminator of a block ("", "\\n" or "\\r\\n"),
+    or None when the layout is irregular (indentation, blank lines, mixed breaks)."""
+    count = chunk.count(term)
+    for nl in ("\r\n", "\n"):
+        if nl.startswith(term) or term in nl:
+            continue
+        sep = term + nl
+        seps = chunk.count(sep)
+        if seps and (seps == count or seps == count - 1 and chunk.endswith(term)):
+            if chunk.count(nl) != seps or (sep + " ") in chunk or (sep + "\t") in chunk:
+                return None
+            return nl
+    if term == "\n":
+        return "" if "\r" not in chunk and "\n\n" not in chunk and "\n " not in chunk and "\n\t" not in chunk else None
+    if "\n" in chunk or "\r" in chunk or (term + " ") in chunk or (term + "\t") in chunk:
+        return None
+    return ""

@@ -12,20 +12,11 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 from .model import Adjustment, ClaimPayment, Party, ProviderAdjustment, Remittance, ServicePayment
+from .source import Source
 from .values import Values, element
 from .x12 import TransactionSet
 
 _NM1_ROLES = {"QC": "patient", "IL": "insured", "74": "corrected_insured", "82": "rendering_provider", "TT": "crossover_carrier", "PR": "corrected_payer"}
-
-
-def _dec(text: str, v: Values, name: str, seg: int, off: int) -> Decimal | None:
-    """An amount: a fast path for well-formed ones, the checked path (with findings) otherwise."""
-    if not text:
-        return None
-    whole, dot, frac = (text[1:] if text[0] == "-" else text).partition(".")
-    if (whole.isdecimal() or not whole and frac) and (not dot or frac.isdecimal() and len(frac) <= 2):
-        return Decimal(text)
-    return v.amount(text, name, seg, off)
 
 
 def _composite(value: str, sep: str) -> tuple[str, str, list[str]]:
@@ -55,6 +46,12 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
     trusted = ts.trusted
     at = v.at
     code = v.code
+    dec = v.dec
+    day = v.day
+    number = v.number
+    # sources are built inline (tuple.__new__) on this hot path: same value as Envelope.at()
+    new = tuple.__new__
+    fname, isa13, gs06, st02 = ts.envelope
     known_groups = v._known["CAS01"]
     known_reasons = v._known["CARC"]
     rem = Remittance(ts.version, "", None, "", "", "", None, "", "", "", source=ts.source)
@@ -71,12 +68,12 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
             group = els[1] if len(els) > 1 else ""
             if group not in known_groups:
                 code("CAS01", group, seg, off)
-            src = at(seg, off, "2110" if svc is not None else "2100")
+            src = new(Source, (fname, seg, off, isa13, gs06, st02, "2110" if svc is not None else "2100"))
             adjs = target.adjustments
             for i in range(2, min(len(els), 20), 3):
                 reason = els[i]
-                amt = els[i + 1] if len(els) > i + 1 else ""
-                if not reason and not amt:
+                amount_text = els[i + 1] if len(els) > i + 1 else ""
+                if not reason and not amount_text:
                     continue
                 if reason not in known_reasons:
                     code("CARC", reason, seg, off)
@@ -85,8 +82,8 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
                     Adjustment(
                         group,
                         reason,
-                        _dec(amt, v, f"CAS{i + 1:02d}", seg, off),
-                        v.number(qty, f"CAS{i + 2:02d}", seg, off) if qty else None,
+                        dec(amount_text, "CAS", seg, off),
+                        number(qty, "CAS", seg, off) if qty else None,
                         src,
                     )
                 )
@@ -100,11 +97,11 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
                 q,
                 proc,
                 mods,
-                _dec(els[2] if n > 2 else "", v, "SVC02", seg, off),
-                _dec(els[3] if n > 3 else "", v, "SVC03", seg, off),
+                dec(els[2] if n > 2 else "", "SVC02", seg, off),
+                dec(els[3] if n > 3 else "", "SVC03", seg, off),
                 els[4] if n > 4 else "",
-                v.number(els[5], "SVC05", seg, off) if n > 5 and els[5] else None,
-                source=at(seg, off, "2110"),
+                number(els[5], "SVC05", seg, off) if n > 5 and els[5] else None,
+                source=new(Source, (fname, seg, off, isa13, gs06, st02, "2110")),
             )
             if n > 6 and els[6]:
                 svc.original_procedure_qualifier, svc.original_procedure_code, svc.original_modifiers = _composite(els[6], comp)
@@ -113,7 +110,7 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
             claim.services.append(svc)
         elif sid == "DTM":
             q = els[1] if len(els) > 1 else ""
-            d = v.date(element(els, 2), f"DTM*{q}", seg, off)
+            d = day(els[2] if len(els) > 2 else "", "DTM", seg, off)
             if svc is not None:
                 if q == "472":
                     svc.service_date = svc.service_end_date = d
@@ -131,7 +128,10 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
             elif q == "405":
                 rem.production_date = d
         elif sid == "REF":
-            q, val = element(els, 1), element(els, 2)
+            if len(els) > 2:
+                q, val = els[1], els[2]
+            else:
+                q, val = element(els, 1), ""
             if svc is not None:
                 if q == "6R":
                     svc.line_item_control_number = val
@@ -150,12 +150,12 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
                     rem.payee.secondary_ids.append((q, val))
         elif sid == "AMT":
             q = element(els, 1)
-            amt = _dec(element(els, 2), v, f"AMT*{q}", seg, off)
+            value = dec(els[2] if len(els) > 2 else "", "AMT", seg, off)
             if svc is not None:
                 if q == "B6":
-                    svc.allowed = amt
+                    svc.allowed = value
             elif claim is not None:
-                claim.amounts.append((q, amt))
+                claim.amounts.append((q, value))
         elif sid == "NM1":
             if claim is None:
                 v.find("ORPHAN_SEGMENT", "NM1 before any CLP claim payment; skipped", seg, off)
@@ -178,15 +178,15 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
                 rem,
                 pcn,
                 code("CLP02", status, seg, off),
-                _dec(els[3] if n > 3 else "", v, "CLP03", seg, off),
-                _dec(els[4] if n > 4 else "", v, "CLP04", seg, off),
-                _dec(els[5] if n > 5 else "", v, "CLP05", seg, off),
+                dec(els[3] if n > 3 else "", "CLP03", seg, off),
+                dec(els[4] if n > 4 else "", "CLP04", seg, off),
+                dec(els[5] if n > 5 else "", "CLP05", seg, off),
                 code("filing indicator", els[6], seg, off) if n > 6 else "",
                 els[7] if n > 7 else "",
                 els[8] if n > 8 else "",
                 els[9] if n > 9 else "",
                 els[11] if n > 11 else "",
-                source=at(seg, off, "2100"),
+                source=new(Source, (fname, seg, off, isa13, gs06, st02, "2100")),
                 trusted=trusted,
             )
         elif sid == "LQ":
@@ -209,11 +209,11 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
         elif sid == "BPR":
             n = len(els)
             rem.handling_code = els[1] if n > 1 else ""
-            rem.payment_amount = _dec(els[2] if n > 2 else "", v, "BPR02", seg, off)
+            rem.payment_amount = dec(els[2] if n > 2 else "", "BPR02", seg, off)
             rem.credit_debit = els[3] if n > 3 else ""
             rem.payment_method = els[4] if n > 4 else ""
             rem.payment_format = els[5] if n > 5 else ""
-            rem.payment_date = v.date(els[16], "BPR16", seg, off) if n > 16 else None
+            rem.payment_date = v.day(els[16], "BPR16", seg, off) if n > 16 else None
             rem.source = at(seg, off, "HEADER")
         elif sid == "TRN":
             rem.trace_type = element(els, 1)
@@ -242,7 +242,7 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
 
 def _plb(els: list[str], rem: Remittance, v: Values, seg: int, off: int, comp: str, trusted: bool) -> Iterator[ProviderAdjustment]:
     provider = element(els, 1)
-    fiscal = v.date(element(els, 2), "PLB02", seg, off)
+    fiscal = v.day(element(els, 2), "PLB02", seg, off)
     src = v.at(seg, off, "PLB")
     for position, i in enumerate(range(3, min(len(els), 15), 2), start=1):
         ident = els[i]
@@ -260,7 +260,7 @@ def _plb(els: list[str], rem: Remittance, v: Values, seg: int, off: int, comp: s
             position,
             reason,
             reference,
-            _dec(amount_text, v, f"PLB{i + 1:02d}", seg, off),
+            v.dec(amount_text, f"PLB{i + 1:02d}", seg, off),
             source=src,
             trusted=trusted,
         )
