@@ -60,7 +60,7 @@ class LineAdjudication:
     paid: Decimal | None  # SVD02
     procedure_qualifier: str  # SVD03-1
     procedure_code: str  # SVD03-2
-    modifiers: list[str]  # SVD03-3..6
+    modifiers: tuple[str, ...]  # SVD03-3..6
     paid_units: Decimal | None  # SVD05
     bundled_line_number: str  # SVD06
     adjudicated_on: date | None = None  # DTP*573
@@ -76,7 +76,7 @@ class ServiceLine:
     kind: str  # SV1, SV2 or SV3
     procedure_qualifier: str = ""  # SV101-1 / SV202-1 / SV301-1 (HC, AD, ...)
     procedure_code: str = ""  # SV101-2 / SV202-2 / SV301-2
-    modifiers: list[str] = field(default_factory=list)
+    modifiers: tuple[str, ...] = ()  # SV101-3..6 / SV202-3..6 / SV301-3..6
     revenue_code: str = ""  # SV201
     charge: Decimal | None = None  # SV102 / SV203 / SV302
     unit_basis: str = ""  # SV103 / SV204 (UN units, MJ minutes, DA days)
@@ -178,14 +178,14 @@ class ServicePayment:
 
     procedure_qualifier: str  # SVC01-1 (HC, AD, NU, ...)
     procedure_code: str  # SVC01-2
-    modifiers: list[str]  # SVC01-3..6
+    modifiers: tuple[str, ...]  # SVC01-3..6
     charge: Decimal | None  # SVC02
     paid: Decimal | None  # SVC03
     revenue_code: str  # SVC04
     units: Decimal | None  # SVC05 units paid (absent means one)
     original_procedure_qualifier: str = ""  # SVC06-1 (procedure as submitted, when different)
     original_procedure_code: str = ""  # SVC06-2
-    original_modifiers: list[str] = field(default_factory=list)  # SVC06-3..6
+    original_modifiers: tuple[str, ...] = ()  # SVC06-3..6
     original_units: Decimal | None = None  # SVC07
     service_date: date | None = None  # DTM*472, or DTM*150 start
     service_end_date: date | None = None  # DTM*151 end (or the 472 date)

@@ -28,7 +28,7 @@ _TABLES = {
 class Values:
     """Typed-value conversion for one transaction set; collects findings into a shared list."""
 
-    __slots__ = ("env", "findings", "_known", "_amounts", "_dates")
+    __slots__ = ("env", "findings", "_known", "_amounts", "_dates", "_numbers")
 
     def __init__(self, env: Envelope, findings: list[Finding]):
         self.env = env
@@ -38,6 +38,7 @@ class Values:
         # date are immutable, so one object serves every occurrence of the same text
         self._amounts: dict[str, Decimal] = {}
         self._dates: dict[str, date] = {}
+        self._numbers: dict[str, Decimal] = {}
 
     def dec(self, text: str, name: str, seg: int, off: int) -> Decimal | None:
         """:meth:`amount` with a cache of well-formed amounts (the hot path of the 835 reader)."""
@@ -78,8 +79,14 @@ class Values:
 
     def number(self, text: str, name: str, seg: int, off: int) -> Decimal | None:
         """A quantity (units, days); None and a finding when malformed."""
+        value = self._numbers.get(text)
+        if value is not None:
+            return value
         if not text:
             return None
+        if text.isdecimal():
+            value = self._numbers[text] = Decimal(text)
+            return value
         try:
             value = Decimal(text)
         except InvalidOperation:

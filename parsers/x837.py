@@ -16,6 +16,8 @@ from .x12 import TransactionSet
 
 #: HI qualifiers that carry diagnosis codes (ICD-10 ABK/ABF/ABJ/ABN/APR, ICD-9 BK/BF/BJ/BN/PR, DR)
 DIAGNOSIS_QUALIFIERS = frozenset({"ABK", "ABF", "ABJ", "ABN", "APR", "BK", "BF", "BJ", "BN", "PR", "DR"})
+#: NM1 entity code -> loop, before the first claim of a hierarchy
+_HEADER_LOOPS = {"41": "1000A", "40": "1000B", "85": "2010AA", "87": "2010AB", "PE": "2010AC", "IL": "2010BA", "PR": "2010BB", "QC": "2010CA"}
 #: what a service-line segment says about the claim type when the version does not
 _LINE_TYPES = {"SV1": "837P", "SV2": "837I", "SV3": "837D"}
 
@@ -37,9 +39,9 @@ def _party(els: list[str], v: Values, seg: int, off: int, loop: str) -> Party:
     )
 
 
-def _procedure(value: str, comp: str) -> tuple[str, str, list[str]]:
+def _procedure(value: str, comp: str) -> tuple[str, str, tuple[str, ...]]:
     parts = value.split(comp)
-    return parts[0], parts[1] if len(parts) > 1 else "", [m for m in parts[2:6] if m]
+    return parts[0], parts[1] if len(parts) > 1 else "", tuple(m for m in parts[2:6] if m)
 
 
 class _State:
@@ -79,13 +81,14 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
     other: OtherPayer | None = None
     svd: LineAdjudication | None = None
     at = v.at
+    dates_get = v._dates.get
     for seg, off, els in ts.segments():
         sid = els[0]
         if sid == "LX":
             if claim is None:
                 v.find("ORPHAN_SEGMENT", "LX service line before any CLM claim; skipped", seg, off)
                 continue
-            line = ServiceLine(element(els, 1), "", source=at(seg, off, "2400"))
+            line = ServiceLine(els[1] if len(els) > 1 else "", "", source=at(seg, off, "2400"))
             claim.lines.append(line)
             other = svd = None
             st.loop = "2400"
@@ -100,8 +103,14 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
             if claim is not None and claim.transaction_type == "837":
                 claim.transaction_type = _LINE_TYPES[sid]
         elif sid == "DTP":
-            q, fmt, text = element(els, 1), element(els, 2), element(els, 3)
-            start, end = v.period(fmt, text, f"DTP*{q}", seg, off)
+            if len(els) > 3:
+                q, fmt, text = els[1], els[2], els[3]
+            else:
+                q, fmt, text = element(els, 1), element(els, 2), ""
+            if fmt == "D8":
+                start = end = dates_get(text) or v.day(text, f"DTP*{q}", seg, off)
+            else:
+                start, end = v.period(fmt, text, f"DTP*{q}", seg, off)
             if svd is not None and q == "573":
                 svd.adjudicated_on = start
             elif line is not None:
@@ -142,7 +151,7 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
         elif sid == "AMT":
             q = element(els, 1)
             if other is not None and line is None:
-                amt = v.amount(element(els, 2), f"AMT*{q}", seg, off)
+                amt = v.dec(element(els, 2), f"AMT*{q}", seg, off)
                 if q == "D":
                     other.paid = amt
                 elif q == "EAF":
@@ -177,7 +186,7 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
             q, proc, mods = _procedure(element(els, 3), comp)
             svd = LineAdjudication(
                 element(els, 1),
-                v.amount(element(els, 2), "SVD02", seg, off),
+                v.dec(element(els, 2), "SVD02", seg, off),
                 q,
                 proc,
                 mods,
@@ -232,8 +241,7 @@ def _nm1(st: _State, claim: Claim | None, line: ServiceLine | None, other: Other
          els: list[str], v: Values, seg: int, off: int) -> None:
     code = element(els, 1)
     if claim is None:
-        loop = {"41": "1000A", "40": "1000B", "85": "2010AA", "87": "2010AB", "PE": "2010AC",
-                "IL": "2010BA", "PR": "2010BB", "QC": "2010CA"}.get(code, st.loop)
+        loop = _HEADER_LOOPS.get(code, st.loop)
         party = _party(els, v, seg, off, loop)
         st.entity = party
         st.loop = loop
@@ -283,7 +291,7 @@ def _claim(st: _State, els: list[str], v: Values, seg: int, off: int, comp: str,
         kind,
         ts.version,
         pcn,
-        v.amount(charge, "CLM02", seg, off),
+        v.dec(charge, "CLM02", seg, off),
         facility,
         qualifier,
         frequency,
@@ -308,23 +316,24 @@ def _claim(st: _State, els: list[str], v: Values, seg: int, off: int, comp: str,
 
 def _service(line: ServiceLine, sid: str, els: list[str], v: Values, seg: int, off: int, comp: str) -> None:
     line.kind = sid
+    n = len(els)
     if sid == "SV1":
-        line.procedure_qualifier, line.procedure_code, line.modifiers = _procedure(element(els, 1), comp)
-        line.charge = v.amount(element(els, 2), "SV102", seg, off)
-        line.unit_basis = element(els, 3)
-        line.units = v.number(element(els, 4), "SV104", seg, off)
-        line.place_of_service = element(els, 5)
+        line.procedure_qualifier, line.procedure_code, line.modifiers = _procedure(els[1] if n > 1 else "", comp)
+        line.charge = v.dec(els[2] if n > 2 else "", "SV102", seg, off)
+        line.unit_basis = els[3] if n > 3 else ""
+        line.units = v.number(els[4] if n > 4 else "", "SV104", seg, off)
+        line.place_of_service = els[5] if n > 5 else ""
     elif sid == "SV2":
-        line.revenue_code = element(els, 1)
-        line.procedure_qualifier, line.procedure_code, line.modifiers = _procedure(element(els, 2), comp)
-        line.charge = v.amount(element(els, 3), "SV203", seg, off)
-        line.unit_basis = element(els, 4)
-        line.units = v.number(element(els, 5), "SV205", seg, off)
+        line.revenue_code = els[1] if n > 1 else ""
+        line.procedure_qualifier, line.procedure_code, line.modifiers = _procedure(els[2] if n > 2 else "", comp)
+        line.charge = v.dec(els[3] if n > 3 else "", "SV203", seg, off)
+        line.unit_basis = els[4] if n > 4 else ""
+        line.units = v.number(els[5] if n > 5 else "", "SV205", seg, off)
     else:  # SV3 dental
-        line.procedure_qualifier, line.procedure_code, line.modifiers = _procedure(element(els, 1), comp)
-        line.charge = v.amount(element(els, 2), "SV302", seg, off)
-        line.place_of_service = element(els, 3)
-        line.units = v.number(element(els, 6), "SV306", seg, off)
+        line.procedure_qualifier, line.procedure_code, line.modifiers = _procedure(els[1] if n > 1 else "", comp)
+        line.charge = v.dec(els[2] if n > 2 else "", "SV302", seg, off)
+        line.place_of_service = els[3] if n > 3 else ""
+        line.units = v.number(els[6] if n > 6 else "", "SV306", seg, off)
 
 
 def _cas(target: list[Adjustment], els: list[str], v: Values, seg: int, off: int, loop: str) -> None:
@@ -336,4 +345,4 @@ def _cas(target: list[Adjustment], els: list[str], v: Values, seg: int, off: int
             continue
         v.code("CARC", reason, seg, off)
         qty = element(els, i + 2)
-        target.append(Adjustment(group, reason, v.amount(amount, f"CAS{i + 1:02d}", seg, off), v.number(qty, f"CAS{i + 2:02d}", seg, off) if qty else None, src))
+        target.append(Adjustment(group, reason, v.dec(amount, f"CAS{i + 1:02d}", seg, off), v.number(qty, f"CAS{i + 2:02d}", seg, off) if qty else None, src))

@@ -29,6 +29,10 @@ from tests.conftest import CORPUS, corpus_files
 GOLDEN = Path(__file__).resolve().parent / "golden" / "corpus-summary.txt"
 #: a sentinel parameter when the corpus is absent, so the ``corpus`` fixture can skip (or fail in CI)
 FILES: list[Path | None] = list(corpus_files()) or [None]
+ENVELOPE_CODES = (
+    "SE_COUNT_MISMATCH", "SE_CONTROL_MISMATCH", "GE_COUNT_MISMATCH", "GE_CONTROL_MISMATCH",
+    "IEA_COUNT_MISMATCH", "IEA_CONTROL_MISMATCH", "MISSING_SE", "MISSING_GE", "MISSING_IEA",
+)
 FINDING_LINE = re.compile(r"^(?P<file>.+?):(?P<segment>\d+):(?P<offset>-?\d+): (?P<code>[A-Z_]+) (?P<message>.*)$")
 
 
@@ -37,15 +41,15 @@ def _file_id(path: Path | None) -> str:
 
 
 # --------------------------------------------------------------------- independent counting
-def count_segment_ids(data: bytes) -> Counter[str]:
-    """Segment ids of a raw X12 file, counted without the parser.
+def split_segments(data: bytes) -> list[list[str]]:
+    """The segments of a raw X12 file as lists of elements, split without the parser.
 
     For each ISA: the element separator is the 4th byte, the segment terminator the byte after
     ISA16 (the component separator, which follows the 16th element separator).  The interchange
     is split on its terminator up to its IEA (or the end of the file), each piece stripped of
-    white space, and the text before the first element separator is the segment id.
+    white space, and split on the element separator.
     """
-    ids: Counter[str] = Counter()
+    segments: list[list[str]] = []
     start = data.find(b"ISA")
     while start >= 0:
         elem = data[start + 3 : start + 4]
@@ -61,13 +65,60 @@ def count_segment_ids(data: bytes) -> Counter[str]:
             pos = len(data) if end < 0 else end + 1
             if not piece:
                 continue
-            sid = piece.split(elem, 1)[0].decode("latin-1")
-            ids[sid] += 1
-            if sid == "IEA":
+            segments.append(piece.decode("latin-1").split(elem.decode("latin-1")))
+            if segments[-1][0] == "IEA":
                 next_start = data.find(b"ISA", pos)
                 break
         start = next_start
-    return ids
+    return segments
+
+
+def count_segment_ids(data: bytes) -> Counter[str]:
+    """How many segments of each id a raw X12 file holds, counted without the parser."""
+    return Counter(els[0] for els in split_segments(data))
+
+
+def envelope_errors(data: bytes) -> Counter[str]:
+    """The envelope errors of a raw X12 file, by finding code, checked without the parser.
+
+    SE01 against the segments from ST to SE, SE02/GE02/IEA02 against ST02/GS06/ISA13, GE01 against
+    the transaction sets of the group, IEA01 against the groups of the interchange, and trailers
+    missing at the end of the file.
+    """
+    errors: Counter[str] = Counter()
+    isa13 = gs06 = st02 = None
+    groups = sets = segments = 0
+
+    def differs(value: str, expected: object) -> bool:
+        return value.strip() != str(expected).strip()
+
+    for els in split_segments(data):
+        els = els + [""] * 3
+        sid = els[0]
+        if st02 is not None:
+            segments += 1
+        if sid == "ISA":
+            isa13, groups = els[13], 0
+        elif sid == "GS":
+            gs06, sets, groups = els[6], 0, groups + 1
+        elif sid == "ST":
+            st02, segments, sets = els[2], 1, sets + 1
+        elif sid == "SE" and st02 is not None:
+            errors["SE_COUNT_MISMATCH"] += differs(els[1], segments)
+            errors["SE_CONTROL_MISMATCH"] += differs(els[2], st02)
+            st02 = None
+        elif sid == "GE" and gs06 is not None:
+            errors["GE_COUNT_MISMATCH"] += differs(els[1], sets)
+            errors["GE_CONTROL_MISMATCH"] += differs(els[2], gs06)
+            gs06 = None
+        elif sid == "IEA" and isa13 is not None:
+            errors["IEA_COUNT_MISMATCH"] += differs(els[1], groups)
+            errors["IEA_CONTROL_MISMATCH"] += differs(els[2], isa13)
+            isa13 = None
+    errors["MISSING_SE"] += st02 is not None
+    errors["MISSING_GE"] += gs06 is not None
+    errors["MISSING_IEA"] += isa13 is not None
+    return +errors
 
 
 def _manifest() -> dict[str, dict[str, str]]:
@@ -87,6 +138,18 @@ def test_record_counts_match_independent_segment_count(corpus: Path, path: Path)
     assert kinds["provider_adjustment"] == summary.provider_adjustments
     assert (summary.claims, summary.claim_payments) == (ids["CLM"], ids["CLP"])
     assert (summary.interchanges, summary.functional_groups, summary.transaction_sets) == (ids["ISA"], ids["GS"], ids["ST"])
+    assert sum(len(r.lines) for r in records if r.record == "claim") == ids["SV1"] + ids["SV2"] + ids["SV3"]
+    if ids["CLP"]:
+        assert sum(len(r.services) for r in records if r.record == "claim_payment") == ids["SVC"]
+
+
+@pytest.mark.parametrize("path", FILES, ids=_file_id)
+def test_envelope_findings_match_independent_check(corpus: Path, path: Path) -> None:
+    """The parser's envelope findings (SE/GE/IEA counts and controls, missing trailers) are exactly the file's real ones."""
+    _, summary = parsers.parse_file(path)
+    found = Counter(f.code for f in summary.findings)
+    expected = envelope_errors(path.read_bytes())
+    assert {code: found[code] for code in ENVELOPE_CODES if found[code]} == dict(expected)
 
 
 # ------------------------------------------------------------------------------- MANIFEST

@@ -33,7 +33,10 @@ PROPERTY = settings(
 )
 #: byte strings worth inserting: every delimiter, line breaks, NUL, envelope ids, a UTF-8 letter
 NASTY = [b"~", b"*", b":", b"^", b"|", b"'", b"\x00", b"\n", b"\r\n", b" ", b"ISA", b"IEA*1*", b"GS*", b"GE*",
-         b"ST*", b"SE*", b"~ST*835*1~", b"CLP*", b"CLM*", b"PLB*", b"\xc3\xa9", b"\xff\xfe", b"\x1a"]
+         b"ST*", b"SE*", b"~ST*835*1~", b"CLP*", b"CLM*", b"PLB*", b"\xc3\xa9", b"\xff\xfe", b"\x1a",
+         b" " * 24, b"\r\n" + b" " * 40]
+#: the reader buffers 64 KiB ahead after each ISA: only files past that exercise chunked reading
+BIG = 70_000
 POS = st.integers(0, 1 << 16)
 MUTATION = st.one_of(
     st.tuples(st.just("flip"), POS, st.integers(1, 255)),
@@ -80,6 +83,12 @@ def mutate(data: bytes, ops: list[tuple[str, int, object]]) -> bytes:
                 segs[i], segs[j] = segs[j], segs[i]
             data = b"".join(segs)
     return data
+
+
+def inflate(data: bytes) -> bytes:
+    """The file repeated until it is past the reader's 64 KiB look-ahead (each copy meets the
+    chunk boundaries at a different place)."""
+    return data * (BIG // len(data) + 1) if data else data
 
 
 @pytest.fixture(scope="module")
@@ -173,17 +182,23 @@ def _with_chunk_size(size: int, path: Path) -> tuple[list[dict], list[tuple]]:
 
 
 @PROPERTY
-@given(name=SAMPLE_NAMES, ops=MUTATIONS, size=st.integers(1, 300))
+@given(name=SAMPLE_NAMES, ops=MUTATIONS, size=st.integers(1, 4096))
 def test_chunk_size_never_changes_what_a_damaged_file_yields(scratch: Path, name: str, ops: list, size: int) -> None:
-    """Any chunk size gives the records and finding positions of a whole-file read, even on damage."""
-    path = write(scratch, mutate(SAMPLE_BYTES[name], ops))
+    """Any chunk size gives the records and finding positions of a whole-file read, even on a damaged 70 KB file."""
+    path = write(scratch, inflate(mutate(SAMPLE_BYTES[name], ops)))
     assert _with_chunk_size(size, path) == _with_chunk_size(1 << 20, path)
 
 
+@pytest.mark.parametrize("big", [False, True], ids=["as-is", "repeated-past-64KiB"])
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.relative_to(SAMPLE_EDI).as_posix())
-def test_chunk_size_7_reads_every_sample_exactly_like_the_default(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chunk_size_7_reads_every_sample_exactly_like_the_default(
+    path: Path, big: bool, scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """X12Reader(chunk_size=7) gives exactly the default read's records and findings (messages too)."""
     name = path.relative_to(REPO).as_posix()
+    if big:
+        path = write(scratch, inflate(path.read_bytes()), "repeated.x12")
+        assert path.stat().st_size > BIG
     records, summary = parsers.parse_file(path, display_name=name)
     monkeypatch.setattr(parsers.document, "X12Reader", functools.partial(parsers.X12Reader, chunk_size=7))
     small, small_summary = parsers.parse_file(path, display_name=name)
