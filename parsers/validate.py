@@ -67,6 +67,8 @@ def _index(path: str | os.PathLike[str]) -> tuple[X12Reader, dict[int, Source], 
         headers.append({"isa": ts.interchange.isa, "code": ts.code, "version": ts.version})
         for seg, off, _els in ts.segments():
             where[seg] = ts.envelope.at(seg, off)
+    for seg, off in reader.envelope_offsets.items():
+        where.setdefault(seg, Source(reader.name, seg, off))
     return reader, where, headers
 
 
@@ -91,7 +93,9 @@ def validate_file(path: str | os.PathLike[str], ack_dir: Path | None = None) -> 
     old_propagate = logger.propagate
     logger.propagate = False
     try:
-        ok = pyx12.x12n_document.x12n_document(pyx12.params.params(), name, ack, None, None, fd_json=errors)
+        # a 999 is only wanted for claims: pyx12's 999 writer fails on 835s without ST03
+        wants_ack = any(h["code"] == "837" for h in headers)
+        ok = pyx12.x12n_document.x12n_document(pyx12.params.params(), name, ack if wants_ack else None, None, None, fd_json=errors)
     except Exception as exc:  # pyx12 raises on inputs it has no map for, and on some valid ones
         ok = False
         kind = "IG_NO_MAP" if "Map not found" in str(exc) else "IG_VALIDATOR_FAILED"
@@ -110,7 +114,8 @@ def validate_file(path: str | os.PathLike[str], ack_dir: Path | None = None) -> 
     if ack_dir is not None and any(h["code"] == "837" for h in headers):
         stem = Path(name).name
         text = ack.getvalue()
-        if text.strip():
+        ack_failed = any("Failed to create" in m for m in handler.messages)
+        if text.strip() and not ack_failed:  # never hand out a half-written acknowledgment
             is_4010 = any(str(h["version"]).startswith("004010") for h in headers)
             target = ack_dir / f"{stem}.{'997' if is_4010 else '999'}"
             target.write_text(text, encoding="latin-1")

@@ -159,6 +159,8 @@ class X12Reader:
         self._seg_no = 0
         self._lengths: dict[str, tuple[int | None, ...]] | None = None
         self._valid_ids: set[str] = set()
+        #: segment number -> byte offset of every envelope segment (ISA, GS, GE, IEA, ST, SE ...)
+        self.envelope_offsets: dict[int, int] = {}
 
     # -- findings -----------------------------------------------------------------
     def _find(self, code: str, message: str, source: Source) -> Finding:
@@ -277,6 +279,7 @@ class X12Reader:
             return None
         rep = isa[11] if isa[12][:5] >= "00501" and len(isa[11]) == 1 and not isa[11].isalnum() else ""
         self._seg_no += 1
+        self.envelope_offsets[self._seg_no] = offset
         self._pos = p + 3
         if term == "\r" and self._ensure(1) and self._buf[self._pos] == "\n":
             self._pos += 1
@@ -345,6 +348,7 @@ class X12Reader:
                 self._find("MISSING_IEA", f"interchange ISA13={isa13} ends at end of file without IEA", ic.source)
                 return
             offset, els = nxt
+            self.envelope_offsets[self._seg_no] = offset
             if els == ["\x00"]:
                 self._find(
                     "SEGMENT_TOO_LONG",
