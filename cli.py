@@ -49,19 +49,36 @@ def main(
     """Health-care EDI credit-balance engine: read X12 837 claims and 835 remittances exactly."""
 
 
+#: files met while recursing a folder that are documentation, golden outputs or patient payments
+NOT_X12_SUFFIXES = (".md", ".json", ".jsonl", ".csv")
+
+
 def expand_inputs(paths: list[Path]) -> list[Path]:
-    """Files as given, folders recursed (sorted, dotfiles skipped); a missing path is a usage error."""
+    """Files as given; folders recursed in sorted order, skipping dotfiles and the files named by
+    NOT_X12_SUFFIXES (a file named explicitly is always read).  A missing path is a usage error."""
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
             out.extend(
-                p for p in sorted(path.rglob("*")) if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+                and not p.name.endswith(NOT_X12_SUFFIXES)
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         elif path.exists():
             out.append(path)
         else:
             raise parsers.UsageError(f"{path}: no such file or folder")
     return out
+
+
+def ack_names(paths: list[Path]) -> dict[Path, str]:
+    """Acknowledgments are named after their file; files of the same name get their path in the name."""
+    counts: dict[str, int] = {}
+    for p in paths:
+        counts[p.name] = counts.get(p.name, 0) + 1
+    return {p: p.name if counts[p.name] == 1 else "__".join(p.parts[-3:]).replace("..", "") for p in paths}
 
 
 def _report(findings: list[parsers.Finding]) -> None:
@@ -132,11 +149,12 @@ def validate(
         paths = expand_inputs(files)
         if ack_dir is not None:
             ack_dir.mkdir(parents=True, exist_ok=True)
+        names = ack_names(paths)
         for path in paths:
-            result = validate_file(path, ack_dir)
+            result = validate_file(path, ack_dir, names[path])
             for ack in result.acknowledgments:
                 typer.echo(f"{path}: wrote {ack}")
-            typer.echo(f"{path}: {'valid' if result.valid else 'invalid'} ({len(result.findings)} findings)")
+            typer.echo(f"{path}: {result.verdict} ({len(result.findings)} findings)")
             _report(result.findings)
             had_errors |= any(f.severity is parsers.Severity.ERROR for f in result.findings)
     except parsers.EdireconError as exc:

@@ -36,6 +36,10 @@ CODES: dict[str, tuple[Severity, str]] = {
     "SEGMENT_TOO_LONG": (Severity.ERROR, "a segment longer than 64 KiB; it is skipped"),
     "ELEMENT_TOO_LONG": (Severity.ERROR, "an element longer than the X12 maximum for its position"),
     "MISSING_SEGMENT_TERMINATOR": (Severity.WARNING, "the last segment of the file has no terminator"),
+    "TRUNCATED_SEGMENT": (
+        Severity.ERROR,
+        "the file ends inside a segment of a transaction set (no terminator); the partial segment is not read",
+    ),
     "DATA_AFTER_INTERCHANGE": (Severity.ERROR, "bytes after IEA that are not another ISA interchange"),
     # envelopes
     "SEGMENT_OUTSIDE_TRANSACTION": (Severity.ERROR, "a segment between envelopes, outside any ST/SE"),
@@ -59,6 +63,10 @@ CODES: dict[str, tuple[Severity, str]] = {
         "a recognised transaction set edirecon does not model (270, 271, 276, 277, 278, 820, 834, 997, 999 ...)",
     ),
     "UNKNOWN_TRANSACTION": (Severity.ERROR, "an ST01 that is not an X12 health-care transaction set"),
+    "TYPE_MISMATCH": (
+        Severity.WARNING,
+        "the content contradicts the version (e.g. SV3 dental lines under an 837I guide); the content decides the type",
+    ),
     "UNKNOWN_VERSION": (
         Severity.WARNING,
         "an implementation-guide version (ST03/GS08) edirecon does not know; the type is taken from the content",

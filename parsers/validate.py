@@ -24,15 +24,16 @@ from .findings import Finding
 from .source import Source
 from .x12 import X12Reader
 
-#: our envelope findings -> TA1 interchange note code (TA105)
+#: our envelope findings -> TA1 interchange note code (TA105), most telling first: when several
+#: are found, the TA1 carries the first of this order (a file cut short is 023, not 024)
 TA1_NOTE_CODES = {
-    "IEA_CONTROL_MISMATCH": "001",
-    "IEA_COUNT_MISMATCH": "021",
-    "MISSING_IEA": "023",
-    "MISSING_GE": "024",
+    "SEGMENT_TERMINATOR_NOT_FOUND": "004",  # segment terminator is invalid
+    "ISA_MALFORMED": "026",  # invalid data element separator / unreadable header
+    "MISSING_IEA": "023",  # improper (premature) end-of-file
+    "IEA_CONTROL_MISMATCH": "001",  # ISA13 and IEA02 do not match
+    "IEA_COUNT_MISMATCH": "021",  # invalid number of included groups
+    "MISSING_GE": "024",  # invalid interchange content
     "MISSING_GS": "024",
-    "ISA_MALFORMED": "026",
-    "SEGMENT_TERMINATOR_NOT_FOUND": "026",
 }
 
 
@@ -42,6 +43,13 @@ class ValidationResult:
     valid: bool
     findings: list[Finding] = field(default_factory=list)
     acknowledgments: list[Path] = field(default_factory=list)
+    validated: bool = True  # False when pyx12 has no map for the file's guide
+
+    @property
+    def verdict(self) -> str:
+        if not self.validated:
+            return "not validated (pyx12 has no map for its guide)"
+        return "valid" if self.valid else "invalid"
 
 
 class _Collect(logging.Handler):
@@ -67,20 +75,26 @@ def _index(path: str | os.PathLike[str]) -> tuple[X12Reader, dict[int, Source], 
         headers.append({"isa": ts.interchange.isa, "code": ts.code, "version": ts.version})
         for seg, off, _els in ts.segments():
             where[seg] = ts.envelope.at(seg, off)
-    for seg, off in reader.envelope_offsets.items():
-        where.setdefault(seg, Source(reader.name, seg, off))
+    for seg, src in reader.envelope_sources.items():
+        where.setdefault(seg, src)
     return reader, where, headers
 
 
-def validate_file(path: str | os.PathLike[str], ack_dir: Path | None = None) -> ValidationResult:
-    """Validate one file with pyx12; write its acknowledgments into ``ack_dir`` when given."""
+def validate_file(path: str | os.PathLike[str], ack_dir: Path | None = None, ack_name: str | None = None) -> ValidationResult:
+    """Validate one file with pyx12; write its acknowledgments into ``ack_dir`` when given.
+
+    Acknowledgments are named after the file (``ack_name``, default its file name) plus ``.999``,
+    ``.997`` or ``.ta1``.
+    """
     import pyx12.params
     import pyx12.x12n_document
 
     name = os.fspath(path)
     result = ValidationResult(name, True)
     reader, where, headers = _index(path)
-    envelope_findings = [f for f in reader.findings if f.code in TA1_NOTE_CODES]
+    envelope_findings = sorted(
+        (f for f in reader.findings if f.code in TA1_NOTE_CODES), key=lambda f: list(TA1_NOTE_CODES).index(f.code)
+    )
 
     def at(seg: int | None) -> Source:
         return where.get(seg or 0) or Source(name, seg or 0, -1)
@@ -95,10 +109,13 @@ def validate_file(path: str | os.PathLike[str], ack_dir: Path | None = None) -> 
     try:
         # a 999 is only wanted for claims: pyx12's 999 writer fails on 835s without ST03
         wants_ack = any(h["code"] == "837" for h in headers)
-        ok = pyx12.x12n_document.x12n_document(pyx12.params.params(), name, ack if wants_ack else None, None, None, fd_json=errors)
+        with open(name, "rb") as fh:  # pyx12 fails on a UTF-8 byte order mark: hand it the text without
+            source = io.StringIO(fh.read().decode("latin-1").removeprefix("\xef\xbb\xbf"))
+        ok = pyx12.x12n_document.x12n_document(pyx12.params.params(), source, ack if wants_ack else None, None, None, fd_json=errors)
     except Exception as exc:  # pyx12 raises on inputs it has no map for, and on some valid ones
         ok = False
         kind = "IG_NO_MAP" if "Map not found" in str(exc) else "IG_VALIDATOR_FAILED"
+        result.validated = kind != "IG_NO_MAP"
         result.findings.append(Finding.make(kind, f"pyx12: {type(exc).__name__}: {exc}", at(1)))
     finally:
         logger.removeHandler(handler)
@@ -111,21 +128,33 @@ def validate_file(path: str | os.PathLike[str], ack_dir: Path | None = None) -> 
     if errors.getvalue():
         result.findings.extend(_pyx12_findings(json.loads(errors.getvalue()), at))
     result.valid = bool(ok) and not result.findings and not reader.findings
-    if ack_dir is not None and any(h["code"] == "837" for h in headers):
-        stem = Path(name).name
+    if ack_dir is None:
+        return result
+    stem = ack_name or Path(name).name
+    if any(h["code"] == "837" for h in headers):
         text = ack.getvalue()
         ack_failed = any("Failed to create" in m for m in handler.messages)
         if text.strip() and not ack_failed:  # never hand out a half-written acknowledgment
             is_4010 = any(str(h["version"]).startswith("004010") for h in headers)
             target = ack_dir / f"{stem}.{'997' if is_4010 else '999'}"
-            target.write_text(text, encoding="latin-1")
+            _write_atomically(target, text)
             result.acknowledgments.append(target)
-        isa = headers[0]["isa"] if headers else None
-        if isa is not None and (envelope_findings or (len(isa) > 14 and isa[14].strip() == "1")):
-            target = ack_dir / f"{stem}.ta1"
-            target.write_text(ta1(isa, envelope_findings), encoding="latin-1")
-            result.acknowledgments.append(target)
+    # a TA1 answers an interchange: for claim files, and for files too broken to say what they hold
+    isa = reader.interchange_headers[0] if reader.interchange_headers else None
+    carries_claims = any(h["code"] == "837" for h in headers) or not headers
+    if isa is not None and carries_claims and (envelope_findings or (len(isa) > 14 and isa[14].strip() == "1")):
+        target = ack_dir / f"{stem}.ta1"
+        _write_atomically(target, ta1(isa, envelope_findings))
+        result.acknowledgments.append(target)
     return result
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    """Write under a temporary name, then rename: a reader never sees half an acknowledgment."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text, encoding="latin-1")
+    os.replace(tmp, target)
 
 
 def _pyx12_findings(doc: dict[str, Any], at: Any) -> list[Finding]:
@@ -158,7 +187,8 @@ def ta1(isa: list[str], envelope_findings: list[Finding], now: datetime | None =
     """A TA1 interchange acknowledgment for the interchange whose ISA is given.
 
     TA104 is A (accepted) when our reader found no envelope error, R (rejected) otherwise, with the
-    note code (TA105) of the first error.
+    note code (TA105) of the most telling error.  The TA1's own interchange control number is
+    taken from the clock (day of year and time, nine digits), as pyx12 does for its 999s.
     """
     now = now or datetime.now()
     note = TA1_NOTE_CODES[envelope_findings[0].code] if envelope_findings else "000"
@@ -168,13 +198,15 @@ def ta1(isa: list[str], envelope_findings: list[Finding], now: datetime | None =
     def pad(value: str, width: int) -> str:
         return value.strip()[:width].ljust(width)
 
+    own = now.strftime("%j%H%M%S")
+
     get = lambda i: isa[i] if len(isa) > i else ""  # noqa: E731 - a tiny accessor
     header = [
         "ISA", "00", " " * 10, "00", " " * 10,
         pad(get(7) or "ZZ", 2), pad(get(8), 15), pad(get(5) or "ZZ", 2), pad(get(6), 15),
         now.strftime("%y%m%d"), now.strftime("%H%M"), "^" if get(12).strip() >= "00501" else "U",
-        pad(get(12) or "00501", 5), pad(get(13), 9).replace(" ", "0"), "0", pad(get(15) or "P", 1), ":",
+        pad(get(12) or "00501", 5), own, "0", pad(get(15) or "P", 1), ":",
     ]
     ta1_seg = ["TA1", pad(get(13), 9), get(9).strip(), get(10).strip(), status, note]
-    iea = ["IEA", "0", pad(get(13), 9).replace(" ", "0")]
+    iea = ["IEA", "0", own]
     return term.join([elem.join(header), elem.join(ta1_seg), elem.join(iea)]) + term + "\n"

@@ -159,8 +159,10 @@ class X12Reader:
         self._seg_no = 0
         self._lengths: dict[str, tuple[int | None, ...]] | None = None
         self._valid_ids: set[str] = set()
-        #: segment number -> byte offset of every envelope segment (ISA, GS, GE, IEA, ST, SE ...)
-        self.envelope_offsets: dict[int, int] = {}
+        #: segment number -> source of every segment read between transaction sets (ISA, GS, GE, IEA ...)
+        self.envelope_sources: dict[int, Source] = {}
+        #: the ISA header of every interchange met (for TA1 acknowledgments)
+        self.interchange_headers: list[list[str]] = []
 
     # -- findings -----------------------------------------------------------------
     def _find(self, code: str, message: str, source: Source) -> Finding:
@@ -221,7 +223,10 @@ class X12Reader:
             raise InputError(f"{self.name}: cannot be read ({exc.strerror})") from exc
         with fh:
             self._fh = fh
-            yield from self._read_file()
+            try:
+                yield from self._read_file()
+            finally:
+                self.segment_count = self._seg_no
 
     def _read_file(self) -> Iterator[TransactionSet]:
         self._fill()
@@ -279,7 +284,8 @@ class X12Reader:
             return None
         rep = isa[11] if isa[12][:5] >= "00501" and len(isa[11]) == 1 and not isa[11].isalnum() else ""
         self._seg_no += 1
-        self.envelope_offsets[self._seg_no] = offset
+        self.envelope_sources[self._seg_no] = src._replace(isa13=isa[13].strip(), loop="ISA")
+        self.interchange_headers.append(isa)
         self._pos = p + 3
         if term == "\r" and self._ensure(1) and self._buf[self._pos] == "\n":
             self._pos += 1
@@ -348,7 +354,6 @@ class X12Reader:
                 self._find("MISSING_IEA", f"interchange ISA13={isa13} ends at end of file without IEA", ic.source)
                 return
             offset, els = nxt
-            self.envelope_offsets[self._seg_no] = offset
             if els == ["\x00"]:
                 self._find(
                     "SEGMENT_TOO_LONG",
@@ -359,7 +364,9 @@ class X12Reader:
                 self._eof = True
                 return
             sid = els[0]
-            src = _at(self.name, self._seg_no, offset, isa13)
+            gs06 = els[6] if sid == "GS" and len(els) > 6 else group.get(6) if group is not None else ""
+            src = Source(self.name, self._seg_no, offset, isa13, gs06, "", sid if sid in _ENVELOPE_IDS else "")
+            self.envelope_sources[self._seg_no] = src
             if sid == "ST":
                 if group is None:
                     self._find("MISSING_GS", "transaction set ST without a GS functional group header", src)
@@ -436,6 +443,21 @@ class X12Reader:
             findings.append(Finding.make("MISSING_SE", f"transaction set ST02={st02} ends without SE (found {found} instead)", src))
         text = self._buf[start:end]
         base = self._base + start
+        if not kind and not text.rstrip().endswith(term):
+            # the file ends inside a segment: the half-written segment is not read
+            cut = text.rfind(term) + 1
+            partial = text[cut:]
+            stripped = partial.lstrip()
+            if stripped.strip():
+                seg_at = st_no + 1 + _count_segments(text[:cut], term)
+                findings.append(
+                    Finding.make(
+                        "TRUNCATED_SEGMENT",
+                        f"the file ends inside segment {stripped[:3]!r} (no terminator {term!r}); the partial segment is not read",
+                        env.at(seg_at, base + cut + len(partial) - len(stripped)),
+                    )
+                )
+            text = text[:cut]
         # release the transaction text from the reader's buffer: only the TransactionSet holds it
         self._buf = self._buf[end:]
         self._base += end

@@ -100,14 +100,22 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
                 line = ServiceLine("", "", source=at(seg, off, "2400"))
                 claim.lines.append(line)
             _service(line, sid, els, v, seg, off, comp)
-            if claim is not None and claim.transaction_type == "837":
-                claim.transaction_type = _LINE_TYPES[sid]
+            content_type = _LINE_TYPES[sid]
+            if claim is not None and claim.transaction_type != content_type:
+                if claim.transaction_type != "837":
+                    v.find(
+                        "TYPE_MISMATCH",
+                        f"{sid} service line in a claim of an {claim.transaction_type} guide ({claim.version}); the claim is read as {content_type}",
+                        seg,
+                        off,
+                    )
+                claim.transaction_type = content_type
         elif sid == "DTP":
             if len(els) > 3:
                 q, fmt, text = els[1], els[2], els[3]
             else:
                 q, fmt, text = element(els, 1), element(els, 2), ""
-            if fmt == "D8":
+            if fmt == "D8" and len(text) == 8:
                 start = end = dates_get(text) or v.day(text, f"DTP*{q}", seg, off)
             else:
                 start, end = v.period(fmt, text, f"DTP*{q}", seg, off)

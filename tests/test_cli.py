@@ -121,7 +121,7 @@ def test_parse_truncated_file_exits_1_with_positioned_findings(in_repo: Path) ->
     matches = [FINDING_LINE.match(line) for line in lines]
     assert all(matches), lines
     assert all(m["file"] == TRUNCATED_REMIT and m["code"] in parsers.CODES for m in matches if m)
-    assert [m["code"] for m in matches if m] == ["MISSING_SE", "TRANSACTION_NOT_POSTABLE", "MISSING_GE", "MISSING_IEA"]
+    assert [m["code"] for m in matches if m] == ["MISSING_SE", "TRUNCATED_SEGMENT", "TRANSACTION_NOT_POSTABLE", "MISSING_GE", "MISSING_IEA"]
     st = byte_offset(TRUNCATED_REMIT, b"ST*835*36141~")
     assert lines[0] == f"{TRUNCATED_REMIT}:27:{st}: MISSING_SE transaction set ST02=36141 ends without SE (found end of file instead)"
     objects = json_lines(result.stdout)

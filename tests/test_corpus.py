@@ -14,6 +14,7 @@ import os
 import re
 import sys
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 if __name__ == "__main__":  # run as a script: make the repository importable
@@ -138,9 +139,9 @@ def test_record_counts_match_independent_segment_count(corpus: Path, path: Path)
     assert kinds["provider_adjustment"] == summary.provider_adjustments
     assert (summary.claims, summary.claim_payments) == (ids["CLM"], ids["CLP"])
     assert (summary.interchanges, summary.functional_groups, summary.transaction_sets) == (ids["ISA"], ids["GS"], ids["ST"])
-    assert sum(len(r.lines) for r in records if r.record == "claim") == ids["SV1"] + ids["SV2"] + ids["SV3"]
+    assert sum(len(r.lines) for r in records if isinstance(r, parsers.Claim)) == ids["SV1"] + ids["SV2"] + ids["SV3"]
     if ids["CLP"]:
-        assert sum(len(r.services) for r in records if r.record == "claim_payment") == ids["SVC"]
+        assert sum(len(r.services) for r in records if isinstance(r, parsers.ClaimPayment)) == ids["SVC"]
 
 
 @pytest.mark.parametrize("path", FILES, ids=_file_id)
@@ -202,6 +203,17 @@ def test_summary_segment_count_is_every_segment_of_the_file(corpus: Path) -> Non
         if s.segments != int(row["segment_count"]):
             wrong.append((name, s.segments, int(row["segment_count"])))
     assert wrong == []
+
+
+def test_d8_date_sent_as_a_range_is_read_as_the_range(corpus: Path) -> None:
+    """InstitutionalClaim4010 sends DTP*434*D8*19960911-19960912: read as 1996-09-11..12, no INVALID_DATE (Values.period)."""
+    path = corpus / "Inteligenz__X12Parser__tests__OopFactory.X12.Hipaa.Tests.Unit__Claims__TestData__InstitutionalClaim4010.txt"
+    assert b"DTP*434*D8*19960911-19960912~" in path.read_bytes()
+    records, summary = parsers.parse_file(path)
+    (claim,) = records
+    assert isinstance(claim, parsers.Claim)
+    assert (claim.statement_from, claim.statement_to) == (date(1996, 9, 11), date(1996, 9, 12))
+    assert [f.code for f in summary.findings if f.code == "INVALID_DATE"] == []
 
 
 # --------------------------------------------------------------------------------- golden

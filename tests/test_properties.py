@@ -170,15 +170,15 @@ def test_parsing_the_same_bytes_twice_gives_the_same_result(scratch: Path, name:
     assert [f.as_dict() for f in first[1].findings] == [f.as_dict() for f in second[1].findings]
 
 
-def _with_chunk_size(size: int, path: Path) -> tuple[list[dict], list[tuple]]:
-    """Records (JSON) and findings (code, severity, position) read ``size`` bytes at a time."""
+def _with_chunk_size(size: int, path: Path) -> tuple[list[parsers.Record], list[tuple]]:
+    """Records and findings (code, severity, position) read ``size`` bytes at a time."""
     original = parsers.document.X12Reader
     parsers.document.X12Reader = functools.partial(original, chunk_size=size)  # type: ignore[misc]
     try:
         records, s = parsers.parse_file(path, display_name="mutated.x12")
     finally:
         parsers.document.X12Reader = original  # type: ignore[misc]
-    return [record_dict(r) for r in records], [(f.code, f.severity, f.source) for f in s.findings]
+    return records, [(f.code, f.severity, f.source) for f in s.findings]
 
 
 @PROPERTY

@@ -215,16 +215,29 @@ def test_clean_835_is_valid(in_repo: Path) -> None:
 
 
 def test_pyx12_failure_is_a_finding(tmp_path: Path) -> None:
-    """When pyx12 itself fails (a UTF-8 BOM it cannot decode, a non-X12 file) validate_file returns IG_VALIDATOR_FAILED."""
-    bom = tmp_path / "bom.837"
-    bom.write_bytes(b"\xef\xbb\xbf" + CLEAN_CLAIMS.read_bytes())
+    """When pyx12 itself fails (its 999 writer on an 837 without ST03; a non-X12 file) it is IG_VALIDATOR_FAILED, and no half 999 is written."""
+    no_st03 = tmp_path / "no-st03.837"
+    raw = CLEAN_CLAIMS.read_text(encoding="latin-1")
+    st = next(line for line in raw.splitlines() if line.startswith("ST*837*"))
+    no_st03.write_text(raw.replace(st, "*".join(st.rstrip("~").split("*")[:3]) + "~"), encoding="latin-1")
     text = tmp_path / "text.837"
     text.write_text("hello, this is not X12\n", encoding="ascii")
-    for path in (bom, text):
+    for path in (no_st03, text):
         result = validate_file(path, tmp_path / "acks")
         assert result.valid is False
         assert [f.code for f in result.findings] == ["IG_VALIDATOR_FAILED"]
         assert result.findings[0].message.startswith("pyx12: ")
+    assert not (tmp_path / "acks" / "no-st03.837.999").exists()
+
+
+def test_utf8_bom_does_not_stop_pyx12(tmp_path: Path) -> None:
+    """A UTF-8 byte order mark (common in real files) is taken off before pyx12 reads the file."""
+    bom = tmp_path / "bom.837"
+    bom.write_bytes(b"\xef\xbb\xbf" + CLEAN_CLAIMS.read_bytes())
+    result = validate_file(bom, tmp_path / "acks")
+    assert result.findings == []
+    assert result.valid is True
+    assert (tmp_path / "acks" / "bom.837.999").exists()
 
 
 # ---------------------------------------------------------------------------------- TA1

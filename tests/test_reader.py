@@ -1,0 +1,357 @@
+"""The X12 reader's layout tolerance and positions, on real sample files rewritten in memory.
+
+Every sample_edi X12 file is rewritten to tmp_path with other line breaks, indentation, a BOM,
+leading blank lines and other delimiters; each variant must give the records of the file as sent
+(positions aside) and the same findings.  The rewriter below knows where it put every segment, so
+positions (byte offset, 1-based segment number, ISA13/GS06/ST02) are checked against an account
+kept independently of the parser.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import parsers
+from parsers.serialize import record_dict
+from tests.conftest import SAMPLE_EDI
+
+SAMPLES = sorted(p for p in SAMPLE_EDI.rglob("*") if p.suffix in {".835", ".837"})
+CLEAN = [p for p in SAMPLES if p.parent.name != "broken-file"]
+RECORD_IDS = {"claim": "CLM", "claim_payment": "CLP", "provider_adjustment": "PLB"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How to write a file: delimiters, what follows each terminator, what comes first."""
+
+    element: str = "*"
+    component: str = ":"
+    repetition: str = "^"  # ISA11 in 5010; ISA11 is "U" (no repetition separator) in 4010
+    terminator: str = "~"
+    newline: str = "\n"
+    indent: str = ""
+    isa12: str = "00501"
+    prefix: bytes = b""
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One segment as the rewriter placed it: where, and inside which envelopes."""
+
+    number: int
+    offset: int
+    sid: str
+    isa13: str
+    gs06: str
+    st02: str
+
+
+def segments_of(path: Path) -> tuple[list[list[str]], bool]:
+    """A sample's segments as element lists (components still joined by ':'), and whether the
+    last one had its terminator."""
+    text = path.read_bytes().decode("ascii")
+    pieces = text.split("~")
+    complete = not pieces[-1].strip()
+    return [p.strip().split("*") for p in pieces if p.strip()], complete
+
+
+def write(segments: list[list[str]], layout: Layout, complete: bool = True) -> tuple[bytes, list[Placed]]:
+    """The segments written with ``layout``, and where each one went."""
+    out = bytearray(layout.prefix)
+    placed: list[Placed] = []
+    isa13 = gs06 = st02 = ""
+    for i, els in enumerate(segments):
+        sid = els[0]
+        if sid == "ISA":
+            els = [*els[:11], layout.repetition if layout.isa12 >= "00501" else "U", layout.isa12, *els[13:16], layout.component]
+            assert len(els) == 17 and all(layout.element not in e for e in els)
+            isa13, gs06, st02 = els[13], "", ""
+        else:
+            table = str.maketrans({":": layout.component, "^": layout.repetition})
+            els = [e.translate(table) for e in els]
+            if sid == "GS":
+                gs06, st02 = els[6], ""
+            elif sid == "ST":
+                st02 = els[2]
+        if i:
+            out += layout.indent.encode()
+        placed.append(Placed(i + 1, len(out), sid, isa13, gs06, st02))
+        text = layout.element.join(els)
+        for ch in {layout.terminator, layout.element} - {""}:
+            assert ch not in "".join(els), (ch, text)
+        out += text.encode("ascii")
+        if complete or i < len(segments) - 1:
+            out += (layout.terminator + layout.newline).encode()
+        if sid == "SE":
+            st02 = ""
+        elif sid == "GE":
+            gs06 = ""
+    return bytes(out), placed
+
+
+LAYOUTS = {
+    "lf": Layout(),
+    "cr": Layout(newline="\r"),
+    "crlf": Layout(newline="\r\n"),
+    "no-line-breaks": Layout(newline=""),
+    "indented": Layout(newline="\n", indent="    "),
+    "indented-tabs-crlf": Layout(newline="\r\n", indent="\t\t"),
+    "utf8-bom": Layout(prefix=b"\xef\xbb\xbf"),
+    "blank-lines-before-isa": Layout(prefix=b"\n\n   \r\n\t\n"),
+    "bom-then-blank-lines": Layout(prefix=b"\xef\xbb\xbf\r\n\r\n"),
+    "pipe-gt": Layout(element="|", component=">", repetition="^"),
+    "pipe-caret": Layout(element="|", component="^", repetition="{", newline="\r\n"),
+    "newline-terminator": Layout(terminator="\n", newline=""),
+    "cr-terminator-crlf": Layout(terminator="\r", newline="\n"),
+    "apostrophe-terminator": Layout(terminator="'", newline=""),
+    "apostrophe-plus-lf": Layout(element="+", component=">", terminator="'", newline="\n"),
+    "isa11-bang-5010": Layout(repetition="!"),
+    "isa11-u-4010": Layout(isa12="00401"),
+}
+
+
+def without_positions(obj: Any) -> Any:
+    """A record's JSON with every source's file and byte offset removed (segment numbers kept)."""
+    if isinstance(obj, dict):
+        drop = {"file", "offset"} if {"file", "segment", "offset"} <= obj.keys() else set()
+        return {k: without_positions(v) for k, v in obj.items() if k not in drop}
+    if isinstance(obj, list):
+        return [without_positions(v) for v in obj]
+    return obj
+
+
+def sources_in(obj: Any) -> list[dict]:
+    """Every source object nested anywhere in a record's JSON."""
+    if isinstance(obj, dict):
+        found = [obj] if {"file", "segment", "offset"} <= obj.keys() else []
+        return found + [s for v in obj.values() for s in sources_in(v)]
+    if isinstance(obj, list):
+        return [s for v in obj for s in sources_in(v)]
+    return []
+
+
+def read(path: Path) -> tuple[list[parsers.Record], parsers.FileSummary]:
+    return parsers.parse_file(path, display_name="x.edi")
+
+
+def finding_key(f: parsers.Finding) -> tuple:
+    """A finding minus its byte offset (which moves with the layout)."""
+    s = f.source
+    return f.code, f.severity, s.segment, s.isa13, s.gs06, s.st02, s.loop
+
+
+def assert_positions(data: bytes, placed: list[Placed], records: list[parsers.Record], summary: parsers.FileSummary) -> None:
+    """Every record (and every source nested in it) names its segment's offset, number and envelope."""
+    by_number = {p.number: p for p in placed}
+    for rec in records:
+        p = by_number[rec.source.segment]
+        element = chr(data[rec.source.offset + 3])
+        assert (rec.source.offset, p.sid) == (p.offset, RECORD_IDS[rec.record]), rec.source
+        assert data[rec.source.offset : rec.source.offset + 4] == (RECORD_IDS[rec.record] + element).encode(), rec.source
+        assert (rec.source.isa13, rec.source.gs06, rec.source.st02) == (p.isa13, p.gs06, p.st02), rec.source
+        for src in sources_in(record_dict(rec)):
+            q = by_number[src["segment"]]
+            assert (src["offset"], src["isa13"], src["gs06"], src["st02"]) == (q.offset, q.isa13, q.gs06, q.st02), src
+    for f in summary.findings:
+        if f.source.segment > 0 and f.source.segment in by_number:
+            assert f.source.offset == by_number[f.source.segment].offset, f
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS), ids=list(LAYOUTS))
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.relative_to(SAMPLE_EDI).as_posix())
+def test_layout_variant_gives_the_same_records_and_findings(sample: Path, layout: str, tmp_path: Path) -> None:
+    """A sample rewritten with another layout gives the same records and findings as sent."""
+    original, original_summary = read(sample)
+    segments, complete = segments_of(sample)
+    data, placed = write(segments, LAYOUTS[layout], complete)
+    path = tmp_path / "variant.edi"
+    path.write_bytes(data)
+    records, summary = read(path)
+    assert [without_positions(record_dict(r)) for r in records] == [without_positions(record_dict(r)) for r in original]
+    assert [finding_key(f) for f in summary.findings] == [finding_key(f) for f in original_summary.findings]
+    if sample in CLEAN:
+        assert records and not summary.has_errors
+    assert summary.segments == original_summary.segments
+    assert_positions(data, placed, records, summary)
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.relative_to(SAMPLE_EDI).as_posix())
+def test_positions_of_the_file_as_sent(sample: Path) -> None:
+    """In each sample as sent, every record's offset, segment number and envelope ids are right."""
+    segments, complete = segments_of(sample)
+    data, placed = write(segments, Layout(), complete)
+    assert data == sample.read_bytes()  # the rewriter reproduces the file byte for byte
+    records, summary = read(sample)
+    assert records
+    assert_positions(data, placed, records, summary)
+
+
+@pytest.mark.parametrize(
+    ("isa11", "isa12", "expected"),
+    [("^", "00501", "^"), ("!", "00501", "!"), ("U", "00401", ""), ("^", "00401", "")],
+    ids=["5010-caret", "5010-bang", "4010-U", "4010-caret-ignored"],
+)
+def test_repetition_separator_comes_from_isa11_in_5010_only(isa11: str, isa12: str, expected: str, tmp_path: Path) -> None:
+    """ISA11 is the repetition separator from 00501 on; before that it is a standards id, never a delimiter."""
+    segments, _ = segments_of(SAMPLE_EDI / "clean-payment" / "claims.837")
+    data, _ = write(segments, Layout(repetition=isa11, isa12=isa12) if isa12 >= "00501" else Layout(isa12=isa12))
+    if isa12 < "00501":
+        data = data[:82] + isa11.encode() + data[83:]
+    assert data[82:83] == isa11.encode() and data[84:89] == isa12.encode()
+    path = tmp_path / "claims.837"
+    path.write_bytes(data)
+    reader = parsers.X12Reader(path)
+    delimiters = [ts.delimiters for ts in reader]
+    assert delimiters == [parsers.x12.Delimiters("*", expected, ":", "~")]
+
+
+def test_repeated_hi_codes_are_split_on_isa11(tmp_path: Path) -> None:
+    """An HI element with repeats ('ABK:E119!ABF:I10', ISA11 '!') reads like two HI elements."""
+    sample = SAMPLE_EDI / "clean-payment" / "claims.837"
+    segments, _ = segments_of(sample)
+    assert ["HI", "ABK:E119", "ABF:I10"] in segments
+    joined = [["HI", "ABK:E119^ABF:I10"] if s == ["HI", "ABK:E119", "ABF:I10"] else s for s in segments]
+    data, _ = write(joined, Layout(repetition="!"))
+    path = tmp_path / "claims.837"
+    path.write_bytes(data)
+    records, summary = read(path)
+    original, _ = read(sample)
+    assert records[0].diagnosis_codes == original[0].diagnosis_codes == [("ABK", "E119"), ("ABF", "I10")]
+    assert summary.findings == []
+
+
+def test_4010_isa11_u_does_not_split_elements_on_u(tmp_path: Path) -> None:
+    """In 4010 (ISA11 = 'U') a 'U' inside an HI code or a name is data, not a repetition separator."""
+    segments, _ = segments_of(SAMPLE_EDI / "clean-payment" / "claims.837")
+    changed = [["HI", "ABK:U071", "ABF:I10"] if s == ["HI", "ABK:E119", "ABF:I10"] else s for s in segments]
+    data, _ = write(changed, Layout(isa12="00401"))
+    assert data[82:83] == b"U"
+    path = tmp_path / "claims.837"
+    path.write_bytes(data)
+    records, summary = read(path)
+    assert records[0].diagnosis_codes == [("ABK", "U071"), ("ABF", "I10")]
+    assert records[0].subscriber is not None and records[0].subscriber.name == "SMITH"
+    assert not summary.has_errors
+
+
+# -- several interchanges, groups and transaction sets in one file ------------------------------
+
+
+def transaction(path: Path, st02: str) -> list[list[str]]:
+    """The first ST..SE of a sample, renumbered to ST02 ``st02`` (SE01 recounted)."""
+    segments, _ = segments_of(path)
+    start = next(i for i, s in enumerate(segments) if s[0] == "ST")
+    end = next(i for i, s in enumerate(segments) if s[0] == "SE")
+    body = [list(s) for s in segments[start : end + 1]]
+    body[0][2] = st02
+    body[-1] = ["SE", str(len(body)), st02]
+    return body
+
+
+def envelope(sample: Path, isa13: str, groups: list[tuple[str, list[list[list[str]]]]]) -> list[list[str]]:
+    """An interchange ISA13 ``isa13`` (ISA/GS copied from ``sample``) holding the given groups."""
+    segments, _ = segments_of(sample)
+    isa, gs = list(segments[0]), segments[1]
+    isa[13] = isa13
+    out = [isa]
+    for gs06, sets in groups:
+        out.append([*gs[:6], gs06, *gs[7:]])
+        for body in sets:
+            out += body
+        out.append(["GE", str(len(sets)), gs06])
+    out.append(["IEA", str(len(groups)), isa13])
+    return out
+
+
+def test_several_isa_gs_and_st_are_all_counted(tmp_path: Path) -> None:
+    """Two ISA (different delimiters), three GS, seven ST: every one counted, every record placed."""
+    remit = SAMPLE_EDI / "plb-recoupment-settles-refund" / "remit-3.835"
+    remit2 = SAMPLE_EDI / "clean-payment" / "remit.835"
+    claims = SAMPLE_EDI / "clean-payment" / "claims.837"
+    first = envelope(remit, "000000701", [("701", [transaction(remit, "7001"), transaction(remit2, "7002")])])
+    # interchange 1 also carries an 837 group, so GS06 must come from the 837 sample's GS
+    claims_ic = envelope(claims, "000000701", [("702", [transaction(claims, "7003"), transaction(claims, "7004")])])
+    interchange1 = first[:-1] + claims_ic[1:-1] + [["IEA", "2", "000000701"]]
+    interchange2 = envelope(remit2, "000000702", [("703", [transaction(remit2, f"800{i}") for i in range(1, 4)])])
+    data1, placed1 = write(interchange1, Layout())
+    data2, placed2 = write(interchange2, Layout(element="|", component=">", terminator="'", newline="\r\n"))
+    data = data1 + data2
+    placed = placed1 + [replace(p, number=p.number + len(placed1), offset=p.offset + len(data1)) for p in placed2]
+    path = tmp_path / "several.edi"
+    path.write_bytes(data)
+    records, summary = read(path)
+    assert summary.findings == []
+    assert (summary.interchanges, summary.functional_groups, summary.transaction_sets) == (2, 3, 7)
+    assert dict(summary.transaction_types) == {"835": 5, "837P": 2}
+    assert (summary.claims, summary.claim_payments, summary.provider_adjustments) == (4, 1 + 2 + 3 * 2, 1)
+    assert [r.source.st02 for r in records if r.record == "claim"] == ["7003", "7003", "7004", "7004"]
+    assert sorted({(r.source.isa13, r.source.gs06) for r in records}) == [("000000701", "701"), ("000000701", "702"), ("000000702", "703")]
+    assert all(r.trusted for r in records)
+    assert_positions(data, placed, records, summary)
+    assert all(data.startswith(b"CLP|", r.source.offset) for r in records if r.source.isa13 == "000000702")
+
+
+def test_summary_counts_every_segment_of_the_file() -> None:
+    """FileSummary.segments is the number of segments in the file, ISA to IEA (a half-written last one aside)."""
+    actual, expected = [], []
+    for sample in SAMPLES:
+        segments, complete = segments_of(sample)
+        expected.append((sample.name, len(segments) - (not complete)))
+        actual.append((sample.name, read(sample)[1].segments))
+    assert actual == expected
+
+
+def test_segment_numbers_count_every_segment_from_isa(tmp_path: Path) -> None:
+    """source.segment is the 1-based number of the segment in the file, ISA being 1."""
+    sample = SAMPLE_EDI / "clean-payment" / "remit.835"
+    lines = sample.read_bytes().decode("ascii").split("~\n")
+    records, _ = read(sample)
+    for rec in records:
+        line = lines[rec.source.segment - 1]
+        assert line.startswith("CLP*" + rec.patient_control_number + "*")  # type: ignore[union-attr]
+    assert [r.source.segment for r in records] == [i + 1 for i, line in enumerate(lines) if line.startswith("CLP*")]
+
+
+# -- chunked reading of large files -------------------------------------------------------------
+
+
+SETS = 75
+
+
+def big_file(layout: Layout, sets: int = SETS) -> tuple[bytes, list[Placed]]:
+    """A 835 of ``sets`` copies of a sample transaction set (well past the reader's 64 KiB look-ahead)."""
+    remit = SAMPLE_EDI / "clean-payment" / "remit.835"
+    ic = envelope(remit, "000000900", [("900", [transaction(remit, f"{9000 + i}") for i in range(sets)])])
+    return write(ic, layout)
+
+
+@pytest.mark.parametrize("chunk_size", [7, 16, 1000, 4096])
+@pytest.mark.parametrize(
+    "layout",
+    ["lf", "crlf", "no-line-breaks", "indented", "newline-terminator", "padded-80-columns"],
+)
+def test_large_file_reads_the_same_in_any_chunk_size(layout: str, chunk_size: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 835 past 64 KiB gives the same trusted records in small chunks as in one read, whatever its layout."""
+    if layout == "padded-80-columns":
+        # fixed 80-byte records: each segment padded with blanks after its terminator (mainframe exports)
+        data, _ = big_file(Layout(newline="\n"))
+        data = b"\r\n".join(line.ljust(80) for line in data.split(b"\n")[:-1]) + b"\r\n"
+        placed = None
+    else:
+        data, placed = big_file(LAYOUTS[layout])
+    assert len(data) > 64 * 1024 + 4096
+    path = tmp_path / "big.835"
+    path.write_bytes(data)
+    whole, whole_summary = read(path)
+    assert (len(whole), whole_summary.findings, whole_summary.transaction_sets) == (2 * SETS, [], SETS)
+    monkeypatch.setattr(parsers.document, "X12Reader", functools.partial(parsers.X12Reader, chunk_size=chunk_size))
+    records, summary = read(path)
+    assert [f.as_dict() for f in summary.findings] == []
+    assert records == whole and all(r.trusted for r in records)
+    if placed is not None:
+        assert_positions(data, placed, records, summary)
