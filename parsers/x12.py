@@ -25,9 +25,12 @@ from .source import Envelope, Source
 
 CHUNK_SIZE = 1 << 20
 MAX_SEGMENT = 64 * 1024
-#: segments at most this long cannot hold an element over any maximum we check
+#: segments longer than this have every element checked against its X12 maximum length; shorter
+#: ones only their key identifiers (CLM01, CLP01), which the transaction-set readers check
 LONG_SEGMENT = 80
 _BOM = "\xef\xbb\xbf"  # UTF-8 byte order mark, read as latin-1
+#: white space tolerated between segments (line breaks, indentation); other control bytes are data
+_WS = " \t\r\n"
 _ENVELOPE_IDS = ("SE", "ST", "GE", "GS", "IEA", "ISA")
 _SEGMENT_ID = re.compile(r"[A-Z0-9]{2,3}\Z")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
@@ -142,10 +145,10 @@ class X12Reader:
     ``itertools.groupby``); its text is released when the reader moves on.
     """
 
-    def __init__(self, path: str | os.PathLike[str], chunk_size: int = CHUNK_SIZE, display_name: str | None = None):
+    def __init__(self, path: str | os.PathLike[str], chunk_size: int | None = None, display_name: str | None = None):
         self.path = os.fspath(path)
         self.name = display_name or self.path
-        self.chunk_size = chunk_size
+        self.chunk_size = chunk_size or CHUNK_SIZE
         self.findings: list[Finding] = []
         self.interchanges = 0
         self.groups = 0
@@ -198,7 +201,7 @@ class X12Reader:
         while True:
             buf, pos = self._buf, self._pos
             n = len(buf)
-            while pos < n and buf[pos] <= " ":
+            while pos < n and buf[pos] in _WS:
                 pos += 1
             self._pos = pos
             if pos < n:
@@ -242,6 +245,7 @@ class X12Reader:
                 yield from self._read_interchange()
                 first = False
                 continue
+            self._ensure(20)
             offset = self._base + self._pos
             found = self._buf[self._pos : self._pos + 20].encode("latin-1")
             if first:
@@ -250,7 +254,7 @@ class X12Reader:
                 self._find(
                     "DATA_AFTER_INTERCHANGE",
                     f"expected 'ISA' or end of file after IEA, found {found!r}",
-                    _at(self.name, self._seg_no, offset),
+                    _at(self.name, self._seg_no + 1, offset),
                 )
             return
 
@@ -334,7 +338,7 @@ class X12Reader:
         d = ic.delimiters
         # a wrong terminator: the declared one does not occur within the next 64 KiB
         self._ensure(MAX_SEGMENT + 1)
-        if d.segment not in self._buf[self._pos : self._pos + MAX_SEGMENT] and self._buf[self._pos :].strip():
+        if d.segment not in self._buf[self._pos : self._pos + MAX_SEGMENT] and self._buf[self._pos :].strip(_WS):
             self._find(
                 "SEGMENT_TERMINATOR_NOT_FOUND",
                 f"ISA declares segment terminator {d.segment!r} (byte after ISA16) but none follows within 64 KiB",
@@ -447,8 +451,8 @@ class X12Reader:
             # the file ends inside a segment: the half-written segment is not read
             cut = text.rfind(term) + 1
             partial = text[cut:]
-            stripped = partial.lstrip()
-            if stripped.strip():
+            stripped = partial.lstrip(_WS)
+            if stripped.strip(_WS):
                 seg_at = st_no + 1 + _count_segments(text[:cut], term)
                 findings.append(
                     Finding.make(
@@ -469,7 +473,7 @@ class X12Reader:
         if has_se:
             k = body.rfind(term) + 1
             se_raw = body[k:]
-            se_text = se_raw.lstrip()
+            se_text = se_raw.lstrip(_WS)
             if term == "\n":
                 se_text = se_text.rstrip("\r")
             se = se_text.split(d.element)
@@ -515,19 +519,25 @@ class X12Reader:
             return m.group(1), m.start(), m.end()
         pieces = [self._buf]
         total = len(self._buf)
+        # a marker starts with a terminator: carry the text from the last terminator seen, so a
+        # marker (and any white space in it) split across chunks of any size is still found
+        k = self._buf.rfind(d.segment, max(search_from, 0))
+        carry = self._buf[k:] if k >= 0 else ""
         hit = -1
         while True:
             chunk = self._read_chunk()
             if not chunk:
                 break
-            tail = pieces[-1][-16:]
-            m = marker.search(tail + chunk)
+            window = carry + chunk
+            m = marker.search(window)
             pieces.append(chunk)
             if m is not None:
-                hit = total - len(tail) + m.start()
+                hit = total - len(carry) + m.start()
                 total += len(chunk)
                 break
             total += len(chunk)
+            k = window.rfind(d.segment)
+            carry = window[k:] if k >= 0 else ""
         if len(pieces) > 1:
             self._buf = "".join(pieces)
         del pieces
@@ -571,7 +581,7 @@ class X12Reader:
 
             lengths = self._lengths = element_max_lengths()
         i = 0
-        while i < n and text[i] <= " ":
+        while i < n and text[i] in _WS:
             i += 1
         while i < n:
             j = text.find(term, i + block) if i + block < n else -1
@@ -579,7 +589,7 @@ class X12Reader:
                 j = n
             else:
                 j += 1
-                while j < n and text[j] <= " ":
+                while j < n and text[j] in _WS:
                     j += 1
             chunk = text[i:j]
             base = ts._base + i
@@ -630,8 +640,8 @@ class X12Reader:
         off = base
         for part in chunk.split(term):
             size = len(part)
-            s = part.strip()
-            seg_off = off + (size - len(part.lstrip()))
+            s = part.strip(_WS)
+            seg_off = off + (size - len(part.lstrip(_WS)))
             off += size + 1
             if not s:
                 continue
@@ -690,7 +700,7 @@ class X12Reader:
 
 def _count_segments(text: str, term: str) -> int:
     """The exact number of non-blank segments in ``text``."""
-    return sum(1 for part in text.split(term) if part.strip())
+    return sum(1 for part in text.split(term) if part.strip(_WS))
 
 
 def _control_pattern(d: Delimiters) -> re.Pattern[str]:
@@ -718,3 +728,8 @@ def _layout(chunk: str, term: str) -> str | None:
     if "\n" in chunk or "\r" in chunk or (term + " ") in chunk or (term + "\t") in chunk:
         return None
     return ""
+
+
+def segment_length(els: list[str]) -> int:
+    """The length of a segment given its elements (the separators included)."""
+    return sum(map(len, els)) + len(els) - 1

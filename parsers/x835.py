@@ -14,7 +14,7 @@ from decimal import Decimal
 from .model import Adjustment, ClaimPayment, Party, ProviderAdjustment, Remittance, ServicePayment
 from .source import Source
 from .values import Values, element
-from .x12 import TransactionSet
+from .x12 import LONG_SEGMENT, TransactionSet, segment_length
 
 _NM1_ROLES = {"QC": "patient", "IL": "insured", "74": "corrected_insured", "82": "rendering_provider", "TT": "crossover_carrier", "PR": "corrected_payer"}
 
@@ -175,7 +175,7 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
             pcn = els[1] if n > 1 else ""
             if not pcn:
                 v.required(pcn, "CLP01 patient control number", seg, off)
-            elif len(pcn) > 38:
+            elif len(pcn) > 38 and segment_length(els) <= LONG_SEGMENT:  # longer ones: checked by the reader
                 v.find("ELEMENT_TOO_LONG", f"CLP01 is {len(pcn)} characters long; the X12 maximum is 38", seg, off)
             charge = els[3] if n > 3 else ""
             paid = els[4] if n > 4 else ""

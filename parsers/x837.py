@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from .model import Adjustment, Claim, LineAdjudication, OtherPayer, Party, ServiceLine
 from .values import Values, element
-from .x12 import TransactionSet
+from .x12 import LONG_SEGMENT, TransactionSet, segment_length
 
 #: HI qualifiers that carry diagnosis codes (ICD-10 ABK/ABF/ABJ/ABN/APR, ICD-9 BK/BF/BJ/BN/PR, DR)
 DIAGNOSIS_QUALIFIERS = frozenset({"ABK", "ABF", "ABJ", "ABN", "APR", "BK", "BF", "BJ", "BN", "PR", "DR"})
@@ -285,7 +285,7 @@ def _claim(st: _State, els: list[str], v: Values, seg: int, off: int, comp: str,
     pcn = element(els, 1)
     if not pcn:
         v.required(pcn, "CLM01 patient control number", seg, off)
-    elif len(pcn) > 38:
+    elif len(pcn) > 38 and segment_length(els) <= LONG_SEGMENT:  # longer ones: checked by the reader
         v.find("ELEMENT_TOO_LONG", f"CLM01 is {len(pcn)} characters long; the X12 maximum is 38", seg, off)
     facility, qualifier, frequency = (element(els, 5).split(comp) + ["", "", ""])[:3]
     v.code("frequency", frequency, seg, off)
