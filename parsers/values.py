@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 import mappings
 
 from .findings import Finding
+from .model import Party
 from .source import Envelope, Source
 
 #: code tables checked for unknown codes, by the name used in messages
@@ -149,3 +150,27 @@ class Values:
 def element(els: list[str], i: int) -> str:
     """Element ``i`` (1-based, as in CLP01) or "" when the segment is shorter."""
     return els[i] if len(els) > i else ""
+
+
+def procedure(value: str, sep: str) -> tuple[str, str, tuple[str, ...]]:
+    """A procedure composite (SV101, SV202, SV301, SVC01, SVC06, SVD03): qualifier, code, modifiers."""
+    parts = value.split(sep)
+    return parts[0], parts[1] if len(parts) > 1 else "", tuple(m for m in parts[2:6] if m)
+
+
+def nm1_party(els: list[str], v: Values, seg: int, off: int, loop: str) -> Party:
+    """The person or organisation of an NM1 segment (a TIN when NM108 says so)."""
+    n = len(els)
+    qual = els[8] if n > 8 else ""
+    ident = els[9] if n > 9 else ""
+    return Party(
+        entity=els[1] if n > 1 else "",
+        name=els[3] if n > 3 else "",
+        first_name=els[4] if n > 4 else "",
+        middle_name=els[5] if n > 5 else "",
+        suffix=els[7] if n > 7 else "",
+        id_qualifier=qual,
+        id=ident,
+        tin=ident if qual in ("24", "34", "FI") else "",
+        source=v.at(seg, off, loop),
+    )

@@ -13,30 +13,10 @@ from decimal import Decimal
 
 from .model import Adjustment, ClaimPayment, Party, ProviderAdjustment, Remittance, ServicePayment
 from .source import Source
-from .values import Values, element
+from .values import Values, element, nm1_party, procedure
 from .x12 import LONG_SEGMENT, TransactionSet, segment_length
 
 _NM1_ROLES = {"QC": "patient", "IL": "insured", "74": "corrected_insured", "82": "rendering_provider", "TT": "crossover_carrier", "PR": "corrected_payer"}
-
-
-def _composite(value: str, sep: str) -> tuple[str, str, tuple[str, ...]]:
-    """A procedure composite (qualifier:code:mod1:...:mod4[:description])."""
-    parts = value.split(sep)
-    return parts[0], parts[1] if len(parts) > 1 else "", tuple(m for m in parts[2:6] if m)
-
-
-def _party(els: list[str], v: Values, seg: int, off: int, loop: str) -> Party:
-    n = len(els)
-    return Party(
-        entity=els[1] if n > 1 else "",
-        name=els[3] if n > 3 else "",
-        first_name=els[4] if n > 4 else "",
-        middle_name=els[5] if n > 5 else "",
-        suffix=els[7] if n > 7 else "",
-        id_qualifier=els[8] if n > 8 else "",
-        id=els[9] if n > 9 else "",
-        source=v.at(seg, off, loop),
-    )
 
 
 def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderAdjustment]:
@@ -149,7 +129,7 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
             text = els[1] if n > 1 else ""
             parsed = composites.get(text)
             if parsed is None:
-                parsed = composites[text] = _composite(text, comp)
+                parsed = composites[text] = procedure(text, comp)
             charge = els[2] if n > 2 else ""
             paid = els[3] if n > 3 else ""
             units = els[5] if n > 5 else ""
@@ -164,7 +144,7 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
                 source=new(Source, (fname, seg, off, isa13, gs06, st02, "2110")),
             )
             if n > 6 and els[6]:
-                svc.original_procedure_qualifier, svc.original_procedure_code, svc.original_modifiers = _composite(els[6], comp)
+                svc.original_procedure_qualifier, svc.original_procedure_code, svc.original_modifiers = procedure(els[6], comp)
             if n > 7 and els[7]:
                 svc.original_units = number(els[7], "SVC07", seg, off)
             claim.services.append(svc)
@@ -205,7 +185,7 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
                 if n == 10:  # the usual shape: NM1*QC*1*LAST*FIRST*MIDDLE**SUFFIX*MI*ID
                     party = Party(els[1], els[3], els[4], els[5], els[7], els[8], els[9], None, "", "", [], src)
                 else:
-                    party = _party(els, v, seg, off, "2100")
+                    party = nm1_party(els, v, seg, off, "2100")
                 setattr(claim, role, party)
         elif sid == "LQ":
             if svc is not None:

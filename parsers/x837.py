@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .model import Adjustment, Claim, LineAdjudication, OtherPayer, Party, ServiceLine
-from .values import Values, element
+from .values import Values, element, nm1_party, procedure
 from .x12 import LONG_SEGMENT, TransactionSet, segment_length
 
 #: HI qualifiers that carry diagnosis codes (ICD-10 ABK/ABF/ABJ/ABN/APR, ICD-9 BK/BF/BJ/BN/PR, DR)
@@ -20,28 +20,6 @@ DIAGNOSIS_QUALIFIERS = frozenset({"ABK", "ABF", "ABJ", "ABN", "APR", "BK", "BF",
 _HEADER_LOOPS = {"41": "1000A", "40": "1000B", "85": "2010AA", "87": "2010AB", "PE": "2010AC", "IL": "2010BA", "PR": "2010BB", "QC": "2010CA"}
 #: what a service-line segment says about the claim type when the version does not
 _LINE_TYPES = {"SV1": "837P", "SV2": "837I", "SV3": "837D"}
-
-
-def _party(els: list[str], v: Values, seg: int, off: int, loop: str) -> Party:
-    n = len(els)
-    qual = els[8] if n > 8 else ""
-    ident = els[9] if n > 9 else ""
-    return Party(
-        entity=els[1] if n > 1 else "",
-        name=els[3] if n > 3 else "",
-        first_name=els[4] if n > 4 else "",
-        middle_name=els[5] if n > 5 else "",
-        suffix=els[7] if n > 7 else "",
-        id_qualifier=qual,
-        id=ident,
-        tin=ident if qual in ("24", "34", "FI") else "",
-        source=v.at(seg, off, loop),
-    )
-
-
-def _procedure(value: str, comp: str) -> tuple[str, str, tuple[str, ...]]:
-    parts = value.split(comp)
-    return parts[0], parts[1] if len(parts) > 1 else "", tuple(m for m in parts[2:6] if m)
 
 
 class _State:
@@ -191,7 +169,7 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
             if line is None:
                 v.find("ORPHAN_SEGMENT", "SVD outside a service line; skipped", seg, off)
                 continue
-            q, proc, mods = _procedure(element(els, 3), comp)
+            q, proc, mods = procedure(element(els, 3), comp)
             svd = LineAdjudication(
                 element(els, 1),
                 v.dec(element(els, 2), "SVD02", seg, off),
@@ -250,7 +228,7 @@ def _nm1(st: _State, claim: Claim | None, line: ServiceLine | None, other: Other
     code = element(els, 1)
     if claim is None:
         loop = _HEADER_LOOPS.get(code, st.loop)
-        party = _party(els, v, seg, off, loop)
+        party = nm1_party(els, v, seg, off, loop)
         st.entity = party
         st.loop = loop
         if code == "41":
@@ -274,9 +252,9 @@ def _nm1(st: _State, claim: Claim | None, line: ServiceLine | None, other: Other
     elif other is not None:
         st.loop = "2330"
         if code == "IL":
-            other.subscriber = _party(els, v, seg, off, "2330A")
+            other.subscriber = nm1_party(els, v, seg, off, "2330A")
         elif code == "PR":
-            other.payer = _party(els, v, seg, off, "2330B")
+            other.payer = nm1_party(els, v, seg, off, "2330B")
     else:
         st.loop = "2310"
 
@@ -326,19 +304,19 @@ def _service(line: ServiceLine, sid: str, els: list[str], v: Values, seg: int, o
     line.kind = sid
     n = len(els)
     if sid == "SV1":
-        line.procedure_qualifier, line.procedure_code, line.modifiers = _procedure(els[1] if n > 1 else "", comp)
+        line.procedure_qualifier, line.procedure_code, line.modifiers = procedure(els[1] if n > 1 else "", comp)
         line.charge = v.dec(els[2] if n > 2 else "", "SV102", seg, off)
         line.unit_basis = els[3] if n > 3 else ""
         line.units = v.number(els[4] if n > 4 else "", "SV104", seg, off)
         line.place_of_service = els[5] if n > 5 else ""
     elif sid == "SV2":
         line.revenue_code = els[1] if n > 1 else ""
-        line.procedure_qualifier, line.procedure_code, line.modifiers = _procedure(els[2] if n > 2 else "", comp)
+        line.procedure_qualifier, line.procedure_code, line.modifiers = procedure(els[2] if n > 2 else "", comp)
         line.charge = v.dec(els[3] if n > 3 else "", "SV203", seg, off)
         line.unit_basis = els[4] if n > 4 else ""
         line.units = v.number(els[5] if n > 5 else "", "SV205", seg, off)
     else:  # SV3 dental
-        line.procedure_qualifier, line.procedure_code, line.modifiers = _procedure(els[1] if n > 1 else "", comp)
+        line.procedure_qualifier, line.procedure_code, line.modifiers = procedure(els[1] if n > 1 else "", comp)
         line.charge = v.dec(els[2] if n > 2 else "", "SV302", seg, off)
         line.place_of_service = els[3] if n > 3 else ""
         line.units = v.number(els[6] if n > 6 else "", "SV306", seg, off)
