@@ -142,6 +142,7 @@ class Claim:
     references: list[tuple[str, str]] = field(default_factory=list)  # REF in 2300
     other_payers: list[OtherPayer] = field(default_factory=list)  # 2320/2330
     lines: list[ServiceLine] = field(default_factory=list)  # 2400
+    created_on: date | None = None  # BHT04: when the claim file was created (orders replacements)
     source: Source | None = None
     trusted: bool = True  # False when the transaction set had envelope errors
 

@@ -9,6 +9,7 @@ subscriber 2000B, patient 2000C) and the loops below it (2310 providers, 2320/23
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 
 from .model import Adjustment, Claim, LineAdjudication, OtherPayer, Party, ServiceLine
 from .values import Values, element, nm1_party, procedure
@@ -27,7 +28,7 @@ class _State:
 
     __slots__ = (
         "submitter", "receiver", "billing", "pay_to", "subscriber", "payer", "patient",
-        "relationship", "sbr", "pat", "entity", "loop",
+        "relationship", "sbr", "pat", "entity", "loop", "created_on",
     )
 
     def __init__(self) -> None:
@@ -43,6 +44,7 @@ class _State:
         self.pat = ""
         self.entity: Party | None = None
         self.loop = "HEADER"
+        self.created_on: date | None = None
 
 
 def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[Claim]:
@@ -197,6 +199,8 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
                 yield claim
                 claim = line = other = svd = None
             _hl(st, els)
+        elif sid == "BHT":
+            st.created_on = v.day(element(els, 4), "BHT04", seg, off) if element(els, 4) else None
         elif sid == "CL1":
             if claim is not None and claim.transaction_type == "837":
                 claim.transaction_type = "837I"
@@ -292,6 +296,7 @@ def _claim(st: _State, els: list[str], v: Values, seg: int, off: int, comp: str,
         element(sbr, 1),
         v.code("filing indicator", element(sbr, 9), seg, off),
         element(sbr, 3),
+        created_on=st.created_on,
         source=v.at(seg, off, "2300"),
         trusted=ts.trusted,
     )
