@@ -163,5 +163,78 @@ def validate(
     raise typer.Exit(1 if had_errors else 0)
 
 
+def _configure_logging(verbose: bool) -> None:
+    """Structured log events (JSON lines) on stderr; info events only with --verbose."""
+    import logging
+
+    import structlog
+
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"), structlog.processors.JSONRenderer()],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO if verbose else logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+@app.command()
+def run(
+    inputs: Annotated[list[Path], typer.Argument(help="837/835 files, patient-payment CSVs, or folders to read recursively.", show_default=False)],
+    db: Annotated[str, typer.Option("--db", help="SQLAlchemy URL of the store (SQLite or PostgreSQL).")] = "sqlite:///edirecon.db",
+    out: Annotated[Path, typer.Option("--out", help="Folder for the outputs (rewritten in full each run).")] = Path("out"),
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="The day the run is taken to happen (YYYY-MM-DD); default today.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file: refund deadlines and federal payers.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Log every file as a structured event on stderr.")] = False,
+) -> None:
+    """Find credit balances: ingest claims, remittances and patient payments, then write refund
+    requests, recoupments, credit balances, exceptions and a summary to --out.
+
+    Running the same inputs again changes nothing.
+    """
+    from datetime import date
+
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from engine.config import Config
+    from engine.run import input_files
+    from engine.run import run as run_engine
+
+    _configure_logging(verbose)
+    console = Console(stderr=True)
+    try:
+        day = date.fromisoformat(as_of) if as_of else date.today()
+    except ValueError:
+        typer.echo(f"edirecon: --as-of {as_of!r} is not a date (YYYY-MM-DD)", err=True)
+        raise typer.Exit(2) from None
+    try:
+        cfg = Config.load(config)
+        total = len(input_files(inputs))
+        with Progress(console=console, transient=True, disable=total < 20) as bar:
+            task = bar.add_task("ingesting", total=total)
+            result = run_engine(inputs, db, out, day, cfg, progress=lambda _name: bar.advance(task))
+    except parsers.EdireconError as exc:
+        typer.echo(f"edirecon: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    s = result.summary
+    table = Table(title=f"edirecon run — as of {s['as_of']}", show_header=True)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_column("amount", justify="right")
+    table.add_row("files (seen / ingested now / known)", f"{s['files_seen']} / {s['files_ingested_this_run']} / {s['files_known']}", "")
+    table.add_row("claims / claim payments / patient payments", f"{s['claims']} / {s['claim_payments']} / {s['patient_payments']}", "")
+    table.add_row("payments matched to encounters", str(s["matched_payments"]), "")
+    for reason, slot in s["refunds"].items():
+        table.add_row(f"refunds {reason}", str(slot["count"]), slot["amount"])
+    table.add_row("recoupments", str(s["recoupments"]["count"]), s["recoupments"]["amount"])
+    table.add_row("encounters in credit", str(s["credit_balances"]), "")
+    for kind, n in s["exceptions"].items():
+        table.add_row(f"exceptions {kind}", str(n), "")
+    Console().print(table)
+    typer.echo(f"outputs written to {out}/")
+    raise typer.Exit(0)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

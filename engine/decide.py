@@ -1,0 +1,348 @@
+"""The rules of README "edirecon run" (3–8): reversals, duplicates, balances, refunds, recoupments.
+
+``decide(facts, as_of, config)`` is a pure function of the facts: the same facts give the same
+decisions, whatever the order they were ingested in.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+import mappings
+
+from .config import Config
+from .encounters import Encounter, build_encounters, line_key, match_patient_payments, match_payments, service_key, stable_id
+from .facts import ZERO, Facts, PaymentFact, PlbFact
+
+log = structlog.get_logger("edirecon.decide")
+
+CONTRACTUAL = ("CO", "PI", "OA")
+PAID_STATUSES = {"1", "2", "3", "19", "20", "21"}
+
+
+@dataclass
+class Refund:
+    refund_id: str
+    reason: str
+    payee_type: str
+    payer_id: str
+    payer_name: str
+    encounter: Encounter
+    icn: str
+    amount: Decimal
+    filing_indicator: str
+    evidence: list[dict[str, Any]]
+    payment_key: tuple[str, ...] = ()
+    identified_on: date | None = None
+    due_by: date | None = None
+    recouped: Decimal = ZERO
+
+    @property
+    def status(self) -> str:
+        if self.recouped >= self.amount:
+            return "settled_by_recoupment"
+        return "partially_recouped" if self.recouped > 0 else "open"
+
+
+@dataclass
+class Recoupment:
+    recoupment_id: str
+    kind: str
+    payer_id: str
+    payer_name: str
+    trace_number: str
+    effective_date: date | None
+    amount: Decimal
+    encounter: Encounter | None
+    icn: str
+    refund_id: str = ""
+
+    @property
+    def status(self) -> str:
+        return "applied" if self.encounter is not None else "untied"
+
+
+@dataclass
+class Balance:
+    encounter: Encounter
+    primary_payer_id: str
+    total_charge: Decimal
+    payer_paid: Decimal
+    patient_paid: Decimal
+    write_offs: Decimal
+    patient_responsibility: Decimal
+    balance: Decimal
+    in_credit_since: date | None
+
+
+@dataclass
+class ExceptionRow:
+    kind: str
+    severity: str
+    source_file: str
+    segment: int
+    pcn: str
+    payer_id: str
+    amount: Decimal | None
+    detail: str
+
+
+@dataclass
+class Decisions:
+    encounters: list[Encounter]
+    refunds: list[Refund] = field(default_factory=list)
+    recoupments: list[Recoupment] = field(default_factory=list)
+    balances: list[Balance] = field(default_factory=list)
+    exceptions: list[ExceptionRow] = field(default_factory=list)
+    matched: int = 0
+
+
+def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
+    encounters = build_encounters(facts.claims)
+    out = Decisions(encounters)
+    for p in match_payments(encounters, facts.payments):
+        out.exceptions.append(ExceptionRow("UNMATCHED_PAYMENT", "error", p.source_file, p.segment, p.pcn, p.payer_id, p.paid,
+                                           f"claim payment {p.icn or '(no CLP07)'} of trace {p.trace_number} matches no encounter (CLP01 + payee NPI/TIN)"))
+    for pp in match_patient_payments(encounters, facts.patient_payments):
+        out.exceptions.append(ExceptionRow("UNMATCHED_PAYMENT", "error", "", 0, pp.pcn, "", pp.amount,
+                                           f"patient payment {pp.payment_id} of {pp.paid_on} matches no single encounter"))
+    out.matched = sum(len(e.payments) for e in encounters)
+    reversed_by: dict[int, PaymentFact] = {}
+    for e in encounters:
+        reversed_by.update(_reversals(e, out))
+    seen_services: dict[tuple[str, ...], tuple[Encounter, PaymentFact]] = {}
+    for e, p in sorted(((e, p) for e in encounters for p in e.payments), key=lambda ep: ep[1].order):
+        _duplicates(e, p, reversed_by, seen_services, out)
+    for e in encounters:
+        _balance(e, reversed_by, out, as_of)
+    _plb_recoupments(facts.plbs, encounters, out)
+    _settle(out)
+    _balancing(facts, out)
+    for e in encounters:
+        if e.voided and any(p.paid for p in e.payments):
+            c = e.billing_claim
+            out.exceptions.append(ExceptionRow("VOIDED_ENCOUNTER_PAID", "info", c.source_file, c.segment, e.pcn, "", None,
+                                               "the encounter was voided (CLM05-3 = 8) but carries payments: they are a credit"))
+    for r in out.refunds:
+        r.identified_on = facts.identified.get(r.refund_id, as_of)
+        r.due_by = r.identified_on + timedelta(days=_days(r, config))
+    return out
+
+
+def _reversals(e: Encounter, out: Decisions) -> dict[int, PaymentFact]:
+    """Pair each CLP02 = 22 with the payment it reverses; each is a CLAIM_REVERSAL recoupment."""
+    pairs: dict[int, PaymentFact] = {}
+    ordered = sorted(e.payments, key=lambda p: p.order)
+    for rev in (p for p in ordered if p.status == "22"):
+        live = [p for p in ordered if p.status != "22" and p.payer_id == rev.payer_id and p.id not in pairs and p.order <= rev.order]
+        target = next((p for p in reversed(live) if rev.icn and p.icn == rev.icn), None)
+        target = target or next((p for p in reversed(live) if p.paid == -rev.paid), None) or (live[-1] if live else None)
+        if target is not None:
+            pairs[target.id] = rev
+        out.recoupments.append(Recoupment(
+            stable_id("RC", "CLAIM_REVERSAL", rev.payer_id, rev.trace_number, rev.icn, rev.pcn, rev.ordinal),
+            "CLAIM_REVERSAL", rev.payer_id, rev.payer_name, rev.trace_number, rev.payment_date, -rev.paid, e,
+            target.icn if target is not None else rev.icn,
+        ))
+    return pairs
+
+
+def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact], seen: dict[tuple[str, ...], tuple[Encounter, PaymentFact]], out: Decisions) -> None:
+    """Rule 4: a later payment of lines (or services) a live earlier payment of the same payer already paid."""
+    if p.status == "22" or p.status not in PAID_STATUSES or p.paid <= 0:
+        return
+    live = p.id not in reversed_by
+    covered: dict[tuple[Any, ...], PaymentFact] = e.__dict__.setdefault("_covered", {})
+    dup_amount = ZERO
+    earlier: list[PaymentFact] = []
+    if not p.lines:
+        whole = ("ALL", p.payer_id)
+        prior = covered.get(whole) or next((q for k, q in covered.items() if k[0] == p.payer_id), None)
+        if prior is not None:
+            dup_amount, earlier = p.paid, [prior]
+        elif live:
+            covered[whole] = p
+    for line in p.lines:
+        if line.paid <= 0:
+            continue
+        lk = (p.payer_id, *line_key(e, line))
+        sk = service_key(e, p, line)
+        prior = covered.get(lk) or covered.get(("ALL", p.payer_id))
+        other = seen.get(sk)
+        if prior is None and other is not None and other[0] is not e:
+            prior = other[1]
+        if prior is not None:
+            dup_amount += line.paid
+            earlier.append(prior)
+        elif live:
+            covered[lk] = p
+            seen.setdefault(sk, (e, p))
+    if dup_amount > 0:
+        out.refunds.append(Refund(
+            stable_id("RF", "DUPLICATE_PAYMENT", e.id, *p.key), "DUPLICATE_PAYMENT", "payer", p.payer_id, p.payer_name, e, p.icn,
+            min(dup_amount, p.paid), p.filing_indicator or e.payer_filing(p.payer_id),
+            [{**q.evidence(), "role": "earlier payment"} for q in earlier[:1]] + [{**p.evidence(), "role": "duplicate payment"}],
+            payment_key=p.key,
+        ))
+        rev = reversed_by.get(p.id)
+        if rev is not None:  # the payer reversed the duplicate itself
+            out.refunds[-1].recouped += min(dup_amount, -rev.paid)
+            for rc in out.recoupments:
+                if rc.kind == "CLAIM_REVERSAL" and rc.trace_number == rev.trace_number and rc.encounter is e and rc.icn == p.icn:
+                    rc.refund_id = out.refunds[-1].refund_id
+
+
+def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], out: Decisions, as_of: date) -> None:
+    """Rule 5: the balance of an encounter and the attribution of a credit."""
+    reversal_ids = {rev.id for rev in reversed_by.values()}
+    dup = {r.payment_key: r.amount for r in out.refunds if r.encounter is e and r.reason == "DUPLICATE_PAYMENT"}
+    current = [p for p in e.payments if p.status != "22" and p.id not in reversed_by]
+    # a denial is superseded when the same payer later paid: its adjustments are not current
+    paying = {p.payer_id for p in current if p.status in PAID_STATUSES}
+    current = [p for p in current if p.status in PAID_STATUSES or p.payer_id not in paying]
+    orphans = [p for p in e.payments if p.status == "22" and p.id not in reversal_ids]
+    paid_by: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for p in current:
+        paid_by[p.payer_id] += p.paid - dup.get(p.key, ZERO)
+    for p in orphans:
+        paid_by[p.payer_id] += p.paid
+    payer_paid = sum(paid_by.values(), ZERO)
+    patient_paid = sum((pp.amount for pp in e.patient_payments), ZERO)
+    # a payment refunded whole as a duplicate is not an adjudication: its CAS and CLP05 do not count
+    current = [p for p in current if dup.get(p.key, ZERO) < p.paid or p.paid <= 0]
+    primary = e.primary_claim.payer_id
+    primary_payments = [p for p in current if p.payer_id == primary] or [p for p in current if p.sequence == 1]
+    primary_id = primary_payments[0].payer_id if primary_payments else primary
+    contractual = max(ZERO, sum((a[2] for p in primary_payments for a in p.all_adjustments if a[0] in CONTRACTUAL and not (a[0] == "OA" and a[1] == "23")), ZERO))
+    adjudicated = sum((p.charge for p in primary_payments), ZERO)
+    write_offs = min(contractual, max(ZERO, e.total_charge - (adjudicated - contractual))) if primary_payments else ZERO
+    by_sequence = sorted(current, key=lambda p: (p.sequence, p.order))
+    final_pr = _responsibility(by_sequence)
+    balance = e.total_charge - payer_paid - write_offs - patient_paid
+    since = max([*(p.payment_date for p in e.payments if p.payment_date), *(pp.paid_on for pp in e.patient_payments)], default=None)
+    out.balances.append(Balance(e, primary_id, e.total_charge, payer_paid, patient_paid, write_offs, final_pr, balance, since if balance < 0 else None))
+    credit = -balance
+    if credit <= 0:
+        return
+    payers = sorted({p.payer_id: p for p in by_sequence}.values(), key=lambda p: (p.sequence, p.order))
+    for i, payer in enumerate(payers[1:], start=1):
+        left = _responsibility([p for p in by_sequence if p.payer_id in {q.payer_id for q in payers[:i]}])
+        excess = paid_by[payer.payer_id] - left
+        if excess > 0 and credit > 0:
+            amount = min(excess, credit)
+            credit -= amount
+            out.refunds.append(_payer_refund("COB_OVERPAYMENT", e, payer, amount, [p for p in current if p.payer_id == payer.payer_id]))
+    excess = patient_paid - final_pr
+    if excess > 0 and credit > 0:
+        amount = min(excess, credit)
+        credit -= amount
+        out.refunds.append(Refund(stable_id("RF", "PATIENT_OVERPAYMENT", e.id), "PATIENT_OVERPAYMENT", "patient", "", "", e, "", amount, "",
+                                  [{"patient_payment_id": pp.payment_id, "paid_on": pp.paid_on, "amount": pp.amount} for pp in e.patient_payments]))
+    if credit > 0:
+        payer = next((p for p in by_sequence if p.payer_id == primary_id), by_sequence[0] if by_sequence else None)
+        if payer is not None:
+            out.refunds.append(_payer_refund("PAYER_OVERPAYMENT", e, payer, credit, [p for p in current if p.payer_id == payer.payer_id]))
+
+
+def _responsibility(payments: list[PaymentFact]) -> Decimal:
+    """The patient responsibility left after these payments: CLP05 of the last payer's adjudications."""
+    if not payments:
+        return ZERO
+    last = max(payments, key=lambda p: (p.sequence, p.order)).payer_id
+    return sum((p.patient_responsibility for p in payments if p.payer_id == last), ZERO)
+
+
+def _payer_refund(reason: str, e: Encounter, payer: PaymentFact, amount: Decimal, payments: list[PaymentFact]) -> Refund:
+    latest = max(payments, key=lambda p: p.order) if payments else payer
+    return Refund(
+        stable_id("RF", reason, e.id, payer.payer_id), reason, "payer", payer.payer_id, payer.payer_name, e, latest.icn, amount,
+        latest.filing_indicator or e.payer_filing(payer.payer_id), [p.evidence() for p in sorted(payments, key=lambda p: p.order)],
+    )
+
+
+def _plb_recoupments(plbs: list[PlbFact], encounters: list[Encounter], out: Decisions) -> None:
+    """Rule 6: PLB take-backs, netted per payer, reason and reference, tied to encounters."""
+    kinds = mappings.plb_kinds()
+    by_icn: dict[tuple[str, str], Encounter] = {}
+    by_pcn: dict[tuple[str, str], Encounter] = {}
+    for e in encounters:
+        for p in e.payments:
+            if p.icn:
+                by_icn.setdefault((p.payer_id, p.icn), e)
+            by_pcn.setdefault((p.payer_id, p.pcn), e)
+    groups: dict[tuple[str, str, str], list[PlbFact]] = defaultdict(list)
+    for plb in plbs:
+        if kinds.get(plb.reason) == "recovery":
+            groups[(plb.payer_id, plb.reason, plb.reference)].append(plb)
+    for (payer_id, reason, reference), entries in sorted(groups.items()):
+        deferred = ZERO
+        for plb in sorted(entries, key=lambda x: x.order):
+            if plb.amount < 0:
+                deferred += -plb.amount
+                continue
+            offset = min(plb.amount, deferred)
+            deferred -= offset
+            amount = plb.amount - offset
+            if amount <= 0:
+                continue
+            e = by_icn.get((payer_id, reference)) or by_pcn.get((payer_id, reference))
+            icn = reference if (payer_id, reference) in by_icn else ""
+            rc = Recoupment(stable_id("RC", f"PLB_{reason}", payer_id, plb.trace_number, reference, plb.position), f"PLB_{reason}", payer_id,
+                            plb.payer_name, plb.trace_number, plb.payment_date, amount, e, icn)
+            out.recoupments.append(rc)
+            if e is None:
+                out.exceptions.append(ExceptionRow("UNTIED_RECOUPMENT", "warning", plb.source_file, plb.segment, "", payer_id, amount,
+                                                   f"PLB {reason} reference {reference!r} matches no claim payment of payer {payer_id}"))
+
+
+def _settle(out: Decisions) -> None:
+    """Recoupments by the same payer settle that payer's open refunds on the encounter they are tied to."""
+    for rc in sorted((r for r in out.recoupments if r.kind != "CLAIM_REVERSAL" and r.encounter is not None), key=lambda r: r.recoupment_id):
+        left = rc.amount
+        refunds = [r for r in out.refunds if r.encounter is rc.encounter and r.payer_id == rc.payer_id and r.recouped < r.amount]
+        refunds.sort(key=lambda r: (r.icn != rc.icn, r.reason != "DUPLICATE_PAYMENT", r.refund_id))
+        for r in refunds:
+            if left <= 0:
+                break
+            take = min(left, r.amount - r.recouped)
+            r.recouped += take
+            left -= take
+            rc.refund_id = rc.refund_id or r.refund_id
+        if rc.refund_id == "":
+            for b in out.balances:
+                if b.encounter is rc.encounter:  # money taken back with no refund owed: it is owed again
+                    b.balance += left
+                    b.payer_paid -= left
+
+
+def _balancing(facts: Facts, out: Decisions) -> None:
+    """Rule 7: unbalanced claim payments, service lines and remittances."""
+    for p in facts.payments:
+        adjusted = sum((a[2] for a in p.all_adjustments), ZERO)
+        if p.charge - adjusted != p.paid:
+            out.exceptions.append(ExceptionRow("UNBALANCED_CLAIM", "warning", p.source_file, p.segment, p.pcn, p.payer_id, p.charge - adjusted - p.paid,
+                                               f"CLP03 {p.charge} − Σ CAS {adjusted} ≠ CLP04 {p.paid}"))
+            continue
+        for line in p.lines:
+            line_adj = sum((a[2] for a in line.adjustments), ZERO)
+            if line.charge is not None and line.charge - line_adj != line.paid:
+                out.exceptions.append(ExceptionRow("UNBALANCED_CLAIM", "warning", p.source_file, p.segment, p.pcn, p.payer_id, line.charge - line_adj - line.paid,
+                                                   f"service line {line.ordinal}: SVC02 {line.charge} − Σ CAS {line_adj} ≠ SVC03 {line.paid}"))
+    for r in facts.remittances:
+        if r.amount != r.paid_total - r.plb_total:
+            out.exceptions.append(ExceptionRow("UNBALANCED_REMITTANCE", "warning", r.source_file, r.segment, "", r.payer_id, r.amount - (r.paid_total - r.plb_total),
+                                               f"BPR02 {r.amount} ≠ Σ CLP04 {r.paid_total} − Σ PLB {r.plb_total} (trace {r.trace_number})"))
+
+
+def _days(r: Refund, config: Config) -> int:
+    if r.payee_type == "patient":
+        return config.patient_refund_days
+    if r.filing_indicator in mappings.federal_filing_indicators() or r.payer_id in config.federal_payers:
+        return 60
+    return config.payer_refund_days

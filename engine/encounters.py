@@ -1,0 +1,184 @@
+"""Encounters (rule 1) and matching payments to them (rule 2)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from .facts import ZERO, ClaimFact, PatientPaymentFact, PaymentFact, PaymentLine
+
+_SEQUENCE = {"P": 1, "S": 2, "T": 3}
+
+
+def stable_id(prefix: str, *parts: object) -> str:
+    """A deterministic id: the same parts give the same id in any run and any database."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+    return f"{prefix}-{digest[:16].upper()}"
+
+
+@dataclass
+class Encounter:
+    key: tuple[str, ...]
+    npi: str
+    tins: set[str]
+    pcn: str
+    service_from: date | None
+    service_to: date | None
+    claims: list[ClaimFact] = field(default_factory=list)
+    members: set[str] = field(default_factory=set)
+    payments: list[PaymentFact] = field(default_factory=list)
+    patient_payments: list[PatientPaymentFact] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return stable_id("EN", *self.key)
+
+    @property
+    def billing_claim(self) -> ClaimFact:
+        """The claim whose charge counts: the latest original/replacement/void to the first payer."""
+        first = min(_SEQUENCE.get(c.responsibility, 9) for c in self.claims)
+        candidates = [c for c in self.claims if _SEQUENCE.get(c.responsibility, 9) == first]
+        return max(candidates, key=lambda c: (c.frequency in ("7", "8"), c.order))
+
+    @property
+    def voided(self) -> bool:
+        return self.billing_claim.frequency == "8"
+
+    @property
+    def total_charge(self) -> Decimal:
+        return ZERO if self.voided else self.billing_claim.charge
+
+    @property
+    def primary_claim(self) -> ClaimFact:
+        return min(self.claims, key=lambda c: (_SEQUENCE.get(c.responsibility, 9), c.order))
+
+    @property
+    def member_id(self) -> str:
+        return self.primary_claim.member_id
+
+    @property
+    def patient_name(self) -> str:
+        c = self.primary_claim
+        return f"{c.patient_last}, {c.patient_first}".strip(", ")
+
+    def payer_filing(self, payer_id: str) -> str:
+        """The claim filing indicator this encounter was billed under for a payer (SBR09)."""
+        for c in self.claims:
+            if c.payer_id == payer_id and c.filing_indicator:
+                return c.filing_indicator
+        return ""
+
+
+def _identity(c: ClaimFact) -> tuple[str, str, date | None]:
+    return (c.patient_last.upper(), c.patient_first.upper(), c.dob)
+
+
+def build_encounters(claims: list[ClaimFact]) -> list[Encounter]:
+    """Group claims into encounters: NPI + CLM01 + patient + service dates (rule 1)."""
+    groups: dict[tuple[str, str], list[ClaimFact]] = defaultdict(list)
+    for c in claims:
+        groups[(c.npi, c.pcn)].append(c)
+    encounters: list[Encounter] = []
+    for (npi, pcn), members in sorted(groups.items()):
+        found: list[Encounter] = []
+        originals = sorted((c for c in members if c.frequency not in ("7", "8")), key=lambda c: (_SEQUENCE.get(c.responsibility, 9), c.order))
+        changes = sorted((c for c in members if c.frequency in ("7", "8")), key=lambda c: c.order)
+        for c in originals:
+            target = next((e for e in found if _same_patient(e, c) and (e.service_from, e.service_to) == (c.service_from, c.service_to)), None)
+            if target is None:
+                target = Encounter((), npi, set(), pcn, c.service_from, c.service_to)
+                found.append(target)
+            _attach(target, c)
+        for c in changes:
+            same = [e for e in found if _same_patient(e, c)]
+            target = next((e for e in same if (e.service_from, e.service_to) == (c.service_from, c.service_to)), same[0] if same else None)
+            if target is None:
+                target = Encounter((), npi, set(), pcn, c.service_from, c.service_to)
+                found.append(target)
+            _attach(target, c)
+        for e in found:
+            e.key = (e.npi, e.pcn, str(e.service_from), str(e.service_to), e.member_id)
+        encounters.extend(found)
+    return encounters
+
+
+def _same_patient(e: Encounter, c: ClaimFact) -> bool:
+    return bool(e.members & c.members) or any(_identity(x) == _identity(c) and c.dob is not None for x in e.claims)
+
+
+def _attach(e: Encounter, c: ClaimFact) -> None:
+    e.claims.append(c)
+    e.members |= c.members
+    if c.tin:
+        e.tins.add(c.tin)
+
+
+def match_payments(encounters: list[Encounter], payments: list[PaymentFact]) -> list[PaymentFact]:
+    """Attach each claim payment to its encounter (rule 2); return the unmatched ones."""
+    by_pcn: dict[str, list[Encounter]] = defaultdict(list)
+    for e in encounters:
+        by_pcn[e.pcn].append(e)
+    unmatched: list[PaymentFact] = []
+    for p in sorted(payments, key=lambda p: p.order):
+        candidates = [e for e in by_pcn.get(p.pcn, []) if (p.payee_npi and p.payee_npi == e.npi) or (p.payee_tin and p.payee_tin in e.tins)]
+        best = _best(candidates, p)
+        if best is None:
+            unmatched.append(p)
+        else:
+            best.payments.append(p)
+    return unmatched
+
+
+def _best(candidates: list[Encounter], p: PaymentFact) -> Encounter | None:
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+
+    def score(e: Encounter) -> tuple[int, int, int]:
+        member = int(bool(p.member_id) and p.member_id in e.members)
+        name = int(any(c.patient_last.upper() == p.patient_last.upper() and c.patient_first.upper() == p.patient_first.upper() for c in e.claims))
+        dates = int(p.service_from is not None and e.service_from is not None and e.service_from <= p.service_from <= (e.service_to or e.service_from))
+        return (member, name, dates)
+
+    ranked = sorted(candidates, key=score, reverse=True)
+    if score(ranked[0]) == score(ranked[1]):
+        return None  # ambiguous: an exception, never a guess
+    return ranked[0]
+
+
+def match_patient_payments(encounters: list[Encounter], payments: list[PatientPaymentFact]) -> list[PatientPaymentFact]:
+    """Attach patient payments by CLM01 (and NPI / member id when the CSV gives them)."""
+    by_pcn: dict[str, list[Encounter]] = defaultdict(list)
+    for e in encounters:
+        by_pcn[e.pcn].append(e)
+    unmatched = []
+    for pp in payments:
+        candidates = [e for e in by_pcn.get(pp.pcn, []) if (not pp.npi or pp.npi == e.npi) and (not pp.member_id or pp.member_id in e.members)]
+        if len(candidates) == 1:
+            candidates[0].patient_payments.append(pp)
+        else:
+            unmatched.append(pp)
+    return unmatched
+
+
+def line_key(e: Encounter, line: PaymentLine) -> tuple[Any, ...]:
+    """Which billed line a payment line pays: REF*6R first, else procedure + modifiers + date + units."""
+    claim_lines = [ln for c in e.claims for ln in c.lines]
+    if line.control:
+        for ln in claim_lines:
+            if ln["line_item_control_number"] == line.control:
+                return ("6R", line.control)
+    units = line.units if line.units is not None else Decimal(1)
+    for ln in claim_lines:
+        ln_units = ln["units"] if ln["units"] is not None else Decimal(1)
+        if (ln["procedure_code"], ln["modifiers"], ln["service_date"]) == (line.procedure, line.modifiers, line.service_date) and Decimal(ln_units) == units:
+            return ("6R", ln["line_item_control_number"]) if ln["line_item_control_number"] else ("SV", line.procedure, line.modifiers, str(line.service_date))
+    return ("SV", line.procedure, line.modifiers, str(line.service_date))
+
+
+def service_key(e: Encounter, p: PaymentFact, line: PaymentLine) -> tuple[str, ...]:
+    """The same service for one payer, whatever the claim number (rule 4)."""
+    return (p.payer_id, e.npi, e.member_id, str(line.service_date or p.service_from), line.procedure, line.modifiers)

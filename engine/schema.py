@@ -1,0 +1,223 @@
+"""The store's tables (SQLAlchemy Core).  Money is ``Numeric(12, 2)``, never a float.
+
+The store keeps *facts* as parsed (claims, payments, adjustments, PLBs, patient payments), what
+was ingested from where (files, transaction sets), the exceptions met while ingesting, and the day
+each refund was first identified.  Decisions (refunds, recoupments, balances) are recomputed from
+the facts on every run, so the same facts give the same decisions whatever the order they came in.
+
+Schema changes go through alembic (``engine/migrations``); this module is the model the migrations
+are written from.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+Money = Numeric(12, 2, asdecimal=True)
+
+files = Table(
+    "files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("path", Text, nullable=False),  # as given on the command line (first time seen)
+    Column("kind", String(20), nullable=False),  # x12, patient_payments, unsupported
+    Column("complete", Boolean, nullable=False, default=False),  # every transaction set handled
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("file_id", Integer, ForeignKey("files.id"), nullable=False),
+    Column("ordinal", Integer, nullable=False),  # 1-based position of the ST in its file
+    Column("isa13", String(9), nullable=False),
+    Column("gs06", String(9), nullable=False),
+    Column("st02", String(9), nullable=False),
+    Column("transaction_type", String(8), nullable=False),
+    Column("ingested", Boolean, nullable=False),  # False: skipped (untrusted, duplicate, unsupported)
+    UniqueConstraint("file_id", "ordinal"),
+)
+
+claims = Table(
+    "claims",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("transaction_id", Integer, ForeignKey("transactions.id"), nullable=False),
+    Column("transaction_type", String(8), nullable=False),
+    Column("patient_control_number", String(38), nullable=False),
+    Column("billing_npi", String(80), nullable=False),
+    Column("billing_tin", String(80), nullable=False),
+    Column("member_id", String(80), nullable=False),  # the subscriber's id with this claim's payer
+    Column("other_member_ids", Text, nullable=False),  # 2330A ids, "|"-joined
+    Column("patient_last", String(60), nullable=False),
+    Column("patient_first", String(35), nullable=False),
+    Column("patient_dob", Date),
+    Column("service_from", Date),
+    Column("service_to", Date),
+    Column("total_charge", Money),
+    Column("frequency", String(2), nullable=False),
+    Column("original_reference", String(50), nullable=False),
+    Column("payer_id", String(80), nullable=False),
+    Column("payer_name", String(60), nullable=False),
+    Column("payer_responsibility", String(2), nullable=False),
+    Column("filing_indicator", String(2), nullable=False),
+    Column("created_on", Date),
+    Column("source_file", Text, nullable=False),
+    Column("segment", Integer, nullable=False),
+    Column("byte_offset", Integer, nullable=False),
+)
+Index("ix_claims_pcn", claims.c.patient_control_number, claims.c.billing_npi)
+
+claim_lines = Table(
+    "claim_lines",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("claim_id", Integer, ForeignKey("claims.id"), nullable=False),
+    Column("line_number", String(6), nullable=False),
+    Column("procedure_code", String(48), nullable=False),
+    Column("modifiers", String(20), nullable=False),  # ":"-joined
+    Column("charge", Money),
+    Column("units", Numeric(15, 3)),
+    Column("service_date", Date),
+    Column("line_item_control_number", String(50), nullable=False),
+)
+Index("ix_claim_lines_claim", claim_lines.c.claim_id)
+
+remittances = Table(
+    "remittances",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("transaction_id", Integer, ForeignKey("transactions.id"), nullable=False),
+    Column("payer_id", String(80), nullable=False),
+    Column("payer_name", String(60), nullable=False),
+    Column("trace_number", String(50), nullable=False),
+    Column("payment_amount", Money),
+    Column("credit_debit", String(1), nullable=False),
+    Column("payment_date", Date),
+    Column("production_date", Date),
+    Column("payee_npi", String(80), nullable=False),
+    Column("payee_tin", String(80), nullable=False),
+    Column("source_file", Text, nullable=False),
+    Column("segment", Integer, nullable=False),
+    Column("byte_offset", Integer, nullable=False),
+    UniqueConstraint("payer_id", "trace_number", name="uq_remittance_payer_trace"),
+)
+
+claim_payments = Table(
+    "claim_payments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("remittance_id", Integer, ForeignKey("remittances.id"), nullable=False),
+    Column("ordinal", Integer, nullable=False),  # position within the remittance
+    Column("patient_control_number", String(38), nullable=False),
+    Column("status", String(2), nullable=False),
+    Column("charge", Money),
+    Column("paid", Money),
+    Column("patient_responsibility", Money),
+    Column("filing_indicator", String(2), nullable=False),
+    Column("payer_claim_control_number", String(50), nullable=False),
+    Column("member_id", String(80), nullable=False),
+    Column("patient_last", String(60), nullable=False),
+    Column("patient_first", String(35), nullable=False),
+    Column("service_from", Date),
+    Column("service_to", Date),
+    Column("source_file", Text, nullable=False),
+    Column("segment", Integer, nullable=False),
+    Column("byte_offset", Integer, nullable=False),
+)
+Index("ix_claim_payments_pcn", claim_payments.c.patient_control_number)
+
+payment_lines = Table(
+    "payment_lines",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("claim_payment_id", Integer, ForeignKey("claim_payments.id"), nullable=False),
+    Column("ordinal", Integer, nullable=False),
+    Column("procedure_code", String(48), nullable=False),  # SVC06 when present, else SVC01
+    Column("modifiers", String(20), nullable=False),
+    Column("charge", Money),
+    Column("paid", Money),
+    Column("units", Numeric(15, 3)),
+    Column("service_date", Date),
+    Column("line_item_control_number", String(50), nullable=False),
+)
+Index("ix_payment_lines_payment", payment_lines.c.claim_payment_id)
+
+adjustments = Table(
+    "adjustments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("claim_payment_id", Integer, ForeignKey("claim_payments.id"), nullable=False),
+    Column("line_ordinal", Integer),  # None: claim level
+    Column("group_code", String(2), nullable=False),
+    Column("reason", String(5), nullable=False),
+    Column("amount", Money),
+)
+Index("ix_adjustments_payment", adjustments.c.claim_payment_id)
+
+provider_adjustments = Table(
+    "provider_adjustments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("remittance_id", Integer, ForeignKey("remittances.id"), nullable=False),
+    Column("provider_id", String(50), nullable=False),
+    Column("fiscal_period_date", Date),
+    Column("position", Integer, nullable=False),
+    Column("reason", String(2), nullable=False),
+    Column("reference", String(50), nullable=False),
+    Column("amount", Money),
+    Column("segment", Integer, nullable=False),
+    Column("byte_offset", Integer, nullable=False),
+)
+
+patient_payments = Table(
+    "patient_payments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("payment_id", String(80), nullable=False, unique=True),
+    Column("file_id", Integer, ForeignKey("files.id"), nullable=False),
+    Column("row_number", Integer, nullable=False),
+    Column("patient_control_number", String(38), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("paid_on", Date, nullable=False),
+    Column("billing_npi", String(80), nullable=False),
+    Column("member_id", String(80), nullable=False),
+)
+
+ingest_exceptions = Table(
+    "ingest_exceptions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False, unique=True),  # deterministic: the same problem is kept once
+    Column("kind", String(32), nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("source_file", Text, nullable=False),
+    Column("segment", Integer, nullable=False),
+    Column("patient_control_number", String(38), nullable=False),
+    Column("payer_id", String(80), nullable=False),
+    Column("amount", Money),
+    Column("detail", Text, nullable=False),
+)
+
+refund_history = Table(
+    "refund_history",
+    metadata,
+    Column("refund_id", String(32), primary_key=True),
+    Column("identified_on", Date, nullable=False),
+)

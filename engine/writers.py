@@ -1,0 +1,148 @@
+"""Writing the outputs of a run: CSV and JSON Lines, each atomically (temporary name, then rename).
+
+Format version 1 (README "Outputs").  Rows are sorted by content so the same decisions give the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections import Counter
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from .decide import Decisions, ExceptionRow
+
+FORMAT_VERSION = 1
+
+REFUND_COLUMNS = ["refund_id", "reason", "payee_type", "payer_id", "payer_name", "patient_control_number", "payer_claim_control_number",
+                  "billing_provider_npi", "patient_name", "member_id", "service_date", "amount", "identified_on", "due_by", "status", "evidence"]
+RECOUPMENT_COLUMNS = ["recoupment_id", "kind", "payer_id", "payer_name", "trace_number", "effective_date", "amount", "patient_control_number",
+                      "payer_claim_control_number", "refund_id", "status"]
+BALANCE_COLUMNS = ["patient_control_number", "billing_provider_npi", "member_id", "service_date", "primary_payer_id", "total_charge", "payer_paid",
+                   "patient_paid", "write_offs", "patient_responsibility", "balance", "days_in_credit"]
+EXCEPTION_COLUMNS = ["kind", "severity", "source_file", "segment", "patient_control_number", "payer_id", "amount", "detail"]
+
+
+def money(value: Decimal | None) -> str:
+    return "" if value is None else str(Decimal(value).quantize(Decimal("0.01")))
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return money(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if value is None:
+        return ""
+    return value
+
+
+def _evidence_text(items: list[dict[str, Any]]) -> str:
+    parts = []
+    for ev in items:
+        if "patient_payment_id" in ev:
+            parts.append(f"patient payment {ev['patient_payment_id']} {_scalar(ev['paid_on'])} {_scalar(ev['amount'])}")
+        else:
+            parts.append(f"{ev['payer_id']} trace {ev['trace_number']} CLP07 {ev['payer_claim_control_number']} paid {_scalar(ev['paid'])} "
+                         f"at {ev['file']}:{ev['segment']}:{ev['offset']}")
+    return "; ".join(parts)
+
+
+def rows(d: Decisions, as_of: date, ingest_exceptions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The output rows of a run, as plain dicts (JSON form: evidence nested)."""
+    refunds = []
+    for r in sorted(d.refunds, key=lambda r: (r.encounter.pcn, r.reason, r.icn, r.refund_id)):
+        e = r.encounter
+        refunds.append({
+            "refund_id": r.refund_id, "reason": r.reason, "payee_type": r.payee_type, "payer_id": r.payer_id, "payer_name": r.payer_name,
+            "patient_control_number": e.pcn, "payer_claim_control_number": r.icn, "billing_provider_npi": e.npi, "patient_name": e.patient_name,
+            "member_id": e.member_id, "service_date": e.service_from, "amount": r.amount, "identified_on": r.identified_on, "due_by": r.due_by,
+            "status": r.status, "evidence": r.evidence,
+        })
+    recoupments = []
+    for rc in sorted(d.recoupments, key=lambda r: (r.kind, r.trace_number, r.icn, r.recoupment_id)):
+        recoupments.append({
+            "recoupment_id": rc.recoupment_id, "kind": rc.kind, "payer_id": rc.payer_id, "payer_name": rc.payer_name, "trace_number": rc.trace_number,
+            "effective_date": rc.effective_date, "amount": rc.amount, "patient_control_number": rc.encounter.pcn if rc.encounter else "",
+            "payer_claim_control_number": rc.icn, "refund_id": rc.refund_id, "status": rc.status,
+        })
+    balances = []
+    for b in sorted(d.balances, key=lambda b: (b.encounter.pcn, b.encounter.id)):
+        if b.balance == 0:
+            continue
+        e = b.encounter
+        balances.append({
+            "patient_control_number": e.pcn, "billing_provider_npi": e.npi, "member_id": e.member_id, "service_date": e.service_from,
+            "primary_payer_id": b.primary_payer_id, "total_charge": b.total_charge, "payer_paid": b.payer_paid, "patient_paid": b.patient_paid,
+            "write_offs": b.write_offs, "patient_responsibility": b.patient_responsibility, "balance": b.balance,
+            "days_in_credit": (as_of - b.in_credit_since).days if b.balance < 0 and b.in_credit_since else None,
+        })
+    exceptions = [
+        {"kind": x["kind"], "severity": x["severity"], "source_file": x["source_file"], "segment": x["segment"], "patient_control_number": x["patient_control_number"],
+         "payer_id": x["payer_id"], "amount": x["amount"], "detail": x["detail"]}
+        for x in ingest_exceptions
+    ] + [
+        {"kind": x.kind, "severity": x.severity, "source_file": x.source_file, "segment": x.segment, "patient_control_number": x.pcn,
+         "payer_id": x.payer_id, "amount": x.amount, "detail": x.detail}
+        for x in d.exceptions
+    ]
+    exceptions.sort(key=lambda x: (x["kind"], x["source_file"], x["segment"], x["patient_control_number"], x["detail"]))
+    return {"refund_requests": refunds, "recoupments": recoupments, "credit_balances": balances, "exceptions": exceptions}
+
+
+def summary(d: Decisions, out: dict[str, list[dict[str, Any]]], counts: dict[str, int], as_of: date) -> dict[str, Any]:
+    by_reason: dict[str, dict[str, Any]] = {}
+    for r in out["refund_requests"]:
+        slot = by_reason.setdefault(r["reason"], {"count": 0, "amount": Decimal("0")})
+        slot["count"] += 1
+        slot["amount"] += r["amount"]
+    return {
+        "format_version": FORMAT_VERSION,
+        "as_of": as_of.isoformat(),
+        **counts,
+        "encounters": len(d.encounters),
+        "matched_payments": d.matched,
+        "refunds": {k: {"count": v["count"], "amount": money(v["amount"])} for k, v in sorted(by_reason.items())},
+        "refunds_open_amount": money(sum((r["amount"] for r in out["refund_requests"] if r["status"] != "settled_by_recoupment"), Decimal("0"))),
+        "recoupments": {"count": len(out["recoupments"]), "amount": money(sum((r["amount"] for r in out["recoupments"]), Decimal("0")))},
+        "credit_balances": sum(1 for b in out["credit_balances"] if b["balance"] < 0),
+        "exceptions": dict(sorted(Counter(x["kind"] for x in out["exceptions"]).items())),
+    }
+
+
+def _atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write(out_dir: Path, out: dict[str, list[dict[str, Any]]], summary_doc: dict[str, Any]) -> list[Path]:
+    """Write every output; return the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    columns = {"refund_requests": REFUND_COLUMNS, "recoupments": RECOUPMENT_COLUMNS, "credit_balances": BALANCE_COLUMNS, "exceptions": EXCEPTION_COLUMNS}
+    written = []
+    for name, table in out.items():
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns[name], lineterminator="\n")
+        writer.writeheader()
+        for row in table:
+            flat = {k: _scalar(v) for k, v in row.items()}
+            if name == "refund_requests":
+                flat["evidence"] = _evidence_text(row["evidence"])
+            writer.writerow(flat)
+        _atomic(out_dir / f"{name}.csv", buf.getvalue())
+        jsonl = "".join(json.dumps(row, default=_scalar, separators=(",", ":")) + "\n" for row in table)
+        _atomic(out_dir / f"{name}.jsonl", jsonl)
+        written += [out_dir / f"{name}.csv", out_dir / f"{name}.jsonl"]
+    _atomic(out_dir / "summary.json", json.dumps(summary_doc, indent=1, default=_scalar) + "\n")
+    written.append(out_dir / "summary.json")
+    return written
