@@ -222,7 +222,8 @@ def run(
     table.add_column("what")
     table.add_column("count", justify="right")
     table.add_column("amount", justify="right")
-    table.add_row("files (seen / ingested now / known)", f"{s['files_seen']} / {s['files_ingested_this_run']} / {s['files_known']}", "")
+    r = result.report
+    table.add_row("files (given / ingested now / known)", f"{r.files_seen} / {r.files_ingested} / {s['files']}", "")
     table.add_row("claims / claim payments / patient payments", f"{s['claims']} / {s['claim_payments']} / {s['patient_payments']}", "")
     table.add_row("payments matched to encounters", str(s["matched_payments"]), "")
     for reason, slot in s["refunds"].items():

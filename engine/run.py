@@ -80,9 +80,7 @@ def run(
             ])
         outputs = rows(decisions, as_of, facts.ingest_exceptions)
         counts = {
-            "files_seen": ingestor.report.files_seen,
-            "files_ingested_this_run": ingestor.report.files_ingested,
-            "files_known": _count(store, t.files),
+            "files": _count(store, t.files),
             "claims": len(facts.claims),
             "claim_payments": len(facts.payments),
             "patient_payments": len(facts.patient_payments),

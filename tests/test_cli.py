@@ -178,9 +178,9 @@ def test_version_prints_the_installed_version() -> None:
     assert result.stdout == f"edirecon {version('edirecon')}\n"
 
 
-def test_commands_are_parse_and_validate() -> None:
+def test_commands_are_parse_validate_and_run() -> None:
     """The app registers exactly the commands documented in cli.py."""
-    assert COMMANDS == ["parse", "validate"]
+    assert sorted(COMMANDS) == ["parse", "run", "validate"]
 
 
 @pytest.mark.parametrize("name", COMMANDS)

@@ -1,0 +1,130 @@
+"""`edirecon run` as a whole: idempotent, order-independent, safe to kill, and its CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli import app
+from engine.config import Config
+from engine.run import input_files, run
+from tests.conftest import REPO, SAMPLE_EDI
+
+AS_OF = date(2026, 11, 27)
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if not p.name.startswith(".")}
+
+
+def test_running_again_changes_nothing(tmp_path: Path, in_repo: Path) -> None:
+    """A second run over the same inputs and store writes byte-identical outputs."""
+    db = f"sqlite:///{tmp_path}/store.db"
+    run([Path("sample_edi")], db, tmp_path / "first", AS_OF, Config())
+    second = run([Path("sample_edi")], db, tmp_path / "second", AS_OF, Config())
+    assert second.report.files_ingested == 0 and second.report.files_skipped == second.report.files_seen > 20
+    assert _outputs(tmp_path / "first") == _outputs(tmp_path / "second")
+
+
+def test_reordered_inputs_give_identical_outputs(tmp_path: Path, in_repo: Path) -> None:
+    """Ingesting the same files in reverse order into a fresh store gives the same ids, rows and bytes."""
+    files = [p for p, _ in input_files([Path("sample_edi")])]
+    run(files, f"sqlite:///{tmp_path}/a.db", tmp_path / "a", AS_OF, Config())
+    run(list(reversed(files)), f"sqlite:///{tmp_path}/b.db", tmp_path / "b", AS_OF, Config())
+    assert _outputs(tmp_path / "a") == _outputs(tmp_path / "b")
+
+
+def test_identified_on_is_kept_on_later_runs(tmp_path: Path, in_repo: Path) -> None:
+    """A refund first identified on one day keeps that day (and its due date) when found again later."""
+    db = f"sqlite:///{tmp_path}/store.db"
+    first = run([Path("sample_edi/duplicate-payment")], db, tmp_path / "1", date(2026, 11, 1), Config())
+    later = run([Path("sample_edi")], db, tmp_path / "2", date(2026, 11, 27), Config())
+    (refund,) = first.outputs["refund_requests"]
+    again = next(r for r in later.outputs["refund_requests"] if r["refund_id"] == refund["refund_id"])
+    assert again["identified_on"] == date(2026, 11, 1) and again["due_by"] == date(2026, 12, 31)
+    new = [r for r in later.outputs["refund_requests"] if r["refund_id"] != refund["refund_id"]]
+    assert new and all(r["identified_on"] == date(2026, 11, 27) for r in new)
+
+
+def test_same_outputs_on_postgresql_and_sqlite(tmp_path: Path, in_repo: Path, pg_url: str) -> None:
+    """The whole sample set gives byte-identical outputs on PostgreSQL and on SQLite."""
+    run([Path("sample_edi")], f"sqlite:///{tmp_path}/s.db", tmp_path / "sqlite", AS_OF, Config())
+    run([Path("sample_edi")], pg_url, tmp_path / "pg", AS_OF, Config())
+    assert _outputs(tmp_path / "sqlite") == _outputs(tmp_path / "pg")
+
+
+def _generate(folder: Path) -> None:
+    spec = importlib.util.spec_from_file_location("bench_generate", REPO / "bench" / "generate.py")
+    assert spec and spec.loader
+    gen = importlib.util.module_from_spec(spec)
+    sys.modules["bench_generate"] = gen
+    spec.loader.exec_module(gen)
+    gen.generate("837p", str(folder / "claims.837"), claims=3000, seed=5, claims_per_transaction=100)
+    gen.generate("835", str(folder / "remit.835"), claims=3000, seed=5, claims_per_transaction=100, duplicates=3, overpayments=3)
+
+
+def test_killed_run_then_new_run_equals_uninterrupted_run(tmp_path: Path) -> None:
+    """SIGKILL in the middle of ingesting, then a new run: exactly the outputs of an uninterrupted run."""
+    data = tmp_path / "in"
+    data.mkdir()
+    _generate(data)
+    cmd = [sys.executable, "-m", "cli", "run", str(data), "--as-of", "2026-11-27"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    clean = subprocess.run([*cmd, "--db", f"sqlite:///{tmp_path}/clean.db", "--out", str(tmp_path / "clean")], env=env, capture_output=True, timeout=600)
+    assert clean.returncode == 0, clean.stderr
+    killed_db = tmp_path / "killed.db"
+    proc = subprocess.Popen([*cmd, "--db", f"sqlite:///{killed_db}", "--out", str(tmp_path / "killed")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ingested = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with sqlite3.connect(killed_db, timeout=0.1) as conn:
+                ingested = conn.execute("select count(*) from transactions").fetchone()[0]
+        except sqlite3.Error:
+            pass
+        if ingested >= 5:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    with sqlite3.connect(killed_db) as conn:
+        partial = conn.execute("select count(*) from transactions").fetchone()[0]
+    assert 5 <= partial < 60  # killed in the middle: some transaction sets in, not all
+    resumed = subprocess.run([*cmd, "--db", f"sqlite:///{killed_db}", "--out", str(tmp_path / "killed")], env=env, capture_output=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _outputs(tmp_path / "killed") == _outputs(tmp_path / "clean")
+
+
+def test_run_cli_prints_the_summary_and_writes_outputs(tmp_path: Path, in_repo: Path) -> None:
+    """`edirecon run sample_edi/` exits 0, prints the summary table and writes every output file."""
+    result = CliRunner().invoke(app, ["run", "sample_edi", "--db", f"sqlite:///{tmp_path}/s.db", "--out", str(tmp_path / "out"), "--as-of", "2026-11-27"])
+    assert result.exit_code == 0, result.output
+    assert "refunds DUPLICATE_PAYMENT" in result.stdout and "outputs written to" in result.stdout
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == sorted(f"{n}.{ext}" for n in ("refund_requests", "recoupments", "credit_balances", "exceptions") for ext in ("csv", "jsonl")) + ["summary.json"]
+    header = (tmp_path / "out" / "refund_requests.csv").read_text().splitlines()[0]
+    assert header == "refund_id,reason,payee_type,payer_id,payer_name,patient_control_number,payer_claim_control_number,billing_provider_npi,patient_name,member_id,service_date,amount,identified_on,due_by,status,evidence"
+
+
+def test_run_cli_usage_errors(tmp_path: Path) -> None:
+    """A bad --as-of, a missing input or a broken config file exit 2 with a clear message."""
+    runner = CliRunner()
+    bad_day = runner.invoke(app, ["run", str(SAMPLE_EDI), "--as-of", "27/11/2026", "--db", f"sqlite:///{tmp_path}/s.db"])
+    assert bad_day.exit_code == 2 and "--as-of '27/11/2026' is not a date" in bad_day.stderr
+    missing = runner.invoke(app, ["run", str(tmp_path / "nope"), "--db", f"sqlite:///{tmp_path}/s.db"])
+    assert missing.exit_code == 2 and "no such file or folder" in missing.stderr
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("payer_refund_days = 'soon'\nunknown = 1\n")
+    broken = runner.invoke(app, ["run", str(SAMPLE_EDI), "--config", str(cfg), "--db", f"sqlite:///{tmp_path}/s.db"])
+    assert broken.exit_code == 2 and "unknown setting(s) unknown" in broken.stderr
