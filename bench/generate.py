@@ -37,8 +37,9 @@ lists of patient control numbers:
 
 * duplicate  - the same claim paid a second time in the same transaction set,
   under a new payer claim control number (CLP07), after the set's other claims;
-* overpayment - the first service line is paid more than its allowed amount
-  (charge minus CO-45), the excess balanced by a negative ``CAS*CO*94``.
+* overpayment - the first service line is paid past its allowed amount (charge minus CO-45)
+  by more than the claim's whole patient responsibility, so the encounter ends in credit; the
+  excess is balanced by a negative ``CAS*CO*94``.
 """
 from __future__ import annotations
 
@@ -213,11 +214,15 @@ def adjudicate(seed: int, i: int, c: dict, *, overpaid: bool, claim_cas_rate: fl
                 pr.append(("2", round(rest * 0.1)))
         remark = "M15" if allowed == 0 else ("N130" if r.random() < 0.3 else "")
         paid = charge - sum(a for _, a in co) - sum(a for _, a in pr)
-        if overpaid and n == 0:  # pay past the allowed amount, balanced by a negative CO-94
-            excess = sum(a for _, a in pr) + max(1000, round(allowed * r.uniform(0.1, 0.4)))
-            co.append(("94", -excess))
-            paid += excess
         lines.append({"co": co, "pr": pr, "paid": paid, "allowed": allowed, "remark": remark})
+    if overpaid:
+        # the payer pays line 1 past its allowed amount by more than the whole patient
+        # responsibility of the claim, so the encounter ends in credit (README rule 5);
+        # the excess is balanced by a negative CO-94
+        first = lines[0]
+        excess = sum(a for ln in lines for _, a in ln["pr"]) + max(1000, round(first["allowed"] * r.uniform(0.1, 0.4)))
+        first["co"].append(("94", -excess))
+        first["paid"] += excess
     claim_pr: list[tuple[str, int]] = []
     if claim_cas_rate and r.random() < claim_cas_rate:  # report deductible at claim level instead
         for ln in lines:

@@ -119,16 +119,26 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
     seen_services: dict[tuple[str, ...], tuple[Encounter, PaymentFact]] = {}
     for e, p in sorted(((e, p) for e in encounters for p in e.payments), key=lambda ep: ep[1].order):
         _duplicates(e, p, reversed_by, seen_services, out)
+    dup_by_encounter: dict[int, dict[tuple[str, ...], Decimal]] = defaultdict(dict)
+    for r in out.refunds:
+        if r.reason == "DUPLICATE_PAYMENT":
+            dup_by_encounter[id(r.encounter)][r.payment_key] = r.amount
+    paired = {rev.id for rev in reversed_by.values()}
     for e in encounters:
-        _balance(e, reversed_by, out, as_of)
+        _balance(e, reversed_by, paired, dup_by_encounter.get(id(e), {}), out, as_of)
     _plb_recoupments(facts.plbs, encounters, out)
     _settle(out)
     _balancing(facts, out)
     for e in encounters:
-        if e.voided and any(p.paid for p in e.payments):
+        if e.voided:
+            paid: dict[str, Decimal] = defaultdict(lambda: ZERO)
+            for p in e.payments:
+                paid[p.payer_id] += p.paid
             c = e.billing_claim
-            out.exceptions.append(ExceptionRow("VOIDED_ENCOUNTER_PAID", "info", c.source_file, c.segment, e.pcn, "", None,
-                                               "the encounter was voided (CLM05-3 = 8) but carries payments: they are a credit"))
+            for payer_id, amount in sorted(paid.items()):
+                if amount:
+                    out.exceptions.append(ExceptionRow("VOIDED_ENCOUNTER_PAID", "info", c.source_file, c.segment, e.pcn, payer_id, amount,
+                                                       "the encounter was voided (CLM05-3 = 8) but carries this payer's payments: they are a credit"))
     for r in out.refunds:
         r.identified_on = facts.identified.get(r.refund_id, as_of)
         r.due_by = r.identified_on + timedelta(days=_days(r, config))
@@ -198,10 +208,8 @@ def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact
                     rc.refund_id = out.refunds[-1].refund_id
 
 
-def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], out: Decisions, as_of: date) -> None:
+def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: set[int], dup: dict[tuple[str, ...], Decimal], out: Decisions, as_of: date) -> None:
     """Rule 5: the balance of an encounter and the attribution of a credit."""
-    reversal_ids = {rev.id for rev in reversed_by.values()}
-    dup = {r.payment_key: r.amount for r in out.refunds if r.encounter is e and r.reason == "DUPLICATE_PAYMENT"}
     current = [p for p in e.payments if p.status != "22" and p.id not in reversed_by]
     # a denial is superseded when the same payer later paid: its adjustments are not current
     paying = {p.payer_id for p in current if p.status in PAID_STATUSES}
@@ -219,9 +227,7 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], out: Decisions, 
     primary = e.primary_claim.payer_id
     primary_payments = [p for p in current if p.payer_id == primary] or [p for p in current if p.sequence == 1]
     primary_id = primary_payments[0].payer_id if primary_payments else primary
-    contractual = max(ZERO, sum((a[2] for p in primary_payments for a in p.all_adjustments if a[0] in CONTRACTUAL and not (a[0] == "OA" and a[1] == "23")), ZERO))
-    adjudicated = sum((p.charge for p in primary_payments), ZERO)
-    write_offs = min(contractual, max(ZERO, e.total_charge - (adjudicated - contractual))) if primary_payments else ZERO
+    write_offs = _write_offs(e, primary_payments)
     by_sequence = sorted(current, key=lambda p: (p.sequence, p.order))
     final_pr = _responsibility(by_sequence)
     balance = e.total_charge - payer_paid - write_offs - patient_paid
@@ -248,6 +254,53 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], out: Decisions, 
         payer = next((p for p in by_sequence if p.payer_id == primary_id), by_sequence[0] if by_sequence else None)
         if payer is not None:
             out.refunds.append(_payer_refund("PAYER_OVERPAYMENT", e, payer, credit, [p for p in current if p.payer_id == payer.payer_id]))
+
+
+def _contractual(adjustments: list[tuple[str, str, Decimal]]) -> Decimal:
+    """CO, PI and OA (but OA-23) adjustments; a negative one (e.g. CO-94 -12.00) would raise the
+    billed charge, which a payer cannot do: it counts as zero."""
+    return sum((max(ZERO, a[2]) for a in adjustments if a[0] in CONTRACTUAL and not (a[0] == "OA" and a[1] == "23")), ZERO)
+
+
+def _write_offs(e: Encounter, payments: list[PaymentFact]) -> Decimal:
+    """The primary payer's contractual adjustments, on what is still billed.
+
+    Line by line, a write-off cannot exceed the line's billed charge less the payer's allowed
+    amount: a line a replacement removed (or a voided encounter) writes nothing off, and a line
+    billed lower than adjudicated writes off only down to the allowed amount.
+    """
+    if e.voided:
+        return ZERO
+    billed = e.billing_claim
+    total = ZERO
+    for p in payments:
+        total += _contractual(p.claim_adjustments)
+        if not p.lines:
+            continue
+        for line in p.lines:
+            contractual = _contractual(line.adjustments)
+            if not contractual:
+                continue
+            charge = _billed_charge(e, billed, line)
+            allowed = (line.charge if line.charge is not None else charge) - contractual
+            total += min(contractual, max(ZERO, charge - allowed))
+    if not any(p.lines for p in payments) and payments:
+        contractual = total
+        allowed = sum((p.charge for p in payments), ZERO) - contractual
+        total = min(contractual, max(ZERO, e.total_charge - allowed))
+    return total
+
+
+def _billed_charge(e: Encounter, billed: Any, line: Any) -> Decimal:
+    """The charge the current claim bills for the line a payment line paid (0 when no longer billed)."""
+    if not billed.lines:
+        return line.charge if line.charge is not None else ZERO
+    key = line_key(e, line)
+    for ln in billed.lines:
+        ln_key = ("6R", ln["line_item_control_number"]) if ln["line_item_control_number"] else ("SV", ln["procedure_code"], ln["modifiers"], str(ln["service_date"]))
+        if ln_key == key:
+            return ln["charge"] if ln["charge"] is not None else ZERO
+    return ZERO
 
 
 def _responsibility(payments: list[PaymentFact]) -> Decimal:
@@ -303,9 +356,13 @@ def _plb_recoupments(plbs: list[PlbFact], encounters: list[Encounter], out: Deci
 
 def _settle(out: Decisions) -> None:
     """Recoupments by the same payer settle that payer's open refunds on the encounter they are tied to."""
+    refunds_of: dict[int, list[Refund]] = defaultdict(list)
+    for r in out.refunds:
+        refunds_of[id(r.encounter)].append(r)
+    balance_of = {id(b.encounter): b for b in out.balances}
     for rc in sorted((r for r in out.recoupments if r.kind != "CLAIM_REVERSAL" and r.encounter is not None), key=lambda r: r.recoupment_id):
         left = rc.amount
-        refunds = [r for r in out.refunds if r.encounter is rc.encounter and r.payer_id == rc.payer_id and r.recouped < r.amount]
+        refunds = [r for r in refunds_of[id(rc.encounter)] if r.payer_id == rc.payer_id and r.recouped < r.amount]
         refunds.sort(key=lambda r: (r.icn != rc.icn, r.reason != "DUPLICATE_PAYMENT", r.refund_id))
         for r in refunds:
             if left <= 0:
@@ -314,11 +371,10 @@ def _settle(out: Decisions) -> None:
             r.recouped += take
             left -= take
             rc.refund_id = rc.refund_id or r.refund_id
-        if rc.refund_id == "":
-            for b in out.balances:
-                if b.encounter is rc.encounter:  # money taken back with no refund owed: it is owed again
-                    b.balance += left
-                    b.payer_paid -= left
+        b = balance_of.get(id(rc.encounter))
+        if left > 0 and b is not None:  # money taken back beyond any refund owed: it is owed again
+            b.balance += left
+            b.payer_paid -= left
 
 
 def _balancing(facts: Facts, out: Decisions) -> None:

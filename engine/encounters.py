@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from functools import cached_property
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -33,11 +34,11 @@ class Encounter:
     payments: list[PaymentFact] = field(default_factory=list)
     patient_payments: list[PatientPaymentFact] = field(default_factory=list)
 
-    @property
+    @cached_property
     def id(self) -> str:
         return stable_id("EN", *self.key)
 
-    @property
+    @cached_property
     def billing_claim(self) -> ClaimFact:
         """The claim whose charge counts: the latest original/replacement/void to the first payer."""
         first = min(_SEQUENCE.get(c.responsibility, 9) for c in self.claims)
@@ -52,7 +53,7 @@ class Encounter:
     def total_charge(self) -> Decimal:
         return ZERO if self.voided else self.billing_claim.charge
 
-    @property
+    @cached_property
     def primary_claim(self) -> ClaimFact:
         return min(self.claims, key=lambda c: (_SEQUENCE.get(c.responsibility, 9), c.order))
 

@@ -16,11 +16,12 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from . import schema as t
+from .bulk import codec, select_rows
 
 ZERO = Decimal("0.00")
 
 
-@dataclass
+@dataclass(slots=True)
 class ClaimFact:
     id: int
     transaction_type: str
@@ -55,7 +56,7 @@ class ClaimFact:
         return {m for m in [self.member_id, *self.other_member_ids] if m}
 
 
-@dataclass
+@dataclass(slots=True)
 class PaymentLine:
     ordinal: int
     procedure: str
@@ -68,7 +69,7 @@ class PaymentLine:
     adjustments: list[tuple[str, str, Decimal]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class PaymentFact:
     id: int
     payer_id: str
@@ -127,7 +128,7 @@ class PaymentFact:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class PlbFact:
     payer_id: str
     payer_name: str
@@ -145,7 +146,7 @@ class PlbFact:
         return (self.payment_date or date.min, self.trace_number, self.segment, self.position)
 
 
-@dataclass
+@dataclass(slots=True)
 class RemittanceFact:
     payer_id: str
     trace_number: str
@@ -157,7 +158,7 @@ class RemittanceFact:
     plb_total: Decimal = ZERO
 
 
-@dataclass
+@dataclass(slots=True)
 class PatientPaymentFact:
     payment_id: str
     pcn: str
@@ -167,7 +168,7 @@ class PatientPaymentFact:
     member_id: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Facts:
     claims: list[ClaimFact]
     payments: list[PaymentFact]
@@ -178,72 +179,63 @@ class Facts:
     identified: dict[str, date]
 
 
-def _d(value: Any) -> Decimal:
-    return ZERO if value is None else Decimal(value)
-
-
 def load(conn: Connection) -> Facts:
-    """Every fact in the store."""
+    """Every fact in the store (read as plain tuples at the driver level: see ``bulk``)."""
+    c = codec(conn)
+    money, day = c.money, c.day
+
+    def d(value: Any) -> Decimal:
+        return ZERO if value is None else money(value)  # type: ignore[return-value]
+
     lines_by_claim: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for row in conn.execute(select(t.claim_lines)).mappings():
-        lines_by_claim[row["claim_id"]].append(dict(row))
+    for claim_id, number, proc, mods, charge, units, served, control in select_rows(
+        conn, t.claim_lines, ["claim_id", "line_number", "procedure_code", "modifiers", "charge", "units", "service_date", "line_item_control_number"]
+    ):
+        lines_by_claim[claim_id].append({
+            "line_number": number, "procedure_code": proc, "modifiers": mods, "charge": money(charge),
+            "units": None if units is None else Decimal(str(units)), "service_date": day(served), "line_item_control_number": control,
+        })
+    claim_cols = ["id", "transaction_type", "patient_control_number", "billing_npi", "billing_tin", "member_id", "other_member_ids", "patient_last",
+                  "patient_first", "patient_dob", "service_from", "service_to", "total_charge", "frequency", "original_reference", "payer_id",
+                  "payer_name", "payer_responsibility", "filing_indicator", "created_on", "source_file", "segment"]
     claims = [
-        ClaimFact(
-            r["id"], r["transaction_type"], r["patient_control_number"], r["billing_npi"], r["billing_tin"], r["member_id"],
-            [m for m in r["other_member_ids"].split("|") if m], r["patient_last"], r["patient_first"], r["patient_dob"],
-            r["service_from"], r["service_to"], _d(r["total_charge"]), r["frequency"], r["original_reference"], r["payer_id"],
-            r["payer_name"], r["payer_responsibility"], r["filing_indicator"], r["created_on"], r["source_file"], r["segment"],
-            lines_by_claim.get(r["id"], []),
-        )
-        for r in conn.execute(select(t.claims)).mappings()
+        ClaimFact(r[0], r[1], r[2], r[3], r[4], r[5], [m for m in r[6].split("|") if m], r[7], r[8], day(r[9]), day(r[10]), day(r[11]),
+                  d(r[12]), r[13], r[14], r[15], r[16], r[17], r[18], day(r[19]), r[20], r[21], lines_by_claim.get(r[0], []))
+        for r in select_rows(conn, t.claims, claim_cols)
     ]
-    adjustments: dict[int, list[Any]] = defaultdict(list)
-    for r in conn.execute(select(t.adjustments)).mappings():
-        adjustments[r["claim_payment_id"]].append(r)
+    adjustments: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+    for pid, line, group, reason, amount in select_rows(conn, t.adjustments, ["claim_payment_id", "line_ordinal", "group_code", "reason", "amount"]):
+        adjustments[pid].append((line, group, reason, d(amount)))
     plines: dict[int, list[PaymentLine]] = defaultdict(list)
-    for r in conn.execute(select(t.payment_lines).order_by(t.payment_lines.c.claim_payment_id, t.payment_lines.c.ordinal)).mappings():
-        plines[r["claim_payment_id"]].append(
-            PaymentLine(r["ordinal"], r["procedure_code"], r["modifiers"], r["charge"], _d(r["paid"]), r["units"], r["service_date"], r["line_item_control_number"])
-        )
-    rem = t.remittances
+    for pid, ordinal, proc, mods, charge, paid, units, served, control in sorted(select_rows(
+        conn, t.payment_lines, ["claim_payment_id", "ordinal", "procedure_code", "modifiers", "charge", "paid", "units", "service_date", "line_item_control_number"]
+    ), key=lambda r: (r[0], r[1])):
+        plines[pid].append(PaymentLine(ordinal, proc, mods, money(charge), d(paid), None if units is None else Decimal(str(units)), day(served), control))
+    rem_cols = ["id", "payer_id", "payer_name", "trace_number", "payment_amount", "credit_debit", "payment_date", "payee_npi", "payee_tin", "source_file", "segment"]
+    rems = {r[0]: r for r in select_rows(conn, t.remittances, rem_cols)}
+    remittances = {rid: RemittanceFact(r[1], r[3], d(r[4]), r[5], r[9], r[10]) for rid, r in rems.items()}
+    pay_cols = ["id", "remittance_id", "ordinal", "patient_control_number", "status", "charge", "paid", "patient_responsibility", "filing_indicator",
+                "payer_claim_control_number", "member_id", "patient_last", "patient_first", "service_from", "service_to", "source_file", "segment", "byte_offset"]
     payments: list[PaymentFact] = []
-    query = select(t.claim_payments, rem.c.payer_id, rem.c.payer_name, rem.c.trace_number, rem.c.payment_date, rem.c.payee_npi, rem.c.payee_tin).join(
-        rem, rem.c.id == t.claim_payments.c.remittance_id
-    )
-    for r in conn.execute(query).mappings():
-        p = PaymentFact(
-            r["id"], r["payer_id"], r["payer_name"], r["trace_number"], r["payment_date"], r["payee_npi"], r["payee_tin"], r["ordinal"],
-            r["patient_control_number"], r["status"], _d(r["charge"]), _d(r["paid"]), _d(r["patient_responsibility"]), r["filing_indicator"],
-            r["payer_claim_control_number"], r["member_id"], r["patient_last"], r["patient_first"], r["service_from"], r["service_to"],
-            r["source_file"], r["segment"], r["byte_offset"],
-        )
-        p.lines = plines.get(r["id"], [])
+    for r in select_rows(conn, t.claim_payments, pay_cols):
+        rm = rems[r[1]]
+        p = PaymentFact(r[0], rm[1], rm[2], rm[3], day(rm[6]), rm[7], rm[8], r[2], r[3], r[4], d(r[5]), d(r[6]), d(r[7]), r[8], r[9], r[10], r[11],
+                        r[12], day(r[13]), day(r[14]), r[15], r[16], r[17])
+        p.lines = plines.get(r[0], [])
         by_line = {line.ordinal: line for line in p.lines}
-        for a in adjustments.get(r["id"], []):
-            adj = (a["group_code"], a["reason"], _d(a["amount"]))
-            if a["line_ordinal"] is None or a["line_ordinal"] not in by_line:
-                p.claim_adjustments.append(adj)
-            else:
-                by_line[a["line_ordinal"]].adjustments.append(adj)
+        for line_no, group, reason, amount in adjustments.get(r[0], []):
+            target = by_line.get(line_no) if line_no is not None else None
+            (target.adjustments if target is not None else p.claim_adjustments).append((group, reason, amount))
+        remittances[r[1]].paid_total += p.paid
         payments.append(p)
-    remittances: dict[int, RemittanceFact] = {}
-    for r in conn.execute(select(rem)).mappings():
-        remittances[r["id"]] = RemittanceFact(r["payer_id"], r["trace_number"], _d(r["payment_amount"]), r["credit_debit"], r["source_file"], r["segment"])
-    for r in conn.execute(select(t.claim_payments.c.remittance_id, t.claim_payments.c.paid)).mappings():
-        remittances[r["remittance_id"]].paid_total += _d(r["paid"])
     plbs: list[PlbFact] = []
-    for r in conn.execute(
-        select(t.provider_adjustments, rem.c.payer_id, rem.c.payer_name, rem.c.trace_number, rem.c.payment_date, rem.c.source_file).join(
-            rem, rem.c.id == t.provider_adjustments.c.remittance_id
-        )
-    ).mappings():
-        remittances[r["remittance_id"]].plb_total += _d(r["amount"])
-        plbs.append(
-            PlbFact(r["payer_id"], r["payer_name"], r["trace_number"], r["payment_date"], r["reason"], r["reference"], _d(r["amount"]), r["source_file"], r["segment"], r["position"])
-        )
+    for rid, reason, reference, amount, segment, position in select_rows(conn, t.provider_adjustments, ["remittance_id", "reason", "reference", "amount", "segment", "position"]):
+        rm = rems[rid]
+        remittances[rid].plb_total += d(amount)
+        plbs.append(PlbFact(rm[1], rm[2], rm[3], day(rm[6]), reason, reference, d(amount), rm[9], segment, position))
     patient = [
-        PatientPaymentFact(r["payment_id"], r["patient_control_number"], _d(r["amount"]), r["paid_on"], r["billing_npi"], r["member_id"])
-        for r in conn.execute(select(t.patient_payments)).mappings()
+        PatientPaymentFact(r[0], r[1], d(r[2]), day(r[3]), r[4], r[5])  # type: ignore[arg-type]
+        for r in select_rows(conn, t.patient_payments, ["payment_id", "patient_control_number", "amount", "paid_on", "billing_npi", "member_id"])
     ]
     exceptions = [dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()]
     identified = {r["refund_id"]: r["identified_on"] for r in conn.execute(select(t.refund_history)).mappings()}

@@ -27,6 +27,7 @@ import parsers
 from parsers.model import Claim, ClaimPayment, ProviderAdjustment
 
 from . import schema as t
+from .bulk import allocate_ids, insert_rows
 from .store import Store
 
 log = structlog.get_logger("edirecon.ingest")
@@ -223,15 +224,12 @@ class Ingestor:
     def _insert_claims(self, conn: Connection, batch: list[Claim], txn_id: int, name: str) -> None:
         if not batch:
             return
-        rows = [{**claim_row(c, name), "transaction_id": txn_id} for c in batch]
-        ids = conn.execute(insert(t.claims).returning(t.claims.c.id, sort_by_parameter_order=True), rows).scalars().all()
-        lines = [
-            {"claim_id": cid, **line_row(line)}
-            for cid, claim in zip(ids, batch, strict=True)
-            for line in claim.lines
-        ]
-        if lines:
-            conn.execute(insert(t.claim_lines), lines)
+        ids = allocate_ids(conn, t.claims, len(batch))
+        rows = [{"id": cid, "transaction_id": txn_id, **claim_row(c, name)} for cid, c in zip(ids, batch, strict=True)]
+        _bulk(conn, t.claims, rows)
+        lines = [{"claim_id": cid, **line_row(line)} for cid, claim in zip(ids, batch, strict=True) for line in claim.lines]
+        line_ids = allocate_ids(conn, t.claim_lines, len(lines))
+        _bulk(conn, t.claim_lines, [{"id": i, **row} for i, row in zip(line_ids, lines, strict=True)])
         self.report.claims += len(batch)
 
     def _remittance(self, conn: Connection, records: Iterator[Any], name: str, txn_id: int, st_segment: int) -> bool:
@@ -280,8 +278,8 @@ class Ingestor:
     def _insert_payments(self, conn: Connection, batch: list[ClaimPayment], remittance_id: int | None, name: str, first: int) -> None:
         if not batch:
             return
-        rows = [payment_row(p, remittance_id, first + i + 1, name) for i, p in enumerate(batch)]
-        ids = conn.execute(insert(t.claim_payments).returning(t.claim_payments.c.id, sort_by_parameter_order=True), rows).scalars().all()
+        ids = allocate_ids(conn, t.claim_payments, len(batch))
+        _bulk(conn, t.claim_payments, [{"id": pid, **payment_row(p, remittance_id, first + i + 1, name)} for i, (pid, p) in enumerate(zip(ids, batch, strict=True))])
         lines: list[dict[str, Any]] = []
         adjustments: list[dict[str, Any]] = []
         for pid, payment in zip(ids, batch, strict=True):
@@ -291,10 +289,8 @@ class Ingestor:
                 lines.append({"claim_payment_id": pid, "ordinal": n, **payment_line_row(svc)})
                 for a in svc.adjustments:
                     adjustments.append({"claim_payment_id": pid, "line_ordinal": n, "group_code": a.group[:2], "reason": a.reason[:5], "amount": a.amount})
-        if lines:
-            conn.execute(insert(t.payment_lines), lines)
-        if adjustments:
-            conn.execute(insert(t.adjustments), adjustments)
+        _bulk(conn, t.payment_lines, [{"id": i, **row} for i, row in zip(allocate_ids(conn, t.payment_lines, len(lines)), lines, strict=True)])
+        _bulk(conn, t.adjustments, [{"id": i, **row} for i, row in zip(allocate_ids(conn, t.adjustments, len(adjustments)), adjustments, strict=True)])
         self.report.claim_payments += len(batch)
 
     # -- patient payments -------------------------------------------------------------
@@ -317,6 +313,15 @@ class Ingestor:
 
 
 # -- rows ------------------------------------------------------------------------------
+
+
+def _bulk(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert rows that all have the same keys (one driver-level executemany)."""
+    if rows:
+        columns = list(rows[0])
+        insert_rows(conn, table, columns, (tuple(r[c] for c in columns) for r in rows))
+
+
 
 
 def _dates(values: Iterable[date | None]) -> tuple[date | None, date | None]:

@@ -11,6 +11,9 @@ are written from.
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -25,10 +28,36 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData()
 
-Money = Numeric(12, 2, asdecimal=True)
+
+class Money(TypeDecorator[Decimal]):
+    """An amount: ``NUMERIC(12,2)`` on PostgreSQL; exact decimal text on SQLite.
+
+    SQLite has no decimal type: a NUMERIC column there stores a binary float (REAL).  Money is
+    never a float, so on SQLite the column holds the decimal's text ("125.00") instead.
+    """
+
+    impl = Numeric(12, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(24))
+        return dialect.type_descriptor(Numeric(12, 2, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return str(Decimal(value))
+
+    def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(value)
+
 
 files = Table(
     "files",
@@ -70,7 +99,7 @@ claims = Table(
     Column("patient_dob", Date),
     Column("service_from", Date),
     Column("service_to", Date),
-    Column("total_charge", Money),
+    Column("total_charge", Money()),
     Column("frequency", String(2), nullable=False),
     Column("original_reference", String(50), nullable=False),
     Column("payer_id", String(80), nullable=False),
@@ -92,7 +121,7 @@ claim_lines = Table(
     Column("line_number", String(6), nullable=False),
     Column("procedure_code", String(48), nullable=False),
     Column("modifiers", String(20), nullable=False),  # ":"-joined
-    Column("charge", Money),
+    Column("charge", Money()),
     Column("units", Numeric(15, 3)),
     Column("service_date", Date),
     Column("line_item_control_number", String(50), nullable=False),
@@ -107,7 +136,7 @@ remittances = Table(
     Column("payer_id", String(80), nullable=False),
     Column("payer_name", String(60), nullable=False),
     Column("trace_number", String(50), nullable=False),
-    Column("payment_amount", Money),
+    Column("payment_amount", Money()),
     Column("credit_debit", String(1), nullable=False),
     Column("payment_date", Date),
     Column("production_date", Date),
@@ -127,9 +156,9 @@ claim_payments = Table(
     Column("ordinal", Integer, nullable=False),  # position within the remittance
     Column("patient_control_number", String(38), nullable=False),
     Column("status", String(2), nullable=False),
-    Column("charge", Money),
-    Column("paid", Money),
-    Column("patient_responsibility", Money),
+    Column("charge", Money()),
+    Column("paid", Money()),
+    Column("patient_responsibility", Money()),
     Column("filing_indicator", String(2), nullable=False),
     Column("payer_claim_control_number", String(50), nullable=False),
     Column("member_id", String(80), nullable=False),
@@ -151,8 +180,8 @@ payment_lines = Table(
     Column("ordinal", Integer, nullable=False),
     Column("procedure_code", String(48), nullable=False),  # SVC06 when present, else SVC01
     Column("modifiers", String(20), nullable=False),
-    Column("charge", Money),
-    Column("paid", Money),
+    Column("charge", Money()),
+    Column("paid", Money()),
     Column("units", Numeric(15, 3)),
     Column("service_date", Date),
     Column("line_item_control_number", String(50), nullable=False),
@@ -167,7 +196,7 @@ adjustments = Table(
     Column("line_ordinal", Integer),  # None: claim level
     Column("group_code", String(2), nullable=False),
     Column("reason", String(5), nullable=False),
-    Column("amount", Money),
+    Column("amount", Money()),
 )
 Index("ix_adjustments_payment", adjustments.c.claim_payment_id)
 
@@ -181,7 +210,7 @@ provider_adjustments = Table(
     Column("position", Integer, nullable=False),
     Column("reason", String(2), nullable=False),
     Column("reference", String(50), nullable=False),
-    Column("amount", Money),
+    Column("amount", Money()),
     Column("segment", Integer, nullable=False),
     Column("byte_offset", Integer, nullable=False),
 )
@@ -194,7 +223,7 @@ patient_payments = Table(
     Column("file_id", Integer, ForeignKey("files.id"), nullable=False),
     Column("row_number", Integer, nullable=False),
     Column("patient_control_number", String(38), nullable=False),
-    Column("amount", Money, nullable=False),
+    Column("amount", Money(), nullable=False),
     Column("paid_on", Date, nullable=False),
     Column("billing_npi", String(80), nullable=False),
     Column("member_id", String(80), nullable=False),
@@ -211,7 +240,7 @@ ingest_exceptions = Table(
     Column("segment", Integer, nullable=False),
     Column("patient_control_number", String(38), nullable=False),
     Column("payer_id", String(80), nullable=False),
-    Column("amount", Money),
+    Column("amount", Money()),
     Column("detail", Text, nullable=False),
 )
 

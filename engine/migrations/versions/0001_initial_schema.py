@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from engine.schema import Money
+
 revision = '0001'
 down_revision = None
 branch_labels = None
@@ -34,7 +36,7 @@ def upgrade() -> None:
     sa.Column('segment', sa.Integer(), nullable=False),
     sa.Column('patient_control_number', sa.String(length=38), nullable=False),
     sa.Column('payer_id', sa.String(length=80), nullable=False),
-    sa.Column('amount', sa.Numeric(precision=12, scale=2), nullable=True),
+    sa.Column('amount', Money(), nullable=True),
     sa.Column('detail', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('key')
@@ -50,7 +52,7 @@ def upgrade() -> None:
     sa.Column('file_id', sa.Integer(), nullable=False),
     sa.Column('row_number', sa.Integer(), nullable=False),
     sa.Column('patient_control_number', sa.String(length=38), nullable=False),
-    sa.Column('amount', sa.Numeric(precision=12, scale=2), nullable=False),
+    sa.Column('amount', Money(), nullable=False),
     sa.Column('paid_on', sa.Date(), nullable=False),
     sa.Column('billing_npi', sa.String(length=80), nullable=False),
     sa.Column('member_id', sa.String(length=80), nullable=False),
@@ -85,7 +87,7 @@ def upgrade() -> None:
     sa.Column('patient_dob', sa.Date(), nullable=True),
     sa.Column('service_from', sa.Date(), nullable=True),
     sa.Column('service_to', sa.Date(), nullable=True),
-    sa.Column('total_charge', sa.Numeric(precision=12, scale=2), nullable=True),
+    sa.Column('total_charge', Money(), nullable=True),
     sa.Column('frequency', sa.String(length=2), nullable=False),
     sa.Column('original_reference', sa.String(length=50), nullable=False),
     sa.Column('payer_id', sa.String(length=80), nullable=False),
@@ -108,7 +110,7 @@ def upgrade() -> None:
     sa.Column('payer_id', sa.String(length=80), nullable=False),
     sa.Column('payer_name', sa.String(length=60), nullable=False),
     sa.Column('trace_number', sa.String(length=50), nullable=False),
-    sa.Column('payment_amount', sa.Numeric(precision=12, scale=2), nullable=True),
+    sa.Column('payment_amount', Money(), nullable=True),
     sa.Column('credit_debit', sa.String(length=1), nullable=False),
     sa.Column('payment_date', sa.Date(), nullable=True),
     sa.Column('production_date', sa.Date(), nullable=True),
@@ -127,7 +129,7 @@ def upgrade() -> None:
     sa.Column('line_number', sa.String(length=6), nullable=False),
     sa.Column('procedure_code', sa.String(length=48), nullable=False),
     sa.Column('modifiers', sa.String(length=20), nullable=False),
-    sa.Column('charge', sa.Numeric(precision=12, scale=2), nullable=True),
+    sa.Column('charge', Money(), nullable=True),
     sa.Column('units', sa.Numeric(precision=15, scale=3), nullable=True),
     sa.Column('service_date', sa.Date(), nullable=True),
     sa.Column('line_item_control_number', sa.String(length=50), nullable=False),
@@ -143,9 +145,9 @@ def upgrade() -> None:
     sa.Column('ordinal', sa.Integer(), nullable=False),
     sa.Column('patient_control_number', sa.String(length=38), nullable=False),
     sa.Column('status', sa.String(length=2), nullable=False),
-    sa.Column('charge', sa.Numeric(precision=12, scale=2), nullable=True),
-    sa.Column('paid', sa.Numeric(precision=12, scale=2), nullable=True),
-    sa.Column('patient_responsibility', sa.Numeric(precision=12, scale=2), nullable=True),
+    sa.Column('charge', Money(), nullable=True),
+    sa.Column('paid', Money(), nullable=True),
+    sa.Column('patient_responsibility', Money(), nullable=True),
     sa.Column('filing_indicator', sa.String(length=2), nullable=False),
     sa.Column('payer_claim_control_number', sa.String(length=50), nullable=False),
     sa.Column('member_id', sa.String(length=80), nullable=False),
@@ -170,7 +172,7 @@ def upgrade() -> None:
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('reason', sa.String(length=2), nullable=False),
     sa.Column('reference', sa.String(length=50), nullable=False),
-    sa.Column('amount', sa.Numeric(precision=12, scale=2), nullable=True),
+    sa.Column('amount', Money(), nullable=True),
     sa.Column('segment', sa.Integer(), nullable=False),
     sa.Column('byte_offset', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['remittance_id'], ['remittances.id'], ),
@@ -182,7 +184,7 @@ def upgrade() -> None:
     sa.Column('line_ordinal', sa.Integer(), nullable=True),
     sa.Column('group_code', sa.String(length=2), nullable=False),
     sa.Column('reason', sa.String(length=5), nullable=False),
-    sa.Column('amount', sa.Numeric(precision=12, scale=2), nullable=True),
+    sa.Column('amount', Money(), nullable=True),
     sa.ForeignKeyConstraint(['claim_payment_id'], ['claim_payments.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -195,8 +197,8 @@ def upgrade() -> None:
     sa.Column('ordinal', sa.Integer(), nullable=False),
     sa.Column('procedure_code', sa.String(length=48), nullable=False),
     sa.Column('modifiers', sa.String(length=20), nullable=False),
-    sa.Column('charge', sa.Numeric(precision=12, scale=2), nullable=True),
-    sa.Column('paid', sa.Numeric(precision=12, scale=2), nullable=True),
+    sa.Column('charge', Money(), nullable=True),
+    sa.Column('paid', Money(), nullable=True),
     sa.Column('units', sa.Numeric(precision=15, scale=3), nullable=True),
     sa.Column('service_date', sa.Date(), nullable=True),
     sa.Column('line_item_control_number', sa.String(length=50), nullable=False),

@@ -1,0 +1,76 @@
+"""Bulk writes and reads at the driver level, for the hundreds of thousands of rows of a large run.
+
+SQLAlchemy Core builds the schema and the small statements; the fact rows go through the DB-API's
+``executemany`` (and are read back as plain tuples), with values in the form each database stores:
+on SQLite money is exact decimal text and dates ISO text (what ``schema.Money`` and SQLAlchemy's
+``Date`` write and read), on PostgreSQL ``Decimal`` and ``date`` as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import sqlite3
+
+from sqlalchemy import Connection, Table, text
+
+# SQLite stores money as exact decimal text and dates as ISO text (what schema.Money and
+# SQLAlchemy's Date write): the driver converts at C speed, and a Decimal never becomes a float
+sqlite3.register_adapter(Decimal, str)
+sqlite3.register_adapter(date, date.isoformat)
+
+
+class Codec:
+    """Converts values between Python and one dialect's storage."""
+
+    def __init__(self, dialect: str):
+        self.sqlite = dialect == "sqlite"
+        self.placeholder = "?" if self.sqlite else "%s"
+
+    def money(self, value: Any) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(value)
+
+    def day(self, value: Any) -> date | None:
+        if value is None or isinstance(value, date):
+            return value
+        return date.fromisoformat(value)
+
+
+def codec(conn: Connection) -> Codec:
+    return Codec(conn.dialect.name)
+
+
+def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
+    """``n`` new primary keys for ``table`` inside the current transaction.
+
+    PostgreSQL draws them from the table's sequence (safe with concurrent writers); SQLite, whose
+    writer holds the database lock for the transaction, continues after the largest id.
+    """
+    if n == 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(text(f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, :n)"), {"n": n})
+        return [int(r[0]) for r in rows]
+    start = int(conn.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table.name}").scalar_one()) + 1
+    return list(range(start, start + n))
+
+
+def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """INSERT many rows (tuples in ``columns`` order) with one executemany; returns the count."""
+    c = codec(conn)
+    data = rows if isinstance(rows, list) else list(rows)
+    if not data:
+        return 0
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([c.placeholder] * len(columns))})"
+    conn.exec_driver_sql(sql, data)
+    return len(data)
+
+
+def select_rows(conn: Connection, table: Table, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    """Every row of ``table`` as plain tuples (values in storage form: see ``Codec``)."""
+    return list(conn.exec_driver_sql(f"SELECT {', '.join(columns)} FROM {table.name}").fetchall())
