@@ -341,10 +341,15 @@ def write_835(out: IO[str], claims: int, seed: int = 0, claims_per_transaction: 
               duplicates: int = 0, overpayments: int = 0, plb: bool = True,
               claim_cas_rate: float = 0.0) -> dict:
     planted_r = random.Random(f"{seed}/planted")
-    picks = planted_r.sample(range(1, claims + 1), duplicates + overpayments)
-    dup, over = sorted(picks[:duplicates]), set(picks[duplicates:])
-    w = SegmentWriter(out)
     when = file_date(seed) + _dt.timedelta(days=21)
+    picks = planted_r.sample(range(1, claims + 1), min(claims, 4 * (duplicates + overpayments) + 10))
+    # a duplicate is a claim paid twice: only claims the payer pays money on qualify
+    paying = [i for i in picks if _remit_claim(None, seed, i, when, "", False, claim_cas_rate) > 0]
+    dup = sorted(paying[:duplicates])
+    over = set([i for i in picks if i not in dup][:overpayments])
+    if len(dup) < duplicates or len(over) < overpayments:
+        raise ValueError(f"cannot plant {duplicates} duplicates and {overpayments} overpayments in {claims} claims")
+    w = SegmentWriter(out)
     icn = envelope_open(w, seed, when, "HP", "005010X221A1")
     ccn = lambda i: f"24{seed % 1000:03d}{i:09d}"  # noqa: E731  payer claim control number
     sets = 0

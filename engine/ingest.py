@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -319,7 +320,8 @@ def _bulk(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
     """Insert rows that all have the same keys (one driver-level executemany)."""
     if rows:
         columns = list(rows[0])
-        insert_rows(conn, table, columns, (tuple(r[c] for c in columns) for r in rows))
+        pick = itemgetter(*columns)
+        insert_rows(conn, table, columns, [pick(r) for r in rows])
 
 
 
