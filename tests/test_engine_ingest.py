@@ -1,0 +1,74 @@
+"""Ingestion details: classification by content, patient-payment rows, unsupported inputs, log events."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import structlog
+from structlog.testing import capture_logs
+
+from engine.config import Config
+from engine.ingest import classify
+from engine.run import run
+from tests.conftest import FIXTURES, SAMPLE_EDI
+
+AS_OF = date(2026, 11, 27)
+
+
+def test_files_are_classified_by_content_not_name(tmp_path: Path) -> None:
+    """An 835 named .txt is X12, a payments CSV named .dat is patient payments, a PDF-ish file is unsupported."""
+    x12 = tmp_path / "remittance.txt"
+    x12.write_bytes(b"\xef\xbb\xbf\r\n" + (SAMPLE_EDI / "clean-payment" / "remit.835").read_bytes())
+    payments = tmp_path / "front-desk.dat"
+    payments.write_text("patient_control_number,amount,paid_on,payment_id,billing_provider_npi\nRFM1,10.00,2026-05-01,P1,1467523894\n")
+    other = tmp_path / "scan.pdf"
+    other.write_bytes(b"%PDF-1.7\n")
+    assert [classify(p) for p in (x12, payments, other)] == ["x12", "patient_payments", "unsupported"]
+
+
+def test_bad_patient_payment_rows_are_parse_errors_and_good_rows_are_kept(tmp_path: Path) -> None:
+    """A row with a bad amount or date is a PARSE_ERROR naming its row; the good rows are still ingested."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "claims.837").write_bytes((SAMPLE_EDI / "patient-copay-overpaid" / "claims.837").read_bytes())
+    (folder / "remit.835").write_bytes((SAMPLE_EDI / "patient-copay-overpaid" / "remit.835").read_bytes())
+    (folder / "payments.csv").write_text(
+        "patient_control_number,amount,paid_on,payment_id\n"
+        "RFM2606001,40.00,2026-06-02,FD-1\n"
+        "RFM2606001,forty,2026-06-03,FD-2\n"
+        "RFM2606001,5.00,06/04/2026,FD-3\n"
+    )
+    result = run([folder], f"sqlite:///{tmp_path}/s.db", tmp_path / "out", AS_OF, Config())
+    errors = [x for x in result.outputs["exceptions"] if x["kind"] == "PARSE_ERROR"]
+    assert sorted(x["detail"] for x in errors) == [
+        "row 3: amount 'forty' is not a decimal amount",
+        "row 4: paid_on '06/04/2026' is not an ISO date (YYYY-MM-DD)",
+    ]
+    (refund,) = result.outputs["refund_requests"]
+    assert (refund["reason"], str(refund["amount"])) == ("PATIENT_OVERPAYMENT", "15.00")
+
+
+def test_unsupported_files_and_transaction_sets_are_reported_not_ingested(tmp_path: Path) -> None:
+    """A 999 acknowledgment is UNSUPPORTED_TRANSACTION, a random file UNSUPPORTED_FILE; nothing else changes."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "ack.x12").write_bytes((FIXTURES / "bad" / "unsupported-999-acknowledgment.x12").read_bytes())
+    (folder / "notes.bin").write_bytes(b"\x00\x01 not an edi file")
+    result = run([folder], f"sqlite:///{tmp_path}/s.db", tmp_path / "out", AS_OF, Config())
+    kinds = sorted(x["kind"] for x in result.outputs["exceptions"])
+    assert kinds == ["UNSUPPORTED_FILE", "UNSUPPORTED_TRANSACTION"]
+    assert result.outputs["refund_requests"] == [] and result.summary["claims"] == 0
+
+
+def test_log_events_are_structured_and_carry_no_patient_data(tmp_path: Path, in_repo: Path) -> None:
+    """Each file gives received/ingested events with file and hash; no patient name, member id or CLM01 appears."""
+    structlog.reset_defaults()
+    with capture_logs() as events:
+        run([Path("sample_edi/secondary-overpaid")], f"sqlite:///{tmp_path}/s.db", tmp_path / "out", AS_OF, Config())
+    names = [e["event"] for e in events]
+    assert names.count("file_received") == 4 and names.count("file_ingested") == 4 and names[-1] == "run_finished"
+    assert all("file" in e and "sha256" in e for e in events if e["event"] == "file_received")
+    text = repr(events)
+    for private in ("TAYLOR", "DAVID", "BRH555012301", "SM40028813", "RFM2605001", "1990-12-05"):
+        assert private not in text
