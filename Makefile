@@ -24,6 +24,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/bench_parse.py
+	$(BIN)/python bench/bench_run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
