@@ -110,8 +110,8 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
         out.exceptions.append(ExceptionRow("UNMATCHED_PAYMENT", "error", p.source_file, p.segment, p.pcn, p.payer_id, p.paid,
                                            f"claim payment {p.icn or '(no CLP07)'} of trace {p.trace_number} matches no encounter (CLP01 + payee NPI/TIN)"))
     for pp in match_patient_payments(encounters, facts.patient_payments):
-        out.exceptions.append(ExceptionRow("UNMATCHED_PAYMENT", "error", "", 0, pp.pcn, "", pp.amount,
-                                           f"patient payment {pp.payment_id} of {pp.paid_on} matches no single encounter"))
+        out.exceptions.append(ExceptionRow("UNMATCHED_PAYMENT", "error", pp.source_file, pp.row_number, pp.pcn, "", pp.amount,
+                                           f"patient payment {pp.payment_id} of {pp.paid_on} (CSV row {pp.row_number}) matches no single encounter"))
     out.matched = sum(len(e.payments) for e in encounters)
     reversed_by: dict[int, PaymentFact] = {}
     for e in encounters:

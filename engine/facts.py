@@ -166,6 +166,8 @@ class PatientPaymentFact:
     paid_on: date
     npi: str
     member_id: str
+    source_file: str = ""
+    row_number: int = 0
 
 
 @dataclass(slots=True)
@@ -233,9 +235,10 @@ def load(conn: Connection) -> Facts:
         rm = rems[rid]
         remittances[rid].plb_total += d(amount)
         plbs.append(PlbFact(rm[1], rm[2], rm[3], day(rm[6]), reason, reference, d(amount), rm[9], segment, position))
+    file_paths = dict(select_rows(conn, t.files, ["id", "path"]))
     patient = [
-        PatientPaymentFact(r[0], r[1], d(r[2]), day(r[3]), r[4], r[5])  # type: ignore[arg-type]
-        for r in select_rows(conn, t.patient_payments, ["payment_id", "patient_control_number", "amount", "paid_on", "billing_npi", "member_id"])
+        PatientPaymentFact(r[0], r[1], d(r[2]), day(r[3]), r[4], r[5], file_paths.get(r[6], ""), r[7])  # type: ignore[arg-type]
+        for r in select_rows(conn, t.patient_payments, ["payment_id", "patient_control_number", "amount", "paid_on", "billing_npi", "member_id", "file_id", "row_number"])
     ]
     exceptions = [dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()]
     identified = {r["refund_id"]: r["identified_on"] for r in conn.execute(select(t.refund_history)).mappings()}
