@@ -170,13 +170,13 @@ def line_key(e: Encounter, line: PaymentLine) -> tuple[Any, ...]:
     claim_lines = [ln for c in e.claims for ln in c.lines]
     if line.control:
         for ln in claim_lines:
-            if ln["line_item_control_number"] == line.control:
+            if ln.line_item_control_number == line.control:
                 return ("6R", line.control)
     units = line.units if line.units is not None else Decimal(1)
     for ln in claim_lines:
-        ln_units = ln["units"] if ln["units"] is not None else Decimal(1)
-        if (ln["procedure_code"], ln["modifiers"], ln["service_date"]) == (line.procedure, line.modifiers, line.service_date) and Decimal(ln_units) == units:
-            return ("6R", ln["line_item_control_number"]) if ln["line_item_control_number"] else ("SV", line.procedure, line.modifiers, str(line.service_date))
+        ln_units = ln.units if ln.units is not None else Decimal(1)
+        if (ln.procedure_code, ln.modifiers, ln.service_date) == (line.procedure, line.modifiers, line.service_date) and Decimal(ln_units) == units:
+            return ("6R", ln.line_item_control_number) if ln.line_item_control_number else ("SV", line.procedure, line.modifiers, str(line.service_date))
     return ("SV", line.procedure, line.modifiers, str(line.service_date))
 
 

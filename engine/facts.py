@@ -11,7 +11,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from sys import intern
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
 
@@ -19,6 +20,18 @@ from . import schema as t
 from .bulk import codec, select_rows
 
 ZERO = Decimal("0.00")
+
+
+class ClaimLine(NamedTuple):
+    """One billed service line (837 loop 2400), as the encounter rules need it."""
+
+    line_number: str
+    procedure_code: str
+    modifiers: str
+    charge: Decimal | None
+    units: Decimal | None
+    service_date: date | None
+    line_item_control_number: str
 
 
 @dataclass(slots=True)
@@ -45,7 +58,7 @@ class ClaimFact:
     created_on: date | None
     source_file: str
     segment: int
-    lines: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[ClaimLine] = field(default_factory=list)
 
     @property
     def order(self) -> tuple[Any, ...]:
@@ -184,35 +197,49 @@ class Facts:
 def load(conn: Connection) -> Facts:
     """Every fact in the store (read as plain tuples at the driver level: see ``bulk``)."""
     c = codec(conn)
-    money, day = c.money, c.day
+    # a store holds the same amounts, dates and codes over and over: one object serves them all
+    amounts: dict[Any, Decimal | None] = {None: None}
+    days: dict[Any, date | None] = {None: None}
+
+    def money(value: Any) -> Decimal | None:
+        got = amounts.get(value)
+        if got is None and value is not None:
+            got = amounts[value] = c.money(value)
+        return got
+
+    def day(value: Any) -> date | None:
+        got = days.get(value)
+        if got is None and value is not None:
+            got = days[value] = c.day(value)
+        return got
 
     def d(value: Any) -> Decimal:
         return ZERO if value is None else money(value)  # type: ignore[return-value]
 
-    lines_by_claim: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    lines_by_claim: dict[int, list[ClaimLine]] = defaultdict(list)
     for claim_id, number, proc, mods, charge, units, served, control in select_rows(
         conn, t.claim_lines, ["claim_id", "line_number", "procedure_code", "modifiers", "charge", "units", "service_date", "line_item_control_number"]
     ):
-        lines_by_claim[claim_id].append({
-            "line_number": number, "procedure_code": proc, "modifiers": mods, "charge": money(charge),
-            "units": None if units is None else Decimal(str(units)), "service_date": day(served), "line_item_control_number": control,
-        })
+        lines_by_claim[claim_id].append(
+            ClaimLine(number, intern(proc), intern(mods), money(charge), None if units is None else Decimal(str(units)), day(served), control)
+        )
     claim_cols = ["id", "transaction_type", "patient_control_number", "billing_npi", "billing_tin", "member_id", "other_member_ids", "patient_last",
                   "patient_first", "patient_dob", "service_from", "service_to", "total_charge", "frequency", "original_reference", "payer_id",
                   "payer_name", "payer_responsibility", "filing_indicator", "created_on", "source_file", "segment"]
     claims = [
-        ClaimFact(r[0], r[1], r[2], r[3], r[4], r[5], [m for m in r[6].split("|") if m], r[7], r[8], day(r[9]), day(r[10]), day(r[11]),
-                  d(r[12]), r[13], r[14], r[15], r[16], r[17], r[18], day(r[19]), r[20], r[21], lines_by_claim.get(r[0], []))
+        ClaimFact(r[0], intern(r[1]), r[2], intern(r[3]), intern(r[4]), r[5], [m for m in r[6].split("|") if m], r[7], r[8], day(r[9]), day(r[10]),
+                  day(r[11]), d(r[12]), intern(r[13]), r[14], intern(r[15]), intern(r[16]), intern(r[17]), intern(r[18]), day(r[19]), intern(r[20]),
+                  r[21], lines_by_claim.get(r[0], []))
         for r in select_rows(conn, t.claims, claim_cols)
     ]
     adjustments: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
     for pid, line, group, reason, amount in select_rows(conn, t.adjustments, ["claim_payment_id", "line_ordinal", "group_code", "reason", "amount"]):
-        adjustments[pid].append((line, group, reason, d(amount)))
+        adjustments[pid].append((line, intern(group), intern(reason), d(amount)))
     plines: dict[int, list[PaymentLine]] = defaultdict(list)
     for pid, ordinal, proc, mods, charge, paid, units, served, control in sorted(select_rows(
         conn, t.payment_lines, ["claim_payment_id", "ordinal", "procedure_code", "modifiers", "charge", "paid", "units", "service_date", "line_item_control_number"]
     ), key=lambda r: (r[0], r[1])):
-        plines[pid].append(PaymentLine(ordinal, proc, mods, money(charge), d(paid), None if units is None else Decimal(str(units)), day(served), control))
+        plines[pid].append(PaymentLine(ordinal, intern(proc), intern(mods), money(charge), d(paid), None if units is None else Decimal(str(units)), day(served), control))
     rem_cols = ["id", "payer_id", "payer_name", "trace_number", "payment_amount", "credit_debit", "payment_date", "payee_npi", "payee_tin", "source_file", "segment"]
     rems = {r[0]: r for r in select_rows(conn, t.remittances, rem_cols)}
     remittances = {rid: RemittanceFact(r[1], r[3], d(r[4]), r[5], r[9], r[10]) for rid, r in rems.items()}
@@ -221,8 +248,8 @@ def load(conn: Connection) -> Facts:
     payments: list[PaymentFact] = []
     for r in select_rows(conn, t.claim_payments, pay_cols):
         rm = rems[r[1]]
-        p = PaymentFact(r[0], rm[1], rm[2], rm[3], day(rm[6]), rm[7], rm[8], r[2], r[3], r[4], d(r[5]), d(r[6]), d(r[7]), r[8], r[9], r[10], r[11],
-                        r[12], day(r[13]), day(r[14]), r[15], r[16], r[17])
+        p = PaymentFact(r[0], rm[1], rm[2], rm[3], day(rm[6]), rm[7], rm[8], r[2], r[3], intern(r[4]), d(r[5]), d(r[6]), d(r[7]), intern(r[8]), r[9], r[10],
+                        r[11], r[12], day(r[13]), day(r[14]), intern(r[15]), r[16], r[17])
         p.lines = plines.get(r[0], [])
         by_line = {line.ordinal: line for line in p.lines}
         for line_no, group, reason, amount in adjustments.get(r[0], []):

@@ -116,33 +116,46 @@ def summary(d: Decisions, out: dict[str, list[dict[str, Any]]], counts: dict[str
     }
 
 
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+class _Atomic:
+    """A file written under a temporary name and renamed into place when complete."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp")
+
+    def __enter__(self) -> io.TextIOWrapper:
+        self.fh = open(self.tmp, "w", encoding="utf-8", newline="")
+        return self.fh
+
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
 
 
 def write(out_dir: Path, out: dict[str, list[dict[str, Any]]], summary_doc: dict[str, Any]) -> list[Path]:
-    """Write every output; return the paths written."""
+    """Write every output, row by row; return the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     columns = {"refund_requests": REFUND_COLUMNS, "recoupments": RECOUPMENT_COLUMNS, "credit_balances": BALANCE_COLUMNS, "exceptions": EXCEPTION_COLUMNS}
     written = []
     for name, table in out.items():
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=columns[name], lineterminator="\n")
-        writer.writeheader()
-        for row in table:
-            flat = {k: _scalar(v) for k, v in row.items()}
-            if name == "refund_requests":
-                flat["evidence"] = _evidence_text(row["evidence"])
-            writer.writerow(flat)
-        _atomic(out_dir / f"{name}.csv", buf.getvalue())
-        jsonl = "".join(json.dumps(row, default=_scalar, separators=(",", ":")) + "\n" for row in table)
-        _atomic(out_dir / f"{name}.jsonl", jsonl)
+        with _Atomic(out_dir / f"{name}.csv") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns[name], lineterminator="\n")
+            writer.writeheader()
+            for row in table:
+                flat = {k: _scalar(v) for k, v in row.items()}
+                if name == "refund_requests":
+                    flat["evidence"] = _evidence_text(row["evidence"])
+                writer.writerow(flat)
+        with _Atomic(out_dir / f"{name}.jsonl") as fh:
+            for row in table:
+                fh.write(json.dumps(row, default=_scalar, separators=(",", ":")) + "\n")
         written += [out_dir / f"{name}.csv", out_dir / f"{name}.jsonl"]
-    _atomic(out_dir / "summary.json", json.dumps(summary_doc, indent=1, default=_scalar) + "\n")
+    with _Atomic(out_dir / "summary.json") as fh:
+        fh.write(json.dumps(summary_doc, indent=1, default=_scalar) + "\n")
     written.append(out_dir / "summary.json")
     return written
