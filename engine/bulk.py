@@ -8,7 +8,7 @@ on SQLite money is exact decimal text and dates ISO text (what ``schema.Money`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -71,6 +71,13 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: It
     return len(data)
 
 
-def select_rows(conn: Connection, table: Table, columns: Sequence[str]) -> list[tuple[Any, ...]]:
-    """Every row of ``table`` as plain tuples (values in storage form: see ``Codec``)."""
-    return list(conn.exec_driver_sql(f"SELECT {', '.join(columns)} FROM {table.name}").fetchall())
+def select_rows(conn: Connection, table: Table, columns: Sequence[str], order_by: str = "") -> Iterator[tuple[Any, ...]]:
+    """Every row of ``table`` as plain tuples, streamed from the cursor (values in storage form:
+    see ``Codec``); the table is never held in memory as a whole."""
+    order = f" ORDER BY {order_by}" if order_by else ""
+    result = conn.exec_driver_sql(f"SELECT {', '.join(columns)} FROM {table.name}{order}")
+    while True:
+        batch = result.fetchmany(5000)
+        if not batch:
+            return
+        yield from batch

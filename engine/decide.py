@@ -26,7 +26,7 @@ CONTRACTUAL = ("CO", "PI", "OA")
 PAID_STATUSES = {"1", "2", "3", "19", "20", "21"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Refund:
     refund_id: str
     reason: str
@@ -50,7 +50,7 @@ class Refund:
         return "partially_recouped" if self.recouped > 0 else "open"
 
 
-@dataclass
+@dataclass(slots=True)
 class Recoupment:
     recoupment_id: str
     kind: str
@@ -68,7 +68,7 @@ class Recoupment:
         return "applied" if self.encounter is not None else "untied"
 
 
-@dataclass
+@dataclass(slots=True)
 class Balance:
     encounter: Encounter
     primary_payer_id: str
@@ -81,7 +81,7 @@ class Balance:
     in_credit_since: date | None
 
 
-@dataclass
+@dataclass(slots=True)
 class ExceptionRow:
     kind: str
     severity: str
@@ -93,7 +93,7 @@ class ExceptionRow:
     detail: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Decisions:
     encounters: list[Encounter]
     refunds: list[Refund] = field(default_factory=list)
@@ -119,6 +119,9 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
     seen_services: dict[tuple[str, ...], tuple[Encounter, PaymentFact]] = {}
     for e, p in sorted(((e, p) for e in encounters for p in e.payments), key=lambda ep: ep[1].order):
         _duplicates(e, p, reversed_by, seen_services, out)
+    del seen_services
+    for e in encounters:
+        e.covered = None
     dup_by_encounter: dict[int, dict[tuple[str, ...], Decimal]] = defaultdict(dict)
     for r in out.refunds:
         if r.reason == "DUPLICATE_PAYMENT":
@@ -168,7 +171,9 @@ def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact
     if p.status == "22" or p.status not in PAID_STATUSES or p.paid <= 0:
         return
     live = p.id not in reversed_by
-    covered: dict[tuple[Any, ...], PaymentFact] = e.__dict__.setdefault("_covered", {})
+    if e.covered is None:
+        e.covered = {}
+    covered = e.covered
     dup_amount = ZERO
     earlier: list[PaymentFact] = []
     if not p.lines:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from functools import cached_property
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -21,8 +20,11 @@ def stable_id(prefix: str, *parts: object) -> str:
     return f"{prefix}-{digest[:16].upper()}"
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
 class Encounter:
+    """One encounter and what is attached to it.  ``settle()`` fixes its derived facts once all
+    its claims are attached (``build_encounters`` does it)."""
+
     key: tuple[str, ...]
     npi: str
     tins: set[str]
@@ -33,17 +35,20 @@ class Encounter:
     members: set[str] = field(default_factory=set)
     payments: list[PaymentFact] = field(default_factory=list)
     patient_payments: list[PatientPaymentFact] = field(default_factory=list)
+    id: str = ""
+    billing_claim: ClaimFact = None  # type: ignore[assignment]  # the claim whose charge counts
+    primary_claim: ClaimFact = None  # type: ignore[assignment]  # the claim to the first payer
+    covered: dict[tuple[Any, ...], PaymentFact] | None = None  # lines already paid (rule 4), while deciding
 
-    @cached_property
-    def id(self) -> str:
-        return stable_id("EN", *self.key)
-
-    @cached_property
-    def billing_claim(self) -> ClaimFact:
-        """The claim whose charge counts: the latest original/replacement/void to the first payer."""
+    def settle(self) -> None:
+        """Derive the billing and primary claims (the latest original/replacement/void to the first
+        payer counts) and the deterministic id."""
         first = min(_SEQUENCE.get(c.responsibility, 9) for c in self.claims)
         candidates = [c for c in self.claims if _SEQUENCE.get(c.responsibility, 9) == first]
-        return max(candidates, key=lambda c: (c.frequency in ("7", "8"), c.order))
+        self.billing_claim = max(candidates, key=lambda c: (c.frequency in ("7", "8"), c.order))
+        self.primary_claim = min(self.claims, key=lambda c: (_SEQUENCE.get(c.responsibility, 9), c.order))
+        self.key = (self.npi, self.pcn, str(self.service_from), str(self.service_to), self.primary_claim.member_id)
+        self.id = stable_id("EN", *self.key)
 
     @property
     def voided(self) -> bool:
@@ -52,10 +57,6 @@ class Encounter:
     @property
     def total_charge(self) -> Decimal:
         return ZERO if self.voided else self.billing_claim.charge
-
-    @cached_property
-    def primary_claim(self) -> ClaimFact:
-        return min(self.claims, key=lambda c: (_SEQUENCE.get(c.responsibility, 9), c.order))
 
     @property
     def member_id(self) -> str:
@@ -102,7 +103,7 @@ def build_encounters(claims: list[ClaimFact]) -> list[Encounter]:
                 found.append(target)
             _attach(target, c)
         for e in found:
-            e.key = (e.npi, e.pcn, str(e.service_from), str(e.service_to), e.member_id)
+            e.settle()
         encounters.extend(found)
     return encounters
 

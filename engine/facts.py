@@ -218,7 +218,8 @@ def load(conn: Connection) -> Facts:
 
     lines_by_claim: dict[int, list[ClaimLine]] = defaultdict(list)
     for claim_id, number, proc, mods, charge, units, served, control in select_rows(
-        conn, t.claim_lines, ["claim_id", "line_number", "procedure_code", "modifiers", "charge", "units", "service_date", "line_item_control_number"]
+        conn, t.claim_lines, ["claim_id", "line_number", "procedure_code", "modifiers", "charge", "units", "service_date", "line_item_control_number"],
+        order_by="claim_id, id",
     ):
         lines_by_claim[claim_id].append(
             ClaimLine(number, intern(proc), intern(mods), money(charge), None if units is None else Decimal(str(units)), day(served), control)
@@ -233,12 +234,13 @@ def load(conn: Connection) -> Facts:
         for r in select_rows(conn, t.claims, claim_cols)
     ]
     adjustments: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
-    for pid, line, group, reason, amount in select_rows(conn, t.adjustments, ["claim_payment_id", "line_ordinal", "group_code", "reason", "amount"]):
+    for pid, line, group, reason, amount in select_rows(conn, t.adjustments, ["claim_payment_id", "line_ordinal", "group_code", "reason", "amount"], order_by="claim_payment_id, id"):
         adjustments[pid].append((line, intern(group), intern(reason), d(amount)))
     plines: dict[int, list[PaymentLine]] = defaultdict(list)
-    for pid, ordinal, proc, mods, charge, paid, units, served, control in sorted(select_rows(
-        conn, t.payment_lines, ["claim_payment_id", "ordinal", "procedure_code", "modifiers", "charge", "paid", "units", "service_date", "line_item_control_number"]
-    ), key=lambda r: (r[0], r[1])):
+    for pid, ordinal, proc, mods, charge, paid, units, served, control in select_rows(
+        conn, t.payment_lines, ["claim_payment_id", "ordinal", "procedure_code", "modifiers", "charge", "paid", "units", "service_date", "line_item_control_number"],
+        order_by="claim_payment_id, ordinal",
+    ):
         plines[pid].append(PaymentLine(ordinal, intern(proc), intern(mods), money(charge), d(paid), None if units is None else Decimal(str(units)), day(served), control))
     rem_cols = ["id", "payer_id", "payer_name", "trace_number", "payment_amount", "credit_debit", "payment_date", "payee_npi", "payee_tin", "source_file", "segment"]
     rems = {r[0]: r for r in select_rows(conn, t.remittances, rem_cols)}
