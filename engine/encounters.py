@@ -27,14 +27,14 @@ class Encounter:
 
     key: tuple[str, ...]
     npi: str
-    tins: set[str]
+    tins: tuple[str, ...]  # small tuples, not sets: an encounter has one or two of each
     pcn: str
     service_from: date | None
     service_to: date | None
     claims: list[ClaimFact] = field(default_factory=list)
-    members: set[str] = field(default_factory=set)
+    members: tuple[str, ...] = ()
     payments: list[PaymentFact] = field(default_factory=list)
-    patient_payments: list[PatientPaymentFact] = field(default_factory=list)
+    patient_payments: tuple[PatientPaymentFact, ...] = ()
     id: str = ""
     billing_claim: ClaimFact = None  # type: ignore[assignment]  # the claim whose charge counts
     primary_claim: ClaimFact = None  # type: ignore[assignment]  # the claim to the first payer
@@ -92,14 +92,14 @@ def build_encounters(claims: list[ClaimFact]) -> list[Encounter]:
         for c in originals:
             target = next((e for e in found if _same_patient(e, c) and (e.service_from, e.service_to) == (c.service_from, c.service_to)), None)
             if target is None:
-                target = Encounter((), npi, set(), pcn, c.service_from, c.service_to)
+                target = Encounter((), npi, (), pcn, c.service_from, c.service_to)
                 found.append(target)
             _attach(target, c)
         for c in changes:
             same = [e for e in found if _same_patient(e, c)]
             target = next((e for e in same if (e.service_from, e.service_to) == (c.service_from, c.service_to)), same[0] if same else None)
             if target is None:
-                target = Encounter((), npi, set(), pcn, c.service_from, c.service_to)
+                target = Encounter((), npi, (), pcn, c.service_from, c.service_to)
                 found.append(target)
             _attach(target, c)
         for e in found:
@@ -109,14 +109,15 @@ def build_encounters(claims: list[ClaimFact]) -> list[Encounter]:
 
 
 def _same_patient(e: Encounter, c: ClaimFact) -> bool:
-    return bool(e.members & c.members) or any(_identity(x) == _identity(c) and c.dob is not None for x in e.claims)
+    return any(m in e.members for m in c.members) or any(_identity(x) == _identity(c) and c.dob is not None for x in e.claims)
 
 
 def _attach(e: Encounter, c: ClaimFact) -> None:
     e.claims.append(c)
-    e.members |= c.members
+    e.members = (*e.members, *(m for m in sorted(c.members) if m not in e.members))
     if c.tin:
-        e.tins.add(c.tin)
+        if c.tin not in e.tins:
+            e.tins = (*e.tins, c.tin)
 
 
 def match_payments(encounters: list[Encounter], payments: list[PaymentFact]) -> list[PaymentFact]:
@@ -160,7 +161,7 @@ def match_patient_payments(encounters: list[Encounter], payments: list[PatientPa
     for pp in payments:
         candidates = [e for e in by_pcn.get(pp.pcn, []) if (not pp.npi or pp.npi == e.npi) and (not pp.member_id or pp.member_id in e.members)]
         if len(candidates) == 1:
-            candidates[0].patient_payments.append(pp)
+            candidates[0].patient_payments = (*candidates[0].patient_payments, pp)
         else:
             unmatched.append(pp)
     return unmatched

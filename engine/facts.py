@@ -222,15 +222,15 @@ def load(conn: Connection) -> Facts:
         order_by="claim_id, id",
     ):
         lines_by_claim[claim_id].append(
-            ClaimLine(number, intern(proc), intern(mods), money(charge), None if units is None else Decimal(str(units)), day(served), control)
+            ClaimLine(intern(number), intern(proc), intern(mods), money(charge), None if units is None else Decimal(str(units)), day(served), intern(control))
         )
     claim_cols = ["id", "transaction_type", "patient_control_number", "billing_npi", "billing_tin", "member_id", "other_member_ids", "patient_last",
                   "patient_first", "patient_dob", "service_from", "service_to", "total_charge", "frequency", "original_reference", "payer_id",
                   "payer_name", "payer_responsibility", "filing_indicator", "created_on", "source_file", "segment"]
     claims = [
-        ClaimFact(r[0], intern(r[1]), r[2], intern(r[3]), intern(r[4]), r[5], [m for m in r[6].split("|") if m], r[7], r[8], day(r[9]), day(r[10]),
-                  day(r[11]), d(r[12]), intern(r[13]), r[14], intern(r[15]), intern(r[16]), intern(r[17]), intern(r[18]), day(r[19]), intern(r[20]),
-                  r[21], lines_by_claim.get(r[0], []))
+        ClaimFact(r[0], intern(r[1]), intern(r[2]), intern(r[3]), intern(r[4]), intern(r[5]), [intern(m) for m in r[6].split("|") if m],
+                  intern(r[7]), intern(r[8]), day(r[9]), day(r[10]), day(r[11]), d(r[12]), intern(r[13]), r[14], intern(r[15]), intern(r[16]),
+                  intern(r[17]), intern(r[18]), day(r[19]), intern(r[20]), r[21], lines_by_claim.pop(r[0], []))
         for r in select_rows(conn, t.claims, claim_cols)
     ]
     adjustments: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
@@ -241,7 +241,7 @@ def load(conn: Connection) -> Facts:
         conn, t.payment_lines, ["claim_payment_id", "ordinal", "procedure_code", "modifiers", "charge", "paid", "units", "service_date", "line_item_control_number"],
         order_by="claim_payment_id, ordinal",
     ):
-        plines[pid].append(PaymentLine(ordinal, intern(proc), intern(mods), money(charge), d(paid), None if units is None else Decimal(str(units)), day(served), control))
+        plines[pid].append(PaymentLine(ordinal, intern(proc), intern(mods), money(charge), d(paid), None if units is None else Decimal(str(units)), day(served), intern(control)))
     rem_cols = ["id", "payer_id", "payer_name", "trace_number", "payment_amount", "credit_debit", "payment_date", "payee_npi", "payee_tin", "source_file", "segment"]
     rems = {r[0]: r for r in select_rows(conn, t.remittances, rem_cols)}
     remittances = {rid: RemittanceFact(r[1], r[3], d(r[4]), r[5], r[9], r[10]) for rid, r in rems.items()}
@@ -250,11 +250,11 @@ def load(conn: Connection) -> Facts:
     payments: list[PaymentFact] = []
     for r in select_rows(conn, t.claim_payments, pay_cols):
         rm = rems[r[1]]
-        p = PaymentFact(r[0], rm[1], rm[2], rm[3], day(rm[6]), rm[7], rm[8], r[2], r[3], intern(r[4]), d(r[5]), d(r[6]), d(r[7]), intern(r[8]), r[9], r[10],
-                        r[11], r[12], day(r[13]), day(r[14]), intern(r[15]), r[16], r[17])
-        p.lines = plines.get(r[0], [])
+        p = PaymentFact(r[0], rm[1], rm[2], rm[3], day(rm[6]), rm[7], rm[8], r[2], intern(r[3]), intern(r[4]), d(r[5]), d(r[6]), d(r[7]), intern(r[8]), r[9],
+                        intern(r[10]), intern(r[11]), intern(r[12]), day(r[13]), day(r[14]), intern(r[15]), r[16], r[17])
+        p.lines = plines.pop(r[0], [])
         by_line = {line.ordinal: line for line in p.lines}
-        for line_no, group, reason, amount in adjustments.get(r[0], []):
+        for line_no, group, reason, amount in adjustments.pop(r[0], ()):
             target = by_line.get(line_no) if line_no is not None else None
             (target.adjustments if target is not None else p.claim_adjustments).append((group, reason, amount))
         remittances[r[1]].paid_total += p.paid
