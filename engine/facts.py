@@ -42,7 +42,7 @@ class ClaimFact:
     npi: str
     tin: str
     member_id: str
-    other_member_ids: list[str]
+    other_member_ids: tuple[str, ...]
     patient_last: str
     patient_first: str
     dob: date | None
@@ -79,7 +79,7 @@ class PaymentLine:
     units: Decimal | None
     service_date: date | None
     control: str
-    adjustments: list[tuple[str, str, Decimal]] = field(default_factory=list)
+    adjustments: tuple[tuple[str, str, Decimal], ...] = ()
 
 
 @dataclass(slots=True)
@@ -107,8 +107,8 @@ class PaymentFact:
     source_file: str
     segment: int
     byte_offset: int
-    claim_adjustments: list[tuple[str, str, Decimal]] = field(default_factory=list)
-    lines: list[PaymentLine] = field(default_factory=list)
+    claim_adjustments: tuple[tuple[str, str, Decimal], ...] = ()
+    lines: list[PaymentLine] | tuple[PaymentLine, ...] = ()
 
     @property
     def order(self) -> tuple[Any, ...]:
@@ -228,7 +228,7 @@ def load(conn: Connection) -> Facts:
                   "patient_first", "patient_dob", "service_from", "service_to", "total_charge", "frequency", "original_reference", "payer_id",
                   "payer_name", "payer_responsibility", "filing_indicator", "created_on", "source_file", "segment"]
     claims = [
-        ClaimFact(r[0], intern(r[1]), intern(r[2]), intern(r[3]), intern(r[4]), intern(r[5]), [intern(m) for m in r[6].split("|") if m],
+        ClaimFact(r[0], intern(r[1]), intern(r[2]), intern(r[3]), intern(r[4]), intern(r[5]), tuple(intern(m) for m in r[6].split("|") if m),
                   intern(r[7]), intern(r[8]), day(r[9]), day(r[10]), day(r[11]), d(r[12]), intern(r[13]), r[14], intern(r[15]), intern(r[16]),
                   intern(r[17]), intern(r[18]), day(r[19]), intern(r[20]), r[21], lines_by_claim.pop(r[0], []))
         for r in select_rows(conn, t.claims, claim_cols)
@@ -252,11 +252,14 @@ def load(conn: Connection) -> Facts:
         rm = rems[r[1]]
         p = PaymentFact(r[0], rm[1], rm[2], rm[3], day(rm[6]), rm[7], rm[8], r[2], intern(r[3]), intern(r[4]), d(r[5]), d(r[6]), d(r[7]), intern(r[8]), r[9],
                         intern(r[10]), intern(r[11]), intern(r[12]), day(r[13]), day(r[14]), intern(r[15]), r[16], r[17])
-        p.lines = plines.pop(r[0], [])
+        p.lines = tuple(plines.pop(r[0], ()))
         by_line = {line.ordinal: line for line in p.lines}
         for line_no, group, reason, amount in adjustments.pop(r[0], ()):
             target = by_line.get(line_no) if line_no is not None else None
-            (target.adjustments if target is not None else p.claim_adjustments).append((group, reason, amount))
+            if target is not None:
+                target.adjustments = (*target.adjustments, (group, reason, amount))
+            else:
+                p.claim_adjustments = (*p.claim_adjustments, (group, reason, amount))
         remittances[r[1]].paid_total += p.paid
         payments.append(p)
     plbs: list[PlbFact] = []
