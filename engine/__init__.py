@@ -1,5 +1,5 @@
-"""The engine: matching payments to encounters, detecting overpayments and duplicate payments,
-and deciding refunds and recoupments.  It reads what ``parsers`` produced and never reads bytes.
+"""The engine: the store, ingestion, matching payments to encounters, detecting overpayments and
+duplicate payments, deciding refunds and recoupments, and writing the outputs of ``edirecon run``.
 
-The store, the detectors and the writers arrive with the credit-balance engine (``edirecon run``).
+It reads what ``parsers`` produced and never reads X12 bytes itself.  See docs/ARCHITECTURE.md.
 """
