@@ -11,6 +11,9 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from parsers.errors import EdireconError
 
 from . import schema as t
 from .config import Config
@@ -24,6 +27,12 @@ log = structlog.get_logger("edirecon.run")
 
 #: met while recursing a folder: documentation, golden outputs and expected results, not inputs
 SKIPPED_NAMES = (".md", ".json", ".jsonl", ".toml")
+
+
+class StoreError(EdireconError):
+    """The database given with --db cannot be reached or opened."""
+
+    exit_code = 2
 
 
 @dataclass
@@ -64,7 +73,10 @@ def run(
     files = input_files(inputs)
     store = Store(db_url)
     try:
-        store.upgrade()
+        try:
+            store.upgrade()
+        except OperationalError as exc:
+            raise StoreError(f"the store at {store.engine.url.render_as_string(hide_password=True)} cannot be opened: {exc.orig}") from exc
         ingestor = Ingestor(store)
         for path, name in files:
             ingestor.ingest(path, name)

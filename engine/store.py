@@ -11,6 +11,9 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import ArgumentError
+
+from parsers.errors import UsageError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_URL = "sqlite:///edirecon.db"
@@ -28,8 +31,14 @@ class Store:
     """Where facts, ingestion records and refund history live."""
 
     def __init__(self, url: str = DEFAULT_URL):
+        # "postgresql://" means the driver edirecon ships with (psycopg 3), not SQLAlchemy's default
+        if url.startswith(("postgresql://", "postgres://")):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
         self.url = url
-        self.engine: Engine = create_engine(url, future=True)
+        try:
+            self.engine: Engine = create_engine(url, future=True)
+        except (ArgumentError, ImportError) as exc:
+            raise UsageError(f"--db {url!r} is not a usable database URL ({exc})") from exc
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
 

@@ -128,3 +128,13 @@ def test_run_cli_usage_errors(tmp_path: Path) -> None:
     cfg.write_text("payer_refund_days = 'soon'\nunknown = 1\n")
     broken = runner.invoke(app, ["run", str(SAMPLE_EDI), "--config", str(cfg), "--db", f"sqlite:///{tmp_path}/s.db"])
     assert broken.exit_code == 2 and "unknown setting(s) unknown" in broken.stderr
+
+
+def test_unreachable_or_malformed_store_is_a_clear_message(tmp_path: Path) -> None:
+    """A --db that cannot be opened or parsed exits 2 with one clear line, never a traceback."""
+    runner = CliRunner()
+    down = runner.invoke(app, ["run", str(SAMPLE_EDI / "clean-payment"), "--db", "postgresql://postgres@127.0.0.1:1/none", "--out", str(tmp_path / "o")])
+    assert down.exit_code == 2 and "edirecon: the store at postgresql+psycopg://postgres@127.0.0.1:1/none cannot be opened" in down.stderr
+    assert "Traceback" not in down.stderr + down.stdout
+    bad = runner.invoke(app, ["run", str(SAMPLE_EDI / "clean-payment"), "--db", "nosuchdb://x", "--out", str(tmp_path / "o")])
+    assert bad.exit_code == 2 and "is not a usable database URL" in bad.stderr
