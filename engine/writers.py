@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .decide import Decisions, ExceptionRow
+from .decide import Decisions
 
 FORMAT_VERSION = 1
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
 
@@ -24,6 +24,8 @@ from .findings import Finding
 from .source import Envelope, Source
 
 CHUNK_SIZE = 1 << 20
+#: a transaction set's text is split into segments a block of about this many characters at a time
+TOKEN_BLOCK = 1 << 20
 MAX_SEGMENT = 64 * 1024
 #: segments longer than this have every element checked against its X12 maximum length; shorter
 #: ones only their key identifiers (CLM01, CLP01), which the transaction-set readers check
@@ -572,7 +574,7 @@ class X12Reader:
         yield ts._first_segment, ts.source.offset, ts.st
         seg_no = ts._first_segment
         n = len(text)
-        block = 1 << 20
+        block = TOKEN_BLOCK
         valid_ids = self._valid_ids
         control = _control_pattern(d)
         lengths = self._lengths
@@ -595,8 +597,8 @@ class X12Reader:
             base = ts._base + i
             nl = _layout(chunk, term) if chunk.isascii() and control.search(chunk) is None else None
             if nl is None:
-                for seg_no, off, els in self._careful(chunk, base, seg_no, d, env, control, lengths):
-                    yield seg_no, off, els
+                # the careful path returns the last segment number it used (skipped segments count)
+                seg_no = yield from self._careful(chunk, base, seg_no, d, env, control, lengths)
                 i = j
                 continue
             sep = term + nl
@@ -632,8 +634,9 @@ class X12Reader:
             i = j
 
     def _careful(self, chunk: str, base: int, seg_no: int, d: Delimiters, env: Envelope,
-                 control: re.Pattern[str], lengths: dict[str, tuple[int | None, ...]]) -> Iterator[RawSegment]:
-        """Segments of an irregular block: stray white space stripped, odd bytes reported."""
+                 control: re.Pattern[str], lengths: dict[str, tuple[int | None, ...]]) -> Generator[RawSegment, None, int]:
+        """Segments of an irregular block: stray white space stripped, odd bytes reported.
+        Returns the number of the block's last segment, skipped ones included."""
         term, elem = d.segment, d.element
         strip_cr = term == "\n"
         valid_ids = self._valid_ids
@@ -676,6 +679,7 @@ class X12Reader:
                     self._bad_segment_id(sid, env.at(seg_no, seg_off))
                     continue
             yield seg_no, seg_off, els
+        return seg_no
 
     def _bad_segment_id(self, sid: str, src: Source) -> None:
         self._find(

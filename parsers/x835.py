@@ -9,7 +9,6 @@ balance is read exactly as it is (balancing is the engine's business).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import Decimal
 
 from .model import Adjustment, ClaimPayment, Party, ProviderAdjustment, Remittance, ServicePayment
 from .source import Source
