@@ -54,23 +54,8 @@ NOT_X12_SUFFIXES = (".md", ".json", ".jsonl", ".csv")
 
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
-    """Files as given; folders recursed in sorted order, skipping dotfiles and the files named by
-    NOT_X12_SUFFIXES (a file named explicitly is always read).  A missing path is a usage error."""
-    out: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            out.extend(
-                p
-                for p in sorted(path.rglob("*"))
-                if p.is_file()
-                and not p.name.endswith(NOT_X12_SUFFIXES)
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        elif path.exists():
-            out.append(path)
-        else:
-            raise parsers.UsageError(f"{path}: no such file or folder")
-    return out
+    """The X12 files to read: see ``parsers.find_files``."""
+    return parsers.find_files(paths, NOT_X12_SUFFIXES)
 
 
 def ack_names(paths: list[Path]) -> dict[Path, str]:

@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from parsers import find_files
 from parsers.errors import EdireconError
 
 from . import schema as t
@@ -46,20 +47,7 @@ class RunResult:
 
 def input_files(paths: list[Path]) -> list[tuple[Path, str]]:
     """(path, name as given) of every input file; folders recursed in sorted order."""
-    from parsers.errors import UsageError
-
-    found: list[tuple[Path, str]] = []
-    for path in paths:
-        if path.is_dir():
-            for p in sorted(path.rglob("*")):
-                rel = p.relative_to(path).parts
-                if p.is_file() and not any(part.startswith(".") for part in rel) and not p.name.endswith(SKIPPED_NAMES) and ".expected." not in p.name:
-                    found.append((p, str(p)))
-        elif path.is_file():
-            found.append((path, str(path)))
-        else:
-            raise UsageError(f"{path}: no such file or folder")
-    return found
+    return [(p, str(p)) for p in find_files(paths, SKIPPED_NAMES)]
 
 
 def run(

@@ -1,6 +1,6 @@
 """Parsers: bytes in, typed position-aware documents and findings out.  Never judges money."""
 
-from .document import FileSummary, ParsedTransaction, iter_records, iter_transactions, parse_file
+from .document import FileSummary, ParsedTransaction, find_files, iter_records, iter_transactions, parse_file
 from .errors import EdireconError, InputError, UsageError
 from .findings import CODES, Finding, Severity
 from .model import (
@@ -22,6 +22,6 @@ from .x12 import X12Reader
 __all__ = [
     "Adjustment", "CODES", "Claim", "ClaimPayment", "EdireconError", "FileSummary", "Finding", "InputError",
     "LineAdjudication", "OtherPayer", "ParsedTransaction", "Party", "ProviderAdjustment", "Record", "Remittance",
-    "ServiceLine", "ServicePayment", "Severity", "Source", "UsageError", "X12Reader", "iter_records",
+    "ServiceLine", "ServicePayment", "Severity", "Source", "UsageError", "X12Reader", "find_files", "iter_records",
     "iter_transactions", "parse_file",
 ]

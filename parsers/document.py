@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from pathlib import Path
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import mappings
 
+from .errors import UsageError
 from .findings import Finding, Severity
 from .model import Claim, ClaimPayment, ProviderAdjustment, Record
 from .values import Values
@@ -125,6 +127,28 @@ def iter_records(path: str | os.PathLike[str], summary: FileSummary | None = Non
     """Every claim, claim payment and provider adjustment of a file, in file order."""
     for parsed in iter_transactions(path, summary, display_name):
         yield from parsed.records
+
+
+def find_files(paths: list[Path], skip_suffixes: tuple[str, ...] = ()) -> list[Path]:
+    """Files as given; folders recursed in sorted order, leaving out dotfiles, golden files
+    (``*.expected.*``) and names ending in ``skip_suffixes`` (a file named explicitly is always
+    kept).  A path that does not exist is a usage error."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+                and not p.name.endswith(skip_suffixes)
+                and ".expected." not in p.name
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        elif path.exists():
+            out.append(path)
+        else:
+            raise UsageError(f"{path}: no such file or folder")
+    return out
 
 
 def parse_file(path: str | os.PathLike[str], display_name: str | None = None) -> tuple[list[Record], FileSummary]:
