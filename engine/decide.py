@@ -128,7 +128,7 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
             dup_by_encounter[id(r.encounter)][r.payment_key] = r.amount
     paired = {rev.id for rev in reversed_by.values()}
     for e in encounters:
-        _balance(e, reversed_by, paired, dup_by_encounter.get(id(e), {}), out, as_of)
+        _balance(e, reversed_by, paired, dup_by_encounter.get(id(e), {}), out)
     _plb_recoupments(facts.plbs, encounters, out)
     _settle(out)
     _balancing(facts, out)
@@ -213,7 +213,7 @@ def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact
                     rc.refund_id = out.refunds[-1].refund_id
 
 
-def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: set[int], dup: dict[tuple[str, ...], Decimal], out: Decisions, as_of: date) -> None:
+def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: set[int], dup: dict[tuple[str, ...], Decimal], out: Decisions) -> None:
     """Rule 5: the balance of an encounter and the attribution of a credit."""
     current = [p for p in e.payments if p.status != "22" and p.id not in reversed_by]
     # a denial is superseded when the same payer later paid: its adjustments are not current

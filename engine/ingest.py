@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from operator import itemgetter
@@ -48,8 +48,6 @@ class IngestReport:
     claim_payments: int = 0
     provider_adjustments: int = 0
     patient_payments: int = 0
-    exceptions: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
 
 
 def sha256_of(path: Path) -> str:

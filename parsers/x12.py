@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
 
 from .errors import InputError
@@ -103,7 +103,6 @@ class TransactionSet:
     _first_segment: int
     _reader: "X12Reader"
     segment_count: int = 0
-    extra: dict = field(default_factory=dict)
 
     @property
     def code(self) -> str:
