@@ -49,6 +49,10 @@ class IngestReport:
     provider_adjustments: int = 0
     patient_payments: int = 0
 
+    def add(self, other: IngestReport) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
@@ -133,7 +137,7 @@ class Ingestor:
         self.report.files_seen += 1
         sha = sha256_of(path)
         kind = classify(path)
-        with self.store.engine.begin() as conn:
+        with self.store.write() as conn:
             known = conn.execute(select(t.files).where(t.files.c.sha256 == sha)).mappings().first()
             if known is not None and (known["complete"] or known["path"] != name):
                 if known["path"] != name:
@@ -158,13 +162,13 @@ class Ingestor:
         elif kind == "patient_payments":
             self._patient_payments(path, name, file_id, sha)
         else:
-            with self.store.engine.begin() as conn:
+            with self.store.write() as conn:
                 record_exception(
                     conn, [sha], "UNSUPPORTED_FILE", name,
                     "neither X12 (no ISA header) nor a patient-payments CSV (header patient_control_number,amount,paid_on,payment_id)",
                     severity="warning",
                 )
-        with self.store.engine.begin() as conn:
+        with self.store.write() as conn:
             conn.execute(t.files.update().where(t.files.c.id == file_id).values(complete=True))
         self.report.files_ingested += 1
         log.info("file_ingested", file=name)
@@ -178,7 +182,10 @@ class Ingestor:
             if ordinal in done:
                 continue
             ts = parsed.transaction
-            with self.store.engine.begin() as conn:
+            # parse the whole transaction set before taking the write lock: another process
+            # ingesting beside this one waits only for the inserts, not for the parsing
+            records = list(parsed.records) if parsed.supported and ts.trusted else []
+            with self.store.write() as conn:
                 txn_id = conn.execute(
                     insert(t.transactions)
                     .values(
@@ -197,12 +204,12 @@ class Ingestor:
                 elif not ts.trusted:
                     pass  # its envelope findings become PARSE_ERROR rows below
                 elif ts.code == "835":
-                    ingested = self._remittance(conn, parsed.records, name, txn_id, ts.source.segment)
+                    ingested = self._remittance(conn, iter(records), name, txn_id, ts.source.segment)
                 else:
-                    ingested = self._claims(conn, parsed.records, name, txn_id)
+                    ingested = self._claims(conn, iter(records), name, txn_id)
                 if ingested:
                     conn.execute(t.transactions.update().where(t.transactions.c.id == txn_id).values(ingested=True))
-        with self.store.engine.begin() as conn:
+        with self.store.write() as conn:
             for f in summary.findings:
                 if f.severity is parsers.Severity.ERROR:
                     record_exception(
@@ -295,7 +302,7 @@ class Ingestor:
     # -- patient payments -------------------------------------------------------------
     def _patient_payments(self, path: Path, name: str, file_id: int, sha: str) -> None:
         rows: list[dict[str, Any]] = []
-        with self.store.engine.begin() as conn:
+        with self.store.write() as conn:
             with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
                 reader = csv.DictReader(fh)
                 for number, row in enumerate(reader, start=2):

@@ -6,17 +6,21 @@ with foreign keys on.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError
 
 from parsers.errors import UsageError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_URL = "sqlite:///edirecon.db"
+#: seconds a SQLite writer waits for another process's write transaction (one transaction set)
+SQLITE_BUSY_TIMEOUT = 600
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -36,7 +40,8 @@ class Store:
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         self.url = url
         try:
-            self.engine: Engine = create_engine(url, future=True)
+            connect_args = {"timeout": SQLITE_BUSY_TIMEOUT} if url.startswith("sqlite") else {}
+            self.engine: Engine = create_engine(url, future=True, connect_args=connect_args)
         except (ArgumentError, ImportError) as exc:
             raise UsageError(f"--db {url!r} is not a usable database URL ({exc})") from exc
         if self.engine.dialect.name == "sqlite":
@@ -45,6 +50,15 @@ class Store:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction.  On SQLite it takes the write lock at once (BEGIN IMMEDIATE), so
+        that processes ingesting side by side queue for it instead of failing on a stale read."""
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
 
     def upgrade(self) -> None:
         """Create the schema or bring it to the newest revision (alembic)."""

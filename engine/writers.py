@@ -29,8 +29,20 @@ BALANCE_COLUMNS = ["patient_control_number", "billing_provider_npi", "member_id"
 EXCEPTION_COLUMNS = ["kind", "severity", "source_file", "segment", "patient_control_number", "payer_id", "amount", "detail"]
 
 
+CENT = Decimal("0.01")
+_money_text: dict[Decimal, str] = {}
+
+
 def money(value: Decimal | None) -> str:
-    return "" if value is None else str(Decimal(value).quantize(Decimal("0.01")))
+    """Two-decimal text; the same few thousand amounts recur across a run's rows."""
+    if value is None:
+        return ""
+    text = _money_text.get(value)
+    if text is None:
+        if len(_money_text) > 100_000:
+            _money_text.clear()
+        text = _money_text[value] = str(Decimal(value).quantize(CENT))
+    return text
 
 
 def _scalar(value: Any) -> Any:
@@ -144,12 +156,12 @@ def write(out_dir: Path, out: dict[str, list[dict[str, Any]]], summary_doc: dict
     written = []
     for name, table in out.items():
         with _Atomic(out_dir / f"{name}.csv") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns[name], lineterminator="\n")
-            writer.writeheader()
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(columns[name])
             for row in table:
-                flat = {k: _scalar(v) for k, v in row.items()}
+                flat = [_scalar(row[c]) for c in columns[name]]
                 if name == "refund_requests":
-                    flat["evidence"] = _evidence_text(row["evidence"])
+                    flat[columns[name].index("evidence")] = _evidence_text(row["evidence"])
                 writer.writerow(flat)
         with _Atomic(out_dir / f"{name}.jsonl") as fh:
             for row in table:

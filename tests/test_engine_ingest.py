@@ -65,7 +65,8 @@ def test_log_events_are_structured_and_carry_no_patient_data(tmp_path: Path, in_
     """Each file gives received/ingested events with file and hash; no patient name, member id or CLM01 appears."""
     structlog.reset_defaults()
     with capture_logs() as events:
-        run([Path("sample_edi/secondary-overpaid")], f"sqlite:///{tmp_path}/s.db", tmp_path / "out", AS_OF, Config())
+        # one process: capture_logs sees this process's events (pool processes log to stderr)
+        run([Path("sample_edi/secondary-overpaid")], f"sqlite:///{tmp_path}/s.db", tmp_path / "out", AS_OF, Config(), workers=1)
     names = [e["event"] for e in events]
     assert names.count("file_received") == 4 and names.count("file_ingested") == 4 and names[-1] == "run_finished"
     assert all("file" in e and "sha256" in e for e in events if e["event"] == "file_received")

@@ -43,6 +43,22 @@ def test_reordered_inputs_give_identical_outputs(tmp_path: Path, in_repo: Path) 
     assert _outputs(tmp_path / "a") == _outputs(tmp_path / "b")
 
 
+def test_parallel_ingestion_gives_the_outputs_of_one_process(tmp_path: Path, in_repo: Path) -> None:
+    """Files ingested by several processes side by side (queueing for SQLite's write lock) give
+    byte-identical outputs to one process ingesting them in turn.  (Left out: the fixture where one
+    remittance comes in two files, whose kept copy is the first ingested, as README says.)"""
+    inputs = [Path("sample_edi"), *sorted(p for p in (REPO / "tests" / "fixtures" / "engine").iterdir()
+                                          if p.is_dir() and p.name != "duplicate-file-and-remittance")]
+    one = run(inputs, f"sqlite:///{tmp_path}/one.db", tmp_path / "one", AS_OF, Config(), workers=1)
+    many = run(inputs, f"sqlite:///{tmp_path}/many.db", tmp_path / "many", AS_OF, Config(), workers=3)
+    assert many.report == one.report and one.report.files_ingested > 40
+    assert _outputs(tmp_path / "one") == _outputs(tmp_path / "many")
+    tables = ("claims", "claim_lines", "claim_payments", "payment_lines", "adjustments", "provider_adjustments", "remittances")
+    for table in tables:
+        count = f"SELECT COUNT(*) FROM {table}"
+        assert sqlite3.connect(tmp_path / "one.db").execute(count).fetchone() == sqlite3.connect(tmp_path / "many.db").execute(count).fetchone()
+
+
 def test_identified_on_is_kept_on_later_runs(tmp_path: Path, in_repo: Path) -> None:
     """A refund first identified on one day keeps that day (and its due date) when found again later."""
     db = f"sqlite:///{tmp_path}/store.db"
