@@ -15,9 +15,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
+    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -249,4 +251,56 @@ refund_history = Table(
     metadata,
     Column("refund_id", String(32), primary_key=True),
     Column("identified_on", Date, nullable=False),
+)
+
+# -- drop folders (``edirecon watch``) --------------------------------------------------------
+# One row per file a watcher claimed from ``inbound/``: what it was, where it went, and how far
+# its processing got (``state``: received, claimed, ingested, then archived or quarantined).  No
+# patient data: names, ids, hashes, counts and finding codes only.  Times are UTC.
+
+inbound_files = Table(
+    "inbound_files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("work_name", Text, nullable=False),  # its name in work/ while it is processed
+    Column("original_name", Text, nullable=False),  # its path under inbound/, e.g. "acme/claims.837"
+    Column("partner", String(120), nullable=False),  # the inbound/ subfolder it came from ("" at the top)
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),  # "" until claimed
+    Column("kind", String(20), nullable=False),  # x12, patient_payments, unsupported
+    Column("isa06", String(15), nullable=False),  # sender id of the first interchange
+    Column("isa08", String(15), nullable=False),  # receiver id
+    Column("isa13", String(9), nullable=False),  # interchange control number
+    Column("state", String(12), nullable=False),
+    Column("disposition", String(12), nullable=False),  # ingest or duplicate ("" until claimed)
+    Column("duplicate_reason", Text, nullable=False),
+    Column("ack_name", Text, nullable=False),  # acknowledgments are ack/<partner>/<ack_name>.999/.ta1
+    Column("destination", Text, nullable=False),  # archive/... or error/... relative to the root
+    Column("transaction_sets", Integer, nullable=False),
+    Column("transaction_sets_ingested", Integer, nullable=False),
+    Column("claims", Integer, nullable=False),
+    Column("claim_payments", Integer, nullable=False),
+    Column("patient_payments", Integer, nullable=False),
+    Column("error", Text, nullable=False),  # finding codes and positions of a quarantined file
+    Column("received_at", DateTime, nullable=False),
+    Column("claimed_at", DateTime),
+    Column("ingested_at", DateTime),
+    Column("finished_at", DateTime),
+)
+Index("ix_inbound_files_sha256", inbound_files.c.sha256)
+Index("ix_inbound_files_interchange", inbound_files.c.isa06, inbound_files.c.isa13)
+Index("ix_inbound_files_work_name", inbound_files.c.work_name)
+
+#: the 835s re-emitted into outbound/835/; the id is the ISA13 (and GS06 base) of the interchange
+outbound_interchanges = Table(
+    "outbound_interchanges",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("file_name", Text, nullable=False),
+    Column("payer_id", String(80), nullable=False),
+    Column("payee_npi", String(80), nullable=False),
+    Column("transaction_sets", Integer, nullable=False),
+    Column("claim_payments", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
 )
