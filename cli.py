@@ -227,5 +227,63 @@ def run(
     raise typer.Exit(0)
 
 
+def _configure_watch_logging(verbose: bool) -> None:
+    """One JSON line per watcher event on stderr; the engine's own per-file events only with --verbose."""
+    import logging
+
+    import structlog
+
+    def only_watch(_logger: object, method: str, event: dict[str, object]) -> dict[str, object]:
+        if method in ("debug", "info") and event.get("component") != "watch" and not verbose:
+            raise structlog.DropEvent
+        return event
+
+    structlog.configure(
+        processors=[only_watch, structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"), structlog.processors.JSONRenderer()],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+@app.command()
+def watch(
+    root: Annotated[Path, typer.Argument(help="The drop-folder root (inbound/, work/, archive/, error/, ack/, outbound/ are created under it).", show_default=False)],
+    db: Annotated[str, typer.Option("--db", help="SQLAlchemy URL of the store (SQLite or PostgreSQL).")] = "sqlite:///edirecon.db",
+    once: Annotated[bool, typer.Option("--once", help="Poll twice, process what is ready, publish, and exit (for cron and tests).")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between polls.", min=0.01)] = 2.0,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="The day the outputs are taken to be made (YYYY-MM-DD); default the day of each batch.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file: refund deadlines and federal payers (as for run).")] = None,
+    duplicate_window: Annotated[int, typer.Option("--duplicate-window", help="Days within which the same sender (ISA06) and ISA13 is a duplicate.", min=0)] = 365,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Also log the engine's own per-file events.")] = False,
+) -> None:
+    """Watch clearinghouse drop folders: ingest what partners drop in ROOT/inbound/, acknowledge
+    837s in ack/, quarantine bad files in error/, archive the rest, and publish the outputs of
+    run (with a manifest) in outbound/.
+
+    Exit codes: 0 done (or stopped by SIGTERM/SIGINT); 1 with --once when a file was quarantined;
+    2 usage or store error.
+    """
+    from datetime import date, timedelta
+
+    from engine.config import Config
+    from engine.watch import Options
+    from engine.watch import watch as watch_root
+
+    _configure_watch_logging(verbose)
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        typer.echo(f"edirecon: --as-of {as_of!r} is not a date (YYYY-MM-DD)", err=True)
+        raise typer.Exit(2) from None
+    try:
+        options = Options(interval=interval, once=once, as_of=day, config=Config.load(config), duplicate_window=timedelta(days=duplicate_window))
+        code = watch_root(root, db, options)
+    except parsers.EdireconError as exc:
+        typer.echo(f"edirecon: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    raise typer.Exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

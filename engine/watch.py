@@ -1,0 +1,561 @@
+"""``edirecon watch ROOT``: clearinghouse drop folders.
+
+Partners drop files into ``inbound/``; the watcher claims each ready file into ``work/``
+(``engine.dropfolder``), records it in ``inbound_files``, ingests it (``engine.ingest``, idempotent
+per transaction set), acknowledges 837s (``parsers.validate``: 999, and TA1 when the envelope
+asks for one), and moves it to ``archive/YYYY/MM/DD/`` or, with ``<name>.error.json``, to
+``error/``.  After a batch it publishes the outputs of ``run`` and the re-emitted 835s in
+``outbound/`` (``engine.outbound``), manifest last.
+
+Exactly once: a file's row records how far it got (received → claimed → ingested → archived or
+quarantined), and the duplicate decision is taken once, when it is claimed.  A watcher killed
+mid-file leaves the file in ``work/``; the next poll of any watcher on the ROOT takes its lock and
+carries on from the recorded state (ingestion itself resumes per transaction set).
+
+One structured log event per file and step (``received``, ``resumed``, ``claimed``, ``ingested``,
+``acknowledged``, ``archived`` / ``quarantined``), with the file's name, partner, SHA-256 and
+counts — never patient data.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+import parsers
+from parsers.errors import EdireconError, UsageError
+
+from . import schema as t
+from .acks import fallback_999
+from .config import Config
+from .dropfolder import Claim, Layout, Poller, StoreLock, claim, free_name, orphans, utcnow
+from .ingest import Ingestor, classify, patient_payment_row, record_exception, sha256_of
+from .outbound import REEMITTED, publish_outputs, reemit_835s, reemitted_counts, set_text, spool_sets, write_atomically, write_manifest
+from .store import Store
+
+log = structlog.get_logger("edirecon.watch", component="watch")
+
+DEFAULT_INTERVAL = 2.0
+DUPLICATE_WINDOW_DAYS = 365
+FINAL = ("archived", "quarantined")
+ACK_SUFFIXES = (".999", ".997", ".ta1")
+#: error findings listed in the store's ``error`` column (error.json lists them all)
+ERROR_SUMMARY_LIMIT = 20
+
+
+class WatchError(EdireconError):
+    """The ROOT or the store cannot be used (exit 2)."""
+
+    exit_code = 2
+
+
+@dataclass
+class Options:
+    interval: float = DEFAULT_INTERVAL
+    once: bool = False
+    as_of: date | None = None
+    config: Config = field(default_factory=Config)
+    duplicate_window: timedelta = timedelta(days=DUPLICATE_WINDOW_DAYS)
+
+
+@dataclass
+class Identity:
+    """What a claimed file is, read before anything is decided about it."""
+
+    sha256: str
+    kind: str
+    size: int
+    isa06: str = ""
+    isa08: str = ""
+    isa13: str = ""
+    first_set: str = ""  # ST01 of the first transaction set ("" when none)
+
+
+@dataclass
+class Analysis:
+    """What a file held and what the store took from it."""
+
+    findings: list[parsers.Finding] = field(default_factory=list)
+    sets: list[dict[str, Any]] = field(default_factory=list)
+    clean_835: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    extra_errors: list[dict[str, Any]] = field(default_factory=list)  # CSV rows, unsupported files
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return [finding_dict(f) for f in self.findings if f.severity is parsers.Severity.ERROR] + self.extra_errors
+
+    @property
+    def broken(self) -> bool:
+        return bool(self.errors)
+
+
+def one_line(exc: object) -> str:
+    return " ".join(str(exc).split())
+
+
+def finding_dict(f: parsers.Finding) -> dict[str, Any]:
+    s = f.source
+    return {"code": f.code, "severity": f.severity.value, "message": f.message, "segment": s.segment, "offset": s.offset,
+            "isa13": s.isa13, "gs06": s.gs06, "st02": s.st02}
+
+
+def identify(path: Path) -> Identity:
+    """SHA-256, kind, and the first interchange's ISA06/ISA08/ISA13 and first ST01."""
+    ident = Identity(sha256_of(path), classify(path), path.stat().st_size)
+    if ident.kind != "x12":
+        return ident
+    reader = parsers.X12Reader(path)
+    sets = iter(reader)
+    try:
+        first = next(sets, None)
+        ident.first_set = first.code if first is not None else ""
+    finally:
+        sets.close()
+    if reader.interchange_headers:
+        isa = reader.interchange_headers[0]
+        get = lambda i: isa[i].strip() if len(isa) > i else ""  # noqa: E731 - a tiny accessor
+        ident.isa06, ident.isa08, ident.isa13 = get(6)[:15], get(8)[:15], get(13)[:9]
+    return ident
+
+
+class Watcher:
+    """One watcher on one ROOT and store."""
+
+    def __init__(self, root: Path, db_url: str, options: Options):
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"{root}: is not a folder")
+        self.layout = Layout(root)
+        try:
+            self.layout.create()
+        except OSError as exc:
+            raise UsageError(f"{root}: cannot create the drop folders ({exc.strerror})") from exc
+        self.options = options
+        self.store = Store(db_url)
+        self.where = self.store.engine.url.render_as_string(hide_password=True)
+        self.lock = StoreLock(self.layout.store_lock)
+        try:
+            with self.lock:  # two watchers starting together on a new store: one creates the schema
+                self.store.upgrade()
+        except OperationalError as exc:
+            raise WatchError(f"the store at {self.where} cannot be opened: {one_line(exc.orig)}") from exc
+        self.poller = Poller(self.layout.inbound)
+        self.stop_requested = False
+        self.quarantined = 0
+        self.processed = 0
+
+    # -- the loop ------------------------------------------------------------------------------
+    def request_stop(self, *_: object) -> None:
+        """SIGTERM/SIGINT: finish the file in hand, publish, and exit."""
+        self.stop_requested = True
+
+    def run(self) -> int:
+        """Poll until stopped (or once); return the exit code."""
+        try:
+            with self.lock:
+                self._reconcile()
+            if self.options.once:
+                self.poller.poll()
+                if self.poller.pending():
+                    self._sleep(self.options.interval)
+                self.batch(self.poller.poll() if not self.stop_requested else [])
+                return 1 if self.quarantined else 0
+            while not self.stop_requested:
+                self.batch(self.poller.poll())
+                self._sleep(self.options.interval)
+            return 0
+        except (OperationalError, DBAPIError) as exc:
+            raise WatchError(f"the store at {self.where} failed: {one_line(exc.orig or exc)}") from exc
+        finally:
+            self.store.dispose()
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stop_requested and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))
+
+    def batch(self, ready: list[tuple[Path, str, datetime]]) -> None:
+        """Finish orphaned files, then claim and process each ready file; publish if anything moved."""
+        processed = 0
+        for c in self._orphans():
+            processed += self._guarded(c)
+        for rel, why, first_seen in ready:
+            if self.stop_requested:
+                break
+            try:
+                c = claim(self.layout, rel, why, first_seen)
+            except OSError as exc:
+                raise WatchError(f"inbound/{rel.as_posix()}: cannot be moved into work/ ({exc.strerror or exc}); "
+                                 "inbound/ and work/ must be writable and on the same file system") from exc
+            if c is not None:
+                processed += self._guarded(c)
+        if processed or self._spooled_finished():
+            self.publish()
+
+    def _orphans(self) -> Iterator[Claim]:
+        for c in orphans(self.layout):
+            if self.stop_requested:
+                c.abandon()
+                continue
+            yield c
+
+    def _guarded(self, c: Claim) -> int:
+        try:
+            self.process(c)
+        except (OperationalError, DBAPIError):
+            c.abandon()  # the store is down: the file stays in work/ and is resumed later
+            raise
+        except OSError as exc:
+            c.abandon()
+            raise WatchError(f"{c.original}: {exc.strerror or exc} (the file stays in work/ and is resumed on the next start)") from exc
+        self.processed += 1
+        return 1
+
+    # -- one file ------------------------------------------------------------------------------
+    def process(self, c: Claim) -> None:
+        """Take one claimed file from where its row says it got to, through to archive/ or error/."""
+        with self.lock:
+            row = self._row(c)
+        ev = {"file": c.original, "partner": c.partner}
+        if row["state"] == "received":
+            log.info("received", **ev, size=row["size"], released_by=c.why)
+        else:
+            log.info("resumed", **ev, state=row["state"])
+        ident = identify(c.path)
+        if row["state"] == "received":
+            with self.lock:
+                row = self._claimed(c, row, ident)
+        log.info("claimed", **ev, sha256=ident.sha256, kind=ident.kind, isa06=ident.isa06, isa08=ident.isa08, isa13=ident.isa13,
+                 disposition=row["disposition"], duplicate=row["duplicate_reason"] or None)
+        analysis: Analysis | None = None
+        if row["disposition"] == "ingest":
+            if row["state"] == "claimed":
+                with self.lock:
+                    Ingestor(self.store).ingest(c.path, c.original)
+            analysis = self._analyse(c, ident)
+            with self.lock:
+                spool_sets(self.layout.spool, row["id"], c.original, analysis.clean_835)
+                row = self._update(row["id"], state="ingested", ingested_at=row["ingested_at"] or utcnow(), **analysis.counts)
+            log.info("ingested", **ev, sha256=ident.sha256, **analysis.counts,
+                     errors=len(analysis.errors), clean_835_sets=len(analysis.clean_835))
+        elif row["disposition"] == "duplicate":
+            analysis = self._duplicate_of_quarantined(row, ident)
+        acks = self._acknowledge(c, row, ident, analysis)
+        self._finish(c, row, ident, analysis, acks)
+
+    def _duplicate_of_quarantined(self, row: dict[str, Any], ident: Identity) -> Analysis | None:
+        """A duplicate of a file that was quarantined is quarantined too (not hidden in archive/)."""
+        inbound = t.inbound_files
+        with self.store.engine.connect() as conn:
+            earlier = conn.execute(select(inbound.c.destination).where(
+                inbound.c.id != row["id"], inbound.c.sha256 == ident.sha256, inbound.c.state == "quarantined")).first()
+        if earlier is None:
+            return None
+        return Analysis(extra_errors=[{"code": "DUPLICATE_FILE", "severity": "error", "segment": 0, "offset": 0,
+                                       "message": f"the same bytes were quarantined as {earlier[0]} (see its error.json); not ingested again"}])
+
+    def _row(self, c: Claim) -> dict[str, Any]:
+        """The row of a file being resumed, or a new one in state ``received``."""
+        with self.store.engine.begin() as conn:
+            found = conn.execute(
+                select(t.inbound_files).where(t.inbound_files.c.work_name == c.path.name, t.inbound_files.c.state.notin_(FINAL))
+                .order_by(t.inbound_files.c.id.desc())
+            ).mappings().first()
+            if found is not None:
+                return dict(found)
+            values = {
+                "work_name": c.path.name, "original_name": c.original, "partner": c.partner[:120], "size": c.path.stat().st_size,
+                "sha256": "", "kind": "", "isa06": "", "isa08": "", "isa13": "", "state": "received", "disposition": "",
+                "duplicate_reason": "", "ack_name": "", "destination": "", "transaction_sets": 0, "transaction_sets_ingested": 0,
+                "claims": 0, "claim_payments": 0, "patient_payments": 0, "error": "", "received_at": c.received_at,
+            }
+            new_id = conn.execute(insert(t.inbound_files).values(**values).returning(t.inbound_files.c.id)).scalar_one()
+        return {"id": new_id, **values, "claimed_at": None, "ingested_at": None, "finished_at": None}
+
+    def _update(self, row_id: int, **values: Any) -> dict[str, Any]:
+        with self.store.engine.begin() as conn:
+            conn.execute(t.inbound_files.update().where(t.inbound_files.c.id == row_id).values(**values))
+            return dict(conn.execute(select(t.inbound_files).where(t.inbound_files.c.id == row_id)).mappings().one())
+
+    def _claimed(self, c: Claim, row: dict[str, Any], ident: Identity) -> dict[str, Any]:
+        """Decide, once, whether the file is a duplicate; name its acknowledgments."""
+        reason = self._duplicate_of(row, ident)
+        ack_name = self._ack_name(c, row["id"]) if ident.kind == "x12" else ""
+        if reason:
+            with self.store.engine.begin() as conn:
+                record_exception(conn, [ident.sha256, c.original, row["id"]], "DUPLICATE_FILE", c.original,
+                                 f"{reason}; not ingested again", severity="warning")
+        return self._update(
+            row["id"], state="claimed", sha256=ident.sha256, kind=ident.kind, isa06=ident.isa06, isa08=ident.isa08, isa13=ident.isa13,
+            size=ident.size, disposition="duplicate" if reason else "ingest", duplicate_reason=reason, ack_name=ack_name, claimed_at=utcnow(),
+        )
+
+    def _duplicate_of(self, row: dict[str, Any], ident: Identity) -> str:
+        """Why the file is a duplicate ("" when it is not): the same bytes already ingested (or
+        being ingested by another watcher), or the same sender and ISA13 within the window."""
+        f, inbound = t.files, t.inbound_files
+        taken = and_(inbound.c.id != row["id"], inbound.c.disposition == "ingest")
+        with self.store.engine.connect() as conn:
+            known = conn.execute(select(f.c.path).where(f.c.sha256 == ident.sha256, f.c.complete.is_(True))).first()
+            if known is not None:
+                return f"the same bytes (SHA-256 {ident.sha256[:12]}…) were ingested from {known[0]}"
+            other = conn.execute(select(inbound.c.original_name).where(taken, inbound.c.sha256 == ident.sha256)).first()
+            if other is not None:
+                return f"the same bytes (SHA-256 {ident.sha256[:12]}…) were received as {other[0]}"
+            if ident.isa06 and ident.isa13:
+                since = row["received_at"] - self.options.duplicate_window
+                earlier = conn.execute(
+                    select(inbound.c.original_name, inbound.c.received_at).where(
+                        taken, inbound.c.isa06 == ident.isa06, inbound.c.isa13 == ident.isa13, inbound.c.received_at >= since,
+                        or_(inbound.c.state == "claimed", inbound.c.transaction_sets_ingested > 0),
+                    ).order_by(inbound.c.received_at)
+                ).first()
+                if earlier is not None:
+                    return (f"interchange ISA06={ident.isa06} ISA13={ident.isa13} was received as {earlier[0]} "
+                            f"on {earlier[1]:%Y-%m-%d} (duplicate window {self.options.duplicate_window.days} days)")
+        return ""
+
+    def _ack_name(self, c: Claim, row_id: int) -> str:
+        """``<name>``, or ``<name>~2`` … while an acknowledgment of that name waits in ack/ or is
+        reserved by a file in flight."""
+        inbound = t.inbound_files
+        with self.store.engine.connect() as conn:
+            reserved = set(conn.execute(select(inbound.c.ack_name).where(
+                inbound.c.partner == c.partner[:120], inbound.c.state.notin_(FINAL), inbound.c.id != row_id)).scalars())
+        name = Path(c.original).name
+        folder = self.layout.ack / c.partner
+        for n in range(1, 100000):
+            candidate = free_name(folder, name if n == 1 else f"{name}~{n}", *ACK_SUFFIXES)
+            if candidate not in reserved:
+                return candidate
+        raise RuntimeError("no free acknowledgment name")
+
+    # -- what a file held ----------------------------------------------------------------------
+    def _analyse(self, c: Claim, ident: Identity) -> Analysis:
+        with self.lock, self.store.engine.connect() as conn:
+            file_id = conn.execute(select(t.files.c.id).where(t.files.c.sha256 == ident.sha256)).scalar()
+            counts = self._counts(conn, file_id)
+            txns = {r.ordinal: r for r in conn.execute(select(t.transactions).where(t.transactions.c.file_id == file_id))}
+            remits = {
+                r.ordinal: r for r in conn.execute(
+                    select(t.transactions.c.ordinal, t.remittances.c.payer_id, t.remittances.c.payee_npi,
+                           func.count(t.claim_payments.c.id).label("payments"))
+                    .join(t.remittances, t.remittances.c.transaction_id == t.transactions.c.id)
+                    .outerjoin(t.claim_payments, t.claim_payments.c.remittance_id == t.remittances.c.id)
+                    .where(t.transactions.c.file_id == file_id)
+                    .group_by(t.transactions.c.ordinal, t.remittances.c.payer_id, t.remittances.c.payee_npi)
+                )
+            }
+        a = Analysis(counts=counts)
+        if ident.kind == "x12":
+            self._analyse_x12(c, a, txns, remits)
+        elif ident.kind == "patient_payments":
+            with open(c.path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+                for number, csv_row in enumerate(csv.DictReader(fh), start=2):
+                    problem, _ = patient_payment_row(csv_row)
+                    if problem:
+                        a.extra_errors.append({"code": "PARSE_ERROR", "severity": "error", "message": f"row {number}: {problem}",
+                                               "segment": number, "offset": None})
+        else:
+            summary = parsers.FileSummary(c.original)  # what the X12 reader says of it (EMPTY_FILE, NOT_X12 …)
+            for _ in parsers.iter_transactions(c.path, summary, c.original):
+                pass
+            a.findings.extend(summary.findings)
+            a.extra_errors.append({"code": "UNSUPPORTED_FILE", "severity": "error", "segment": 0, "offset": 0,
+                                   "message": "neither X12 (no ISA header) nor a patient-payments CSV "
+                                              "(header patient_control_number,amount,paid_on,payment_id)"})
+        a.counts["transaction_sets"] = len(a.sets)
+        return a
+
+    @staticmethod
+    def _counts(conn: Any, file_id: int | None) -> dict[str, int]:
+        if file_id is None:
+            return {"transaction_sets_ingested": 0, "claims": 0, "claim_payments": 0, "patient_payments": 0}
+        txn = t.transactions
+        in_file = txn.c.file_id == file_id
+
+        def count(q: Any) -> int:
+            return int(conn.execute(q).scalar_one())
+
+        return {
+            "transaction_sets_ingested": count(select(func.count()).select_from(txn).where(in_file, txn.c.ingested.is_(True))),
+            "claims": count(select(func.count()).select_from(t.claims.join(txn, t.claims.c.transaction_id == txn.c.id)).where(in_file)),
+            "claim_payments": count(select(func.count()).select_from(
+                t.claim_payments.join(t.remittances, t.claim_payments.c.remittance_id == t.remittances.c.id)
+                .join(txn, t.remittances.c.transaction_id == txn.c.id)).where(in_file)),
+            "patient_payments": count(select(func.count()).select_from(t.patient_payments).where(t.patient_payments.c.file_id == file_id)),
+        }
+
+    @staticmethod
+    def _analyse_x12(c: Claim, a: Analysis, txns: dict[int, Any], remits: dict[int, Any]) -> None:
+        """Read the file once more (edirecon's parser): findings with positions, what each
+        transaction set was and whether it was ingested, and the text of its clean 835 sets."""
+        summary = parsers.FileSummary(c.original)
+        for ordinal, parsed in enumerate(parsers.iter_transactions(c.path, summary, c.original), start=1):
+            ts = parsed.transaction
+            mark = len(summary.findings)
+            for _ in parsed.records:
+                pass
+            errors = sum(1 for f in [*ts.findings, *summary.findings[mark:]] if f.severity is parsers.Severity.ERROR)
+            stored = txns.get(ordinal)
+            ingested = bool(stored is not None and stored.ingested)
+            if ingested:
+                why = "ingested"
+            elif not parsed.supported:
+                why = "unsupported transaction set"
+            elif not ts.trusted:
+                why = "envelope errors (not postable)"
+            elif ts.code == "835":
+                why = "duplicate remittance (payer and trace number already ingested)"
+            else:
+                why = "not ingested"
+            a.sets.append({"ordinal": ordinal, "st01": ts.code, "st02": ts.control_number, "type": parsed.transaction_type,
+                           "segment": ts.source.segment, "offset": ts.source.offset, "ingested": ingested, "errors": errors, "status": why})
+            remit = remits.get(ordinal)
+            if ingested and errors == 0 and ts.code == "835" and remit is not None and ts.group is not None:
+                d, isa = ts.delimiters, ts.interchange.isa
+                a.clean_835.append({
+                    "payer_id": remit.payer_id, "payee_npi": remit.payee_npi, "claim_payments": int(remit.payments),
+                    "st02": ts.control_number, "source": c.original, "isa13": ts.interchange.control_number,
+                    "isa11": isa[11] if len(isa) > 11 else "^", "isa12": isa[12] if len(isa) > 12 else "00501",
+                    "isa15": isa[15] if len(isa) > 15 else "P", "gs": list(ts.group.gs),
+                    "delimiters": [d.element, d.repetition, d.component, d.segment],
+                    "text": set_text((els for _n, _o, els in ts.segments()), d.element, d.segment),
+                })
+        seen = set()
+        for f in summary.findings:  # a clean set read twice repeats its warnings: keep each once
+            key = (f.code, f.source.segment, f.source.offset, f.message)
+            if key not in seen:
+                seen.add(key)
+                a.findings.append(f)
+
+    # -- acknowledgments, archive, quarantine ---------------------------------------------------
+    def _acknowledge(self, c: Claim, row: dict[str, Any], ident: Identity, analysis: Analysis | None) -> list[str]:
+        """999 (and TA1 when the envelope asks for one) for an 837, named after the original file."""
+        if ident.kind != "x12":
+            return []
+        codes = {s["st01"] for s in analysis.sets} if analysis is not None and analysis.sets else {ident.first_set} - {""}
+        if codes and "837" not in codes:
+            return []
+        from parsers.validate import validate_file
+
+        folder = self.layout.ack / c.partner
+        result = validate_file(c.path, folder, row["ack_name"])
+        written = list(result.acknowledgments)
+        validator = "pyx12" if result.validated else "edirecon (pyx12 has no map for this guide)"
+        if "837" in codes and not any(p.suffix in (".999", ".997") for p in written):
+            # no implementation-guide map, or pyx12's 999 writer failed: a 999 from our own envelope checks
+            target = folder / f"{row['ack_name']}.999"
+            if fallback_999(c.path, target):
+                written.append(target)
+                validator = "edirecon" if result.validated else validator
+        acks = [p.relative_to(self.layout.root).as_posix() for p in written]
+        ig_errors = sum(1 for f in result.findings if f.severity is parsers.Severity.ERROR)
+        log.info("acknowledged", file=c.original, partner=c.partner, sha256=ident.sha256, acknowledgments=acks,
+                 validator=validator, valid=result.valid, implementation_guide_errors=ig_errors)
+        return acks
+
+    def _finish(self, c: Claim, row: dict[str, Any], ident: Identity, analysis: Analysis | None, acks: list[str]) -> None:
+        broken = analysis is not None and analysis.broken
+        name = Path(c.original).name
+        with self.lock:
+            destination = row["destination"]
+            if not destination:
+                if broken:
+                    folder = self.layout.error / c.partner
+                    destination = (folder / free_name(folder, name, ".error.json")).relative_to(self.layout.root).as_posix()
+                else:
+                    day = utcnow()
+                    folder = self.layout.archive / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}" / c.partner
+                    destination = (folder / free_name(folder, name)).relative_to(self.layout.root).as_posix()
+                row = self._update(row["id"], destination=destination)
+        target = self.layout.root / destination
+        target.parent.mkdir(parents=True, exist_ok=True)
+        summary_text = ""
+        if broken:
+            assert analysis is not None
+            errors = analysis.errors
+            summary_text = "; ".join(f"{e['code']} at segment {e['segment']} byte {e['offset']}" for e in errors[:ERROR_SUMMARY_LIMIT])
+            if len(errors) > ERROR_SUMMARY_LIMIT:
+                summary_text += f"; and {len(errors) - ERROR_SUMMARY_LIMIT} more"
+            report = {
+                "file": c.original, "partner": c.partner, "sha256": ident.sha256, "kind": ident.kind,
+                "interchange": {"isa06": ident.isa06, "isa08": ident.isa08, "isa13": ident.isa13},
+                "received_at": f"{row['received_at']:%Y-%m-%dT%H:%M:%S}Z", "quarantined_at": f"{utcnow():%Y-%m-%dT%H:%M:%S}Z",
+                "reason": f"{len(errors)} error finding(s); "
+                          f"{sum(1 for s in analysis.sets if not s['ingested'])} of {len(analysis.sets)} transaction set(s) not ingested",
+                "errors": errors,
+                "warnings": [finding_dict(f) for f in analysis.findings if f.severity is not parsers.Severity.ERROR],
+                "transaction_sets": analysis.sets,
+                "ingested": {k: analysis.counts.get(k, 0) for k in ("transaction_sets_ingested", "claims", "claim_payments", "patient_payments")},
+                "acknowledgments": acks,
+            }
+            write_atomically(target.with_name(target.name + ".error.json"), (json.dumps(report, indent=1) + "\n").encode())
+        os.rename(c.path, target)
+        state = "quarantined" if broken else "archived"
+        with self.lock:
+            self._update(row["id"], state=state, error=summary_text, finished_at=utcnow())
+        c.release()
+        event = {"file": c.original, "partner": c.partner, "sha256": ident.sha256, "destination": destination}
+        if broken:
+            self.quarantined += 1
+            log.info("quarantined", **event, errors=len(analysis.errors) if analysis else 0)
+        else:
+            log.info("archived", **event, duplicate=row["disposition"] == "duplicate")
+
+    # -- publishing ----------------------------------------------------------------------------
+    def _spooled_finished(self) -> bool:
+        return bool(self._finished_spools())
+
+    def _finished_spools(self) -> set[int]:
+        ids = {int(p.stem) for p in self.layout.spool.glob("*.json") if p.stem.isdigit()}
+        if not ids:
+            return set()
+        with self.store.engine.connect() as conn:
+            return set(conn.execute(select(t.inbound_files.c.id).where(t.inbound_files.c.id.in_(ids), t.inbound_files.c.state.in_(FINAL))).scalars())
+
+    def publish(self) -> None:
+        """The outputs of ``run``, the re-emitted 835s, then manifest.json (one publisher at a time)."""
+        with self.lock:
+            now = utcnow()
+            as_of = self.options.as_of or date.today()
+            written, row_counts = publish_outputs(self.store, self.layout.outbound, as_of, self.options.config)
+            emitted = reemit_835s(self.store, self.layout.spool, self.layout.outbound / REEMITTED, self._finished_spools(), now)
+            batch = f"{now:%Y%m%dT%H%M%S}Z-{os.getpid()}"
+            manifest = write_manifest(self.layout.outbound, written, row_counts, reemitted_counts(self.store), as_of, batch, now)
+        for e in emitted:
+            log.info("reemitted", file=f"{REEMITTED}/{e['file']}", payer_id=e["payer_id"], payee_npi=e["payee_npi"],
+                     transaction_sets=e["transaction_sets"], claim_payments=e["claim_payments"])
+        log.info("published", batch=batch, as_of=as_of.isoformat(), files=len(manifest["files"]), **row_counts)
+
+    def _reconcile(self) -> None:
+        """Rows left short of their final state by a crash after their file was moved."""
+        inbound = t.inbound_files
+        with self.store.engine.begin() as conn:
+            for r in conn.execute(select(inbound).where(inbound.c.state.notin_(FINAL), inbound.c.destination != "")).mappings().all():
+                if (self.layout.root / r["destination"]).exists() and not (self.layout.work / r["work_name"]).exists():
+                    state = "quarantined" if r["destination"].startswith("error/") else "archived"
+                    conn.execute(inbound.update().where(inbound.c.id == r["id"]).values(state=state, finished_at=utcnow()))
+
+
+def watch(root: Path, db_url: str, options: Options) -> int:
+    """Run a watcher until it is done (``--once``) or stopped by SIGTERM/SIGINT; the exit code."""
+    watcher = Watcher(root, db_url, options)
+    previous = {sig: signal.signal(sig, watcher.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return watcher.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
