@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", default=str(BENCH / "results" / "run.json"))
     ap.add_argument("--check", action="store_true", help="exit 1 when a target fails")
+    ap.add_argument("--no-peer", dest="peer", action="store_false", help="skip the one-process peer run")
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="edirecon-bench-") as tmp:
         work = Path(tmp)
@@ -60,40 +61,46 @@ def main(argv: list[str] | None = None) -> int:
         planted = generate(inputs, a.claims, a.duplicates, a.overpayments, a.claims_per_transaction, a.seed)
         gen_s = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in inputs.iterdir()) / MIB
-        cmd = [sys.executable, "-m", "cli", "run", str(inputs), "--db", f"sqlite:///{work}/store.db", "--out", str(work / "out"), "--as-of", "2026-11-27"]
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = proc.communicate()
-        _, status, usage = os.wait4(proc.pid, 0) if proc.returncode is None else (0, 0, None)
-        seconds = time.perf_counter() - start
-        if proc.returncode:
-            print(err.decode(errors="replace")[-2000:], file=sys.stderr)
-            return 1
-        rss = (usage.ru_maxrss / 1024) if usage is not None else _child_rss()
-        refunds = list(csv.DictReader(open(work / "out" / "refund_requests.csv", encoding="utf-8")))
+        runs = {}
+        for label, extra in (("parallel", []), ("one process", ["--workers", "1"])):
+            runs[label] = _run(work, inputs, label.replace(" ", "-"), extra)
+            if runs[label] is None:
+                return 1
+            if not a.peer:
+                break
+        refunds = list(csv.DictReader(open(work / "parallel" / "out" / "refund_requests.csv", encoding="utf-8")))
+    main_run = runs["parallel"]
+    seconds, rss, tree = main_run["seconds"], main_run["rss_mib"], main_run["tree_rss_mib"]
     found = {reason: {r["patient_control_number"] for r in refunds if r["reason"] == reason} for reason in ("DUPLICATE_PAYMENT", "PAYER_OVERPAYMENT")}
     dup_found = len(set(planted["duplicates"]) & found["DUPLICATE_PAYMENT"])
     over_found = len(set(planted["overpayments"]) & found["PAYER_OVERPAYMENT"])
     invented = [r for r in refunds if r["patient_control_number"] not in set(planted["duplicates"]) | set(planted["overpayments"])]
     claims_per_s = a.claims / seconds
+    peak_mb = max(rss, tree) * MIB / 1e6
     targets = {
         "planted duplicates found": dup_found == len(planted["duplicates"]),
         "planted overpayments found": over_found == len(planted["overpayments"]),
         "no invented refund": not invented,
         "claims/s >= 5000": claims_per_s >= 5000,
-        "peak RSS < 500 MiB": rss < 500,
+        "peak RSS < 500 MB": peak_mb < 500,
     }
     print(f"edirecon run benchmark - Python {platform.python_version()}, {platform.machine()}, SQLite, seed {a.seed}")
     print(f"  input: {a.claims:,} claims (837P) + their 835 ({a.claims_per_transaction:,} claims per transaction set), {size:.1f} MiB, generated in {gen_s:.1f} s")
-    print(f"  run:   {seconds:.1f} s end to end, {claims_per_s:,.0f} claims/s, peak RSS {rss:.0f} MiB")
+    print(f"  run:   {seconds:.1f} s end to end, {claims_per_s:,.0f} claims/s on {os.cpu_count()} cores; phases (s): {main_run['phases']}")
+    print(f"  peak RSS: largest process {rss:.0f} MiB, all processes together {tree:.0f} MiB ({peak_mb:.0f} MB); per phase (MiB): {main_run['phase_rss']}")
+    if "one process" in runs:
+        peer = runs["one process"]
+        print(f"  peer, same run: --workers 1 {peer['seconds']:.1f} s ({a.claims / peer['seconds']:,.0f} claims/s), phases {peer['phases']}; "
+              f"parallel/one-process time ratio {seconds / peer['seconds']:.2f}")
     print(f"  planted duplicates found {dup_found}/{len(planted['duplicates'])}, overpayments found {over_found}/{len(planted['overpayments'])}, "
           f"refunds invented {len(invented)}")
     for name, ok in targets.items():
         print(f"  {name:<28}{'PASS' if ok else 'FAIL'}")
     result = {
         "python": platform.python_version(), "claims": a.claims, "claims_per_transaction": a.claims_per_transaction, "input_mib": round(size, 1),
-        "seconds": round(seconds, 2), "claims_per_s": round(claims_per_s), "peak_rss_mib": round(rss), "planted": planted,
+        "seconds": round(seconds, 2), "claims_per_s": round(claims_per_s), "cores": os.cpu_count(), "phases": main_run["phases"],
+        "peak_rss_mib": round(rss), "peak_tree_rss_mib": round(tree), "peak_mb": round(peak_mb),
+        "one_process_seconds": round(runs["one process"]["seconds"], 2) if "one process" in runs else None, "planted": planted,
         "found": {"duplicates": dup_found, "overpayments": over_found}, "invented": [r["refund_id"] for r in invented], "targets": targets,
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -101,10 +108,49 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if a.check and not all(targets.values()) else 0
 
 
-def _child_rss() -> float:
-    import resource
+def _run(work: Path, inputs: Path, label: str, extra: list[str]) -> dict | None:
+    """``edirecon run`` in a fresh process on a fresh store: wall time, the peak RSS of the largest
+    process (wait4) and of the whole process tree (sampled every 10 ms), the phase times it logs."""
+    import threading
 
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    import psutil
+
+    folder = work / label
+    folder.mkdir()
+    cmd = [sys.executable, "-m", "cli", "run", str(inputs), "--db", f"sqlite:///{folder}/store.db", "--out", str(folder / "out"),
+           "--as-of", "2026-11-27", "--verbose", *extra]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    start = time.perf_counter()
+    with open(folder / "stdout.txt", "wb") as out, open(folder / "stderr.txt", "wb") as err:
+        proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=out, stderr=err)
+    tree_peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        root = psutil.Process(proc.pid)
+        while not done.is_set():
+            try:
+                total = root.memory_info().rss + sum(c.memory_info().rss for c in root.children(recursive=True))
+            except psutil.Error:
+                break
+            tree_peak[0] = max(tree_peak[0], total)
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, status, usage = os.wait4(proc.pid, 0)  # the rusage of this process (and its waited-for children)
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join(1)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err_text = (folder / "stderr.txt").read_text(errors="replace")
+    if proc.returncode:
+        print(err_text[-2000:], file=sys.stderr)
+        return None
+    rss = usage.ru_maxrss / 1024
+    finished = next((json.loads(line) for line in err_text.splitlines() if '"run_finished"' in line), {})
+    return {"seconds": seconds, "rss_mib": rss, "tree_rss_mib": tree_peak[0] / MIB, "phases": finished.get("seconds", {}),
+            "phase_rss": finished.get("peak_rss_mib", {})}
 
 
 if __name__ == "__main__":

@@ -220,15 +220,15 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: se
     paying = {p.payer_id for p in current if p.status in PAID_STATUSES}
     current = [p for p in current if p.status in PAID_STATUSES or p.payer_id not in paying]
     orphans = [p for p in e.payments if p.status == "22" and p.id not in reversal_ids]
-    paid_by: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    paid_by: dict[str, Decimal] = {}
     for p in current:
-        paid_by[p.payer_id] += p.paid - dup.get(p.key, ZERO)
+        paid_by[p.payer_id] = paid_by.get(p.payer_id, ZERO) + p.paid - (dup.get(p.key, ZERO) if dup else ZERO)
     for p in orphans:
-        paid_by[p.payer_id] += p.paid
+        paid_by[p.payer_id] = paid_by.get(p.payer_id, ZERO) + p.paid
     payer_paid = sum(paid_by.values(), ZERO)
-    patient_paid = sum((pp.amount for pp in e.patient_payments), ZERO)
-    # a payment refunded whole as a duplicate is not an adjudication: its CAS and CLP05 do not count
-    current = [p for p in current if dup.get(p.key, ZERO) < p.paid or p.paid <= 0]
+    patient_paid = sum((pp.amount for pp in e.patient_payments), ZERO) if e.patient_payments else ZERO
+    if dup:  # a payment refunded whole as a duplicate is not an adjudication: its CAS and CLP05 do not count
+        current = [p for p in current if dup.get(p.key, ZERO) < p.paid or p.paid <= 0]
     primary = e.primary_claim.payer_id
     primary_payments = [p for p in current if p.payer_id == primary] or [p for p in current if p.sequence == 1]
     primary_id = primary_payments[0].payer_id if primary_payments else primary
@@ -244,7 +244,7 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: se
     payers = sorted({p.payer_id: p for p in by_sequence}.values(), key=lambda p: (p.sequence, p.order))
     for i, payer in enumerate(payers[1:], start=1):
         left = _responsibility([p for p in by_sequence if p.payer_id in {q.payer_id for q in payers[:i]}])
-        excess = paid_by[payer.payer_id] - left
+        excess = paid_by.get(payer.payer_id, ZERO) - left
         if excess > 0 and credit > 0:
             amount = min(excess, credit)
             credit -= amount

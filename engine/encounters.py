@@ -12,6 +12,7 @@ from typing import Any
 from .facts import ZERO, ClaimFact, PatientPaymentFact, PaymentFact, PaymentLine
 
 _SEQUENCE = {"P": 1, "S": 2, "T": 3}
+ONE = Decimal(1)
 
 
 def stable_id(prefix: str, *parts: object) -> str:
@@ -43,12 +44,15 @@ class Encounter:
     def settle(self) -> None:
         """Derive the billing and primary claims (the latest original/replacement/void to the first
         payer counts) and the deterministic id."""
+        if len(self.claims) == 1:
+            self.billing_claim = self.primary_claim = self.claims[0]
+            self.id = stable_id("EN", self.npi, self.pcn, self.service_from, self.service_to, self.primary_claim.member_id)
+            return
         first = min(_SEQUENCE.get(c.responsibility, 9) for c in self.claims)
         candidates = [c for c in self.claims if _SEQUENCE.get(c.responsibility, 9) == first]
         self.billing_claim = max(candidates, key=lambda c: (c.frequency in ("7", "8"), c.order))
         self.primary_claim = min(self.claims, key=lambda c: (_SEQUENCE.get(c.responsibility, 9), c.order))
-        self.key = (self.npi, self.pcn, str(self.service_from), str(self.service_to), self.primary_claim.member_id)
-        self.id = stable_id("EN", *self.key)
+        self.id = stable_id("EN", self.npi, self.pcn, self.service_from, self.service_to, self.primary_claim.member_id)
 
     @property
     def voided(self) -> bool:
@@ -86,6 +90,12 @@ def build_encounters(claims: list[ClaimFact]) -> list[Encounter]:
         groups[(c.npi, c.pcn)].append(c)
     encounters: list[Encounter] = []
     for (npi, pcn), members in sorted(groups.items()):
+        if len(members) == 1:  # the common case: one claim, one encounter
+            c = members[0]
+            e = Encounter((), npi, (c.tin,) if c.tin else (), pcn, c.service_from, c.service_to, [c], tuple(sorted(c.members)))
+            e.settle()
+            encounters.append(e)
+            continue
         found: list[Encounter] = []
         originals = sorted((c for c in members if c.frequency not in ("7", "8")), key=lambda c: (_SEQUENCE.get(c.responsibility, 9), c.order))
         changes = sorted((c for c in members if c.frequency in ("7", "8")), key=lambda c: c.order)
@@ -169,15 +179,15 @@ def match_patient_payments(encounters: list[Encounter], payments: list[PatientPa
 
 def line_key(e: Encounter, line: PaymentLine) -> tuple[Any, ...]:
     """Which billed line a payment line pays: REF*6R first, else procedure + modifiers + date + units."""
-    claim_lines = [ln for c in e.claims for ln in c.lines]
+    claim_lines = e.claims[0].lines if len(e.claims) == 1 else [ln for c in e.claims for ln in c.lines]
     if line.control:
         for ln in claim_lines:
             if ln.line_item_control_number == line.control:
                 return ("6R", line.control)
-    units = line.units if line.units is not None else Decimal(1)
+    units = line.units if line.units is not None else ONE
     for ln in claim_lines:
-        ln_units = ln.units if ln.units is not None else Decimal(1)
-        if (ln.procedure_code, ln.modifiers, ln.service_date) == (line.procedure, line.modifiers, line.service_date) and Decimal(ln_units) == units:
+        if (ln.procedure_code == line.procedure and ln.modifiers == line.modifiers and ln.service_date == line.service_date
+                and (ln.units if ln.units is not None else ONE) == units):
             return ("6R", ln.line_item_control_number) if ln.line_item_control_number else ("SV", line.procedure, line.modifiers, str(line.service_date))
     return ("SV", line.procedure, line.modifiers, str(line.service_date))
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from .store import Store
 log = structlog.get_logger("edirecon.ingest")
 
 PATIENT_PAYMENTS_HEADER = ["patient_control_number", "amount", "paid_on", "payment_id"]
-BATCH = 2000
 
 
 @dataclass
@@ -182,9 +180,11 @@ class Ingestor:
             if ordinal in done:
                 continue
             ts = parsed.transaction
-            # parse the whole transaction set before taking the write lock: another process
+            # parse the transaction set into rows before taking the write lock: another process
             # ingesting beside this one waits only for the inserts, not for the parsing
-            records = list(parsed.records) if parsed.supported and ts.trusted else []
+            prepared: _Claims | _Remittance | None = None
+            if parsed.supported and ts.trusted:
+                prepared = _prepare_remittance(parsed.records, name) if ts.code == "835" else _prepare_claims(parsed.records, name)
             with self.store.write() as conn:
                 txn_id = conn.execute(
                     insert(t.transactions)
@@ -201,12 +201,11 @@ class Ingestor:
                         f"transaction set {ts.code} ST02={ts.control_number} is not modelled",
                         severity="warning", segment=ts.source.segment,
                     )
-                elif not ts.trusted:
-                    pass  # its envelope findings become PARSE_ERROR rows below
-                elif ts.code == "835":
-                    ingested = self._remittance(conn, iter(records), name, txn_id, ts.source.segment)
-                else:
-                    ingested = self._claims(conn, iter(records), name, txn_id)
+                elif isinstance(prepared, _Remittance):
+                    ingested = self._remittance(conn, prepared, name, txn_id, ts.source.segment)
+                elif isinstance(prepared, _Claims):
+                    ingested = self._claims(conn, prepared, txn_id)
+                # else: an untrusted envelope, whose findings become PARSE_ERROR rows below
                 if ingested:
                     conn.execute(t.transactions.update().where(t.transactions.c.id == txn_id).values(ingested=True))
         with self.store.write() as conn:
@@ -217,87 +216,48 @@ class Ingestor:
                         f"{f.code} at byte {f.source.offset}: {f.message}", segment=f.source.segment,
                     )
 
-    def _claims(self, conn: Connection, records: Iterator[Any], name: str, txn_id: int) -> bool:
-        batch: list[Claim] = []
-        for record in records:
-            batch.append(record)
-            if len(batch) >= BATCH:
-                self._insert_claims(conn, batch, txn_id, name)
-                batch = []
-        self._insert_claims(conn, batch, txn_id, name)
-        return True
-
-    def _insert_claims(self, conn: Connection, batch: list[Claim], txn_id: int, name: str) -> None:
-        if not batch:
-            return
-        ids = allocate_ids(conn, t.claims, len(batch))
-        rows = [{"id": cid, "transaction_id": txn_id, **claim_row(c, name)} for cid, c in zip(ids, batch, strict=True)]
-        _bulk(conn, t.claims, rows)
-        lines = [{"claim_id": cid, **line_row(line)} for cid, claim in zip(ids, batch, strict=True) for line in claim.lines]
+    def _claims(self, conn: Connection, prepared: _Claims, txn_id: int) -> bool:
+        claims, lines = prepared.claims, prepared.lines
+        ids = allocate_ids(conn, t.claims, len(claims))
+        insert_rows(conn, t.claims, CLAIM_COLUMNS, [(cid, txn_id, *row) for cid, row in zip(ids, claims, strict=True)])
         line_ids = allocate_ids(conn, t.claim_lines, len(lines))
-        _bulk(conn, t.claim_lines, [{"id": i, **row} for i, row in zip(line_ids, lines, strict=True)])
-        self.report.claims += len(batch)
-
-    def _remittance(self, conn: Connection, records: Iterator[Any], name: str, txn_id: int, st_segment: int) -> bool:
-        remittance_id: int | None = None
-        batch: list[ClaimPayment] = []
-        plbs: list[ProviderAdjustment] = []
-        duplicate = False
-        count = 0
-        for record in records:
-            if remittance_id is None and not duplicate:
-                rem = record.remittance
-                payer_id = rem.payer_id or (rem.payer.id if rem.payer else "")
-                exists = conn.execute(
-                    select(t.remittances.c.id, t.remittances.c.source_file).where(
-                        t.remittances.c.payer_id == payer_id, t.remittances.c.trace_number == rem.trace_number
-                    )
-                ).first()
-                if exists is not None:
-                    duplicate = True
-                    record_exception(
-                        conn, [payer_id, rem.trace_number, name], "DUPLICATE_FILE", name,
-                        f"remittance of payer {payer_id} with trace number {rem.trace_number} was ingested from {exists[1]}; not ingested again",
-                        severity="warning", segment=st_segment, payer_id=payer_id, amount=rem.payment_amount,
-                    )
-                else:
-                    row = {**remittance_row(rem, payer_id, name), "transaction_id": txn_id}
-                    remittance_id = conn.execute(insert(t.remittances).returning(t.remittances.c.id), row).scalar_one()
-            if duplicate:
-                continue
-            count += 1
-            if isinstance(record, ProviderAdjustment):
-                plbs.append(record)
-            else:
-                batch.append(record)
-                if len(batch) >= BATCH:
-                    self._insert_payments(conn, batch, remittance_id, name, count - len(batch))
-                    batch = []
-        if remittance_id is None:
-            return False
-        self._insert_payments(conn, batch, remittance_id, name, count - len(batch) - len(plbs))
-        if plbs:
-            conn.execute(insert(t.provider_adjustments), [plb_row(p, remittance_id) for p in plbs])
-            self.report.provider_adjustments += len(plbs)
+        insert_rows(conn, t.claim_lines, CLAIM_LINE_COLUMNS, [(i, ids[row[0]], *row[1:]) for i, row in zip(line_ids, lines, strict=True)])
+        self.report.claims += len(claims)
         return True
 
-    def _insert_payments(self, conn: Connection, batch: list[ClaimPayment], remittance_id: int | None, name: str, first: int) -> None:
-        if not batch:
-            return
-        ids = allocate_ids(conn, t.claim_payments, len(batch))
-        _bulk(conn, t.claim_payments, [{"id": pid, **payment_row(p, remittance_id, first + i + 1, name)} for i, (pid, p) in enumerate(zip(ids, batch, strict=True))])
-        lines: list[dict[str, Any]] = []
-        adjustments: list[dict[str, Any]] = []
-        for pid, payment in zip(ids, batch, strict=True):
-            for a in payment.adjustments:
-                adjustments.append({"claim_payment_id": pid, "line_ordinal": None, "group_code": a.group[:2], "reason": a.reason[:5], "amount": a.amount})
-            for n, svc in enumerate(payment.services, start=1):
-                lines.append({"claim_payment_id": pid, "ordinal": n, **payment_line_row(svc)})
-                for a in svc.adjustments:
-                    adjustments.append({"claim_payment_id": pid, "line_ordinal": n, "group_code": a.group[:2], "reason": a.reason[:5], "amount": a.amount})
-        _bulk(conn, t.payment_lines, [{"id": i, **row} for i, row in zip(allocate_ids(conn, t.payment_lines, len(lines)), lines, strict=True)])
-        _bulk(conn, t.adjustments, [{"id": i, **row} for i, row in zip(allocate_ids(conn, t.adjustments, len(adjustments)), adjustments, strict=True)])
-        self.report.claim_payments += len(batch)
+    def _remittance(self, conn: Connection, prepared: _Remittance, name: str, txn_id: int, st_segment: int) -> bool:
+        rem = prepared.header
+        if rem is None:
+            return False
+        payer_id = prepared.payer_id
+        exists = conn.execute(
+            select(t.remittances.c.id, t.remittances.c.source_file).where(
+                t.remittances.c.payer_id == payer_id, t.remittances.c.trace_number == rem.trace_number
+            )
+        ).first()
+        if exists is not None:
+            record_exception(
+                conn, [payer_id, rem.trace_number, name], "DUPLICATE_FILE", name,
+                f"remittance of payer {payer_id} with trace number {rem.trace_number} was ingested from {exists[1]}; not ingested again",
+                severity="warning", segment=st_segment, payer_id=payer_id, amount=rem.payment_amount,
+            )
+            return False
+        row = {**remittance_row(rem, payer_id, name), "transaction_id": txn_id}
+        remittance_id = conn.execute(insert(t.remittances).returning(t.remittances.c.id), row).scalar_one()
+        payments = prepared.payments
+        ids = allocate_ids(conn, t.claim_payments, len(payments))
+        insert_rows(conn, t.claim_payments, PAYMENT_COLUMNS, [(pid, remittance_id, *row) for pid, row in zip(ids, payments, strict=True)])
+        line_ids = allocate_ids(conn, t.payment_lines, len(prepared.lines))
+        insert_rows(conn, t.payment_lines, PAYMENT_LINE_COLUMNS,
+                    [(i, ids[row[0]], *row[1:]) for i, row in zip(line_ids, prepared.lines, strict=True)])
+        adjustment_ids = allocate_ids(conn, t.adjustments, len(prepared.adjustments))
+        insert_rows(conn, t.adjustments, ADJUSTMENT_COLUMNS,
+                    [(i, ids[row[0]], *row[1:]) for i, row in zip(adjustment_ids, prepared.adjustments, strict=True)])
+        if prepared.plbs:
+            conn.execute(insert(t.provider_adjustments), [plb_row(p, remittance_id) for p in prepared.plbs])
+            self.report.provider_adjustments += len(prepared.plbs)
+        self.report.claim_payments += len(payments)
+        return True
 
     # -- patient payments -------------------------------------------------------------
     def _patient_payments(self, path: Path, name: str, file_id: int, sha: str) -> None:
@@ -318,17 +278,58 @@ class Ingestor:
         self.report.patient_payments += len(rows)
 
 
+# -- a transaction set as rows, before it is written -----------------------------------
+# Child rows name their parent by its index in the transaction set; ids are given under the lock.
+
+
+@dataclass(slots=True)
+class _Claims:
+    claims: list[tuple[Any, ...]]  # claim_row
+    lines: list[tuple[Any, ...]]  # (claim index, *line_row)
+
+
+@dataclass(slots=True)
+class _Remittance:
+    header: Any  # parsers.model.Remittance, None when the 835 has no claim payment nor PLB
+    payer_id: str
+    payments: list[tuple[Any, ...]]  # (ordinal, *payment_row)
+    lines: list[tuple[Any, ...]]  # (payment index, ordinal, *payment_line_row)
+    adjustments: list[tuple[Any, ...]]  # (payment index, line ordinal or None, group, reason, amount)
+    plbs: list[ProviderAdjustment]
+
+
+def _prepare_claims(records: Iterable[Claim], name: str) -> _Claims:
+    claims: list[tuple[Any, ...]] = []
+    lines: list[tuple[Any, ...]] = []
+    for index, c in enumerate(records):
+        claims.append(claim_row(c, name))
+        lines.extend((index, *line_row(line)) for line in c.lines)
+    return _Claims(claims, lines)
+
+
+def _prepare_remittance(records: Iterable[Any], name: str) -> _Remittance:
+    out = _Remittance(None, "", [], [], [], [])
+    ordinal = 0
+    for record in records:
+        if out.header is None:
+            out.header = rem = record.remittance
+            out.payer_id = rem.payer_id or (rem.payer.id if rem.payer else "")
+        ordinal += 1
+        if isinstance(record, ProviderAdjustment):
+            out.plbs.append(record)
+            continue
+        index = len(out.payments)
+        out.payments.append((ordinal, *payment_row(record, name)))
+        for a in record.adjustments:
+            out.adjustments.append((index, None, a.group[:2], a.reason[:5], a.amount))
+        for n, svc in enumerate(record.services, start=1):
+            out.lines.append((index, n, *payment_line_row(svc)))
+            for a in svc.adjustments:
+                out.adjustments.append((index, n, a.group[:2], a.reason[:5], a.amount))
+    return out
+
+
 # -- rows ------------------------------------------------------------------------------
-
-
-def _bulk(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert rows that all have the same keys (one driver-level executemany)."""
-    if rows:
-        columns = list(rows[0])
-        pick = itemgetter(*columns)
-        insert_rows(conn, table, columns, [pick(r) for r in rows])
-
-
 
 
 def _dates(values: Iterable[date | None]) -> tuple[date | None, date | None]:
@@ -336,7 +337,21 @@ def _dates(values: Iterable[date | None]) -> tuple[date | None, date | None]:
     return (min(known), max(known)) if known else (None, None)
 
 
-def claim_row(c: Claim, name: str) -> dict[str, Any]:
+#: the columns of the bulk-inserted rows, in the order the row functions below give them
+CLAIM_COLUMNS = ["id", "transaction_id", "transaction_type", "patient_control_number", "billing_npi", "billing_tin", "member_id", "other_member_ids",
+                 "patient_last", "patient_first", "patient_dob", "service_from", "service_to", "total_charge", "frequency", "original_reference",
+                 "payer_id", "payer_name", "payer_responsibility", "filing_indicator", "created_on", "source_file", "segment", "byte_offset"]
+CLAIM_LINE_COLUMNS = ["id", "claim_id", "line_number", "procedure_code", "modifiers", "charge", "units", "service_date", "line_item_control_number"]
+PAYMENT_COLUMNS = ["id", "remittance_id", "ordinal", "patient_control_number", "status", "charge", "paid", "patient_responsibility", "filing_indicator",
+                   "payer_claim_control_number", "member_id", "patient_last", "patient_first", "service_from", "service_to", "source_file", "segment",
+                   "byte_offset"]
+PAYMENT_LINE_COLUMNS = ["id", "claim_payment_id", "ordinal", "procedure_code", "modifiers", "charge", "paid", "units", "service_date",
+                        "line_item_control_number"]
+ADJUSTMENT_COLUMNS = ["id", "claim_payment_id", "line_ordinal", "group_code", "reason", "amount"]
+
+
+def claim_row(c: Claim, name: str) -> tuple[Any, ...]:
+    """CLAIM_COLUMNS from transaction_type on."""
     bp = c.billing_provider
     patient = c.patient
     subscriber = c.subscriber
@@ -344,42 +359,36 @@ def claim_row(c: Claim, name: str) -> dict[str, Any]:
     if start is None:
         start, end = _dates([c.service_date, c.service_end_date, c.statement_from, c.statement_to])
     others = [op.subscriber.id for op in c.other_payers if op.subscriber is not None and op.subscriber.id]
-    return {
-        "transaction_type": c.transaction_type[:8],
-        "patient_control_number": c.patient_control_number[:38],
-        "billing_npi": (bp.id if bp is not None and bp.id_qualifier == "XX" else "")[:80],
-        "billing_tin": (bp.tin if bp is not None else "")[:80],
-        "member_id": (subscriber.id if subscriber is not None else "")[:80],
-        "other_member_ids": "|".join(others),
-        "patient_last": (patient.name if patient is not None else "")[:60],
-        "patient_first": (patient.first_name if patient is not None else "")[:35],
-        "patient_dob": patient.date_of_birth if patient is not None else None,
-        "service_from": start,
-        "service_to": end,
-        "total_charge": c.total_charge,
-        "frequency": c.frequency[:2],
-        "original_reference": c.original_reference[:50],
-        "payer_id": (c.payer.id if c.payer is not None else "")[:80],
-        "payer_name": (c.payer.name if c.payer is not None else "")[:60],
-        "payer_responsibility": c.payer_responsibility[:2],
-        "filing_indicator": c.claim_filing_indicator[:2],
-        "created_on": c.created_on,
-        "source_file": name,
-        "segment": c.source.segment if c.source else 0,
-        "byte_offset": c.source.offset if c.source else 0,
-    }
+    return (
+        c.transaction_type[:8],
+        c.patient_control_number[:38],
+        (bp.id if bp is not None and bp.id_qualifier == "XX" else "")[:80],
+        (bp.tin if bp is not None else "")[:80],
+        (subscriber.id if subscriber is not None else "")[:80],
+        "|".join(others),
+        (patient.name if patient is not None else "")[:60],
+        (patient.first_name if patient is not None else "")[:35],
+        patient.date_of_birth if patient is not None else None,
+        start,
+        end,
+        c.total_charge,
+        c.frequency[:2],
+        c.original_reference[:50],
+        (c.payer.id if c.payer is not None else "")[:80],
+        (c.payer.name if c.payer is not None else "")[:60],
+        c.payer_responsibility[:2],
+        c.claim_filing_indicator[:2],
+        c.created_on,
+        name,
+        c.source.segment if c.source else 0,
+        c.source.offset if c.source else 0,
+    )
 
 
-def line_row(line: Any) -> dict[str, Any]:
-    return {
-        "line_number": line.number[:6],
-        "procedure_code": line.procedure_code[:48],
-        "modifiers": ":".join(line.modifiers)[:20],
-        "charge": line.charge,
-        "units": line.units,
-        "service_date": line.service_date,
-        "line_item_control_number": line.line_item_control_number[:50],
-    }
+def line_row(line: Any) -> tuple[Any, ...]:
+    """CLAIM_LINE_COLUMNS from line_number on."""
+    return (line.number[:6], line.procedure_code[:48], ":".join(line.modifiers)[:20], line.charge, line.units, line.service_date,
+            line.line_item_control_number[:50])
 
 
 def remittance_row(rem: Any, payer_id: str, name: str) -> dict[str, Any]:
@@ -399,44 +408,44 @@ def remittance_row(rem: Any, payer_id: str, name: str) -> dict[str, Any]:
     }
 
 
-def payment_row(p: ClaimPayment, remittance_id: int | None, ordinal: int, name: str) -> dict[str, Any]:
+def payment_row(p: ClaimPayment, name: str) -> tuple[Any, ...]:
+    """PAYMENT_COLUMNS from patient_control_number on."""
     person = p.insured or p.patient or p.corrected_insured
     patient = p.patient or p.insured
     start, end = _dates([*(s.service_date for s in p.services), *(s.service_end_date for s in p.services)])
     if start is None:
         start, end = _dates([p.statement_from, p.statement_to])
-    return {
-        "remittance_id": remittance_id,
-        "ordinal": ordinal,
-        "patient_control_number": p.patient_control_number[:38],
-        "status": p.status[:2],
-        "charge": p.charge,
-        "paid": p.paid,
-        "patient_responsibility": p.patient_responsibility,
-        "filing_indicator": p.claim_filing_indicator[:2],
-        "payer_claim_control_number": p.payer_claim_control_number[:50],
-        "member_id": (person.id if person is not None else "")[:80],
-        "patient_last": (patient.name if patient is not None else "")[:60],
-        "patient_first": (patient.first_name if patient is not None else "")[:35],
-        "service_from": start,
-        "service_to": end,
-        "source_file": name,
-        "segment": p.source.segment if p.source else 0,
-        "byte_offset": p.source.offset if p.source else 0,
-    }
+    return (
+        p.patient_control_number[:38],
+        p.status[:2],
+        p.charge,
+        p.paid,
+        p.patient_responsibility,
+        p.claim_filing_indicator[:2],
+        p.payer_claim_control_number[:50],
+        (person.id if person is not None else "")[:80],
+        (patient.name if patient is not None else "")[:60],
+        (patient.first_name if patient is not None else "")[:35],
+        start,
+        end,
+        name,
+        p.source.segment if p.source else 0,
+        p.source.offset if p.source else 0,
+    )
 
 
-def payment_line_row(svc: Any) -> dict[str, Any]:
+def payment_line_row(svc: Any) -> tuple[Any, ...]:
+    """PAYMENT_LINE_COLUMNS from procedure_code on (the billed procedure when SVC06 gives it)."""
     billed = bool(svc.original_procedure_code)
-    return {
-        "procedure_code": (svc.original_procedure_code if billed else svc.procedure_code)[:48],
-        "modifiers": ":".join(svc.original_modifiers if billed else svc.modifiers)[:20],
-        "charge": svc.charge,
-        "paid": svc.paid,
-        "units": svc.original_units if svc.original_units is not None else svc.units,
-        "service_date": svc.service_date,
-        "line_item_control_number": svc.line_item_control_number[:50],
-    }
+    return (
+        (svc.original_procedure_code if billed else svc.procedure_code)[:48],
+        ":".join(svc.original_modifiers if billed else svc.modifiers)[:20],
+        svc.charge,
+        svc.paid,
+        svc.original_units if svc.original_units is not None else svc.units,
+        svc.service_date,
+        svc.line_item_control_number[:50],
+    )
 
 
 def plb_row(p: ProviderAdjustment, remittance_id: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import gc
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import date
@@ -45,7 +45,7 @@ class StoreError(EdireconError):
 class RunResult:
     report: IngestReport
     decisions: Decisions
-    outputs: dict[str, list[dict[str, Any]]]
+    outputs: dict[str, Sequence[dict[str, Any]]]
     summary: dict[str, Any]
     written: list[Path]
 
@@ -75,6 +75,7 @@ def run(
         clock = time.perf_counter()
         report = ingest_files(store, files, workers, progress)
         seconds["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
+        peak = {"ingest": _peak_mib()}
         # the facts are millions of long-lived objects without cycles: the cyclic collector need
         # not scan them while they are built, nor again while deciding
         collecting = gc.isenabled()
@@ -87,8 +88,10 @@ def run(
                 gc.enable()
         gc.freeze()
         seconds["load"], clock = time.perf_counter() - clock, time.perf_counter()
+        peak["load"] = _peak_mib()
         decisions = decide(facts, as_of, config)
         seconds["decide"], clock = time.perf_counter() - clock, time.perf_counter()
+        peak["decide"] = _peak_mib()
         with store.write() as conn:
             known = set(conn.execute(select(t.refund_history.c.refund_id)).scalars())
             insert_ignore(conn, t.refund_history, [
@@ -104,9 +107,10 @@ def run(
         doc = summary(decisions, outputs, counts, as_of)
         written = write(out_dir, outputs, doc)
         seconds["record"] = time.perf_counter() - clock
+        peak["record"] = _peak_mib()
         log.info("run_finished", refunds=len(outputs["refund_requests"]), recoupments=len(outputs["recoupments"]),
                  exceptions=len(outputs["exceptions"]), out=str(out_dir),
-                 seconds={phase: round(s, 2) for phase, s in seconds.items()})
+                 seconds={phase: round(s, 2) for phase, s in seconds.items()}, peak_rss_mib=peak)
         return RunResult(report, decisions, outputs, doc, written)
     finally:
         gc.unfreeze()
@@ -156,6 +160,15 @@ def _ingest_in_worker(url: str, path: Path, name: str) -> IngestReport:
     ingestor = Ingestor(_worker_store)
     ingestor.ingest(path, name)
     return ingestor.report
+
+
+def _peak_mib() -> int:
+    """This process's peak resident set so far, in MiB (0 where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def _count(store: Store, table: Any) -> int:

@@ -11,6 +11,7 @@ import io
 import json
 import os
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -66,7 +67,29 @@ def _evidence_text(items: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-def rows(d: Decisions, as_of: date, ingest_exceptions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+class Rows(Sequence[dict[str, Any]]):
+    """Output rows made on demand from the decisions behind them (a sequence of dicts)."""
+
+    def __init__(self, items: list[Any], make: Callable[[Any], dict[str, Any]]):
+        self._items = items
+        self._make = make
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self._make(item) for item in self._items[index]]
+        return self._make(self._items[index])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return map(self._make, self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+
+def rows(d: Decisions, as_of: date, ingest_exceptions: list[dict[str, Any]]) -> dict[str, Sequence[dict[str, Any]]]:
     """The output rows of a run, as plain dicts (JSON form: evidence nested)."""
     refunds = []
     for r in sorted(d.refunds, key=lambda r: (r.encounter.pcn, r.reason, r.icn, r.refund_id)):
@@ -84,17 +107,17 @@ def rows(d: Decisions, as_of: date, ingest_exceptions: list[dict[str, Any]]) -> 
             "effective_date": rc.effective_date, "amount": rc.amount, "patient_control_number": rc.encounter.pcn if rc.encounter else "",
             "payer_claim_control_number": rc.icn, "refund_id": rc.refund_id, "status": rc.status,
         })
-    balances = []
-    for b in sorted(d.balances, key=lambda b: (b.encounter.pcn, b.encounter.id)):
-        if b.balance == 0:
-            continue
+    def balance_row(b: Any) -> dict[str, Any]:
         e = b.encounter
-        balances.append({
+        return {
             "patient_control_number": e.pcn, "billing_provider_npi": e.npi, "member_id": e.member_id, "service_date": e.service_from,
             "primary_payer_id": b.primary_payer_id, "total_charge": b.total_charge, "payer_paid": b.payer_paid, "patient_paid": b.patient_paid,
             "write_offs": b.write_offs, "patient_responsibility": b.patient_responsibility, "balance": b.balance,
             "days_in_credit": (as_of - b.in_credit_since).days if b.balance < 0 and b.in_credit_since else None,
-        })
+        }
+
+    # one row per encounter with a balance: made as it is written, never held as dicts all at once
+    balances = Rows(sorted((b for b in d.balances if b.balance != 0), key=lambda b: (b.encounter.pcn, b.encounter.id)), balance_row)
     exceptions = [
         {"kind": x["kind"], "severity": x["severity"], "source_file": x["source_file"], "segment": x["segment"], "patient_control_number": x["patient_control_number"],
          "payer_id": x["payer_id"], "amount": x["amount"], "detail": x["detail"]}
@@ -108,7 +131,7 @@ def rows(d: Decisions, as_of: date, ingest_exceptions: list[dict[str, Any]]) -> 
     return {"refund_requests": refunds, "recoupments": recoupments, "credit_balances": balances, "exceptions": exceptions}
 
 
-def summary(d: Decisions, out: dict[str, list[dict[str, Any]]], counts: dict[str, int], as_of: date) -> dict[str, Any]:
+def summary(d: Decisions, out: dict[str, Sequence[dict[str, Any]]], counts: dict[str, int], as_of: date) -> dict[str, Any]:
     by_reason: dict[str, dict[str, Any]] = {}
     for r in out["refund_requests"]:
         slot = by_reason.setdefault(r["reason"], {"count": 0, "amount": Decimal("0")})
@@ -123,7 +146,7 @@ def summary(d: Decisions, out: dict[str, list[dict[str, Any]]], counts: dict[str
         "refunds": {k: {"count": v["count"], "amount": money(v["amount"])} for k, v in sorted(by_reason.items())},
         "refunds_open_amount": money(sum((r["amount"] for r in out["refund_requests"] if r["status"] != "settled_by_recoupment"), Decimal("0"))),
         "recoupments": {"count": len(out["recoupments"]), "amount": money(sum((r["amount"] for r in out["recoupments"]), Decimal("0")))},
-        "credit_balances": sum(1 for b in out["credit_balances"] if b["balance"] < 0),
+        "credit_balances": sum(1 for b in d.balances if b.balance < 0),
         "exceptions": dict(sorted(Counter(x["kind"] for x in out["exceptions"]).items())),
     }
 
@@ -149,23 +172,24 @@ class _Atomic:
             self.tmp.unlink(missing_ok=True)
 
 
-def write(out_dir: Path, out: dict[str, list[dict[str, Any]]], summary_doc: dict[str, Any]) -> list[Path]:
+def write(out_dir: Path, out: dict[str, Sequence[dict[str, Any]]], summary_doc: dict[str, Any]) -> list[Path]:
     """Write every output, row by row; return the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     columns = {"refund_requests": REFUND_COLUMNS, "recoupments": RECOUPMENT_COLUMNS, "credit_balances": BALANCE_COLUMNS, "exceptions": EXCEPTION_COLUMNS}
     written = []
+    encode = json.JSONEncoder(default=_scalar, separators=(",", ":")).encode
     for name, table in out.items():
-        with _Atomic(out_dir / f"{name}.csv") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(columns[name])
-            for row in table:
-                flat = [_scalar(row[c]) for c in columns[name]]
-                if name == "refund_requests":
-                    flat[columns[name].index("evidence")] = _evidence_text(row["evidence"])
+        cols = columns[name]
+        evidence = cols.index("evidence") if "evidence" in cols else -1
+        with _Atomic(out_dir / f"{name}.csv") as csv_fh, _Atomic(out_dir / f"{name}.jsonl") as jsonl_fh:
+            writer = csv.writer(csv_fh, lineterminator="\n")
+            writer.writerow(cols)
+            for row in table:  # one pass: a row is made once for both files
+                flat = [_scalar(row[c]) for c in cols]
+                if evidence >= 0:
+                    flat[evidence] = _evidence_text(row["evidence"])
                 writer.writerow(flat)
-        with _Atomic(out_dir / f"{name}.jsonl") as fh:
-            for row in table:
-                fh.write(json.dumps(row, default=_scalar, separators=(",", ":")) + "\n")
+                jsonl_fh.write(encode(row) + "\n")
         written += [out_dir / f"{name}.csv", out_dir / f"{name}.jsonl"]
     with _Atomic(out_dir / "summary.json") as fh:
         fh.write(json.dumps(summary_doc, indent=1, default=_scalar) + "\n")
