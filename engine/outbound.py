@@ -178,8 +178,12 @@ def write_manifest(out_dir: Path, outputs: list[Path], row_counts: dict[str, int
         if path.name.startswith("."):
             continue
         sets, payments = reemitted.get(path.name, (None, None))
-        files.append({"path": f"{REEMITTED}/{path.name}", "sha256": sha256_of(path), "bytes": path.stat().st_size,
-                      "transaction_sets": sets, "claim_payments": payments})
+        try:
+            entry = {"path": f"{REEMITTED}/{path.name}", "sha256": sha256_of(path), "bytes": path.stat().st_size,
+                     "transaction_sets": sets, "claim_payments": payments}
+        except FileNotFoundError:  # the consumer took it meanwhile
+            continue
+        files.append(entry)
     doc = {"format_version": FORMAT_VERSION, "as_of": as_of.isoformat(), "generated_at": now.isoformat(timespec="seconds") + "Z",
            "batch": batch, "files": files}
     write_atomically(out_dir / MANIFEST, (json.dumps(doc, indent=1) + "\n").encode())

@@ -202,7 +202,10 @@ class Watcher:
             if c is not None:
                 processed += self._guarded(c)
         if processed or self._spooled_finished():
-            self.publish()
+            try:
+                self.publish()
+            except OSError as exc:
+                raise WatchError(f"outbound/: cannot be written ({exc.strerror or exc}); published again after the next batch") from exc
 
     def _orphans(self) -> Iterator[Claim]:
         for c in orphans(self.layout):

@@ -216,6 +216,31 @@ def test_every_inbound_837_gets_a_999_that_pyx12_reads_back_as_valid(batch: dict
             assert verdicts == {"0801": "R", "0802": "A"}
 
 
+def test_an_837_with_two_functional_groups_gets_one_999_per_group_and_a_ta1_when_asked(tmp_path: Path) -> None:
+    """pyx12 answers a file with one 999 interchange holding one ST 999 per GS; ISA14 = 1 adds <name>.ta1 (accepted)."""
+    text = GOOD["acme/claims.837"].read_text(encoding="latin-1")
+    head, body = text.split("ST*837*0101", 1)
+    body, _trailer = ("ST*837*0101" + body).split("GE*1*1101~", 1)
+    second = body.replace("ST*837*0101", "ST*837*0201").replace("SE*47*0101", "SE*47*0201")
+    gs2 = next(line for line in head.splitlines() if line.startswith("GS*")).replace("*1101*", "*1102*")
+    two = head + body + "GE*1*1101~\n" + gs2 + "\n" + second + "GE*1*1102~\nIEA*2*000001101~\n"
+    two = two.replace("*000001101*0*P*", "*000001101*1*P*")  # ISA14 = 1: a TA1 is requested
+    root = tmp_path / "root"
+    drop(root, "acme/two-groups.837", two.encode("latin-1"))
+    done = watch(root, f"sqlite:///{tmp_path}/store.db", "--once", "--interval", "0.1")
+    assert done.returncode == 0, done.stderr
+    assert files_under(root / "ack") == ["acme/two-groups.837.999", "acme/two-groups.837.ta1"]
+    ok, errors, ack = pyx12_valid(root / "ack" / "acme" / "two-groups.837.999")
+    assert ok and errors == []
+    assert [s[2] for s in ack if s[0] == "AK1"] == ["1101", "1102"] and [s[1] for s in ack if s[0] == "ST"] == ["999", "999"]
+    assert [s[1] for s in ack if s[0] == "IK5"] == ["A", "A"]
+    with open(root / "ack" / "acme" / "two-groups.837.ta1", encoding="latin-1") as fh:
+        reader = pyx12.x12file.X12Reader(fh)
+        ta1 = next(seg for seg in reader if seg.get_seg_id() == "TA1")
+        assert (ta1.get_value("TA101"), ta1.get_value("TA104"), ta1.get_value("TA105")) == ("000001101", "A", "000")
+        assert list(reader.err_list) == []
+
+
 def test_outbound_manifest_lists_every_output_with_its_sha256(batch: dict[str, Any]) -> None:
     """outbound/manifest.json is written last and lists the run outputs and re-emitted 835s with matching SHA-256 and row counts."""
     out = batch["root"] / "outbound"
@@ -302,7 +327,7 @@ def test_store_records_each_claimed_file(batch: dict[str, Any]) -> None:
 def test_a_file_written_slowly_is_not_read_before_it_is_complete(tmp_path: Path, big_835: bytes) -> None:
     """A partner writing in small chunks (no .part, no marker): the watcher waits until size and mtime stand still."""
     root = tmp_path / "root"
-    proc = start(root, f"sqlite:///{tmp_path}/store.db", "--interval", "0.3")
+    proc = start(root, f"sqlite:///{tmp_path}/store.db", "--interval", "0.6")  # a write every 0.05 s
     target = root / "inbound" / "slow" / "remit-big.835"
     cut = big_835.find(b"~\nST*", 300_000) + 2  # whole transaction sets, then the trailers
     isa, gs = segments(big_835[:300])[:2]
