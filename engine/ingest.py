@@ -90,6 +90,20 @@ def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> N
     conn.execute(dialect_insert(table).on_conflict_do_nothing(), rows)
 
 
+def insert_new(conn: Connection, table: Any, row: dict[str, Any], natural_key: list[str]) -> int | None:
+    """INSERT a row unless one with the same natural key exists; its new id, or None.
+
+    Safe with concurrent writers: on PostgreSQL a conflicting insert waits for the other
+    transaction and then does nothing; on SQLite writers hold the database lock in turn.
+    """
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    statement = dialect_insert(table).values(row).on_conflict_do_nothing(index_elements=natural_key).returning(table.c.id)
+    return conn.execute(statement).scalar_one_or_none()
+
+
 def record_exception(
     conn: Connection,
     key_parts: Iterable[object],
@@ -136,7 +150,8 @@ class Ingestor:
         sha = sha256_of(path)
         kind = classify(path)
         with self.store.write() as conn:
-            known = conn.execute(select(t.files).where(t.files.c.sha256 == sha)).mappings().first()
+            file_id = insert_new(conn, t.files, {"sha256": sha, "path": name, "kind": kind, "complete": False}, ["sha256"])
+            known = None if file_id is not None else conn.execute(select(t.files).where(t.files.c.sha256 == sha)).mappings().one()
             if known is not None and (known["complete"] or known["path"] != name):
                 if known["path"] != name:
                     record_exception(
@@ -147,11 +162,7 @@ class Ingestor:
                 self.report.files_skipped += 1
                 log.info("file_skipped", file=name, reason="already_ingested", sha256=sha[:12])
                 return
-            if known is None:
-                file_id = conn.execute(
-                    insert(t.files).values(sha256=sha, path=name, kind=kind, complete=False).returning(t.files.c.id)
-                ).scalar_one()
-            else:
+            if known is not None:
                 file_id = known["id"]
                 log.info("file_resumed", file=name, sha256=sha[:12])
         log.info("file_received", file=name, kind=kind, sha256=sha[:12])
@@ -230,20 +241,18 @@ class Ingestor:
         if rem is None:
             return False
         payer_id = prepared.payer_id
-        exists = conn.execute(
-            select(t.remittances.c.id, t.remittances.c.source_file).where(
-                t.remittances.c.payer_id == payer_id, t.remittances.c.trace_number == rem.trace_number
-            )
-        ).first()
-        if exists is not None:
+        row = {**remittance_row(rem, payer_id, name), "transaction_id": txn_id}
+        remittance_id = insert_new(conn, t.remittances, row, ["payer_id", "trace_number"])
+        if remittance_id is None:
+            first = conn.execute(
+                select(t.remittances.c.source_file).where(t.remittances.c.payer_id == row["payer_id"], t.remittances.c.trace_number == row["trace_number"])
+            ).scalar_one()
             record_exception(
                 conn, [payer_id, rem.trace_number, name], "DUPLICATE_FILE", name,
-                f"remittance of payer {payer_id} with trace number {rem.trace_number} was ingested from {exists[1]}; not ingested again",
+                f"remittance of payer {payer_id} with trace number {rem.trace_number} was ingested from {first}; not ingested again",
                 severity="warning", segment=st_segment, payer_id=payer_id, amount=rem.payment_amount,
             )
             return False
-        row = {**remittance_row(rem, payer_id, name), "transaction_id": txn_id}
-        remittance_id = conn.execute(insert(t.remittances).returning(t.remittances.c.id), row).scalar_one()
         payments = prepared.payments
         ids = allocate_ids(conn, t.claim_payments, len(payments))
         insert_rows(conn, t.claim_payments, PAYMENT_COLUMNS, [(pid, remittance_id, *row) for pid, row in zip(ids, payments, strict=True)])

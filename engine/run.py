@@ -51,8 +51,16 @@ class RunResult:
 
 
 def input_files(paths: list[Path]) -> list[tuple[Path, str]]:
-    """(path, name as given) of every input file; folders recursed in sorted order."""
-    return [(p, str(p)) for p in find_files(paths, SKIPPED_NAMES)]
+    """(path, name as given) of every input file; folders recursed in sorted order; a file met
+    twice (named and inside a folder given, say) is taken once."""
+    seen: set[Path] = set()
+    out = []
+    for p in find_files(paths, SKIPPED_NAMES):
+        real = p.resolve()
+        if real not in seen:
+            seen.add(real)
+            out.append((p, str(p)))
+    return out
 
 
 def run(

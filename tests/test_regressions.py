@@ -50,3 +50,46 @@ def test_segment_numbers_stay_right_after_a_skipped_segment_at_a_block_end(block
         assert p.source is not None and numbers[p.source.segment].startswith(b"CLP*" + p.patient_control_number.encode())
         for s in p.services:
             assert s.source is not None and numbers[s.source.segment].startswith(b"SVC*")
+
+
+def test_a_file_given_twice_is_ingested_once_by_parallel_workers(tmp_path: Path, in_repo: Path) -> None:
+    """Regression: the same path named twice (or named and inside a folder given) went to two pool
+    processes at once, which both resumed it and collided on its transaction sets."""
+    from datetime import date
+
+    from engine.config import Config
+    from engine.run import run
+
+    remit = Path("sample_edi/duplicate-payment")
+    files = sorted(p for p in remit.iterdir() if p.suffix in (".835", ".837"))
+    result = run([remit, *files, *files], f"sqlite:///{tmp_path}/s.db", tmp_path / "out", date(2026, 11, 27), Config(), workers=3)
+    assert result.report.files_seen == result.report.files_ingested == len(files)
+    assert [r["reason"] for r in result.outputs["refund_requests"]] == ["DUPLICATE_PAYMENT"]
+
+
+def test_one_remittance_in_many_files_ingested_side_by_side_on_postgresql(tmp_path: Path, in_repo: Path, pg_url: str) -> None:
+    """Regression: pool processes on PostgreSQL checked for a known file or remittance, then
+    inserted, and a concurrent twin failed on the unique key instead of being a DUPLICATE_FILE."""
+    from datetime import date
+
+    import sqlalchemy
+
+    from engine.config import Config
+    from engine.run import run
+
+    original = Path("sample_edi/duplicate-payment/remit-1.835").read_text(encoding="latin-1")
+    isa13 = original.split("*")[13]
+    for i in range(6):  # the same remittance (payer + TRN02) in six files that differ in ISA13
+        (tmp_path / f"resent-{i}.835").write_text(original.replace(isa13, f"{900000000 + i:09d}"), encoding="latin-1")
+    for i in range(3):  # and the same bytes three times
+        (tmp_path / f"copy-{i}.835").write_text(original, encoding="latin-1")
+    inputs = sorted(tmp_path.glob("*.835"))
+    result = run(inputs, pg_url, tmp_path / "out", date(2026, 11, 27), Config(), workers=4)
+    assert result.report.files_seen == 9
+    engine = sqlalchemy.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM remittances").scalar_one() == 1
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM files").scalar_one() == 7
+    engine.dispose()
+    duplicates = [x for x in result.outputs["exceptions"] if x["kind"] == "DUPLICATE_FILE"]
+    assert len(duplicates) == 8  # five resent remittances and two copies of the same bytes
