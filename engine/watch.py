@@ -2,7 +2,7 @@
 
 Partners drop files into ``inbound/``; the watcher claims each ready file into ``work/``
 (``engine.dropfolder``), records it in ``inbound_files``, ingests it (``engine.ingest``, idempotent
-per transaction set), acknowledges 837s (``parsers.validate``: 999, and TA1 when the envelope
+per transaction set), reads what it held (``engine.examine``), acknowledges 837s (``parsers.validate``: 999, and TA1 when the envelope
 asks for one), and moves it to ``archive/YYYY/MM/DD/`` or, with ``<name>.error.json``, to
 ``error/``.  After a batch it publishes the outputs of ``run`` and the re-emitted 835s in
 ``outbound/`` (``engine.outbound``), manifest last.
@@ -19,7 +19,6 @@ counts — never patient data.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 import parsers
@@ -41,8 +40,9 @@ from . import schema as t
 from .acks import fallback_999
 from .config import Config
 from .dropfolder import Claim, Layout, Poller, StoreLock, claim, free_name, orphans, utcnow
-from .ingest import Ingestor, classify, patient_payment_row, record_exception, sha256_of
-from .outbound import REEMITTED, publish_outputs, reemit_835s, reemitted_counts, set_text, spool_sets, write_atomically, write_manifest
+from .examine import Analysis, Identity, examine, finding_dict, identify, stored_for
+from .ingest import Ingestor, record_exception
+from .outbound import REEMITTED, publish_outputs, reemit_835s, reemitted_counts, spool_sets, write_atomically, write_manifest
 from .store import Store
 
 log = structlog.get_logger("edirecon.watch", component="watch")
@@ -70,65 +70,8 @@ class Options:
     duplicate_window: timedelta = timedelta(days=DUPLICATE_WINDOW_DAYS)
 
 
-@dataclass
-class Identity:
-    """What a claimed file is, read before anything is decided about it."""
-
-    sha256: str
-    kind: str
-    size: int
-    isa06: str = ""
-    isa08: str = ""
-    isa13: str = ""
-    first_set: str = ""  # ST01 of the first transaction set ("" when none)
-
-
-@dataclass
-class Analysis:
-    """What a file held and what the store took from it."""
-
-    findings: list[parsers.Finding] = field(default_factory=list)
-    sets: list[dict[str, Any]] = field(default_factory=list)
-    clean_835: list[dict[str, Any]] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    extra_errors: list[dict[str, Any]] = field(default_factory=list)  # CSV rows, unsupported files
-
-    @property
-    def errors(self) -> list[dict[str, Any]]:
-        return [finding_dict(f) for f in self.findings if f.severity is parsers.Severity.ERROR] + self.extra_errors
-
-    @property
-    def broken(self) -> bool:
-        return bool(self.errors)
-
-
 def one_line(exc: object) -> str:
     return " ".join(str(exc).split())
-
-
-def finding_dict(f: parsers.Finding) -> dict[str, Any]:
-    s = f.source
-    return {"code": f.code, "severity": f.severity.value, "message": f.message, "segment": s.segment, "offset": s.offset,
-            "isa13": s.isa13, "gs06": s.gs06, "st02": s.st02}
-
-
-def identify(path: Path) -> Identity:
-    """SHA-256, kind, and the first interchange's ISA06/ISA08/ISA13 and first ST01."""
-    ident = Identity(sha256_of(path), classify(path), path.stat().st_size)
-    if ident.kind != "x12":
-        return ident
-    reader = parsers.X12Reader(path)
-    sets = iter(reader)
-    try:
-        first = next(sets, None)
-        ident.first_set = first.code if first is not None else ""
-    finally:
-        sets.close()
-    if reader.interchange_headers:
-        isa = reader.interchange_headers[0]
-        get = lambda i: isa[i].strip() if len(isa) > i else ""  # noqa: E731 - a tiny accessor
-        ident.isa06, ident.isa08, ident.isa13 = get(6)[:15], get(8)[:15], get(13)[:9]
-    return ident
 
 
 class Watcher:
@@ -347,102 +290,10 @@ class Watcher:
 
     # -- what a file held ----------------------------------------------------------------------
     def _analyse(self, c: Claim, ident: Identity) -> Analysis:
+        """What the file held (a second read) and what the store took from it."""
         with self.lock, self.store.engine.connect() as conn:
-            file_id = conn.execute(select(t.files.c.id).where(t.files.c.sha256 == ident.sha256)).scalar()
-            counts = self._counts(conn, file_id)
-            txns = {r.ordinal: r for r in conn.execute(select(t.transactions).where(t.transactions.c.file_id == file_id))}
-            remits = {
-                r.ordinal: r for r in conn.execute(
-                    select(t.transactions.c.ordinal, t.remittances.c.payer_id, t.remittances.c.payee_npi,
-                           func.count(t.claim_payments.c.id).label("payments"))
-                    .join(t.remittances, t.remittances.c.transaction_id == t.transactions.c.id)
-                    .outerjoin(t.claim_payments, t.claim_payments.c.remittance_id == t.remittances.c.id)
-                    .where(t.transactions.c.file_id == file_id)
-                    .group_by(t.transactions.c.ordinal, t.remittances.c.payer_id, t.remittances.c.payee_npi)
-                )
-            }
-        a = Analysis(counts=counts)
-        if ident.kind == "x12":
-            self._analyse_x12(c, a, txns, remits)
-        elif ident.kind == "patient_payments":
-            with open(c.path, newline="", encoding="utf-8-sig", errors="replace") as fh:
-                for number, csv_row in enumerate(csv.DictReader(fh), start=2):
-                    problem, _ = patient_payment_row(csv_row)
-                    if problem:
-                        a.extra_errors.append({"code": "PARSE_ERROR", "severity": "error", "message": f"row {number}: {problem}",
-                                               "segment": number, "offset": None})
-        else:
-            summary = parsers.FileSummary(c.original)  # what the X12 reader says of it (EMPTY_FILE, NOT_X12 …)
-            for _ in parsers.iter_transactions(c.path, summary, c.original):
-                pass
-            a.findings.extend(summary.findings)
-            a.extra_errors.append({"code": "UNSUPPORTED_FILE", "severity": "error", "segment": 0, "offset": 0,
-                                   "message": "neither X12 (no ISA header) nor a patient-payments CSV "
-                                              "(header patient_control_number,amount,paid_on,payment_id)"})
-        a.counts["transaction_sets"] = len(a.sets)
-        return a
-
-    @staticmethod
-    def _counts(conn: Any, file_id: int | None) -> dict[str, int]:
-        if file_id is None:
-            return {"transaction_sets_ingested": 0, "claims": 0, "claim_payments": 0, "patient_payments": 0}
-        txn = t.transactions
-        in_file = txn.c.file_id == file_id
-
-        def count(q: Any) -> int:
-            return int(conn.execute(q).scalar_one())
-
-        return {
-            "transaction_sets_ingested": count(select(func.count()).select_from(txn).where(in_file, txn.c.ingested.is_(True))),
-            "claims": count(select(func.count()).select_from(t.claims.join(txn, t.claims.c.transaction_id == txn.c.id)).where(in_file)),
-            "claim_payments": count(select(func.count()).select_from(
-                t.claim_payments.join(t.remittances, t.claim_payments.c.remittance_id == t.remittances.c.id)
-                .join(txn, t.remittances.c.transaction_id == txn.c.id)).where(in_file)),
-            "patient_payments": count(select(func.count()).select_from(t.patient_payments).where(t.patient_payments.c.file_id == file_id)),
-        }
-
-    @staticmethod
-    def _analyse_x12(c: Claim, a: Analysis, txns: dict[int, Any], remits: dict[int, Any]) -> None:
-        """Read the file once more (edirecon's parser): findings with positions, what each
-        transaction set was and whether it was ingested, and the text of its clean 835 sets."""
-        summary = parsers.FileSummary(c.original)
-        for ordinal, parsed in enumerate(parsers.iter_transactions(c.path, summary, c.original), start=1):
-            ts = parsed.transaction
-            mark = len(summary.findings)
-            for _ in parsed.records:
-                pass
-            errors = sum(1 for f in [*ts.findings, *summary.findings[mark:]] if f.severity is parsers.Severity.ERROR)
-            stored = txns.get(ordinal)
-            ingested = bool(stored is not None and stored.ingested)
-            if ingested:
-                why = "ingested"
-            elif not parsed.supported:
-                why = "unsupported transaction set"
-            elif not ts.trusted:
-                why = "envelope errors (not postable)"
-            elif ts.code == "835":
-                why = "duplicate remittance (payer and trace number already ingested)"
-            else:
-                why = "not ingested"
-            a.sets.append({"ordinal": ordinal, "st01": ts.code, "st02": ts.control_number, "type": parsed.transaction_type,
-                           "segment": ts.source.segment, "offset": ts.source.offset, "ingested": ingested, "errors": errors, "status": why})
-            remit = remits.get(ordinal)
-            if ingested and errors == 0 and ts.code == "835" and remit is not None and ts.group is not None:
-                d, isa = ts.delimiters, ts.interchange.isa
-                a.clean_835.append({
-                    "payer_id": remit.payer_id, "payee_npi": remit.payee_npi, "claim_payments": int(remit.payments),
-                    "st02": ts.control_number, "source": c.original, "isa13": ts.interchange.control_number,
-                    "isa11": isa[11] if len(isa) > 11 else "^", "isa12": isa[12] if len(isa) > 12 else "00501",
-                    "isa15": isa[15] if len(isa) > 15 else "P", "gs": list(ts.group.gs),
-                    "delimiters": [d.element, d.repetition, d.component, d.segment],
-                    "text": set_text((els for _n, _o, els in ts.segments()), d.element, d.segment),
-                })
-        seen = set()
-        for f in summary.findings:  # a clean set read twice repeats its warnings: keep each once
-            key = (f.code, f.source.segment, f.source.offset, f.message)
-            if key not in seen:
-                seen.add(key)
-                a.findings.append(f)
+            stored = stored_for(conn, ident.sha256)
+        return examine(c.path, c.original, ident.kind, stored)
 
     # -- acknowledgments, archive, quarantine ---------------------------------------------------
     def _acknowledge(self, c: Claim, row: dict[str, Any], ident: Identity, analysis: Analysis | None) -> list[str]:
