@@ -153,8 +153,8 @@ class Watcher:
     def _orphans(self) -> Iterator[Claim]:
         for c in orphans(self.layout):
             if self.stop_requested:
-                c.abandon()
-                continue
+                c.abandon()  # left for the next start
+                return
             yield c
 
     def _guarded(self, c: Claim) -> int:
