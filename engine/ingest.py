@@ -35,6 +35,19 @@ log = structlog.get_logger("edirecon.ingest")
 PATIENT_PAYMENTS_HEADER = ["patient_control_number", "amount", "paid_on", "payment_id"]
 
 
+@dataclass(frozen=True)
+class FileTask:
+    """A file being ingested (or one part of its transaction sets: ``part`` of ``parts``)."""
+
+    path: Path
+    name: str
+    file_id: int
+    sha: str
+    kind: str
+    part: int = 0
+    parts: int = 1
+
+
 @dataclass
 class IngestReport:
     """What one run ingested, for the summary table."""
@@ -145,6 +158,15 @@ class Ingestor:
 
     # -- files ----------------------------------------------------------------------
     def ingest(self, path: Path, display: str | None = None) -> None:
+        """Ingest one file (known again: skipped; interrupted before: resumed)."""
+        task = self.begin(path, display)
+        if task is not None:
+            self.ingest_part(task)
+            self.finish(task)
+
+    def begin(self, path: Path, display: str | None = None) -> FileTask | None:
+        """Record the file as being ingested; None when it is known (ingested, or the same bytes
+        under another name, a ``DUPLICATE_FILE``)."""
         name = display or str(path)
         self.report.files_seen += 1
         sha = sha256_of(path)
@@ -161,35 +183,48 @@ class Ingestor:
                     )
                 self.report.files_skipped += 1
                 log.info("file_skipped", file=name, reason="already_ingested", sha256=sha[:12])
-                return
+                return None
             if known is not None:
                 file_id = known["id"]
                 log.info("file_resumed", file=name, sha256=sha[:12])
         log.info("file_received", file=name, kind=kind, sha256=sha[:12])
-        if kind == "x12":
-            self._x12(path, name, file_id, sha)
-        elif kind == "patient_payments":
-            self._patient_payments(path, name, file_id, sha)
+        assert file_id is not None
+        return FileTask(path, name, file_id, sha, kind)
+
+    def ingest_part(self, task: FileTask) -> None:
+        """The file's content, or for X12 the transaction sets of ``task.part`` (every
+        ``task.parts``-th one): parts of one file may be ingested side by side."""
+        if task.kind == "x12":
+            self._x12(task)
+        elif task.kind == "patient_payments":
+            self._patient_payments(task.path, task.name, task.file_id, task.sha)
         else:
             with self.store.write() as conn:
                 record_exception(
-                    conn, [sha], "UNSUPPORTED_FILE", name,
+                    conn, [task.sha], "UNSUPPORTED_FILE", task.name,
                     "neither X12 (no ISA header) nor a patient-payments CSV (header patient_control_number,amount,paid_on,payment_id)",
                     severity="warning",
                 )
+
+    def finish(self, task: FileTask) -> None:
+        """Mark the file complete once all its parts are in."""
         with self.store.write() as conn:
-            conn.execute(t.files.update().where(t.files.c.id == file_id).values(complete=True))
+            conn.execute(t.files.update().where(t.files.c.id == task.file_id).values(complete=True))
         self.report.files_ingested += 1
-        log.info("file_ingested", file=name)
+        log.info("file_ingested", file=task.name)
 
     # -- X12 -------------------------------------------------------------------------
-    def _x12(self, path: Path, name: str, file_id: int, sha: str) -> None:
+    def _x12(self, task: FileTask) -> None:
+        path, name, file_id, sha = task.path, task.name, task.file_id, task.sha
         summary = parsers.FileSummary(name)
         with self.store.engine.connect() as conn:
             done = set(conn.execute(select(t.transactions.c.ordinal).where(t.transactions.c.file_id == file_id)).scalars())
-        for ordinal, parsed in enumerate(parsers.iter_transactions(path, summary, name), start=1):
-            if ordinal in done:
-                continue
+
+        def wanted(ordinal: int) -> bool:
+            return (ordinal - 1) % task.parts == task.part and ordinal not in done
+
+        for parsed in parsers.iter_transactions(path, summary, name, wanted):
+            ordinal = parsed.ordinal
             ts = parsed.transaction
             # parse the transaction set into rows before taking the write lock: another process
             # ingesting beside this one waits only for the inserts, not for the parsing
@@ -197,14 +232,12 @@ class Ingestor:
             if parsed.supported and ts.trusted:
                 prepared = _prepare_remittance(parsed.records, name) if ts.code == "835" else _prepare_claims(parsed.records, name)
             with self.store.write() as conn:
-                txn_id = conn.execute(
-                    insert(t.transactions)
-                    .values(
-                        file_id=file_id, ordinal=ordinal, isa13=ts.envelope.isa13[:9], gs06=ts.envelope.gs06[:9],
-                        st02=ts.envelope.st02[:9], transaction_type=parsed.transaction_type[:8], ingested=False,
-                    )
-                    .returning(t.transactions.c.id)
-                ).scalar_one()
+                txn_id = insert_new(conn, t.transactions, {
+                    "file_id": file_id, "ordinal": ordinal, "isa13": ts.envelope.isa13[:9], "gs06": ts.envelope.gs06[:9],
+                    "st02": ts.envelope.st02[:9], "transaction_type": parsed.transaction_type[:8], "ingested": False,
+                }, ["file_id", "ordinal"])
+                if txn_id is None:
+                    continue  # another process (one left over from a killed run, say) wrote it meanwhile
                 ingested = False
                 if not parsed.supported:
                     record_exception(

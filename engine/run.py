@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from . import schema as t
 from .config import Config
 from .decide import Decisions, decide
 from .facts import load
-from .ingest import Ingestor, IngestReport, insert_ignore
+from .ingest import FileTask, Ingestor, IngestReport, insert_ignore
 from .store import Store
 from .writers import rows, summary, write
 
@@ -125,48 +125,82 @@ def run(
         store.dispose()
 
 
+#: an X12 file at least this large is shared out among the processes, transaction set by set
+SPLIT_BYTES = 4 << 20
+
+
 def ingest_files(
     store: Store, files: list[tuple[Path, str]], workers: int | None = None, progress: Callable[[str], None] | None = None
 ) -> IngestReport:
-    """Ingest the files, in parallel processes when there are several files and cores.
+    """Ingest the files, in parallel processes when there are several cores.
 
-    Each process opens its own connection; every transaction set is written in one write
-    transaction (on SQLite the processes queue for the write lock, parsing side by side), so the
-    store ends up the same whatever the interleaving.  ``workers`` defaults to the number of cores.
+    The files are recorded first (SHA-256, duplicates) in this process; then the processes take
+    the files, and a large X12 file in parts (every n-th transaction set), so that one big file
+    keeps every core busy too.  Each transaction set is one write transaction (on SQLite the
+    processes queue for the write lock, parsing side by side), so the store ends up the same
+    whatever the interleaving.  A file is marked complete when all its parts are in.
+    ``workers`` defaults to the number of cores.
     """
-    n = min(workers or os.cpu_count() or 1, len(files))
-    if n <= 1:
-        ingestor = Ingestor(store)
+    n = max(1, workers or os.cpu_count() or 1)
+    ingestor = Ingestor(store)
+    if n == 1 or not files:
         for path, name in files:
             ingestor.ingest(path, name)
             if progress is not None:
                 progress(name)
         return ingestor.report
-    report = IngestReport()
+    tasks: list[FileTask] = []
+    for path, name in files:
+        task = ingestor.begin(path, name)
+        if task is None:
+            if progress is not None:
+                progress(name)
+            continue
+        parts = n if task.kind == "x12" and path.stat().st_size >= SPLIT_BYTES else 1
+        tasks += [replace(task, part=k, parts=parts) for k in range(parts)]
+    if not tasks:
+        return ingestor.report
     store.dispose()  # no open database handle may cross a fork
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    # the largest files first, so that the processes finish close together
-    ordered = sorted(files, key=lambda f: -f[0].stat().st_size)
-    with ProcessPoolExecutor(n, mp_context=context) as pool:
-        futures = {pool.submit(_ingest_in_worker, store.url, path, name): name for path, name in ordered}
+    # the largest first, so that the processes finish close together
+    tasks.sort(key=lambda task: -task.path.stat().st_size // task.parts)
+    left = {task.file_id: task.parts for task in tasks}
+    with ProcessPoolExecutor(min(n, len(tasks)), mp_context=context, initializer=_die_with_parent) as pool:
+        futures = {pool.submit(_ingest_in_worker, store.url, task): task for task in tasks}
         for future in as_completed(futures):
-            report.add(future.result())
-            if progress is not None:
-                progress(futures[future])
-    return report
+            ingestor.report.add(future.result())
+            task = futures[future]
+            left[task.file_id] -= 1
+            if left[task.file_id] == 0:
+                ingestor.finish(task)
+                if progress is not None:
+                    progress(task.name)
+    return ingestor.report
 
 
 _worker_store: Store | None = None
 
 
-def _ingest_in_worker(url: str, path: Path, name: str) -> IngestReport:
-    """One file, in a pool process (which keeps its own store open between files)."""
+def _die_with_parent() -> None:
+    """A pool process ends when the run that started it is killed (Linux), rather than finishing
+    its file beside the next run."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):  # not Linux: the transaction-set keys still keep the store whole
+        pass
+
+
+def _ingest_in_worker(url: str, task: FileTask) -> IngestReport:
+    """One file or part of one, in a pool process (which keeps its own store open between tasks)."""
     global _worker_store
     if _worker_store is None or _worker_store.url != url:
         _worker_store = Store(url)
     ingestor = Ingestor(_worker_store)
-    ingestor.ingest(path, name)
+    ingestor.ingest_part(task)
     return ingestor.report
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import mappings
@@ -57,6 +57,7 @@ class ParsedTransaction:
     transaction_type: str  # 835, 837P, 837I, 837D, or the ST01 of an unsupported set
     supported: bool
     records: Iterator[Record]
+    ordinal: int = 0  # its place among the file's transaction sets, from 1
 
 
 def transaction_type(ts: TransactionSet, v: Values) -> tuple[str, bool]:
@@ -83,14 +84,26 @@ def transaction_type(ts: TransactionSet, v: Values) -> tuple[str, bool]:
     return kind, True
 
 
-def iter_transactions(path: str | os.PathLike[str], summary: FileSummary | None = None, display_name: str | None = None) -> Iterator[ParsedTransaction]:
-    """Stream the transaction sets of a file; consume each one's records before asking for the next."""
+def iter_transactions(
+    path: str | os.PathLike[str],
+    summary: FileSummary | None = None,
+    display_name: str | None = None,
+    wanted: Callable[[int], bool] | None = None,
+) -> Iterator[ParsedTransaction]:
+    """Stream the transaction sets of a file; consume each one's records before asking for the next.
+
+    ``wanted(ordinal)`` (1 for the file's first ST) picks the transaction sets to read: the others
+    are only located (their envelopes still checked), never parsed -- how several processes share
+    one large file, or a resumed file skips what is done.
+    """
     reader = X12Reader(path, display_name=display_name)
     if summary is None:
         summary = FileSummary(reader.name)
     reader.findings = summary.findings
     try:
-        for ts in reader:
+        for ordinal, ts in enumerate(reader, start=1):
+            if wanted is not None and not wanted(ordinal):
+                continue
             v = Values(ts.envelope, summary.findings)
             kind, supported = transaction_type(ts, v)
             summary.transaction_types[kind] += 1
@@ -100,7 +113,7 @@ def iter_transactions(path: str | os.PathLike[str], summary: FileSummary | None 
                 records = _counted(read_835(ts, v), summary)
             else:
                 records = _counted(read_837(ts, v, kind), summary)
-            yield ParsedTransaction(ts, kind, supported, records)
+            yield ParsedTransaction(ts, kind, supported, records, ordinal)
             for _ in records:  # whatever the consumer left unread
                 pass
     finally:

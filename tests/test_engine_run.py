@@ -11,6 +11,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -57,6 +58,26 @@ def test_parallel_ingestion_gives_the_outputs_of_one_process(tmp_path: Path, in_
     for table in tables:
         count = f"SELECT COUNT(*) FROM {table}"
         assert sqlite3.connect(tmp_path / "one.db").execute(count).fetchone() == sqlite3.connect(tmp_path / "many.db").execute(count).fetchone()
+
+
+def test_a_file_shared_out_in_parts_gives_the_outputs_of_one_process(tmp_path: Path, monkeypatch: Any) -> None:
+    """Large X12 files are ingested by several processes, every n-th transaction set each: the
+    store and the outputs are those of one process reading the files whole."""
+    import engine.run
+
+    data = tmp_path / "in"
+    data.mkdir()
+    _generate(data)  # 30 transaction sets in each file
+    one = run([data], f"sqlite:///{tmp_path}/one.db", tmp_path / "one", AS_OF, Config(), workers=1)
+    monkeypatch.setattr(engine.run, "SPLIT_BYTES", 0)
+    parts = run([data], f"sqlite:///{tmp_path}/parts.db", tmp_path / "parts", AS_OF, Config(), workers=3)
+    assert parts.report == one.report and one.report.claims == 3000 and one.report.files_ingested == 2
+    assert _outputs(tmp_path / "one") == _outputs(tmp_path / "parts")
+    with sqlite3.connect(tmp_path / "parts.db") as db:
+        assert db.execute("SELECT COUNT(*), COUNT(DISTINCT ordinal) FROM transactions").fetchone() == (60, 30)
+        assert db.execute("SELECT COUNT(*) FROM files WHERE complete").fetchone() == (2,)
+    again = run([data], f"sqlite:///{tmp_path}/parts.db", tmp_path / "again", AS_OF, Config(), workers=3)
+    assert again.report.files_skipped == 2 and _outputs(tmp_path / "again") == _outputs(tmp_path / "one")
 
 
 def test_identified_on_is_kept_on_later_runs(tmp_path: Path, in_repo: Path) -> None:
@@ -116,6 +137,9 @@ def test_killed_run_then_new_run_equals_uninterrupted_run(tmp_path: Path) -> Non
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     with sqlite3.connect(killed_db) as conn:
         partial = conn.execute("select count(*) from transactions").fetchone()[0]
+    time.sleep(1)  # the pool processes died with the run: nothing more arrives
+    with sqlite3.connect(killed_db) as conn:
+        assert conn.execute("select count(*) from transactions").fetchone()[0] == partial
     assert 5 <= partial < 60  # killed in the middle: some transaction sets in, not all
     resumed = subprocess.run([*cmd, "--db", f"sqlite:///{killed_db}", "--out", str(tmp_path / "killed")], env=env, capture_output=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
