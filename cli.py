@@ -169,6 +169,7 @@ def run(
     out: Annotated[Path, typer.Option("--out", help="Folder for the outputs (rewritten in full each run).")] = Path("out"),
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="The day the run is taken to happen (YYYY-MM-DD); default today.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="TOML file: refund deadlines and federal payers.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Processes ingesting files side by side; default: one per core.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Log every file as a structured event on stderr.")] = False,
 ) -> None:
     """Find credit balances: ingest claims, remittances and patient payments, then write refund
@@ -203,7 +204,7 @@ def run(
         total = len(input_files(inputs))
         with Progress(console=console, transient=True, disable=total < 20) as bar:
             task = bar.add_task("ingesting", total=total)
-            result = run_engine(inputs, db, out, day, cfg, progress=lambda _name: bar.advance(task))
+            result = run_engine(inputs, db, out, day, cfg, progress=lambda _name: bar.advance(task), workers=workers)
     except parsers.EdireconError as exc:
         typer.echo(f"edirecon: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
