@@ -60,7 +60,7 @@ def publish_outputs(store: Store, out_dir: Path, as_of: date, config: Config) ->
     with store.engine.connect() as conn:
         facts = load(conn)
     decisions = decide(facts, as_of, config)
-    with store.engine.begin() as conn:
+    with store.write() as conn:
         known = set(conn.execute(select(t.refund_history.c.refund_id)).scalars())
         insert_ignore(conn, t.refund_history, [
             {"refund_id": r.refund_id, "identified_on": r.identified_on} for r in decisions.refunds if r.refund_id not in known
@@ -103,7 +103,7 @@ def reemit_835s(store: Store, spool: Path, out_dir: Path, finished: set[int], no
     written = []
     for key, sets in sorted(groups.items()):
         payer_id, payee_npi = key[0], key[1]
-        with store.engine.begin() as conn:
+        with store.write() as conn:
             control = conn.execute(
                 insert(t.outbound_interchanges).values(
                     file_name="", payer_id=payer_id[:80], payee_npi=payee_npi[:80], transaction_sets=len(sets),
@@ -114,7 +114,7 @@ def reemit_835s(store: Store, spool: Path, out_dir: Path, finished: set[int], no
         data = envelope(sets, control, payee_npi, now).encode("latin-1")
         write_atomically(out_dir / name, data)
         digest = hashlib.sha256(data).hexdigest()
-        with store.engine.begin() as conn:
+        with store.write() as conn:
             conn.execute(t.outbound_interchanges.update().where(t.outbound_interchanges.c.id == control).values(file_name=name, sha256=digest))
         written.append({"file": name, "payer_id": payer_id, "payee_npi": payee_npi, "transaction_sets": len(sets),
                         "claim_payments": sum(s["claim_payments"] for s in sets)})

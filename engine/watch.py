@@ -214,7 +214,7 @@ class Watcher:
 
     def _row(self, c: Claim) -> dict[str, Any]:
         """The row of a file being resumed, or a new one in state ``received``."""
-        with self.store.engine.begin() as conn:
+        with self.store.write() as conn:
             found = conn.execute(
                 select(t.inbound_files).where(t.inbound_files.c.work_name == c.path.name, t.inbound_files.c.state.notin_(FINAL))
                 .order_by(t.inbound_files.c.id.desc())
@@ -231,7 +231,7 @@ class Watcher:
         return {"id": new_id, **values, "claimed_at": None, "ingested_at": None, "finished_at": None}
 
     def _update(self, row_id: int, **values: Any) -> dict[str, Any]:
-        with self.store.engine.begin() as conn:
+        with self.store.write() as conn:
             conn.execute(t.inbound_files.update().where(t.inbound_files.c.id == row_id).values(**values))
             return dict(conn.execute(select(t.inbound_files).where(t.inbound_files.c.id == row_id)).mappings().one())
 
@@ -240,7 +240,7 @@ class Watcher:
         reason = self._duplicate_of(row, ident)
         ack_name = self._ack_name(c, row["id"]) if ident.kind == "x12" else ""
         if reason:
-            with self.store.engine.begin() as conn:
+            with self.store.write() as conn:
                 record_exception(conn, [ident.sha256, c.original, row["id"]], "DUPLICATE_FILE", c.original,
                                  f"{reason}; not ingested again", severity="warning")
         return self._update(
@@ -397,7 +397,7 @@ class Watcher:
     def _reconcile(self) -> None:
         """Rows left short of their final state by a crash after their file was moved."""
         inbound = t.inbound_files
-        with self.store.engine.begin() as conn:
+        with self.store.write() as conn:
             for r in conn.execute(select(inbound).where(inbound.c.state.notin_(FINAL), inbound.c.destination != "")).mappings().all():
                 if (self.layout.root / r["destination"]).exists() and not (self.layout.work / r["work_name"]).exists():
                     state = "quarantined" if r["destination"].startswith("error/") else "archived"

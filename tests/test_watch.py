@@ -26,8 +26,10 @@ import pytest
 import pyx12.params
 import pyx12.x12file
 import pyx12.x12n_document
+from typer.testing import CliRunner
 
 import parsers
+from cli import app
 from tests.conftest import FIXTURES, REPO, SAMPLE_EDI
 
 AS_OF = "2026-11-27"
@@ -591,11 +593,11 @@ def test_usage_and_store_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
          "edirecon: the store at postgresql+psycopg://postgres@127.0.0.1:1/none cannot be opened"),
     ]
     for args, message in cases:
-        done = subprocess.run([sys.executable, "-m", "cli", *args], env=ENV, capture_output=True, text=True, timeout=60)
-        assert done.returncode == 2, (args, done.stderr)
+        done = CliRunner().invoke(app, args)
+        assert done.exit_code == 2 and isinstance(done.exception, SystemExit), (args, done.output)
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(message), done.stderr
-        assert "Traceback" not in done.stderr + done.stdout
+        assert "Traceback" not in done.output
 
 
 @pytest.mark.postgres
