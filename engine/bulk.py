@@ -61,11 +61,21 @@ def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
 
 
 def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-    """INSERT many rows (tuples in ``columns`` order) with one executemany; returns the count."""
+    """INSERT many rows (tuples in ``columns`` order); returns the count.
+
+    PostgreSQL: one ``COPY ... FROM STDIN`` (psycopg 3), the fastest way in; SQLite: one
+    ``executemany`` at the driver level.
+    """
     c = codec(conn)
     data = rows if isinstance(rows, list) else list(rows)
     if not data:
         return 0
+    if not c.sqlite:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in data:
+                copy.write_row(row)
+        return len(data)
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([c.placeholder] * len(columns))})"
     conn.exec_driver_sql(sql, data)
     return len(data)
