@@ -304,3 +304,52 @@ outbound_interchanges = Table(
     Column("sha256", String(64), nullable=False),
     Column("created_at", DateTime, nullable=False),
 )
+
+# -- refund workflow (``edirecon refund``) ----------------------------------------------------
+# The engine recomputes refunds on every run; what people decided about them lives here, keyed
+# by the deterministic refund_id, so it survives later runs.  ``refund_workflow`` holds the
+# current state of each refund; ``refund_events`` is the audit trail: one row per change, never
+# updated or deleted.  No patient names, member ids or dates of birth.  Times are UTC.
+
+refund_workflow = Table(
+    "refund_workflow",
+    metadata,
+    Column("refund_id", String(32), primary_key=True),
+    Column("status", String(16), nullable=False),  # pending, held, approved, sent, acknowledged, ... (README)
+    # what the engine said when the workflow first met the refund, kept when it no longer does
+    Column("reason", String(24), nullable=False),
+    Column("payee_type", String(8), nullable=False),
+    Column("payer_id", String(80), nullable=False),
+    Column("amount", Money(), nullable=False),
+    # mark-sent
+    Column("method", String(12), nullable=False),  # check, eft, adjustment ("" until sent)
+    Column("reference", String(50), nullable=False),  # check or EFT number
+    Column("sent_on", Date),
+    Column("sent_amount", Money()),
+    Column("recouped_when_sent", Money()),  # what the payer had already taken back when it was sent
+    # the payer's acknowledgment (PLB 72) matched to it
+    Column("acknowledged_by", String(120), nullable=False),  # payer/trace/segment/position of the PLB 72
+    Column("acknowledged_on", Date),
+    Column("acknowledged_amount", Money()),
+    # sent and also taken back by the payer: money to recover
+    Column("double_refund_amount", Money()),
+    Column("double_refund_traces", Text, nullable=False),
+    Column("recovered_on", Date),
+    Column("recovered_amount", Money()),
+    Column("cashed_on", Date),  # a patient refund check cashed
+    Column("updated_at", DateTime, nullable=False),
+)
+
+refund_events = Table(
+    "refund_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("refund_id", String(32), ForeignKey("refund_workflow.refund_id"), nullable=False),
+    Column("at", DateTime, nullable=False),  # UTC
+    Column("user_name", String(64), nullable=False),  # --user, the OS user, or "edirecon" for automatic steps
+    Column("action", String(24), nullable=False),
+    Column("from_status", String(16), nullable=False),  # "" for the first event
+    Column("to_status", String(16), nullable=False),
+    Column("note", Text, nullable=False),
+)
+Index("ix_refund_events_refund", refund_events.c.refund_id, refund_events.c.id)
