@@ -170,6 +170,7 @@ def run(
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="The day the run is taken to happen (YYYY-MM-DD); default today.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="TOML file: refund deadlines and federal payers.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Processes ingesting files side by side; default: one per core.")] = None,
+    queue: Annotated[bool, typer.Option("--queue", help="PostgreSQL: defer ingestion as jobs to `edirecon worker` processes and wait for them.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Log every file as a structured event on stderr.")] = False,
 ) -> None:
     """Find credit balances: ingest claims, remittances and patient payments, then write refund
@@ -204,7 +205,7 @@ def run(
         total = len(input_files(inputs))
         with Progress(console=console, transient=True, disable=total < 20) as bar:
             task = bar.add_task("ingesting", total=total)
-            result = run_engine(inputs, db, out, day, cfg, progress=lambda _name: bar.advance(task), workers=workers)
+            result = run_engine(inputs, db, out, day, cfg, progress=lambda _name: bar.advance(task), workers=workers, queue=queue)
     except parsers.EdireconError as exc:
         typer.echo(f"edirecon: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
@@ -284,6 +285,100 @@ def watch(
         typer.echo(f"edirecon: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
     raise typer.Exit(code)
+
+
+@app.command()
+def worker(
+    db: Annotated[str, typer.Option("--db", help="postgresql:// URL of the store, whose database is also the job queue.")],
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file: refund deadlines and federal payers (as for run).")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Jobs at once in this process (parsing is CPU-bound: run one worker per core instead).")] = 1,
+    stalled_after: Annotated[float, typer.Option("--stalled-after", min=1, help="Seconds without a heartbeat after which a worker's job is put back in the queue.")] = 30.0,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="The day detections are taken to happen (YYYY-MM-DD); default today.")] = None,
+) -> None:
+    """Work the job queue (procrastinate on PostgreSQL): ingest files and parts of files, and
+    detect refunds by claim number, until SIGTERM/SIGINT (the job in hand is finished first).
+
+    Any number of workers on any number of machines may share one database.
+    """
+    from datetime import date
+
+    from engine.config import Config
+    from engine.queue import run_worker
+
+    _configure_logging(True)
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        typer.echo(f"edirecon: --as-of {as_of!r} is not a date (YYYY-MM-DD)", err=True)
+        raise typer.Exit(2) from None
+    try:
+        run_worker(db, Config.load(config), concurrency=concurrency, stalled_after=stalled_after, as_of=day)
+    except parsers.EdireconError as exc:
+        typer.echo(f"edirecon: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except Exception as exc:  # the database unreachable, say: one line, no traceback
+        typer.echo(f"edirecon: worker stopped: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def status(
+    db: Annotated[str, typer.Option("--db", help="postgresql:// URL of the store and its job queue.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """Show the job queue: depth, jobs running, failed (parked) and done, workers, files by state,
+    and the last errors."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from engine.queue import status as queue_status
+
+    _configure_logging(False)
+    try:
+        s = queue_status(db)
+    except parsers.EdireconError as exc:
+        typer.echo(f"edirecon: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except Exception as exc:
+        typer.echo(f"edirecon: status unavailable: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(s, indent=1, default=str))
+        raise typer.Exit(0)
+    table = Table(title="edirecon status", show_header=True)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for label, key in (("jobs waiting (queue depth)", "queue_depth"), ("jobs running", "running"), ("jobs failed (parked)", "failed"),
+                       ("jobs done", "succeeded"), ("workers", "workers")):
+        table.add_row(label, str(s[key]))
+    for state, n in sorted(s["files"].items()):
+        table.add_row(f"files {state}", str(n))
+    Console().print(table)
+    for job in s["failed_jobs"]:
+        typer.echo(f"failed job {job['id']} {job['task_name']} after {job['attempts']} attempts (edirecon retry --db … {job['id']})")
+    for error in s["last_errors"]:
+        typer.echo(f"{error['failed_at']:%Y-%m-%d %H:%M:%S} {error['task']}: {error['error']}")
+    raise typer.Exit(0)
+
+
+@app.command()
+def retry(
+    db: Annotated[str, typer.Option("--db", help="postgresql:// URL of the store and its job queue.")],
+    job_ids: Annotated[Optional[list[int]], typer.Argument(help="Failed job ids to run again; none: every failed job.", show_default=False)] = None,
+) -> None:
+    """Put parked (failed) jobs back in the queue."""
+    from engine.queue import retry as retry_jobs
+
+    _configure_logging(False)
+    try:
+        chosen = retry_jobs(db, job_ids or None)
+    except parsers.EdireconError as exc:
+        typer.echo(f"edirecon: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    typer.echo(f"{len(chosen)} job(s) back in the queue" + (f": {', '.join(map(str, chosen))}" if chosen else ""))
+    raise typer.Exit(0)
 
 
 if __name__ == "__main__":  # pragma: no cover

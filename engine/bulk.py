@@ -81,13 +81,25 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: It
     return len(data)
 
 
-def select_rows(conn: Connection, table: Table, columns: Sequence[str], order_by: str = "") -> Iterator[tuple[Any, ...]]:
-    """Every row of ``table`` as plain tuples, streamed from the cursor (values in storage form:
-    see ``Codec``); the table is never held in memory as a whole."""
+def select_rows(
+    conn: Connection, table: Table, columns: Sequence[str], order_by: str = "", where: str = "", params: Sequence[Any] = ()
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``table`` (all, or those ``where`` selects, its ``?`` placeholders bound to
+    ``params``) as plain tuples, streamed from the cursor (values in storage form: see ``Codec``);
+    the table is never held in memory as a whole."""
     order = f" ORDER BY {order_by}" if order_by else ""
-    result = conn.exec_driver_sql(f"SELECT {', '.join(columns)} FROM {table.name}{order}")
+    condition = f" WHERE {where}" if where else ""
+    if conn.dialect.name != "sqlite":
+        condition = condition.replace("?", "%s")
+    sql = f"SELECT {', '.join(columns)} FROM {table.name}{condition}{order}"
+    result = conn.exec_driver_sql(sql, tuple(params)) if params else conn.exec_driver_sql(sql)
     while True:
         batch = result.fetchmany(5000)
         if not batch:
             return
         yield from batch
+
+
+def in_list(values: Sequence[Any]) -> str:
+    """``(?, ?, ...)`` for ``values`` (never empty: an empty list selects nothing)."""
+    return "(" + ", ".join("?" * len(values)) + ")" if values else "(NULL)"

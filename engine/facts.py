@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from sys import intern
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
 
 from . import schema as t
-from .bulk import codec, select_rows
+from .bulk import codec, in_list, select_rows
 
 ZERO = Decimal("0.00")
 
@@ -194,9 +195,30 @@ class Facts:
     identified: dict[str, date]
 
 
-def load(conn: Connection) -> Facts:
-    """Every fact in the store (read as plain tuples at the driver level: see ``bulk``)."""
+def load(conn: Connection, pcns: Sequence[str] | None = None) -> Facts:
+    """Every fact in the store (read as plain tuples at the driver level: see ``bulk``); or, given
+    ``pcns``, only the facts of those patient control numbers: their claims, their claim payments,
+    the PLBs whose reference is one of them or one of those payments' payer claim numbers, their
+    patient payments (the ingest exceptions are left out).  Each is one indexed query."""
     c = codec(conn)
+    if pcns is None:
+        by_pcn: dict[str, tuple[str, list[Any]]] = dict.fromkeys(
+            ("claims", "claim_lines", "payments", "payment_children", "remittances", "plbs", "patient"), ("", []))
+    else:
+        keys = list(pcns)
+        pcn_in = f"patient_control_number IN {in_list(keys)}"
+        payments_of = f"SELECT id FROM claim_payments WHERE {pcn_in}"
+        plb_of = f"reference IN {in_list(keys)} OR reference IN (SELECT payer_claim_control_number FROM claim_payments WHERE {pcn_in})"
+        by_pcn = {
+            "claims": (pcn_in, keys),
+            "claim_lines": (f"claim_id IN (SELECT id FROM claims WHERE {pcn_in})", keys),
+            "payments": (pcn_in, keys),
+            "payment_children": (f"claim_payment_id IN ({payments_of})", keys),
+            "remittances": (f"id IN (SELECT remittance_id FROM claim_payments WHERE {pcn_in}) OR "
+                            f"id IN (SELECT remittance_id FROM provider_adjustments WHERE {plb_of})", keys * 3),
+            "plbs": (plb_of, keys * 2),
+            "patient": (pcn_in, keys),
+        }
     # a store holds the same amounts, dates and codes over and over: one object serves them all
     amounts: dict[Any, Decimal | None] = {None: None}
     days: dict[Any, date | None] = {None: None}
@@ -219,7 +241,7 @@ def load(conn: Connection) -> Facts:
     lines_by_claim: dict[int, list[ClaimLine]] = defaultdict(list)
     for claim_id, number, proc, mods, charge, units, served, control in select_rows(
         conn, t.claim_lines, ["claim_id", "line_number", "procedure_code", "modifiers", "charge", "units", "service_date", "line_item_control_number"],
-        order_by="claim_id, id",
+        "claim_id, id", *by_pcn["claim_lines"],
     ):
         lines_by_claim[claim_id].append(
             ClaimLine(intern(number), intern(proc), intern(mods), money(charge), None if units is None else Decimal(str(units)), day(served), intern(control))
@@ -231,24 +253,25 @@ def load(conn: Connection) -> Facts:
         ClaimFact(r[0], intern(r[1]), intern(r[2]), intern(r[3]), intern(r[4]), intern(r[5]), tuple(intern(m) for m in r[6].split("|") if m),
                   intern(r[7]), intern(r[8]), day(r[9]), day(r[10]), day(r[11]), d(r[12]), intern(r[13]), r[14], intern(r[15]), intern(r[16]),
                   intern(r[17]), intern(r[18]), day(r[19]), intern(r[20]), r[21], lines_by_claim.pop(r[0], []))
-        for r in select_rows(conn, t.claims, claim_cols)
+        for r in select_rows(conn, t.claims, claim_cols, "", *by_pcn["claims"])
     ]
     adjustments: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
-    for pid, line, group, reason, amount in select_rows(conn, t.adjustments, ["claim_payment_id", "line_ordinal", "group_code", "reason", "amount"], order_by="claim_payment_id, id"):
+    for pid, line, group, reason, amount in select_rows(conn, t.adjustments, ["claim_payment_id", "line_ordinal", "group_code", "reason", "amount"], "claim_payment_id, id",
+                                                         *by_pcn["payment_children"]):
         adjustments[pid].append((line, intern(group), intern(reason), d(amount)))
     plines: dict[int, list[PaymentLine]] = defaultdict(list)
     for pid, ordinal, proc, mods, charge, paid, units, served, control in select_rows(
         conn, t.payment_lines, ["claim_payment_id", "ordinal", "procedure_code", "modifiers", "charge", "paid", "units", "service_date", "line_item_control_number"],
-        order_by="claim_payment_id, ordinal",
+        "claim_payment_id, ordinal", *by_pcn["payment_children"],
     ):
         plines[pid].append(PaymentLine(ordinal, intern(proc), intern(mods), money(charge), d(paid), None if units is None else Decimal(str(units)), day(served), intern(control)))
     rem_cols = ["id", "payer_id", "payer_name", "trace_number", "payment_amount", "credit_debit", "payment_date", "payee_npi", "payee_tin", "source_file", "segment"]
-    rems = {r[0]: r for r in select_rows(conn, t.remittances, rem_cols)}
+    rems = {r[0]: r for r in select_rows(conn, t.remittances, rem_cols, "", *by_pcn["remittances"])}
     remittances = {rid: RemittanceFact(r[1], r[3], d(r[4]), r[5], r[9], r[10]) for rid, r in rems.items()}
     pay_cols = ["id", "remittance_id", "ordinal", "patient_control_number", "status", "charge", "paid", "patient_responsibility", "filing_indicator",
                 "payer_claim_control_number", "member_id", "patient_last", "patient_first", "service_from", "service_to", "source_file", "segment", "byte_offset"]
     payments: list[PaymentFact] = []
-    for r in select_rows(conn, t.claim_payments, pay_cols):
+    for r in select_rows(conn, t.claim_payments, pay_cols, "", *by_pcn["payments"]):
         rm = rems[r[1]]
         p = PaymentFact(r[0], rm[1], rm[2], rm[3], day(rm[6]), rm[7], rm[8], r[2], intern(r[3]), intern(r[4]), d(r[5]), d(r[6]), d(r[7]), intern(r[8]), r[9],
                         intern(r[10]), intern(r[11]), intern(r[12]), day(r[13]), day(r[14]), intern(r[15]), r[16], r[17])
@@ -263,15 +286,18 @@ def load(conn: Connection) -> Facts:
         remittances[r[1]].paid_total += p.paid
         payments.append(p)
     plbs: list[PlbFact] = []
-    for rid, reason, reference, amount, segment, position in select_rows(conn, t.provider_adjustments, ["remittance_id", "reason", "reference", "amount", "segment", "position"]):
+    for rid, reason, reference, amount, segment, position in select_rows(
+        conn, t.provider_adjustments, ["remittance_id", "reason", "reference", "amount", "segment", "position"], "", *by_pcn["plbs"],
+    ):
         rm = rems[rid]
         remittances[rid].plb_total += d(amount)
         plbs.append(PlbFact(rm[1], rm[2], rm[3], day(rm[6]), reason, reference, d(amount), rm[9], segment, position))
     file_paths = dict(select_rows(conn, t.files, ["id", "path"]))
     patient = [
         PatientPaymentFact(r[0], r[1], d(r[2]), day(r[3]), r[4], r[5], file_paths.get(r[6], ""), r[7])  # type: ignore[arg-type]
-        for r in select_rows(conn, t.patient_payments, ["payment_id", "patient_control_number", "amount", "paid_on", "billing_npi", "member_id", "file_id", "row_number"])
+        for r in select_rows(conn, t.patient_payments, ["payment_id", "patient_control_number", "amount", "paid_on", "billing_npi", "member_id", "file_id", "row_number"],
+                             "", *by_pcn["patient"])
     ]
-    exceptions = [dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()]
+    exceptions = [dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()] if pcns is None else []
     identified = {r["refund_id"]: r["identified_on"] for r in conn.execute(select(t.refund_history)).mappings()}
     return Facts(claims, payments, plbs, list(remittances.values()), patient, exceptions, identified)

@@ -24,8 +24,9 @@ from parsers.errors import EdireconError
 from . import schema as t
 from .config import Config
 from .decide import Decisions, decide
+from .detect import keep
 from .facts import load
-from .ingest import FileTask, Ingestor, IngestReport, insert_ignore
+from .ingest import FileTask, Ingestor, IngestReport
 from .store import Store
 from .writers import rows, summary, write
 
@@ -71,6 +72,7 @@ def run(
     config: Config,
     progress: Callable[[str], None] | None = None,
     workers: int | None = None,
+    queue: bool = False,
 ) -> RunResult:
     files = input_files(inputs)
     store = Store(db_url)
@@ -81,7 +83,7 @@ def run(
             raise StoreError(f"the store at {store.engine.url.render_as_string(hide_password=True)} cannot be opened: {exc.orig}") from exc
         seconds: dict[str, float] = {}
         clock = time.perf_counter()
-        report = ingest_files(store, files, workers, progress)
+        report = ingest_files(store, files, workers, progress, queue=queue)
         seconds["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
         peak = {"ingest": _peak_mib()}
         # the facts are millions of long-lived objects without cycles: the cyclic collector need
@@ -100,11 +102,8 @@ def run(
         decisions = decide(facts, as_of, config)
         seconds["decide"], clock = time.perf_counter() - clock, time.perf_counter()
         peak["decide"] = _peak_mib()
-        with store.write() as conn:
-            known = set(conn.execute(select(t.refund_history.c.refund_id)).scalars())
-            insert_ignore(conn, t.refund_history, [
-                {"refund_id": r.refund_id, "identified_on": r.identified_on} for r in decisions.refunds if r.refund_id not in known
-            ])
+        with store.write() as conn:  # the refund history, and the refunds detection keeps, from everything known
+            keep(conn, None, decisions.refunds, as_of)
         outputs = rows(decisions, as_of, facts.ingest_exceptions)
         counts = {
             "files": _count(store, t.files),
@@ -130,7 +129,8 @@ SPLIT_BYTES = 4 << 20
 
 
 def ingest_files(
-    store: Store, files: list[tuple[Path, str]], workers: int | None = None, progress: Callable[[str], None] | None = None
+    store: Store, files: list[tuple[Path, str]], workers: int | None = None, progress: Callable[[str], None] | None = None,
+    queue: bool = False,
 ) -> IngestReport:
     """Ingest the files, in parallel processes when there are several cores.
 
@@ -140,9 +140,20 @@ def ingest_files(
     processes queue for the write lock, parsing side by side), so the store ends up the same
     whatever the interleaving.  A file is marked complete when all its parts are in.
     ``workers`` defaults to the number of cores.
+
+    With ``queue`` (PostgreSQL), the same tasks are deferred as jobs to ``edirecon worker``
+    processes, on this machine or others, and the run waits for them (``engine.queue``).
     """
     n = max(1, workers or os.cpu_count() or 1)
     ingestor = Ingestor(store)
+    if queue:
+        from .queue import configure, defer_and_wait
+
+        configure(store.url)
+        split = [part for path, name in files if (task := ingestor.begin(path, name)) is not None for part in _parts(task, n)]
+        if split:
+            ingestor.report.add(defer_and_wait(store, split, progress))
+        return ingestor.report
     if n == 1 or not files:
         for path, name in files:
             ingestor.ingest(path, name)
@@ -156,8 +167,7 @@ def ingest_files(
             if progress is not None:
                 progress(name)
             continue
-        parts = n if task.kind == "x12" and path.stat().st_size >= SPLIT_BYTES else 1
-        tasks += [replace(task, part=k, parts=parts) for k in range(parts)]
+        tasks += _parts(task, n)
     if not tasks:
         return ingestor.report
     store.dispose()  # no open database handle may cross a fork
@@ -177,6 +187,12 @@ def ingest_files(
                 if progress is not None:
                     progress(task.name)
     return ingestor.report
+
+
+def _parts(task: FileTask, n: int) -> list[FileTask]:
+    """A large X12 file in ``n`` parts (every n-th transaction set); any other file whole."""
+    parts = n if task.kind == "x12" and task.path.stat().st_size >= SPLIT_BYTES else 1
+    return [replace(task, part=k, parts=parts) for k in range(parts)]
 
 
 _worker_store: Store | None = None

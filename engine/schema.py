@@ -305,6 +305,40 @@ outbound_interchanges = Table(
     Column("created_at", DateTime, nullable=False),
 )
 
+# -- the scale-out path (issue 5): parts of files ingested by workers, decisions kept per encounter --
+Index("ix_claims_npi_member", claims.c.billing_npi, claims.c.member_id)
+Index("ix_provider_adjustments_reference", provider_adjustments.c.reference)
+Index("ix_patient_payments_pcn", patient_payments.c.patient_control_number)
+
+#: the parts of a file (every n-th transaction set) that workers have finished
+file_parts = Table(
+    "file_parts",
+    metadata,
+    Column("file_id", Integer, ForeignKey("files.id"), nullable=False),
+    Column("part", Integer, nullable=False),
+    Column("parts", Integer, nullable=False),
+    UniqueConstraint("file_id", "part"),
+)
+
+#: the refunds of each patient control number as the last detection decided them (incremental,
+#: kept current by detection jobs); a refund id is unique, so two detections never keep two
+detections = Table(
+    "detections",
+    metadata,
+    Column("refund_id", String(40), primary_key=True),
+    Column("patient_control_number", String(38), nullable=False),
+    Column("encounter_id", String(40), nullable=False),
+    Column("reason", String(24), nullable=False),
+    Column("payee_type", String(8), nullable=False),
+    Column("payer_id", String(80), nullable=False),
+    Column("amount", Money(), nullable=False),
+    Column("recouped", Money(), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("identified_on", Date, nullable=False),
+    Column("due_by", Date, nullable=False),
+)
+Index("ix_detections_pcn", detections.c.patient_control_number)
+
 # -- refund workflow (``edirecon refund``) ----------------------------------------------------
 # The engine recomputes refunds on every run; what people decided about them lives here, keyed
 # by the deterministic refund_id, so it survives later runs.  ``refund_workflow`` holds the
@@ -353,3 +387,15 @@ refund_events = Table(
     Column("note", Text, nullable=False),
 )
 Index("ix_refund_events_refund", refund_events.c.refund_id, refund_events.c.id)
+
+#: jobs that failed (each attempt), for ``edirecon status``: the error, never patient data
+job_failures = Table(
+    "job_failures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("task", String(60), nullable=False),
+    Column("arguments", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("failed_at", DateTime, nullable=False),
+)
