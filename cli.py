@@ -10,7 +10,7 @@ import json
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -379,6 +379,299 @@ def retry(
         raise typer.Exit(exc.exit_code) from None
     typer.echo(f"{len(chosen)} job(s) back in the queue" + (f": {', '.join(map(str, chosen))}" if chosen else ""))
     raise typer.Exit(0)
+
+
+# -- the refund workflow and the reports (README "Refund workflow", "Reports") ------------------
+
+refund_app = typer.Typer(
+    name="refund",
+    help="The refund workflow: list, show, approve, hold, mark-sent, void, mark-cashed, mark-recovered (with an audit trail).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(refund_app, name="refund")
+
+DbOpt = Annotated[str, typer.Option("--db", help="SQLAlchemy URL of the store (SQLite or PostgreSQL).")]
+AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="The day taken as today (YYYY-MM-DD); default today.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file: deadlines, auto-approval rules, hold threshold, escheatment period.")]
+UserOpt = Annotated[Optional[str], typer.Option("--user", help="Who takes the action, for the audit trail; default the OS user.")]
+NoteOpt = Annotated[str, typer.Option("--note", help="A note for the audit trail.")]
+RefundIdArg = Annotated[str, typer.Argument(help="The refund_id (RF-…) of refund_requests.csv.", show_default=False)]
+
+
+def _day_option(value: Optional[str], name: str) -> "date | None":
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        typer.echo(f"edirecon: {name} {value!r} is not a date (YYYY-MM-DD)", err=True)
+        raise typer.Exit(2) from None
+
+
+def _amount_option(value: Optional[str]) -> "Decimal | None":
+    from decimal import Decimal, InvalidOperation
+
+    if value is None:
+        return None
+    try:
+        amount = Decimal(value)
+        if not amount.is_finite() or amount.as_tuple().exponent < -2:  # type: ignore[operator]
+            raise InvalidOperation
+    except InvalidOperation:
+        typer.echo(f"edirecon: --amount {value!r} is not an amount with at most two decimals", err=True)
+        raise typer.Exit(2) from None
+    return amount
+
+
+def _workflow(db: str, as_of: Optional[str], config: Optional[Path]) -> tuple[Any, "date", Any]:
+    from datetime import date
+
+    from engine.config import Config
+    from engine.refunds import open_store
+
+    day = _day_option(as_of, "--as-of") or date.today()
+    return open_store(db), day, Config.load(config)
+
+
+def _fail(exc: "parsers.EdireconError") -> "typer.Exit":
+    typer.echo(f"edirecon: {exc}", err=True)
+    return typer.Exit(exc.exit_code)
+
+
+def _flags(b: Any, v: Any) -> str:
+    from engine.writers import money
+
+    flags = []
+    if v.status in ("pending", "held", "approved") and v.refund is not None and v.refund.due_by and b.as_of > v.refund.due_by:
+        flags.append(f"overdue {(b.as_of - v.refund.due_by).days}d")
+    if v.refund is not None and v.refund.status != "open":
+        flags.append(f"engine:{v.refund.status}")
+    if v.refund is None:
+        flags.append("not identified by the engine")
+    if v.status == "double_refund":
+        flags.append(f"recover {money(v.state['double_refund_amount'])}")
+    if b.escheatment_candidate(v):
+        flags.append("escheatment candidate")
+    return ", ".join(flags)
+
+
+@refund_app.command("list")
+def refund_list(
+    db: DbOpt = "sqlite:///edirecon.db",
+    as_of: AsOfOpt = None,
+    config: ConfigOpt = None,
+    status: Annotated[Optional[list[str]], typer.Option("--status", help="Only refunds in this workflow status (repeatable).")] = None,
+    payer: Annotated[Optional[str], typer.Option("--payer", help="Only refunds to this payer id.")] = None,
+    escheatment: Annotated[bool, typer.Option("--escheatment", help="Only patient refunds sent and not cashed for the escheatment period.")] = False,
+) -> None:
+    """List refunds with their workflow status, due date and flags (overdue, double refund,
+    escheatment candidate), after syncing the workflow with the engine's current decisions."""
+    from engine.refunds import STATUSES, book
+    from engine.writers import money
+
+    _configure_logging(False)
+    try:
+        unknown = sorted(set(status or []) - set(STATUSES))
+        if unknown:
+            typer.echo(f"edirecon: --status {unknown[0]!r} is not one of {', '.join(STATUSES)}", err=True)
+            raise typer.Exit(2)
+        store, day, cfg = _workflow(db, as_of, config)
+        try:
+            b = book(store, day, cfg)
+        finally:
+            store.dispose()
+    except parsers.EdireconError as exc:
+        raise _fail(exc) from None
+    shown = [v for v in b.views.values()
+             if (not status or v.status in status) and (payer is None or v.state["payer_id"] == payer) and (not escheatment or b.escheatment_candidate(v))]
+    typer.echo(f"{'refund_id':<19}  {'status':<13}  {'reason':<19}  {'payee':<13}  {'amount':>9}  {'due_by':<10}  flags")
+    for v in shown:
+        due = v.refund.due_by.isoformat() if v.refund is not None and v.refund.due_by else ""
+        payee = f"payer {v.state['payer_id']}" if v.payee_type == "payer" else "patient"
+        typer.echo(f"{v.refund_id:<19}  {v.status:<13}  {v.state['reason']:<19}  {payee:<13}  {money(v.amount):>9}  {due:<10}  {_flags(b, v)}".rstrip())
+    typer.echo(f"{len(shown)} refund(s)")
+
+
+@refund_app.command("show")
+def refund_show(
+    refund_id: RefundIdArg,
+    db: DbOpt = "sqlite:///edirecon.db",
+    as_of: AsOfOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Show one refund: what the engine found, its workflow state, and its audit trail."""
+    from engine.refunds import book, events
+    from engine.writers import money
+
+    _configure_logging(False)
+    try:
+        store, day, cfg = _workflow(db, as_of, config)
+        try:
+            b = book(store, day, cfg)
+            v = b.view(refund_id)
+            trail = events(store, refund_id)
+        finally:
+            store.dispose()
+    except parsers.EdireconError as exc:
+        raise _fail(exc) from None
+    s, r = v.state, v.refund
+    lines = [f"refund {v.refund_id}", f"  status            {v.status}"]
+    if r is not None:
+        e = r.encounter
+        lines += [
+            f"  engine status     {r.status}" + (f" (recouped {money(r.recouped)})" if r.recouped else ""),
+            f"  reason            {r.reason}",
+            f"  payee             {'payer ' + r.payer_id + ' ' + r.payer_name if r.payee_type == 'payer' else 'patient ' + e.patient_name}",
+            f"  claim             {e.pcn}" + (f", payer claim number {r.icn}" if r.icn else "") + f", billing NPI {e.npi}",
+            f"  patient           {e.patient_name}, member {e.member_id}, service {e.service_from.isoformat() if e.service_from else ''}",
+            f"  amount            {money(r.amount)} (outstanding {money(v.outstanding)})",
+            f"  identified on     {r.identified_on.isoformat() if r.identified_on else ''}, due by {r.due_by.isoformat() if r.due_by else ''}"
+            + (f", credit since {v.arose_on.isoformat()}" if v.arose_on else ""),
+        ]
+        for ev in r.evidence:
+            if "patient_payment_id" in ev:
+                lines.append(f"  evidence          patient payment {ev['patient_payment_id']} of {ev['paid_on'].isoformat()}: {money(ev['amount'])}")
+            else:
+                lines.append(f"  evidence          {ev.get('role', 'payment')}: payer {ev['payer_id']} trace {ev['trace_number']} CLP07 "
+                             f"{ev['payer_claim_control_number']} paid {money(ev['paid'])} at {ev['file']}:{ev['segment']}")
+    else:
+        lines += [f"  reason            {s['reason']}", f"  amount            {money(s['amount'])} (the engine no longer identifies it)"]
+    if s["sent_on"] is not None:
+        lines.append(f"  sent              {s['method']} {s['reference']} of {money(s['sent_amount'])} on {s['sent_on'].isoformat()}")
+    if s["acknowledged_by"]:
+        lines.append(f"  acknowledged      {money(s['acknowledged_amount'])} on {s['acknowledged_on'].isoformat() if s['acknowledged_on'] else ''} (PLB {s['acknowledged_by']})")
+    if s["double_refund_amount"]:
+        lines.append(f"  double refund     {money(s['double_refund_amount'])} to recover: {s['double_refund_traces']}")
+    if s["recovered_on"] is not None:
+        lines.append(f"  recovered         {money(s['recovered_amount'])} on {s['recovered_on'].isoformat()}")
+    if s["cashed_on"] is not None:
+        lines.append(f"  cashed            {s['cashed_on'].isoformat()}")
+    if b.escheatment_candidate(v):
+        lines.append(f"  escheatment       sent {s['sent_on'].isoformat()} and not cashed for {cfg.refunds.escheatment_days} days: unclaimed-property candidate")
+    lines.append("history")
+    for ev in trail:
+        arrow = f"{ev['from_status'] or '(new)'} -> {ev['to_status']}"
+        lines.append(f"  {ev['at'].strftime('%Y-%m-%dT%H:%M:%SZ')}  {ev['user_name']:<10}  {ev['action']:<15}  {arrow}" + (f"  {ev['note']}" if ev["note"] else ""))
+    typer.echo("\n".join(lines))
+
+
+def _act(refund_id: str, action: str, db: str, as_of: Optional[str], config: Optional[Path], user: Optional[str], note: str, **details: Any) -> None:
+    from engine.refunds import act, default_user
+
+    _configure_logging(False)
+    try:
+        store, day, cfg = _workflow(db, as_of, config)
+        try:
+            who = user or default_user()
+            v = act(store, refund_id, action, who, day, cfg, note, **details)
+        finally:
+            store.dispose()
+    except parsers.EdireconError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"{v.refund_id}: {action} by {who}; now {v.status}")
+
+
+@refund_app.command("approve")
+def refund_approve(refund_id: RefundIdArg, db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None, config: ConfigOpt = None,
+                   user: UserOpt = None, note: NoteOpt = "") -> None:
+    """Approve a pending or held refund for sending (not one the payer already took back)."""
+    _act(refund_id, "approve", db, as_of, config, user, note)
+
+
+@refund_app.command("hold")
+def refund_hold(refund_id: RefundIdArg, db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None, config: ConfigOpt = None,
+                user: UserOpt = None, note: NoteOpt = "") -> None:
+    """Hold a pending or approved refund (e.g. while a payer is asked, or a patient credit kept on account)."""
+    _act(refund_id, "hold", db, as_of, config, user, note)
+
+
+@refund_app.command("mark-sent")
+def refund_mark_sent(
+    refund_id: RefundIdArg,
+    method: Annotated[str, typer.Option("--method", help="check, eft or adjustment (an adjustment bill).")] = "check",
+    reference: Annotated[str, typer.Option("--reference", help="The check or EFT number.")] = "",
+    sent_on: Annotated[Optional[str], typer.Option("--date", help="The day it was sent (YYYY-MM-DD); default --as-of.")] = None,
+    amount: Annotated[Optional[str], typer.Option("--amount", help="The amount sent; default what is outstanding.")] = None,
+    db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None, config: ConfigOpt = None, user: UserOpt = None, note: NoteOpt = "",
+) -> None:
+    """Record that an approved refund was sent: method, check or EFT number, date and amount."""
+    _act(refund_id, "mark-sent", db, as_of, config, user, note, method=method, reference=reference, day=_day_option(sent_on, "--date"),
+         amount=_amount_option(amount))
+
+
+@refund_app.command("void")
+def refund_void(refund_id: RefundIdArg, db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None, config: ConfigOpt = None,
+                user: UserOpt = None, note: Annotated[str, typer.Option("--note", help="Why it is voided (required).")] = "") -> None:
+    """Void a refund that is not owed after review, or a sent refund whose payment was stopped."""
+    _act(refund_id, "void", db, as_of, config, user, note)
+
+
+@refund_app.command("mark-cashed")
+def refund_mark_cashed(refund_id: RefundIdArg, cashed_on: Annotated[Optional[str], typer.Option("--date", help="The day the check was cashed; default --as-of.")] = None,
+                       db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None, config: ConfigOpt = None, user: UserOpt = None,
+                       note: NoteOpt = "") -> None:
+    """Record that a patient cashed a refund check (it is then no escheatment candidate)."""
+    _act(refund_id, "mark-cashed", db, as_of, config, user, note, day=_day_option(cashed_on, "--date"))
+
+
+@refund_app.command("mark-recovered")
+def refund_mark_recovered(
+    refund_id: RefundIdArg,
+    recovered_on: Annotated[Optional[str], typer.Option("--date", help="The day the money came back; default --as-of.")] = None,
+    amount: Annotated[Optional[str], typer.Option("--amount", help="The amount recovered; default the double refund.")] = None,
+    reference: Annotated[str, typer.Option("--reference", help="The payer's check or EFT number.")] = "",
+    db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None, config: ConfigOpt = None, user: UserOpt = None, note: NoteOpt = "",
+) -> None:
+    """Record that a double refund was recovered from the payer."""
+    _act(refund_id, "mark-recovered", db, as_of, config, user, note, day=_day_option(recovered_on, "--date"), amount=_amount_option(amount),
+         reference=reference)
+
+
+@app.command()
+def report(
+    db: DbOpt = "sqlite:///edirecon.db",
+    out: Annotated[Path, typer.Option("--out", help="Folder for the reports (rewritten in full).")] = Path("report"),
+    as_of: AsOfOpt = None,
+    quarter: Annotated[Optional[str], typer.Option("--quarter", help="The CMS-838 quarter, e.g. 2026Q4; default the last quarter ended by --as-of.")] = None,
+    config: ConfigOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Log the report as a structured event on stderr.")] = False,
+) -> None:
+    """Write the credit-balance reports from the store: the refund worklist with aging and totals
+    per payer, follow-ups (double refunds, escheatment candidates), the reconciliation audit,
+    root-cause analytics, the CMS-838, refund packets (PDF) and a self-contained HTML dashboard.
+    """
+    from engine.cms838 import Quarter
+    from engine.reports import report as write_report
+
+    _configure_logging(verbose)
+    try:
+        store_url, day, cfg = db, *_workflow_day_config(as_of, config)
+        q = Quarter.parse(quarter) if quarter else Quarter.last_ended(day)
+        rep = write_report(store_url, out, day, cfg, q)
+    except parsers.EdireconError as exc:
+        raise _fail(exc) from None
+    total = rep.totals[-1]
+    typer.echo(f"worklist: {total['count']} open refund(s), {money_text(total['outstanding'])} outstanding, {total['overdue_count']} overdue")
+    typer.echo(f"follow-ups: {len(rep.followups)}; audit discrepancies: {len(rep.discrepancies)}; CMS-838 {q}: {len(rep.cms838)} row(s)")
+    typer.echo(f"reports written to {out}/")
+
+
+def _workflow_day_config(as_of: Optional[str], config: Optional[Path]) -> tuple[Any, Any]:
+    from datetime import date
+
+    from engine.config import Config
+
+    return _day_option(as_of, "--as-of") or date.today(), Config.load(config)
+
+
+def money_text(value: Any) -> str:
+    from engine.writers import money
+
+    return money(value)
 
 
 if __name__ == "__main__":  # pragma: no cover

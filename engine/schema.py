@@ -362,7 +362,7 @@ refund_workflow = Table(
     Column("sent_amount", Money()),
     Column("recouped_when_sent", Money()),  # what the payer had already taken back when it was sent
     # the payer's acknowledgment (PLB 72) matched to it
-    Column("acknowledged_by", String(120), nullable=False),  # payer/trace/segment/position of the PLB 72
+    Column("acknowledged_by", String(120), nullable=False),  # payer|trace|segment|position of the PLB 72
     Column("acknowledged_on", Date),
     Column("acknowledged_amount", Money()),
     # sent and also taken back by the payer: money to recover

@@ -25,6 +25,12 @@ TABLES: dict[str, str] = {
     "transaction_sets": "ST01 transaction set identifiers, and which ones edirecon models",
     "implementation_guides": "ST03 / GS08 implementation-guide versions and the transaction type each means",
     "element_lengths": "X12 minimum and maximum lengths of the elements at each segment position",
+    "aging_buckets": "the aging buckets of the refund worklist (days in credit)",
+    "refund_acknowledgment_codes": "PLB03-1 codes by which a payer acknowledges a refund the provider sent (72)",
+    "cms838_reason_codes": "CMS-838 reason for a Medicare credit balance (1 duplicate, 2 other insurer primary, 3 other), by refund reason",
+    "cms838_payment_methods": "refund payment methods and their CMS-838 method-of-payment code (C check, A adjustment, O other)",
+    "cms838_filing_indicators": "claim filing indicators (SBR09/CLP06) of Medicare, with the part (A or B) of the CMS-838 detail page",
+    "root_cause_patterns": "recurring overpayment patterns of the root-cause report, by refund reason",
 }
 
 
@@ -82,3 +88,47 @@ def element_max_lengths() -> dict[str, tuple[int | None, ...]]:
     return {
         seg: tuple(positions.get(i) for i in range(max(positions) + 1)) for seg, positions in table.items()
     }
+
+
+@cache
+def aging_buckets() -> tuple[tuple[str, str, int, int | None], ...]:
+    """(code, description, first day, last day or None) of each worklist aging bucket, in order."""
+    return tuple(
+        (row["code"], row["description"], int(row["min_days"]), int(row["max_days"]) if row["max_days"].strip() else None)
+        for row in rows("aging_buckets")
+    )
+
+
+def aging_bucket(days: int) -> str:
+    """The aging bucket (code) of a number of days in credit."""
+    for code, _description, low, high in aging_buckets():
+        if days >= low and (high is None or days <= high):
+            return code
+    return aging_buckets()[0][0]  # a credit dated after the as-of day counts as new
+
+
+@cache
+def refund_acknowledgment_codes() -> frozenset[str]:
+    """PLB reason codes by which a payer acknowledges a refund it received (72)."""
+    return frozenset(row["code"] for row in rows("refund_acknowledgment_codes"))
+
+
+@cache
+def cms838_reason(refund_reason: str) -> str:
+    """The CMS-838 reason code (1, 2, 3) of a refund reason; 3 (other) when not listed."""
+    for row in rows("cms838_reason_codes"):
+        if refund_reason in row["refund_reasons"].split():
+            return row["code"]
+    return "3"
+
+
+@cache
+def cms838_method(method: str) -> str:
+    """The CMS-838 method-of-payment code of a refund payment method (check, adjustment, eft, offset)."""
+    return {row["code"]: row["cms838_code"] for row in rows("cms838_payment_methods")}.get(method, "O")
+
+
+@cache
+def medicare_filing_indicators() -> dict[str, str]:
+    """Claim filing indicator -> Medicare part (A, B)."""
+    return {row["code"]: row["part"] for row in rows("cms838_filing_indicators")}

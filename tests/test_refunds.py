@@ -1,0 +1,230 @@
+"""The refund workflow through the CLI (`edirecon refund ...`), on SQLite and PostgreSQL.
+
+Figures come from the sample READMEs: the Medicare duplicate of RFM2604001 is 99.96, paid again
+2026-10-16, taken back by `PLB*...*WO:22627500456700*99.96` in remit-3 (trace 0000902377,
+2026-11-20); Medicare refunds are due 60 days after they are identified.  The refund ids are read
+from the run's refund_requests.csv, never computed here.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from sqlalchemy import create_engine, select
+from structlog.testing import capture_logs
+from typer.testing import CliRunner
+
+from cli import app
+from engine import schema as t
+from engine.config import Config
+from parsers.errors import UsageError
+from tests.conftest import FIXTURES, SAMPLE_EDI
+
+PLB = SAMPLE_EDI / "plb-recoupment-settles-refund"
+CONFIG = FIXTURES / "reports" / "config.toml"
+ACKNOWLEDGED = FIXTURES / "reports" / "acknowledged" / "remit-3-acknowledged.835"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store: SQLite in tmp_path, or a throwaway PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'edirecon.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def cli(*args: str) -> Any:
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def run(db: str, out: Path, as_of: str, *inputs: Path, config: Path | None = CONFIG) -> list[dict[str, str]]:
+    """`edirecon run`, returning its refund_requests.csv rows."""
+    extra = ["--config", str(config)] if config else []
+    result = cli("run", *inputs, "--db", db, "--out", out, "--as-of", as_of, "--workers", "1", *extra)
+    assert result.exit_code == 0, result.output
+    with open(out / "refund_requests.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def refund_id(rows: list[dict[str, str]], pcn: str) -> str:
+    (row,) = [r for r in rows if r["patient_control_number"] == pcn]
+    return row["refund_id"]
+
+
+def refund(db: str, *args: str, as_of: str = "2026-11-27") -> Any:
+    return cli("refund", *args, "--db", db, "--as-of", as_of, "--config", CONFIG)
+
+
+def trail(db: str, rid: str) -> list[tuple[str, str, str, str]]:
+    engine = create_engine(db.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            return [(r.user_name, r.action, r.from_status, r.to_status) for r in conn.execute(
+                select(t.refund_events).where(t.refund_events.c.refund_id == rid).order_by(t.refund_events.c.id))]
+    finally:
+        engine.dispose()
+
+
+def test_double_refund_is_caught_and_approval_is_audited(db: str, tmp_path: Path) -> None:
+    """Approve and send the Medicare duplicate; Medicare then also takes it back (PLB WO): a
+    double refund of 99.96 to recover, and every step is in the audit trail."""
+    rows = run(db, tmp_path / "out", "2026-10-20", PLB / "claims.837", PLB / "remit-1.835", PLB / "remit-2.835")
+    rid = refund_id(rows, "RFM2604001")
+    listed = refund(db, "list", as_of="2026-10-20")
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout.splitlines() == [
+        "refund_id            status         reason               payee             amount  due_by      flags",
+        f"{rid}  pending        DUPLICATE_PAYMENT    payer 12202        99.96  2026-12-19",
+        "1 refund(s)",
+    ]
+    approved = refund(db, "approve", rid, "--user", "alice", "--note", "duplicate confirmed with the EOBs", as_of="2026-10-21")
+    assert (approved.exit_code, approved.stdout) == (0, f"{rid}: approve by alice; now approved\n")
+    sent = refund(db, "mark-sent", rid, "--user", "bob", "--method", "check", "--reference", "5001", "--date", "2026-11-02", as_of="2026-11-02")
+    assert (sent.exit_code, sent.stdout) == (0, f"{rid}: mark-sent by bob; now sent\n")
+    run(db, tmp_path / "out", "2026-11-27", PLB / "remit-3.835")
+    listed = refund(db, "list", "--status", "double_refund")
+    assert listed.stdout.splitlines()[1:] == [
+        f"{rid}  double_refund  DUPLICATE_PAYMENT    payer 12202        99.96  2026-12-19  engine:settled_by_recoupment, recover 99.96",
+        "1 refund(s)",
+    ]
+    shown = refund(db, "show", rid)
+    assert shown.exit_code == 0, shown.output
+    assert "  sent              check 5001 of 99.96 on 2026-11-02" in shown.stdout
+    assert "  double refund     99.96 to recover: PLB_WO trace 0000902377 of 2026-11-20" in shown.stdout
+    assert "alice       approve          pending -> approved  duplicate confirmed with the EOBs" in shown.stdout
+    assert trail(db, rid) == [
+        ("edirecon", "identified", "", "pending"),
+        ("alice", "approve", "pending", "approved"),
+        ("bob", "mark-sent", "approved", "sent"),
+        ("edirecon", "double_refund", "sent", "double_refund"),
+    ]
+    recovered = refund(db, "mark-recovered", rid, "--user", "bob", "--reference", "MEDICARE CHK 88120", "--date", "2026-12-10")
+    assert recovered.exit_code == 0, recovered.output
+    assert "  recovered         99.96 on 2026-12-10" in refund(db, "show", rid).stdout
+    assert trail(db, rid)[-1] == ("bob", "mark-recovered", "double_refund", "recovered")
+
+
+def test_payer_acknowledgment_by_plb_72_is_matched(db: str, tmp_path: Path) -> None:
+    """A check sent for the duplicate, then Medicare's 835 with `WO:22627500456700*99.96` offset by
+    `72:5001*-99.96` (the check's number): acknowledged, and not a double refund."""
+    rid = refund_id(run(db, tmp_path / "out", "2026-10-20", PLB / "claims.837", PLB / "remit-1.835", PLB / "remit-2.835"), "RFM2604001")
+    assert refund(db, "approve", rid, "--user", "alice", as_of="2026-10-21").exit_code == 0
+    assert refund(db, "mark-sent", rid, "--user", "bob", "--reference", "5001", "--date", "2026-11-02", "--amount", "99.96").exit_code == 0
+    run(db, tmp_path / "out", "2026-11-27", ACKNOWLEDGED)
+    shown = refund(db, "show", rid).stdout
+    assert "  status            acknowledged" in shown
+    assert "  acknowledged      99.96 on 2026-11-24 (PLB 12202|0000902399|34|2)" in shown
+    assert "double refund" not in shown
+    assert [e[1:] for e in trail(db, rid)][-1] == ("acknowledged", "sent", "acknowledged")
+    assert "0 refund(s)" in refund(db, "list", "--status", "double_refund").output
+
+
+def test_refund_settled_by_recoupment_cannot_be_approved_or_sent(db: str, tmp_path: Path) -> None:
+    """When Medicare took the duplicate back before anyone acted, the refund is settled: approving
+    or sending it is refused (exit 1), and the refusal changes nothing."""
+    rid = refund_id(run(db, tmp_path / "out", "2026-11-27", PLB), "RFM2604001")
+    assert refund(db, "list").stdout.splitlines()[1].split()[:2] == [rid, "settled"]
+    for action in (["approve", rid], ["mark-sent", rid, "--reference", "5001"]):
+        result = refund(db, *action)
+        assert result.exit_code == 1
+        assert "settled_by_recoupment" in result.output
+    assert trail(db, rid) == [("edirecon", "identified", "", "settled")]
+
+
+def test_auto_approval_and_patient_hold_rules(db: str, tmp_path: Path) -> None:
+    """With the test config: the 27.00 COB refund is below 50.00 (auto-approved), the 15.00
+    patient credit is below 20.00 (held), the 155.50 duplicate waits for a person."""
+    rows = run(db, tmp_path / "out", "2026-11-27", SAMPLE_EDI / "secondary-overpaid", SAMPLE_EDI / "patient-copay-overpaid", SAMPLE_EDI / "duplicate-payment")
+    cob, patient, dup = refund_id(rows, "RFM2605001"), refund_id(rows, "RFM2606001"), refund_id(rows, "RFM2602001")
+    status = {line.split()[0]: line.split()[1] for line in refund(db, "list").stdout.splitlines()[1:-1]}
+    assert status == {cob: "approved", patient: "held", dup: "pending"}
+    assert trail(db, cob) == [("edirecon", "auto-approved", "", "approved")]
+    assert "auto-approval rule 'small COB refunds'" in refund(db, "show", cob).output
+    assert "patient credit 15.00 is below the hold threshold 20.00" in refund(db, "show", patient).output
+    # later runs keep the workflow state and add no event
+    run(db, tmp_path / "out2", "2026-12-01", SAMPLE_EDI / "clean-payment")
+    assert trail(db, cob) == [("edirecon", "auto-approved", "", "approved")]
+    assert refund(db, "approve", patient, "--user", "carol", "--note", "patient asked for a check").exit_code == 0
+    assert refund(db, "hold", cob, "--user", "carol", "--note", "Medicaid asked to wait").exit_code == 0
+    no_note = refund(db, "void", dup, "--user", "carol")
+    assert (no_note.exit_code, no_note.output) == (2, "edirecon: void needs --note saying why\n")
+    assert refund(db, "void", dup, "--user", "carol", "--note", "payer confirmed it was a split payment").exit_code == 0
+    again = refund(db, "approve", dup, "--user", "carol")
+    assert again.exit_code == 1 and "is voided" in again.output
+    assert [e[1:] for e in trail(db, dup)] == [("identified", "", "pending"), ("void", "pending", "voided")]
+
+
+def test_patient_refund_not_cashed_is_an_escheatment_candidate(db: str, tmp_path: Path) -> None:
+    """A 15.00 patient refund check mailed 2026-08-20 and never cashed: with escheatment_days = 90 it
+    is a candidate from 2026-11-18 (day 90), not on 2026-11-17; cashing it clears the flag."""
+    rid = refund_id(run(db, tmp_path / "out", "2026-08-10", SAMPLE_EDI / "patient-copay-overpaid"), "RFM2606001")
+    assert refund(db, "approve", rid, "--user", "alice", as_of="2026-08-11").exit_code == 0
+    assert refund(db, "mark-sent", rid, "--user", "alice", "--reference", "7001", "--date", "2026-08-20", as_of="2026-08-20").exit_code == 0
+    assert refund(db, "list", "--escheatment", as_of="2026-11-17").stdout.splitlines()[-1] == "0 refund(s)"
+    flagged = refund(db, "list", "--escheatment", as_of="2026-11-18").stdout.splitlines()
+    assert flagged[1:] == [f"{rid}  sent           PATIENT_OVERPAYMENT  patient            15.00  2026-10-09  escheatment candidate", "1 refund(s)"]
+    assert refund(db, "mark-cashed", rid, "--user", "alice", "--date", "2026-11-20", as_of="2026-11-20").exit_code == 0
+    assert refund(db, "list", "--escheatment", as_of="2026-12-31").stdout.splitlines()[-1] == "0 refund(s)"
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    """An unknown refund id, a bad date or amount, a check without its number: exit 2, one line."""
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    rid = refund_id(run(db, tmp_path / "out", "2026-11-27", SAMPLE_EDI / "duplicate-payment"), "RFM2602001")
+    assert (refund(db, "show", "RF-0000000000000000").exit_code, refund(db, "show", "RF-0000000000000000").output) == (
+        2, "edirecon: no refund 'RF-0000000000000000' in the store (see `edirecon refund list`)\n")
+    assert refund(db, "approve", rid, "--user", "a").exit_code == 0
+    no_number = refund(db, "mark-sent", rid, "--user", "a")
+    assert (no_number.exit_code, no_number.output) == (2, "edirecon: --reference (the check number) is needed for a check\n")
+    assert refund(db, "mark-sent", rid, "--reference", "1", "--amount", "12.345").exit_code == 2
+    assert cli("refund", "list", "--db", db, "--as-of", "2026-02-30").exit_code == 2
+    assert refund(db, "list", "--status", "lost").exit_code == 2
+
+
+def test_workflow_logs_carry_no_patient_data(tmp_path: Path) -> None:
+    """The workflow's log events name refunds, statuses and users, never a patient's name or member id."""
+    from engine.refunds import act, book, open_store
+
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    rid = refund_id(run(db, tmp_path / "out", "2026-10-20", PLB / "claims.837", PLB / "remit-1.835", PLB / "remit-2.835"), "RFM2604001")
+    config = Config.load(CONFIG)
+    store = open_store(db)
+    structlog.reset_defaults()  # the CLI configured a WARNING filter in this process
+    try:
+        with capture_logs() as logs:
+            book(store, date(2026, 10, 20), config)
+            act(store, rid, "approve", "alice", date(2026, 10, 21), config)
+    finally:
+        store.dispose()
+    assert {e["event"] for e in logs} >= {"refund_entered", "refund_action"}
+    text = repr(logs)
+    for secret in ("JOHNSON", "ROBERT", "1EG4TE5MK73", "MILLER", "5TW8HN2RJ41"):
+        assert secret not in text
+
+
+def test_configuration_of_the_workflow(tmp_path: Path) -> None:
+    """The TOML keys of README "Configuration": the new tables load, old files still do, and an
+    amount written as a TOML float is refused (money is never a float)."""
+    config = Config.load(CONFIG)
+    assert config.refunds.patient_hold_below == Decimal("20.00") and config.refunds.escheatment_days == 90
+    (rule,) = config.refunds.auto_approve
+    assert rule.applies(Decimal("27.00"), "COB_OVERPAYMENT", "77099", "payer")
+    assert not rule.applies(Decimal("50.00"), "COB_OVERPAYMENT", "77099", "payer")
+    assert not rule.applies(Decimal("27.00"), "DUPLICATE_PAYMENT", "77099", "payer")
+    assert config.providers["1467523894"].phone == "(541) 555-0100"
+    assert config.cms838.provider_number == "381234"
+    old = Config.load(FIXTURES / "engine" / "federal-deadline-by-config" / "config.toml")
+    assert old.refunds.auto_approve == () and old.refunds.patient_hold_below == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[refunds]\npatient_hold_below = 10.5\n")
+    with pytest.raises(UsageError, match="must be an amount written as a string"):
+        Config.load(bad)
+    bad.write_text("[refunds]\nhold_below = '10.00'\n")
+    with pytest.raises(UsageError, match="unknown setting.*refunds.hold_below"):
+        Config.load(bad)
