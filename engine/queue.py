@@ -9,7 +9,7 @@ The store's own database is the queue, so there is no second stateful system to 
 * ``edirecon.detect`` -- decide again the encounters of some claim numbers and keep their refunds
   (``engine.detect``), under per-claim-number advisory locks.
 
-A failed job is retried with exponential backoff (``RETRY``); one that keeps failing is left
+A failed job is retried with exponential backoff (``RETRY``: 2, 4, 8, 16 s); one that fails five times is left
 ``failed`` with its error in ``job_failures`` (``edirecon status``) until ``edirecon retry``.  A
 worker killed in the middle of a job stops sending heartbeats; any other worker puts its jobs back
 in the queue after ``stalled_after`` seconds, and ingestion being idempotent, the job's second run
@@ -21,6 +21,7 @@ mount), as drop folders on NFS/SMB have.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -47,10 +48,10 @@ from .store import Store
 log = structlog.get_logger("edirecon.queue")
 
 def _retry_strategy() -> procrastinate.RetryStrategy:
-    """Five attempts, waiting 2, 4, 8, 16 s between them; then the job is parked (``failed``).
-    ``EDIRECON_JOB_RETRY="attempts,seconds"`` changes both (the tests use "2,0")."""
-    attempts, seconds = (int(x) for x in os.environ.get("EDIRECON_JOB_RETRY", "5,2").split(","))
-    return procrastinate.RetryStrategy(max_attempts=attempts, exponential_wait=seconds)
+    """Four retries (five attempts), waiting 2, 4, 8, 16 s; then the job is parked (``failed``).
+    ``EDIRECON_JOB_RETRY="retries,base"`` changes both (the tests use "1,0")."""
+    retries, base = (int(x) for x in os.environ.get("EDIRECON_JOB_RETRY", "4,2").split(","))
+    return procrastinate.RetryStrategy(max_attempts=retries, exponential_wait=base)
 
 
 RETRY = _retry_strategy()
@@ -196,7 +197,7 @@ def defer_and_wait(store: Store, tasks: list[FileTask], progress: Callable[[str]
                 break
             failed = [j for j in job_ids if sync.job_manager.get_job_status(j).value == "failed"]
             if failed:
-                raise QueueError(f"{len(failed)} ingestion job(s) failed after {RETRY.max_attempts} attempts (job ids "
+                raise QueueError(f"{len(failed)} ingestion job(s) failed after {(RETRY.max_attempts or 0) + 1} attempts (job ids "
                                  f"{', '.join(map(str, failed))}); see `edirecon status`, then `edirecon retry`")
             if deadline is not None and time.monotonic() > deadline:
                 raise QueueError(f"{len(waiting)} file(s) not ingested within {timeout:.0f} s: are workers running (`edirecon worker`)?")
@@ -238,14 +239,19 @@ def run_worker(url: str, config: Config | None = None, concurrency: int = 1, sta
 
 def _rescue_stalled(url: str, stalled_after: float, stop: threading.Event) -> None:
     """Put back in the queue the jobs of workers that stopped sending heartbeats (killed)."""
+    rescuer = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(url)))
+
+    async def rescue() -> None:
+        async with rescuer.open_async():
+            for job in await rescuer.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after):
+                await rescuer.job_manager.retry_job_by_id_async(job.id, retry_at=datetime.now(timezone.utc))
+                log.warning("job_rescued", job_id=job.id, task=job.task_name)
+
     while not stop.wait(max(0.5, stalled_after / 2)):
         try:
-            with opened(url) as sync:
-                for job in sync.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after):
-                    sync.job_manager.retry_job(job)
-                    log.warning("job_rescued", job_id=job.id, task=job.task_name)
+            asyncio.run(rescue())
         except Exception as exc:  # the database away for a moment: try again on the next round
-            log.warning("rescue_failed", error=type(exc).__name__)
+            log.warning("rescue_failed", error=type(exc).__name__, detail=str(exc)[:200])
 
 
 # -- status ------------------------------------------------------------------------------
@@ -279,10 +285,16 @@ def status(url: str, last_errors: int = 10) -> dict[str, Any]:
 
 
 def retry(url: str, job_ids: list[int] | None = None) -> list[int]:
-    """Put parked (failed) jobs back in the queue: the ones named, or all of them."""
-    with opened(url) as sync:
-        failed = [j.id for j in sync.job_manager.list_jobs(status="failed")]
-        chosen = [j for j in failed if job_ids is None or j in job_ids]
-        for job_id in chosen:
-            sync.job_manager.retry_job_by_id(job_id, retry_at=datetime.now(timezone.utc))
-    return chosen
+    """Put parked (failed) jobs back in the queue with fresh attempts: the ones named, or all."""
+    conninfo(url)  # PostgreSQL only: a clear message otherwise
+    store = Store(url)
+    try:
+        with store.write() as conn:
+            rows = conn.exec_driver_sql(
+                "UPDATE procrastinate_jobs SET status = 'todo', attempts = 0, scheduled_at = NOW() "
+                "WHERE status = 'failed' AND (%(all)s OR id = ANY(%(ids)s)) RETURNING id",
+                {"all": job_ids is None, "ids": list(job_ids or [])}).scalars().all()
+    finally:
+        store.dispose()
+    log.info("jobs_retried", jobs=len(rows))
+    return sorted(rows)

@@ -65,6 +65,8 @@ class Store:
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as connection:
+            if self.engine.dialect.name == "postgresql":  # processes starting together upgrade one at a time
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(727271)")
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")
 

@@ -1,0 +1,223 @@
+"""The scale-out path on a real PostgreSQL: `edirecon worker` processes doing the jobs of
+`run --queue`, detection by claim number, killed workers, failing jobs, `status` and `retry`."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+
+from engine.config import Config
+from engine.run import run
+from tests.conftest import REPO
+
+AS_OF = date(2026, 11, 27)
+pytestmark = pytest.mark.postgres
+
+#: every rule scenario but the one whose kept copy of a twice-sent remittance depends on arrival
+SCENARIOS = [REPO / "sample_edi", *sorted(p for p in (REPO / "tests" / "fixtures" / "engine").iterdir()
+                                          if p.is_dir() and p.name != "duplicate-file-and-remittance")]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(REPO), EDIRECON_JOB_RETRY="1,0", **extra)
+
+
+@contextmanager
+def workers(url: str, n: int, stalled_after: float = 30.0, **env: str) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``n`` `edirecon worker` processes on the store ``url``, stopped with SIGTERM afterwards."""
+    procs = [subprocess.Popen([sys.executable, "-m", "cli", "worker", "--db", url, "--as-of", "2026-11-27", "--stalled-after", str(stalled_after)],
+                              cwd=REPO, env=_env(**env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(n)]
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            if p.stderr:
+                p.stderr.close()
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if not p.name.startswith(".")}
+
+
+def _drain(url: str, timeout: float = 60) -> None:
+    """Wait until the workers have no job waiting or running."""
+    deadline = time.monotonic() + timeout
+    while _count(url, "SELECT COUNT(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"):
+        assert time.monotonic() < deadline, "the workers did not drain the queue"
+        time.sleep(0.2)
+
+
+def _engine(url: str) -> sqlalchemy.Engine:
+    return sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+
+
+def _count(url: str, sql: str) -> int:
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.exec_driver_sql(sql).scalar_one())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_rule_suite_through_workers_gives_the_outputs_of_sqlite(tmp_path: Path, pg_url: str, n: int) -> None:
+    """Every rule scenario, ingested by 1 and by 3 workers from the queue, gives byte-identical
+    outputs to the embedded SQLite path; the refunds detection keeps are those of the run."""
+    expected = run(SCENARIOS, f"sqlite:///{tmp_path}/s.db", tmp_path / "sqlite", AS_OF, Config(), workers=1)
+    with workers(pg_url, n):
+        result = run(SCENARIOS, pg_url, tmp_path / "queue", AS_OF, Config(), queue=True)
+        _drain(pg_url)  # the detection jobs the files deferred
+    assert result.report.files_ingested == expected.report.files_ingested > 40
+    assert _outputs(tmp_path / "queue") == _outputs(tmp_path / "sqlite")
+    engine = _engine(pg_url)
+    with engine.connect() as conn:
+        jobs = dict(conn.exec_driver_sql("SELECT status::text, COUNT(*) FROM procrastinate_jobs GROUP BY 1").all())
+        kept = {r[0]: (r[1], r[2]) for r in conn.exec_driver_sql("SELECT refund_id, amount::text, status FROM detections")}
+    engine.dispose()
+    assert set(jobs) == {"succeeded"} and jobs["succeeded"] >= result.report.files_ingested
+    assert kept == {r["refund_id"]: (str(r["amount"]), r["status"]) for r in result.outputs["refund_requests"]}
+
+
+def test_detection_jobs_alone_find_what_the_run_finds(tmp_path: Path, pg_url: str) -> None:
+    """With nothing but the workers' detection jobs (deferred as each file completes), the kept
+    refunds equal a full run's; two workers share the overlapping claim numbers."""
+    with workers(pg_url, 2):
+        result = run(SCENARIOS, pg_url, tmp_path / "queue", AS_OF, Config(), queue=True)
+        engine = _engine(pg_url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM detections")  # forget what the run kept; detect again by claim number only
+            pcns = sorted({r[0] for r in conn.exec_driver_sql("SELECT patient_control_number FROM claims UNION SELECT patient_control_number FROM claim_payments")})
+        from engine.queue import opened
+
+        with opened(pg_url) as sync:  # overlapping batches: every claim number is in two jobs
+            half = len(pcns) // 2
+            for batch in (pcns[: half + 5], pcns[half - 5:], pcns[::2], pcns[1::2]):
+                sync.configure_task("edirecon.detect", queue="detect").defer(pcns=batch)
+        _drain(pg_url)
+        with engine.connect() as conn:
+            kept = sorted((r[0], str(r[1])) for r in conn.exec_driver_sql("SELECT refund_id, amount FROM detections"))
+            failed = conn.exec_driver_sql("SELECT COUNT(*) FROM procrastinate_jobs WHERE status = 'failed'").scalar_one()
+        engine.dispose()
+    assert failed == 0
+    assert kept == sorted((r["refund_id"], str(r["amount"])) for r in result.outputs["refund_requests"])
+    assert len(kept) == len({rid for rid, _ in kept})  # one refund per id, never two
+
+
+def _generate(folder: Path, claims: int, per: int) -> None:
+    spec = importlib.util.spec_from_file_location("bench_generate", REPO / "bench" / "generate.py")
+    assert spec and spec.loader
+    gen = importlib.util.module_from_spec(spec)
+    sys.modules["bench_generate"] = gen
+    spec.loader.exec_module(gen)
+    gen.generate("837p", str(folder / "claims.837"), claims=claims, seed=11, claims_per_transaction=per)
+    gen.generate("835", str(folder / "remit.835"), claims=claims, seed=11, claims_per_transaction=per, duplicates=4, overpayments=4)
+    for leftover in folder.glob("*.planted.json"):
+        leftover.unlink()
+
+
+def test_a_worker_killed_mid_job_loses_nothing_and_duplicates_nothing(tmp_path: Path, pg_url: str) -> None:
+    """SIGKILL a worker in the middle of ingesting; another worker puts its stalled job back in
+    the queue and completes it: the store holds every claim once and the outputs are SQLite's."""
+    data = tmp_path / "in"
+    data.mkdir()
+    _generate(data, claims=6000, per=60)
+    expected = run([data], f"sqlite:///{tmp_path}/s.db", tmp_path / "sqlite", AS_OF, Config(), workers=1)
+    run_proc = None
+    with workers(pg_url, 1, stalled_after=2) as (victim,):
+        run_proc = subprocess.Popen([sys.executable, "-m", "cli", "run", str(data), "--db", pg_url, "--queue", "--out", str(tmp_path / "queue"),
+                                     "--as-of", "2026-11-27", "--workers", "1"], cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        done = 0
+        while time.monotonic() < deadline:
+            assert run_proc.poll() is None, run_proc.communicate()[1].decode(errors="replace")[-2000:]
+            try:
+                done = _count(pg_url, "SELECT COUNT(*) FROM transactions")
+            except sqlalchemy.exc.SQLAlchemyError:
+                done = 0
+            if done >= 5:
+                victim.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        else:
+            victim.kill()
+        victim.wait()
+        assert victim.returncode == -signal.SIGKILL and 5 <= done < 200, f"not killed in the middle ({done} transaction sets in)"
+        time.sleep(0.5)
+        partial = _count(pg_url, "SELECT COUNT(*) FROM transactions")
+        assert partial < 200  # the killed job left a file half ingested
+        with workers(pg_url, 1, stalled_after=2):  # a second worker rescues the stalled job
+            _, err = run_proc.communicate(timeout=180)
+    assert run_proc.returncode == 0, err.decode(errors="replace")[-2000:]
+    assert _count(pg_url, "SELECT COUNT(*) FROM claims") == expected.report.claims == 6000
+    assert _count(pg_url, "SELECT COUNT(*) FROM claim_payments") == expected.report.claim_payments
+    assert _count(pg_url, "SELECT COUNT(*) FROM transactions") == 200
+    assert _outputs(tmp_path / "queue") == _outputs(tmp_path / "sqlite")
+
+
+def test_a_failing_job_is_retried_parked_shown_by_status_and_rerun_by_retry(tmp_path: Path, pg_url: str) -> None:
+    """A job that keeps failing is retried, then parked as failed; `status` shows it and its error;
+    once the cause is fixed, `retry` runs it again and the file is ingested."""
+    from engine.ingest import Ingestor
+    from engine.queue import configure, opened
+
+    source = REPO / "sample_edi" / "duplicate-payment" / "remit-1.835"
+    moved = tmp_path / "remit-1.835"
+    moved.write_bytes(source.read_bytes())
+    store = configure(pg_url)
+    task = Ingestor(store).begin(moved, "remit-1.835")
+    assert task is not None
+    moved.rename(tmp_path / "away.835")  # the job will not find its file
+    with opened(pg_url) as sync:
+        job_id = sync.configure_task("edirecon.ingest_part", queue="ingest").defer(
+            file_id=task.file_id, path=str(moved), name=task.name, sha=task.sha, kind=task.kind, part=0, parts=1)
+    store.dispose()
+    with workers(pg_url, 1):
+        deadline = time.monotonic() + 60
+        while _count(pg_url, f"SELECT COUNT(*) FROM procrastinate_jobs WHERE id = {job_id} AND status = 'failed'") == 0:
+            assert time.monotonic() < deadline, "the job was not parked"
+            time.sleep(0.2)
+        shown = subprocess.run([sys.executable, "-m", "cli", "status", "--db", pg_url, "--json"], cwd=REPO, env=_env(), capture_output=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        doc = json.loads(shown.stdout)
+        assert doc["failed"] == 1 and doc["files"] == {"incomplete": 1} and doc["workers"] == 1
+        assert [j["id"] for j in doc["failed_jobs"]] == [job_id] and doc["failed_jobs"][0]["attempts"] == 2
+        assert len(doc["last_errors"]) == 2 and all("cannot be read" in e["error"] for e in doc["last_errors"])
+        (tmp_path / "away.835").rename(moved)  # fixed: the file is back
+        again = subprocess.run([sys.executable, "-m", "cli", "retry", "--db", pg_url], cwd=REPO, env=_env(), capture_output=True, timeout=60)
+        assert again.returncode == 0 and f"1 job(s) back in the queue: {job_id}" in again.stdout.decode()
+        deadline = time.monotonic() + 60
+        while _count(pg_url, "SELECT COUNT(*) FROM files WHERE complete") == 0:
+            assert time.monotonic() < deadline, "the retried job did not complete the file"
+            time.sleep(0.2)
+    assert _count(pg_url, "SELECT COUNT(*) FROM claim_payments") == 1
+    assert _count(pg_url, f"SELECT COUNT(*) FROM procrastinate_jobs WHERE id = {job_id} AND status = 'succeeded'") == 1
+
+
+def test_worker_and_status_refuse_sqlite_with_one_line(tmp_path: Path) -> None:
+    """The queue lives in PostgreSQL: a SQLite URL is a usage error (exit 2), never a traceback."""
+    for args in (["worker"], ["status"], ["retry"]):
+        done = subprocess.run([sys.executable, "-m", "cli", *args, "--db", f"sqlite:///{tmp_path}/x.db"], cwd=REPO, env=_env(),
+                              capture_output=True, timeout=60)
+        assert done.returncode == 2 and b"Traceback" not in done.stderr
+        assert done.stderr.decode().count("\n") == 1 and "PostgreSQL" in done.stderr.decode()
