@@ -257,6 +257,7 @@ def watch(
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="The day the outputs are taken to be made (YYYY-MM-DD); default the day of each batch.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="TOML file: refund deadlines and federal payers (as for run).")] = None,
     duplicate_window: Annotated[int, typer.Option("--duplicate-window", help="Days within which the same sender (ISA06) and ISA13 is a duplicate.", min=0)] = 365,
+    queue: Annotated[bool, typer.Option("--queue", help="PostgreSQL: defer each file's parse-and-ingest to `edirecon worker` jobs.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Also log the engine's own per-file events.")] = False,
 ) -> None:
     """Watch clearinghouse drop folders: ingest what partners drop in ROOT/inbound/, acknowledge
@@ -279,7 +280,11 @@ def watch(
         typer.echo(f"edirecon: --as-of {as_of!r} is not a date (YYYY-MM-DD)", err=True)
         raise typer.Exit(2) from None
     try:
-        options = Options(interval=interval, once=once, as_of=day, config=Config.load(config), duplicate_window=timedelta(days=duplicate_window))
+        if queue:
+            from engine.queue import conninfo
+
+            conninfo(db)  # the queue lives in PostgreSQL: a SQLite URL is a usage error
+        options = Options(interval=interval, once=once, as_of=day, config=Config.load(config), duplicate_window=timedelta(days=duplicate_window), queue=queue)
         code = watch_root(root, db, options)
     except parsers.EdireconError as exc:
         typer.echo(f"edirecon: {exc}", err=True)

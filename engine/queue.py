@@ -59,6 +59,9 @@ RETRY = _retry_strategy()
 app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 
 
+_configured: set[str] = set()
+
+
 class _Context:
     """What the tasks of this process work with (set by ``edirecon worker``)."""
 
@@ -80,10 +83,14 @@ def conninfo(url: str) -> str:
 
 def configure(url: str, config: Config | None = None, as_of: date | None = None) -> Store:
     """Point this process's tasks and queue at the store ``url``; create or upgrade both schemas."""
-    info = conninfo(url)
+    conninfo(url)
     store = Store(url)
-    store.upgrade()
+    if url not in _configured:  # once per process and store
+        store.upgrade()
     context.store, context.config, context.as_of = store, config or Config(), as_of
+    if url in _configured:
+        return store
+    _configured.add(url)
     with store.engine.connect() as conn:
         present = conn.exec_driver_sql("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").scalar_one()
     if not present:

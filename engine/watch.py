@@ -42,6 +42,7 @@ from .config import Config
 from .dropfolder import Claim, Layout, Poller, StoreLock, claim, free_name, orphans, utcnow
 from .examine import Analysis, Identity, examine, finding_dict, identify, stored_for
 from .ingest import Ingestor, record_exception
+from .run import ingest_files
 from .outbound import REEMITTED, publish_outputs, reemit_835s, reemitted_counts, spool_sets, write_atomically, write_manifest
 from .store import Store
 
@@ -68,6 +69,7 @@ class Options:
     as_of: date | None = None
     config: Config = field(default_factory=Config)
     duplicate_window: timedelta = timedelta(days=DUPLICATE_WINDOW_DAYS)
+    queue: bool = False  # PostgreSQL: each file's parse-and-ingest is deferred to `edirecon worker` jobs
 
 
 def one_line(exc: object) -> str:
@@ -187,7 +189,10 @@ class Watcher:
                  disposition=row["disposition"], duplicate=row["duplicate_reason"] or None)
         analysis: Analysis | None = None
         if row["disposition"] == "ingest":
-            if row["state"] == "claimed":
+            if row["state"] == "claimed" and self.options.queue:
+                # workers parse and ingest it (a large file in parts, side by side); this watcher waits
+                ingest_files(self.store, [(c.path, c.original)], queue=True)
+            elif row["state"] == "claimed":
                 with self.lock:
                     Ingestor(self.store).ingest(c.path, c.original)
             analysis = self._analyse(c, ident)

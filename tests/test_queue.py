@@ -221,3 +221,33 @@ def test_worker_and_status_refuse_sqlite_with_one_line(tmp_path: Path) -> None:
                               capture_output=True, timeout=60)
         assert done.returncode == 2 and b"Traceback" not in done.stderr
         assert done.stderr.decode().count("\n") == 1 and "PostgreSQL" in done.stderr.decode()
+
+
+def test_watch_defers_each_dropped_file_to_the_workers(tmp_path: Path, pg_url: str) -> None:
+    """`watch --queue` on PostgreSQL: workers parse and ingest the dropped files; the watcher
+    acknowledges, archives and publishes as it does alone, with the outputs of `run` on SQLite."""
+    scenario = REPO / "sample_edi" / "duplicate-payment"
+    files = sorted(p for p in scenario.iterdir() if p.suffix in (".835", ".837"))
+    inbound = tmp_path / "root" / "inbound" / "partner-a"
+    inbound.mkdir(parents=True)
+    for f in files:
+        (inbound / f.name).write_bytes(f.read_bytes())
+        (inbound / f"{f.name}.done").write_bytes(b"")
+    expected = run(files, f"sqlite:///{tmp_path}/s.db", tmp_path / "sqlite", AS_OF, Config(), workers=1)
+    with workers(pg_url, 2):
+        done = subprocess.run([sys.executable, "-m", "cli", "watch", str(tmp_path / "root"), "--db", pg_url, "--once", "--queue",
+                               "--interval", "0.2", "--as-of", "2026-11-27"], cwd=REPO, env=_env(), capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+        _drain(pg_url)
+        ingest_jobs = _count(pg_url, "SELECT COUNT(*) FROM procrastinate_jobs WHERE task_name = 'edirecon.ingest_part' AND status = 'succeeded'")
+    assert ingest_jobs == len(files)
+    archived = sorted(p.name for p in (tmp_path / "root" / "archive").rglob("*") if p.is_file())
+    assert archived == sorted(f.name for f in files)
+    assert sorted(p.name for p in (tmp_path / "root" / "ack").rglob("*.999")) == ["claims.837.999"]
+    import csv
+
+    def refunds(path: Path) -> list[tuple[str, ...]]:  # evidence names files as each path saw them
+        return [(r["refund_id"], r["reason"], r["amount"], r["status"], r["due_by"]) for r in csv.DictReader(open(path, encoding="utf-8"))]
+
+    assert refunds(tmp_path / "root" / "outbound" / "refund_requests.csv") == refunds(tmp_path / "sqlite" / "refund_requests.csv")
+    assert [r["reason"] for r in expected.outputs["refund_requests"]] == ["DUPLICATE_PAYMENT"]
