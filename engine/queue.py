@@ -91,17 +91,17 @@ def configure(url: str, config: Config | None = None, as_of: date | None = None)
     if url in _configured:
         return store
     _configured.add(url)
+    # one process creates the queue's schema; the others wait for it to be whole (procrastinate
+    # applies it statement by statement, so its first table exists before its functions do)
     with store.engine.connect() as conn:
-        present = conn.exec_driver_sql("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").scalar_one()
-    if not present:
-        with store.engine.connect() as conn, opened(url) as sync:  # one process creates the queue's schema
-            conn.exec_driver_sql("SELECT pg_advisory_lock(727272)")
-            try:
-                if not conn.exec_driver_sql("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").scalar_one():
+        conn.exec_driver_sql("SELECT pg_advisory_lock(727272)")
+        try:
+            if not conn.exec_driver_sql("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").scalar_one():
+                with opened(url) as sync:
                     sync.schema_manager.apply_schema()
-            finally:
-                conn.exec_driver_sql("SELECT pg_advisory_unlock(727272)")
-                conn.commit()
+        finally:
+            conn.exec_driver_sql("SELECT pg_advisory_unlock(727272)")
+            conn.commit()
     return store
 
 

@@ -251,3 +251,16 @@ def test_watch_defers_each_dropped_file_to_the_workers(tmp_path: Path, pg_url: s
 
     assert refunds(tmp_path / "root" / "outbound" / "refund_requests.csv") == refunds(tmp_path / "sqlite" / "refund_requests.csv")
     assert [r["reason"] for r in expected.outputs["refund_requests"]] == ["DUPLICATE_PAYMENT"]
+
+
+def test_a_fleet_started_at_once_on_a_fresh_database_comes_up_whole(pg_url: str) -> None:
+    """Regression: four workers started together on an empty database raced to create the queue's
+    schema; one saw its first table before its functions existed and stopped with a database error."""
+    with workers(pg_url, 4) as procs:
+        deadline = time.monotonic() + 60
+        while _count(pg_url, "SELECT COUNT(*) FROM pg_tables WHERE tablename = 'procrastinate_workers'") == 0 or \
+                _count(pg_url, "SELECT COUNT(*) FROM procrastinate_workers") < 4:
+            assert all(p.poll() is None for p in procs), "a worker stopped while the fleet started"
+            assert time.monotonic() < deadline, "the fleet did not come up"
+            time.sleep(0.1)
+        assert all(p.poll() is None for p in procs)
