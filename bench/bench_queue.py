@@ -224,8 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-incremental", action="store_true")
     ap.add_argument("--out", default=str(BENCH / "results" / "queue.json"))
     a = ap.parse_args(argv)
+    import logging
     import tempfile
 
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     print(f"edirecon scale-out benchmark - Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores", flush=True)
     result: dict = {"python": platform.python_version(), "cores": os.cpu_count(), "claims": a.claims}
     if not a.skip_scaling:
