@@ -25,6 +25,7 @@ test: setup
 bench: setup
 	$(BIN)/python bench/bench_parse.py
 	$(BIN)/python bench/bench_run.py
+	$(BIN)/python bench/bench_queue.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -22,15 +22,13 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 
 from . import schema as t
 from .config import Config
-from .decide import decide
-from .facts import load
-from .ingest import insert_ignore, sha256_of
+from .ingest import sha256_of
 from .store import Store
-from .writers import FORMAT_VERSION, rows, summary, write
+from .writers import FORMAT_VERSION
 
 MANIFEST = "manifest.json"
 REEMITTED = "835"
@@ -53,25 +51,11 @@ def write_atomically(target: Path, data: bytes) -> None:
 
 
 def publish_outputs(store: Store, out_dir: Path, as_of: date, config: Config) -> tuple[list[Path], dict[str, Any]]:
-    """Decide from everything the store knows and write the outputs of ``edirecon run``.
+    """Decide from everything the store knows and write the outputs of ``edirecon run`` (the same
+    chain: ``engine.run.decide_and_record``); returns the files written and their row counts."""
+    from .run import decide_and_record
 
-    The same chain as ``engine.run.run`` after ingestion: facts, decisions, the refund history
-    (``identified_on`` kept), rows, summary, files."""
-    with store.engine.connect() as conn:
-        facts = load(conn)
-    decisions = decide(facts, as_of, config)
-    with store.write() as conn:
-        known = set(conn.execute(select(t.refund_history.c.refund_id)).scalars())
-        insert_ignore(conn, t.refund_history, [
-            {"refund_id": r.refund_id, "identified_on": r.identified_on} for r in decisions.refunds if r.refund_id not in known
-        ])
-    outputs = rows(decisions, as_of, facts.ingest_exceptions)
-    with store.engine.connect() as conn:
-        files = int(conn.execute(select(func.count()).select_from(t.files)).scalar_one())
-    counts = {"files": files, "claims": len(facts.claims), "claim_payments": len(facts.payments), "patient_payments": len(facts.patient_payments)}
-    del facts
-    doc = summary(decisions, outputs, counts, as_of)
-    written = write(out_dir, outputs, doc)
+    _, outputs, _, written = decide_and_record(store, out_dir, as_of, config)
     return written, {name: len(table) for name, table in outputs.items()}
 
 

@@ -86,17 +86,37 @@ def run(
         report = ingest_files(store, files, workers, progress, queue=queue)
         seconds["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
         peak = {"ingest": _peak_mib()}
-        # the facts are millions of long-lived objects without cycles: the cyclic collector need
-        # not scan them while they are built, nor again while deciding
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            with store.engine.connect() as conn:
-                facts = load(conn)
-        finally:
-            if collecting:
-                gc.enable()
-        gc.freeze()
+        recorded = decide_and_record(store, out_dir, as_of, config, seconds, peak)
+        decisions, outputs, doc, written = recorded
+        log.info("run_finished", refunds=len(outputs["refund_requests"]), recoupments=len(outputs["recoupments"]),
+                 exceptions=len(outputs["exceptions"]), out=str(out_dir),
+                 seconds={phase: round(s, 2) for phase, s in seconds.items()}, peak_rss_mib=peak)
+        return RunResult(report, decisions, outputs, doc, written)
+    finally:
+        store.dispose()
+
+
+def decide_and_record(
+    store: Store, out_dir: Path, as_of: date, config: Config, seconds: dict[str, float] | None = None, peak: dict[str, int] | None = None,
+) -> tuple[Decisions, dict[str, Sequence[dict[str, Any]]], dict[str, Any], list[Path]]:
+    """Decide from everything the store knows, keep the refunds (history and detections), and
+    write the outputs: what ``run`` does after ingesting, and ``watch`` after each batch.
+    ``seconds`` and ``peak`` receive the time and peak RSS of the load, decide and record phases."""
+    seconds = {} if seconds is None else seconds
+    peak = {} if peak is None else peak
+    clock = time.perf_counter()
+    # the facts are millions of long-lived objects without cycles: the cyclic collector need
+    # not scan them while they are built, nor again while deciding
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with store.engine.connect() as conn:
+            facts = load(conn)
+    finally:
+        if collecting:
+            gc.enable()
+    gc.freeze()
+    try:
         seconds["load"], clock = time.perf_counter() - clock, time.perf_counter()
         peak["load"] = _peak_mib()
         decisions = decide(facts, as_of, config)
@@ -115,13 +135,9 @@ def run(
         written = write(out_dir, outputs, doc)
         seconds["record"] = time.perf_counter() - clock
         peak["record"] = _peak_mib()
-        log.info("run_finished", refunds=len(outputs["refund_requests"]), recoupments=len(outputs["recoupments"]),
-                 exceptions=len(outputs["exceptions"]), out=str(out_dir),
-                 seconds={phase: round(s, 2) for phase, s in seconds.items()}, peak_rss_mib=peak)
-        return RunResult(report, decisions, outputs, doc, written)
+        return decisions, outputs, doc, written
     finally:
         gc.unfreeze()
-        store.dispose()
 
 
 #: an X12 file at least this large is shared out among the processes, transaction set by set
