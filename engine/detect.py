@@ -79,8 +79,9 @@ def detect(store: Store, pcns: Sequence[str], as_of: date, config: Config) -> De
         with store.write() as conn:
             keys = closure(conn, pcns)
             if store.dialect == "postgresql":
-                for lock in sorted({_lock_key(k) for k in keys}):
-                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (lock,))
+                # one round trip, the locks taken in ascending key order (no deadlock between jobs)
+                conn.exec_driver_sql("SELECT COUNT(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY 1) AS sweep",
+                                     (sorted({_lock_key(k) for k in keys}),))
                 if closure(conn, keys) != keys:  # grew while waiting for the locks: sweep again
                     conn.rollback()
                     pcns = keys
