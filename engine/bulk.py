@@ -103,3 +103,12 @@ def select_rows(
 def in_list(values: Sequence[Any]) -> str:
     """``(?, ?, ...)`` for ``values`` (never empty: an empty list selects nothing)."""
     return "(" + ", ".join("?" * len(values)) + ")" if values else "(NULL)"
+
+
+def member_of(conn: Connection, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``column`` is one of ``values``: the condition and its parameters.  PostgreSQL gets one
+    array parameter (``= ANY(?)``: one plan, no thousands of placeholders to parse); SQLite a
+    list of placeholders."""
+    if conn.dialect.name == "postgresql":
+        return f"{column} = ANY(?)", [list(values)]
+    return f"{column} IN {in_list(values)}", list(values)

@@ -24,7 +24,7 @@ import structlog
 from sqlalchemy import Connection, delete, select
 
 from . import schema as t
-from .bulk import in_list
+from .bulk import member_of
 from .config import Config
 from .decide import Decisions, Refund, _days, decide
 from .facts import load
@@ -62,12 +62,13 @@ def closure(conn: Connection, pcns: Iterable[str]) -> list[str]:
     while frontier:
         found: set[str] = set()
         for chunk in _chunks(frontier):
+            condition, params = member_of(conn, "c1.patient_control_number", chunk)
             sql = (
                 "SELECT DISTINCT c2.patient_control_number FROM claims c1 JOIN claims c2 "
                 "ON c2.billing_npi = c1.billing_npi AND c2.member_id = c1.member_id "
-                f"WHERE c1.patient_control_number IN {in_list(chunk)} AND c1.member_id <> ''"
+                f"WHERE {condition} AND c1.member_id <> ''"
             )
-            found.update(v for (v,) in _rows(conn, sql, chunk))
+            found.update(v for (v,) in _rows(conn, sql, params))
         frontier = sorted(found - known)
         known |= found
     return sorted(known)

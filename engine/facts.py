@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, select
 
 from . import schema as t
-from .bulk import codec, in_list, select_rows
+from .bulk import codec, member_of, select_rows
 
 ZERO = Decimal("0.00")
 
@@ -205,10 +205,10 @@ def load(conn: Connection, pcns: Sequence[str] | None = None) -> Facts:
         by_pcn: dict[str, tuple[str, list[Any]]] = dict.fromkeys(
             ("claims", "claim_lines", "payments", "payment_children", "remittances", "plbs", "patient"), ("", []))
     else:
-        keys = list(pcns)
-        pcn_in = f"patient_control_number IN {in_list(keys)}"
+        pcn_in, keys = member_of(conn, "patient_control_number", list(pcns))
+        reference_in, _ = member_of(conn, "reference", list(pcns))
         payments_of = f"SELECT id FROM claim_payments WHERE {pcn_in}"
-        plb_of = f"reference IN {in_list(keys)} OR reference IN (SELECT payer_claim_control_number FROM claim_payments WHERE {pcn_in})"
+        plb_of = f"({reference_in} OR reference IN (SELECT payer_claim_control_number FROM claim_payments WHERE {pcn_in}))"
         by_pcn = {
             "claims": (pcn_in, keys),
             "claim_lines": (f"claim_id IN (SELECT id FROM claims WHERE {pcn_in})", keys),

@@ -56,6 +56,9 @@ def _retry_strategy() -> procrastinate.RetryStrategy:
 
 RETRY = _retry_strategy()
 
+#: a file at least this large refreshes the planner's statistics once it is in
+ANALYZE_BYTES = 4 << 20
+
 app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 
 
@@ -160,8 +163,17 @@ def _ingest_part(task: FileTask) -> dict[str, int]:
                     sync.configure_task("edirecon.detect", queue="detect").defer(pcns=pcns[i:i + BATCH])
             conn.execute(t.files.update().where(t.files.c.id == task.file_id).values(complete=True))
             finished_file = True
+    if finished_file and _size(task.path) >= ANALYZE_BYTES:
+        store.analyze()  # a large load: plan the detection jobs it deferred on fresh statistics
     log.info("part_ingested", file=task.name, part=task.part, parts=task.parts, file_complete=finished_file)
     return asdict(ingestor.report)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 @app.task(name="edirecon.detect", retry=RETRY, queue="detect")

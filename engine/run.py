@@ -202,6 +202,8 @@ def ingest_files(
                 ingestor.finish(task)
                 if progress is not None:
                     progress(task.name)
+    if any(task.parts > 1 for task in tasks):
+        store.analyze()
     return ingestor.report
 
 

@@ -60,6 +60,14 @@ class Store:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
 
+    def analyze(self) -> None:
+        """Refresh PostgreSQL's statistics of the fact tables after a bulk load, so that the
+        indexed queries of detection by key are planned as such (autovacuum would come later)."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE claims, claim_lines, claim_payments, payment_lines, adjustments, provider_adjustments, "
+                                     "remittances, patient_payments")
+
     def upgrade(self) -> None:
         """Create the schema or bring it to the newest revision (alembic)."""
         cfg = Config()
