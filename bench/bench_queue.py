@@ -156,7 +156,10 @@ def scaling(claims: int, counts: list[int], seed: int, work: Path) -> dict:
     base = out.get("postgresql 1 workers")
     for key, row in out.items():
         if key.startswith("postgresql") and base:
+            # to the outputs (the run also decides in its own process) and to the drained queue
             row["scaling_efficiency"] = round(row["claims_per_s"] / (row["workers"] * base["claims_per_s"]), 2)
+            row["drained_claims_per_s"] = round(claims / row["drained_seconds"])
+            row["drained_scaling_efficiency"] = round(base["drained_seconds"] / (row["workers"] * row["drained_seconds"]), 2)
     return out
 
 
@@ -238,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             result["scaling"] = scaling(a.claims, [int(n) for n in a.workers.split(",")], a.seed, Path(tmp))
         for key, row in result["scaling"].items():
             if "scaling_efficiency" in row:
-                print(f"  scaling efficiency, {row['workers']} worker(s): {row['scaling_efficiency']:.2f}")
+                print(f"  scaling efficiency, {row['workers']} worker(s): {row['scaling_efficiency']:.2f} to the outputs, "
+                      f"{row['drained_scaling_efficiency']:.2f} to the drained queue ({row['drained_claims_per_s']:,} claims/s)")
     if not a.skip_incremental:
         print(f"one more small 835 into a store of {a.store_claims:,} claims:", flush=True)
         result["incremental"] = incremental(a.store_claims, a.seed + 1)
