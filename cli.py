@@ -267,18 +267,14 @@ def watch(
     Exit codes: 0 done (or stopped by SIGTERM/SIGINT); 1 with --once when a file was quarantined;
     2 usage or store error.
     """
-    from datetime import date, timedelta
+    from datetime import timedelta
 
     from engine.config import Config
     from engine.watch import Options
     from engine.watch import watch as watch_root
 
     _configure_watch_logging(verbose)
-    try:
-        day = date.fromisoformat(as_of) if as_of else None
-    except ValueError:
-        typer.echo(f"edirecon: --as-of {as_of!r} is not a date (YYYY-MM-DD)", err=True)
-        raise typer.Exit(2) from None
+    day = _day_option(as_of, "--as-of")
     try:
         if queue:
             from engine.queue import conninfo
@@ -305,17 +301,11 @@ def worker(
 
     Any number of workers on any number of machines may share one database.
     """
-    from datetime import date
-
     from engine.config import Config
     from engine.queue import run_worker
 
     _configure_logging(True)
-    try:
-        day = date.fromisoformat(as_of) if as_of else None
-    except ValueError:
-        typer.echo(f"edirecon: --as-of {as_of!r} is not a date (YYYY-MM-DD)", err=True)
-        raise typer.Exit(2) from None
+    day = _day_option(as_of, "--as-of")
     try:
         run_worker(db, Config.load(config), concurrency=concurrency, stalled_after=stalled_after, as_of=day)
     except parsers.EdireconError as exc:

@@ -164,12 +164,16 @@ def _locked(store: Store) -> Iterator[Connection]:
         yield conn
 
 
-def book(store: Store, as_of: date, config: Config) -> Book:
-    """Load and decide, sync the workflow with the decisions, and return the picture."""
+def _decided(store: Store, as_of: date, config: Config) -> Book:
+    """The facts and the engine's decisions, before the workflow is synced with them."""
     with store.engine.connect() as conn:
         facts = load(conn)
-    decisions = decide(facts, as_of, config)
-    b = Book(as_of, config, facts, decisions)
+    return Book(as_of, config, facts, decide(facts, as_of, config))
+
+
+def book(store: Store, as_of: date, config: Config) -> Book:
+    """Load and decide, sync the workflow with the decisions, and return the picture."""
+    b = _decided(store, as_of, config)
     with _locked(store) as conn:
         _sync(conn, b)
         _read(conn, b)
@@ -180,10 +184,7 @@ def act(store: Store, refund_id: str, action: str, user: str, as_of: date, confi
         method: str = "", reference: str = "", day: date | None = None, amount: Decimal | None = None) -> View:
     """Take a manual action on a refund (after syncing); the audit trail records it."""
     allowed_from, target = MANUAL[action]
-    with store.engine.connect() as conn:
-        facts = load(conn)
-    decisions = decide(facts, as_of, config)
-    b = Book(as_of, config, facts, decisions)
+    b = _decided(store, as_of, config)
     with _locked(store) as conn:
         _sync(conn, b)
         _read(conn, b)
