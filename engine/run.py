@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -187,8 +188,9 @@ def ingest_files(
     if not tasks:
         return ingestor.report
     store.dispose()  # no open database handle may cross a fork
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    # fork on Linux (the pool starts at once and inherits the loaded modules); elsewhere the
+    # platform's safe default (spawn on macOS and Windows)
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
     # the largest first, so that the processes finish close together
     tasks.sort(key=lambda task: -task.path.stat().st_size // task.parts)
     left = {task.file_id: task.parts for task in tasks}
