@@ -73,24 +73,25 @@ def _text(parent: etree._Element, x: float, y: float, text: str, anchor: str = "
     el.text = text
 
 
-def _rect(parent: etree._Element, x: float, y: float, w: float, h: float, color: str, tip: str) -> None:
-    etree.SubElement(parent, "rect", {"x": f"{x:.1f}", "y": f"{y:.1f}", "width": f"{max(w, 0.0):.1f}", "height": f"{max(h, 0.0):.1f}",
+def _rect(parent: etree._Element, x: Any, y: Any, w: Any, h: Any, color: str, tip: str) -> None:
+    etree.SubElement(parent, "rect", {"x": f"{x:.1f}", "y": f"{y:.1f}", "width": f"{max(w, 0):.1f}", "height": f"{max(h, 0):.1f}",
                                       "fill": color, "rx": "2", "data-tip": tip})
 
 
 def columns(label: str, items: Sequence[tuple[str, Decimal, str, str]], width: int = 420, height: int = 220) -> etree._Element:
     """Vertical bars: (label, amount, color, tooltip) each."""
     svg = _svg(width, height, label)
-    top, bottom, left = 20.0, height - 34.0, 10.0
-    peak = max((float(a) for _, a, _, _ in items), default=0.0) or 1.0
+    # geometry in Decimal too: a bar's height is an amount's share of the tallest, never a float
+    top, bottom, left = Decimal(20), Decimal(height - 34), Decimal(10)
+    peak = max((a for _, a, _, _ in items), default=ZERO) or Decimal(1)
     step = (width - 2 * left) / max(len(items), 1)
     etree.SubElement(svg, "line", {"class": "axis", "x1": f"{left}", "x2": f"{width - left}", "y1": f"{bottom}", "y2": f"{bottom}"})
     for i, (name, amount, color, tip) in enumerate(items):
-        h = (bottom - top) * float(amount) / peak
-        x = left + i * step + step * 0.15
-        _rect(svg, x, bottom - h, step * 0.7, h, color, tip)
-        _text(svg, x + step * 0.35, bottom - h - 4, money(amount), "middle")
-        _text(svg, x + step * 0.35, bottom + 14, name, "middle")
+        h = (bottom - top) * amount / peak
+        x = left + i * step + step * Decimal("0.15")
+        _rect(svg, x, bottom - h, step * Decimal("0.7"), h, color, tip)
+        _text(svg, x + step * Decimal("0.35"), bottom - h - 4, money(amount), "middle")
+        _text(svg, x + step * Decimal("0.35"), bottom + 14, name, "middle")
     return svg
 
 
@@ -98,15 +99,15 @@ def bars(label: str, items: Sequence[tuple[str, Decimal, str, str]], width: int 
     """Horizontal bars from a zero line (negative values go left): (label, value, color, tooltip)."""
     height = int(row * max(len(items), 1) + 16)
     svg = _svg(width, height, label)
-    left, right = 150.0, width - 100.0
-    low = min((float(v) for _, v, _, _ in items), default=0.0)
-    high = max((float(v) for _, v, _, _ in items), default=0.0)
-    span = (max(high, 0.0) - min(low, 0.0)) or 1.0
-    zero = left + (right - left) * (-min(low, 0.0)) / span
+    left, right = Decimal(150), Decimal(width - 100)
+    low = min((v for _, v, _, _ in items), default=ZERO)
+    high = max((v for _, v, _, _ in items), default=ZERO)
+    span = (max(high, ZERO) - min(low, ZERO)) or Decimal(1)
+    zero = left + (right - left) * (-min(low, ZERO)) / span
     etree.SubElement(svg, "line", {"class": "axis", "x1": f"{zero:.1f}", "x2": f"{zero:.1f}", "y1": "4", "y2": f"{height - 8}"})
     for i, (name, value, color, tip) in enumerate(items):
         y = 8 + i * row
-        w = (right - left) * abs(float(value)) / span
+        w = (right - left) * abs(value) / span
         x = zero - w if value < 0 else zero
         _rect(svg, x, y, w, row * 0.62, color, tip)
         _text(svg, left - 8, y + row * 0.45, name, "end")
