@@ -195,11 +195,7 @@ def run(
 
     gc.set_threshold(200_000, 50, 100)
     console = Console(stderr=True)
-    try:
-        day = date.fromisoformat(as_of) if as_of else date.today()
-    except ValueError:
-        typer.echo(f"edirecon: --as-of {as_of!r} is not a date (YYYY-MM-DD)", err=True)
-        raise typer.Exit(2) from None
+    day = _day_option(as_of, "--as-of") or date.today()
     try:
         cfg = Config.load(config)
         total = len(input_files(inputs))

@@ -89,15 +89,21 @@ def select_rows(
     the table is never held in memory as a whole."""
     order = f" ORDER BY {order_by}" if order_by else ""
     condition = f" WHERE {where}" if where else ""
-    if conn.dialect.name != "sqlite":
-        condition = condition.replace("?", "%s")
-    sql = f"SELECT {', '.join(columns)} FROM {table.name}{condition}{order}"
-    result = conn.exec_driver_sql(sql, tuple(params)) if params else conn.exec_driver_sql(sql)
+    result = query(conn, f"SELECT {', '.join(columns)} FROM {table.name}{condition}{order}", params)
     while True:
         batch = result.fetchmany(5000)
         if not batch:
             return
         yield from batch
+
+
+def query(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    """Run ``sql`` written with ``?`` placeholders (SQLite's) on either database."""
+    if not params:
+        return conn.exec_driver_sql(sql)
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    return conn.exec_driver_sql(sql, tuple(params))
 
 
 def in_list(values: Sequence[Any]) -> str:

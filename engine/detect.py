@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import structlog
 from sqlalchemy import Connection, delete, select
 
 from . import schema as t
-from .bulk import member_of
+from .bulk import member_of, query
 from .config import Config
-from .decide import Decisions, Refund, _days, decide
+from .decide import Decisions, Refund, decide
 from .facts import load
 from .ingest import insert_ignore
 from .store import Store
@@ -89,14 +89,14 @@ def detect(store: Store, pcns: Sequence[str], as_of: date, config: Config) -> De
                     continue
             facts = load(conn, keys)
             decisions = decide(facts, as_of, config)
-            keep(conn, keys, decisions.refunds, as_of)
+            keep(conn, keys, decisions.refunds)
         log.info("detected", claim_numbers=len(keys), claims=len(facts.claims), payments=len(facts.payments), refunds=len(decisions.refunds))
         return decisions
 
 
-def keep(conn: Connection, pcns: Sequence[str] | None, refunds: list[Refund], as_of: date) -> None:
+def keep(conn: Connection, pcns: Sequence[str] | None, refunds: list[Refund]) -> None:
     """Replace the kept refunds of ``pcns`` (all of them when None) with ``refunds``, recording the
-    day each was first identified as ``run`` does."""
+    day each was first identified (``decide`` sets it from the history, else the run's day)."""
     if pcns is None:
         conn.execute(delete(t.detections))
     else:
@@ -105,12 +105,12 @@ def keep(conn: Connection, pcns: Sequence[str] | None, refunds: list[Refund], as
     ids = [r.refund_id for r in refunds]
     known = {rid for chunk in _chunks(ids) for rid in conn.execute(
         select(t.refund_history.c.refund_id).where(t.refund_history.c.refund_id.in_(chunk))).scalars()}
-    insert_ignore(conn, t.refund_history, [{"refund_id": r.refund_id, "identified_on": r.identified_on or as_of} for r in refunds
+    insert_ignore(conn, t.refund_history, [{"refund_id": r.refund_id, "identified_on": r.identified_on} for r in refunds
                                            if r.refund_id not in known])
     rows = [{
         "refund_id": r.refund_id, "patient_control_number": r.encounter.pcn, "encounter_id": r.encounter.id, "reason": r.reason,
         "payee_type": r.payee_type, "payer_id": r.payer_id, "amount": r.amount, "recouped": r.recouped, "status": r.status,
-        "identified_on": r.identified_on or as_of, "due_by": r.due_by or (r.identified_on or as_of) + timedelta(days=60),
+        "identified_on": r.identified_on, "due_by": r.due_by,
     } for r in refunds]
     insert_ignore(conn, t.detections, rows)
 
@@ -130,9 +130,4 @@ def _chunks(values: list[Any], size: int = BATCH) -> Iterable[list[Any]]:
 
 
 def _rows(conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    if conn.dialect.name != "sqlite":
-        sql = sql.replace("?", "%s")
-    return list(conn.exec_driver_sql(sql, tuple(params)))
-
-
-__all__ = ["BATCH", "closure", "detect", "file_pcns", "keep", "kept", "_days"]
+    return list(query(conn, sql, params))

@@ -43,6 +43,7 @@ from . import schema as t
 from .config import Config
 from .detect import BATCH, detect, file_pcns
 from .ingest import FileTask, Ingestor, IngestReport, insert_ignore
+from .run import SPLIT_BYTES
 from .store import Store
 
 log = structlog.get_logger("edirecon.queue")
@@ -56,13 +57,10 @@ def _retry_strategy() -> procrastinate.RetryStrategy:
 
 RETRY = _retry_strategy()
 
-#: a file at least this large refreshes the planner's statistics once it is in
-ANALYZE_BYTES = 4 << 20
-
 app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 
 
-_configured: set[str] = set()
+_configured: dict[str, Store] = {}
 
 
 class _Context:
@@ -85,27 +83,31 @@ def conninfo(url: str) -> str:
 
 
 def configure(url: str, config: Config | None = None, as_of: date | None = None) -> Store:
-    """Point this process's tasks and queue at the store ``url``; create or upgrade both schemas."""
+    """Point this process's tasks and queue at the store ``url``; create or upgrade both schemas
+    (once per process and store)."""
     conninfo(url)
-    store = Store(url)
-    if url not in _configured:  # once per process and store
+    store = _configured.get(url)
+    if store is None:
+        store = Store(url)
         store.upgrade()
+        _queue_schema(store)
+        _configured[url] = store
     context.store, context.config, context.as_of = store, config or Config(), as_of
-    if url in _configured:
-        return store
-    _configured.add(url)
-    # one process creates the queue's schema; the others wait for it to be whole (procrastinate
-    # applies it statement by statement, so its first table exists before its functions do)
+    return store
+
+
+def _queue_schema(store: Store) -> None:
+    """One process creates the queue's schema; the others wait for it to be whole (procrastinate
+    applies it statement by statement, so its first table exists before its functions do)."""
     with store.engine.connect() as conn:
         conn.exec_driver_sql("SELECT pg_advisory_lock(727272)")
         try:
             if not conn.exec_driver_sql("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").scalar_one():
-                with opened(url) as sync:
+                with opened(store.url) as sync:
                     sync.schema_manager.apply_schema()
         finally:
             conn.exec_driver_sql("SELECT pg_advisory_unlock(727272)")
             conn.commit()
-    return store
 
 
 @contextmanager
@@ -163,7 +165,7 @@ def _ingest_part(task: FileTask) -> dict[str, int]:
                     sync.configure_task("edirecon.detect", queue="detect").defer(pcns=pcns[i:i + BATCH])
             conn.execute(t.files.update().where(t.files.c.id == task.file_id).values(complete=True))
             finished_file = True
-    if finished_file and _size(task.path) >= ANALYZE_BYTES:
+    if finished_file and _size(task.path) >= SPLIT_BYTES:
         store.analyze()  # a large load: plan the detection jobs it deferred on fresh statistics
     log.info("part_ingested", file=task.name, part=task.part, parts=task.parts, file_complete=finished_file)
     return asdict(ingestor.report)
@@ -278,9 +280,8 @@ def _rescue_stalled(url: str, stalled_after: float, stop: threading.Event) -> No
 
 def status(url: str, last_errors: int = 10) -> dict[str, Any]:
     """Queue depth, jobs by state, files by state, and the last errors."""
-    store = Store(url)
+    store = configure(url)
     try:
-        configure(url)
         with store.engine.connect() as conn:
             jobs = [dict(r) for r in conn.exec_driver_sql(
                 "SELECT queue_name, task_name, status::text AS status, COUNT(*) AS n FROM procrastinate_jobs "

@@ -87,8 +87,7 @@ def run(
         report = ingest_files(store, files, workers, progress, queue=queue)
         seconds["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
         peak = {"ingest": _peak_mib()}
-        recorded = decide_and_record(store, out_dir, as_of, config, seconds, peak)
-        decisions, outputs, doc, written = recorded
+        decisions, outputs, doc, written = decide_and_record(store, out_dir, as_of, config, seconds, peak)
         log.info("run_finished", refunds=len(outputs["refund_requests"]), recoupments=len(outputs["recoupments"]),
                  exceptions=len(outputs["exceptions"]), out=str(out_dir),
                  seconds={phase: round(s, 2) for phase, s in seconds.items()}, peak_rss_mib=peak)
@@ -124,7 +123,7 @@ def decide_and_record(
         seconds["decide"], clock = time.perf_counter() - clock, time.perf_counter()
         peak["decide"] = _peak_mib()
         with store.write() as conn:  # the refund history, and the refunds detection keeps, from everything known
-            keep(conn, None, decisions.refunds, as_of)
+            keep(conn, None, decisions.refunds)
         outputs = rows(decisions, as_of, facts.ingest_exceptions)
         counts = {
             "files": _count(store, t.files),
