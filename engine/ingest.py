@@ -92,15 +92,20 @@ def exception_key(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
 
 
+def _upsert(conn: Connection) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL alike)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
 def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
     """INSERT … ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike."""
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    conn.execute(dialect_insert(table).on_conflict_do_nothing(), rows)
+    conn.execute(_upsert(conn)(table).on_conflict_do_nothing(), rows)
 
 
 def insert_new(conn: Connection, table: Any, row: dict[str, Any], natural_key: list[str]) -> int | None:
@@ -109,11 +114,7 @@ def insert_new(conn: Connection, table: Any, row: dict[str, Any], natural_key: l
     Safe with concurrent writers: on PostgreSQL a conflicting insert waits for the other
     transaction and then does nothing; on SQLite writers hold the database lock in turn.
     """
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = dialect_insert(table).values(row).on_conflict_do_nothing(index_elements=natural_key).returning(table.c.id)
+    statement = _upsert(conn)(table).values(row).on_conflict_do_nothing(index_elements=natural_key).returning(table.c.id)
     return conn.execute(statement).scalar_one_or_none()
 
 
