@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -224,6 +224,8 @@ class Ingestor:
         def wanted(ordinal: int) -> bool:
             return (ordinal - 1) % task.parts == task.part and ordinal not in done
 
+        text = self.store.dialect == "sqlite"  # rows in SQLite's storage form (see _StorageForm)
+
         for parsed in parsers.iter_transactions(path, summary, name, wanted):
             ordinal = parsed.ordinal
             ts = parsed.transaction
@@ -231,7 +233,8 @@ class Ingestor:
             # ingesting beside this one waits only for the inserts, not for the parsing
             prepared: _Claims | _Remittance | None = None
             if parsed.supported and ts.trusted:
-                prepared = _prepare_remittance(parsed.records, name) if ts.code == "835" else _prepare_claims(parsed.records, name)
+                form = _StorageForm(text)
+                prepared = _prepare_remittance(parsed.records, name, form) if ts.code == "835" else _prepare_claims(parsed.records, name, form)
             with self.store.write() as conn:
                 txn_id = insert_new(conn, t.transactions, {
                     "file_id": file_id, "ordinal": ordinal, "isa13": ts.envelope.isa13[:9], "gs06": ts.envelope.gs06[:9],
@@ -328,7 +331,7 @@ class Ingestor:
 @dataclass(slots=True)
 class _Claims:
     claims: list[tuple[Any, ...]]  # claim_row
-    lines: list[tuple[Any, ...]]  # (claim index, *line_row)
+    lines: list[tuple[Any, ...]]  # (claim index, *CLAIM_LINE_COLUMNS from line_number on)
 
 
 @dataclass(slots=True)
@@ -341,17 +344,57 @@ class _Remittance:
     plbs: list[ProviderAdjustment]
 
 
-def _prepare_claims(records: Iterable[Claim], name: str) -> _Claims:
+class _StorageForm:
+    """How the money and date values of the bulk-inserted rows are put.
+
+    As they are (``Decimal``, ``date``) for PostgreSQL's COPY; for SQLite already in the form the
+    driver's adapters (``engine.bulk``) would give them, exact decimal text and ISO text, so that
+    the conversion is done while parsing rather than inside the write transaction, and more cheaply
+    (a transaction set's dates repeat: each is converted once).
+    """
+
+    __slots__ = ("money", "day")
+
+    def __init__(self, text: bool):
+        self.money: Callable[[Any], Any] = _decimal_text if text else _same
+        self.day: Callable[[Any], Any] = _IsoDays().__getitem__ if text else _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _decimal_text(value: Any) -> Any:
+    """A Decimal as its exact text (``str``, what the SQLite adapter of ``engine.bulk`` binds)."""
+    return str(value) if type(value) is Decimal else value
+
+
+class _IsoDays(dict[Any, Any]):
+    """date -> its ISO text (``str``, what the SQLite adapter of ``engine.bulk`` binds); None stays None."""
+
+    def __missing__(self, day: Any) -> Any:
+        text = self[day] = day if day is None or not isinstance(day, date) else str(day)
+        return text
+
+
+def _prepare_claims(records: Iterable[Claim], name: str, form: _StorageForm) -> _Claims:
     claims: list[tuple[Any, ...]] = []
     lines: list[tuple[Any, ...]] = []
+    money, day = form.money, form.day
     for index, c in enumerate(records):
-        claims.append(claim_row(c, name))
-        lines.extend((index, *line_row(line)) for line in c.lines)
+        claims.append(claim_row(c, name, money, day))
+        lines.extend(
+            (index, line.number[:6], line.procedure_code[:48], ":".join(line.modifiers)[:20], money(line.charge), money(line.units),
+             day(line.service_date), line.line_item_control_number[:50])
+            for line in c.lines
+        )
     return _Claims(claims, lines)
 
 
-def _prepare_remittance(records: Iterable[Any], name: str) -> _Remittance:
+def _prepare_remittance(records: Iterable[Any], name: str, form: _StorageForm) -> _Remittance:
     out = _Remittance(None, "", [], [], [], [])
+    money, day = form.money, form.day
+    payments, lines, adjustments = out.payments, out.lines, out.adjustments
     ordinal = 0
     for record in records:
         if out.header is None:
@@ -361,14 +404,14 @@ def _prepare_remittance(records: Iterable[Any], name: str) -> _Remittance:
         if isinstance(record, ProviderAdjustment):
             out.plbs.append(record)
             continue
-        index = len(out.payments)
-        out.payments.append((ordinal, *payment_row(record, name)))
+        index = len(payments)
+        payments.append((ordinal, *payment_row(record, name, money, day)))
         for a in record.adjustments:
-            out.adjustments.append((index, None, a.group[:2], a.reason[:5], a.amount))
+            adjustments.append((index, None, a.group[:2], a.reason[:5], money(a.amount)))
         for n, svc in enumerate(record.services, start=1):
-            out.lines.append((index, n, *payment_line_row(svc)))
+            lines.append((index, n, *payment_line_row(svc, money, day)))
             for a in svc.adjustments:
-                out.adjustments.append((index, n, a.group[:2], a.reason[:5], a.amount))
+                adjustments.append((index, n, a.group[:2], a.reason[:5], money(a.amount)))
     return out
 
 
@@ -393,8 +436,8 @@ PAYMENT_LINE_COLUMNS = ["id", "claim_payment_id", "ordinal", "procedure_code", "
 ADJUSTMENT_COLUMNS = ["id", "claim_payment_id", "line_ordinal", "group_code", "reason", "amount"]
 
 
-def claim_row(c: Claim, name: str) -> tuple[Any, ...]:
-    """CLAIM_COLUMNS from transaction_type on."""
+def claim_row(c: Claim, name: str, money: Callable[[Any], Any] = _same, day: Callable[[Any], Any] = _same) -> tuple[Any, ...]:
+    """CLAIM_COLUMNS from transaction_type on (money and dates put by ``money`` and ``day``)."""
     bp = c.billing_provider
     patient = c.patient
     subscriber = c.subscriber
@@ -411,27 +454,21 @@ def claim_row(c: Claim, name: str) -> tuple[Any, ...]:
         "|".join(others),
         (patient.name if patient is not None else "")[:60],
         (patient.first_name if patient is not None else "")[:35],
-        patient.date_of_birth if patient is not None else None,
-        start,
-        end,
-        c.total_charge,
+        day(patient.date_of_birth if patient is not None else None),
+        day(start),
+        day(end),
+        money(c.total_charge),
         c.frequency[:2],
         c.original_reference[:50],
         (c.payer.id if c.payer is not None else "")[:80],
         (c.payer.name if c.payer is not None else "")[:60],
         c.payer_responsibility[:2],
         c.claim_filing_indicator[:2],
-        c.created_on,
+        day(c.created_on),
         name,
         c.source.segment if c.source else 0,
         c.source.offset if c.source else 0,
     )
-
-
-def line_row(line: Any) -> tuple[Any, ...]:
-    """CLAIM_LINE_COLUMNS from line_number on."""
-    return (line.number[:6], line.procedure_code[:48], ":".join(line.modifiers)[:20], line.charge, line.units, line.service_date,
-            line.line_item_control_number[:50])
 
 
 def remittance_row(rem: Any, payer_id: str, name: str) -> dict[str, Any]:
@@ -451,8 +488,8 @@ def remittance_row(rem: Any, payer_id: str, name: str) -> dict[str, Any]:
     }
 
 
-def payment_row(p: ClaimPayment, name: str) -> tuple[Any, ...]:
-    """PAYMENT_COLUMNS from patient_control_number on."""
+def payment_row(p: ClaimPayment, name: str, money: Callable[[Any], Any] = _same, day: Callable[[Any], Any] = _same) -> tuple[Any, ...]:
+    """PAYMENT_COLUMNS from patient_control_number on (money and dates put by ``money`` and ``day``)."""
     person = p.insured or p.patient or p.corrected_insured
     patient = p.patient or p.insured
     start, end = _dates([*(s.service_date for s in p.services), *(s.service_end_date for s in p.services)])
@@ -461,32 +498,33 @@ def payment_row(p: ClaimPayment, name: str) -> tuple[Any, ...]:
     return (
         p.patient_control_number[:38],
         p.status[:2],
-        p.charge,
-        p.paid,
-        p.patient_responsibility,
+        money(p.charge),
+        money(p.paid),
+        money(p.patient_responsibility),
         p.claim_filing_indicator[:2],
         p.payer_claim_control_number[:50],
         (person.id if person is not None else "")[:80],
         (patient.name if patient is not None else "")[:60],
         (patient.first_name if patient is not None else "")[:35],
-        start,
-        end,
+        day(start),
+        day(end),
         name,
         p.source.segment if p.source else 0,
         p.source.offset if p.source else 0,
     )
 
 
-def payment_line_row(svc: Any) -> tuple[Any, ...]:
-    """PAYMENT_LINE_COLUMNS from procedure_code on (the billed procedure when SVC06 gives it)."""
+def payment_line_row(svc: Any, money: Callable[[Any], Any] = _same, day: Callable[[Any], Any] = _same) -> tuple[Any, ...]:
+    """PAYMENT_LINE_COLUMNS from procedure_code on (the billed procedure when SVC06 gives it; money
+    and dates put by ``money`` and ``day``)."""
     billed = bool(svc.original_procedure_code)
     return (
         (svc.original_procedure_code if billed else svc.procedure_code)[:48],
         ":".join(svc.original_modifiers if billed else svc.modifiers)[:20],
-        svc.charge,
-        svc.paid,
-        svc.original_units if svc.original_units is not None else svc.units,
-        svc.service_date,
+        money(svc.charge),
+        money(svc.paid),
+        money(svc.original_units if svc.original_units is not None else svc.units),
+        day(svc.service_date),
         svc.line_item_control_number[:50],
     )
 
