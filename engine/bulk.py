@@ -89,12 +89,20 @@ def select_rows(
     the table is never held in memory as a whole."""
     order = f" ORDER BY {order_by}" if order_by else ""
     condition = f" WHERE {where}" if where else ""
-    result = query(conn, f"SELECT {', '.join(columns)} FROM {table.name}{condition}{order}", params)
-    while True:
-        batch = result.fetchmany(5000)
-        if not batch:
-            return
-        yield from batch
+    sql = f"SELECT {', '.join(columns)} FROM {table.name}{condition}{order}"
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    # the DB-API cursor itself: plain tuples, without a result object's row processing
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, tuple(params))
+        while True:
+            batch = cursor.fetchmany(5000)
+            if not batch:
+                return
+            yield from batch
+    finally:
+        cursor.close()
 
 
 def query(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:

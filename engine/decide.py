@@ -18,7 +18,7 @@ import mappings
 
 from .config import Config
 from .encounters import Encounter, build_encounters, line_key, match_patient_payments, match_payments, service_key, stable_id
-from .facts import ZERO, Facts, PaymentFact, PlbFact
+from .facts import ZERO, Facts, PaymentFact, PlbFact, RemittanceFact
 
 log = structlog.get_logger("edirecon.decide")
 
@@ -395,10 +395,16 @@ def _balancing(facts: Facts, out: Decisions) -> None:
             if line.charge is not None and line.charge - line_adj != line.paid:
                 out.exceptions.append(ExceptionRow("UNBALANCED_CLAIM", "warning", p.source_file, p.segment, p.pcn, p.payer_id, line.charge - line_adj - line.paid,
                                                    f"service line {line.ordinal}: SVC02 {line.charge} − Σ CAS {line_adj} ≠ SVC03 {line.paid}"))
-    for r in facts.remittances:
-        if r.amount != r.paid_total - r.plb_total:
-            out.exceptions.append(ExceptionRow("UNBALANCED_REMITTANCE", "warning", r.source_file, r.segment, "", r.payer_id, r.amount - (r.paid_total - r.plb_total),
-                                               f"BPR02 {r.amount} ≠ Σ CLP04 {r.paid_total} − Σ PLB {r.plb_total} (trace {r.trace_number})"))
+    out.exceptions += unbalanced_remittances(facts.remittances)
+
+
+def unbalanced_remittances(remittances: list[RemittanceFact]) -> list[ExceptionRow]:
+    """Rule 7 for whole remittances: BPR02 = Σ CLP04 − Σ PLB."""
+    return [
+        ExceptionRow("UNBALANCED_REMITTANCE", "warning", r.source_file, r.segment, "", r.payer_id, r.amount - (r.paid_total - r.plb_total),
+                     f"BPR02 {r.amount} ≠ Σ CLP04 {r.paid_total} − Σ PLB {r.plb_total} (trace {r.trace_number})")
+        for r in remittances if r.amount != r.paid_total - r.plb_total
+    ]
 
 
 def _days(r: Refund, config: Config) -> int:

@@ -97,21 +97,30 @@ def detect(store: Store, pcns: Sequence[str], as_of: date, config: Config) -> De
 def keep(conn: Connection, pcns: Sequence[str] | None, refunds: list[Refund]) -> None:
     """Replace the kept refunds of ``pcns`` (all of them when None) with ``refunds``, recording the
     day each was first identified (``decide`` sets it from the history, else the run's day)."""
+    keep_rows(conn, pcns, [detection_row(r) for r in refunds])
+
+
+def detection_row(r: Refund) -> dict[str, Any]:
+    """A refund as detection keeps it (a row of ``detections``)."""
+    return {
+        "refund_id": r.refund_id, "patient_control_number": r.encounter.pcn, "encounter_id": r.encounter.id, "reason": r.reason,
+        "payee_type": r.payee_type, "payer_id": r.payer_id, "amount": r.amount, "recouped": r.recouped, "status": r.status,
+        "identified_on": r.identified_on, "due_by": r.due_by,
+    }
+
+
+def keep_rows(conn: Connection, pcns: Sequence[str] | None, rows: list[dict[str, Any]]) -> None:
+    """:func:`keep` for refunds already made rows (``detection_row``)."""
     if pcns is None:
         conn.execute(delete(t.detections))
     else:
         for chunk in _chunks(list(pcns)):
             conn.execute(delete(t.detections).where(t.detections.c.patient_control_number.in_(chunk)))
-    ids = [r.refund_id for r in refunds]
+    ids = [r["refund_id"] for r in rows]
     known = {rid for chunk in _chunks(ids) for rid in conn.execute(
         select(t.refund_history.c.refund_id).where(t.refund_history.c.refund_id.in_(chunk))).scalars()}
-    insert_ignore(conn, t.refund_history, [{"refund_id": r.refund_id, "identified_on": r.identified_on} for r in refunds
-                                           if r.refund_id not in known])
-    rows = [{
-        "refund_id": r.refund_id, "patient_control_number": r.encounter.pcn, "encounter_id": r.encounter.id, "reason": r.reason,
-        "payee_type": r.payee_type, "payer_id": r.payer_id, "amount": r.amount, "recouped": r.recouped, "status": r.status,
-        "identified_on": r.identified_on, "due_by": r.due_by,
-    } for r in refunds]
+    insert_ignore(conn, t.refund_history, [{"refund_id": r["refund_id"], "identified_on": r["identified_on"]} for r in rows
+                                           if r["refund_id"] not in known])
     insert_ignore(conn, t.detections, rows)
 
 

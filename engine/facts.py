@@ -15,10 +15,10 @@ from sys import intern
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, select
+from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, select
 
 from . import schema as t
-from .bulk import codec, member_of, select_rows
+from .bulk import codec, insert_rows, member_of, select_rows
 
 ZERO = Decimal("0.00")
 
@@ -200,25 +200,57 @@ def load(conn: Connection, pcns: Sequence[str] | None = None) -> Facts:
     ``pcns``, only the facts of those patient control numbers: their claims, their claim payments,
     the PLBs whose reference is one of them or one of those payments' payer claim numbers, their
     patient payments (the ingest exceptions are left out).  Each is one indexed query."""
-    c = codec(conn)
     if pcns is None:
-        by_pcn: dict[str, tuple[str, list[Any]]] = dict.fromkeys(
-            ("claims", "claim_lines", "payments", "payment_children", "remittances", "plbs", "patient"), ("", []))
-    else:
-        pcn_in, keys = member_of(conn, "patient_control_number", list(pcns))
-        reference_in, _ = member_of(conn, "reference", list(pcns))
-        payments_of = f"SELECT id FROM claim_payments WHERE {pcn_in}"
-        plb_of = f"({reference_in} OR reference IN (SELECT payer_claim_control_number FROM claim_payments WHERE {pcn_in}))"
-        by_pcn = {
-            "claims": (pcn_in, keys),
-            "claim_lines": (f"claim_id IN (SELECT id FROM claims WHERE {pcn_in})", keys),
-            "payments": (pcn_in, keys),
-            "payment_children": (f"claim_payment_id IN ({payments_of})", keys),
-            "remittances": (f"id IN (SELECT remittance_id FROM claim_payments WHERE {pcn_in}) OR "
-                            f"id IN (SELECT remittance_id FROM provider_adjustments WHERE {plb_of})", keys * 3),
-            "plbs": (plb_of, keys * 2),
-            "patient": (pcn_in, keys),
-        }
+        return _load(conn, dict.fromkeys(_PARTS, ("", [])), whole=True)
+    pcn_in, keys = member_of(conn, "patient_control_number", list(pcns))
+    reference_in, _ = member_of(conn, "reference", list(pcns))
+    plb_of = f"({reference_in} OR reference IN (SELECT payer_claim_control_number FROM claim_payments WHERE {pcn_in}))"
+    return _load(conn, _conditions(pcn_in, keys, plb_of, keys * 2), whole=False)
+
+
+#: the temporary tables a shard's keys are put in (one connection's own)
+SHARD_PCNS = "shard_pcns"
+SHARD_PLBS = "shard_plbs"
+
+
+def load_shard(conn: Connection, pcns: Sequence[str], plb_ids: Sequence[int]) -> Facts:
+    """The facts of one shard (``engine.shards``): the claims, claim payments and patient payments
+    of ``pcns``, and the PLBs ``plb_ids``.  The keys go into temporary tables of this connection,
+    so a shard of any size is a handful of joins.  The remittances are left out of the facts
+    returned: whether a remittance balances is a question about all of it (``remittance_facts``)."""
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {SHARD_PCNS} (pcn VARCHAR PRIMARY KEY)")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {SHARD_PLBS} (id BIGINT PRIMARY KEY)")
+    conn.exec_driver_sql(f"DELETE FROM {SHARD_PCNS}")
+    conn.exec_driver_sql(f"DELETE FROM {SHARD_PLBS}")
+    temporary = MetaData()
+    insert_rows(conn, Table(SHARD_PCNS, temporary, Column("pcn", String)), ["pcn"], [(k,) for k in pcns])
+    insert_rows(conn, Table(SHARD_PLBS, temporary, Column("id", BigInteger)), ["id"], [(k,) for k in plb_ids])
+    pcn_in = f"patient_control_number IN (SELECT pcn FROM {SHARD_PCNS})"
+    facts = _load(conn, _conditions(pcn_in, [], f"id IN (SELECT id FROM {SHARD_PLBS})", []), whole=False)
+    facts.remittances = []
+    return facts
+
+
+_PARTS = ("claims", "claim_lines", "payments", "payment_children", "remittances", "plbs", "patient")
+
+
+def _conditions(pcn_in: str, keys: list[Any], plb_of: str, plb_keys: list[Any]) -> dict[str, tuple[str, list[Any]]]:
+    """Per table, the condition (and its parameters) that selects the facts of some claim numbers."""
+    payments_of = f"SELECT id FROM claim_payments WHERE {pcn_in}"
+    return {
+        "claims": (pcn_in, keys),
+        "claim_lines": (f"claim_id IN (SELECT id FROM claims WHERE {pcn_in})", keys),
+        "payments": (pcn_in, keys),
+        "payment_children": (f"claim_payment_id IN ({payments_of})", keys),
+        "remittances": (f"id IN (SELECT remittance_id FROM claim_payments WHERE {pcn_in}) OR "
+                        f"id IN (SELECT remittance_id FROM provider_adjustments WHERE {plb_of})", keys + plb_keys),
+        "plbs": (plb_of, plb_keys),
+        "patient": (pcn_in, keys),
+    }
+
+
+def _load(conn: Connection, by_pcn: dict[str, tuple[str, list[Any]]], whole: bool) -> Facts:
+    c = codec(conn)
     # a store holds the same amounts, dates and codes over and over: one object serves them all
     amounts: dict[Any, Decimal | None] = {None: None}
     days: dict[Any, date | None] = {None: None}
@@ -298,6 +330,29 @@ def load(conn: Connection, pcns: Sequence[str] | None = None) -> Facts:
         for r in select_rows(conn, t.patient_payments, ["payment_id", "patient_control_number", "amount", "paid_on", "billing_npi", "member_id", "file_id", "row_number"],
                              "", *by_pcn["patient"])
     ]
-    exceptions = [dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()] if pcns is None else []
+    exceptions = [dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()] if whole else []
     identified = {r["refund_id"]: r["identified_on"] for r in conn.execute(select(t.refund_history)).mappings()}
     return Facts(claims, payments, plbs, list(remittances.values()), patient, exceptions, identified)
+
+
+def remittance_facts(conn: Connection) -> list[RemittanceFact]:
+    """Every remittance with the totals of all its claim payments and PLBs (rule 7 asks it of a
+    remittance as a whole, so a shard of claim numbers cannot; ``engine.shards``)."""
+    c = codec(conn)
+    amounts: dict[Any, Decimal] = {}
+
+    def d(value: Any) -> Decimal:
+        if value is None:
+            return ZERO
+        got = amounts.get(value)
+        if got is None:
+            got = amounts[value] = c.money(value)  # type: ignore[assignment]
+        return got  # type: ignore[return-value]
+
+    remittances = {r[0]: RemittanceFact(r[1], r[2], d(r[3]), r[4], r[5], r[6]) for r in select_rows(
+        conn, t.remittances, ["id", "payer_id", "trace_number", "payment_amount", "credit_debit", "source_file", "segment"])}
+    for rid, paid in select_rows(conn, t.claim_payments, ["remittance_id", "paid"]):
+        remittances[rid].paid_total += d(paid)
+    for rid, amount in select_rows(conn, t.provider_adjustments, ["remittance_id", "amount"]):
+        remittances[rid].plb_total += d(amount)
+    return list(remittances.values())

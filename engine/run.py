@@ -23,13 +23,14 @@ from parsers import find_files
 from parsers.errors import EdireconError
 
 from . import schema as t
+from . import shards
 from .config import Config
 from .decide import Decisions, decide
 from .detect import keep
 from .facts import load
 from .ingest import FileTask, Ingestor, IngestReport
 from .store import Store
-from .writers import rows, summary, write
+from .writers import rows, summary, tallies, write
 
 log = structlog.get_logger("edirecon.run")
 
@@ -46,7 +47,7 @@ class StoreError(EdireconError):
 @dataclass
 class RunResult:
     report: IngestReport
-    decisions: Decisions
+    decisions: Decisions | None  # None when decided in shards (engine.shards)
     outputs: dict[str, Sequence[dict[str, Any]]]
     summary: dict[str, Any]
     written: list[Path]
@@ -87,7 +88,7 @@ def run(
         report = ingest_files(store, files, workers, progress, queue=queue)
         seconds["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
         peak = {"ingest": _peak_mib()}
-        decisions, outputs, doc, written = decide_and_record(store, out_dir, as_of, config, seconds, peak)
+        decisions, outputs, doc, written = decide_and_record(store, out_dir, as_of, config, seconds, peak, max(1, workers or os.cpu_count() or 1))
         log.info("run_finished", refunds=len(outputs["refund_requests"]), recoupments=len(outputs["recoupments"]),
                  exceptions=len(outputs["exceptions"]), out=str(out_dir),
                  seconds={phase: round(s, 2) for phase, s in seconds.items()}, peak_rss_mib=peak)
@@ -98,13 +99,27 @@ def run(
 
 def decide_and_record(
     store: Store, out_dir: Path, as_of: date, config: Config, seconds: dict[str, float] | None = None, peak: dict[str, int] | None = None,
-) -> tuple[Decisions, dict[str, Sequence[dict[str, Any]]], dict[str, Any], list[Path]]:
+    workers: int = 1,
+) -> tuple[Decisions | None, dict[str, Sequence[dict[str, Any]]], dict[str, Any], list[Path]]:
     """Decide from everything the store knows, keep the refunds (history and detections), and
     write the outputs: what ``run`` does after ingesting, and ``watch`` after each batch.
-    ``seconds`` and ``peak`` receive the time and peak RSS of the load, decide and record phases."""
+    ``seconds`` and ``peak`` receive the time and peak RSS of the load, decide and record phases.
+
+    With several ``workers`` and a store of more than ``shards.SHARD_CLAIMS`` claims, the store
+    is decided shard by shard in that many processes (``engine.shards``; the same outputs, no
+    ``Decisions`` returned); otherwise in this process."""
     seconds = {} if seconds is None else seconds
     peak = {} if peak is None else peak
     clock = time.perf_counter()
+    if workers > 1 and _count(store, t.claims) > shards.SHARD_CLAIMS:
+        outputs, tally, counts = shards.decide_sharded(store, as_of, config, workers)
+        seconds["decide"], clock = time.perf_counter() - clock, time.perf_counter()
+        peak["decide"] = max(_peak_mib(), _children_peak_mib())
+        doc = summary(outputs, {"files": _count(store, t.files), **counts}, tally, as_of)
+        written = write(out_dir, outputs, doc)
+        seconds["record"] = time.perf_counter() - clock
+        peak["record"] = _peak_mib()
+        return None, outputs, doc, written
     # the facts are millions of long-lived objects without cycles: the cyclic collector need
     # not scan them while they are built, nor again while deciding
     collecting = gc.isenabled()
@@ -131,7 +146,7 @@ def decide_and_record(
             "claim_payments": len(facts.payments),
             "patient_payments": len(facts.patient_payments),
         }
-        doc = summary(decisions, outputs, counts, as_of)
+        doc = summary(outputs, counts, tallies(decisions), as_of)
         written = write(out_dir, outputs, doc)
         seconds["record"] = time.perf_counter() - clock
         peak["record"] = _peak_mib()
@@ -246,6 +261,15 @@ def _peak_mib() -> int:
     except ImportError:  # pragma: no cover - not on Windows
         return 0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def _children_peak_mib() -> int:
+    """The largest peak resident set of the processes this one has waited for, in MiB."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return 0
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
 
 
 def _count(store: Store, table: Any) -> int:

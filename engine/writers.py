@@ -11,7 +11,7 @@ import io
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -85,6 +85,10 @@ class Rows(Sequence[dict[str, Any]]):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return map(self._make, self._items)
 
+    def pairs(self) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """(the item, its row), in order."""
+        return ((item, self._make(item)) for item in self._items)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and list(self) == list(other)
 
@@ -92,7 +96,7 @@ class Rows(Sequence[dict[str, Any]]):
 def rows(d: Decisions, as_of: date, ingest_exceptions: list[dict[str, Any]]) -> dict[str, Sequence[dict[str, Any]]]:
     """The output rows of a run, as plain dicts (JSON form: evidence nested)."""
     refunds = []
-    for r in sorted(d.refunds, key=lambda r: (r.encounter.pcn, r.reason, r.icn, r.refund_id)):
+    for r in d.refunds:
         e = r.encounter
         refunds.append({
             "refund_id": r.refund_id, "reason": r.reason, "payee_type": r.payee_type, "payer_id": r.payer_id, "payer_name": r.payer_name,
@@ -101,7 +105,7 @@ def rows(d: Decisions, as_of: date, ingest_exceptions: list[dict[str, Any]]) -> 
             "status": r.status, "evidence": r.evidence,
         })
     recoupments = []
-    for rc in sorted(d.recoupments, key=lambda r: (r.kind, r.trace_number, r.icn, r.recoupment_id)):
+    for rc in d.recoupments:
         recoupments.append({
             "recoupment_id": rc.recoupment_id, "kind": rc.kind, "payer_id": rc.payer_id, "payer_name": rc.payer_name, "trace_number": rc.trace_number,
             "effective_date": rc.effective_date, "amount": rc.amount, "patient_control_number": rc.encounter.pcn if rc.encounter else "",
@@ -117,21 +121,47 @@ def rows(d: Decisions, as_of: date, ingest_exceptions: list[dict[str, Any]]) -> 
         }
 
     # one row per encounter with a balance: made as it is written, never held as dicts all at once
-    balances = Rows(sorted((b for b in d.balances if b.balance != 0), key=lambda b: (b.encounter.pcn, b.encounter.id)), balance_row)
-    exceptions = [
+    balances = Rows(sorted((b for b in d.balances if b.balance != 0), key=balance_order), balance_row)
+    exceptions = exception_rows(ingest_exceptions, d.exceptions)
+    refunds.sort(key=ORDER["refund_requests"])
+    recoupments.sort(key=ORDER["recoupments"])
+    exceptions.sort(key=ORDER["exceptions"])
+    return {"refund_requests": refunds, "recoupments": recoupments, "credit_balances": balances, "exceptions": exceptions}
+
+
+def exception_rows(ingest_exceptions: list[dict[str, Any]], decided: list[Any]) -> list[dict[str, Any]]:
+    """The exceptions rows of the ingest exceptions (rows of the store) and of decided ``ExceptionRow``s."""
+    return [
         {"kind": x["kind"], "severity": x["severity"], "source_file": x["source_file"], "segment": x["segment"], "patient_control_number": x["patient_control_number"],
          "payer_id": x["payer_id"], "amount": x["amount"], "detail": x["detail"]}
         for x in ingest_exceptions
     ] + [
         {"kind": x.kind, "severity": x.severity, "source_file": x.source_file, "segment": x.segment, "patient_control_number": x.pcn,
          "payer_id": x.payer_id, "amount": x.amount, "detail": x.detail}
-        for x in d.exceptions
+        for x in decided
     ]
-    exceptions.sort(key=lambda x: (x["kind"], x["source_file"], x["segment"], x["patient_control_number"], x["detail"]))
-    return {"refund_requests": refunds, "recoupments": recoupments, "credit_balances": balances, "exceptions": exceptions}
 
 
-def summary(d: Decisions, out: dict[str, Sequence[dict[str, Any]]], counts: dict[str, int], as_of: date) -> dict[str, Any]:
+def balance_order(b: Any) -> tuple[str, str]:
+    """The order of credit_balances rows: claim number, then encounter id."""
+    return (b.encounter.pcn, b.encounter.id)
+
+
+#: the order of the rows of each output but credit_balances (``balance_order``), by row content
+ORDER: dict[str, Callable[[dict[str, Any]], tuple[Any, ...]]] = {
+    "refund_requests": lambda r: (r["patient_control_number"], r["reason"], r["payer_claim_control_number"], r["refund_id"]),
+    "recoupments": lambda r: (r["kind"], r["trace_number"], r["payer_claim_control_number"], r["recoupment_id"]),
+    "exceptions": lambda x: (x["kind"], x["source_file"], x["segment"], x["patient_control_number"], x["detail"]),
+}
+
+
+def tallies(d: Decisions) -> dict[str, int]:
+    """The counts of a summary that come from the decisions rather than from the output rows."""
+    return {"encounters": len(d.encounters), "matched_payments": d.matched, "credit_balances": sum(1 for b in d.balances if b.balance < 0)}
+
+
+def summary(out: dict[str, Sequence[dict[str, Any]]], counts: dict[str, int], tally: dict[str, int], as_of: date) -> dict[str, Any]:
+    """summary.json: ``counts`` of the store, ``tally`` of the decisions (``tallies``)."""
     by_reason: dict[str, dict[str, Any]] = {}
     for r in out["refund_requests"]:
         slot = by_reason.setdefault(r["reason"], {"count": 0, "amount": Decimal("0")})
@@ -141,12 +171,12 @@ def summary(d: Decisions, out: dict[str, Sequence[dict[str, Any]]], counts: dict
         "format_version": FORMAT_VERSION,
         "as_of": as_of.isoformat(),
         **counts,
-        "encounters": len(d.encounters),
-        "matched_payments": d.matched,
+        "encounters": tally["encounters"],
+        "matched_payments": tally["matched_payments"],
         "refunds": {k: {"count": v["count"], "amount": money(v["amount"])} for k, v in sorted(by_reason.items())},
         "refunds_open_amount": money(sum((r["amount"] for r in out["refund_requests"] if r["status"] != "settled_by_recoupment"), Decimal("0"))),
         "recoupments": {"count": len(out["recoupments"]), "amount": money(sum((r["amount"] for r in out["recoupments"]), Decimal("0")))},
-        "credit_balances": sum(1 for b in d.balances if b.balance < 0),
+        "credit_balances": tally["credit_balances"],
         "exceptions": dict(sorted(Counter(x["kind"] for x in out["exceptions"]).items())),
     }
 
@@ -172,24 +202,75 @@ class _Atomic:
             self.tmp.unlink(missing_ok=True)
 
 
+COLUMNS = {"refund_requests": REFUND_COLUMNS, "recoupments": RECOUPMENT_COLUMNS, "credit_balances": BALANCE_COLUMNS, "exceptions": EXCEPTION_COLUMNS}
+_MONEY_COLUMNS = {"total_charge", "payer_paid", "patient_paid", "write_offs", "patient_responsibility", "balance", "amount"}
+_encode = json.JSONEncoder(default=_scalar, separators=(",", ":")).encode
+
+
+class Renderer:
+    """An output row as its CSV line and its JSON line (format version 1)."""
+
+    def __init__(self, name: str):
+        self.columns = COLUMNS[name]
+        self.evidence = self.columns.index("evidence") if "evidence" in self.columns else -1
+        self._buffer = io.StringIO()
+        self._csv = csv.writer(self._buffer, lineterminator="\n")
+
+    def csv_line(self, values: Sequence[Any]) -> str:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._csv.writerow(values)
+        return self._buffer.getvalue()
+
+    def __call__(self, row: dict[str, Any]) -> tuple[str, str]:
+        flat = [_scalar(row[c]) for c in self.columns]
+        if self.evidence >= 0:
+            flat[self.evidence] = _evidence_text(row["evidence"])
+        return self.csv_line(flat), _encode(row) + "\n"
+
+
+class Rendered(Sequence[dict[str, Any]]):
+    """Output rows already rendered (by the processes that decided them: ``engine.shards``), in
+    order, as (CSV line, JSON line); read as dicts again (amounts ``Decimal``, dates ``date``)."""
+
+    def __init__(self, lines: list[tuple[str, str]]):
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [_decode(json_line) for _, json_line in self.lines[index]]
+        return _decode(self.lines[index][1])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (_decode(json_line) for _, json_line in self.lines)
+
+
+def _decode(json_line: str) -> dict[str, Any]:
+    row = json.loads(json_line)
+    for key, value in row.items():
+        if value is not None and value != "":
+            if key in _MONEY_COLUMNS:
+                row[key] = Decimal(value)
+            elif key in ("service_date", "identified_on", "due_by", "effective_date"):
+                row[key] = date.fromisoformat(value)
+    return row
+
+
 def write(out_dir: Path, out: dict[str, Sequence[dict[str, Any]]], summary_doc: dict[str, Any]) -> list[Path]:
     """Write every output, row by row; return the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    columns = {"refund_requests": REFUND_COLUMNS, "recoupments": RECOUPMENT_COLUMNS, "credit_balances": BALANCE_COLUMNS, "exceptions": EXCEPTION_COLUMNS}
     written = []
-    encode = json.JSONEncoder(default=_scalar, separators=(",", ":")).encode
     for name, table in out.items():
-        cols = columns[name]
-        evidence = cols.index("evidence") if "evidence" in cols else -1
+        render = Renderer(name)
+        lines: Iterable[tuple[str, str]] = table.lines if isinstance(table, Rendered) else map(render, table)
         with _Atomic(out_dir / f"{name}.csv") as csv_fh, _Atomic(out_dir / f"{name}.jsonl") as jsonl_fh:
-            writer = csv.writer(csv_fh, lineterminator="\n")
-            writer.writerow(cols)
-            for row in table:  # one pass: a row is made once for both files
-                flat = [_scalar(row[c]) for c in cols]
-                if evidence >= 0:
-                    flat[evidence] = _evidence_text(row["evidence"])
-                writer.writerow(flat)
-                jsonl_fh.write(encode(row) + "\n")
+            csv_fh.write(render.csv_line(render.columns))
+            for csv_line, json_line in lines:  # one pass: a row is made once for both files
+                csv_fh.write(csv_line)
+                jsonl_fh.write(json_line)
         written += [out_dir / f"{name}.csv", out_dir / f"{name}.jsonl"]
     with _Atomic(out_dir / "summary.json") as fh:
         fh.write(json.dumps(summary_doc, indent=1, default=_scalar) + "\n")

@@ -1,0 +1,241 @@
+"""Deciding a large store in parallel, shard by shard.
+
+Every rule of ``decide`` looks at the encounters of one claim number (CLM01: encounters, payment
+matching, reversals, balances, patient payments), at the claim numbers of one billing provider
+and member (rule 4's same service under another claim number), or at the claim numbers a PLB
+reference names as payer claim number or claim number (rule 6, its netting included).  Those
+keys join claim numbers into components that no rule looks across; the components are dealt out
+into shards of about ``SHARD_CLAIMS`` claim numbers.  Each shard is loaded (``facts.load_shard``),
+decided and rendered into output lines in a process of its own, a fresh one per shard, so the
+memory of a run follows the size of a shard, not of the store.  The parent merges the rows
+(each shard's already in output order), decides the one rule about whole remittances (rule 7's
+BPR02 balance), keeps the refunds and writes the outputs: the same bytes as deciding everything
+in one process (``tests/test_shards.py`` holds them to it).
+
+A PLB whose reference names nothing known goes to the first shard, where it is untied, as it
+would be anywhere.
+"""
+
+from __future__ import annotations
+
+import gc
+import heapq
+import math
+import multiprocessing
+import sys
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from datetime import date
+from operator import itemgetter
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, select
+
+from . import schema as t
+from parsers.errors import EdireconError
+
+from .bulk import select_rows
+from .config import Config
+from .decide import decide, unbalanced_remittances
+from .detect import detection_row
+from .facts import load_shard, remittance_facts
+from .store import Store
+from .writers import ORDER, Rendered, Renderer, balance_order, exception_rows, rows, tallies
+
+log = structlog.get_logger("edirecon.shards")
+
+#: claim numbers per shard: a shard's facts take about 100 MiB in its process
+SHARD_CLAIMS = 25_000
+
+
+class ShardError(EdireconError):
+    """A shard's process failed: the run fails rather than write partial outputs."""
+
+    exit_code = 1
+
+
+@dataclass
+class Shard:
+    pcns: list[str] = field(default_factory=list)
+    plbs: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ShardResult:
+    """What a shard's process sends back: its output rows (credit balances already rendered, with
+    their sort keys), the refunds for detection to keep, and its counts."""
+
+    refunds: list[dict[str, Any]]
+    recoupments: list[dict[str, Any]]
+    exceptions: list[dict[str, Any]]
+    balances: list[tuple[tuple[str, str], str, str]]
+    detections: list[dict[str, Any]]
+    tally: dict[str, int]
+    counts: dict[str, int]
+
+
+def plan(conn: Connection, shards: int, per_shard: int = 0) -> list[Shard]:
+    """The claim numbers of the store (and its PLBs) in at least ``shards`` shards of about
+    ``per_shard`` claim numbers (``SHARD_CLAIMS``) at most, whole components each.  Which shard a
+    claim number lands in may differ from run to run; what is decided of it does not."""
+    per_shard = max(1, per_shard or SHARD_CLAIMS)
+    parent: dict[str, str] = {}  # only the claim numbers joined to another: most stand alone
+
+    def find(x: str) -> str:
+        root = x
+        while (up := parent.get(root, root)) != root:
+            root = up
+        while x != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            if rb < ra:
+                ra, rb = rb, ra
+            parent[rb] = ra
+
+    pcns: set[str] = set()
+    first_of: dict[Any, str] = {}  # a billing provider and member, or a payer claim number -> its first claim number
+    for pcn, npi, member in select_rows(conn, t.claims, ["patient_control_number", "billing_npi", "member_id"]):
+        pcns.add(pcn)
+        if member and (other := first_of.setdefault((npi, member), pcn)) != pcn:
+            union(pcn, other)
+    for pcn, icn in select_rows(conn, t.claim_payments, ["patient_control_number", "payer_claim_control_number"]):
+        pcns.add(pcn)
+        if icn and (other := first_of.setdefault(icn, pcn)) != pcn:
+            union(pcn, other)
+    pcns.update(pcn for (pcn,) in select_rows(conn, t.patient_payments, ["patient_control_number"]))
+    plbs: list[tuple[int, str]] = []
+    for plb_id, reference in select_rows(conn, t.provider_adjustments, ["id", "reference"]):
+        named = [n for n in (first_of.get(reference), reference if reference in pcns else None) if n is not None]
+        if len(named) == 2:
+            union(*named)
+        plbs.append((plb_id, named[0] if named else ""))
+    del first_of
+    joined: dict[str, list[str]] = {}  # the components of more than one claim number, by root
+    for pcn in parent:
+        joined.setdefault(find(pcn), []).append(pcn)
+    for root, members in joined.items():
+        members.append(root)
+    alone = [pcn for pcn in pcns if pcn not in parent and pcn not in joined]
+    count = max(1, shards, math.ceil(len(pcns) / per_shard))
+    out = [Shard() for _ in range(count)]
+    shard_of: dict[str, int] = {}
+    lightest = [(0, k) for k in range(count)]
+    for root, members in sorted(joined.items(), key=lambda kv: (-len(kv[1]), kv[0])):  # the largest first, each to the lightest shard
+        size, k = heapq.heappop(lightest)
+        out[k].pcns += members
+        shard_of[root] = k
+        heapq.heappush(lightest, (size + len(members), k))
+    target = math.ceil(len(pcns) / count)
+    taken = 0
+    for shard in out:  # then the claim numbers that stand alone, filling each shard to an even share
+        need = max(0, target - len(shard.pcns))
+        shard.pcns += alone[taken:taken + need]
+        taken += need
+    out[-1].pcns += alone[taken:]
+    named = {find(node) for _, node in plbs if node}
+    if named:
+        for k, shard in enumerate(out):
+            shard_of.update((pcn, k) for pcn in shard.pcns if pcn in named)
+    for plb_id, node in plbs:
+        out[shard_of[find(node)] if node else 0].plbs.append(plb_id)
+    return [s for s in out if s.pcns or s.plbs]
+
+
+def decide_sharded(store: Store, as_of: date, config: Config, workers: int) -> tuple[dict[str, Any], dict[str, int], dict[str, int]]:
+    """Decide the whole store shard by shard in ``workers`` processes, keep the refunds, and return
+    the outputs (``writers.rows`` form), the summary's tally and the store's counts."""
+    with store.engine.connect() as conn:
+        shards = plan(conn, workers)
+    store.dispose()  # no open database handle may cross a fork
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+    processes = min(workers, len(shards))
+    jobs = [(store.url, shard, as_of, config) for shard in shards]
+    running: dict[Any, Any] = {}  # the read end of each running process's pipe -> the process
+
+    def start() -> None:  # always from this thread: a fork beside a busy thread could inherit a held lock
+        reader, writer = context.Pipe(duplex=False)
+        process = context.Process(target=_shard_process, args=(jobs.pop(0), writer), daemon=True)
+        process.start()
+        writer.close()
+        running[reader] = process
+
+    while jobs and len(running) < processes:
+        start()
+    with store.engine.connect() as conn:  # meanwhile: what is decided of the store as a whole
+        remittance_exceptions = unbalanced_remittances(remittance_facts(conn))
+        ingest_exceptions = [dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()]
+    store.dispose()
+    results: list[ShardResult] = []
+    try:
+        while running:
+            for reader in wait(list(running)):
+                process = running.pop(reader)
+                try:
+                    got = reader.recv()
+                except EOFError:
+                    got = None
+                reader.close()
+                process.join()
+                if not isinstance(got, ShardResult):
+                    raise ShardError(f"a shard's process failed (exit code {process.exitcode}): {got or 'no result'}")
+                results.append(got)
+                if jobs:
+                    start()
+    finally:
+        for process in running.values():
+            process.kill()
+            process.join()
+    log.info("decided_in_shards", shards=len(shards), processes=processes)
+    outputs: dict[str, Any] = {
+        "refund_requests": sorted((r for res in results for r in res.refunds), key=ORDER["refund_requests"]),
+        "recoupments": sorted((r for res in results for r in res.recoupments), key=ORDER["recoupments"]),
+        "credit_balances": Rendered([(c, j) for _, c, j in heapq.merge(*(res.balances for res in results), key=itemgetter(0))]),
+        "exceptions": sorted([*exception_rows(ingest_exceptions, remittance_exceptions), *(x for res in results for x in res.exceptions)],
+                             key=ORDER["exceptions"]),
+    }
+    tally = {k: sum(res.tally[k] for res in results) for k in results[0].tally} if results else {}
+    counts = {k: sum(res.counts[k] for res in results) for k in results[0].counts} if results else {}
+    with store.write() as conn:
+        from .detect import keep_rows
+
+        keep_rows(conn, None, [d for res in results for d in res.detections])
+    return outputs, tally, counts
+
+
+def _shard_process(job: tuple[str, Shard, date, Config], writer: Any) -> None:
+    """The body of a shard's process: its result, or what went wrong, sent through the pipe."""
+    from .run import _die_with_parent
+
+    _die_with_parent()
+    try:
+        result: Any = _decide_shard(*job)
+    except Exception as exc:  # reported by the parent, which fails the run
+        result = f"{type(exc).__name__}: {exc}"
+    writer.send(result)
+    writer.close()
+
+
+def _decide_shard(url: str, shard: Shard, as_of: date, config: Config) -> ShardResult:
+    """One shard: load, decide, render."""
+    store = Store(url)
+    gc.disable()  # long-lived facts without cycles: see run.decide_and_record
+    try:
+        with store.engine.connect() as conn:
+            facts = load_shard(conn, shard.pcns, shard.plbs)
+            conn.rollback()
+        decisions = decide(facts, as_of, config)
+        out = rows(decisions, as_of, [])
+        render = Renderer("credit_balances")
+        balances = [(balance_order(b), *render(row)) for b, row in out["credit_balances"].pairs()]
+        return ShardResult(
+            list(out["refund_requests"]), list(out["recoupments"]), list(out["exceptions"]), balances,
+            [detection_row(r) for r in decisions.refunds], tallies(decisions),
+            {"claims": len(facts.claims), "claim_payments": len(facts.payments), "patient_payments": len(facts.patient_payments)},
+        )
+    finally:
+        store.dispose()

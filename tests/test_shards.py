@@ -1,0 +1,147 @@
+"""Deciding in shards (``engine.shards``) gives exactly what deciding in one process gives.
+
+The shards are forced small here (a few claim numbers each, so a run has many of them and every
+rule's keys cross shard boundaries somewhere), on every scenario folder together in one store and
+on each alone, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from engine import shards
+from engine.config import Config
+from engine.run import decide_and_record, run
+from engine.store import Store
+from tests.conftest import FIXTURES, SAMPLE_EDI
+
+AS_OF = date(2026, 11, 27)
+FOLDERS = [SAMPLE_EDI, *sorted(p for p in (FIXTURES / "engine").iterdir() if p.is_dir())]
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if not p.name.startswith(".")}
+
+
+def _one_process_and_shards(folders: list[Path], url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: Config = Config(),
+                            as_of: date = AS_OF, per_shard: int = 3) -> tuple[dict[str, bytes], dict[str, bytes], Any]:
+    """Ingest ``folders`` and decide in one process (``run``), then decide the same store again in
+    shards of ``per_shard`` claim numbers (0: one each, and in shards however small the store);
+    the outputs of both."""
+    one = run(folders, url, tmp_path / "one", as_of, config, workers=1)
+    monkeypatch.setattr(shards, "SHARD_CLAIMS", per_shard)
+    store = Store(url)
+    try:
+        decisions, outputs, doc, _ = decide_and_record(store, tmp_path / "sharded", as_of, config, workers=2)
+    finally:
+        store.dispose()
+    assert one.decisions is not None and decisions is None, "the second decision was not made in shards"
+    assert doc == one.summary
+    return _outputs(tmp_path / "one"), _outputs(tmp_path / "sharded"), outputs
+
+
+def _kept(url: str) -> list[tuple[Any, ...]]:
+    store = Store(url)
+    with store.engine.connect() as conn:
+        kept = [tuple(r) for r in conn.execute(text("SELECT * FROM detections ORDER BY refund_id"))]
+    store.dispose()
+    return kept
+
+
+def test_every_scenario_together_in_shards_equals_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """All scenario folders in one store (their claim numbers meet across folders), decided in
+    shards of three claim numbers: byte-identical outputs and summary, the same refunds kept."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    run(FOLDERS, url, tmp_path / "first", AS_OF, Config(), workers=1)
+    kept = _kept(url)
+    one, sharded, outputs = _one_process_and_shards(FOLDERS, url, tmp_path, monkeypatch)
+    assert one == sharded
+    assert len(outputs["credit_balances"]) > 20 and outputs["refund_requests"]
+    assert _kept(url) == kept and kept
+
+
+@pytest.mark.parametrize("folder", [p for p in sorted(SAMPLE_EDI.iterdir()) if (p / "expected-run.json").exists()]
+                         + [p for p in FOLDERS[1:] if (p / "expected-run.json").exists()], ids=lambda p: p.name)
+def test_each_scenario_in_shards_equals_one_process(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each scenario alone, with its own configuration and day, decided in shards."""
+    import json
+
+    doc = json.loads((folder / "expected-run.json").read_text(encoding="utf-8"))
+    config = Config.load(folder / "config.toml") if (folder / "config.toml").exists() else Config()
+    one, sharded, _ = _one_process_and_shards([folder], f"sqlite:///{tmp_path}/store.db", tmp_path, monkeypatch, config,
+                                              date.fromisoformat(doc["as_of"]), per_shard=0)
+    assert one == sharded
+
+
+@pytest.mark.postgres
+def test_shards_on_postgresql_equal_one_process(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same code path on PostgreSQL: shards there give the bytes one process gives there, and
+    one process on SQLite."""
+    run(FOLDERS, f"sqlite:///{tmp_path}/store.db", tmp_path / "sqlite", AS_OF, Config(), workers=1)
+    one, sharded, _ = _one_process_and_shards(FOLDERS, pg_url, tmp_path, monkeypatch)
+    assert one == sharded == _outputs(tmp_path / "sqlite")
+
+
+def test_no_rule_looks_across_shards(tmp_path: Path) -> None:
+    """The plan keeps together what the rules compare: claim numbers of one billing provider and
+    member, claim numbers paid under one payer claim number, and a PLB with what it names; every
+    claim number and PLB is in exactly one shard; an untied PLB is in the first."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    run(FOLDERS, url, tmp_path / "out", AS_OF, Config(), workers=1)
+    store = Store(url)
+    with store.engine.connect() as conn:
+        plan = shards.plan(conn, 2, per_shard=2)
+        claims = conn.execute(text("SELECT patient_control_number, billing_npi, member_id FROM claims")).all()
+        payments = conn.execute(text("SELECT patient_control_number, payer_claim_control_number FROM claim_payments")).all()
+        plbs = conn.execute(text("SELECT id, reference FROM provider_adjustments")).all()
+    store.dispose()
+    assert len(plan) > 5
+    shard_of: dict[str, int] = {}
+    plb_shard: dict[int, int] = {}
+    for k, shard in enumerate(plan):
+        for pcn in shard.pcns:
+            assert pcn not in shard_of, f"{pcn} is in two shards"
+            shard_of[pcn] = k
+        for plb in shard.plbs:
+            assert plb not in plb_shard
+            plb_shard[plb] = k
+    assert set(shard_of) == {c[0] for c in claims} | {p[0] for p in payments}
+    assert set(plb_shard) == {p[0] for p in plbs}
+    groups: dict[Any, set[int]] = defaultdict(set)
+    for pcn, npi, member in claims:
+        if member:
+            groups[("member", npi, member)].add(shard_of[pcn])
+    for pcn, icn in payments:
+        if icn:
+            groups[("icn", icn)].add(shard_of[pcn])
+    assert all(len(found) == 1 for found in groups.values()), {k: v for k, v in groups.items() if len(v) > 1}
+    by_icn = {icn: pcn for pcn, icn in payments if icn}
+    untied = 0
+    for plb_id, reference in plbs:
+        named = [shard_of[p] for p in (by_icn.get(reference), reference if reference in shard_of else None) if p is not None]
+        if named:
+            assert {plb_shard[plb_id], *named} == {named[0]}
+        else:
+            untied += 1
+            assert plb_shard[plb_id] == 0
+    assert untied and len(plbs) > untied  # both kinds are met in the scenarios
+
+
+def test_a_failing_shard_fails_the_run_without_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shard's process that fails makes the run fail with a message; no output is written."""
+    from engine.shards import ShardError
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(shards, "SHARD_CLAIMS", 3)
+    monkeypatch.setattr(shards, "_decide_shard", broken)
+    with pytest.raises(ShardError, match="the disk went away"):
+        run([SAMPLE_EDI], f"sqlite:///{tmp_path}/store.db", tmp_path / "out", AS_OF, Config(), workers=2)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
