@@ -7,6 +7,7 @@ import gc
 import multiprocessing
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -112,11 +113,12 @@ def decide_and_record(
     peak = {} if peak is None else peak
     clock = time.perf_counter()
     if workers > 1 and _count(store, t.claims) > shards.SHARD_CLAIMS:
-        outputs, tally, counts = shards.decide_sharded(store, as_of, config, workers)
-        seconds["decide"], clock = time.perf_counter() - clock, time.perf_counter()
-        peak["decide"] = max(_peak_mib(), _children_peak_mib())
-        doc = summary(outputs, {"files": _count(store, t.files), **counts}, tally, as_of)
-        written = write(out_dir, outputs, doc)
+        with tempfile.TemporaryDirectory(prefix="edirecon-shards-") as spool:
+            outputs, tally, counts = shards.decide_sharded(store, as_of, config, workers, Path(spool))
+            seconds["decide"], clock = time.perf_counter() - clock, time.perf_counter()
+            peak["decide"] = max(_peak_mib(), _children_peak_mib())
+            doc = summary(outputs, {"files": _count(store, t.files), **counts}, tally, as_of)
+            written = write(out_dir, outputs, doc)
         seconds["record"] = time.perf_counter() - clock
         peak["record"] = _peak_mib()
         return None, outputs, doc, written

@@ -22,23 +22,26 @@ import gc
 import heapq
 import math
 import multiprocessing
+import pickle
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from datetime import date
+from multiprocessing.connection import wait
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 import structlog
 from sqlalchemy import Connection, select
 
-from . import schema as t
 from parsers.errors import EdireconError
 
+from . import schema as t
 from .bulk import select_rows
 from .config import Config
 from .decide import decide, unbalanced_remittances
-from .detect import detection_row
+from .detect import detection_row, keep_rows
 from .facts import load_shard, remittance_facts
 from .store import Store
 from .writers import ORDER, Rendered, Renderer, balance_order, exception_rows, rows, tallies
@@ -69,7 +72,8 @@ class ShardResult:
     refunds: list[dict[str, Any]]
     recoupments: list[dict[str, Any]]
     exceptions: list[dict[str, Any]]
-    balances: list[tuple[tuple[str, str], str, str]]
+    balances: Path  # the credit balances, rendered, with their sort keys: a file of pickled chunks
+    balance_count: int
     detections: list[dict[str, Any]]
     tally: dict[str, int]
     counts: dict[str, int]
@@ -146,82 +150,115 @@ def plan(conn: Connection, shards: int, per_shard: int = 0) -> list[Shard]:
     return [s for s in out if s.pcns or s.plbs]
 
 
-def decide_sharded(store: Store, as_of: date, config: Config, workers: int) -> tuple[dict[str, Any], dict[str, int], dict[str, int]]:
+def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spool: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, int]]:
     """Decide the whole store shard by shard in ``workers`` processes, keep the refunds, and return
-    the outputs (``writers.rows`` form), the summary's tally and the store's counts."""
-    with store.engine.connect() as conn:
-        shards = plan(conn, workers)
+    the outputs (``writers.rows`` form; the credit balances merged from the shards' files in
+    ``spool`` as they are written), the summary's tally and the store's counts."""
     store.dispose()  # no open database handle may cross a fork
+    # the plan too is made in a process of its own: this one stays small, and so do the shards'
+    # processes, which start as copies of it
+    (shards,) = _in_processes(_plan_job, [(store.url, workers)], 1)
+    jobs = [(store.url, shard, as_of, config, spool / f"shard-{k}.balances") for k, shard in enumerate(shards)]
+    processes = min(workers, len(jobs))
+
+    def meanwhile() -> None:  # what is decided of the store as a whole, while the shards run
+        with store.engine.connect() as conn:
+            whole.append(exception_rows([dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()],
+                                        unbalanced_remittances(remittance_facts(conn))))
+        store.dispose()
+
+    whole: list[list[dict[str, Any]]] = []
+    results: list[ShardResult] = _in_processes(_decide_shard, jobs, processes, meanwhile)
+    log.info("decided_in_shards", shards=len(shards), processes=processes)
+    outputs: dict[str, Any] = {
+        "refund_requests": sorted((r for res in results for r in res.refunds), key=ORDER["refund_requests"]),
+        "recoupments": sorted((r for res in results for r in res.recoupments), key=ORDER["recoupments"]),
+        "credit_balances": Rendered(((c, j) for _, c, j in heapq.merge(*(_read(res.balances) for res in results), key=itemgetter(0))),
+                                    sum(res.balance_count for res in results)),
+        "exceptions": sorted([*whole[0], *(x for res in results for x in res.exceptions)], key=ORDER["exceptions"]),
+    }
+    tally = {k: sum(res.tally[k] for res in results) for k in results[0].tally}
+    counts = {k: sum(res.counts[k] for res in results) for k in results[0].counts}
+    with store.write() as conn:
+        keep_rows(conn, None, [d for res in results for d in res.detections])
+    return outputs, tally, counts
+
+
+def _in_processes(target: Callable[..., Any], jobs: list[tuple[Any, ...]], processes: int, meanwhile: Callable[[], None] | None = None) -> list[Any]:
+    """``target(*job)`` for every job, each in a fresh process (fork on Linux), ``processes`` at a
+    time; ``meanwhile`` runs here once the first are started.  The results in no set order; the
+    first failure fails all (the others are killed)."""
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
-    processes = min(workers, len(shards))
-    jobs = [(store.url, shard, as_of, config) for shard in shards]
+    waiting = list(jobs)
     running: dict[Any, Any] = {}  # the read end of each running process's pipe -> the process
+    results: list[Any] = []
 
     def start() -> None:  # always from this thread: a fork beside a busy thread could inherit a held lock
         reader, writer = context.Pipe(duplex=False)
-        process = context.Process(target=_shard_process, args=(jobs.pop(0), writer), daemon=True)
+        process = context.Process(target=_process_body, args=(target, waiting.pop(0), writer), daemon=True)
         process.start()
         writer.close()
         running[reader] = process
 
-    while jobs and len(running) < processes:
-        start()
-    with store.engine.connect() as conn:  # meanwhile: what is decided of the store as a whole
-        remittance_exceptions = unbalanced_remittances(remittance_facts(conn))
-        ingest_exceptions = [dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()]
-    store.dispose()
-    results: list[ShardResult] = []
     try:
+        while waiting and len(running) < processes:
+            start()
+        if meanwhile is not None:
+            meanwhile()
         while running:
             for reader in wait(list(running)):
                 process = running.pop(reader)
                 try:
                     got = reader.recv()
                 except EOFError:
-                    got = None
+                    got = _Failure(f"it ended with exit code {process.exitcode} and no result")
                 reader.close()
                 process.join()
-                if not isinstance(got, ShardResult):
-                    raise ShardError(f"a shard's process failed (exit code {process.exitcode}): {got or 'no result'}")
+                if isinstance(got, _Failure):
+                    raise ShardError(f"deciding in shards failed: {got.message}")
                 results.append(got)
-                if jobs:
+                if waiting:
                     start()
     finally:
         for process in running.values():
             process.kill()
             process.join()
-    log.info("decided_in_shards", shards=len(shards), processes=processes)
-    outputs: dict[str, Any] = {
-        "refund_requests": sorted((r for res in results for r in res.refunds), key=ORDER["refund_requests"]),
-        "recoupments": sorted((r for res in results for r in res.recoupments), key=ORDER["recoupments"]),
-        "credit_balances": Rendered([(c, j) for _, c, j in heapq.merge(*(res.balances for res in results), key=itemgetter(0))]),
-        "exceptions": sorted([*exception_rows(ingest_exceptions, remittance_exceptions), *(x for res in results for x in res.exceptions)],
-                             key=ORDER["exceptions"]),
-    }
-    tally = {k: sum(res.tally[k] for res in results) for k in results[0].tally} if results else {}
-    counts = {k: sum(res.counts[k] for res in results) for k in results[0].counts} if results else {}
-    with store.write() as conn:
-        from .detect import keep_rows
-
-        keep_rows(conn, None, [d for res in results for d in res.detections])
-    return outputs, tally, counts
+    return results
 
 
-def _shard_process(job: tuple[str, Shard, date, Config], writer: Any) -> None:
-    """The body of a shard's process: its result, or what went wrong, sent through the pipe."""
+@dataclass
+class _Failure:
+    message: str
+
+
+def _process_body(target: Callable[..., Any], job: tuple[Any, ...], writer: Any) -> None:
+    """A shard process: the result, or what went wrong, sent through the pipe."""
     from .run import _die_with_parent
 
     _die_with_parent()
     try:
-        result: Any = _decide_shard(*job)
+        result: Any = target(*job)
     except Exception as exc:  # reported by the parent, which fails the run
-        result = f"{type(exc).__name__}: {exc}"
+        result = _Failure(f"{type(exc).__name__}: {exc}")
     writer.send(result)
     writer.close()
 
 
-def _decide_shard(url: str, shard: Shard, as_of: date, config: Config) -> ShardResult:
-    """One shard: load, decide, render."""
+def _plan_job(url: str, workers: int) -> list[Shard]:
+    store = Store(url)
+    try:
+        with store.engine.connect() as conn:
+            return plan(conn, workers)
+    finally:
+        store.dispose()
+
+
+#: credit-balance rows per pickled chunk of a shard's file
+_CHUNK = 2000
+
+
+def _decide_shard(url: str, shard: Shard, as_of: date, config: Config, balances_path: Path) -> ShardResult:
+    """One shard: load, decide, render; the credit balances, rendered in order, go to a file."""
     store = Store(url)
     gc.disable()  # long-lived facts without cycles: see run.decide_and_record
     try:
@@ -231,11 +268,32 @@ def _decide_shard(url: str, shard: Shard, as_of: date, config: Config) -> ShardR
         decisions = decide(facts, as_of, config)
         out = rows(decisions, as_of, [])
         render = Renderer("credit_balances")
-        balances = [(balance_order(b), *render(row)) for b, row in out["credit_balances"].pairs()]
+        count = 0
+        with open(balances_path, "wb") as fh:
+            chunk = []
+            for b, row in out["credit_balances"].pairs():
+                chunk.append((balance_order(b), *render(row)))
+                if len(chunk) == _CHUNK:
+                    pickle.dump(chunk, fh, pickle.HIGHEST_PROTOCOL)
+                    count, chunk = count + len(chunk), []
+            pickle.dump(chunk, fh, pickle.HIGHEST_PROTOCOL)
+            count += len(chunk)
         return ShardResult(
-            list(out["refund_requests"]), list(out["recoupments"]), list(out["exceptions"]), balances,
+            list(out["refund_requests"]), list(out["recoupments"]), list(out["exceptions"]), balances_path, count,
             [detection_row(r) for r in decisions.refunds], tallies(decisions),
             {"claims": len(facts.claims), "claim_payments": len(facts.payments), "patient_payments": len(facts.patient_payments)},
         )
     finally:
         store.dispose()
+
+
+def _read(path: Path) -> Iterator[tuple[tuple[str, str], str, str]]:
+    """The rows of a shard's credit-balances file (written by ``_decide_shard`` in this run's own
+    temporary folder), chunk by chunk."""
+    with open(path, "rb") as fh:
+        while True:
+            try:
+                chunk = pickle.load(fh)
+            except EOFError:
+                return
+            yield from chunk

@@ -230,22 +230,34 @@ class Renderer:
 
 
 class Rendered(Sequence[dict[str, Any]]):
-    """Output rows already rendered (by the processes that decided them: ``engine.shards``), in
-    order, as (CSV line, JSON line); read as dicts again (amounts ``Decimal``, dates ``date``)."""
+    """Output rows rendered elsewhere (by the shard processes: ``engine.shards``), handed to
+    ``write`` as (CSV line, JSON line) in order, to be written once as they come; afterwards the
+    rows are read back as dicts (amounts ``Decimal``, dates ``date``) from the JSON Lines file
+    written."""
 
-    def __init__(self, lines: list[tuple[str, str]]):
-        self.lines = lines
+    def __init__(self, lines: Iterable[tuple[str, str]], count: int):
+        self.lines: Iterable[tuple[str, str]] | None = lines
+        self.count = count
+        self.path: Path | None = None
+
+    def take(self) -> Iterable[tuple[str, str]]:
+        lines, self.lines = self.lines, None
+        if lines is None:
+            raise RuntimeError("these rows were written already")
+        return lines
 
     def __len__(self) -> int:
-        return len(self.lines)
+        return self.count
 
     def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return [_decode(json_line) for _, json_line in self.lines[index]]
-        return _decode(self.lines[index][1])
+        return list(self)[index]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return (_decode(json_line) for _, json_line in self.lines)
+        if self.path is None:
+            raise RuntimeError("these rows are read from their file once written")
+        with open(self.path, encoding="utf-8") as fh:
+            for line in fh:
+                yield _decode(line)
 
 
 def _decode(json_line: str) -> dict[str, Any]:
@@ -265,13 +277,15 @@ def write(out_dir: Path, out: dict[str, Sequence[dict[str, Any]]], summary_doc: 
     written = []
     for name, table in out.items():
         render = Renderer(name)
-        lines: Iterable[tuple[str, str]] = table.lines if isinstance(table, Rendered) else map(render, table)
+        lines: Iterable[tuple[str, str]] = table.take() if isinstance(table, Rendered) else map(render, table)
         with _Atomic(out_dir / f"{name}.csv") as csv_fh, _Atomic(out_dir / f"{name}.jsonl") as jsonl_fh:
             csv_fh.write(render.csv_line(render.columns))
             for csv_line, json_line in lines:  # one pass: a row is made once for both files
                 csv_fh.write(csv_line)
                 jsonl_fh.write(json_line)
         written += [out_dir / f"{name}.csv", out_dir / f"{name}.jsonl"]
+        if isinstance(table, Rendered):
+            table.path = out_dir / f"{name}.jsonl"
     with _Atomic(out_dir / "summary.json") as fh:
         fh.write(json.dumps(summary_doc, indent=1, default=_scalar) + "\n")
     written.append(out_dir / "summary.json")
