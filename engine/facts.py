@@ -249,26 +249,25 @@ def _conditions(pcn_in: str, keys: list[Any], plb_of: str, plb_keys: list[Any]) 
     }
 
 
+class _Converted(dict):  # type: ignore[type-arg]
+    """Stored value -> Python value, each converted once: a hit is a plain dict lookup in C."""
+
+    def __init__(self, convert: Any, null: Any):
+        super().__init__({None: null})
+        self.convert = convert
+
+    def __missing__(self, value: Any) -> Any:
+        got = self[value] = self.convert(value)
+        return got
+
+
 def _load(conn: Connection, by_pcn: dict[str, tuple[str, list[Any]]], whole: bool) -> Facts:
     c = codec(conn)
     # a store holds the same amounts, dates and codes over and over: one object serves them all
-    amounts: dict[Any, Decimal | None] = {None: None}
-    days: dict[Any, date | None] = {None: None}
-
-    def money(value: Any) -> Decimal | None:
-        got = amounts.get(value)
-        if got is None and value is not None:
-            got = amounts[value] = c.money(value)
-        return got
-
-    def day(value: Any) -> date | None:
-        got = days.get(value)
-        if got is None and value is not None:
-            got = days[value] = c.day(value)
-        return got
-
-    def d(value: Any) -> Decimal:
-        return ZERO if value is None else money(value)  # type: ignore[return-value]
+    money = _Converted(c.money, None).__getitem__  # Decimal, None for NULL
+    d = _Converted(c.money, ZERO).__getitem__  # Decimal, 0.00 for NULL
+    day = _Converted(c.day, None).__getitem__
+    quantity = _Converted(lambda units: Decimal(str(units)), None).__getitem__
 
     lines_by_claim: dict[int, list[ClaimLine]] = defaultdict(list)
     for claim_id, number, proc, mods, charge, units, served, control in select_rows(
@@ -276,7 +275,7 @@ def _load(conn: Connection, by_pcn: dict[str, tuple[str, list[Any]]], whole: boo
         "claim_id, id", *by_pcn["claim_lines"],
     ):
         lines_by_claim[claim_id].append(
-            ClaimLine(intern(number), intern(proc), intern(mods), money(charge), None if units is None else Decimal(str(units)), day(served), intern(control))
+            ClaimLine(intern(number), intern(proc), intern(mods), money(charge), quantity(units), day(served), intern(control))
         )
     claim_cols = ["id", "transaction_type", "patient_control_number", "billing_npi", "billing_tin", "member_id", "other_member_ids", "patient_last",
                   "patient_first", "patient_dob", "service_from", "service_to", "total_charge", "frequency", "original_reference", "payer_id",
@@ -296,7 +295,7 @@ def _load(conn: Connection, by_pcn: dict[str, tuple[str, list[Any]]], whole: boo
         conn, t.payment_lines, ["claim_payment_id", "ordinal", "procedure_code", "modifiers", "charge", "paid", "units", "service_date", "line_item_control_number"],
         "claim_payment_id, ordinal", *by_pcn["payment_children"],
     ):
-        plines[pid].append(PaymentLine(ordinal, intern(proc), intern(mods), money(charge), d(paid), None if units is None else Decimal(str(units)), day(served), intern(control)))
+        plines[pid].append(PaymentLine(ordinal, intern(proc), intern(mods), money(charge), d(paid), quantity(units), day(served), intern(control)))
     rem_cols = ["id", "payer_id", "payer_name", "trace_number", "payment_amount", "credit_debit", "payment_date", "payee_npi", "payee_tin", "source_file", "segment"]
     rems = {r[0]: r for r in select_rows(conn, t.remittances, rem_cols, "", *by_pcn["remittances"])}
     remittances = {rid: RemittanceFact(r[1], r[3], d(r[4]), r[5], r[9], r[10]) for rid, r in rems.items()}
@@ -338,17 +337,7 @@ def _load(conn: Connection, by_pcn: dict[str, tuple[str, list[Any]]], whole: boo
 def remittance_facts(conn: Connection) -> list[RemittanceFact]:
     """Every remittance with the totals of all its claim payments and PLBs (rule 7 asks it of a
     remittance as a whole, so a shard of claim numbers cannot; ``engine.shards``)."""
-    c = codec(conn)
-    amounts: dict[Any, Decimal] = {}
-
-    def d(value: Any) -> Decimal:
-        if value is None:
-            return ZERO
-        got = amounts.get(value)
-        if got is None:
-            got = amounts[value] = c.money(value)  # type: ignore[assignment]
-        return got  # type: ignore[return-value]
-
+    d = _Converted(codec(conn).money, ZERO).__getitem__
     remittances = {r[0]: RemittanceFact(r[1], r[2], d(r[3]), r[4], r[5], r[6]) for r in select_rows(
         conn, t.remittances, ["id", "payer_id", "trace_number", "payment_amount", "credit_debit", "source_file", "segment"])}
     for rid, paid in select_rows(conn, t.claim_payments, ["remittance_id", "paid"]):
