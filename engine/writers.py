@@ -205,6 +205,7 @@ class _Atomic:
 COLUMNS = {"refund_requests": REFUND_COLUMNS, "recoupments": RECOUPMENT_COLUMNS, "credit_balances": BALANCE_COLUMNS, "exceptions": EXCEPTION_COLUMNS}
 _MONEY_COLUMNS = {"total_charge", "payer_paid", "patient_paid", "write_offs", "patient_responsibility", "balance", "amount"}
 _encode = json.JSONEncoder(default=_scalar, separators=(",", ":")).encode
+_encode_plain = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class Renderer:
@@ -223,10 +224,13 @@ class Renderer:
         return self._buffer.getvalue()
 
     def __call__(self, row: dict[str, Any]) -> tuple[str, str]:
-        flat = [_scalar(row[c]) for c in self.columns]
-        if self.evidence >= 0:
+        if self.evidence >= 0:  # nested evidence: the general encoder
+            flat = [_scalar(row[c]) for c in self.columns]
             flat[self.evidence] = _evidence_text(row["evidence"])
-        return self.csv_line(flat), _encode(row) + "\n"
+            return self.csv_line(flat), _encode(row) + "\n"
+        # flat rows (most of them: credit balances): each value made text once, for both lines
+        values = {k: money(v) if type(v) is Decimal else v.isoformat() if isinstance(v, date) else v for k, v in row.items()}
+        return self.csv_line(["" if (v := values[c]) is None else v for c in self.columns]), _encode_plain(values) + "\n"
 
 
 class Rendered(Sequence[dict[str, Any]]):
