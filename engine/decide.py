@@ -385,13 +385,13 @@ def _settle(out: Decisions) -> None:
 def _balancing(facts: Facts, out: Decisions) -> None:
     """Rule 7: unbalanced claim payments, service lines and remittances."""
     for p in facts.payments:
-        adjusted = sum((a[2] for a in p.all_adjustments), ZERO)
+        line_sums = [sum((a[2] for a in line.adjustments), ZERO) if line.adjustments else ZERO for line in p.lines]
+        adjusted = sum((a[2] for a in p.claim_adjustments), ZERO) + sum(line_sums, ZERO)
         if p.charge - adjusted != p.paid:
             out.exceptions.append(ExceptionRow("UNBALANCED_CLAIM", "warning", p.source_file, p.segment, p.pcn, p.payer_id, p.charge - adjusted - p.paid,
                                                f"CLP03 {p.charge} − Σ CAS {adjusted} ≠ CLP04 {p.paid}"))
             continue
-        for line in p.lines:
-            line_adj = sum((a[2] for a in line.adjustments), ZERO)
+        for line, line_adj in zip(p.lines, line_sums):
             if line.charge is not None and line.charge - line_adj != line.paid:
                 out.exceptions.append(ExceptionRow("UNBALANCED_CLAIM", "warning", p.source_file, p.segment, p.pcn, p.payer_id, line.charge - line_adj - line.paid,
                                                    f"service line {line.ordinal}: SVC02 {line.charge} − Σ CAS {line_adj} ≠ SVC03 {line.paid}"))
