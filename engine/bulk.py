@@ -89,10 +89,14 @@ def select_rows(
     the table is never held in memory as a whole."""
     order = f" ORDER BY {order_by}" if order_by else ""
     condition = f" WHERE {where}" if where else ""
-    sql = f"SELECT {', '.join(columns)} FROM {table.name}{condition}{order}"
+    return raw_rows(conn, f"SELECT {', '.join(columns)} FROM {table.name}{condition}{order}", params)
+
+
+def raw_rows(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+    """The rows of a query written with ``?`` placeholders, as plain tuples streamed from the
+    DB-API cursor itself (no result object's row processing)."""
     if conn.dialect.name != "sqlite":
         sql = sql.replace("?", "%s")
-    # the DB-API cursor itself: plain tuples, without a result object's row processing
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(sql, tuple(params))
