@@ -33,6 +33,8 @@ from .store import Store
 log = structlog.get_logger("edirecon.ingest")
 
 PATIENT_PAYMENTS_HEADER = ["patient_control_number", "amount", "paid_on", "payment_id"]
+#: rows of consecutive transaction sets written in one database transaction (a larger set alone)
+BATCH_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -226,8 +228,9 @@ class Ingestor:
 
         text = self.store.dialect == "sqlite"  # rows in SQLite's storage form (see _StorageForm)
 
+        pending: list[tuple[parsers.ParsedTransaction, _Claims | _Remittance | None]] = []
+        rows = 0
         for parsed in parsers.iter_transactions(path, summary, name, wanted):
-            ordinal = parsed.ordinal
             ts = parsed.transaction
             # parse the transaction set into rows before taking the write lock: another process
             # ingesting beside this one waits only for the inserts, not for the parsing
@@ -235,7 +238,30 @@ class Ingestor:
             if parsed.supported and ts.trusted:
                 form = _StorageForm(text)
                 prepared = _prepare_remittance(parsed.records, name, form) if ts.code == "835" else _prepare_claims(parsed.records, name, form)
-            with self.store.write() as conn:
+                rows += prepared.size
+            parsed.records = iter(())  # read: what is kept of them is in the rows
+            pending.append((parsed, prepared))
+            if rows >= BATCH_ROWS:
+                self._write(pending, name, file_id, sha)
+                pending, rows = [], 0
+        if pending:
+            self._write(pending, name, file_id, sha)
+        with self.store.write() as conn:
+            for f in summary.findings:
+                if f.severity is parsers.Severity.ERROR:
+                    record_exception(
+                        conn, [sha, f.code, f.source.segment, f.source.offset, f.message], "PARSE_ERROR", name,
+                        f"{f.code} at byte {f.source.offset}: {f.message}", segment=f.source.segment,
+                    )
+
+    def _write(self, pending: list[tuple[Any, Any]], name: str, file_id: int, sha: str) -> None:
+        """Write prepared transaction sets, in one database transaction: each is still all or
+        nothing (a killed run leaves none of them, and the next ingests them again), and the
+        writers of a large file take the lock a few times rather than once per set."""
+        with self.store.write() as conn:
+            for parsed, prepared in pending:
+                ts = parsed.transaction
+                ordinal = parsed.ordinal
                 txn_id = insert_new(conn, t.transactions, {
                     "file_id": file_id, "ordinal": ordinal, "isa13": ts.envelope.isa13[:9], "gs06": ts.envelope.gs06[:9],
                     "st02": ts.envelope.st02[:9], "transaction_type": parsed.transaction_type[:8], "ingested": False,
@@ -256,13 +282,6 @@ class Ingestor:
                 # else: an untrusted envelope, whose findings become PARSE_ERROR rows below
                 if ingested:
                     conn.execute(t.transactions.update().where(t.transactions.c.id == txn_id).values(ingested=True))
-        with self.store.write() as conn:
-            for f in summary.findings:
-                if f.severity is parsers.Severity.ERROR:
-                    record_exception(
-                        conn, [sha, f.code, f.source.segment, f.source.offset, f.message], "PARSE_ERROR", name,
-                        f"{f.code} at byte {f.source.offset}: {f.message}", segment=f.source.segment,
-                    )
 
     def _claims(self, conn: Connection, prepared: _Claims, txn_id: int) -> bool:
         claims, lines = prepared.claims, prepared.lines
@@ -333,6 +352,10 @@ class _Claims:
     claims: list[tuple[Any, ...]]  # claim_row
     lines: list[tuple[Any, ...]]  # (claim index, *CLAIM_LINE_COLUMNS from line_number on)
 
+    @property
+    def size(self) -> int:
+        return len(self.claims) + len(self.lines)
+
 
 @dataclass(slots=True)
 class _Remittance:
@@ -342,6 +365,10 @@ class _Remittance:
     lines: list[tuple[Any, ...]]  # (payment index, ordinal, *payment_line_row)
     adjustments: list[tuple[Any, ...]]  # (payment index, line ordinal or None, group, reason, amount)
     plbs: list[ProviderAdjustment]
+
+    @property
+    def size(self) -> int:
+        return len(self.payments) + len(self.lines) + len(self.adjustments) + len(self.plbs)
 
 
 class _StorageForm:
