@@ -38,7 +38,7 @@ from sqlalchemy import Connection, select
 from parsers.errors import EdireconError
 
 from . import schema as t
-from .bulk import select_rows
+from .bulk import raw_rows
 from .config import Config
 from .decide import decide, unbalanced_remittances
 from .detect import detection_row, keep_rows
@@ -101,24 +101,34 @@ def plan(conn: Connection, shards: int, per_shard: int = 0) -> list[Shard]:
                 ra, rb = rb, ra
             parent[rb] = ra
 
+    # every claim number; then only the rows that join claim numbers (most stand alone), found in
+    # SQL, so that the plan holds the claim numbers once and the joins, not every key of the store
     pcns: set[str] = set()
+    for table in ("claims", "claim_payments", "patient_payments"):
+        pcns.update(pcn for (pcn,) in raw_rows(conn, f"SELECT DISTINCT patient_control_number FROM {table}"))
     first_of: dict[Any, str] = {}  # a billing provider and member, or a payer claim number -> its first claim number
-    for pcn, npi, member in select_rows(conn, t.claims, ["patient_control_number", "billing_npi", "member_id"]):
-        pcns.add(pcn)
-        if member and (other := first_of.setdefault((npi, member), pcn)) != pcn:
+    for npi, member, pcn in raw_rows(conn, (
+        "SELECT c.billing_npi, c.member_id, c.patient_control_number FROM claims c JOIN ("
+        "  SELECT billing_npi, member_id FROM claims WHERE member_id <> '' GROUP BY billing_npi, member_id"
+        "  HAVING MIN(patient_control_number) <> MAX(patient_control_number)) g ON c.billing_npi = g.billing_npi AND c.member_id = g.member_id")):
+        if (other := first_of.setdefault((npi, member), pcn)) != pcn:
             union(pcn, other)
-    for pcn, icn in select_rows(conn, t.claim_payments, ["patient_control_number", "payer_claim_control_number"]):
-        pcns.add(pcn)
-        if icn and (other := first_of.setdefault(icn, pcn)) != pcn:
+    for icn, pcn in raw_rows(conn, (
+        "SELECT p.payer_claim_control_number, p.patient_control_number FROM claim_payments p JOIN ("
+        "  SELECT payer_claim_control_number AS icn FROM claim_payments WHERE payer_claim_control_number <> ''"
+        "  GROUP BY payer_claim_control_number HAVING MIN(patient_control_number) <> MAX(patient_control_number)) g"
+        "  ON p.payer_claim_control_number = g.icn")):
+        if (other := first_of.setdefault(icn, pcn)) != pcn:
             union(pcn, other)
-    pcns.update(pcn for (pcn,) in select_rows(conn, t.patient_payments, ["patient_control_number"]))
-    plbs: list[tuple[int, str]] = []
-    for plb_id, reference in select_rows(conn, t.provider_adjustments, ["id", "reference"]):
-        named = [n for n in (first_of.get(reference), reference if reference in pcns else None) if n is not None]
-        if len(named) == 2:
-            union(*named)
-        plbs.append((plb_id, named[0] if named else ""))
     del first_of
+    plbs: dict[int, str] = {}  # a PLB -> a claim number it names ("" for none)
+    for plb_id, reference, paid_as in raw_rows(conn, (
+        "SELECT a.id, a.reference, p.patient_control_number FROM provider_adjustments a "
+        "LEFT JOIN claim_payments p ON p.payer_claim_control_number = a.reference AND a.reference <> '' ORDER BY a.id")):
+        named = [n for n in (paid_as, reference if reference in pcns else None, plbs.get(plb_id)) if n]
+        for other in named[1:]:
+            union(named[0], other)
+        plbs[plb_id] = named[0] if named else ""
     joined: dict[str, list[str]] = {}  # the components of more than one claim number, by root
     for pcn in parent:
         joined.setdefault(find(pcn), []).append(pcn)
@@ -141,11 +151,11 @@ def plan(conn: Connection, shards: int, per_shard: int = 0) -> list[Shard]:
         shard.pcns += alone[taken:taken + need]
         taken += need
     out[-1].pcns += alone[taken:]
-    named = {find(node) for _, node in plbs if node}
+    named = {find(node) for node in plbs.values() if node}
     if named:
         for k, shard in enumerate(out):
             shard_of.update((pcn, k) for pcn in shard.pcns if pcn in named)
-    for plb_id, node in plbs:
+    for plb_id, node in plbs.items():
         out[shard_of[find(node)] if node else 0].plbs.append(plb_id)
     return [s for s in out if s.pcns or s.plbs]
 
@@ -157,8 +167,8 @@ def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spoo
     store.dispose()  # no open database handle may cross a fork
     # the plan too is made in a process of its own: this one stays small, and so do the shards'
     # processes, which start as copies of it
-    (shards,) = _in_processes(_plan_job, [(store.url, workers)], 1)
-    jobs = [(store.url, shard, as_of, config, spool / f"shard-{k}.balances") for k, shard in enumerate(shards)]
+    (keys,) = _in_processes(_plan_job, [(store.url, workers, spool)], 1)  # a file of each shard's keys
+    jobs = [(store.url, path, as_of, config, spool / f"shard-{k}.balances") for k, path in enumerate(keys)]
     processes = min(workers, len(jobs))
 
     def meanwhile() -> None:  # what is decided of the store as a whole, while the shards run
@@ -169,7 +179,7 @@ def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spoo
 
     whole: list[list[dict[str, Any]]] = []
     results: list[ShardResult] = _in_processes(_decide_shard, jobs, processes, meanwhile)
-    log.info("decided_in_shards", shards=len(shards), processes=processes)
+    log.info("decided_in_shards", shards=len(keys), processes=processes)
     outputs: dict[str, Any] = {
         "refund_requests": sorted((r for res in results for r in res.refunds), key=ORDER["refund_requests"]),
         "recoupments": sorted((r for res in results for r in res.recoupments), key=ORDER["recoupments"]),
@@ -244,21 +254,32 @@ def _process_body(target: Callable[..., Any], job: tuple[Any, ...], writer: Any)
     writer.close()
 
 
-def _plan_job(url: str, workers: int) -> list[Shard]:
+def _plan_job(url: str, workers: int, spool: Path) -> list[Path]:
+    """The plan, each shard's keys in a file of ``spool``: neither this run's process nor the
+    shards' processes, which start as copies of it, hold the keys of the whole store."""
     store = Store(url)
     try:
         with store.engine.connect() as conn:
-            return plan(conn, workers)
+            shards = plan(conn, workers)
     finally:
         store.dispose()
+    paths = []
+    for k, shard in enumerate(shards):
+        paths.append(spool / f"shard-{k}.keys")
+        with open(paths[-1], "wb") as fh:
+            pickle.dump(shard, fh, pickle.HIGHEST_PROTOCOL)
+    return paths
 
 
 #: credit-balance rows per pickled chunk of a shard's file
 _CHUNK = 2000
 
 
-def _decide_shard(url: str, shard: Shard, as_of: date, config: Config, balances_path: Path) -> ShardResult:
-    """One shard: load, decide, render; the credit balances, rendered in order, go to a file."""
+def _decide_shard(url: str, keys: Path, as_of: date, config: Config, balances_path: Path) -> ShardResult:
+    """One shard (its keys in the file ``keys``): load, decide, render; the credit balances,
+    rendered in order, go to a file."""
+    with open(keys, "rb") as fh:
+        shard: Shard = pickle.load(fh)  # written by _plan_job in this run's own temporary folder
     store = Store(url)
     gc.disable()  # long-lived facts without cycles: see run.decide_and_record
     try:
