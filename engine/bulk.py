@@ -41,6 +41,19 @@ class Codec:
         return date.fromisoformat(value)
 
 
+class Converted(dict):  # type: ignore[type-arg]
+    """A value -> its converted form, each converted once (``convert``; None gives ``null``): a
+    hit is a plain dict lookup in C, for the amounts and dates a store holds over and over."""
+
+    def __init__(self, convert: Any, null: Any):
+        super().__init__({None: null})
+        self.convert = convert
+
+    def __missing__(self, value: Any) -> Any:
+        got = self[value] = self.convert(value)
+        return got
+
+
 def codec(conn: Connection) -> Codec:
     return Codec(conn.dialect.name)
 

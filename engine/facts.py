@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, select
 
 from . import schema as t
-from .bulk import codec, insert_rows, member_of, select_rows
+from .bulk import Converted, codec, insert_rows, member_of, select_rows
 
 ZERO = Decimal("0.00")
 
@@ -249,25 +249,13 @@ def _conditions(pcn_in: str, keys: list[Any], plb_of: str, plb_keys: list[Any]) 
     }
 
 
-class _Converted(dict):  # type: ignore[type-arg]
-    """Stored value -> Python value, each converted once: a hit is a plain dict lookup in C."""
-
-    def __init__(self, convert: Any, null: Any):
-        super().__init__({None: null})
-        self.convert = convert
-
-    def __missing__(self, value: Any) -> Any:
-        got = self[value] = self.convert(value)
-        return got
-
-
 def _load(conn: Connection, by_pcn: dict[str, tuple[str, list[Any]]], whole: bool) -> Facts:
     c = codec(conn)
     # a store holds the same amounts, dates and codes over and over: one object serves them all
-    money = _Converted(c.money, None).__getitem__  # Decimal, None for NULL
-    d = _Converted(c.money, ZERO).__getitem__  # Decimal, 0.00 for NULL
-    day = _Converted(c.day, None).__getitem__
-    quantity = _Converted(lambda units: Decimal(str(units)), None).__getitem__
+    money = Converted(c.money, None).__getitem__  # Decimal, None for NULL
+    d = Converted(c.money, ZERO).__getitem__  # Decimal, 0.00 for NULL
+    day = Converted(c.day, None).__getitem__
+    quantity = Converted(lambda units: Decimal(str(units)), None).__getitem__
 
     lines_by_claim: dict[int, list[ClaimLine]] = defaultdict(list)
     for claim_id, number, proc, mods, charge, units, served, control in select_rows(
@@ -337,7 +325,7 @@ def _load(conn: Connection, by_pcn: dict[str, tuple[str, list[Any]]], whole: boo
 def remittance_facts(conn: Connection) -> list[RemittanceFact]:
     """Every remittance with the totals of all its claim payments and PLBs (rule 7 asks it of a
     remittance as a whole, so a shard of claim numbers cannot; ``engine.shards``)."""
-    d = _Converted(codec(conn).money, ZERO).__getitem__
+    d = Converted(codec(conn).money, ZERO).__getitem__
     remittances = {r[0]: RemittanceFact(r[1], r[2], d(r[3]), r[4], r[5], r[6]) for r in select_rows(
         conn, t.remittances, ["id", "payer_id", "trace_number", "payment_amount", "credit_debit", "source_file", "segment"])}
     for rid, paid in select_rows(conn, t.claim_payments, ["remittance_id", "paid"]):

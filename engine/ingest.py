@@ -27,7 +27,7 @@ import parsers
 from parsers.model import Claim, ClaimPayment, ProviderAdjustment
 
 from . import schema as t
-from .bulk import allocate_ids, insert_rows
+from .bulk import Converted, allocate_ids, insert_rows
 from .store import Store
 
 log = structlog.get_logger("edirecon.ingest")
@@ -384,24 +384,21 @@ class _StorageForm:
 
     def __init__(self, text: bool):
         self.money: Callable[[Any], Any] = _decimal_text if text else _same
-        self.day: Callable[[Any], Any] = _IsoDays().__getitem__ if text else _same
+        self.day: Callable[[Any], Any] = Converted(_iso_text, None).__getitem__ if text else _same
 
 
 def _same(value: Any) -> Any:
     return value
 
 
+def _iso_text(day: Any) -> Any:
+    """A date as its ISO text (``str``, what the SQLite adapter of ``engine.bulk`` binds)."""
+    return str(day) if isinstance(day, date) else day
+
+
 def _decimal_text(value: Any) -> Any:
     """A Decimal as its exact text (``str``, what the SQLite adapter of ``engine.bulk`` binds)."""
     return str(value) if type(value) is Decimal else value
-
-
-class _IsoDays(dict[Any, Any]):
-    """date -> its ISO text (``str``, what the SQLite adapter of ``engine.bulk`` binds); None stays None."""
-
-    def __missing__(self, day: Any) -> Any:
-        text = self[day] = day if day is None or not isinstance(day, date) else str(day)
-        return text
 
 
 def _prepare_claims(records: Iterable[Claim], name: str, form: _StorageForm) -> _Claims:

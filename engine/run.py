@@ -117,7 +117,7 @@ def decide_and_record(
         with tempfile.TemporaryDirectory(prefix="edirecon-shards-") as spool:
             outputs, tally, counts = shards.decide_sharded(store, as_of, config, workers, Path(spool))
             seconds["decide"], clock = time.perf_counter() - clock, time.perf_counter()
-            peak["decide"] = max(_peak_mib(), _children_peak_mib())
+            peak["decide"] = max(_peak_mib(), _peak_mib(children=True))
             doc = summary(outputs, {"files": _count(store, t.files), **counts}, tally, as_of)
             written = write(out_dir, outputs, doc)
         seconds["record"] = time.perf_counter() - clock
@@ -257,22 +257,14 @@ def _ingest_in_worker(url: str, task: FileTask) -> IngestReport:
     return ingestor.report
 
 
-def _peak_mib() -> int:
-    """This process's peak resident set so far, in MiB (0 where the platform does not say)."""
+def _peak_mib(children: bool = False) -> int:
+    """This process's peak resident set so far, or with ``children`` the largest of the processes
+    it has waited for, in MiB (0 where the platform does not say)."""
     try:
         import resource
     except ImportError:  # pragma: no cover - not on Windows
         return 0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-
-
-def _children_peak_mib() -> int:
-    """The largest peak resident set of the processes this one has waited for, in MiB."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on Windows
-        return 0
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+    return resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def _count(store: Store, table: Any) -> int:

@@ -173,11 +173,11 @@ def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spoo
 
     def meanwhile() -> None:  # what is decided of the store as a whole, while the shards run
         with store.engine.connect() as conn:
-            whole.append(exception_rows([dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()],
+            whole.extend(exception_rows([dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()],
                                         unbalanced_remittances(remittance_facts(conn))))
         store.dispose()
 
-    whole: list[list[dict[str, Any]]] = []
+    whole: list[dict[str, Any]] = []
     results: list[ShardResult] = _in_processes(_decide_shard, jobs, processes, meanwhile)
     log.info("decided_in_shards", shards=len(keys), processes=processes)
     outputs: dict[str, Any] = {
@@ -185,7 +185,7 @@ def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spoo
         "recoupments": sorted((r for res in results for r in res.recoupments), key=ORDER["recoupments"]),
         "credit_balances": Rendered(((c, j) for _, c, j in heapq.merge(*(_read(res.balances) for res in results), key=itemgetter(0))),
                                     sum(res.balance_count for res in results)),
-        "exceptions": sorted([*whole[0], *(x for res in results for x in res.exceptions)], key=ORDER["exceptions"]),
+        "exceptions": sorted([*whole, *(x for res in results for x in res.exceptions)], key=ORDER["exceptions"]),
     }
     tally = {k: sum(res.tally[k] for res in results) for k in results[0].tally}
     counts = {k: sum(res.counts[k] for res in results) for k in results[0].counts}
