@@ -389,6 +389,8 @@ ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file: 
 UserOpt = Annotated[Optional[str], typer.Option("--user", help="Who takes the action, for the audit trail; default the OS user.")]
 NoteOpt = Annotated[str, typer.Option("--note", help="A note for the audit trail.")]
 RefundIdArg = Annotated[str, typer.Argument(help="The refund_id (RF-…) of refund_requests.csv.", show_default=False)]
+RefundIdsArg = Annotated[Optional[list[str]], typer.Argument(help="refund_ids (RF-…) of refund_requests.csv, each acted on its own.", show_default=False)]
+FromOpt = Annotated[Optional[Path], typer.Option("--from", help="A file of refund ids: one per line, or a CSV with a refund_id column (a filtered worklist.csv).")]
 
 
 def _day_option(value: Optional[str], name: str) -> "date | None":
@@ -550,76 +552,117 @@ def refund_show(
     typer.echo("\n".join(lines))
 
 
-def _act(refund_id: str, action: str, db: str, as_of: Optional[str], config: Optional[Path], user: Optional[str], note: str, **details: Any) -> None:
-    from engine.refunds import act, default_user
+def read_refund_ids(path: Path) -> list[str]:
+    """The refund ids of a --from file: one per line, or the ``refund_id`` column of a CSV with a
+    header row (such as a filtered worklist.csv); blank lines and cells are skipped."""
+    import csv
+    import io
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise parsers.UsageError(f"--from {path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from exc
+    lines = [line for line in text.splitlines() if line.strip()]
+    header = [h.strip() for h in next(csv.reader(lines[:1]), [])]
+    if "refund_id" in header:
+        ids = [(row.get("refund_id") or "").strip() for row in csv.DictReader(io.StringIO(text), fieldnames=header)][1:]
+    elif len(header) > 1:
+        raise parsers.UsageError(f"--from {path}: a CSV needs a refund_id column (its header is {', '.join(header[:8])})")
+    else:
+        ids = [line.strip() for line in lines]
+    ids = [i for i in ids if i]
+    if not ids:
+        raise parsers.UsageError(f"--from {path}: holds no refund id")
+    return ids
+
+
+def _act(refund_ids: Optional[list[str]], from_file: Optional[Path], action: str, db: str, as_of: Optional[str], config: Optional[Path],
+         user: Optional[str], note: str, **details: Any) -> None:
+    """Take the action on each refund given (arguments, then --from), each on its own; exit 1 when any was refused."""
+    from engine.refunds import act_many, default_user
 
     _configure_logging(False)
     try:
+        ids = [*(refund_ids or []), *(read_refund_ids(from_file) if from_file is not None else [])]
+        if not ids:
+            raise parsers.UsageError("no refund id: give refund ids (RF-…) or --from FILE")
         store, day, cfg = _workflow(db, as_of, config)
         try:
             who = user or default_user()
-            v = act(store, refund_id, action, who, day, cfg, note, **details)
+            outcomes = act_many(store, ids, action, who, day, cfg, note, **details)
         finally:
             store.dispose()
     except parsers.EdireconError as exc:
         raise _fail(exc) from None
-    typer.echo(f"{v.refund_id}: {action} by {who}; now {v.status}")
+    for o in outcomes:
+        if o.refused is None:
+            typer.echo(f"{o.refund_id}: {action} by {who}; now {o.view.status}")
+        else:
+            typer.echo(f"edirecon: {o.refused}", err=True)
+    refused = sum(1 for o in outcomes if o.refused is not None)
+    if len(outcomes) > 1:
+        typer.echo(f"{action}: {len(outcomes) - refused} done, {refused} refused")
+    raise typer.Exit(1 if refused else 0)
 
 
 @refund_app.command("approve")
-def refund_approve(refund_id: RefundIdArg, db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None, config: ConfigOpt = None,
-                   user: UserOpt = None, note: NoteOpt = "") -> None:
-    """Approve a pending or held refund for sending (not one the payer already took back)."""
-    _act(refund_id, "approve", db, as_of, config, user, note)
+def refund_approve(refund_ids: RefundIdsArg = None, from_file: FromOpt = None, db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None,
+                   config: ConfigOpt = None, user: UserOpt = None, note: NoteOpt = "") -> None:
+    """Approve pending or held refunds for sending (not one the payer already took back)."""
+    _act(refund_ids, from_file, "approve", db, as_of, config, user, note)
 
 
 @refund_app.command("hold")
-def refund_hold(refund_id: RefundIdArg, db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None, config: ConfigOpt = None,
-                user: UserOpt = None, note: NoteOpt = "") -> None:
-    """Hold a pending or approved refund (e.g. while a payer is asked, or a patient credit kept on account)."""
-    _act(refund_id, "hold", db, as_of, config, user, note)
+def refund_hold(refund_ids: RefundIdsArg = None, from_file: FromOpt = None, db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None,
+                config: ConfigOpt = None, user: UserOpt = None, note: NoteOpt = "") -> None:
+    """Hold pending or approved refunds (e.g. while a payer is asked, or a patient credit kept on account)."""
+    _act(refund_ids, from_file, "hold", db, as_of, config, user, note)
 
 
 @refund_app.command("mark-sent")
 def refund_mark_sent(
-    refund_id: RefundIdArg,
+    refund_ids: RefundIdsArg = None,
+    from_file: FromOpt = None,
     method: Annotated[str, typer.Option("--method", help="check, eft or adjustment (an adjustment bill).")] = "check",
     reference: Annotated[str, typer.Option("--reference", help="The check or EFT number.")] = "",
     sent_on: Annotated[Optional[str], typer.Option("--date", help="The day it was sent (YYYY-MM-DD); default --as-of.")] = None,
-    amount: Annotated[Optional[str], typer.Option("--amount", help="The amount sent; default what is outstanding.")] = None,
+    amount: Annotated[Optional[str], typer.Option("--amount", help="The amount sent (one refund only); default, and at most, what is outstanding.")] = None,
     db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None, config: ConfigOpt = None, user: UserOpt = None, note: NoteOpt = "",
 ) -> None:
-    """Record that an approved refund was sent: method, check or EFT number, date and amount."""
-    _act(refund_id, "mark-sent", db, as_of, config, user, note, method=method, reference=reference, day=_day_option(sent_on, "--date"),
-         amount=_amount_option(amount))
+    """Record that approved refunds were sent: method, check or EFT number, date and amount."""
+    _act(refund_ids, from_file, "mark-sent", db, as_of, config, user, note, method=method, reference=reference,
+         day=_day_option(sent_on, "--date"), amount=_amount_option(amount))
 
 
 @refund_app.command("void")
-def refund_void(refund_id: RefundIdArg, db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None, config: ConfigOpt = None,
-                user: UserOpt = None, note: Annotated[str, typer.Option("--note", help="Why it is voided (required).")] = "") -> None:
-    """Void a refund that is not owed after review, or a sent refund whose payment was stopped."""
-    _act(refund_id, "void", db, as_of, config, user, note)
+def refund_void(refund_ids: RefundIdsArg = None, from_file: FromOpt = None, db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None,
+                config: ConfigOpt = None, user: UserOpt = None,
+                note: Annotated[str, typer.Option("--note", help="Why it is voided (required).")] = "") -> None:
+    """Void refunds not owed after review, or sent refunds whose payment was stopped."""
+    _act(refund_ids, from_file, "void", db, as_of, config, user, note)
 
 
 @refund_app.command("mark-cashed")
-def refund_mark_cashed(refund_id: RefundIdArg, cashed_on: Annotated[Optional[str], typer.Option("--date", help="The day the check was cashed; default --as-of.")] = None,
+def refund_mark_cashed(refund_ids: RefundIdsArg = None, from_file: FromOpt = None,
+                       cashed_on: Annotated[Optional[str], typer.Option("--date", help="The day the check was cashed; default --as-of.")] = None,
                        db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None, config: ConfigOpt = None, user: UserOpt = None,
                        note: NoteOpt = "") -> None:
-    """Record that a patient cashed a refund check (it is then no escheatment candidate)."""
-    _act(refund_id, "mark-cashed", db, as_of, config, user, note, day=_day_option(cashed_on, "--date"))
+    """Record that patients cashed refund checks (they are then no escheatment candidates)."""
+    _act(refund_ids, from_file, "mark-cashed", db, as_of, config, user, note, day=_day_option(cashed_on, "--date"))
 
 
 @refund_app.command("mark-recovered")
 def refund_mark_recovered(
-    refund_id: RefundIdArg,
+    refund_ids: RefundIdsArg = None,
+    from_file: FromOpt = None,
     recovered_on: Annotated[Optional[str], typer.Option("--date", help="The day the money came back; default --as-of.")] = None,
-    amount: Annotated[Optional[str], typer.Option("--amount", help="The amount recovered; default the double refund.")] = None,
+    amount: Annotated[Optional[str], typer.Option("--amount", help="The amount recovered (one refund only); default, and at most, the double refund.")] = None,
     reference: Annotated[str, typer.Option("--reference", help="The payer's check or EFT number.")] = "",
     db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None, config: ConfigOpt = None, user: UserOpt = None, note: NoteOpt = "",
 ) -> None:
-    """Record that a double refund was recovered from the payer."""
-    _act(refund_id, "mark-recovered", db, as_of, config, user, note, day=_day_option(recovered_on, "--date"), amount=_amount_option(amount),
-         reference=reference)
+    """Record that double refunds were recovered from the payer."""
+    _act(refund_ids, from_file, "mark-recovered", db, as_of, config, user, note, day=_day_option(recovered_on, "--date"),
+         amount=_amount_option(amount), reference=reference)
 
 
 @app.command()

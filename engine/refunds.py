@@ -14,7 +14,7 @@ command first *syncs* the workflow with the engine's current decisions (README "
   (not offset by a 72) is a ``double_refund`` to recover.
 
 People then ``approve``, ``hold``, ``mark-sent``, ``void``, ``mark-cashed`` and ``mark-recovered``
-(:data:`MANUAL`).  Log events carry refund ids, statuses and user names, never patient data.
+(:data:`MANUAL`), one refund or many at a time (:func:`act_many`), each refund on its own.  Log events carry refund ids, statuses and user names, never patient data.
 """
 
 from __future__ import annotations
@@ -180,53 +180,119 @@ def book(store: Store, as_of: date, config: Config) -> Book:
     return b
 
 
+@dataclass
+class Outcome:
+    """What came of an action on one refund: the refund after it, or why it was refused."""
+
+    refund_id: str
+    view: View  # after the action (unchanged when refused)
+    from_status: str
+    refused: NotAllowed | None = None
+
+
 def act(store: Store, refund_id: str, action: str, user: str, as_of: date, config: Config, note: str = "", *,
         method: str = "", reference: str = "", day: date | None = None, amount: Decimal | None = None) -> View:
-    """Take a manual action on a refund (after syncing); the audit trail records it."""
-    allowed_from, target = MANUAL[action]
+    """Take a manual action on a refund (after syncing); the audit trail records it.  Raises
+    :class:`NotAllowed` when the refund's state does not allow it."""
+    (outcome,) = act_many(store, [refund_id], action, user, as_of, config, note, method=method, reference=reference, day=day, amount=amount)
+    if outcome.refused is not None:
+        raise outcome.refused
+    return outcome.view
+
+
+def act_many(store: Store, refund_ids: list[str], action: str, user: str, as_of: date, config: Config, note: str = "", *,
+             method: str = "", reference: str = "", day: date | None = None, amount: Decimal | None = None) -> list[Outcome]:
+    """Take the same manual action on each of several refunds, each on its own (after one sync),
+    in one transaction: one audit event per refund done; a refund whose state does not allow it
+    is refused with the reason and changes nothing, and the others go ahead.
+
+    Every id must be in the store: an unknown id is a :class:`UsageError` and nothing is done (the
+    list, or the store, is not the one meant).  A repeated id is taken once.  ``amount`` is for one
+    refund at a time."""
+    ids = list(dict.fromkeys(refund_ids))
+    _check_arguments(action, len(ids), note, method, reference, amount)
     b = _decided(store, as_of, config)
+    outcomes: list[Outcome] = []
     with _locked(store) as conn:
         _sync(conn, b)
         _read(conn, b)
-        v = b.view(refund_id)
-        if v.status == "settled" and action in ("approve", "mark-sent", "hold"):
-            raise NotAllowed(f"{refund_id} is settled: the payer took it back itself (settled_by_recoupment), so there is nothing to "
-                             f"{'send' if action == 'mark-sent' else action}")
-        if v.status not in allowed_from:
-            raise NotAllowed(f"{refund_id} is {v.status}: {action} is allowed only when it is {' or '.join(sorted(allowed_from))}")
-        changes: dict[str, Any] = {}
-        detail = ""
-        if action in ("approve", "mark-sent"):
-            if v.refund is None:
-                raise NotAllowed(f"{refund_id}: the engine no longer identifies this refund")
-            if v.refund.status == "settled_by_recoupment":
-                raise NotAllowed(f"{refund_id}: the payer already took it back (settled_by_recoupment); nothing to {action.replace('mark-', '')}")
-        if action == "void" and not note:
-            raise UsageError("void needs --note saying why")
-        if action == "mark-sent":
-            if method not in METHODS:
-                raise UsageError(f"--method must be one of {', '.join(METHODS)}")
-            if method in ("check", "eft") and not reference:
-                raise UsageError(f"--reference (the {method} number) is needed for a {method}")
-            sent = v.outstanding if amount is None else amount
-            if sent <= 0:
-                raise UsageError(f"--amount must be more than zero (outstanding: {money(v.outstanding)})")
-            changes = {"method": method, "reference": reference, "sent_on": day or as_of, "sent_amount": sent,
-                       "recouped_when_sent": v.recouped}
-            detail = f"{method} {reference} of {money(sent)} on {(day or as_of).isoformat()}".replace("  ", " ")
-        elif action == "mark-cashed":
-            if v.payee_type != "patient":
-                raise NotAllowed(f"{refund_id}: mark-cashed is for patient refunds; a payer refund is acknowledged by the payer's 835")
-            changes = {"cashed_on": day or as_of}
-            detail = f"cashed on {(day or as_of).isoformat()}"
-        elif action == "mark-recovered":
-            got = v.state["double_refund_amount"] if amount is None else amount
-            changes = {"recovered_on": day or as_of, "recovered_amount": got}
-            detail = f"{money(got)} recovered on {(day or as_of).isoformat()}" + (f" ({reference})" if reference else "")
-        _change(conn, v.state, target, action, user, "; ".join(p for p in (detail, note) if p), changes)
-        _read(conn, b)
-    log.info("refund_action", refund_id=refund_id, action=action, from_status=v.status, to_status=target, user=user)
-    return b.views[refund_id]
+        unknown = [refund_id for refund_id in ids if refund_id not in b.views]
+        if unknown:
+            raise UsageError(f"no refund {', '.join(repr(u[:40]) for u in unknown)} in the store (see `edirecon refund list`)"
+                             + (f": none of the {len(ids)} refunds was acted on" if len(ids) > 1 else ""))
+        for refund_id in ids:
+            v = b.views[refund_id]
+            before = v.status
+            try:
+                detail, changes = _allowed(v, action, as_of, method, reference, day, amount)
+            except NotAllowed as exc:
+                outcomes.append(Outcome(refund_id, v, before, exc))
+                continue
+            _change(conn, v.state, MANUAL[action][1], action, user, "; ".join(p for p in (detail, note) if p), changes)
+            outcomes.append(Outcome(refund_id, v, before))
+    for o in outcomes:
+        if o.refused is None:
+            log.info("refund_action", refund_id=o.refund_id, action=action, from_status=o.from_status, to_status=o.view.status, user=user)
+        else:
+            log.info("refund_action_refused", refund_id=o.refund_id, action=action, status=o.from_status, user=user)
+    return outcomes
+
+
+def _check_arguments(action: str, count: int, note: str, method: str, reference: str, amount: Decimal | None) -> None:
+    """What is wrong with the action whatever the refunds' states: a usage error, before anything is done."""
+    if action not in MANUAL:
+        raise UsageError(f"unknown action {action!r}: one of {', '.join(MANUAL)}")
+    if count == 0:
+        raise UsageError("no refund id given")
+    if action == "void" and not note:
+        raise UsageError("void needs --note saying why")
+    if action == "mark-sent":
+        if method not in METHODS:
+            raise UsageError(f"--method must be one of {', '.join(METHODS)}")
+        if method in ("check", "eft") and not reference:
+            raise UsageError(f"--reference (the {method} number) is needed for a {method}")
+    if amount is not None:
+        if amount <= 0:
+            raise UsageError("--amount must be more than zero")
+        if count > 1:
+            raise UsageError(f"--amount is for one refund at a time ({count} refund ids given)")
+
+
+def _allowed(v: View, action: str, as_of: date, method: str, reference: str, day: date | None,
+             amount: Decimal | None) -> tuple[str, dict[str, Any]]:
+    """The audit detail and the changes of the action on this refund; :class:`NotAllowed` (saying
+    why) when its state does not allow it."""
+    refund_id = v.refund_id
+    allowed_from, _target = MANUAL[action]
+    if v.status == "settled" and action in ("approve", "mark-sent", "hold"):
+        raise NotAllowed(f"{refund_id} is settled: the payer took it back itself (settled_by_recoupment), so there is nothing to "
+                         f"{'send' if action == 'mark-sent' else action}")
+    if v.status not in allowed_from:
+        raise NotAllowed(f"{refund_id} is {v.status}: {action} is allowed only when it is {' or '.join(sorted(allowed_from))}")
+    if action in ("approve", "mark-sent"):
+        if v.refund is None:
+            raise NotAllowed(f"{refund_id}: the engine no longer identifies this refund")
+        if v.refund.status == "settled_by_recoupment":
+            raise NotAllowed(f"{refund_id}: the payer already took it back (settled_by_recoupment); nothing to {action.replace('mark-', '')}")
+    when = (day or as_of).isoformat()
+    if action == "mark-sent":
+        sent = v.outstanding if amount is None else amount
+        if sent <= 0 or sent > v.outstanding:
+            taken = f" ({money(v.amount)} less {money(v.recouped)} the payer took back)" if v.recouped else ""
+            raise NotAllowed(f"{refund_id}: cannot send {money(sent)}: {money(v.outstanding)} is outstanding{taken}")
+        return (f"{method} {reference} of {money(sent)} on {when}".replace("  ", " "),
+                {"method": method, "reference": reference, "sent_on": day or as_of, "sent_amount": sent, "recouped_when_sent": v.recouped})
+    if action == "mark-cashed":
+        if v.payee_type != "patient":
+            raise NotAllowed(f"{refund_id}: mark-cashed is for patient refunds; a payer refund is acknowledged by the payer's 835")
+        return f"cashed on {when}", {"cashed_on": day or as_of}
+    if action == "mark-recovered":
+        due = v.state["double_refund_amount"] or ZERO
+        got = due if amount is None else amount
+        if got > due:
+            raise NotAllowed(f"{refund_id}: {money(got)} is more than the double refund to recover: {money(due)}")
+        return f"{money(got)} recovered on {when}" + (f" ({reference})" if reference else ""), {"recovered_on": day or as_of, "recovered_amount": got}
+    return "", {}
 
 
 def events(store: Store, refund_id: str) -> list[dict[str, Any]]:

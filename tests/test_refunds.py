@@ -228,3 +228,112 @@ def test_configuration_of_the_workflow(tmp_path: Path) -> None:
     bad.write_text("[refunds]\nhold_below = '10.00'\n")
     with pytest.raises(UsageError, match="unknown setting.*refunds.hold_below"):
         Config.load(bad)
+
+
+# -- several refunds at a time, --from, EDIRECON_DB/EDIRECON_CONFIG, amounts, re-judging (issue 12) ----------
+
+
+def three_refunds(db: str, out: Path, config: Path | None = CONFIG) -> tuple[str, str, str]:
+    """Run the COB (Medicaid 27.00), patient (15.00) and duplicate (Blue River 155.50) scenarios:
+    their refund ids, in that order."""
+    rows = run(db, out, "2026-11-27", SAMPLE_EDI / "secondary-overpaid", SAMPLE_EDI / "patient-copay-overpaid", SAMPLE_EDI / "duplicate-payment",
+               config=config)
+    return refund_id(rows, "RFM2605001"), refund_id(rows, "RFM2606001"), refund_id(rows, "RFM2602001")
+
+
+def statuses(result: Any) -> dict[str, str]:
+    """refund_id -> workflow status, from the table `refund list` prints."""
+    assert result.exit_code == 0, result.output
+    return {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:-1]}
+
+
+def test_bulk_approve_refuses_one_and_does_the_others(db: str, tmp_path: Path) -> None:
+    """`refund approve` of three ids, one already approved: that one is refused with the reason
+    (exit 1), the other two are approved, each with its own audit event."""
+    cob, patient, dup = three_refunds(db, tmp_path / "out")
+    result = refund(db, "approve", patient, cob, dup, "--user", "alice", "--note", "reviewed in the Monday batch")
+    assert result.exit_code == 1
+    assert result.stdout == f"{patient}: approve by alice; now approved\n{dup}: approve by alice; now approved\napprove: 2 done, 1 refused\n"
+    assert result.stderr == f"edirecon: {cob} is approved: approve is allowed only when it is held or pending\n"
+    assert trail(db, patient) == [("edirecon", "identified", "", "held"), ("alice", "approve", "held", "approved")]
+    assert trail(db, dup) == [("edirecon", "identified", "", "pending"), ("alice", "approve", "pending", "approved")]
+    assert trail(db, cob) == [("edirecon", "auto-approved", "", "approved")]
+    assert "reviewed in the Monday batch" in refund(db, "show", dup).stdout
+
+
+def test_bulk_action_with_an_unknown_id_does_nothing(tmp_path: Path) -> None:
+    """An id that is not in the store (a typo, or another store) among several: exit 2 naming it,
+    and none of the others is acted on."""
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    cob, patient, dup = three_refunds(db, tmp_path / "out")
+    result = refund(db, "hold", dup, "RF-9CDAD4E99137F3F0", cob, "--user", "alice")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == ("edirecon: no refund 'RF-9CDAD4E99137F3F0' in the store (see `edirecon refund list`): "
+                             "none of the 3 refunds was acted on\n")
+    assert statuses(refund(db, "list")) == {cob: "approved", patient: "held", dup: "pending"}
+    assert [e[1] for e in trail(db, dup)] == ["identified"]
+
+
+def test_from_a_plain_id_list_and_a_filtered_worklist(tmp_path: Path) -> None:
+    """--from reads ids one per line (blank lines and spaces ignored), or the refund_id column of
+    a CSV: the worklist.csv of `edirecon report`, filtered to the payer refunds, holds those two."""
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    cob, patient, dup = three_refunds(db, tmp_path / "out")
+    assert refund(db, "hold", cob, "--user", "carol").exit_code == 0
+    plain = tmp_path / "ids.txt"
+    plain.write_text(f"{patient}\n\n  {dup}  \n", encoding="utf-8")
+    approved = refund(db, "approve", "--from", plain, "--user", "alice")
+    assert (approved.exit_code, approved.stdout.splitlines()[-1]) == (0, "approve: 2 done, 0 refused")
+    assert statuses(refund(db, "list")) == {cob: "held", patient: "approved", dup: "approved"}
+
+    reported = cli("report", "--db", db, "--out", tmp_path / "report", "--as-of", "2026-11-27", "--config", CONFIG)
+    assert reported.exit_code == 0, reported.output
+    with open(tmp_path / "report" / "worklist.csv", newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        rows, columns = list(reader), reader.fieldnames
+    assert sorted(r["refund_id"] for r in rows) == sorted([cob, patient, dup])
+    filtered = tmp_path / "payer-refunds.csv"
+    with open(filtered, "w", newline="", encoding="utf-8") as fh:  # as an analyst saves a filtered worklist
+        writer = csv.DictWriter(fh, fieldnames=columns or [])
+        writer.writeheader()
+        writer.writerows(r for r in rows if r["payee_type"] == "payer" and r["workflow_status"] == "approved")
+    held = refund(db, "hold", "--from", filtered, "--user", "carol", "--note", "payer audit")
+    assert held.exit_code == 0, held.output
+    assert held.stdout == f"{dup}: hold by carol; now held\n"
+    assert statuses(refund(db, "list")) == {cob: "held", patient: "approved", dup: "held"}
+    no_column = tmp_path / "refund-requests-columns.csv"
+    no_column.write_text("payer_id,amount\n87726,155.50\n", encoding="utf-8")
+    bad = refund(db, "approve", "--from", no_column)
+    assert (bad.exit_code, bad.stderr) == (2, f"edirecon: --from {no_column}: a CSV needs a refund_id column (its header is payer_id, amount)\n")
+    nothing = refund(db, "approve")
+    assert (nothing.exit_code, nothing.stderr) == (2, "edirecon: no refund id: give refund ids (RF-…) or --from FILE\n")
+
+
+
+def test_mark_sent_and_recovered_above_what_is_owed_are_refused(db: str, tmp_path: Path) -> None:
+    """A check of 500.00 for the 99.96 Medicare duplicate is refused (exit 1, the outstanding
+    99.96 in the message), in the library as through the CLI; so is recovering more than the double
+    refund.  The refund sent for 99.96 is then a double refund of 99.96."""
+    from engine.refunds import NotAllowed, act, open_store
+
+    rid = refund_id(run(db, tmp_path / "out", "2026-10-20", PLB / "claims.837", PLB / "remit-1.835", PLB / "remit-2.835"), "RFM2604001")
+    assert refund(db, "approve", rid, "--user", "alice", as_of="2026-10-21").exit_code == 0
+    over = refund(db, "mark-sent", rid, "--user", "bob", "--method", "check", "--reference", "5001", "--amount", "500", as_of="2026-11-02")
+    assert (over.exit_code, over.stdout, over.stderr) == (1, "", f"edirecon: {rid}: cannot send 500.00: 99.96 is outstanding\n")
+    store = open_store(db)
+    try:
+        with pytest.raises(NotAllowed, match=r"cannot send 99\.97: 99\.96 is outstanding"):
+            act(store, rid, "mark-sent", "bob", date(2026, 11, 2), Config.load(CONFIG), method="eft", reference="EFT1", amount=Decimal("99.97"))
+    finally:
+        store.dispose()
+    assert trail(db, rid)[-1] == ("alice", "approve", "pending", "approved")
+    zero = refund(db, "mark-sent", rid, "--reference", "5001", "--amount", "0")
+    assert (zero.exit_code, zero.stderr) == (2, "edirecon: --amount must be more than zero\n")
+    sent = refund(db, "mark-sent", rid, "--user", "bob", "--reference", "5001", "--amount", "99.96", "--date", "2026-11-02", as_of="2026-11-02")
+    assert sent.exit_code == 0, sent.output
+    run(db, tmp_path / "out", "2026-11-27", PLB / "remit-3.835")
+    assert "  double refund     99.96 to recover: PLB_WO trace 0000902377 of 2026-11-20" in refund(db, "show", rid).stdout
+    too_much = refund(db, "mark-recovered", rid, "--user", "bob", "--amount", "150.00")
+    assert (too_much.exit_code, too_much.stderr) == (1, f"edirecon: {rid}: 150.00 is more than the double refund to recover: 99.96\n")
+    assert refund(db, "mark-recovered", rid, "--user", "bob", "--amount", "99.96").exit_code == 0
+
