@@ -6,7 +6,8 @@ The engine recomputes refunds on every run (``decide``); the workflow keeps its 
 command first *syncs* the workflow with the engine's current decisions (README "Refund workflow"):
 
 - a refund met for the first time enters as ``pending``, or ``approved`` by an auto-approval rule,
-  or ``held`` when it is a patient credit below the hold threshold;
+  or ``held`` when it is a patient credit below the hold threshold; until a person acts on it, it
+  is re-judged by the current rules at each sync (``rejudged``), and never after;
 - a refund still to be worked that the payer took back itself (``settled_by_recoupment``) becomes
   ``settled``; one the engine no longer identifies becomes ``withdrawn``;
 - a payer refund that was sent is matched to the payer's acknowledgment (a negative PLB 72, alone
@@ -331,6 +332,7 @@ def _sync(conn: Connection, b: Book) -> None:
     rows = {r["refund_id"]: dict(r) for r in conn.execute(select(t.refund_workflow)).mappings()}
     engine = {r.refund_id: r for r in b.decisions.refunds}
     taken = {row["acknowledged_by"] for row in rows.values() if row["acknowledged_by"]}
+    acted = _acted_on(conn)
     for refund_id in sorted(engine):
         r = engine[refund_id]
         row = rows.get(refund_id)
@@ -346,9 +348,12 @@ def _sync(conn: Connection, b: Book) -> None:
             status, _action, note = _entry(r, b.config)
             _change(conn, row, status, "reidentified", SYSTEM_USER, "the engine identifies it again" + (f"; {note}" if note else ""), {"amount": r.amount})
         elif row["status"] in TO_WORK and r.amount != row["amount"]:
-            status, _action, note = _entry(r, b.config) if row["status"] == "approved" else (row["status"], "", "")
+            rejudge = row["status"] == "approved" or refund_id not in acted
+            status, _action, note = _entry(r, b.config) if rejudge else (row["status"], "", "")
             _change(conn, row, status, "amount_changed", SYSTEM_USER, f"amount {money(row['amount'])} -> {money(r.amount)}" + (f"; {note}" if note else ""),
                     {"amount": r.amount})
+        elif row["status"] in TO_WORK and refund_id not in acted and r.status != "settled_by_recoupment":
+            _rejudge(conn, row, r, b.config)
         if row["status"] in TO_WORK and r.status == "settled_by_recoupment":
             _change(conn, row, "settled", "settled", SYSTEM_USER, "the payer took it back: " + _recoupment_text(b.decisions, r), {})
         elif row["status"] in ("sent", "acknowledged", "double_refund") and r.payee_type == "payer":
@@ -356,6 +361,20 @@ def _sync(conn: Connection, b: Book) -> None:
     for refund_id, row in sorted(rows.items()):
         if refund_id not in engine and row["status"] in TO_WORK:
             _change(conn, row, "withdrawn", "withdrawn", SYSTEM_USER, "the engine no longer identifies this refund", {})
+
+
+def _acted_on(conn: Connection) -> set[str]:
+    """The refunds a person has taken a manual action on (whoever ran the command)."""
+    return set(conn.execute(select(t.refund_events.c.refund_id).where(t.refund_events.c.action.in_(sorted(MANUAL))).distinct()).scalars())
+
+
+def _rejudge(conn: Connection, row: dict[str, Any], r: Refund, config: Config) -> None:
+    """A refund still to be worked that no person has acted on follows the current entry rules:
+    a store first synced without --config (or under other rules) is not stuck with that."""
+    status, _action, note = _entry(r, config)
+    if status != row["status"]:
+        # audited as the edirecon user, and logged as refund_changed (action rejudged) by _change
+        _change(conn, row, status, "rejudged", SYSTEM_USER, note or "no entry rule applies under the current configuration", {})
 
 
 def _payer_answer(conn: Connection, b: Book, r: Refund, row: dict[str, Any], taken: set[str]) -> None:

@@ -337,3 +337,34 @@ def test_mark_sent_and_recovered_above_what_is_owed_are_refused(db: str, tmp_pat
     assert (too_much.exit_code, too_much.stderr) == (1, f"edirecon: {rid}: 150.00 is more than the double refund to recover: 99.96\n")
     assert refund(db, "mark-recovered", rid, "--user", "bob", "--amount", "99.96").exit_code == 0
 
+
+def test_refunds_nobody_acted_on_follow_the_current_rules(db: str, tmp_path: Path) -> None:
+    """A first `refund list` without --config enters every refund as pending; a later sync with the
+    config re-judges those no person acted on (COB 27.00 approved, audited as edirecon and logged),
+    never one a person decided: the patient credit alice approved stays approved, and the COB refund
+    carol then held stays held under any rules."""
+    from engine.refunds import book, open_store
+
+    cob, patient, dup = three_refunds(db, tmp_path / "out", config=None)
+    first = cli("refund", "list", "--db", db, "--as-of", "2026-11-27")
+    assert statuses(first) == {cob: "pending", patient: "pending", dup: "pending"}
+    assert cli("refund", "approve", patient, "--user", "alice", "--db", db, "--as-of", "2026-11-27").exit_code == 0
+    store = open_store(db)
+    structlog.reset_defaults()  # the CLI configured a WARNING filter in this process
+    try:
+        with capture_logs() as logs:
+            book(store, date(2026, 11, 27), Config.load(CONFIG))
+    finally:
+        store.dispose()
+    assert [(e["event"], e["refund_id"], e["action"], e["from_status"], e["to_status"]) for e in logs if e["event"] == "refund_changed"] == [
+        ("refund_changed", cob, "rejudged", "pending", "approved")]
+    assert statuses(refund(db, "list")) == {cob: "approved", patient: "approved", dup: "pending"}
+    assert trail(db, cob) == [("edirecon", "identified", "", "pending"), ("edirecon", "rejudged", "pending", "approved")]
+    assert trail(db, patient) == [("edirecon", "identified", "", "pending"), ("alice", "approve", "pending", "approved")]
+    assert "rejudged         pending -> approved  auto-approval rule 'small COB refunds'" in refund(db, "show", cob).stdout
+
+    assert refund(db, "hold", cob, "--user", "carol", "--note", "Medicaid asked to wait").exit_code == 0
+    assert statuses(refund(db, "list")) == {cob: "held", patient: "approved", dup: "pending"}
+    assert statuses(cli("refund", "list", "--db", db, "--as-of", "2026-11-28")) == {cob: "held", patient: "approved", dup: "pending"}
+    assert [e[1] for e in trail(db, cob)] == ["identified", "rejudged", "hold"]
+    assert [e[1] for e in trail(db, dup)] == ["identified"]
