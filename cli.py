@@ -49,6 +49,9 @@ def main(
     """Health-care EDI credit-balance engine: read X12 837 claims and 835 remittances exactly."""
 
 
+#: the environment variables giving every command its default --db and --config (the option wins)
+DB_ENV, CONFIG_ENV = "EDIRECON_DB", "EDIRECON_CONFIG"
+
 #: files met while recursing a folder that are documentation, golden outputs or patient payments
 NOT_X12_SUFFIXES = (".md", ".json", ".jsonl", ".csv")
 
@@ -165,10 +168,10 @@ def _configure_logging(verbose: bool) -> None:
 @app.command()
 def run(
     inputs: Annotated[list[Path], typer.Argument(help="837/835 files, patient-payment CSVs, or folders to read recursively.", show_default=False)],
-    db: Annotated[str, typer.Option("--db", help="SQLAlchemy URL of the store (SQLite or PostgreSQL).")] = "sqlite:///edirecon.db",
+    db: Annotated[str, typer.Option("--db", envvar=DB_ENV, help="SQLAlchemy URL of the store (SQLite or PostgreSQL).")] = "sqlite:///edirecon.db",
     out: Annotated[Path, typer.Option("--out", help="Folder for the outputs (rewritten in full each run).")] = Path("out"),
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="The day the run is taken to happen (YYYY-MM-DD); default today.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file: refund deadlines and federal payers.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", envvar=CONFIG_ENV, help="TOML file: refund deadlines and federal payers.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Processes ingesting files side by side; default: one per core.")] = None,
     queue: Annotated[bool, typer.Option("--queue", help="PostgreSQL: defer ingestion as jobs to `edirecon worker` processes and wait for them.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Log every file as a structured event on stderr.")] = False,
@@ -247,11 +250,11 @@ def _configure_watch_logging(verbose: bool) -> None:
 @app.command()
 def watch(
     root: Annotated[Path, typer.Argument(help="The drop-folder root (inbound/, work/, archive/, error/, ack/, outbound/ are created under it).", show_default=False)],
-    db: Annotated[str, typer.Option("--db", help="SQLAlchemy URL of the store (SQLite or PostgreSQL).")] = "sqlite:///edirecon.db",
+    db: Annotated[str, typer.Option("--db", envvar=DB_ENV, help="SQLAlchemy URL of the store (SQLite or PostgreSQL).")] = "sqlite:///edirecon.db",
     once: Annotated[bool, typer.Option("--once", help="Poll twice, process what is ready, publish, and exit (for cron and tests).")] = False,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between polls.", min=0.01)] = 2.0,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="The day the outputs are taken to be made (YYYY-MM-DD); default the day of each batch.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file: refund deadlines and federal payers (as for run).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", envvar=CONFIG_ENV, help="TOML file: refund deadlines and federal payers (as for run).")] = None,
     duplicate_window: Annotated[int, typer.Option("--duplicate-window", help="Days within which the same sender (ISA06) and ISA13 is a duplicate.", min=0)] = 365,
     queue: Annotated[bool, typer.Option("--queue", help="PostgreSQL: defer each file's parse-and-ingest to `edirecon worker` jobs.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Also log the engine's own per-file events.")] = False,
@@ -286,8 +289,8 @@ def watch(
 
 @app.command()
 def worker(
-    db: Annotated[str, typer.Option("--db", help="postgresql:// URL of the store, whose database is also the job queue.")],
-    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file: refund deadlines and federal payers (as for run).")] = None,
+    db: Annotated[str, typer.Option("--db", envvar=DB_ENV, help="postgresql:// URL of the store, whose database is also the job queue.")],
+    config: Annotated[Optional[Path], typer.Option("--config", envvar=CONFIG_ENV, help="TOML file: refund deadlines and federal payers (as for run).")] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Jobs at once in this process (parsing is CPU-bound: run one worker per core instead).")] = 1,
     stalled_after: Annotated[float, typer.Option("--stalled-after", min=1, help="Seconds without a heartbeat after which a worker's job is put back in the queue.")] = 30.0,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="The day detections are taken to happen (YYYY-MM-DD); default today.")] = None,
@@ -314,7 +317,7 @@ def worker(
 
 @app.command()
 def status(
-    db: Annotated[str, typer.Option("--db", help="postgresql:// URL of the store and its job queue.")],
+    db: Annotated[str, typer.Option("--db", envvar=DB_ENV, help="postgresql:// URL of the store and its job queue.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """Show the job queue: depth, jobs running, failed (parked) and done, workers, files by state,
@@ -356,7 +359,7 @@ def status(
 
 @app.command()
 def retry(
-    db: Annotated[str, typer.Option("--db", help="postgresql:// URL of the store and its job queue.")],
+    db: Annotated[str, typer.Option("--db", envvar=DB_ENV, help="postgresql:// URL of the store and its job queue.")],
     job_ids: Annotated[Optional[list[int]], typer.Argument(help="Failed job ids to run again; none: every failed job.", show_default=False)] = None,
 ) -> None:
     """Put parked (failed) jobs back in the queue."""
@@ -383,9 +386,9 @@ refund_app = typer.Typer(
 )
 app.add_typer(refund_app, name="refund")
 
-DbOpt = Annotated[str, typer.Option("--db", help="SQLAlchemy URL of the store (SQLite or PostgreSQL).")]
+DbOpt = Annotated[str, typer.Option("--db", envvar=DB_ENV, help="SQLAlchemy URL of the store (SQLite or PostgreSQL).")]
 AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="The day taken as today (YYYY-MM-DD); default today.")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file: deadlines, auto-approval rules, hold threshold, escheatment period.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", envvar=CONFIG_ENV, help="TOML file: deadlines, auto-approval rules, hold threshold, escheatment period.")]
 UserOpt = Annotated[Optional[str], typer.Option("--user", help="Who takes the action, for the audit trail; default the OS user.")]
 NoteOpt = Annotated[str, typer.Option("--note", help="A note for the audit trail.")]
 RefundIdArg = Annotated[str, typer.Argument(help="The refund_id (RF-…) of refund_requests.csv.", show_default=False)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,37 @@ def test_every_command_has_help(name: str) -> None:
     assert f"Usage: edirecon {name}" in result.stdout
     first_words = " ".join(doc.split()[:4])
     assert first_words in " ".join(result.stdout.split())
+
+
+def _options(group: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(command path, click option) of every command of the app, the refund subcommands included."""
+    for name, command in sorted(group.commands.items()):
+        if hasattr(command, "commands"):
+            yield from _options(command, f"{prefix}{name} ")
+        else:
+            yield from ((f"{prefix}{name}", p) for p in command.params)
+
+
+def test_every_db_and_config_option_reads_the_environment() -> None:
+    """Every --db takes EDIRECON_DB and every --config EDIRECON_CONFIG as its default, in each
+    command that has them (run, watch, worker, status, retry, report, refund ...)."""
+    found = {(path, p.opts[0], p.envvar) for path, p in _options(typer.main.get_command(app)) if p.opts[0] in ("--db", "--config")}
+    assert {(path, opt, env) for path, opt, env in found if env != {"--db": "EDIRECON_DB", "--config": "EDIRECON_CONFIG"}[opt]} == set()
+    with_db = {path for path, opt, _env in found if opt == "--db"}
+    assert {"run", "watch", "worker", "status", "retry", "report", "refund list", "refund show", "refund approve", "refund hold", "refund mark-sent",
+            "refund void", "refund mark-cashed", "refund mark-recovered"} <= with_db
+
+
+def test_queue_commands_take_their_db_from_the_environment() -> None:
+    """`status` and `retry` without --db use EDIRECON_DB (here a SQLite URL, refused as for --db);
+    without either, --db is missing."""
+    env = {"EDIRECON_DB": "sqlite:///edirecon-env.db"}
+    for name in ("status", "retry"):
+        result = CliRunner(env=env).invoke(app, [name])
+        assert (result.exit_code, result.stderr) == (
+            2, "edirecon: --db 'sqlite:///edirecon-env.db': the job queue lives in PostgreSQL; give a postgresql:// URL (SQLite runs in-process)\n")
+    missing = CliRunner(env={"EDIRECON_DB": None}).invoke(app, ["status"])
+    assert missing.exit_code == 2 and "Missing option '--db'" in missing.stderr
 
 
 # ------------------------------------------------------------------------------ README.md

@@ -309,6 +309,31 @@ def test_from_a_plain_id_list_and_a_filtered_worklist(tmp_path: Path) -> None:
     assert (nothing.exit_code, nothing.stderr) == (2, "edirecon: no refund id: give refund ids (RF-…) or --from FILE\n")
 
 
+def test_environment_gives_db_and_config_and_the_options_win(tmp_path: Path) -> None:
+    """EDIRECON_DB and EDIRECON_CONFIG stand for --db and --config of run, refund and report; an
+    explicit --db or --config wins over them."""
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    env = {"EDIRECON_DB": db, "EDIRECON_CONFIG": str(CONFIG)}
+    runner = CliRunner(env=env)
+
+    def invoke(*args: Any) -> Any:
+        return runner.invoke(app, [str(a) for a in args])
+
+    ran = invoke("run", SAMPLE_EDI / "secondary-overpaid", SAMPLE_EDI / "patient-copay-overpaid", "--out", tmp_path / "out",
+                 "--as-of", "2026-11-27", "--workers", "1")
+    assert ran.exit_code == 0, ran.output
+    with open(tmp_path / "out" / "refund_requests.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    cob, patient = refund_id(rows, "RFM2605001"), refund_id(rows, "RFM2606001")
+    assert statuses(invoke("refund", "list", "--as-of", "2026-11-27")) == {cob: "approved", patient: "held"}
+    assert invoke("refund", "hold", cob, "--as-of", "2026-11-27", "--user", "carol").exit_code == 0
+    reported = invoke("report", "--out", tmp_path / "report", "--as-of", "2026-11-27")
+    assert reported.stdout.startswith("worklist: 2 open refund(s), 42.00 outstanding"), reported.output
+    other = invoke("refund", "list", "--db", f"sqlite:///{tmp_path / 'other.db'}", "--as-of", "2026-11-27")
+    assert (other.exit_code, other.stdout.splitlines()[-1]) == (0, "0 refund(s)")
+    no_rules = FIXTURES / "engine" / "federal-deadline-by-config" / "config.toml"
+    assert statuses(invoke("refund", "list", "--config", no_rules, "--as-of", "2026-11-27")) == {cob: "held", patient: "pending"}
+
 
 def test_mark_sent_and_recovered_above_what_is_owed_are_refused(db: str, tmp_path: Path) -> None:
     """A check of 500.00 for the 99.96 Medicare duplicate is refused (exit 1, the outstanding
