@@ -15,7 +15,8 @@ command first *syncs* the workflow with the engine's current decisions (README "
   (not offset by a 72) is a ``double_refund`` to recover.
 
 People then ``approve``, ``hold``, ``mark-sent``, ``void``, ``mark-cashed`` and ``mark-recovered``
-(:data:`MANUAL`), one refund or many at a time (:func:`act_many`), each refund on its own.  Log events carry refund ids, statuses and user names, never patient data.
+(:data:`MANUAL`), one refund or many at a time (:func:`act_many`), each refund on its own.  Log
+events carry refund ids, statuses and user names, never patient data.
 """
 
 from __future__ import annotations
