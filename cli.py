@@ -293,7 +293,7 @@ def worker(
     config: Annotated[Optional[Path], typer.Option("--config", envvar=CONFIG_ENV, help="TOML file: refund deadlines and federal payers (as for run).")] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Jobs at once in this process (parsing is CPU-bound: run one worker per core instead).")] = 1,
     stalled_after: Annotated[float, typer.Option("--stalled-after", min=1, help="Seconds without a heartbeat after which a worker's job is put back in the queue.")] = 30.0,
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="The day detections are taken to happen (YYYY-MM-DD); default today.")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="The day (YYYY-MM-DD) detections are taken to happen for jobs that carry no day of their own (the jobs of run and watch carry their --as-of); default today.")] = None,
 ) -> None:
     """Work the job queue (procrastinate on PostgreSQL): ingest files and parts of files, and
     detect refunds by claim number, until SIGTERM/SIGINT (the job in hand is finished first).

@@ -9,6 +9,11 @@ The store's own database is the queue, so there is no second stateful system to 
 * ``edirecon.detect`` -- decide again the encounters of some claim numbers and keep their refunds
   (``engine.detect``), under per-claim-number advisory locks.
 
+Both carry ``as_of`` (ISO date), the ``--as-of`` of the run or watch that deferred the work, and
+detection dates its refunds by it, never by the worker's clock; the detection jobs a file defers
+inherit its ``as_of``.  A job without one (queued by an older version) takes the worker's
+``--as-of``, else today.
+
 A failed job is retried with exponential backoff (``RETRY``: 2, 4, 8, 16 s); one that fails five times is left
 ``failed`` with its error in ``job_failures`` (``edirecon status``) until ``edirecon retry``.  A
 worker killed in the middle of a job stops sending heartbeats; any other worker puts its jobs back
@@ -143,13 +148,29 @@ def _recorded(task_name: str, job_args: dict[str, Any], body: Callable[[], Any])
         raise
 
 
+def _as_of_arg(as_of: date | str | None) -> dict[str, str]:
+    """The ``as_of`` job argument (ISO date), or none: a job deferred without one stays readable
+    by workers of the version before it."""
+    if as_of is None:
+        return {}
+    return {"as_of": as_of if isinstance(as_of, str) else as_of.isoformat()}
+
+
+def _day(as_of: str | None) -> date:
+    """The day a job decides as of: the one it carries, else the worker's ``--as-of``, else today."""
+    if as_of:
+        return date.fromisoformat(as_of)
+    return context.as_of or date.today()
+
+
 @app.task(name="edirecon.ingest_part", retry=RETRY, queue="ingest")
-def ingest_part(file_id: int, path: str, name: str, sha: str, kind: str, part: int, parts: int) -> dict[str, int]:
+def ingest_part(file_id: int, path: str, name: str, sha: str, kind: str, part: int, parts: int, as_of: str | None = None) -> dict[str, int]:
     task = FileTask(Path(path), name, file_id, sha, kind, part, parts)
-    return _recorded("edirecon.ingest_part", {"file_id": file_id, "name": name, "part": part, "parts": parts}, lambda: _ingest_part(task))
+    return _recorded("edirecon.ingest_part", {"file_id": file_id, "name": name, "part": part, "parts": parts, **_as_of_arg(as_of)},
+                     lambda: _ingest_part(task, as_of))
 
 
-def _ingest_part(task: FileTask) -> dict[str, int]:
+def _ingest_part(task: FileTask, as_of: str | None = None) -> dict[str, int]:
     store = _store()
     ingestor = Ingestor(store)
     ingestor.ingest_part(task)
@@ -162,7 +183,7 @@ def _ingest_part(task: FileTask) -> dict[str, int]:
             pcns = file_pcns(conn, task.file_id)
             with opened(store.url) as sync:  # detection first, then the file is complete: a crash in between repeats both
                 for i in range(0, len(pcns), BATCH):
-                    sync.configure_task("edirecon.detect", queue="detect").defer(pcns=pcns[i:i + BATCH])
+                    sync.configure_task("edirecon.detect", queue="detect").defer(pcns=pcns[i:i + BATCH], **_as_of_arg(as_of))
             conn.execute(t.files.update().where(t.files.c.id == task.file_id).values(complete=True))
             finished_file = True
     if finished_file and _size(task.path) >= SPLIT_BYTES:
@@ -179,20 +200,22 @@ def _size(path: Path) -> int:
 
 
 @app.task(name="edirecon.detect", retry=RETRY, queue="detect")
-def detect_job(pcns: list[str]) -> int:
+def detect_job(pcns: list[str], as_of: str | None = None) -> int:
     def body() -> int:
-        day = context.as_of or date.today()
-        return len(detect(_store(), pcns, day, context.config).refunds)
+        return len(detect(_store(), pcns, _day(as_of), context.config).refunds)
 
-    return _recorded("edirecon.detect", {"claim_numbers": len(pcns)}, body)
+    return _recorded("edirecon.detect", {"claim_numbers": len(pcns), **_as_of_arg(as_of)}, body)
 
 
 # -- the run's side: defer, then wait -----------------------------------------------
 
 
 def defer_and_wait(store: Store, tasks: list[FileTask], progress: Callable[[str], None] | None = None,
-                   timeout: float | None = None) -> IngestReport:
+                   timeout: float | None = None, as_of: date | None = None) -> IngestReport:
     """Defer one ``ingest_part`` job per task and wait until workers have completed every file.
+    ``as_of`` (the run's or the watch's ``--as-of``) goes with every job, and with the detection
+    jobs the files defer.  A job reads its file at the absolute path, and names it (in the store,
+    hence in the outputs) as given to the run: ``task.name``.
 
     Raises ``QueueError`` when a job is parked as failed (its error is in ``edirecon status``).
     """
@@ -200,7 +223,7 @@ def defer_and_wait(store: Store, tasks: list[FileTask], progress: Callable[[str]
     with opened(store.url) as sync:
         job_ids = [
             sync.configure_task("edirecon.ingest_part", queue="ingest").defer(file_id=task.file_id, path=str(task.path.resolve()), name=task.name, sha=task.sha,
-                                                  kind=task.kind, part=task.part, parts=task.parts)
+                                                  kind=task.kind, part=task.part, parts=task.parts, **_as_of_arg(as_of))
             for task in tasks
         ]
         files = {task.file_id: task.name for task in tasks}

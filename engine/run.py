@@ -86,7 +86,7 @@ def run(
             raise StoreError(f"the store at {store.engine.url.render_as_string(hide_password=True)} cannot be opened: {exc.orig}") from exc
         seconds: dict[str, float] = {}
         clock = time.perf_counter()
-        report = ingest_files(store, files, workers, progress, queue=queue)
+        report = ingest_files(store, files, workers, progress, queue=queue, as_of=as_of)
         seconds["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
         peak = {"ingest": _peak_mib()}
         decisions, outputs, doc, written = decide_and_record(store, out_dir, as_of, config, seconds, peak, max(1, workers or os.cpu_count() or 1))
@@ -164,7 +164,7 @@ SPLIT_BYTES = 4 << 20
 
 def ingest_files(
     store: Store, files: list[tuple[Path, str]], workers: int | None = None, progress: Callable[[str], None] | None = None,
-    queue: bool = False,
+    queue: bool = False, as_of: date | None = None,
 ) -> IngestReport:
     """Ingest the files, in parallel processes when there are several cores.
 
@@ -176,7 +176,8 @@ def ingest_files(
     ``workers`` defaults to the number of cores.
 
     With ``queue`` (PostgreSQL), the same tasks are deferred as jobs to ``edirecon worker``
-    processes, on this machine or others, and the run waits for them (``engine.queue``).
+    processes, on this machine or others, and the run waits for them (``engine.queue``); the jobs
+    carry ``as_of``, the day their detection dates refunds by.
     """
     n = max(1, workers or os.cpu_count() or 1)
     ingestor = Ingestor(store)
@@ -186,7 +187,7 @@ def ingest_files(
         configure(store.url)
         split = [part for path, name in files if (task := ingestor.begin(path, name)) is not None for part in _parts(task, n)]
         if split:
-            ingestor.report.add(defer_and_wait(store, split, progress))
+            ingestor.report.add(defer_and_wait(store, split, progress, as_of=as_of))
         return ingestor.report
     if n == 1 or not files:
         for path, name in files:

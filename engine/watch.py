@@ -190,8 +190,9 @@ class Watcher:
         analysis: Analysis | None = None
         if row["disposition"] == "ingest":
             if row["state"] == "claimed" and self.options.queue:
-                # workers parse and ingest it (a large file in parts, side by side); this watcher waits
-                ingest_files(self.store, [(c.path, c.original)], queue=True)
+                # workers parse and ingest it (a large file in parts, side by side) and detect as of this
+                # watch's day, not their own clock; this watcher waits
+                ingest_files(self.store, [(c.path, c.original)], queue=True, as_of=self.options.as_of or date.today())
             elif row["state"] == "claimed":
                 with self.lock:
                     Ingestor(self.store).ingest(c.path, c.original)

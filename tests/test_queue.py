@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,9 +20,11 @@ import sqlalchemy
 
 from engine.config import Config
 from engine.run import run
-from tests.conftest import REPO
+from tests.conftest import REPO, SAMPLE_EDI
 
 AS_OF = date(2026, 11, 27)
+#: a replay for an audit: refunds due 60 days after it, long before the day the workers run
+PAST = date(2026, 1, 15)
 pytestmark = pytest.mark.postgres
 
 #: every rule scenario but the one whose kept copy of a twice-sent remittance depends on arrival
@@ -35,10 +37,13 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def workers(url: str, n: int, stalled_after: float = 30.0, **env: str) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """``n`` `edirecon worker` processes on the store ``url``, stopped with SIGTERM afterwards."""
-    procs = [subprocess.Popen([sys.executable, "-m", "cli", "worker", "--db", url, "--as-of", "2026-11-27", "--stalled-after", str(stalled_after)],
-                              cwd=REPO, env=_env(**env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(n)]
+def workers(url: str, n: int, stalled_after: float = 30.0, as_of: str | None | list[str | None] = "2026-11-27", cwd: Path = REPO,
+            **env: str) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``n`` `edirecon worker` processes on the store ``url``, stopped with SIGTERM afterwards; each
+    started with its ``--as-of`` (one for all, or one each; None: none, the worker's clock) in ``cwd``."""
+    days = as_of if isinstance(as_of, list) else [as_of] * n
+    procs = [subprocess.Popen([sys.executable, "-m", "cli", "worker", "--db", url, *(["--as-of", day] if day else []), "--stalled-after", str(stalled_after)],
+                              cwd=cwd, env=_env(**env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for day in days]
     try:
         yield procs
     finally:
@@ -264,3 +269,124 @@ def test_a_fleet_started_at_once_on_a_fresh_database_comes_up_whole(pg_url: str)
             assert time.monotonic() < deadline, "the fleet did not come up"
             time.sleep(0.1)
         assert all(p.poll() is None for p in procs)
+
+
+def _kept_dates(url: str) -> dict[str, tuple[date, date]]:
+    """The refunds detection keeps: refund id -> (identified_on, due_by)."""
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            return {r[0]: (r[1], r[2]) for r in conn.exec_driver_sql("SELECT refund_id, identified_on, due_by FROM detections")}
+    finally:
+        engine.dispose()
+
+
+def _job_days(url: str) -> dict[str, set[str | None]]:
+    """The ``as_of`` arguments the jobs were deferred with, by task name (None: none)."""
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            found: dict[str, set[str | None]] = {}
+            for task, day in conn.exec_driver_sql("SELECT task_name, args->>'as_of' FROM procrastinate_jobs"):
+                found.setdefault(task, set()).add(day)
+            return found
+    finally:
+        engine.dispose()
+
+
+def test_run_queue_with_a_past_as_of_writes_the_outputs_of_run_byte_for_byte(tmp_path: Path, pg_url: str, in_repo: Path) -> None:
+    """Regression (issue 12): `run --queue --as-of` in the past, with two workers (one on its clock,
+    one started with another --as-of) in another folder, writes every output file byte for byte as
+    `run` does: refunds dated by the run's --as-of, files named as given."""
+    inputs = [Path("sample_edi")]
+    expected = run(inputs, f"sqlite:///{tmp_path}/s.db", tmp_path / "plain", PAST, Config(), workers=1)
+    with workers(pg_url, 2, as_of=[None, "2026-11-27"], cwd=tmp_path):
+        run(inputs, pg_url, tmp_path / "queue", PAST, Config(), queue=True)
+        _drain(pg_url)  # the detection jobs the files deferred
+    assert _outputs(tmp_path / "queue") == _outputs(tmp_path / "plain")
+    refunds = [json.loads(line) for line in (tmp_path / "queue" / "refund_requests.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(refunds) == len(expected.outputs["refund_requests"]) == 4
+    assert {(r["identified_on"], r["due_by"]) for r in refunds} == {(PAST.isoformat(), (PAST + timedelta(days=60)).isoformat())}
+    files = {e["file"] for r in refunds for e in r["evidence"] if "file" in e}
+    assert files and all(f.startswith("sample_edi/") for f in files)
+    assert _kept_dates(pg_url) == {r["refund_id"]: (PAST, PAST + timedelta(days=60)) for r in refunds}
+    assert _job_days(pg_url) == {"edirecon.ingest_part": {PAST.isoformat()}, "edirecon.detect": {PAST.isoformat()}}
+
+
+def test_detection_jobs_date_refunds_by_the_as_of_they_carry(tmp_path: Path, pg_url: str) -> None:
+    """With no run deciding after them, the workers' detection jobs keep every refund dated by the
+    --as-of of the run that deferred the files, not by the workers' clocks or their own --as-of."""
+    from engine.queue import configure
+    from engine.run import ingest_files, input_files
+
+    expected = run([SAMPLE_EDI], f"sqlite:///{tmp_path}/s.db", tmp_path / "plain", PAST, Config(), workers=1)
+    store = configure(pg_url)
+    try:
+        with workers(pg_url, 2, as_of=[None, "2026-11-27"]):
+            ingest_files(store, input_files([SAMPLE_EDI]), workers=1, queue=True, as_of=PAST)
+            _drain(pg_url)
+    finally:
+        store.dispose()
+    assert _kept_dates(pg_url) == {r["refund_id"]: (r["identified_on"], r["due_by"]) for r in expected.outputs["refund_requests"]}
+    assert {r["identified_on"] for r in expected.outputs["refund_requests"]} == {PAST}
+    assert _job_days(pg_url) == {"edirecon.ingest_part": {PAST.isoformat()}, "edirecon.detect": {PAST.isoformat()}}
+
+
+def test_jobs_queued_without_as_of_by_an_older_version_still_run(tmp_path: Path, pg_url: str) -> None:
+    """Ingestion jobs deferred with the arguments of the version before (no as_of) still run, and
+    their detection dates refunds by the worker's --as-of, as it did."""
+    from engine.ingest import Ingestor
+    from engine.queue import configure, opened
+
+    files = sorted(p for p in (SAMPLE_EDI / "duplicate-payment").iterdir() if p.suffix in (".835", ".837"))
+    expected = run(files, f"sqlite:///{tmp_path}/s.db", tmp_path / "plain", AS_OF, Config(), workers=1)
+    store = configure(pg_url)
+    try:
+        tasks = [task for f in files if (task := Ingestor(store).begin(f, str(f))) is not None]
+        with opened(pg_url) as sync:
+            for task in tasks:
+                sync.configure_task("edirecon.ingest_part", queue="ingest").defer(
+                    file_id=task.file_id, path=str(task.path), name=task.name, sha=task.sha, kind=task.kind, part=0, parts=1)
+    finally:
+        store.dispose()
+    with workers(pg_url, 1, as_of="2026-11-27"):
+        _drain(pg_url)
+    assert _count(pg_url, "SELECT COUNT(*) FROM procrastinate_jobs WHERE status <> 'succeeded'") == 0
+    assert _kept_dates(pg_url) == {r["refund_id"]: (AS_OF, AS_OF + timedelta(days=60)) for r in expected.outputs["refund_requests"]}
+    assert len(expected.outputs["refund_requests"]) == 1
+    assert _job_days(pg_url) == {"edirecon.ingest_part": {None}, "edirecon.detect": {None}}
+
+
+def _drop(root: Path) -> None:
+    """Every X12 file and patient-payments CSV of sample_edi/, one partner folder per scenario, ready."""
+    for f in sorted(SAMPLE_EDI.rglob("*")):
+        if f.suffix in (".835", ".837", ".csv"):
+            target = root / "inbound" / f.parent.name / f.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(f.read_bytes())
+            target.with_name(f"{f.name}.done").write_bytes(b"")
+
+
+def _published(outbound: Path) -> dict[str, bytes]:
+    """The outputs of `run` a watcher published (not its manifest, which names the batch and time)."""
+    return {p.name: p.read_bytes() for p in sorted(outbound.iterdir()) if p.is_file() and p.name != "manifest.json"}
+
+
+def test_watch_queue_with_a_past_as_of_publishes_the_outputs_of_watch_alone(tmp_path: Path, pg_url: str) -> None:
+    """Regression (issue 12): `watch --queue --once --as-of` in the past, with workers on other
+    clocks, publishes byte for byte what `watch --once --as-of` alone publishes from the same drop."""
+    for name in ("alone", "queued"):
+        _drop(tmp_path / name)
+    watch = [sys.executable, "-m", "cli", "watch", "--once", "--interval", "0.2", "--as-of", PAST.isoformat()]
+    alone = subprocess.run([*watch, str(tmp_path / "alone"), "--db", f"sqlite:///{tmp_path}/s.db"], cwd=REPO, env=_env(),
+                           capture_output=True, timeout=180)
+    with workers(pg_url, 2, as_of=[None, "2026-11-27"], cwd=tmp_path):
+        queued = subprocess.run([*watch, str(tmp_path / "queued"), "--db", pg_url, "--queue"], cwd=REPO, env=_env(),
+                                capture_output=True, timeout=300)
+        _drain(pg_url)
+    assert alone.returncode == queued.returncode == 1, queued.stderr.decode(errors="replace")[-2000:]  # broken-file/ quarantined
+    published = _published(tmp_path / "queued" / "outbound")
+    assert published == _published(tmp_path / "alone" / "outbound")
+    refunds = published["refund_requests.csv"].decode().splitlines()[1:]
+    assert len(refunds) == 4 and all(f",{PAST.isoformat()},{PAST + timedelta(days=60)}," in r for r in refunds)
+    assert _job_days(pg_url)["edirecon.detect"] == {PAST.isoformat()}
