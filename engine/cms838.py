@@ -104,6 +104,26 @@ def paid_date(r: Refund) -> date | None:
     return max((p.payment_date for p in r.encounter.payments if p.payer_id == r.payer_id and p.payment_date and p.status != "22"), default=None)
 
 
+def bill_and_dates(r: Refund) -> tuple[str, date | None, date | None]:
+    """The type of bill and the CMS-838's two dates of the claim a credit is on.
+
+    An 837I has a type of bill (CLM05-1 facility type + CLM05-3 frequency, e.g. ``111``).  An
+    inpatient bill (``mappings/facility_type_codes.csv``) gives its admission date (DTP*435, else
+    the statement's from date) and its discharge date, the statement's through date (DTP*434; the
+    DTP*096 discharge hour has no date); any other bill its statement from and through dates.
+    Professional and dental claims, and 837I claims stored before revision 0005, have no type of
+    bill: the first and last service dates of the encounter."""
+    e = r.encounter
+    c = e.billing_claim
+    first, last = e.service_from, e.service_to or e.service_from
+    if not c.type_of_bill:
+        return "", first, last
+    through = c.statement_to or last
+    if c.type_of_bill[:2] in mappings.inpatient_facility_types():
+        return c.type_of_bill, c.admission_date or c.statement_from or first, through
+    return c.type_of_bill, c.statement_from or first, through
+
+
 def cms838_rows(b: Book, quarter: Quarter) -> list[dict[str, Any]]:
     from .reports import payer_member_id
 
@@ -133,12 +153,11 @@ def cms838_rows(b: Book, quarter: Quarter) -> list[dict[str, Any]]:
         comments += [x[3] for x in paid]
         if v.status == "double_refund":
             comments.append(f"refunded and also recouped: {money(v.state['double_refund_amount'])} to recover from the contractor")
-        service_to = e.service_to or e.service_from
+        bill, start, through = bill_and_dates(r)
         rows.append({
             "medicare_part": medicare_part(b, r), "beneficiary_name": e.patient_name, "mbi": payer_member_id(r), "icn": r.icn,
-            "type_of_bill": "",  # professional and dental claims have none; 837I type of bill is not kept in the store
-            "admission_or_from_date": e.service_from, "discharge_or_through_date": service_to, "paid_date": paid_date(r),
-            "cost_report": "C" if closed is not None and service_to is not None and service_to <= closed else "O",
+            "type_of_bill": bill, "admission_or_from_date": start, "discharge_or_through_date": through, "paid_date": paid_date(r),
+            "cost_report": "C" if closed is not None and through is not None and through <= closed else "O",
             "credit_balance": r.amount, "amount_repaid": repaid, "method_of_payment": mappings.cms838_method(paid[0][1]) if paid else "",
             "amount_outstanding": r.amount - repaid, "reason": mappings.cms838_reason(r.reason), "comments": "; ".join(comments),
             "refund_id": r.refund_id, "patient_control_number": e.pcn,

@@ -60,6 +60,10 @@ class ClaimFact:
     source_file: str
     segment: int
     lines: list[ClaimLine] = field(default_factory=list)
+    type_of_bill: str = ""  # 837I: CLM05-1 facility type + CLM05-3 frequency ("" for 837P/837D)
+    statement_from: date | None = None  # 837I DTP*434
+    statement_to: date | None = None
+    admission_date: date | None = None  # 837I DTP*435
 
     @property
     def order(self) -> tuple[Any, ...]:
@@ -267,11 +271,13 @@ def _load(conn: Connection, by_pcn: dict[str, tuple[str, list[Any]]], whole: boo
         )
     claim_cols = ["id", "transaction_type", "patient_control_number", "billing_npi", "billing_tin", "member_id", "other_member_ids", "patient_last",
                   "patient_first", "patient_dob", "service_from", "service_to", "total_charge", "frequency", "original_reference", "payer_id",
-                  "payer_name", "payer_responsibility", "filing_indicator", "created_on", "source_file", "segment"]
+                  "payer_name", "payer_responsibility", "filing_indicator", "created_on", "source_file", "segment", "type_of_bill", "statement_from",
+                  "statement_to", "admission_date"]
     claims = [
         ClaimFact(r[0], intern(r[1]), intern(r[2]), intern(r[3]), intern(r[4]), intern(r[5]), tuple(intern(m) for m in r[6].split("|") if m),
                   intern(r[7]), intern(r[8]), day(r[9]), day(r[10]), day(r[11]), d(r[12]), intern(r[13]), r[14], intern(r[15]), intern(r[16]),
-                  intern(r[17]), intern(r[18]), day(r[19]), intern(r[20]), r[21], lines_by_claim.pop(r[0], []))
+                  intern(r[17]), intern(r[18]), day(r[19]), intern(r[20]), r[21], lines_by_claim.pop(r[0], []), intern(r[22]), day(r[23]), day(r[24]),
+                  day(r[25]))
         for r in select_rows(conn, t.claims, claim_cols, "", *by_pcn["claims"])
     ]
     adjustments: dict[int, list[tuple[Any, ...]]] = defaultdict(list)

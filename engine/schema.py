@@ -112,6 +112,11 @@ claims = Table(
     Column("source_file", Text, nullable=False),
     Column("segment", Integer, nullable=False),
     Column("byte_offset", Integer, nullable=False),
+    # 837I (revision 0005; "" and NULL on other claims and on claims stored before it)
+    Column("type_of_bill", String(4), nullable=False, server_default=""),  # CLM05-1 facility type + CLM05-3 frequency
+    Column("statement_from", Date),  # DTP*434
+    Column("statement_to", Date),
+    Column("admission_date", Date),  # DTP*435
 )
 Index("ix_claims_pcn", claims.c.patient_control_number, claims.c.billing_npi)
 

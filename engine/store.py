@@ -76,15 +76,15 @@ class Store:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def upgrade(self) -> None:
-        """Create the schema or bring it to the newest revision (alembic)."""
+    def upgrade(self, revision: str = "head") -> None:
+        """Create the schema or bring it to the newest revision (alembic), or to ``revision``."""
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as connection:
             if self.engine.dialect.name == "postgresql":  # processes starting together upgrade one at a time
                 connection.exec_driver_sql("SELECT pg_advisory_xact_lock(727271)")
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -30,6 +30,8 @@ TABLES: dict[str, str] = {
     "cms838_reason_codes": "CMS-838 reason for a Medicare credit balance (1 duplicate, 2 other insurer primary, 3 other), by refund reason",
     "cms838_payment_methods": "refund payment methods and their CMS-838 method-of-payment code (C check, A adjustment, O other)",
     "cms838_filing_indicators": "claim filing indicators (SBR09/CLP06) of Medicare, with the part (A or B) of the CMS-838 detail page",
+    "facility_type_codes": "CLM05-1 facility type codes of an 837I (type of facility + bill classification), with whether the claim is inpatient "
+                           "(the CMS-838 gives admission/discharge dates, else from/through)",
     "root_cause_patterns": "recurring overpayment patterns of the root-cause report, by refund reason",
 }
 
@@ -132,3 +134,9 @@ def cms838_method(method: str) -> str:
 def medicare_filing_indicators() -> dict[str, str]:
     """Claim filing indicator -> Medicare part (A, B)."""
     return {row["code"]: row["part"] for row in rows("cms838_filing_indicators")}
+
+
+@cache
+def inpatient_facility_types() -> frozenset[str]:
+    """CLM05-1 facility type codes of inpatient bills (11 hospital inpatient, 21 SNF inpatient, 18 swing bed ...)."""
+    return frozenset(row["code"] for row in rows("facility_type_codes") if row["inpatient"] == "yes")

@@ -134,9 +134,11 @@ class Claim:
     type_of_bill: str = ""  # 837I: facility type + frequency (CLM05-1 + CLM05-3)
     service_date: date | None = None  # DTP*472 claim-level (837P/D)
     service_end_date: date | None = None
-    statement_from: date | None = None  # DTP*434 (837I)
-    statement_to: date | None = None
-    admission_date: date | None = None  # DTP*435 (837I)
+    statement_from: date | None = None  # DTP*434 (837I) statement covers period: from
+    statement_to: date | None = None  # DTP*434 RD8 through (the from date when D8)
+    statement_source: Source | None = None  # the DTP*434 segment (837I only)
+    admission_date: date | None = None  # DTP*435 (837I), D8 or DT (CCYYMMDDHHMM: the hour is not kept)
+    admission_source: Source | None = None  # the DTP*435 segment (837I only)
     discharge_date: date | None = None  # DTP*096 (837I)
     diagnosis_codes: list[tuple[str, str]] = field(default_factory=list)  # HI: (qualifier, code)
     references: list[tuple[str, str]] = field(default_factory=list)  # REF in 2300
@@ -253,3 +255,6 @@ class ProviderAdjustment:
 
 
 Record = Claim | ClaimPayment | ProviderAdjustment
+
+#: claim fields only an 837I has: ``edirecon parse`` writes them for 837I claims only
+INSTITUTIONAL_FIELDS = ("statement_source", "admission_source")

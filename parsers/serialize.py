@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from .model import Record
+from .model import INSTITUTIONAL_FIELDS, Record
 from .source import Source
 
 #: Decimal fields that are quantities, not money (written as sent, without forcing two decimals)
@@ -64,6 +64,9 @@ def record_dict(record: Record) -> dict[str, Any]:
     out: dict[str, Any] = {"record": record.record, "transaction_type": record.transaction_type}
     body = _object(record)
     body.pop("transaction_type", None)
+    if record.record == "claim" and record.transaction_type != "837I":
+        for name in INSTITUTIONAL_FIELDS:
+            del body[name]
     source = body.pop("source")
     out.update(body)
     out["source"] = source

@@ -109,8 +109,10 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
                     claim.service_date, claim.service_end_date = start, end
                 elif q == "434":
                     claim.statement_from, claim.statement_to = start, end
+                    claim.statement_source = at(seg, off, "2300")
                 elif q == "435":
                     claim.admission_date = start
+                    claim.admission_source = at(seg, off, "2300")
                 elif q == "096":
                     claim.discharge_date = start
         elif sid == "REF":
