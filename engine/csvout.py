@@ -45,19 +45,28 @@ class Lines:
         self.text = [i for i, c in enumerate(self.columns) if declared.get(c, TEXT) == TEXT]
         self._buffer = io.StringIO()
         self._csv = csv.writer(self._buffer, lineterminator="\n")
+        # quotes a cell holding a carriage return as well (the "\n" writer leaves it bare, and a
+        # spreadsheet would start a new row there, whose first cell escaped the check)
+        self._csv_cr = csv.writer(self._buffer, lineterminator="\r\n")
 
-    def _line(self, values: Iterable[Any]) -> str:
+    def _line(self, values: list[Any]) -> str:
         self._buffer.seek(0)
         self._buffer.truncate()
         self._csv.writerow(values)
-        return self._buffer.getvalue()
+        line = self._buffer.getvalue()
+        if "\r" in line:
+            self._buffer.seek(0)
+            self._buffer.truncate()
+            self._csv_cr.writerow(values)
+            line = self._buffer.getvalue()[:-2] + "\n"
+        return line
 
     def header(self) -> str:
         return self._line(self.columns)
 
     def row(self, values: list[Any]) -> str:
         """The line of one row, ``values`` in column order (amounts and dates already text); the
-        list's text cells are neutralised in place."""
+        list's text cells are neutralised in place.  A cell holding a carriage return is quoted."""
         for i in self.text:
             value = values[i]
             if type(value) is str and value[:1] in FORMULA_START:
