@@ -10,7 +10,6 @@ amounts as two-decimal strings and ISO dates, each written under a temporary nam
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -25,9 +24,10 @@ from sqlalchemy import select
 import mappings
 
 from . import schema as t
-from .analytics import root_causes
+from .analytics import REASONS, root_causes
 from .cms838 import Quarter, cms838_rows
 from .config import Config
+from .csvout import AMOUNT, Lines
 from .refunds import TO_WORK, Book, View, book, open_store
 from .writers import _Atomic, _scalar, money, rows
 
@@ -96,8 +96,10 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
         **{f"root_cause_{name}": (list(table[0]) if table else ["none"], table) for name, table in rep.causes.items()},
         f"cms838-{quarter}": (list(rep.cms838[0]) if rep.cms838 else _cms838_columns(), rep.cms838),
     }
+    # the columns named by data: the outstanding amount per aging bucket, the amount per refund reason
+    amounts = dict.fromkeys([*(code for code, *_ in mappings.aging_buckets()), *REASONS], AMOUNT)
     for name, (columns, table) in tables.items():
-        rep.written.append(write_csv(out_dir / f"{name}.csv", columns, table))
+        rep.written.append(write_csv(out_dir / f"{name}.csv", columns, table, amounts))
     rep.written.append(cms838_form(out_dir / f"cms838-{quarter}.pdf", b, quarter, rep.cms838))
     rep.written += packets(out_dir / "packets", b)
     rep.written.append(dashboard(out_dir / "dashboard.html", b, rep))
@@ -123,12 +125,14 @@ def _cms838_columns() -> list[str]:
     return COLUMNS
 
 
-def write_csv(path: Path, columns: list[str], table: list[dict[str, Any]]) -> Path:
+def write_csv(path: Path, columns: list[str], table: list[dict[str, Any]], types: dict[str, str] | None = None) -> Path:
+    """One report CSV; its text cells made safe for spreadsheets (``csvout``: ``types`` declares the
+    columns named by data, such as the aging buckets)."""
+    lines = Lines(columns, types)
     with _Atomic(path) as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(columns)
+        fh.write(lines.header())
         for row in table:
-            writer.writerow([_scalar(row.get(c)) for c in columns])
+            fh.write(lines.row([_scalar(row.get(c)) for c in columns]))
     return path
 
 

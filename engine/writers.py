@@ -6,7 +6,6 @@ same bytes.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -17,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .csvout import Lines
 from .decide import Decisions
 
 FORMAT_VERSION = 1
@@ -214,23 +214,17 @@ class Renderer:
     def __init__(self, name: str):
         self.columns = COLUMNS[name]
         self.evidence = self.columns.index("evidence") if "evidence" in self.columns else -1
-        self._buffer = io.StringIO()
-        self._csv = csv.writer(self._buffer, lineterminator="\n")
-
-    def csv_line(self, values: Sequence[Any]) -> str:
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        self._csv.writerow(values)
-        return self._buffer.getvalue()
+        self.lines = Lines(self.columns)
 
     def __call__(self, row: dict[str, Any]) -> tuple[str, str]:
+        """The CSV line (text cells made safe for spreadsheets: ``csvout``) and the JSON line (raw values)."""
         if self.evidence >= 0:  # nested evidence: the general encoder
             flat = [_scalar(row[c]) for c in self.columns]
             flat[self.evidence] = _evidence_text(row["evidence"])
-            return self.csv_line(flat), _encode(row) + "\n"
+            return self.lines.row(flat), _encode(row) + "\n"
         # flat rows (most of them: credit balances): each value made text once, for both lines
         values = {k: money(v) if type(v) is Decimal else v.isoformat() if isinstance(v, date) else v for k, v in row.items()}
-        return self.csv_line(["" if (v := values[c]) is None else v for c in self.columns]), _encode_plain(values) + "\n"
+        return self.lines.row(["" if (v := values[c]) is None else v for c in self.columns]), _encode_plain(values) + "\n"
 
 
 class Rendered(Sequence[dict[str, Any]]):
@@ -283,7 +277,7 @@ def write(out_dir: Path, out: dict[str, Sequence[dict[str, Any]]], summary_doc: 
         render = Renderer(name)
         lines: Iterable[tuple[str, str]] = table.take() if isinstance(table, Rendered) else map(render, table)
         with _Atomic(out_dir / f"{name}.csv") as csv_fh, _Atomic(out_dir / f"{name}.jsonl") as jsonl_fh:
-            csv_fh.write(render.csv_line(render.columns))
+            csv_fh.write(render.lines.header())
             for csv_line, json_line in lines:  # one pass: a row is made once for both files
                 csv_fh.write(csv_line)
                 jsonl_fh.write(json_line)
