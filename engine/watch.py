@@ -70,6 +70,7 @@ class Options:
     config: Config = field(default_factory=Config)
     duplicate_window: timedelta = timedelta(days=DUPLICATE_WINDOW_DAYS)
     queue: bool = False  # PostgreSQL: each file's parse-and-ingest is deferred to `edirecon worker` jobs
+    create: bool = False  # create ROOT when it does not exist (else a usage error: a mistyped ROOT)
 
 
 def one_line(exc: object) -> str:
@@ -82,6 +83,8 @@ class Watcher:
     def __init__(self, root: Path, db_url: str, options: Options):
         if root.exists() and not root.is_dir():
             raise UsageError(f"{root}: is not a folder")
+        if not root.exists() and not options.create:
+            raise UsageError(f"{root}: no such folder (give --create to create the drop folders there)")
         self.layout = Layout(root)
         try:
             self.layout.create()
