@@ -261,8 +261,8 @@ def watch(
     837s in ack/, quarantine bad files in error/, archive the rest, and publish the outputs of
     run (with a manifest) in outbound/.
 
-    Exit codes: 0 done (or stopped by SIGTERM/SIGINT); 1 with --once when a file was quarantined;
-    2 usage or store error (a ROOT that does not exist, without --create).
+    Exit codes: 0 done (or stopped by SIGTERM/SIGINT); 1 with --once when a file was quarantined
+    or an entry rejected; 2 usage or store error (a ROOT that does not exist, without --create).
     """
     from datetime import timedelta
 
