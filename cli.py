@@ -249,7 +249,7 @@ def _configure_watch_logging(verbose: bool) -> None:
 
 @app.command()
 def watch(
-    root: Annotated[Path, typer.Argument(help="The drop-folder root (inbound/, work/, archive/, error/, ack/, outbound/ are created under it).", show_default=False)],
+    root: Annotated[Path, typer.Argument(help="The drop-folder root, which must exist (inbound/, work/, archive/, error/, ack/, outbound/ are created under it).", show_default=False)],
     db: Annotated[str, typer.Option("--db", envvar=DB_ENV, help="SQLAlchemy URL of the store (SQLite or PostgreSQL).")] = "sqlite:///edirecon.db",
     once: Annotated[bool, typer.Option("--once", help="Poll twice, process what is ready, publish, and exit (for cron and tests).")] = False,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between polls.", min=0.01)] = 2.0,
@@ -258,13 +258,14 @@ def watch(
     duplicate_window: Annotated[int, typer.Option("--duplicate-window", help="Days within which the same sender (ISA06) and ISA13 is a duplicate.", min=0)] = 365,
     queue: Annotated[bool, typer.Option("--queue", help="PostgreSQL: defer each file's parse-and-ingest to `edirecon worker` jobs.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Also log the engine's own per-file events.")] = False,
+    create: Annotated[bool, typer.Option("--create", help="Create ROOT when it does not exist (without it, a missing ROOT is a usage error).")] = False,
 ) -> None:
     """Watch clearinghouse drop folders: ingest what partners drop in ROOT/inbound/, acknowledge
     837s in ack/, quarantine bad files in error/, archive the rest, and publish the outputs of
     run (with a manifest) in outbound/.
 
-    Exit codes: 0 done (or stopped by SIGTERM/SIGINT); 1 with --once when a file was quarantined;
-    2 usage or store error.
+    Exit codes: 0 done (or stopped by SIGTERM/SIGINT); 1 with --once when a file was quarantined
+    or an entry rejected; 2 usage or store error (a ROOT that does not exist, without --create).
     """
     from datetime import timedelta
 
@@ -279,7 +280,8 @@ def watch(
             from engine.queue import conninfo
 
             conninfo(db)  # the queue lives in PostgreSQL: a SQLite URL is a usage error
-        options = Options(interval=interval, once=once, as_of=day, config=Config.load(config), duplicate_window=timedelta(days=duplicate_window), queue=queue)
+        options = Options(interval=interval, once=once, as_of=day, config=Config.load(config), duplicate_window=timedelta(days=duplicate_window), queue=queue,
+                          create=create)
         code = watch_root(root, db, options)
     except parsers.EdireconError as exc:
         typer.echo(f"edirecon: {exc}", err=True)

@@ -1,9 +1,11 @@
 """The drop-folder protocol on disk: the layout under ROOT, when an arriving file is ready, and how a
 watcher claims it so that two watchers never both take one.
 
-* **Ready**: a file under ``inbound/`` (dotfiles, dot-folders and names ending ``.part``, ``.tmp``
-  or ``.done`` are never candidates) is ready when its size and modification time are unchanged
-  across two consecutive polls, or at once when ``<name>.done`` exists beside it.
+* **Ready**: an entry at the top of ``inbound/`` or in a partner folder (dotfiles, dot-folders and
+  names ending ``.part``, ``.tmp`` or ``.done`` are never candidates) is ready when its size and
+  modification time are unchanged across two consecutive polls, or at once when ``<name>.done``
+  exists beside it.  Entries are looked at with ``lstat`` and never followed: only a regular file
+  with a safe name (``refusal``) is claimed; anything else is refused (``engine.rejects``).
 * **Claim**: an atomic ``rename`` from ``inbound/`` into ``work/``.  Before renaming, the watcher
   creates ``work/.<work name>.lock`` exclusively and holds an ``flock`` on it until the file has
   left ``work/``.  A rename that fails with "no such file" means another watcher took it.
@@ -17,17 +19,23 @@ that the inode it locked is still the one on disk.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 #: names that are never candidates: uploads in progress and release markers
 IGNORED_SUFFIXES = (".part", ".tmp", ".done")
 MARKER = ".done"
 FOLDERS = ("inbound", "work", "archive", "error", "ack", "outbound")
+#: bytes kept free in a name for what the watcher adds to it: ``.<name>.lock``, ``~N``,
+#: ``.error.json``, ``.<name>.tmp`` (a longer work name is refused, FILE_NAME_TOO_LONG)
+NAME_MARGIN = 24
 
 
 @dataclass(frozen=True)
@@ -84,22 +92,55 @@ def is_candidate(rel: Path) -> bool:
     return not any(part.startswith(".") for part in rel.parts) and not rel.name.lower().endswith(IGNORED_SUFFIXES)
 
 
-def scan(inbound: Path) -> dict[Path, tuple[int, int]]:
-    """Every candidate file under inbound/ (relative path) with its (size, mtime_ns)."""
-    seen: dict[Path, tuple[int, int]] = {}
-    for dirpath, dirnames, filenames in os.walk(inbound):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            rel = path.relative_to(inbound)
-            if not is_candidate(rel):
-                continue
-            try:
-                st = path.lstat()
-            except FileNotFoundError:  # taken by another watcher meanwhile
-                continue
-            if os.path.isfile(path) and not path.is_symlink():
-                seen[rel] = (st.st_size, st.st_mtime_ns)
+def entry_kind(mode: int) -> str:
+    """What a directory entry is, from its ``lstat`` mode."""
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "device"
+
+
+def _entries(folder: Path) -> list[tuple[str, os.stat_result]]:
+    """The names in a folder with their ``lstat`` (nothing followed), sorted; [] when it cannot be listed."""
+    out = []
+    try:
+        with os.scandir(folder) as it:
+            for e in it:
+                try:
+                    out.append((e.name, e.stat(follow_symlinks=False)))
+                except FileNotFoundError:  # taken by another watcher meanwhile
+                    continue
+    except OSError:
+        return []
+    return sorted(out, key=lambda pair: pair[0])
+
+
+#: an entry's state at one poll: (kind, size, mtime_ns)
+Signature = tuple[str, int, int]
+
+
+def scan(inbound: Path) -> dict[Path, Signature]:
+    """Every candidate entry at the top of inbound/ or in a partner folder (relative path), with its
+    kind, size and mtime.  A real folder at the top is a partner folder and is looked into; a
+    symbolic link is never followed, and a folder inside a partner folder is an entry itself."""
+    seen: dict[Path, Signature] = {}
+    for name, st in _entries(inbound):
+        if name.startswith("."):
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            for sub, sst in _entries(inbound / name):
+                rel = Path(name) / sub
+                if is_candidate(rel):
+                    seen[rel] = (entry_kind(sst.st_mode), sst.st_size, sst.st_mtime_ns)
+        elif is_candidate(Path(name)):
+            seen[Path(name)] = (entry_kind(st.st_mode), st.st_size, st.st_mtime_ns)
     return seen
 
 
@@ -108,25 +149,38 @@ def released(inbound: Path, rel: Path) -> bool:
     return (inbound / rel).with_name(rel.name + MARKER).exists()
 
 
+class Ready(NamedTuple):
+    """An entry of inbound/ that stood still (or was released by its marker)."""
+
+    rel: Path
+    why: str  # marker or stable
+    first_seen: datetime
+    signature: Signature
+
+    @property
+    def kind(self) -> str:
+        return self.signature[0]
+
+
 class Poller:
-    """Remembers the previous poll, to tell which files stood still between two polls."""
+    """Remembers the previous poll, to tell which entries stood still between two polls."""
 
     def __init__(self, inbound: Path):
         self.inbound = inbound
-        self.previous: dict[Path, tuple[int, int]] = {}
+        self.previous: dict[Path, Signature] = {}
         self.first_seen: dict[Path, datetime] = {}
 
-    def poll(self) -> list[tuple[Path, str, datetime]]:
-        """Scan once; return the ready files as (relative path, why ready, first seen), sorted."""
+    def poll(self) -> list[Ready]:
+        """Scan once; return the ready entries, sorted by relative path."""
         current = scan(self.inbound)
         now = utcnow()
         ready = []
-        for rel, stat in sorted(current.items()):
+        for rel, sig in sorted(current.items()):
             first = self.first_seen.setdefault(rel, now)
             if released(self.inbound, rel):
-                ready.append((rel, "marker", first))
-            elif self.previous.get(rel) == stat:
-                ready.append((rel, "stable", first))
+                ready.append(Ready(rel, "marker", first, sig))
+            elif self.previous.get(rel) == sig:
+                ready.append(Ready(rel, "stable", first, sig))
         self.previous = current
         self.first_seen = {rel: t for rel, t in self.first_seen.items() if rel in current}
         return ready
@@ -139,6 +193,81 @@ class Poller:
 def utcnow() -> datetime:
     """Naive UTC (the store's DateTime columns hold UTC)."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+# -- refusing ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an entry of inbound/ is not claimed: it is moved as it is into error/ (``engine.rejects``)."""
+
+    code: str  # NOT_A_REGULAR_FILE, UNREADABLE_FILE, UNSAFE_FILE_NAME, FILE_NAME_TOO_LONG
+    entry: str  # file, symlink, folder, fifo, socket, device
+    reason: str  # one line, with no text from the entry's name
+
+
+NOT_REGULAR = {
+    "symlink": "a symbolic link (never followed)",
+    "folder": "a folder inside a partner folder (inbound/ holds files at the top or in one folder per partner)",
+    "fifo": "a named pipe (FIFO)",
+    "socket": "a socket",
+    "device": "a device",
+}
+
+
+def name_max(folder: Path) -> int:
+    """The longest file name (in bytes) the file system of ``folder`` takes."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def is_utf8(text: str) -> bool:
+    """Whether a name read from disk was valid UTF-8 (undecodable bytes come back as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def safe_text(text: str) -> str:
+    """A name read from disk as text that can be stored and logged: bytes that are not UTF-8 are
+    backslash-escaped (``caf\\xe9.835``)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def refusal(layout: Layout, ready: Ready) -> Refusal | None:
+    """Why a ready entry must not be claimed (None when it is a regular file that can be taken).
+
+    A regular file is opened once, without following a link and without blocking, to check that it
+    can be read and is still a regular file; nothing is read from it."""
+    kind = ready.kind
+    if kind != "file":
+        return Refusal("NOT_A_REGULAR_FILE", kind, f"{NOT_REGULAR[kind]}: only regular files are taken")
+    if not is_utf8(ready.rel.as_posix()):
+        return Refusal("UNSAFE_FILE_NAME", kind, "its name (or its partner folder's) is not valid UTF-8; it is recorded backslash-escaped")
+    size, limit = len(work_name(ready.rel).encode("utf-8")), name_max(layout.work) - NAME_MARGIN
+    if size > limit:
+        return Refusal("FILE_NAME_TOO_LONG", kind, f"its name in work/ (<partner>__<name>) would be {size} bytes; at most {limit} are taken")
+    try:
+        fd = os.open(layout.inbound / ready.rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None  # taken by another watcher meanwhile: claim() finds nothing to move
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # replaced by a symbolic link since the poll
+            return Refusal("NOT_A_REGULAR_FILE", "symlink", f"{NOT_REGULAR['symlink']}: only regular files are taken")
+        return Refusal("UNREADABLE_FILE", kind, f"it cannot be read ({exc.strerror or exc})")
+    try:
+        mode = os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(mode):
+        other = entry_kind(mode)
+        return Refusal("NOT_A_REGULAR_FILE", other, f"{NOT_REGULAR.get(other, other)}: only regular files are taken")
+    return None
 
 
 # -- claiming -----------------------------------------------------------------------------------
@@ -235,10 +364,12 @@ def claim(layout: Layout, rel: Path, why: str, first_seen: datetime) -> Claim | 
         os.write(fd, json.dumps(note).encode())
         try:
             os.rename(layout.inbound / rel, target)
-        except FileNotFoundError:  # another watcher claimed it first
+        except OSError as exc:
             lock_path(target).unlink(missing_ok=True)
             os.close(fd)
-            return None
+            if isinstance(exc, FileNotFoundError):  # another watcher claimed it first
+                return None
+            raise
         (layout.inbound / rel).with_name(rel.name + MARKER).unlink(missing_ok=True)
         return Claim(target, rel.as_posix(), partner_of(rel), first_seen, why, fd)
     raise RuntimeError(f"no free name in work/ for {rel}")

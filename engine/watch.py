@@ -14,18 +14,21 @@ carries on from the recorded state (ingestion itself resumes per transaction set
 
 One structured log event per file and step (``received``, ``resumed``, ``claimed``, ``ingested``,
 ``acknowledged``, ``archived`` / ``quarantined``), with the file's name, partner, SHA-256 and
-counts — never patient data.
+counts — never patient data.  An entry that is not a readable regular file with a safe name is
+never claimed: it is moved as it is into ``error/`` (``engine.rejects``) with a ``rejected``
+warning, and the other files of the batch go on.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +42,12 @@ from parsers.errors import EdireconError, UsageError
 from . import schema as t
 from .acks import fallback_999
 from .config import Config
-from .dropfolder import Claim, Layout, Poller, StoreLock, claim, free_name, orphans, utcnow
+from .dropfolder import Claim, Layout, Poller, Ready, Refusal, StoreLock, claim, free_name, orphans, refusal, safe_text, utcnow
 from .examine import Analysis, Identity, examine, finding_dict, identify, stored_for
 from .ingest import Ingestor, record_exception
 from .run import ingest_files
 from .outbound import REEMITTED, publish_outputs, reemit_835s, reemitted_counts, spool_sets, write_atomically, write_manifest
+from .rejects import reject
 from .store import Store
 
 log = structlog.get_logger("edirecon.watch", component="watch")
@@ -70,6 +74,7 @@ class Options:
     config: Config = field(default_factory=Config)
     duplicate_window: timedelta = timedelta(days=DUPLICATE_WINDOW_DAYS)
     queue: bool = False  # PostgreSQL: each file's parse-and-ingest is deferred to `edirecon worker` jobs
+    create: bool = False  # create ROOT when it does not exist (else a usage error: a mistyped ROOT)
 
 
 def one_line(exc: object) -> str:
@@ -82,6 +87,8 @@ class Watcher:
     def __init__(self, root: Path, db_url: str, options: Options):
         if root.exists() and not root.is_dir():
             raise UsageError(f"{root}: is not a folder")
+        if not root.exists() and not options.create:
+            raise UsageError(f"{root}: no such folder (give --create to create the drop folders there)")
         self.layout = Layout(root)
         try:
             self.layout.create()
@@ -100,6 +107,7 @@ class Watcher:
         self.stop_requested = False
         self.quarantined = 0
         self.processed = 0
+        self.left: set[tuple[Path, tuple[str, int, int]]] = set()  # refused entries that could not be moved (warned once)
 
     # -- the loop ------------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
@@ -131,26 +139,51 @@ class Watcher:
         while not self.stop_requested and (left := deadline - time.monotonic()) > 0:
             time.sleep(min(left, 0.05))
 
-    def batch(self, ready: list[tuple[Path, str, datetime]]) -> None:
-        """Finish orphaned files, then claim and process each ready file; publish if anything moved."""
+    def batch(self, ready: list[Ready]) -> None:
+        """Finish orphaned files, then claim and process each ready file (refusing the entries that
+        are not readable regular files with a safe name); publish if anything moved."""
         processed = 0
         for c in self._orphans():
             processed += self._guarded(c)
-        for rel, why, first_seen in ready:
+        for entry in ready:
             if self.stop_requested:
                 break
-            try:
-                c = claim(self.layout, rel, why, first_seen)
-            except OSError as exc:
-                raise WatchError(f"inbound/{rel.as_posix()}: cannot be moved into work/ ({exc.strerror or exc}); "
-                                 "inbound/ and work/ must be writable and on the same file system") from exc
-            if c is not None:
+            c: Claim | None = None
+            why = refusal(self.layout, entry)
+            if why is None:
+                try:
+                    c = claim(self.layout, entry.rel, entry.why, entry.first_seen)
+                except OSError as exc:
+                    if exc.errno != errno.ENAMETOOLONG:
+                        raise WatchError(f"inbound/{safe_text(entry.rel.as_posix())}: cannot be moved into work/ ({exc.strerror or exc}); "
+                                         "inbound/ and work/ must be writable and on the same file system") from exc
+                    why = Refusal("FILE_NAME_TOO_LONG", "file", "its name is too long to be moved into work/")
+            if why is not None:
+                self._reject(entry, why)
+            elif c is not None:
                 processed += self._guarded(c)
         if processed or self._spooled_finished():
             try:
                 self.publish()
             except OSError as exc:
                 raise WatchError(f"outbound/: cannot be written ({exc.strerror or exc}); published again after the next batch") from exc
+
+    def _reject(self, entry: Ready, why: Refusal) -> None:
+        """Move a refused entry into error/ with its record, and warn; the batch goes on."""
+        key = (entry.rel, entry.signature)
+        if key in self.left:
+            return  # already warned: it could not be moved, and has not changed
+        try:
+            with self.lock:
+                event = reject(self.layout, entry, why)
+        except OSError as exc:
+            raise WatchError(f"error/: cannot be written ({exc.strerror or exc})") from exc
+        if event is None:
+            return
+        if not event["moved"]:
+            self.left.add(key)
+        self.quarantined += 1
+        log.warning("rejected", **event)
 
     def _orphans(self) -> Iterator[Claim]:
         for c in orphans(self.layout):

@@ -329,7 +329,7 @@ def test_store_records_each_claimed_file(batch: dict[str, Any]) -> None:
 def test_a_file_written_slowly_is_not_read_before_it_is_complete(tmp_path: Path, big_835: bytes) -> None:
     """A partner writing in small chunks (no .part, no marker): the watcher waits until size and mtime stand still."""
     root = tmp_path / "root"
-    proc = start(root, f"sqlite:///{tmp_path}/store.db", "--interval", "0.6")  # a write every 0.05 s
+    proc = start(root, f"sqlite:///{tmp_path}/store.db", "--interval", "0.6", "--create")  # a write every 0.05 s
     target = root / "inbound" / "slow" / "remit-big.835"
     cut = big_835.find(b"~\nST*", 300_000) + 2  # whole transaction sets, then the trailers
     isa, gs = segments(big_835[:300])[:2]
@@ -582,10 +582,13 @@ def test_a_work_file_locked_by_a_live_watcher_is_left_alone(tmp_path: Path) -> N
 
 
 def test_usage_and_store_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
-    """A bad --as-of, a ROOT that is a file, an unusable or unreachable --db: exit 2 with one line, no traceback."""
+    """A bad --as-of, a ROOT that is a file or does not exist, an unusable or unreachable --db: exit 2 with one line, no traceback."""
     a_file = tmp_path / "plain"
     a_file.write_text("x")
+    (tmp_path / "r").mkdir()
     cases = [
+        (["watch", str(tmp_path / "inbond"), "--once", "--db", f"sqlite:///{tmp_path}/s.db"],
+         f"edirecon: {tmp_path / 'inbond'}: no such folder (give --create to create the drop folders there)"),
         (["watch", str(tmp_path / "r"), "--as-of", "27/11/2026", "--once"], "edirecon: --as-of '27/11/2026' is not a date (YYYY-MM-DD)"),
         (["watch", str(a_file), "--once", "--db", f"sqlite:///{tmp_path}/s.db"], f"edirecon: {a_file}: is not a folder"),
         (["watch", str(tmp_path / "r"), "--once", "--db", "nosuchdb://x"], "edirecon: --db 'nosuchdb://x' is not a usable database URL"),
@@ -598,6 +601,17 @@ def test_usage_and_store_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(message), done.stderr
         assert "Traceback" not in done.output
+
+
+def test_a_mistyped_root_creates_nothing_unless_create_is_given(tmp_path: Path) -> None:
+    """Regression: a ROOT that does not exist was created silently (exit 0); now exit 2 and nothing made, and --create makes the layout."""
+    db = f"sqlite:///{tmp_path}/store.db"
+    typo = watch(tmp_path / "srv" / "inbond", db, "--once", "--interval", "0.1")
+    assert typo.returncode == 2 and typo.stderr == f"edirecon: {tmp_path / 'srv' / 'inbond'}: no such folder (give --create to create the drop folders there)\n"
+    assert os.listdir(tmp_path) == []  # neither the tree nor the store
+    made = watch(tmp_path / "srv" / "edi", db, "--once", "--interval", "0.1", "--create")
+    assert made.returncode == 0, made.stderr
+    assert sorted(p.name for p in (tmp_path / "srv" / "edi").iterdir()) == ["ack", "archive", "error", "inbound", "outbound", "work"]
 
 
 @pytest.mark.postgres
