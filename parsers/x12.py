@@ -256,10 +256,12 @@ class X12Reader:
                 yield from self._read_interchange()
                 first = False
                 continue
-            if first and _BARE_ST.match(self._buf, self._pos):
-                yield from self._read_bare()
-                first = False
-                continue
+            if first and self._buf.startswith("ST", self._pos):
+                self._ensure(64)  # the whole ST segment, whose bytes give the delimiters
+                if _BARE_ST.match(self._buf, self._pos):
+                    yield from self._read_bare()
+                    first = False
+                    continue
             self._ensure(20)
             offset = self._base + self._pos
             found = self._buf[self._pos : self._pos + 20].encode("latin-1")
