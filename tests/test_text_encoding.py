@@ -165,3 +165,29 @@ def test_without_any_unicode_font_the_report_degrades_and_says_so(tmp_path: Path
     assert "Dear Th? Nguy?n," in pdf_text(notice)
     assert f"{notice.name}: 4 character(s) have no glyph" in result.stderr
     assert "cms838-2026Q4.pdf: 3 character(s)" in result.stderr
+
+
+@pytest.mark.parametrize("path", [UTF8 / "remit-copay.835", CP1252 / "remit-1.835"], ids=["utf-8", "windows-1252"])
+def test_reemitted_transaction_text_keeps_the_bytes_received(path: Path) -> None:
+    """The text `watch` spools for re-emitted 835s is encoded back: the ST..SE bytes as received."""
+    from engine.outbound import set_text
+
+    data = path.read_bytes()
+    (ts,) = list(parsers.X12Reader(path))
+    text = parsers.raw_text(set_text([els for _n, _o, els in ts.segments()], ts.delimiters.element, ts.delimiters.segment),
+                            ts.interchange.encoding)
+    start = data.index(b"ST*835*")
+    end = data.index(b"~", data.index(b"\nSE*")) + 2
+    assert text.encode("latin-1") == data[start:end]
+
+
+def test_element_lengths_count_characters_not_bytes(tmp_path: Path) -> None:
+    """Regression: a 40-letter NM103 of 'Ễ' (120 UTF-8 bytes) is within the X12 maximum of 60 characters."""
+    data = (UTF8 / "remit-copay.835").read_bytes()
+    long_name = "Ễ" * 40
+    assert (len(long_name), len(long_name.encode())) == (40, 120)
+    path = tmp_path / "remit-40-character-utf8-name.835"
+    path.write_bytes(data.replace("NGUYỄN".encode(), long_name.encode()))
+    records, summary = parsers.parse_file(path)
+    assert records[0].patient.name == long_name
+    assert [f.code for f in summary.findings if f.code == "ELEMENT_TOO_LONG"] == []
