@@ -9,7 +9,6 @@ tests/fixtures/bad/bare-835-pipe-separated-no-isa-gs.835 has '|' and '>' for sep
 from __future__ import annotations
 
 import csv
-import shutil
 from datetime import date
 from pathlib import Path
 
@@ -33,7 +32,7 @@ def test_parse_reads_a_bare_835_with_a_warning() -> None:
     result = CliRunner().invoke(app, ["parse", str(BARE)])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert len(lines) == 1 and '"patient_control_number":"RFM2602001"' in lines[0]
+    assert len(lines) == 1 and '"patient_control_number":"RFM3102001"' in lines[0]
     assert '"isa13":"","gs06":"","st02":"35240"' in lines[0]
     assert [line.split(": ", 1)[1].split(" ", 1)[0] for line in result.stderr.splitlines()] == ["NO_ENVELOPE"]
     assert f"{BARE}:1:0: NO_ENVELOPE transaction set ST02=35240 has no ISA/GS envelope" in result.stderr
@@ -68,18 +67,19 @@ def test_the_same_bare_file_twice_changes_nothing(tmp_path: Path) -> None:
 
 
 def test_the_bare_remittance_again_in_an_envelope_adds_nothing(tmp_path: Path) -> None:
-    """The same remittance later received in its ISA/GS envelope (payer 87726, trace 10048817) is
+    """The same remittance later received in its ISA/GS envelope (payer 87726, trace 31048817) is
     recognised by payer and trace number: no second payment, still one duplicate refund."""
     db = f"sqlite:///{tmp_path}/store.db"
     run([SCENARIO], db, tmp_path / "first", AS_OF, Config())
-    enveloped = tmp_path / "in" / "remit-2.835"
+    sample = (SAMPLE_EDI / "duplicate-payment" / "remit-2.835").read_bytes().splitlines(keepends=True)
+    enveloped = tmp_path / "in" / "remit-2-enveloped.835"
     enveloped.parent.mkdir()
-    shutil.copy(SAMPLE_EDI / "duplicate-payment" / "remit-2.835", enveloped)
+    enveloped.write_bytes(b"".join(sample[:2]) + BARE.read_bytes() + b"".join(sample[-2:]))  # its ISA, GS ... GE, IEA
     again = run([enveloped], db, tmp_path / "second", AS_OF, Config())
     assert (again.report.files_ingested, again.report.claim_payments) == (1, 0)
     with open(tmp_path / "second" / "refund_requests.csv", newline="", encoding="utf-8") as fh:
         refunds = [(r["reason"], r["payer_claim_control_number"], r["amount"]) for r in csv.DictReader(fh)]
-    assert refunds == [("DUPLICATE_PAYMENT", "BRH2604060342", "155.50")]
+    assert refunds == [("DUPLICATE_PAYMENT", "BRH3104060342", "155.50")]
     with open(tmp_path / "second" / "exceptions.csv", newline="", encoding="utf-8") as fh:
         kinds = [(x["kind"], x["payer_id"], x["amount"]) for x in csv.DictReader(fh)]
     assert kinds == [("DUPLICATE_FILE", "87726", "155.50")]

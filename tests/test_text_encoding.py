@@ -130,10 +130,10 @@ def test_utf8_names_reach_every_output_and_pdf(tmp_path: Path) -> None:
     patient notice ("Dear Thị Nguyễn,") and the CMS-838 (王, 小明 where a CJK font exists, else '?'
     and a note on stderr)."""
     out, report, result = run_and_report(UTF8, tmp_path)
-    assert names_in(out / "refund_requests.csv") == {"RFM2604001": "王, 小明", "RFM2606001": "NGUYỄN, THỊ"}
+    assert names_in(out / "refund_requests.csv") == {"RFM2904001": "王, 小明", "RFM2906001": "NGUYỄN, THỊ"}
     jsonl = [json.loads(line) for line in (out / "refund_requests.jsonl").read_text(encoding="utf-8").splitlines()]
     assert sorted(r["patient_name"] for r in jsonl) == ["NGUYỄN, THỊ", "王, 小明"]
-    assert names_in(report / "worklist.csv") == {"RFM2606001": "NGUYỄN, THỊ"}
+    assert names_in(report / "worklist.csv") == {"RFM2906001": "NGUYỄN, THỊ"}
     (notice,) = (report / "packets").glob("patient-*.pdf")
     text = pdf_text(notice)
     assert "THỊ NGUYỄN" in text and "Dear Thị Nguyễn," in text
@@ -149,7 +149,7 @@ def test_windows_1252_names_reach_every_output_and_pdf(tmp_path: Path) -> None:
     """The Windows-1252 names come out as UTF-8 text: O’BRIEN in the CSV and on the CMS-838, PEÑA
     on the notice ("Dear Karen Peña,"), with no note about missing glyphs."""
     out, report, result = run_and_report(CP1252, tmp_path)
-    assert names_in(out / "refund_requests.csv") == {"RFM2604001": "O’BRIEN, ROBERT", "RFM2606001": "PEÑA, KAREN"}
+    assert names_in(out / "refund_requests.csv") == {"RFM3004001": "O’BRIEN, ROBERT", "RFM3006001": "PEÑA, KAREN"}
     (notice,) = (report / "packets").glob("patient-*.pdf")
     assert "Dear Karen Peña," in pdf_text(notice)
     assert "O’BRIEN, ROBERT" in pdf_text(report / "cms838-2026Q4.pdf")
