@@ -7,8 +7,9 @@ latin-1 string, one character per byte, so string offsets are byte offsets) and 
 every segment.  Text elements are decoded when their segment is split: UTF-8 when every byte of the
 interchange's transaction sets is valid UTF-8, Windows-1252 otherwise (decided once per interchange,
 see :mod:`parsers.encoding`); positions stay byte offsets.  A bare ``ST..SE`` transaction set without
-ISA/GS takes its delimiters from its ST segment.  Before a transaction set is handed out its SE trailer has been located and checked,
-so ``TransactionSet.trusted`` is known before its first record is built.
+ISA/GS takes its delimiters from its ST segment.  Before a transaction set is handed out its SE
+trailer has been located and checked, so ``TransactionSet.trusted`` is known before its first
+record is built.
 
 The reader never judges content and never raises on bad input: problems become
 :class:`~parsers.findings.Finding` objects in ``X12Reader.findings``.
