@@ -697,6 +697,9 @@ def report(
     typer.echo(f"worklist: {total['count']} open refund(s), {money_text(total['outstanding'])} outstanding, {total['overdue_count']} overdue")
     typer.echo(f"follow-ups: {len(rep.followups)}; audit discrepancies: {len(rep.discrepancies)}; CMS-838 {q}: {len(rep.cms838)} row(s)")
     typer.echo(f"reports written to {out}/")
+    for pdf, count in sorted(rep.unprintable.items()):
+        typer.echo(f"edirecon: {pdf}: {count} character(s) have no glyph in any installed font and print as '?' "
+                   "(install a font that has them, e.g. Noto Sans CJK for Chinese)", err=True)
 
 
 def _workflow_day_config(as_of: Optional[str], config: Optional[Path]) -> tuple[Any, Any]:

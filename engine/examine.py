@@ -175,7 +175,9 @@ def _x12(path: Path, name: str, a: Analysis, stored: Stored) -> None:
                 "isa11": isa[11] if len(isa) > 11 else "^", "isa12": isa[12] if len(isa) > 12 else "00501",
                 "isa15": isa[15] if len(isa) > 15 else "P", "gs": list(ts.group.gs),
                 "delimiters": [d.element, d.repetition, d.component, d.segment],
-                "text": set_text((els for _n, _o, els in ts.segments()), d.element, d.segment),
+                # the bytes as received: text decoded from UTF-8 or Windows-1252 is encoded back
+                "text": parsers.raw_text(set_text((els for _n, _o, els in ts.segments()), d.element, d.segment),
+                                         ts.interchange.encoding),
             })
     seen = set()
     for f in summary.findings:  # a clean set read twice repeats its warnings: keep each once

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -75,12 +76,16 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: a bare transaction set (ST*835*... without ISA/GS), as some payer portals hand out a remittance
+_BARE_ST = re.compile(r"ST[^A-Za-z0-9\s][0-9]{3}[^A-Za-z0-9\s]")
+
+
 def classify(path: Path) -> str:
     """``x12``, ``patient_payments`` or ``unsupported``, by content."""
     with open(path, "rb") as fh:
         head = fh.read(4096)
     text = head.decode("latin-1").removeprefix("\xef\xbb\xbf").lstrip(" \t\r\n")
-    if text.startswith("ISA"):
+    if text.startswith("ISA") or _BARE_ST.match(text):
         return "x12"
     first = text.splitlines()[0] if text else ""
     header = [h.strip() for h in first.split(",")]

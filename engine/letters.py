@@ -3,6 +3,11 @@ form, per patient a plain-language notice, and the printable CMS-838.
 
 These documents carry patient names, member ids and claim numbers: that is their purpose.  None
 of it is ever logged: the log events name files and counts only.
+
+Text in Latin-1 is written with the PDF core font Helvetica.  Any other text (``Thị Nguyễn``,
+``O’BRIEN``, ``王``) is written with a Unicode TrueType font found on the system
+(:mod:`engine.fonts`), helped by fallback fonts for the scripts it lacks; a character no installed
+font has prints as ``?`` and is counted (``pdf_glyphs_missing``), never a failure.
 """
 
 from __future__ import annotations
@@ -14,16 +19,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import structlog
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from .cms838 import Quarter
 from .config import Party
 from .decide import Refund
+from .fonts import find_fonts
 from .refunds import Book, View
 from .writers import money
 
+log = structlog.get_logger("edirecon.letters")
 ZERO = Decimal("0.00")
+#: the family of the Unicode text font, once registered with a document
+UNICODE = "edirecon-text"
 REASON_TEXT = {
     "DUPLICATE_PAYMENT": "Duplicate payment",
     "PAYER_OVERPAYMENT": "Paid more than the balance due",
@@ -32,9 +42,21 @@ REASON_TEXT = {
 }
 
 
+def _plain(text: str) -> str:
+    return text.replace("\u2013", "-").replace("\u2014", "-").replace("\u2192", "->")
+
+
 def _latin(text: str) -> str:
     """The PDF core fonts are Latin-1: anything else becomes '?' rather than failing."""
-    return text.replace("\u2013", "-").replace("\u2014", "-").replace("\u2192", "->").encode("latin-1", "replace").decode("latin-1")
+    return _plain(text).encode("latin-1", "replace").decode("latin-1")
+
+
+def _is_latin(text: str) -> bool:
+    try:
+        _plain(text).encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _long_date(d: date | None) -> str:
@@ -53,10 +75,69 @@ class Document(FPDF):
         self.set_auto_page_break(True, margin=18)
         self.set_margins(20, 18, 20)
         self.set_creator("edirecon")
+        #: characters printed as '?' because no installed font has them
+        self.unprintable = 0
+        self._cmaps: list[dict[int, int]] | None = None  # of the Unicode fonts, once loaded ([] when none)
+        self._fallbacks_loaded = False
+
+    def _unicode_fonts(self) -> bool:
+        """Register the Unicode text font on first need; False when none is installed."""
+        if self._cmaps is None:
+            self._cmaps = []
+            fonts = find_fonts()
+            if fonts.regular is not None:
+                try:
+                    self.add_font(UNICODE, "", fonts.regular)
+                    self.add_font(UNICODE, "B", fonts.bold or fonts.regular)
+                    self._cmaps.append(self.fonts[UNICODE].cmap)
+                except Exception:  # noqa: BLE001 - a damaged font file must not stop the report
+                    log.warning("pdf_font_unreadable", font=str(fonts.regular))
+        return bool(self._cmaps)
+
+    def _load_fallbacks(self) -> None:
+        """Register the fallback fonts (CJK ...) the first time a character is not in the text font."""
+        assert self._cmaps is not None
+        self._fallbacks_loaded = True
+        families = []
+        for i, path in enumerate(find_fonts().fallbacks):
+            family = f"{UNICODE}-fallback{i}"
+            try:
+                self.add_font(family, "", path)
+            except Exception:  # noqa: BLE001 - a damaged or unsupported font is skipped
+                log.warning("pdf_font_unreadable", font=str(path))
+                continue
+            families.append(family)
+            self._cmaps.append(self.fonts[family.lower()].cmap)
+        if families:
+            self.set_fallback_fonts(families, exact_match=False)
+
+    def _printable(self, texts: list[str]) -> tuple[str, list[str]]:
+        """The font family for ``texts`` and the texts to write with it: Helvetica when all are
+        Latin-1, else the Unicode font, a character that no installed font has becoming '?'."""
+        if all(_is_latin(t) for t in texts):
+            return "Helvetica", [_latin(t) for t in texts]
+        if not self._unicode_fonts():
+            out = [_latin(t) for t in texts]
+            self.unprintable += sum(1 for t in texts for c in _plain(t) if ord(c) > 0xFF)
+            return "Helvetica", out
+        return UNICODE, ["".join(self._glyph(c) for c in t) for t in texts]
+
+    def _glyph(self, c: str) -> str:
+        assert self._cmaps is not None
+        code = ord(c)
+        if code < 0x80 or any(code in cmap for cmap in self._cmaps):
+            return c
+        if not self._fallbacks_loaded:
+            self._load_fallbacks()
+            if any(code in cmap for cmap in self._cmaps):
+                return c
+        self.unprintable += 1
+        return "?"
 
     def line_of(self, text: str, size: float = 10, style: str = "", height: float = 5.2) -> None:
-        self.set_font("Helvetica", style, size)
-        self.multi_cell(0, height, _latin(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        family, (text,) = self._printable([text])
+        self.set_font(family, style, size)
+        self.multi_cell(0, height, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def gap(self, mm: float = 4) -> None:
         self.ln(mm)
@@ -74,15 +155,25 @@ class Document(FPDF):
 
     def table_of(self, headings: list[str], rows: list[list[str]], widths: tuple[float, ...], size: float = 8.5,
                  align: str = "LEFT", numeric: tuple[int, ...] = ()) -> None:
-        self.set_font("Helvetica", "", size)
+        family, texts = self._printable([*headings, *(value for values in rows for value in values)])
+        self.set_font(family, "", size)
+        cells = iter(texts)
         with self.table(col_widths=widths, text_align=align, line_height=size * 0.55, first_row_as_headings=True) as table:
             row = table.row()
-            for h in headings:
-                row.cell(_latin(h))
+            for _ in headings:
+                row.cell(next(cells))
             for values in rows:
                 row = table.row()
-                for i, value in enumerate(values):
-                    row.cell(_latin(value), align="RIGHT" if i in numeric else None)
+                for i, _ in enumerate(values):
+                    row.cell(next(cells), align="RIGHT" if i in numeric else None)
+
+    def save(self, path: Path, missing: dict[str, int] | None) -> None:
+        """Write the PDF; count (and log, by file name only) the characters printed as '?'."""
+        self.output(str(path))
+        if self.unprintable:
+            log.warning("pdf_glyphs_missing", file=path.name, characters=self.unprintable)
+            if missing is not None:
+                missing[str(path)] = self.unprintable
 
 
 def provider_of(b: Book, npi: str) -> Party:
@@ -101,9 +192,10 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def packets(folder: Path, b: Book) -> list[Path]:
+def packets(folder: Path, b: Book, missing: dict[str, int] | None = None) -> list[Path]:
     """Per payer and billing NPI, the refund letter and remittance form of its approved refunds;
-    per patient, the notice of each approved or held patient refund."""
+    per patient, the notice of each approved or held patient refund.  ``missing`` collects, per
+    PDF, the number of characters printed as '?' (no installed font has them)."""
     from .reports import payer_member_id
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -122,16 +214,16 @@ def packets(folder: Path, b: Book) -> list[Path]:
     written = []
     for (payer_id, npi), views in sorted(to_payer.items()):
         path = folder / f"payer-{_safe(payer_id)}-{_safe(npi)}.pdf"
-        _payer_packet(path, b, views, payer_member_id)
+        _payer_packet(path, b, views, payer_member_id, missing)
         written.append(path)
     for _key, views in sorted(to_patient.items()):
         path = folder / f"patient-{views[0].refund_id}.pdf"
-        _patient_notice(path, b, views)
+        _patient_notice(path, b, views, missing)
         written.append(path)
     return written
 
 
-def _payer_packet(path: Path, b: Book, views: list[View], member_of: Any) -> None:
+def _payer_packet(path: Path, b: Book, views: list[View], member_of: Any, missing: dict[str, int] | None) -> None:
     first = views[0].refund
     assert first is not None
     npi, tin = first.encounter.npi, _tin(first)
@@ -184,10 +276,10 @@ def _payer_packet(path: Path, b: Book, views: list[View], member_of: Any) -> Non
                  (30, 24, 28, 22, 22, 30, 18), numeric=(6,))
     doc.gap()
     doc.line_of("Signature: ______________________________    Date: ______________", 9)
-    doc.output(str(path))
+    doc.save(path, missing)
 
 
-def _patient_notice(path: Path, b: Book, views: list[View]) -> None:
+def _patient_notice(path: Path, b: Book, views: list[View], missing: dict[str, int] | None) -> None:
     first = views[0].refund
     assert first is not None
     e = first.encounter
@@ -236,10 +328,10 @@ def _patient_notice(path: Path, b: Book, views: list[View]) -> None:
     doc.line_of("Sincerely,")
     doc.gap(8)
     doc.line_of(me.name)
-    doc.output(str(path))
+    doc.save(path, missing)
 
 
-def cms838_form(path: Path, b: Book, quarter: Quarter, rows: list[dict[str, Any]]) -> Path:
+def cms838_form(path: Path, b: Book, quarter: Quarter, rows: list[dict[str, Any]], missing: dict[str, int] | None = None) -> Path:
     """The printable Medicare Credit Balance Report: the certification page, then one detail page
     set per Medicare part, with totals."""
     s = b.config.cms838
@@ -283,7 +375,7 @@ def cms838_form(path: Path, b: Book, quarter: Quarter, rows: list[dict[str, Any]
         doc.gap(2)
         doc.line_of("Reason: 1 duplicate Medicare payment; 2 primary payment by another insurer; 3 other (see comments). "
                     "Method: C check; A adjustment bill; O other (EFT, or recovered by the contractor's offset).", 7)
-    doc.output(str(path))
+    doc.save(path, missing)
     return path
 
 

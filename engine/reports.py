@@ -61,6 +61,8 @@ class Report:
     cms838: list[dict[str, Any]] = field(default_factory=list)
     recoupments: list[dict[str, Any]] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
+    #: PDF path -> characters printed as '?' because no installed font has a glyph for them
+    unprintable: dict[str, int] = field(default_factory=dict)
 
 
 def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Quarter) -> Report:
@@ -100,8 +102,8 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
     amounts = dict.fromkeys([*(code for code, *_ in mappings.aging_buckets()), *REASONS], AMOUNT)
     for name, (columns, table) in tables.items():
         rep.written.append(write_csv(out_dir / f"{name}.csv", columns, table, amounts))
-    rep.written.append(cms838_form(out_dir / f"cms838-{quarter}.pdf", b, quarter, rep.cms838))
-    rep.written += packets(out_dir / "packets", b)
+    rep.written.append(cms838_form(out_dir / f"cms838-{quarter}.pdf", b, quarter, rep.cms838, rep.unprintable))
+    rep.written += packets(out_dir / "packets", b, rep.unprintable)
     rep.written.append(dashboard(out_dir / "dashboard.html", b, rep))
     summary = {
         "as_of": as_of.isoformat(), "quarter": str(quarter),

@@ -1,6 +1,7 @@
 """Parsers: bytes in, typed position-aware documents and findings out.  Never judges money."""
 
 from .document import FileSummary, ParsedTransaction, find_files, iter_records, iter_transactions, parse_file
+from .encoding import raw as raw_text
 from .errors import EdireconError, InputError, UsageError
 from .findings import CODES, Finding, Severity
 from .model import (
@@ -23,5 +24,5 @@ __all__ = [
     "Adjustment", "CODES", "Claim", "ClaimPayment", "EdireconError", "FileSummary", "Finding", "InputError",
     "LineAdjudication", "OtherPayer", "ParsedTransaction", "Party", "ProviderAdjustment", "Record", "Remittance",
     "ServiceLine", "ServicePayment", "Severity", "Source", "UsageError", "X12Reader", "find_files", "iter_records",
-    "iter_transactions", "parse_file",
+    "iter_transactions", "parse_file", "raw_text",
 ]

@@ -31,6 +31,10 @@ CODES: dict[str, tuple[Severity, str]] = {
         "the segment terminator declared after ISA16 does not occur where segments should end (wrong terminator)",
     ),
     "NON_ASCII_BYTE": (Severity.WARNING, "a byte outside ASCII (X12 basic and extended character sets)"),
+    "TEXT_ENCODING": (
+        Severity.INFO,
+        "an interchange has text outside ASCII: read as UTF-8 when all of it is valid UTF-8, else as Windows-1252",
+    ),
     "CONTROL_CHARACTER": (Severity.ERROR, "a control byte (binary data) inside a segment"),
     "INVALID_SEGMENT_ID": (Severity.ERROR, "a segment id that is not 2-3 upper-case letters or digits"),
     "SEGMENT_TOO_LONG": (Severity.ERROR, "a segment longer than 64 KiB; it is skipped"),
@@ -42,6 +46,10 @@ CODES: dict[str, tuple[Severity, str]] = {
     ),
     "DATA_AFTER_INTERCHANGE": (Severity.ERROR, "bytes after IEA that are not another ISA interchange"),
     # envelopes
+    "NO_ENVELOPE": (
+        Severity.WARNING,
+        "a bare ST..SE transaction set without ISA/GS: read with the delimiters of its ST segment, known by payer and TRN02 alone",
+    ),
     "SEGMENT_OUTSIDE_TRANSACTION": (Severity.ERROR, "a segment between envelopes, outside any ST/SE"),
     "MISSING_GS": (Severity.ERROR, "a transaction set with no GS functional group around it"),
     "MISSING_SE": (Severity.ERROR, "a transaction set ends (next ST/GE/IEA or end of file) without SE"),

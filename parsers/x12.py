@@ -4,8 +4,12 @@ It reads delimiters from each ISA header, checks envelopes (ISA/IEA, GS/GE, ST/S
 :class:`TransactionSet` objects whose segments are tokenised lazily.  Memory is bounded by the
 largest transaction set: the reader keeps only the raw text of the transaction set in hand (as a
 latin-1 string, one character per byte, so string offsets are byte offsets) and never a list of
-every segment.  Before a transaction set is handed out its SE trailer has been located and checked,
-so ``TransactionSet.trusted`` is known before its first record is built.
+every segment.  Text elements are decoded when their segment is split: UTF-8 when every byte of the
+interchange's transaction sets is valid UTF-8, Windows-1252 otherwise (decided once per interchange,
+see :mod:`parsers.encoding`); positions stay byte offsets.  A bare ``ST..SE`` transaction set without
+ISA/GS takes its delimiters from its ST segment.  Before a transaction set is handed out its SE
+trailer has been located and checked, so ``TransactionSet.trusted`` is known before its first
+record is built.
 
 The reader never judges content and never raises on bad input: problems become
 :class:`~parsers.findings.Finding` objects in ``X12Reader.findings``.
@@ -19,6 +23,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
 
+from . import encoding
 from .errors import InputError
 from .findings import Finding
 from .source import Envelope, Source
@@ -36,6 +41,8 @@ _WS = " \t\r\n"
 _ENVELOPE_IDS = ("SE", "ST", "GE", "GS", "IEA", "ISA")
 _SEGMENT_ID = re.compile(r"[A-Z0-9]{2,3}\Z")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+#: a bare transaction set: ST, a punctuation element separator, ST01, ST02 (ST03), the terminator
+_BARE_ST = re.compile(r"ST([^A-Za-z0-9 \t\r\n])[0-9]{3}\1[A-Za-z0-9]{1,9}(?:\1[A-Za-z0-9]{1,35})?([^A-Za-z0-9 ])")
 
 #: a segment as the reader hands it out: (1-based number in file, byte offset, elements)
 RawSegment = tuple[int, int, list[str]]
@@ -57,6 +64,10 @@ class Interchange:
     isa: list[str]
     delimiters: Delimiters
     source: Source
+    #: how its text elements are decoded: "" while all text met is ASCII, then "utf-8" or "windows-1252"
+    encoding: str = ""
+    #: a bare ST..SE transaction set read without ISA/GS (no interchange header at all)
+    bare: bool = False
 
     @property
     def control_number(self) -> str:
@@ -246,6 +257,12 @@ class X12Reader:
                 yield from self._read_interchange()
                 first = False
                 continue
+            if first and self._buf.startswith("ST", self._pos):
+                self._ensure(64)  # the whole ST segment, whose bytes give the delimiters
+                if _BARE_ST.match(self._buf, self._pos):
+                    yield from self._read_bare()
+                    first = False
+                    continue
             self._ensure(20)
             offset = self._base + self._pos
             found = self._buf[self._pos : self._pos + 20].encode("latin-1")
@@ -295,6 +312,59 @@ class X12Reader:
         if term == "\r" and self._ensure(1) and self._buf[self._pos] == "\n":
             self._pos += 1
         return Interchange(isa, Delimiters(elem, rep, component, term), src._replace(isa13=isa[13].strip(), loop="ISA"))
+
+    def _read_bare(self) -> Iterator[TransactionSet]:
+        """Bare ST..SE transaction sets (no ISA/GS), as some payer portals hand out a remittance:
+        the element separator is the byte after ST, the terminator the byte that ends the ST
+        segment, the component separator the one SVC01 or PLB03 uses (``:`` when none does)."""
+        self._ensure(MAX_SEGMENT)
+        offset = self._base + self._pos
+        m = _BARE_ST.match(self._buf, self._pos)
+        assert m is not None
+        elem, term = m.group(1), m.group(2)
+        if term == "\r" and self._buf.startswith("\n", m.end()):
+            term = "\n"  # CR LF after each segment: the LF ends it, the CR is stripped
+        window = self._buf[self._pos : self._pos + MAX_SEGMENT]
+        comp = re.search(
+            re.escape(term) + r"[ \t\r\n]*(?:SVC|PLB" + re.escape(elem) + r"[^" + re.escape(elem + term) + r"]*" + re.escape(elem)
+            + r"[0-9]{8})" + re.escape(elem) + r"[A-Z0-9]{2}([^A-Za-z0-9 \t\r\n])",
+            window,
+        )
+        component = comp.group(1) if comp is not None and comp.group(1) not in (elem, term) else ":"
+        src = _at(self.name, self._seg_no + 1, offset)
+        ic = Interchange([], Delimiters(elem, "", component, term), src._replace(loop="ST"), bare=True)
+        while True:
+            nxt = self._next_segment(term, elem)
+            if nxt is None:
+                return
+            seg_offset, els = nxt
+            if els == ["\x00"]:
+                self._find("SEGMENT_TOO_LONG", f"no segment terminator {term!r} within 64 KiB; the rest of the file is skipped",
+                           _at(self.name, self._seg_no + 1, seg_offset))
+                self._pos = len(self._buf)
+                self._eof = True
+                return
+            sid = els[0]
+            seg_src = Source(self.name, self._seg_no, seg_offset, loop=sid if sid in _ENVELOPE_IDS else "")
+            self.envelope_sources[self._seg_no] = seg_src
+            if sid == "ST":
+                st02 = els[2] if len(els) > 2 else ""
+                self._find(
+                    "NO_ENVELOPE",
+                    f"transaction set ST02={st02} has no ISA/GS envelope; read with element separator {elem!r}, "
+                    f"segment terminator {term!r} and component separator {component!r}",
+                    seg_src._replace(st02=st02),
+                )
+                yield self._transaction(ic, None, els, seg_offset)
+            elif sid == "ISA":
+                # an interchange follows the bare sets: give the ISA back to the file loop
+                self._seg_no -= 1
+                self._pos = seg_offset - self._base
+                return
+            elif sid == "SE":
+                self._find("UNEXPECTED_TRAILER", "SE without an open ST transaction set", seg_src)
+            else:
+                self._find("SEGMENT_OUTSIDE_TRANSACTION", f"segment {sid[:3]!r} outside any ST/SE transaction set", seg_src)
 
     def _next_segment(self, term: str, elem: str) -> tuple[int, list[str]] | None:
         """The next segment at envelope level (between transaction sets): (offset, elements)."""
@@ -470,7 +540,7 @@ class X12Reader:
         body = text[:-1] if text.endswith(term) else text
         # segments counted at C speed; an exact recount only when SE disagrees or SE is missing
         count = 2 + body.count(term) if has_se else 1 + _count_segments(text, term)
-        trusted = has_se and group is not None
+        trusted = has_se and (group is not None or ic.bare)
         if has_se:
             k = body.rfind(term) + 1
             se_raw = body[k:]
@@ -502,6 +572,10 @@ class X12Reader:
             )
         self._seg_no = st_no + count - 1
         self.segment_count = self._seg_no
+        if not ic.encoding and not text.isascii():
+            ic.encoding, why = encoding.detect(self.path, base, d.element, d.segment, self.chunk_size)
+            isa13 = f"ISA13={ic.control_number}" if not ic.bare else "without ISA"
+            self._find("TEXT_ENCODING", f"the text of interchange {isa13} is read as {ic.encoding.upper()}: {why}", ic.source)
         self.findings.extend(findings)
         ts = TransactionSet(env, ic, group, st, src, trusted, findings, text, base, st_no, self)
         ts.segment_count = count
@@ -597,7 +671,7 @@ class X12Reader:
             nl = _layout(chunk, term) if chunk.isascii() and control.search(chunk) is None else None
             if nl is None:
                 # the careful path returns the last segment number it used (skipped segments count)
-                seg_no = yield from self._careful(chunk, base, seg_no, d, env, control, lengths)
+                seg_no = yield from self._careful(chunk, base, seg_no, d, env, control, lengths, ts.interchange.encoding)
                 i = j
                 continue
             sep = term + nl
@@ -633,9 +707,10 @@ class X12Reader:
             i = j
 
     def _careful(self, chunk: str, base: int, seg_no: int, d: Delimiters, env: Envelope,
-                 control: re.Pattern[str], lengths: dict[str, tuple[int | None, ...]]) -> Generator[RawSegment, None, int]:
-        """Segments of an irregular block: stray white space stripped, odd bytes reported.
-        Returns the number of the block's last segment, skipped ones included."""
+                 control: re.Pattern[str], lengths: dict[str, tuple[int | None, ...]],
+                 text_encoding: str) -> Generator[RawSegment, None, int]:
+        """Segments of an irregular block: stray white space stripped, odd bytes reported, text
+        outside ASCII decoded.  Returns the number of the block's last segment, skipped ones included."""
         term, elem = d.segment, d.element
         strip_cr = term == "\n"
         valid_ids = self._valid_ids
@@ -654,8 +729,6 @@ class X12Reader:
                 self._find("SEGMENT_TOO_LONG", f"segment {s[:3]!r} is {len(s)} bytes long (limit 65536); skipped", env.at(seg_no, seg_off))
                 continue
             els = s.split(elem)
-            if len(s) > LONG_SEGMENT:
-                self._check_lengths(els, lengths, env.at(seg_no, seg_off))
             m = _NON_ASCII.search(s)
             if m is not None:
                 self._find(
@@ -663,6 +736,10 @@ class X12Reader:
                     f"byte 0x{ord(m.group()):02X} at offset {seg_off + m.start()} in segment {els[0][:3]!r} is not ASCII",
                     env.at(seg_no, seg_off),
                 )
+                # elements are split on the raw bytes (ASCII delimiters), then decoded: lengths in characters
+                els = [encoding.decode(e, text_encoding) if not e.isascii() else e for e in els]
+            if len(s) > LONG_SEGMENT:
+                self._check_lengths(els, lengths, env.at(seg_no, seg_off))
             m = control.search(s)
             if m is not None:
                 self._find(

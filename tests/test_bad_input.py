@@ -216,8 +216,13 @@ def test_malformed_amount_and_date_become_none_with_the_rest_kept() -> None:
     assert all(type(s.paid) is Decimal for s in payment.services)
 
 
-def test_non_ascii_name_keeps_every_byte() -> None:
-    """The UTF-8 bytes of 'ZOÉ' survive in the record (one character per byte), nothing dropped."""
-    records, _ = parse(BAD / "non-ascii-utf8-name.835")
+def test_non_ascii_name_is_read_as_utf8() -> None:
+    """Regression (issue 12): the UTF-8 bytes of 'ZOÉ' are read as 'ZOÉ', not 'ZOÃ\x89'; offsets stay bytes."""
+    path = BAD / "non-ascii-utf8-name.835"
+    records, summary = parse(path)
     assert records[1].patient is not None
-    assert records[1].patient.first_name.encode("latin-1") == "ZOÉ".encode("utf-8")
+    assert records[1].patient.first_name == "ZOÉ"
+    data = path.read_bytes()
+    assert data.startswith(b"NM1*QC*1*DOE*ZO\xc3\x89", records[1].patient.source.offset)
+    encoding = [f for f in summary.findings if f.code == "TEXT_ENCODING"]
+    assert [(f.severity.value, f.source.segment, "UTF-8" in f.message) for f in encoding] == [("info", 1, True)]

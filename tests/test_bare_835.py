@@ -1,0 +1,85 @@
+"""Issue 12: an 835 handed out by a payer portal as a bare ST..SE transaction set, with no ISA/GS.
+
+It is read with the delimiters of its ST segment and a NO_ENVELOPE warning (parse), and ingested
+like any remittance (run), once: the remittance is known by payer and TRN02 alone.
+The scenario is tests/fixtures/engine/duplicate-in-bare-835-without-envelope (see its README);
+tests/fixtures/bad/bare-835-pipe-separated-no-isa-gs.835 has '|' and '>' for separators.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+import parsers
+from cli import app
+from engine.config import Config
+from engine.ingest import classify
+from engine.run import run
+from tests.conftest import FIXTURES, SAMPLE_EDI
+
+SCENARIO = FIXTURES / "engine" / "duplicate-in-bare-835-without-envelope"
+BARE = SCENARIO / "remit-2-portal-bare.835"
+PIPES = FIXTURES / "bad" / "bare-835-pipe-separated-no-isa-gs.835"
+AS_OF = date(2026, 11, 27)
+
+
+def test_parse_reads_a_bare_835_with_a_warning() -> None:
+    """`edirecon parse` prints the bare 835's claim payment, warns NO_ENVELOPE once and exits 0."""
+    result = CliRunner().invoke(app, ["parse", str(BARE)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and '"patient_control_number":"RFM3102001"' in lines[0]
+    assert '"isa13":"","gs06":"","st02":"35240"' in lines[0]
+    assert [line.split(": ", 1)[1].split(" ", 1)[0] for line in result.stderr.splitlines()] == ["NO_ENVELOPE"]
+    assert f"{BARE}:1:0: NO_ENVELOPE transaction set ST02=35240 has no ISA/GS envelope" in result.stderr
+
+
+def test_delimiters_come_from_the_st_segment_and_the_content() -> None:
+    """With '|' after ST, '~' ending it and 'HC>99214' in SVC01, the composite splits on '>'."""
+    records, summary = parsers.parse_file(PIPES)
+    assert [(r.patient_control_number, str(r.paid), r.trusted) for r in records] == [("RFM2601001", "110.00", True), ("RFM2601002", "76.00", True)]
+    assert [(s.procedure_qualifier, s.procedure_code) for s in records[0].services] == [("HC", "99214"), ("HC", "36415")]
+    assert (summary.interchanges, summary.functional_groups, summary.transaction_sets) == (0, 0, 1)
+
+
+def test_text_starting_with_st_that_is_not_a_transaction_set_is_still_not_x12(tmp_path: Path) -> None:
+    """A CSV whose header starts with 'ST' (no separator, ST01, ST02 and terminator) stays NOT_X12."""
+    path = tmp_path / "statements.csv"
+    path.write_text("STATEMENT_ID,PATIENT,AMOUNT\n1001,DOE JANE,25.00\n", encoding="ascii")
+    records, summary = parsers.parse_file(path)
+    assert (records, [f.code for f in summary.findings]) == ([], ["NOT_X12"])
+    assert classify(path) == "unsupported" and classify(BARE) == "x12"
+
+
+def test_the_same_bare_file_twice_changes_nothing(tmp_path: Path) -> None:
+    """A second run over the same files (bare 835 included) ingests nothing and writes the same bytes."""
+    db = f"sqlite:///{tmp_path}/store.db"
+    first = run([SCENARIO], db, tmp_path / "first", AS_OF, Config())
+    assert (first.report.files_ingested, first.report.claim_payments) == (3, 2)
+    second = run([SCENARIO], db, tmp_path / "second", AS_OF, Config())
+    assert second.report.files_ingested == 0 and second.report.files_skipped == 3
+    names = sorted(p.name for p in (tmp_path / "first").iterdir())
+    assert [(tmp_path / "second" / n).read_bytes() for n in names] == [(tmp_path / "first" / n).read_bytes() for n in names]
+
+
+def test_the_bare_remittance_again_in_an_envelope_adds_nothing(tmp_path: Path) -> None:
+    """The same remittance later received in its ISA/GS envelope (payer 87726, trace 31048817) is
+    recognised by payer and trace number: no second payment, still one duplicate refund."""
+    db = f"sqlite:///{tmp_path}/store.db"
+    run([SCENARIO], db, tmp_path / "first", AS_OF, Config())
+    sample = (SAMPLE_EDI / "duplicate-payment" / "remit-2.835").read_bytes().splitlines(keepends=True)
+    enveloped = tmp_path / "in" / "remit-2-enveloped.835"
+    enveloped.parent.mkdir()
+    enveloped.write_bytes(b"".join(sample[:2]) + BARE.read_bytes() + b"".join(sample[-2:]))  # its ISA, GS ... GE, IEA
+    again = run([enveloped], db, tmp_path / "second", AS_OF, Config())
+    assert (again.report.files_ingested, again.report.claim_payments) == (1, 0)
+    with open(tmp_path / "second" / "refund_requests.csv", newline="", encoding="utf-8") as fh:
+        refunds = [(r["reason"], r["payer_claim_control_number"], r["amount"]) for r in csv.DictReader(fh)]
+    assert refunds == [("DUPLICATE_PAYMENT", "BRH3104060342", "155.50")]
+    with open(tmp_path / "second" / "exceptions.csv", newline="", encoding="utf-8") as fh:
+        kinds = [(x["kind"], x["payer_id"], x["amount"]) for x in csv.DictReader(fh)]
+    assert kinds == [("DUPLICATE_FILE", "87726", "155.50")]
