@@ -325,7 +325,8 @@ def _payer_refund(reason: str, e: Encounter, payer: PaymentFact, amount: Decimal
 
 
 def _plb_recoupments(plbs: list[PlbFact], encounters: list[Encounter], out: Decisions) -> None:
-    """Rule 6: PLB take-backs, netted per payer, reason and reference, tied to encounters."""
+    """Rule 6: PLB take-backs, netted per payer, reason and reference (a give-back after a take-back
+    as well as a deferral before it), tied to encounters."""
     kinds = mappings.plb_kinds()
     by_icn: dict[tuple[str, str], Encounter] = {}
     by_pcn: dict[tuple[str, str], Encounter] = {}
@@ -339,23 +340,33 @@ def _plb_recoupments(plbs: list[PlbFact], encounters: list[Encounter], out: Deci
         if kinds.get(plb.reason) == "recovery":
             groups[(plb.payer_id, plb.reason, plb.reference)].append(plb)
     for (payer_id, reason, reference), entries in sorted(groups.items()):
+        e = by_icn.get((payer_id, reference)) or by_pcn.get((payer_id, reference))
+        icn = reference if (payer_id, reference) in by_icn else ""
+        taken: list[tuple[Recoupment, PlbFact]] = []
         deferred = ZERO
         for plb in sorted(entries, key=lambda x: x.order):
-            if plb.amount < 0:
-                deferred += -plb.amount
+            amount = plb.amount
+            if amount < 0:  # given back: it nets what was taken (the latest first), else defers a later take-back
+                back = -amount
+                for rc, _ in reversed(taken):
+                    give = min(back, rc.amount)
+                    rc.amount -= give
+                    back -= give
+                deferred += back
                 continue
-            offset = min(plb.amount, deferred)
+            offset = min(amount, deferred)
             deferred -= offset
-            amount = plb.amount - offset
+            amount -= offset
             if amount <= 0:
                 continue
-            e = by_icn.get((payer_id, reference)) or by_pcn.get((payer_id, reference))
-            icn = reference if (payer_id, reference) in by_icn else ""
-            rc = Recoupment(stable_id("RC", f"PLB_{reason}", payer_id, plb.trace_number, reference, plb.position), f"PLB_{reason}", payer_id,
-                            plb.payer_name, plb.trace_number, plb.payment_date, amount, e, icn)
+            taken.append((Recoupment(stable_id("RC", f"PLB_{reason}", payer_id, plb.trace_number, reference, plb.position), f"PLB_{reason}", payer_id,
+                                     plb.payer_name, plb.trace_number, plb.payment_date, amount, e, icn), plb))
+        for rc, plb in taken:
+            if rc.amount <= 0:
+                continue
             out.recoupments.append(rc)
             if e is None:
-                out.exceptions.append(ExceptionRow("UNTIED_RECOUPMENT", "warning", plb.source_file, plb.segment, "", payer_id, amount,
+                out.exceptions.append(ExceptionRow("UNTIED_RECOUPMENT", "warning", plb.source_file, plb.segment, "", payer_id, rc.amount,
                                                    f"PLB {reason} reference {reference!r} matches no claim payment of payer {payer_id}"))
 
 
