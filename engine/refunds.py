@@ -11,7 +11,8 @@ command first *syncs* the workflow with the engine's current decisions (README "
   ``settled``; one the engine no longer identifies becomes ``withdrawn``;
 - a payer refund that was sent is matched to the payer's acknowledgment (a negative PLB 72, alone
   or offsetting a WO or a claim reversal): ``acknowledged``; sent and also taken back by the payer
-  (not offset by a 72) is a ``double_refund`` to recover.
+  (not offset by a 72) is a ``double_refund`` to recover.  The offset pairs are the engine's own
+  (``offsets``): a refund the engine reports ``acknowledged`` is acknowledged here too.
 
 People then ``approve``, ``hold``, ``mark-sent``, ``void``, ``mark-cashed`` and ``mark-recovered``
 (:data:`MANUAL`).  Log events carry refund ids, statuses and user names, never patient data.
@@ -26,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import structlog
@@ -39,6 +41,7 @@ from . import schema as t
 from .config import Config
 from .decide import Decisions, Refund, decide
 from .facts import ZERO, Facts, PlbFact, load
+from .offsets import offsets
 from .store import Store
 from .writers import money
 
@@ -113,8 +116,9 @@ class View:
 
     @property
     def outstanding(self) -> Decimal:
-        """What is still owed: the amount less what the payer already took back."""
-        return max(ZERO, self.amount - self.recouped)
+        """What is still owed: the amount less what the payer already took back, and less a refund
+        check the payer booked (``acknowledged`` by an offset pair)."""
+        return max(ZERO, self.amount - self.recouped - (self.refund.acknowledged if self.refund is not None else ZERO))
 
     @property
     def payee_type(self) -> str:
@@ -136,6 +140,15 @@ class Book:
         if found is None:
             raise UsageError(f"no refund {refund_id!r} in the store (see `edirecon refund list`)")
         return found
+
+    @cached_property
+    def offset_by_ack(self) -> dict[str, Decimal]:
+        """A negative 72 (``plb_key``) -> the take-backs of its 835 it offsets (``offsets``): what is
+        left of it can only offset a claim reversal."""
+        out: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        for o in offsets(self.facts.plbs):
+            out[plb_key(o.ack)] += o.amount
+        return dict(out)
 
     def escheatment_candidate(self, v: View) -> bool:
         """A patient refund sent and not cashed for the configured period (unclaimed property)."""
@@ -252,6 +265,8 @@ def _entry(r: Refund, config: Config) -> tuple[str, str, str]:
     """How a new refund enters: (status, action, note)."""
     if r.status == "settled_by_recoupment":
         return "settled", "identified", "the payer already took it back (settled_by_recoupment)"
+    if r.status == "acknowledged":
+        return "acknowledged", "identified", "the payer acknowledged a refund check for it: " + _offset_text(r)
     rules = config.refunds
     if r.payee_type == "patient" and r.amount < rules.patient_hold_below:
         return "held", "identified", f"patient credit {money(r.amount)} is below the hold threshold {money(rules.patient_hold_below)}"
@@ -270,21 +285,26 @@ def _sync(conn: Connection, b: Book) -> None:
         row = rows.get(refund_id)
         if row is None:
             status, action, note = _entry(r, b.config)
-            conn.execute(insert(t.refund_workflow).values(
-                refund_id=refund_id, status=status, reason=r.reason, payee_type=r.payee_type, payer_id=r.payer_id, amount=r.amount,
-                method="", reference="", acknowledged_by="", double_refund_traces="", updated_at=now()))
+            conn.execute(insert(t.refund_workflow).values({
+                "refund_id": refund_id, "status": status, "reason": r.reason, "payee_type": r.payee_type, "payer_id": r.payer_id, "amount": r.amount,
+                "method": "", "reference": "", "acknowledged_by": "", "double_refund_traces": "", "updated_at": now(),
+                **(_acknowledged_by(r, taken) if status == "acknowledged" else {})}))
             _event(conn, refund_id, SYSTEM_USER, action, "", status, note)
             log.info("refund_entered", refund_id=refund_id, status=status, reason=r.reason, payee_type=r.payee_type)
             continue
         if row["status"] == "withdrawn":
             status, _action, note = _entry(r, b.config)
-            _change(conn, row, status, "reidentified", SYSTEM_USER, "the engine identifies it again" + (f"; {note}" if note else ""), {"amount": r.amount})
+            _change(conn, row, status, "reidentified", SYSTEM_USER, "the engine identifies it again" + (f"; {note}" if note else ""),
+                    {"amount": r.amount, **(_acknowledged_by(r, taken) if status == "acknowledged" else {})})
         elif row["status"] in TO_WORK and r.amount != row["amount"]:
             status, _action, note = _entry(r, b.config) if row["status"] == "approved" else (row["status"], "", "")
             _change(conn, row, status, "amount_changed", SYSTEM_USER, f"amount {money(row['amount'])} -> {money(r.amount)}" + (f"; {note}" if note else ""),
                     {"amount": r.amount})
         if row["status"] in TO_WORK and r.status == "settled_by_recoupment":
             _change(conn, row, "settled", "settled", SYSTEM_USER, "the payer took it back: " + _recoupment_text(b.decisions, r), {})
+        elif row["status"] in TO_WORK and r.status == "acknowledged":
+            _change(conn, row, "acknowledged", "acknowledged", SYSTEM_USER, "the payer acknowledged a refund check for it: " + _offset_text(r),
+                    _acknowledged_by(r, taken))
         elif row["status"] in ("sent", "acknowledged", "double_refund") and r.payee_type == "payer":
             _payer_answer(conn, b, r, row, taken)
     for refund_id, row in sorted(rows.items()):
@@ -307,7 +327,9 @@ def _payer_answer(conn: Connection, b: Book, r: Refund, row: dict[str, Any], tak
                     f"({plb.source_file}:{plb.segment})", {"acknowledged_by": key, "acknowledged_on": plb.payment_date, "acknowledged_amount": ack_amount})
             log.info("refund_acknowledged", refund_id=r.refund_id, trace=plb.trace_number)
     tied = [rc for rc in b.decisions.recoupments if rc.encounter is r.encounter and rc.payer_id == r.payer_id and (rc.refund_id == r.refund_id or rc.icn == r.icn)]
-    offset = min(ack_amount, sum((rc.amount for rc in tied if rc.trace_number in ack_traces), ZERO))
+    # the take-backs a 72 offsets are no recoupments (``offsets``); what is left of it offsets a claim reversal of its 835
+    ack_left = ack_amount - b.offset_by_ack.get(row["acknowledged_by"], ZERO)
+    offset = min(max(ZERO, ack_left), sum((rc.amount for rc in tied if rc.trace_number in ack_traces), ZERO))
     taken_back = r.recouped - (row["recouped_when_sent"] or ZERO) - offset
     double = min(row["sent_amount"] or ZERO, max(ZERO, taken_back))
     if double > 0 and (row["status"] != "double_refund" or double != row["double_refund_amount"]):
@@ -319,9 +341,12 @@ def _payer_answer(conn: Connection, b: Book, r: Refund, row: dict[str, Any], tak
 
 
 def _acknowledgment(plbs: list[PlbFact], r: Refund, row: dict[str, Any], taken: set[str]) -> PlbFact | None:
-    """The payer's acknowledgment of a sent refund: a negative PLB 72 of that payer, on or after
-    the day it was sent, whose reference is the check/EFT number, the payer claim number or the
-    patient control number."""
+    """The payer's acknowledgment of a sent refund: the 72 of an offset pair tied to it (as the engine
+    decided), else a negative PLB 72 of that payer, on or after the day it was sent, whose reference
+    is the check/EFT number, the payer claim number or the patient control number."""
+    paired = next((o.ack for o in r.acknowledgments if plb_key(o.ack) not in taken), None)
+    if paired is not None:  # the engine's offset pair tied to this refund (then r.status is acknowledged)
+        return paired
     codes = mappings.refund_acknowledgment_codes()
     references = {x for x in (row["reference"], r.icn, r.encounter.pcn) if x}
     sent_on = row["sent_on"]
@@ -335,6 +360,20 @@ def _acknowledgment(plbs: list[PlbFact], r: Refund, row: dict[str, Any], taken: 
 def plb_key(plb: PlbFact) -> str:
     """The PLB adjustment's identity in ``acknowledged_by``: payer|trace|segment|position."""
     return f"{plb.payer_id}|{plb.trace_number}|{plb.segment}|{plb.position}"
+
+
+def _acknowledged_by(r: Refund, taken: set[str]) -> dict[str, Any]:
+    """The workflow's acknowledgment columns for a refund the engine reports ``acknowledged``."""
+    plb = r.acknowledgments[0].ack
+    taken.add(plb_key(plb))
+    log.info("refund_acknowledged", refund_id=r.refund_id, trace=plb.trace_number)
+    return {"acknowledged_by": plb_key(plb), "acknowledged_on": plb.payment_date, "acknowledged_amount": -plb.amount}
+
+
+def _offset_text(r: Refund) -> str:
+    return "; ".join(f"PLB {o.ack.reason} {money(o.ack.amount)} reference {o.ack.reference} offsets PLB {o.recovery.reason} {money(o.amount)} "
+                     f"reference {o.recovery.reference} in trace {o.ack.trace_number} of {_day(o.ack.payment_date)} ({o.ack.source_file}:{o.ack.segment})"
+                     for o in r.acknowledgments)
 
 
 def _recoupment_text(d: Decisions, r: Refund) -> str:
