@@ -31,6 +31,7 @@ PLB = SAMPLE_EDI / "plb-recoupment-settles-refund"
 CONFIG = FIXTURES / "reports" / "config.toml"
 ACKNOWLEDGED = FIXTURES / "reports" / "acknowledged" / "remit-3-acknowledged.835"
 CHECK_BOOKED = FIXTURES / "engine" / "refund-check-acknowledged-by-plb-72"
+TAKEN_BACK_TOO = FIXTURES / "reports" / "taken-back-after-acknowledgment"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -167,6 +168,26 @@ def test_refund_check_booked_by_an_offset_pair_is_acknowledged_in_every_output(d
         ("2026-06", "0.00", "0.00"), ("2026-07", "0.00", "0.00"), ("2026-11", "0.00", "0.00")]
     dashboard = (tmp_path / "report" / "dashboard.html").read_text(encoding="utf-8")
     assert "1 refunds found, 0 recoupments" in dashboard and "PLB_WO" not in dashboard
+
+
+def test_take_back_after_the_check_was_booked_is_a_double_refund(tmp_path: Path) -> None:
+    """Check 5001 booked by the payer's offset pair, then a lone `WO:BRH2607080733*155.50` two weeks
+    later: that WO alone is a recoupment, and the refund a double refund of 155.50."""
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    rid = refund_id(run(db, tmp_path / "out", "2026-10-15", *(CHECK_BOOKED / n for n in ("claims-1.837", "claims-2.837", "remit-1.835", "remit-2.835"))),
+                    "RFM2727001")
+    assert refund(db, "approve", rid, "--user", "alice", as_of="2026-10-16").exit_code == 0
+    assert refund(db, "mark-sent", rid, "--user", "bob", "--reference", "5001", "--date", "2026-10-20", as_of="2026-10-20").exit_code == 0
+    run(db, tmp_path / "out", "2026-11-10", CHECK_BOOKED / "remit-3.835")
+    assert "  status            acknowledged" in refund(db, "show", rid, as_of="2026-11-10").stdout
+    rows = run(db, tmp_path / "out", "2026-11-27", TAKEN_BACK_TOO)
+    assert [(r["refund_id"], r["status"]) for r in rows] == [(rid, "settled_by_recoupment")]
+    assert [(r["kind"], r["trace_number"], r["amount"], r["refund_id"]) for r in table(tmp_path / "out" / "recoupments.csv")] == [
+        ("PLB_WO", "0009272704", "155.50", rid)]
+    shown = refund(db, "show", rid).stdout
+    assert "  status            double_refund" in shown
+    assert "  double refund     155.50 to recover: PLB_WO trace 0009272704 of 2026-11-20" in shown
+    assert [e[1:] for e in trail(db, rid)][-2:] == [("acknowledged", "sent", "acknowledged"), ("double_refund", "acknowledged", "double_refund")]
 
 
 def test_refund_first_met_with_its_check_booked_enters_acknowledged(tmp_path: Path) -> None:
