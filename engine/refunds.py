@@ -265,8 +265,6 @@ def _entry(r: Refund, config: Config) -> tuple[str, str, str]:
     """How a new refund enters: (status, action, note)."""
     if r.status == "settled_by_recoupment":
         return "settled", "identified", "the payer already took it back (settled_by_recoupment)"
-    if r.status == "acknowledged":
-        return "acknowledged", "identified", "the payer acknowledged a refund check for it: " + _offset_text(r)
     rules = config.refunds
     if r.payee_type == "patient" and r.amount < rules.patient_hold_below:
         return "held", "identified", f"patient credit {money(r.amount)} is below the hold threshold {money(rules.patient_hold_below)}"
@@ -285,17 +283,17 @@ def _sync(conn: Connection, b: Book) -> None:
         row = rows.get(refund_id)
         if row is None:
             status, action, note = _entry(r, b.config)
-            conn.execute(insert(t.refund_workflow).values({
-                "refund_id": refund_id, "status": status, "reason": r.reason, "payee_type": r.payee_type, "payer_id": r.payer_id, "amount": r.amount,
-                "method": "", "reference": "", "acknowledged_by": "", "double_refund_traces": "", "updated_at": now(),
-                **(_acknowledged_by(r, taken) if status == "acknowledged" else {})}))
+            conn.execute(insert(t.refund_workflow).values(
+                refund_id=refund_id, status=status, reason=r.reason, payee_type=r.payee_type, payer_id=r.payer_id, amount=r.amount,
+                method="", reference="", acknowledged_by="", double_refund_traces="", updated_at=now()))
             _event(conn, refund_id, SYSTEM_USER, action, "", status, note)
             log.info("refund_entered", refund_id=refund_id, status=status, reason=r.reason, payee_type=r.payee_type)
+            if r.status == "acknowledged":  # met with the payer's booking of a check for it (an offset pair)
+                _acknowledged(conn, {"refund_id": refund_id, "status": status}, r, taken)
             continue
         if row["status"] == "withdrawn":
             status, _action, note = _entry(r, b.config)
-            _change(conn, row, status, "reidentified", SYSTEM_USER, "the engine identifies it again" + (f"; {note}" if note else ""),
-                    {"amount": r.amount, **(_acknowledged_by(r, taken) if status == "acknowledged" else {})})
+            _change(conn, row, status, "reidentified", SYSTEM_USER, "the engine identifies it again" + (f"; {note}" if note else ""), {"amount": r.amount})
         elif row["status"] in TO_WORK and r.amount != row["amount"]:
             status, _action, note = _entry(r, b.config) if row["status"] == "approved" else (row["status"], "", "")
             _change(conn, row, status, "amount_changed", SYSTEM_USER, f"amount {money(row['amount'])} -> {money(r.amount)}" + (f"; {note}" if note else ""),
@@ -303,8 +301,7 @@ def _sync(conn: Connection, b: Book) -> None:
         if row["status"] in TO_WORK and r.status == "settled_by_recoupment":
             _change(conn, row, "settled", "settled", SYSTEM_USER, "the payer took it back: " + _recoupment_text(b.decisions, r), {})
         elif row["status"] in TO_WORK and r.status == "acknowledged":
-            _change(conn, row, "acknowledged", "acknowledged", SYSTEM_USER, "the payer acknowledged a refund check for it: " + _offset_text(r),
-                    _acknowledged_by(r, taken))
+            _acknowledged(conn, row, r, taken)
         elif row["status"] in ("sent", "acknowledged", "double_refund") and r.payee_type == "payer":
             _payer_answer(conn, b, r, row, taken)
     for refund_id, row in sorted(rows.items()):
@@ -362,12 +359,14 @@ def plb_key(plb: PlbFact) -> str:
     return f"{plb.payer_id}|{plb.trace_number}|{plb.segment}|{plb.position}"
 
 
-def _acknowledged_by(r: Refund, taken: set[str]) -> dict[str, Any]:
-    """The workflow's acknowledgment columns for a refund the engine reports ``acknowledged``."""
+def _acknowledged(conn: Connection, row: dict[str, Any], r: Refund, taken: set[str]) -> None:
+    """A refund still to be worked that the engine reports ``acknowledged`` (the payer booked a check
+    for it) is acknowledged by the 72 of that offset pair."""
     plb = r.acknowledgments[0].ack
     taken.add(plb_key(plb))
+    _change(conn, row, "acknowledged", "acknowledged", SYSTEM_USER, "the payer acknowledged a refund check for it: " + _offset_text(r),
+            {"acknowledged_by": plb_key(plb), "acknowledged_on": plb.payment_date, "acknowledged_amount": -plb.amount})
     log.info("refund_acknowledged", refund_id=r.refund_id, trace=plb.trace_number)
-    return {"acknowledged_by": plb_key(plb), "acknowledged_on": plb.payment_date, "acknowledged_amount": -plb.amount}
 
 
 def _offset_text(r: Refund) -> str:

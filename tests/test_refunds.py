@@ -192,11 +192,11 @@ def test_take_back_after_the_check_was_booked_is_a_double_refund(tmp_path: Path)
 
 def test_refund_first_met_with_its_check_booked_enters_acknowledged(tmp_path: Path) -> None:
     """All the files in one run: the duplicate and the payer's offset pair for it are met together,
-    so the refund enters the workflow acknowledged and cannot be approved or sent again."""
+    so the refund is acknowledged as soon as it enters the workflow and cannot be approved or sent."""
     db = f"sqlite:///{tmp_path / 'e.db'}"
     rid = refund_id(run(db, tmp_path / "out", "2026-11-27", CHECK_BOOKED), "RFM2727001")
     assert "PLB 72 -155.50 reference 5001 offsets PLB WO 155.50 reference BRH2607080733 in trace 0009272703 of 2026-11-06" in refund(db, "show", rid).stdout
-    assert trail(db, rid) == [("edirecon", "identified", "", "acknowledged")]
+    assert trail(db, rid) == [("edirecon", "identified", "", "pending"), ("edirecon", "acknowledged", "pending", "acknowledged")]
     for action in (["approve", rid], ["mark-sent", rid, "--reference", "5002"]):
         result = refund(db, *action)
         assert (result.exit_code, "is acknowledged" in result.output) == (1, True)
