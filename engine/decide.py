@@ -19,6 +19,7 @@ import mappings
 from .config import Config
 from .encounters import Encounter, build_encounters, line_key, match_patient_payments, match_payments, service_key, stable_id
 from .facts import ZERO, Facts, PaymentFact, PlbFact, RemittanceFact
+from .offsets import Offset, identity, offset_of, offsets
 
 log = structlog.get_logger("edirecon.decide")
 
@@ -42,11 +43,15 @@ class Refund:
     identified_on: date | None = None
     due_by: date | None = None
     recouped: Decimal = ZERO
+    acknowledged: Decimal = ZERO  # by the payer's offset pairs tied to it (``offsets``): a check it booked
+    acknowledgments: list[Offset] = field(default_factory=list)
 
     @property
     def status(self) -> str:
         if self.recouped >= self.amount:
             return "settled_by_recoupment"
+        if self.acknowledged > 0:
+            return "acknowledged"
         return "partially_recouped" if self.recouped > 0 else "open"
 
 
@@ -100,6 +105,7 @@ class Decisions:
     recoupments: list[Recoupment] = field(default_factory=list)
     balances: list[Balance] = field(default_factory=list)
     exceptions: list[ExceptionRow] = field(default_factory=list)
+    acknowledgments: list[tuple[Offset, Encounter]] = field(default_factory=list)
     matched: int = 0
 
 
@@ -325,7 +331,9 @@ def _payer_refund(reason: str, e: Encounter, payer: PaymentFact, amount: Decimal
 
 
 def _plb_recoupments(plbs: list[PlbFact], encounters: list[Encounter], out: Decisions) -> None:
-    """Rule 6: PLB take-backs, netted per payer, reason and reference, tied to encounters."""
+    """Rule 6: PLB take-backs less what a 72 offsets (``offsets``), netted per payer, reason and
+    reference (a give-back after a take-back as well as a deferral before it), tied to encounters;
+    the offset pairs tied to an encounter are acknowledgments."""
     kinds = mappings.plb_kinds()
     by_icn: dict[tuple[str, str], Encounter] = {}
     by_pcn: dict[tuple[str, str], Encounter] = {}
@@ -334,33 +342,51 @@ def _plb_recoupments(plbs: list[PlbFact], encounters: list[Encounter], out: Deci
             if p.icn:
                 by_icn.setdefault((p.payer_id, p.icn), e)
             by_pcn.setdefault((p.payer_id, p.pcn), e)
+    pairs = offsets(plbs)
+    covered = offset_of(pairs)
+    for o in pairs:
+        tied = by_icn.get((o.recovery.payer_id, o.recovery.reference)) or by_pcn.get((o.recovery.payer_id, o.recovery.reference))
+        if tied is not None:
+            out.acknowledgments.append((o, tied))
     groups: dict[tuple[str, str, str], list[PlbFact]] = defaultdict(list)
     for plb in plbs:
         if kinds.get(plb.reason) == "recovery":
             groups[(plb.payer_id, plb.reason, plb.reference)].append(plb)
     for (payer_id, reason, reference), entries in sorted(groups.items()):
+        e = by_icn.get((payer_id, reference)) or by_pcn.get((payer_id, reference))
+        icn = reference if (payer_id, reference) in by_icn else ""
+        taken: list[tuple[Recoupment, PlbFact]] = []
         deferred = ZERO
         for plb in sorted(entries, key=lambda x: x.order):
-            if plb.amount < 0:
-                deferred += -plb.amount
+            used = covered.get(identity(plb), ZERO)
+            amount = plb.amount - used if plb.amount > 0 else plb.amount + used
+            if amount < 0:  # given back: it nets what was taken (the latest first), else defers a later take-back
+                back = -amount
+                for rc, _ in reversed(taken):
+                    give = min(back, rc.amount)
+                    rc.amount -= give
+                    back -= give
+                deferred += back
                 continue
-            offset = min(plb.amount, deferred)
+            offset = min(amount, deferred)
             deferred -= offset
-            amount = plb.amount - offset
+            amount -= offset
             if amount <= 0:
                 continue
-            e = by_icn.get((payer_id, reference)) or by_pcn.get((payer_id, reference))
-            icn = reference if (payer_id, reference) in by_icn else ""
-            rc = Recoupment(stable_id("RC", f"PLB_{reason}", payer_id, plb.trace_number, reference, plb.position), f"PLB_{reason}", payer_id,
-                            plb.payer_name, plb.trace_number, plb.payment_date, amount, e, icn)
+            taken.append((Recoupment(stable_id("RC", f"PLB_{reason}", payer_id, plb.trace_number, reference, plb.position), f"PLB_{reason}", payer_id,
+                                     plb.payer_name, plb.trace_number, plb.payment_date, amount, e, icn), plb))
+        for rc, plb in taken:
+            if rc.amount <= 0:
+                continue
             out.recoupments.append(rc)
             if e is None:
-                out.exceptions.append(ExceptionRow("UNTIED_RECOUPMENT", "warning", plb.source_file, plb.segment, "", payer_id, amount,
+                out.exceptions.append(ExceptionRow("UNTIED_RECOUPMENT", "warning", plb.source_file, plb.segment, "", payer_id, rc.amount,
                                                    f"PLB {reason} reference {reference!r} matches no claim payment of payer {payer_id}"))
 
 
 def _settle(out: Decisions) -> None:
-    """Recoupments by the same payer settle that payer's open refunds on the encounter they are tied to."""
+    """Recoupments by the same payer settle that payer's open refunds on the encounter they are tied
+    to; the offset pairs tied to it acknowledge them."""
     refunds_of: dict[int, list[Refund]] = defaultdict(list)
     for r in out.refunds:
         refunds_of[id(r.encounter)].append(r)
@@ -380,6 +406,17 @@ def _settle(out: Decisions) -> None:
         if left > 0 and b is not None:  # money taken back beyond any refund owed: it is owed again
             b.balance += left
             b.payer_paid -= left
+    for o, e in out.acknowledgments:  # a check the payer booked (an offset pair): acknowledged, not recouped
+        left = o.amount
+        refunds = [r for r in refunds_of[id(e)] if r.payer_id == o.recovery.payer_id and r.acknowledged < r.amount]
+        refunds.sort(key=lambda r: (r.icn != o.recovery.reference, r.reason != "DUPLICATE_PAYMENT", r.refund_id))
+        for r in refunds:
+            if left <= 0:
+                break
+            take = min(left, r.amount - r.acknowledged)
+            r.acknowledged += take
+            r.acknowledgments.append(o)
+            left -= take
 
 
 def _balancing(facts: Facts, out: Decisions) -> None:

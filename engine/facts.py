@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, select
 
+import mappings
+
 from . import schema as t
 from .bulk import Converted, codec, insert_rows, member_of, select_rows
 
@@ -202,14 +204,18 @@ class Facts:
 def load(conn: Connection, pcns: Sequence[str] | None = None) -> Facts:
     """Every fact in the store (read as plain tuples at the driver level: see ``bulk``); or, given
     ``pcns``, only the facts of those patient control numbers: their claims, their claim payments,
-    the PLBs whose reference is one of them or one of those payments' payer claim numbers, their
-    patient payments (the ingest exceptions are left out).  Each is one indexed query."""
+    the PLBs whose reference is one of them or one of those payments' payer claim numbers (and the
+    negative 72s of the same remittances), their patient payments (the ingest exceptions are left out).  Each is one indexed query."""
     if pcns is None:
         return _load(conn, dict.fromkeys(_PARTS, ("", [])), whole=True)
     pcn_in, keys = member_of(conn, "patient_control_number", list(pcns))
     reference_in, _ = member_of(conn, "reference", list(pcns))
-    plb_of = f"({reference_in} OR reference IN (SELECT payer_claim_control_number FROM claim_payments WHERE {pcn_in}))"
-    return _load(conn, _conditions(pcn_in, keys, plb_of, keys * 2), whole=False)
+    named = f"({reference_in} OR reference IN (SELECT payer_claim_control_number FROM claim_payments WHERE {pcn_in}))"
+    codes = sorted(mappings.refund_acknowledgment_codes())
+    # and the negative 72s of their remittances, which may offset them (rule 6's offset pairs)
+    plb_of = (f"({named} OR (amount < 0 AND reason IN ({', '.join('?' * len(codes))}) AND remittance_id IN "
+              f"(SELECT remittance_id FROM provider_adjustments WHERE {named})))")
+    return _load(conn, _conditions(pcn_in, keys, plb_of, keys * 2 + codes + keys * 2), whole=False)
 
 
 #: the temporary tables a shard's keys are put in (one connection's own)

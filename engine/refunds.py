@@ -12,7 +12,8 @@ command first *syncs* the workflow with the engine's current decisions (README "
   ``settled``; one the engine no longer identifies becomes ``withdrawn``;
 - a payer refund that was sent is matched to the payer's acknowledgment (a negative PLB 72, alone
   or offsetting a WO or a claim reversal): ``acknowledged``; sent and also taken back by the payer
-  (not offset by a 72) is a ``double_refund`` to recover.
+  (not offset by a 72) is a ``double_refund`` to recover.  The offset pairs are the engine's own
+  (``offsets``): a refund the engine reports ``acknowledged`` is acknowledged here too.
 
 People then ``approve``, ``hold``, ``mark-sent``, ``void``, ``mark-cashed`` and ``mark-recovered``
 (:data:`MANUAL`), one refund or many at a time (:func:`act_many`), each refund on its own.  Log
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import structlog
@@ -41,6 +43,7 @@ from . import schema as t
 from .config import Config
 from .decide import Decisions, Refund, decide
 from .facts import ZERO, Facts, PlbFact, load
+from .offsets import offsets
 from .store import Store
 from .writers import money
 
@@ -115,8 +118,9 @@ class View:
 
     @property
     def outstanding(self) -> Decimal:
-        """What is still owed: the amount less what the payer already took back."""
-        return max(ZERO, self.amount - self.recouped)
+        """What is still owed: the amount less what the payer already took back, and less a refund
+        check the payer booked (``acknowledged`` by an offset pair)."""
+        return max(ZERO, self.amount - self.recouped - (self.refund.acknowledged if self.refund is not None else ZERO))
 
     @property
     def payee_type(self) -> str:
@@ -138,6 +142,15 @@ class Book:
         if found is None:
             raise UsageError(f"no refund {refund_id!r} in the store (see `edirecon refund list`)")
         return found
+
+    @cached_property
+    def offset_by_ack(self) -> dict[str, Decimal]:
+        """A negative 72 (``plb_key``) -> the take-backs of its 835 it offsets (``offsets``): what is
+        left of it can only offset a claim reversal."""
+        out: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        for o in offsets(self.facts.plbs):
+            out[plb_key(o.ack)] += o.amount
+        return dict(out)
 
     def escheatment_candidate(self, v: View) -> bool:
         """A patient refund sent and not cashed for the configured period (unclaimed property)."""
@@ -344,6 +357,8 @@ def _sync(conn: Connection, b: Book) -> None:
                 method="", reference="", acknowledged_by="", double_refund_traces="", updated_at=now()))
             _event(conn, refund_id, SYSTEM_USER, action, "", status, note)
             log.info("refund_entered", refund_id=refund_id, status=status, reason=r.reason, payee_type=r.payee_type)
+            if r.status == "acknowledged":  # met with the payer's booking of a check for it (an offset pair)
+                _acknowledged(conn, {"refund_id": refund_id, "status": status}, r, taken)
             continue
         if row["status"] == "withdrawn":
             status, _action, note = _entry(r, b.config)
@@ -357,6 +372,8 @@ def _sync(conn: Connection, b: Book) -> None:
             _rejudge(conn, row, r, b.config)
         if row["status"] in TO_WORK and r.status == "settled_by_recoupment":
             _change(conn, row, "settled", "settled", SYSTEM_USER, "the payer took it back: " + _recoupment_text(b.decisions, r), {})
+        elif row["status"] in TO_WORK and r.status == "acknowledged":
+            _acknowledged(conn, row, r, taken)
         elif row["status"] in ("sent", "acknowledged", "double_refund") and r.payee_type == "payer":
             _payer_answer(conn, b, r, row, taken)
     for refund_id, row in sorted(rows.items()):
@@ -393,7 +410,9 @@ def _payer_answer(conn: Connection, b: Book, r: Refund, row: dict[str, Any], tak
                     f"({plb.source_file}:{plb.segment})", {"acknowledged_by": key, "acknowledged_on": plb.payment_date, "acknowledged_amount": ack_amount})
             log.info("refund_acknowledged", refund_id=r.refund_id, trace=plb.trace_number)
     tied = [rc for rc in b.decisions.recoupments if rc.encounter is r.encounter and rc.payer_id == r.payer_id and (rc.refund_id == r.refund_id or rc.icn == r.icn)]
-    offset = min(ack_amount, sum((rc.amount for rc in tied if rc.trace_number in ack_traces), ZERO))
+    # the take-backs a 72 offsets are no recoupments (``offsets``); what is left of it offsets a claim reversal of its 835
+    ack_left = ack_amount - b.offset_by_ack.get(row["acknowledged_by"], ZERO)
+    offset = min(max(ZERO, ack_left), sum((rc.amount for rc in tied if rc.trace_number in ack_traces), ZERO))
     taken_back = r.recouped - (row["recouped_when_sent"] or ZERO) - offset
     double = min(row["sent_amount"] or ZERO, max(ZERO, taken_back))
     if double > 0 and (row["status"] != "double_refund" or double != row["double_refund_amount"]):
@@ -405,9 +424,12 @@ def _payer_answer(conn: Connection, b: Book, r: Refund, row: dict[str, Any], tak
 
 
 def _acknowledgment(plbs: list[PlbFact], r: Refund, row: dict[str, Any], taken: set[str]) -> PlbFact | None:
-    """The payer's acknowledgment of a sent refund: a negative PLB 72 of that payer, on or after
-    the day it was sent, whose reference is the check/EFT number, the payer claim number or the
-    patient control number."""
+    """The payer's acknowledgment of a sent refund: the 72 of an offset pair tied to it (as the engine
+    decided), else a negative PLB 72 of that payer, on or after the day it was sent, whose reference
+    is the check/EFT number, the payer claim number or the patient control number."""
+    paired = next((o.ack for o in r.acknowledgments if plb_key(o.ack) not in taken), None)
+    if paired is not None:  # the engine's offset pair tied to this refund (then r.status is acknowledged)
+        return paired
     codes = mappings.refund_acknowledgment_codes()
     references = {x for x in (row["reference"], r.icn, r.encounter.pcn) if x}
     sent_on = row["sent_on"]
@@ -421,6 +443,22 @@ def _acknowledgment(plbs: list[PlbFact], r: Refund, row: dict[str, Any], taken: 
 def plb_key(plb: PlbFact) -> str:
     """The PLB adjustment's identity in ``acknowledged_by``: payer|trace|segment|position."""
     return f"{plb.payer_id}|{plb.trace_number}|{plb.segment}|{plb.position}"
+
+
+def _acknowledged(conn: Connection, row: dict[str, Any], r: Refund, taken: set[str]) -> None:
+    """A refund still to be worked that the engine reports ``acknowledged`` (the payer booked a check
+    for it) is acknowledged by the 72 of that offset pair."""
+    plb = r.acknowledgments[0].ack
+    taken.add(plb_key(plb))
+    _change(conn, row, "acknowledged", "acknowledged", SYSTEM_USER, "the payer acknowledged a refund check for it: " + _offset_text(r),
+            {"acknowledged_by": plb_key(plb), "acknowledged_on": plb.payment_date, "acknowledged_amount": -plb.amount})
+    log.info("refund_acknowledged", refund_id=r.refund_id, trace=plb.trace_number)
+
+
+def _offset_text(r: Refund) -> str:
+    return "; ".join(f"PLB {o.ack.reason} {money(o.ack.amount)} reference {o.ack.reference} offsets PLB {o.recovery.reason} {money(o.amount)} "
+                     f"reference {o.recovery.reference} in trace {o.ack.trace_number} of {_day(o.ack.payment_date)} ({o.ack.source_file}:{o.ack.segment})"
+                     for o in r.acknowledgments)
 
 
 def _recoupment_text(d: Decisions, r: Refund) -> str:

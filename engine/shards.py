@@ -3,9 +3,10 @@
 Every rule of ``decide`` looks at the encounters of one claim number (CLM01: encounters, payment
 matching, reversals, balances, patient payments), at the claim numbers of one billing provider
 and member (rule 4's same service under another claim number), or at the claim numbers a PLB
-reference names as payer claim number or claim number (rule 6, its netting included).  Those
-keys join claim numbers into components that no rule looks across; the components are dealt out
-into shards of about ``SHARD_CLAIMS`` claim numbers.  Each shard is loaded (``facts.load_shard``),
+reference names as payer claim number or claim number (rule 6, its netting included; and the
+claim numbers named by the PLBs of one remittance with a negative 72, which may offset any of
+them).  Those keys join claim numbers into components that no rule looks across; the components
+are dealt out into shards of about ``SHARD_CLAIMS`` claim numbers.  Each shard is loaded (``facts.load_shard``),
 decided and rendered into output lines in a process of its own, a fresh one per shard, so the
 memory of a run follows the size of a shard, not of the store.  The parent merges the rows
 (each shard's already in output order), decides the one rule about whole remittances (rule 7's
@@ -35,6 +36,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, select
 
+import mappings
 from parsers.errors import EdireconError
 
 from . import schema as t
@@ -122,13 +124,28 @@ def plan(conn: Connection, shards: int, per_shard: int = 0) -> list[Shard]:
             union(pcn, other)
     del first_of
     plbs: dict[int, str] = {}  # a PLB -> a claim number it names ("" for none)
-    for plb_id, reference, paid_as in raw_rows(conn, (
-        "SELECT a.id, a.reference, p.patient_control_number FROM provider_adjustments a "
-        "LEFT JOIN claim_payments p ON p.payer_claim_control_number = a.reference AND a.reference <> '' ORDER BY a.id")):
+    # rule 6's offset pairs: a remittance with a negative 72 joins the claim numbers its PLBs name,
+    # and a PLB of it that names none (the 72 naming a check) goes with them
+    codes = sorted(mappings.refund_acknowledgment_codes())
+    acked = f"SELECT remittance_id FROM provider_adjustments WHERE amount < 0 AND reason IN ({', '.join('?' * len(codes))})"
+    first_named: dict[int, str] = {}  # such a remittance -> the first claim number its PLBs name
+    remittance_of: dict[int, int] = {}  # a PLB of such a remittance -> the remittance
+    for plb_id, reference, paid_as, acked_remittance in raw_rows(conn, (
+        f"SELECT a.id, a.reference, p.patient_control_number, CASE WHEN a.remittance_id IN ({acked}) THEN a.remittance_id END "
+        "FROM provider_adjustments a "
+        "LEFT JOIN claim_payments p ON p.payer_claim_control_number = a.reference AND a.reference <> '' ORDER BY a.id"), codes):
         named = [n for n in (paid_as, reference if reference in pcns else None, plbs.get(plb_id)) if n]
+        if acked_remittance is not None:
+            remittance_of[plb_id] = acked_remittance
+            if named:
+                named.append(first_named.setdefault(acked_remittance, named[0]))
         for other in named[1:]:
             union(named[0], other)
         plbs[plb_id] = named[0] if named else ""
+    for plb_id, remittance_id in remittance_of.items():
+        if not plbs[plb_id] and remittance_id in first_named:
+            plbs[plb_id] = first_named[remittance_id]
+    del first_named, remittance_of
     joined: dict[str, list[str]] = {}  # the components of more than one claim number, by root
     for pcn in parent:
         joined.setdefault(find(pcn), []).append(pcn)

@@ -174,7 +174,7 @@ def summary(out: dict[str, Sequence[dict[str, Any]]], counts: dict[str, int], ta
         "encounters": tally["encounters"],
         "matched_payments": tally["matched_payments"],
         "refunds": {k: {"count": v["count"], "amount": money(v["amount"])} for k, v in sorted(by_reason.items())},
-        "refunds_open_amount": money(sum((r["amount"] for r in out["refund_requests"] if r["status"] != "settled_by_recoupment"), Decimal("0"))),
+        "refunds_open_amount": money(sum((r["amount"] for r in out["refund_requests"] if r["status"] not in ("settled_by_recoupment", "acknowledged")), Decimal("0"))),
         "recoupments": {"count": len(out["recoupments"]), "amount": money(sum((r["amount"] for r in out["recoupments"]), Decimal("0")))},
         "credit_balances": tally["credit_balances"],
         "exceptions": dict(sorted(Counter(x["kind"] for x in out["exceptions"]).items())),

@@ -9,6 +9,7 @@ from the run's refund_requests.csv, never computed here.
 from __future__ import annotations
 
 import csv
+import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +30,8 @@ from tests.conftest import FIXTURES, SAMPLE_EDI
 PLB = SAMPLE_EDI / "plb-recoupment-settles-refund"
 CONFIG = FIXTURES / "reports" / "config.toml"
 ACKNOWLEDGED = FIXTURES / "reports" / "acknowledged" / "remit-3-acknowledged.835"
+CHECK_BOOKED = FIXTURES / "engine" / "refund-check-acknowledged-by-plb-72"
+TAKEN_BACK_TOO = FIXTURES / "reports" / "taken-back-after-acknowledgment"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -123,6 +126,80 @@ def test_payer_acknowledgment_by_plb_72_is_matched(db: str, tmp_path: Path) -> N
     assert "double refund" not in shown
     assert [e[1:] for e in trail(db, rid)][-1] == ("acknowledged", "sent", "acknowledged")
     assert "0 refund(s)" in refund(db, "list", "--status", "double_refund").output
+
+
+def table(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_refund_check_booked_by_an_offset_pair_is_acknowledged_in_every_output(db: str, tmp_path: Path) -> None:
+    """Check 5001 sent for the 155.50 duplicate, then the payer's 835 books it (`72:5001*-155.50`
+    offsetting `WO:BRH2607080733*155.50`): acknowledged by the workflow, the run's files and the
+    report alike; no recoupment, no settlement, no double refund anywhere."""
+    first = [CHECK_BOOKED / n for n in ("claims-1.837", "claims-2.837", "remit-1.835", "remit-2.835")]
+    rows = run(db, tmp_path / "out", "2026-10-15", *first)
+    rid = refund_id(rows, "RFM2727001")
+    assert [(r["refund_id"], r["amount"], r["status"]) for r in rows] == [(rid, "155.50", "open")]
+    assert refund(db, "approve", rid, "--user", "alice", as_of="2026-10-16").exit_code == 0
+    sent = refund(db, "mark-sent", rid, "--user", "bob", "--method", "check", "--reference", "5001", "--date", "2026-10-20", as_of="2026-10-20")
+    assert (sent.exit_code, sent.stdout) == (0, f"{rid}: mark-sent by bob; now sent\n")
+
+    rows = run(db, tmp_path / "out", "2026-11-27", CHECK_BOOKED / "remit-3.835")
+    assert [(r["refund_id"], r["amount"], r["status"]) for r in rows] == [(rid, "155.50", "acknowledged")]
+    assert table(tmp_path / "out" / "recoupments.csv") == []
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert (summary["recoupments"], summary["refunds_open_amount"]) == ({"count": 0, "amount": "0.00"}, "0.00")
+
+    shown = refund(db, "show", rid).stdout
+    assert "  status            acknowledged\n  engine status     acknowledged\n" in shown
+    assert "  amount            155.50 (outstanding 0.00)" in shown
+    assert "  acknowledged      155.50 on 2026-11-06 (PLB 87726|0009272703|26|1)" in shown
+    assert "double refund" not in shown and "recouped" not in shown
+    listed = refund(db, "list").stdout.splitlines()
+    assert listed[1:] == [f"{rid}  acknowledged   DUPLICATE_PAYMENT    payer 87726       155.50  2026-12-14  engine:acknowledged", "1 refund(s)"]
+    assert [e[1:] for e in trail(db, rid)] == [("identified", "", "pending"), ("approve", "pending", "approved"),
+                                                 ("mark-sent", "approved", "sent"), ("acknowledged", "sent", "acknowledged")]
+
+    made = cli("report", "--db", db, "--out", tmp_path / "report", "--as-of", "2026-11-27", "--config", CONFIG)
+    assert made.exit_code == 0, made.output
+    assert table(tmp_path / "report" / "worklist.csv") == [] and table(tmp_path / "report" / "followups.csv") == []
+    assert [(m["month"], m["provider_adjustments"], m["recouped"]) for m in table(tmp_path / "report" / "audit_payer_months.csv")] == [
+        ("2026-06", "0.00", "0.00"), ("2026-07", "0.00", "0.00"), ("2026-11", "0.00", "0.00")]
+    dashboard = (tmp_path / "report" / "dashboard.html").read_text(encoding="utf-8")
+    assert "1 refunds found, 0 recoupments" in dashboard and "PLB_WO" not in dashboard
+
+
+def test_take_back_after_the_check_was_booked_is_a_double_refund(tmp_path: Path) -> None:
+    """Check 5001 booked by the payer's offset pair, then a lone `WO:BRH2607080733*155.50` two weeks
+    later: that WO alone is a recoupment, and the refund a double refund of 155.50."""
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    rid = refund_id(run(db, tmp_path / "out", "2026-10-15", *(CHECK_BOOKED / n for n in ("claims-1.837", "claims-2.837", "remit-1.835", "remit-2.835"))),
+                    "RFM2727001")
+    assert refund(db, "approve", rid, "--user", "alice", as_of="2026-10-16").exit_code == 0
+    assert refund(db, "mark-sent", rid, "--user", "bob", "--reference", "5001", "--date", "2026-10-20", as_of="2026-10-20").exit_code == 0
+    run(db, tmp_path / "out", "2026-11-10", CHECK_BOOKED / "remit-3.835")
+    assert "  status            acknowledged" in refund(db, "show", rid, as_of="2026-11-10").stdout
+    rows = run(db, tmp_path / "out", "2026-11-27", TAKEN_BACK_TOO)
+    assert [(r["refund_id"], r["status"]) for r in rows] == [(rid, "settled_by_recoupment")]
+    assert [(r["kind"], r["trace_number"], r["amount"], r["refund_id"]) for r in table(tmp_path / "out" / "recoupments.csv")] == [
+        ("PLB_WO", "0009272704", "155.50", rid)]
+    shown = refund(db, "show", rid).stdout
+    assert "  status            double_refund" in shown
+    assert "  double refund     155.50 to recover: PLB_WO trace 0009272704 of 2026-11-20" in shown
+    assert [e[1:] for e in trail(db, rid)][-2:] == [("acknowledged", "sent", "acknowledged"), ("double_refund", "acknowledged", "double_refund")]
+
+
+def test_refund_first_met_with_its_check_booked_enters_acknowledged(tmp_path: Path) -> None:
+    """All the files in one run: the duplicate and the payer's offset pair for it are met together,
+    so the refund is acknowledged as soon as it enters the workflow and cannot be approved or sent."""
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    rid = refund_id(run(db, tmp_path / "out", "2026-11-27", CHECK_BOOKED), "RFM2727001")
+    assert "PLB 72 -155.50 reference 5001 offsets PLB WO 155.50 reference BRH2607080733 in trace 0009272703 of 2026-11-06" in refund(db, "show", rid).stdout
+    assert trail(db, rid) == [("edirecon", "identified", "", "pending"), ("edirecon", "acknowledged", "pending", "acknowledged")]
+    for action in (["approve", rid], ["mark-sent", rid, "--reference", "5002"]):
+        result = refund(db, *action)
+        assert (result.exit_code, "is acknowledged" in result.output) == (1, True)
 
 
 def test_refund_settled_by_recoupment_cannot_be_approved_or_sent(db: str, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +91,9 @@ def test_shards_on_postgresql_equal_one_process(tmp_path: Path, pg_url: str, mon
 
 def test_no_rule_looks_across_shards(tmp_path: Path) -> None:
     """The plan keeps together what the rules compare: claim numbers of one billing provider and
-    member, claim numbers paid under one payer claim number, and a PLB with what it names; every
-    claim number and PLB is in exactly one shard; an untied PLB is in the first."""
+    member, claim numbers paid under one payer claim number, a PLB with what it names, and the PLBs
+    of a remittance with a negative 72 (offset pairs) together; every claim number and PLB is in
+    exactly one shard; an untied PLB elsewhere is in the first."""
     url = f"sqlite:///{tmp_path}/store.db"
     run(FOLDERS, url, tmp_path / "out", AS_OF, Config(), workers=1)
     store = Store(url)
@@ -99,7 +101,7 @@ def test_no_rule_looks_across_shards(tmp_path: Path) -> None:
         plan = shards.plan(conn, 2, per_shard=2)
         claims = conn.execute(text("SELECT patient_control_number, billing_npi, member_id FROM claims")).all()
         payments = conn.execute(text("SELECT patient_control_number, payer_claim_control_number FROM claim_payments")).all()
-        plbs = conn.execute(text("SELECT id, reference FROM provider_adjustments")).all()
+        plbs = conn.execute(text("SELECT id, reference, remittance_id, reason, amount FROM provider_adjustments")).all()
     store.dispose()
     assert len(plan) > 5
     shard_of: dict[str, int] = {}
@@ -122,15 +124,20 @@ def test_no_rule_looks_across_shards(tmp_path: Path) -> None:
             groups[("icn", icn)].add(shard_of[pcn])
     assert all(len(found) == 1 for found in groups.values()), {k: v for k, v in groups.items() if len(v) > 1}
     by_icn = {icn: pcn for pcn, icn in payments if icn}
+    acked = {remittance for _, _, remittance, reason, amount in plbs if reason == "72" and Decimal(str(amount)) < 0}
+    with_72: dict[int, set[int]] = defaultdict(set)  # such a remittance -> the shards of its PLBs
     untied = 0
-    for plb_id, reference in plbs:
+    for plb_id, reference, remittance, _, _ in plbs:
         named = [shard_of[p] for p in (by_icn.get(reference), reference if reference in shard_of else None) if p is not None]
         if named:
             assert {plb_shard[plb_id], *named} == {named[0]}
-        else:
+        if remittance in acked:
+            with_72[remittance].add(plb_shard[plb_id])
+        elif not named:
             untied += 1
             assert plb_shard[plb_id] == 0
     assert untied and len(plbs) > untied  # both kinds are met in the scenarios
+    assert with_72 and all(len(found) == 1 for found in with_72.values()), with_72
 
 
 def test_a_failing_shard_fails_the_run_without_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,3 +152,22 @@ def test_a_failing_shard_fails_the_run_without_writing(tmp_path: Path, monkeypat
     with pytest.raises(ShardError, match="the disk went away"):
         run([SAMPLE_EDI], f"sqlite:///{tmp_path}/store.db", tmp_path / "out", AS_OF, Config(), workers=2)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_detection_by_key_loads_the_72_that_offsets_a_take_back(tmp_path: Path) -> None:
+    """Deciding again only the refund's claim number (``facts.load`` by key, as a detection job
+    does) loads the 72 naming check 5001 with the WO it offsets: the refund kept is acknowledged, as in the run."""
+    from engine.detect import detect
+
+    url = f"sqlite:///{tmp_path}/store.db"
+    one = run([FIXTURES / "engine" / "refund-check-acknowledged-by-plb-72"], url, tmp_path / "out", AS_OF, Config(), workers=1)
+    (refund,) = one.outputs["refund_requests"]
+    assert refund["status"] == "acknowledged"
+    store = Store(url)
+    try:
+        decisions = detect(store, ["RFM2727001"], AS_OF, Config())
+    finally:
+        store.dispose()
+    assert [(r.refund_id, r.status, r.acknowledged) for r in decisions.refunds] == [(refund["refund_id"], "acknowledged", Decimal("155.50"))]
+    assert decisions.recoupments == []
+    assert _kept(url)[0][:1] == (refund["refund_id"],) and "acknowledged" in _kept(url)[0]
