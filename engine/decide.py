@@ -189,7 +189,9 @@ def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact
         lk = (p.payer_id, *line_key(e, line))
         sk = service_key(e, p, line)
         prior = covered.get(lk) or covered.get(("ALL", p.payer_id))
-        other = seen.get(sk)
+        # a voided encounter's payments are its credit (rule 1), never the earlier or the later of a
+        # service paid under another CLM01: a void re-billed under a new claim number is one refund
+        other = None if e.voided else seen.get(sk)
         if prior is None and other is not None and other[0] is not e:
             prior = other[1]
         if prior is not None:
@@ -197,7 +199,8 @@ def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact
             earlier.append(prior)
         elif live:
             covered[lk] = p
-            seen.setdefault(sk, (e, p))
+            if not e.voided:
+                seen.setdefault(sk, (e, p))
     if dup_amount > 0:
         out.refunds.append(Refund(
             stable_id("RF", "DUPLICATE_PAYMENT", e.id, *p.key), "DUPLICATE_PAYMENT", "payer", p.payer_id, p.payer_name, e, p.icn,
