@@ -273,25 +273,32 @@ def _contractual(adjustments: list[tuple[str, str, Decimal]]) -> Decimal:
 def _write_offs(e: Encounter, payments: list[PaymentFact]) -> Decimal:
     """The primary payer's contractual adjustments, on what is still billed.
 
-    Line by line, a write-off cannot exceed the line's billed charge less the payer's allowed
-    amount: a line a replacement removed (or a voided encounter) writes nothing off, and a line
-    billed lower than adjudicated writes off only down to the allowed amount.
+    Line by line (each billed line with all the payer's current adjudications of it), a write-off
+    cannot exceed the line's billed charge less the payer's allowed amount: a line a replacement
+    removed (or a voided encounter) writes nothing off, a line billed lower than adjudicated
+    writes off only down to the allowed amount, and a line denied (paid 0) then paid in a later
+    claim payment (an appeal) keeps only the adjudication that paid it.
     """
     if e.voided:
         return ZERO
     billed = e.billing_claim
     total = ZERO
-    for p in payments:
+    lines: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+    for p in sorted(payments, key=lambda p: p.order):
         total += _contractual(p.claim_adjustments)
-        if not p.lines:
-            continue
         for line in p.lines:
-            contractual = _contractual(line.adjustments)
-            if not contractual:
-                continue
-            charge = _billed_charge(e, billed, line)
-            allowed = (line.charge if line.charge is not None else charge) - contractual
-            total += min(contractual, max(ZERO, charge - allowed))
+            lines[line_key(e, line)].append(line)
+    for adjudications in lines.values():
+        if any(line.paid > 0 for line in adjudications[1:]):  # a denial the payer later paid is not current
+            last_paid = max(i for i, line in enumerate(adjudications) if line.paid > 0)
+            adjudications = [line for i, line in enumerate(adjudications) if line.paid > 0 or i > last_paid]
+        contractual = sum((_contractual(line.adjustments) for line in adjudications), ZERO)
+        if not contractual:
+            continue
+        latest = adjudications[-1]
+        charge = _billed_charge(e, billed, latest)
+        allowed = (latest.charge if latest.charge is not None else charge) - _contractual(latest.adjustments)
+        total += min(contractual, max(ZERO, charge - allowed))
     if not any(p.lines for p in payments) and payments:
         contractual = total
         allowed = sum((p.charge for p in payments), ZERO) - contractual
