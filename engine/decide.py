@@ -7,6 +7,7 @@ decisions, whatever the order they were ingested in.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -24,6 +25,8 @@ log = structlog.get_logger("edirecon.decide")
 
 CONTRACTUAL = ("CO", "PI", "OA")
 PAID_STATUSES = {"1", "2", "3", "19", "20", "21"}
+AS_PRIMARY = {"1", "19"}  # CLP02: processed as primary (19: and forwarded to another payer)
+FORWARDED = {"19", "20", "21"}  # CLP02: processed and forwarded to another payer (a crossover)
 
 
 @dataclass(slots=True)
@@ -223,6 +226,9 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: se
     paying = {p.payer_id for p in current if p.status in PAID_STATUSES}
     current = [p for p in current if p.status in PAID_STATUSES or p.payer_id not in paying]
     orphans = [p for p in e.payments if p.status == "22" and p.id not in reversal_ids]
+    not_billed = _not_billed(e, current)
+    if not_billed:  # refunded whole on their own: neither paid nor an adjudication of this encounter
+        current = [p for p in current if p.id not in not_billed]
     paid_by: dict[str, Decimal] = {}
     for p in current:
         paid_by[p.payer_id] = paid_by.get(p.payer_id, ZERO) + p.paid - (dup.get(p.key, ZERO) if dup else ZERO)
@@ -241,6 +247,12 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: se
     balance = e.total_charge - payer_paid - write_offs - patient_paid
     since = max([*(p.payment_date for p in e.payments if p.payment_date), *(pp.paid_on for pp in e.patient_payments)], default=None)
     out.balances.append(Balance(e, primary_id, e.total_charge, payer_paid, patient_paid, write_offs, final_pr, balance, since if balance < 0 else None))
+    for payments in _by_payer(not_billed.values()):
+        amount = sum((p.paid - dup.get(p.key, ZERO) for p in payments), ZERO)
+        if amount > 0:
+            refund = _payer_refund("PAYER_OVERPAYMENT", e, payments[0], amount, payments)
+            refund.evidence = [{**ev, "role": "payer not billed"} for ev in refund.evidence]
+            out.refunds.append(refund)
     credit = -balance
     if credit <= 0:
         return
@@ -262,6 +274,31 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: se
         payer = next((p for p in by_sequence if p.payer_id == primary_id), by_sequence[0] if by_sequence else None)
         if payer is not None:
             out.refunds.append(_payer_refund("PAYER_OVERPAYMENT", e, payer, credit, [p for p in current if p.payer_id == payer.payer_id]))
+
+
+def _not_billed(e: Encounter, current: list[PaymentFact]) -> dict[int, PaymentFact]:
+    """Rule 5: the payments of a payer no claim of the encounter names (2010BB, 2330B) that
+    processed it as primary (CLP02 = 1 or 19).  Such a payer is not liable: its whole payment is
+    owed back.  Judged only once a payer that was billed has adjudicated the encounter (so a payer
+    known by another id in the 835 is never taken for an unbilled one), never when a billed payer
+    forwarded the claim (CLP02 = 19, 20, 21: a crossover, whose receiver was billed for it), and
+    never for claims stored before the store kept their other payers."""
+    billed: set[str] = set()
+    for c in e.claims:
+        payers = c.payers
+        if payers is None:
+            return {}
+        billed |= payers
+    if not any(p.payer_id in billed for p in current) or any(p.status in FORWARDED and p.payer_id in billed for p in e.payments):
+        return {}
+    return {p.id: p for p in current if p.status in AS_PRIMARY and p.payer_id and p.payer_id not in billed}
+
+
+def _by_payer(payments: Iterable[PaymentFact]) -> list[list[PaymentFact]]:
+    groups: dict[str, list[PaymentFact]] = defaultdict(list)
+    for p in sorted(payments, key=lambda p: p.order):
+        groups[p.payer_id].append(p)
+    return [groups[k] for k in sorted(groups)]
 
 
 def _contractual(adjustments: list[tuple[str, str, Decimal]]) -> Decimal:

@@ -112,6 +112,7 @@ claims = Table(
     Column("source_file", Text, nullable=False),
     Column("segment", Integer, nullable=False),
     Column("byte_offset", Integer, nullable=False),
+    Column("other_payer_ids", Text),  # 2330B payer ids, "|"-joined (revision 0006; NULL: stored before it, not known)
 )
 Index("ix_claims_pcn", claims.c.patient_control_number, claims.c.billing_npi)
 

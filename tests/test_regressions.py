@@ -93,3 +93,75 @@ def test_one_remittance_in_many_files_ingested_side_by_side_on_postgresql(tmp_pa
     engine.dispose()
     duplicates = [x for x in result.outputs["exceptions"] if x["kind"] == "DUPLICATE_FILE"]
     assert len(duplicates) == 8  # five resent remittances and two copies of the same bytes
+
+
+# -- README rule 5 / issue 12: an unbilled payer, an appeal, a void re-billed ----------------------------
+
+
+def _run(folder: Path, url: str, out: Path) -> dict[str, list[dict[str, object]]]:
+    from datetime import date
+
+    from engine.config import Config
+    from engine.run import run
+
+    return run([folder], url, out, date(2026, 11, 27), Config()).outputs  # type: ignore[return-value]
+
+
+def test_an_unbilled_payer_refund_says_why_in_its_evidence(tmp_path: Path) -> None:
+    """The whole payment of a payer no claim names is a PAYER_OVERPAYMENT whose evidence says the payer was not billed."""
+    import json
+
+    from tests.conftest import FIXTURES
+
+    _run(FIXTURES / "engine" / "unbilled-payer-paid-as-primary", f"sqlite:///{tmp_path}/s.db", tmp_path / "out")
+    rows = [json.loads(line) for line in (tmp_path / "out" / "refund_requests.jsonl").read_text(encoding="utf-8").splitlines()]
+    unbilled = [r for r in rows if r["patient_control_number"] == "RFM2801001"]
+    assert [(r["reason"], r["payer_id"], r["amount"]) for r in unbilled] == [("PAYER_OVERPAYMENT", "64157", "96.00")]
+    assert [(ev["role"], ev["payer_claim_control_number"], ev["paid"]) for ev in unbilled[0]["evidence"]] == [("payer not billed", "HSA26279004417", "96.00")]
+    assert all("role" not in ev for r in rows if r["patient_control_number"] != "RFM2801001" for ev in r["evidence"])
+
+
+def test_claims_stored_before_other_payers_were_kept_are_not_judged_unbilled(tmp_path: Path) -> None:
+    """A store upgraded from revision 0004 has claims without their 2330B payers: the unbilled-payer rule leaves them as before."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import text
+
+    from engine.store import MIGRATIONS, Store
+    from tests.conftest import FIXTURES
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    folder = FIXTURES / "engine" / "unbilled-payer-paid-as-primary"
+    _run(folder, url, tmp_path / "out-1")
+    store = Store(url)
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:  # back to the schema of revision 0004, with its claims in it
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+        assert "other_payer_ids" not in {r[1] for r in conn.execute(text("PRAGMA table_info(claims)"))}
+    store.dispose()
+    outputs = _run(folder, url, tmp_path / "out-2")  # upgrades the store; every file is already ingested
+    with Store(url).engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM claims WHERE other_payer_ids IS NULL")).scalar() == 3
+    got = sorted((r["patient_control_number"], r["reason"], r["payer_id"], str(r["amount"])) for r in outputs["refund_requests"])
+    assert got == [("RFM2801001", "COB_OVERPAYMENT", "64157", "69.00"), ("RFM2801002", "COB_OVERPAYMENT", "77099", "22.80"),
+                   ("RFM2801003", "COB_OVERPAYMENT", "64157", "43.00")]
+
+
+def test_a_void_rebilled_is_one_refund_whichever_payment_came_first(tmp_path: Path) -> None:
+    """The re-bill paid before the voided claim's payment still gives one PAYER_OVERPAYMENT on the voided encounter, no duplicate."""
+    import shutil
+
+    from tests.conftest import FIXTURES
+
+    folder = tmp_path / "in"
+    shutil.copytree(FIXTURES / "engine" / "void-rebilled-under-new-claim-number", folder)
+    for name, paid_on in (("remit-1.835", "20260911"), ("remit-2.835", "20260814")):  # BPR16: the re-bill is now paid first
+        path = folder / name
+        text = path.read_text(encoding="utf-8")
+        path.write_text(re.sub(r"(BPR\*[^~]*\*)\d{8}~", rf"\g<1>{paid_on}~", text, count=1), encoding="utf-8")
+    outputs = _run(folder, f"sqlite:///{tmp_path}/s.db", tmp_path / "out")
+    assert [(r["reason"], r["patient_control_number"], r["payer_claim_control_number"], str(r["amount"])) for r in outputs["refund_requests"]] == [
+        ("PAYER_OVERPAYMENT", "RFM2803001", "BRH2620700418", "120.00")]
+    assert [(b["patient_control_number"], str(b["balance"])) for b in outputs["credit_balances"]] == [("RFM2803001", "-120.00")]
