@@ -19,7 +19,7 @@ import mappings
 
 from .config import Config
 from .encounters import Encounter, build_encounters, line_key, match_patient_payments, match_payments, service_key, stable_id
-from .facts import ZERO, Facts, PaymentFact, PlbFact, RemittanceFact
+from .facts import ZERO, Facts, PaymentFact, PaymentLine, PlbFact, RemittanceFact
 
 log = structlog.get_logger("edirecon.decide")
 
@@ -192,6 +192,8 @@ def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact
         lk = (p.payer_id, *line_key(e, line))
         sk = service_key(e, p, line)
         prior = covered.get(lk) or covered.get(("ALL", p.payer_id))
+        if prior is p:  # two billed lines alike, both paid in this claim payment: not a duplicate
+            prior = None
         # a voided encounter's payments are its credit (rule 1), never the earlier or the later of a
         # service paid under another CLM01: a void re-billed under a new claim number is one refund
         other = None if e.voided else seen.get(sk)
@@ -320,27 +322,39 @@ def _write_offs(e: Encounter, payments: list[PaymentFact]) -> Decimal:
         return ZERO
     billed = e.billing_claim
     total = ZERO
-    lines: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+    # billed line -> the payer's adjudications of it, one list of payment lines per claim payment, in order
+    by_line: dict[tuple[Any, ...], dict[int, list[PaymentLine]]] = defaultdict(dict)
     for p in sorted(payments, key=lambda p: p.order):
         total += _contractual(p.claim_adjustments)
         for line in p.lines:
-            lines[line_key(e, line)].append(line)
-    for adjudications in lines.values():
-        if any(line.paid > 0 for line in adjudications[1:]):  # a denial the payer later paid is not current
-            last_paid = max(i for i, line in enumerate(adjudications) if line.paid > 0)
-            adjudications = [line for i, line in enumerate(adjudications) if line.paid > 0 or i > last_paid]
-        contractual = sum((_contractual(line.adjustments) for line in adjudications), ZERO)
-        if not contractual:
-            continue
-        latest = adjudications[-1]
-        charge = _billed_charge(e, billed, latest)
-        allowed = (latest.charge if latest.charge is not None else charge) - _contractual(latest.adjustments)
-        total += min(contractual, max(ZERO, charge - allowed))
+            by_line[line_key(e, line)].setdefault(p.id, []).append(line)
+    for groups in by_line.values():
+        adjudications = list(groups.values())
+        paid = [i for i, lines in enumerate(adjudications) if any(line.paid > 0 for line in lines)]
+        if paid:  # a denial (paid 0) the payer paid in a later claim payment is not current
+            adjudications = [[line for line in lines if line.paid > 0 or i >= paid[-1]] for i, lines in enumerate(adjudications)]
+        written = sum((_written_off(e, billed, line) for lines in adjudications for line in lines), ZERO)
+        if written and len(adjudications) > 1:  # adjudicated more than once: at most what the latest leaves
+            written = min(written, sum((_room(e, billed, line) for line in adjudications[-1]), ZERO))
+        total += written
     if not any(p.lines for p in payments) and payments:
         contractual = total
         allowed = sum((p.charge for p in payments), ZERO) - contractual
         total = min(contractual, max(ZERO, e.total_charge - allowed))
     return total
+
+
+def _written_off(e: Encounter, billed: Any, line: PaymentLine) -> Decimal:
+    """A payment line's contractual adjustments, at most the billed charge less the allowed amount."""
+    contractual = _contractual(line.adjustments)
+    return min(contractual, _room(e, billed, line)) if contractual else ZERO
+
+
+def _room(e: Encounter, billed: Any, line: PaymentLine) -> Decimal:
+    """What a payment line may write off: the billed charge of its line less the allowed amount."""
+    charge = _billed_charge(e, billed, line)
+    allowed = (line.charge if line.charge is not None else charge) - _contractual(line.adjustments)
+    return max(ZERO, charge - allowed)
 
 
 def _billed_charge(e: Encounter, billed: Any, line: Any) -> Decimal:

@@ -165,3 +165,24 @@ def test_a_void_rebilled_is_one_refund_whichever_payment_came_first(tmp_path: Pa
     assert [(r["reason"], r["patient_control_number"], r["payer_claim_control_number"], str(r["amount"])) for r in outputs["refund_requests"]] == [
         ("PAYER_OVERPAYMENT", "RFM2803001", "BRH2620700418", "120.00")]
     assert [(b["patient_control_number"], str(b["balance"])) for b in outputs["credit_balances"]] == [("RFM2803001", "-120.00")]
+
+
+def test_two_identical_lines_of_one_claim_payment_each_write_off(tmp_path: Path) -> None:
+    """Two billed lines alike (same procedure and date, no REF*6R) paid in one claim payment: both write off their CO-45, neither is a duplicate."""
+    from tests.conftest import FIXTURES
+
+    source = FIXTURES / "engine" / "line-denied-then-paid-on-appeal"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    claims = (source / "claims.837").read_text(encoding="utf-8")
+    claims = claims.replace("CLM*RFM2802001*240.00", "CLM*RFM2802001*360.00").replace("SV1*HC:93000*60.00", "SV1*HC:99214*180.00")
+    (folder / "claims.837").write_text(re.sub(r"REF\*6R\*RFM2802001L\d", "NTE*ADD*SECOND VISIT SAME DAY", claims), encoding="utf-8")
+    remit = (source / "remit-denial.835").read_text(encoding="utf-8")
+    remit = remit.replace("BPR*I*104.00", "BPR*I*208.00").replace("CLP*RFM2802001*1*240.00*104.00*26.00", "CLP*RFM2802001*1*360.00*208.00*52.00")
+    remit = remit.replace("SVC*HC:93000*60.00*0~", "SVC*HC:99214*180.00*104.00~").replace("CAS*CO*50*60.00~", "CAS*CO*45*50.00~")
+    remit = remit.replace("AMT*B6*0~", "AMT*B6*130.00~").replace("LQ*HE*N115~", "CAS*PR*2*26.00~")
+    (folder / "remit.835").write_text(re.sub(r"REF\*6R\*RFM2802001L\d", "REF*LU*11", remit), encoding="utf-8")
+    outputs = _run(folder, f"sqlite:///{tmp_path}/s.db", tmp_path / "out")
+    assert [r["kind"] for r in outputs["exceptions"]] == []
+    assert [(str(b["write_offs"]), str(b["balance"])) for b in outputs["credit_balances"]] == [("100.00", "52.00")]
+    assert list(outputs["refund_requests"]) == []
