@@ -449,9 +449,9 @@ def _dates(values: Iterable[date | None]) -> tuple[date | None, date | None]:
 
 #: the columns of the bulk-inserted rows, in the order the row functions below give them
 CLAIM_COLUMNS = ["id", "transaction_id", "transaction_type", "patient_control_number", "billing_npi", "billing_tin", "member_id", "other_member_ids",
+                 "other_payer_ids",
                  "patient_last", "patient_first", "patient_dob", "service_from", "service_to", "total_charge", "frequency", "original_reference",
-                 "payer_id", "payer_name", "payer_responsibility", "filing_indicator", "created_on", "source_file", "segment", "byte_offset",
-                 "other_payer_ids"]
+                 "payer_id", "payer_name", "payer_responsibility", "filing_indicator", "created_on", "source_file", "segment", "byte_offset"]
 CLAIM_LINE_COLUMNS = ["id", "claim_id", "line_number", "procedure_code", "modifiers", "charge", "units", "service_date", "line_item_control_number"]
 PAYMENT_COLUMNS = ["id", "remittance_id", "ordinal", "patient_control_number", "status", "charge", "paid", "patient_responsibility", "filing_indicator",
                    "payer_claim_control_number", "member_id", "patient_last", "patient_first", "service_from", "service_to", "source_file", "segment",
@@ -477,6 +477,7 @@ def claim_row(c: Claim, name: str, money: Callable[[Any], Any] = _same, day: Cal
         (bp.tin if bp is not None else "")[:80],
         (subscriber.id if subscriber is not None else "")[:80],
         "|".join(others),
+        "|".join(op.payer.id[:80] for op in c.other_payers if op.payer is not None and op.payer.id),
         (patient.name if patient is not None else "")[:60],
         (patient.first_name if patient is not None else "")[:35],
         day(patient.date_of_birth if patient is not None else None),
@@ -493,7 +494,6 @@ def claim_row(c: Claim, name: str, money: Callable[[Any], Any] = _same, day: Cal
         name,
         c.source.segment if c.source else 0,
         c.source.offset if c.source else 0,
-        "|".join(op.payer.id[:80] for op in c.other_payers if op.payer is not None and op.payer.id),
     )
 
 
