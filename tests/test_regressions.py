@@ -122,7 +122,7 @@ def test_an_unbilled_payer_refund_says_why_in_its_evidence(tmp_path: Path) -> No
 
 
 def test_claims_stored_before_other_payers_were_kept_are_not_judged_unbilled(tmp_path: Path) -> None:
-    """A store upgraded from revision 0004 has claims without their 2330B payers: the unbilled-payer rule leaves them as before."""
+    """A store upgraded from the revision before 0006 has claims without their 2330B payers: the unbilled-payer rule leaves them as before."""
     from alembic import command
     from alembic.config import Config as AlembicConfig
     from sqlalchemy import text
@@ -136,9 +136,9 @@ def test_claims_stored_before_other_payers_were_kept_are_not_judged_unbilled(tmp
     store = Store(url)
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with store.engine.begin() as conn:  # back to the schema of revision 0004, with its claims in it
+    with store.engine.begin() as conn:  # back to the schema before revision 0006, with its claims in it
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0004")
+        command.downgrade(cfg, "-1")
         assert "other_payer_ids" not in {r[1] for r in conn.execute(text("PRAGMA table_info(claims)"))}
     store.dispose()
     outputs = _run(folder, url, tmp_path / "out-2")  # upgrades the store; every file is already ingested
