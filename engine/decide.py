@@ -7,6 +7,7 @@ decisions, whatever the order they were ingested in.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -18,13 +19,15 @@ import mappings
 
 from .config import Config
 from .encounters import Encounter, build_encounters, line_key, match_patient_payments, match_payments, service_key, stable_id
-from .facts import ZERO, Facts, PaymentFact, PlbFact, RemittanceFact
+from .facts import ZERO, Facts, PaymentFact, PaymentLine, PlbFact, RemittanceFact
 from .offsets import Offset, identity, offset_of, offsets
 
 log = structlog.get_logger("edirecon.decide")
 
 CONTRACTUAL = ("CO", "PI", "OA")
 PAID_STATUSES = {"1", "2", "3", "19", "20", "21"}
+AS_PRIMARY = {"1", "19"}  # CLP02: processed as primary (19: and forwarded to another payer)
+FORWARDED = {"19", "20", "21"}  # CLP02: processed and forwarded to another payer (a crossover)
 
 
 @dataclass(slots=True)
@@ -195,7 +198,11 @@ def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact
         lk = (p.payer_id, *line_key(e, line))
         sk = service_key(e, p, line)
         prior = covered.get(lk) or covered.get(("ALL", p.payer_id))
-        other = seen.get(sk)
+        if prior is p:  # two billed lines alike, both paid in this claim payment: not a duplicate
+            prior = None
+        # a voided encounter's payments are its credit (rule 1), never the earlier or the later of a
+        # service paid under another CLM01: a void re-billed under a new claim number is one refund
+        other = None if e.voided else seen.get(sk)
         if prior is None and other is not None and other[0] is not e:
             prior = other[1]
         if prior is not None:
@@ -203,7 +210,8 @@ def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact
             earlier.append(prior)
         elif live:
             covered[lk] = p
-            seen.setdefault(sk, (e, p))
+            if not e.voided:
+                seen.setdefault(sk, (e, p))
     if dup_amount > 0:
         out.refunds.append(Refund(
             stable_id("RF", "DUPLICATE_PAYMENT", e.id, *p.key), "DUPLICATE_PAYMENT", "payer", p.payer_id, p.payer_name, e, p.icn,
@@ -226,6 +234,9 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: se
     paying = {p.payer_id for p in current if p.status in PAID_STATUSES}
     current = [p for p in current if p.status in PAID_STATUSES or p.payer_id not in paying]
     orphans = [p for p in e.payments if p.status == "22" and p.id not in reversal_ids]
+    not_billed = _not_billed(e, current)
+    if not_billed:  # refunded whole on their own: neither paid nor an adjudication of this encounter
+        current = [p for p in current if p.id not in not_billed]
     paid_by: dict[str, Decimal] = {}
     for p in current:
         paid_by[p.payer_id] = paid_by.get(p.payer_id, ZERO) + p.paid - (dup.get(p.key, ZERO) if dup else ZERO)
@@ -244,6 +255,12 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: se
     balance = e.total_charge - payer_paid - write_offs - patient_paid
     since = max([*(p.payment_date for p in e.payments if p.payment_date), *(pp.paid_on for pp in e.patient_payments)], default=None)
     out.balances.append(Balance(e, primary_id, e.total_charge, payer_paid, patient_paid, write_offs, final_pr, balance, since if balance < 0 else None))
+    for payments in _by_payer(not_billed.values()):
+        amount = sum((p.paid - dup.get(p.key, ZERO) for p in payments), ZERO)
+        if amount > 0:
+            refund = _payer_refund("PAYER_OVERPAYMENT", e, payments[0], amount, payments)
+            refund.evidence = [{**ev, "role": "payer not billed"} for ev in refund.evidence]
+            out.refunds.append(refund)
     credit = -balance
     if credit <= 0:
         return
@@ -267,6 +284,31 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: se
             out.refunds.append(_payer_refund("PAYER_OVERPAYMENT", e, payer, credit, [p for p in current if p.payer_id == payer.payer_id]))
 
 
+def _not_billed(e: Encounter, current: list[PaymentFact]) -> dict[int, PaymentFact]:
+    """Rule 5: the payments of a payer no claim of the encounter names (2010BB, 2330B) that
+    processed it as primary (CLP02 = 1 or 19).  Such a payer is not liable: its whole payment is
+    owed back.  Judged only once a payer that was billed has adjudicated the encounter (so a payer
+    known by another id in the 835 is never taken for an unbilled one), never when a billed payer
+    forwarded the claim (CLP02 = 19, 20, 21: a crossover, whose receiver was billed for it), and
+    never for claims stored before the store kept their other payers."""
+    billed: set[str] = set()
+    for c in e.claims:
+        payers = c.payers
+        if payers is None:
+            return {}
+        billed |= payers
+    if not any(p.payer_id in billed for p in current) or any(p.status in FORWARDED and p.payer_id in billed for p in e.payments):
+        return {}
+    return {p.id: p for p in current if p.status in AS_PRIMARY and p.payer_id and p.payer_id not in billed}
+
+
+def _by_payer(payments: Iterable[PaymentFact]) -> list[list[PaymentFact]]:
+    groups: dict[str, list[PaymentFact]] = defaultdict(list)
+    for p in sorted(payments, key=lambda p: p.order):
+        groups[p.payer_id].append(p)
+    return [groups[k] for k in sorted(groups)]
+
+
 def _contractual(adjustments: list[tuple[str, str, Decimal]]) -> Decimal:
     """CO, PI and OA (but OA-23) adjustments; a negative one (e.g. CO-94 -12.00) would raise the
     billed charge, which a payer cannot do: it counts as zero."""
@@ -276,30 +318,49 @@ def _contractual(adjustments: list[tuple[str, str, Decimal]]) -> Decimal:
 def _write_offs(e: Encounter, payments: list[PaymentFact]) -> Decimal:
     """The primary payer's contractual adjustments, on what is still billed.
 
-    Line by line, a write-off cannot exceed the line's billed charge less the payer's allowed
-    amount: a line a replacement removed (or a voided encounter) writes nothing off, and a line
-    billed lower than adjudicated writes off only down to the allowed amount.
+    Line by line (each billed line with all the payer's current adjudications of it), a write-off
+    cannot exceed the line's billed charge less the payer's allowed amount: a line a replacement
+    removed (or a voided encounter) writes nothing off, a line billed lower than adjudicated
+    writes off only down to the allowed amount, and a line denied (paid 0) then paid in a later
+    claim payment (an appeal) keeps only the adjudication that paid it.
     """
     if e.voided:
         return ZERO
     billed = e.billing_claim
     total = ZERO
-    for p in payments:
+    # billed line -> the payer's adjudications of it, one list of payment lines per claim payment, in order
+    by_line: dict[tuple[Any, ...], dict[int, list[PaymentLine]]] = defaultdict(dict)
+    for p in sorted(payments, key=lambda p: p.order):
         total += _contractual(p.claim_adjustments)
-        if not p.lines:
-            continue
         for line in p.lines:
-            contractual = _contractual(line.adjustments)
-            if not contractual:
-                continue
-            charge = _billed_charge(e, billed, line)
-            allowed = (line.charge if line.charge is not None else charge) - contractual
-            total += min(contractual, max(ZERO, charge - allowed))
+            by_line[line_key(e, line)].setdefault(p.id, []).append(line)
+    for groups in by_line.values():
+        adjudications = list(groups.values())
+        paid = [i for i, lines in enumerate(adjudications) if any(line.paid > 0 for line in lines)]
+        if paid:  # a denial (paid 0) the payer paid in a later claim payment is not current
+            adjudications = [[line for line in lines if line.paid > 0 or i >= paid[-1]] for i, lines in enumerate(adjudications)]
+        written = sum((_written_off(e, billed, line) for lines in adjudications for line in lines), ZERO)
+        if written and len(adjudications) > 1:  # adjudicated more than once: at most what the latest leaves
+            written = min(written, sum((_room(e, billed, line) for line in adjudications[-1]), ZERO))
+        total += written
     if not any(p.lines for p in payments) and payments:
         contractual = total
         allowed = sum((p.charge for p in payments), ZERO) - contractual
         total = min(contractual, max(ZERO, e.total_charge - allowed))
     return total
+
+
+def _written_off(e: Encounter, billed: Any, line: PaymentLine) -> Decimal:
+    """A payment line's contractual adjustments, at most the billed charge less the allowed amount."""
+    contractual = _contractual(line.adjustments)
+    return min(contractual, _room(e, billed, line)) if contractual else ZERO
+
+
+def _room(e: Encounter, billed: Any, line: PaymentLine) -> Decimal:
+    """What a payment line may write off: the billed charge of its line less the allowed amount."""
+    charge = _billed_charge(e, billed, line)
+    allowed = (line.charge if line.charge is not None else charge) - _contractual(line.adjustments)
+    return max(ZERO, charge - allowed)
 
 
 def _billed_charge(e: Encounter, billed: Any, line: Any) -> Decimal:

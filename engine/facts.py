@@ -66,6 +66,14 @@ class ClaimFact:
     statement_from: date | None = None  # 837I DTP*434
     statement_to: date | None = None
     admission_date: date | None = None  # 837I DTP*435
+    other_payer_ids: tuple[str, ...] | None = None  # 2330B; None: stored before the store kept them
+
+    @property
+    def payers(self) -> set[str] | None:
+        """The payers this claim was billed to or names (2010BB and 2330B); None when not known."""
+        if self.other_payer_ids is None:
+            return None
+        return {p for p in (self.payer_id, *self.other_payer_ids) if p}
 
     @property
     def order(self) -> tuple[Any, ...]:
@@ -278,12 +286,12 @@ def _load(conn: Connection, by_pcn: dict[str, tuple[str, list[Any]]], whole: boo
     claim_cols = ["id", "transaction_type", "patient_control_number", "billing_npi", "billing_tin", "member_id", "other_member_ids", "patient_last",
                   "patient_first", "patient_dob", "service_from", "service_to", "total_charge", "frequency", "original_reference", "payer_id",
                   "payer_name", "payer_responsibility", "filing_indicator", "created_on", "source_file", "segment", "type_of_bill", "statement_from",
-                  "statement_to", "admission_date"]
+                  "statement_to", "admission_date", "other_payer_ids"]
     claims = [
         ClaimFact(r[0], intern(r[1]), intern(r[2]), intern(r[3]), intern(r[4]), intern(r[5]), tuple(intern(m) for m in r[6].split("|") if m),
                   intern(r[7]), intern(r[8]), day(r[9]), day(r[10]), day(r[11]), d(r[12]), intern(r[13]), r[14], intern(r[15]), intern(r[16]),
                   intern(r[17]), intern(r[18]), day(r[19]), intern(r[20]), r[21], lines_by_claim.pop(r[0], []), intern(r[22]), day(r[23]), day(r[24]),
-                  day(r[25]))
+                  day(r[25]), None if r[26] is None else tuple(intern(p) for p in r[26].split("|") if p))
         for r in select_rows(conn, t.claims, claim_cols, "", *by_pcn["claims"])
     ]
     adjustments: dict[int, list[tuple[Any, ...]]] = defaultdict(list)

@@ -454,6 +454,7 @@ def _dates(values: Iterable[date | None]) -> tuple[date | None, date | None]:
 
 #: the columns of the bulk-inserted rows, in the order the row functions below give them
 CLAIM_COLUMNS = ["id", "transaction_id", "transaction_type", "patient_control_number", "billing_npi", "billing_tin", "member_id", "other_member_ids",
+                 "other_payer_ids",
                  "patient_last", "patient_first", "patient_dob", "service_from", "service_to", "total_charge", "frequency", "original_reference",
                  "payer_id", "payer_name", "payer_responsibility", "filing_indicator", "created_on", "source_file", "segment", "byte_offset",
                  "type_of_bill", "statement_from", "statement_to", "admission_date"]
@@ -482,6 +483,7 @@ def claim_row(c: Claim, name: str, money: Callable[[Any], Any] = _same, day: Cal
         (bp.tin if bp is not None else "")[:80],
         (subscriber.id if subscriber is not None else "")[:80],
         "|".join(others),
+        "|".join(op.payer.id[:80] for op in c.other_payers if op.payer is not None and op.payer.id),
         (patient.name if patient is not None else "")[:60],
         (patient.first_name if patient is not None else "")[:35],
         day(patient.date_of_birth if patient is not None else None),

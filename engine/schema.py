@@ -96,6 +96,7 @@ claims = Table(
     Column("billing_tin", String(80), nullable=False),
     Column("member_id", String(80), nullable=False),  # the subscriber's id with this claim's payer
     Column("other_member_ids", Text, nullable=False),  # 2330A ids, "|"-joined
+    Column("other_payer_ids", Text),  # 2330B payer ids, "|"-joined (revision 0006; NULL: stored before it, not known)
     Column("patient_last", String(60), nullable=False),
     Column("patient_first", String(35), nullable=False),
     Column("patient_dob", Date),

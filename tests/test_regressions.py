@@ -93,3 +93,96 @@ def test_one_remittance_in_many_files_ingested_side_by_side_on_postgresql(tmp_pa
     engine.dispose()
     duplicates = [x for x in result.outputs["exceptions"] if x["kind"] == "DUPLICATE_FILE"]
     assert len(duplicates) == 8  # five resent remittances and two copies of the same bytes
+
+
+# -- README rule 5 / issue 12: an unbilled payer, an appeal, a void re-billed ----------------------------
+
+
+def _run(folder: Path, url: str, out: Path) -> dict[str, list[dict[str, object]]]:
+    from datetime import date
+
+    from engine.config import Config
+    from engine.run import run
+
+    return run([folder], url, out, date(2026, 11, 27), Config()).outputs  # type: ignore[return-value]
+
+
+def test_an_unbilled_payer_refund_says_why_in_its_evidence(tmp_path: Path) -> None:
+    """The whole payment of a payer no claim names is a PAYER_OVERPAYMENT whose evidence says the payer was not billed."""
+    import json
+
+    from tests.conftest import FIXTURES
+
+    _run(FIXTURES / "engine" / "unbilled-payer-paid-as-primary", f"sqlite:///{tmp_path}/s.db", tmp_path / "out")
+    rows = [json.loads(line) for line in (tmp_path / "out" / "refund_requests.jsonl").read_text(encoding="utf-8").splitlines()]
+    unbilled = [r for r in rows if r["patient_control_number"] == "RFM2801001"]
+    assert [(r["reason"], r["payer_id"], r["amount"]) for r in unbilled] == [("PAYER_OVERPAYMENT", "64157", "96.00")]
+    assert [(ev["role"], ev["payer_claim_control_number"], ev["paid"]) for ev in unbilled[0]["evidence"]] == [("payer not billed", "HSA26279004417", "96.00")]
+    assert all("role" not in ev for r in rows if r["patient_control_number"] != "RFM2801001" for ev in r["evidence"])
+
+
+def test_claims_stored_before_other_payers_were_kept_are_not_judged_unbilled(tmp_path: Path) -> None:
+    """A store upgraded from the revision before 0006 has claims without their 2330B payers: the unbilled-payer rule leaves them as before."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import text
+
+    from engine.store import MIGRATIONS, Store
+    from tests.conftest import FIXTURES
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    folder = FIXTURES / "engine" / "unbilled-payer-paid-as-primary"
+    _run(folder, url, tmp_path / "out-1")
+    store = Store(url)
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:  # back to the schema before revision 0006, with its claims in it
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "-1")
+        assert "other_payer_ids" not in {r[1] for r in conn.execute(text("PRAGMA table_info(claims)"))}
+    store.dispose()
+    outputs = _run(folder, url, tmp_path / "out-2")  # upgrades the store; every file is already ingested
+    with Store(url).engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM claims WHERE other_payer_ids IS NULL")).scalar() == 3
+    got = sorted((r["patient_control_number"], r["reason"], r["payer_id"], str(r["amount"])) for r in outputs["refund_requests"])
+    assert got == [("RFM2801001", "COB_OVERPAYMENT", "64157", "69.00"), ("RFM2801002", "COB_OVERPAYMENT", "77099", "22.80"),
+                   ("RFM2801003", "COB_OVERPAYMENT", "64157", "43.00")]
+
+
+def test_a_void_rebilled_is_one_refund_whichever_payment_came_first(tmp_path: Path) -> None:
+    """The re-bill paid before the voided claim's payment still gives one PAYER_OVERPAYMENT on the voided encounter, no duplicate."""
+    import shutil
+
+    from tests.conftest import FIXTURES
+
+    folder = tmp_path / "in"
+    shutil.copytree(FIXTURES / "engine" / "void-rebilled-under-new-claim-number", folder)
+    for name, paid_on in (("remit-1.835", "20260911"), ("remit-2.835", "20260814")):  # BPR16: the re-bill is now paid first
+        path = folder / name
+        text = path.read_text(encoding="utf-8")
+        path.write_text(re.sub(r"(BPR\*[^~]*\*)\d{8}~", rf"\g<1>{paid_on}~", text, count=1), encoding="utf-8")
+    outputs = _run(folder, f"sqlite:///{tmp_path}/s.db", tmp_path / "out")
+    assert [(r["reason"], r["patient_control_number"], r["payer_claim_control_number"], str(r["amount"])) for r in outputs["refund_requests"]] == [
+        ("PAYER_OVERPAYMENT", "RFM2803001", "BRH2620700418", "120.00")]
+    assert [(b["patient_control_number"], str(b["balance"])) for b in outputs["credit_balances"]] == [("RFM2803001", "-120.00")]
+
+
+def test_two_identical_lines_of_one_claim_payment_each_write_off(tmp_path: Path) -> None:
+    """Two billed lines alike (same procedure and date, no REF*6R) paid in one claim payment: both write off their CO-45, neither is a duplicate."""
+    from tests.conftest import FIXTURES
+
+    source = FIXTURES / "engine" / "line-denied-then-paid-on-appeal"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    claims = (source / "claims.837").read_text(encoding="utf-8")
+    claims = claims.replace("CLM*RFM2802001*240.00", "CLM*RFM2802001*360.00").replace("SV1*HC:93000*60.00", "SV1*HC:99214*180.00")
+    (folder / "claims.837").write_text(re.sub(r"REF\*6R\*RFM2802001L\d", "NTE*ADD*SECOND VISIT SAME DAY", claims), encoding="utf-8")
+    remit = (source / "remit-denial.835").read_text(encoding="utf-8")
+    remit = remit.replace("BPR*I*104.00", "BPR*I*208.00").replace("CLP*RFM2802001*1*240.00*104.00*26.00", "CLP*RFM2802001*1*360.00*208.00*52.00")
+    remit = remit.replace("SVC*HC:93000*60.00*0~", "SVC*HC:99214*180.00*104.00~").replace("CAS*CO*50*60.00~", "CAS*CO*45*50.00~")
+    remit = remit.replace("AMT*B6*0~", "AMT*B6*130.00~").replace("LQ*HE*N115~", "CAS*PR*2*26.00~")
+    (folder / "remit.835").write_text(re.sub(r"REF\*6R\*RFM2802001L\d", "REF*LU*11", remit), encoding="utf-8")
+    outputs = _run(folder, f"sqlite:///{tmp_path}/s.db", tmp_path / "out")
+    assert [r["kind"] for r in outputs["exceptions"]] == []
+    assert [(str(b["write_offs"]), str(b["balance"])) for b in outputs["credit_balances"]] == [("100.00", "52.00")]
+    assert list(outputs["refund_requests"]) == []
