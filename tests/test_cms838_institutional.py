@@ -147,7 +147,7 @@ def test_upgrade_of_a_store_made_at_revision_0004(store_url: str, tmp_path: Path
     row = ingest.claim_row
     with monkeypatch.context() as m:  # the claim columns as revision 0004 had them
         # without 0005's four institutional columns (last) and 0006's other_payer_ids
-        skip = ingest.CLAIM_COLUMNS.index("other_payer_ids")
+        skip = ingest.CLAIM_COLUMNS.index("other_payer_ids") - ingest.CLAIM_COLUMNS.index("transaction_type")  # claim_row starts there
         m.setattr(ingest, "CLAIM_COLUMNS", [c for c in ingest.CLAIM_COLUMNS[:-4] if c != "other_payer_ids"])
         m.setattr(ingest, "claim_row", lambda *a: (lambda r: r[:skip] + r[skip + 1:])(row(*a)[:-4]))
         for path in sorted(SCENARIO.glob("*.8*")):
