@@ -1,11 +1,12 @@
 # Two entry points, each creating its own virtualenv on a fresh machine.
 #   make demo   set up, then run the main job (edirecon run) on sample_edi/
 #   make test   set up, then run the whole test suite
+#   make golden rewrite every golden output from the current code; review `git diff` before committing
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test setup bench clean
+.PHONY: demo test golden setup bench clean
 
 $(BIN)/edirecon: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,13 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# the golden tests in update mode: each rewrites its goldens, then checks them (corpus goldens only
+# where the corpus is; twice in a row gives no diff)
+GOLDEN_TESTS = tests/test_golden.py tests/test_golden_outputs.py tests/test_golden_x12.py \
+	tests/test_corpus.py::test_corpus_summary_matches_golden
+golden: setup
+	EDIRECON_UPDATE_GOLDENS=1 $(BIN)/python -m pytest -q $(GOLDEN_TESTS)
 
 bench: setup
 	$(BIN)/python bench/bench_parse.py
