@@ -525,24 +525,20 @@ class X12Reader:
         open_segment = False
         while True:
             m = NEXT_ISA.search(self._buf, self._pos)
-            # without a match, keep the last few characters: an ISA header cut by the chunk end
-            end = m.start() if m is not None else max(self._pos, len(self._buf) - 8)
+            if m is None and not self._eof:
+                end = max(self._pos, len(self._buf) - 8)  # keep an ISA header the chunk end may cut
+            else:
+                end = m.start() if m is not None else len(self._buf)
             skipped = self._buf[self._pos : end]
             k = skipped.rfind(term)
             self._seg_no += skipped.count(term)
             open_segment = bool(skipped[k + 1 :].strip(_WS)) if k >= 0 else open_segment or bool(skipped.strip(_WS))
             self._pos = end
-            if m is None and self._fill():
-                continue
-            if m is None:
-                rest = self._buf[self._pos :]
-                self._seg_no += rest.count(term)
-                k = rest.rfind(term)
-                open_segment = bool(rest[k + 1 :].strip(_WS)) if k >= 0 else open_segment or bool(rest.strip(_WS))
-                self._pos = len(self._buf)
-            self._seg_no += open_segment
-            self.segment_count = self._seg_no
-            return
+            if m is not None or self._eof:
+                break
+            self._fill()
+        self._seg_no += open_segment
+        self.segment_count = self._seg_no
 
     def _check_count(self, code: str, name: str, els: list[str], i: int, actual: int, what: str, src: Source) -> bool:
         declared = els[i].strip() if len(els) > i else ""
