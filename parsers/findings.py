@@ -26,6 +26,11 @@ CODES: dict[str, tuple[Severity, str]] = {
     "EMPTY_FILE": (Severity.ERROR, "the file has no bytes, or only white space"),
     "NOT_X12": (Severity.ERROR, "the file does not start with an ISA interchange header"),
     "ISA_MALFORMED": (Severity.ERROR, "the ISA header is too short or its delimiters cannot be read"),
+    "DELIMITER_COLLISION": (
+        Severity.ERROR,
+        "two delimiters of an interchange are the same character (or ISA16 is a letter, digit or space): "
+        "its transaction sets are untrusted, or skipped when the terminator is the element separator",
+    ),
     "SEGMENT_TERMINATOR_NOT_FOUND": (
         Severity.ERROR,
         "the segment terminator declared after ISA16 does not occur where segments should end (wrong terminator)",

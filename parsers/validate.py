@@ -29,6 +29,7 @@ from .x12 import X12Reader
 TA1_NOTE_CODES = {
     "SEGMENT_TERMINATOR_NOT_FOUND": "004",  # segment terminator is invalid
     "ISA_MALFORMED": "026",  # invalid data element separator / unreadable header
+    "DELIMITER_COLLISION": "027",  # invalid component element separator (ISA16 is the one usually at fault)
     "MISSING_IEA": "023",  # improper (premature) end-of-file
     "IEA_CONTROL_MISMATCH": "001",  # ISA13 and IEA02 do not match
     "IEA_COUNT_MISMATCH": "021",  # invalid number of included groups
@@ -98,6 +99,10 @@ def validate_file(path: str | os.PathLike[str], ack_dir: Path | None = None, ack
 
     def at(seg: int | None) -> Source:
         return where.get(seg or 0) or Source(name, seg or 0, -1)
+
+    # pyx12 reads colliding delimiters as they come (shifted values, or an ISA it cannot count):
+    # our reader's finding says what is wrong
+    result.findings.extend(f for f in reader.findings if f.code == "DELIMITER_COLLISION")
 
     ack = io.StringIO()
     errors = io.StringIO()

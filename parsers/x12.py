@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
 
 from . import encoding
+from .delimiters import ISA_LENGTH, NEXT_ISA, collision, fixed_isa
 from .errors import InputError
 from .findings import Finding
 from .source import Envelope, Source
@@ -68,6 +69,8 @@ class Interchange:
     encoding: str = ""
     #: a bare ST..SE transaction set read without ISA/GS (no interchange header at all)
     bare: bool = False
+    #: what collides among its delimiters ("" when nothing does): its transaction sets are untrusted
+    collision: str = ""
 
     @property
     def control_number(self) -> str:
@@ -287,31 +290,38 @@ class X12Reader:
             self._find("ISA_MALFORMED", f"ISA element separator (4th byte) is {elem!r}; expected a punctuation character", src)
             return None
         # ISA has 16 elements: the component separator is the one character after the 16th
-        # element separator and the segment terminator the character after that.
-        p = pos
-        for _ in range(16):
-            p = buf.find(elem, p + 1, pos + 200)
-            if p < 0:
-                self._find("ISA_MALFORMED", "ISA header is cut short: fewer than 16 elements", src)
+        # element separator and the segment terminator the character after that.  A fixed-width
+        # header is cut at its fixed offsets (right even when ISA11 or ISA16 is the element separator).
+        isa = fixed_isa(buf[pos : pos + ISA_LENGTH])
+        p = pos + ISA_LENGTH - 3
+        if isa is None:
+            p = pos
+            for _ in range(16):
+                p = buf.find(elem, p + 1, pos + 200)
+                if p < 0:
+                    self._find("ISA_MALFORMED", "ISA header is cut short: fewer than 16 elements", src)
+                    return None
+            if p + 2 >= len(buf):
+                self._find("ISA_MALFORMED", "ISA header is cut short before ISA16 and the segment terminator", src)
                 return None
-        if p + 2 >= len(buf):
-            self._find("ISA_MALFORMED", "ISA header is cut short before ISA16 and the segment terminator", src)
-            return None
+            isa = buf[pos : p + 2].split(elem)
         component, term = buf[p + 1], buf[p + 2]
-        isa = buf[pos : p + 2].split(elem)
-        if term.isalnum() or term == " " or term in (elem, component):
+        if term.isalnum() or term == " ":
             self._find(
                 "ISA_MALFORMED", f"the segment terminator after ISA16 is {term!r}; expected a punctuation or line-break character", src
             )
             return None
-        rep = isa[11] if isa[12][:5] >= "00501" and len(isa[11]) == 1 and not isa[11].isalnum() else ""
+        # ISA11 from 00501 on; a letter, a digit or a space there is a code ('U'), not a separator
+        rep = isa[11] if isa[12][:5] >= "00501" and len(isa[11]) == 1 and not isa[11].isalnum() and isa[11] != " " else ""
         self._seg_no += 1
         self.envelope_sources[self._seg_no] = src._replace(isa13=isa[13].strip(), loop="ISA")
         self.interchange_headers.append(isa)
         self._pos = p + 3
         if term == "\r" and self._ensure(1) and self._buf[self._pos] == "\n":
             self._pos += 1
-        return Interchange(isa, Delimiters(elem, rep, component, term), src._replace(isa13=isa[13].strip(), loop="ISA"))
+        ic = Interchange(isa, Delimiters(elem, rep, component, term), src._replace(isa13=isa[13].strip(), loop="ISA"))
+        ic.collision = collision(elem, rep, component, term)
+        return ic
 
     def _read_bare(self) -> Iterator[TransactionSet]:
         """Bare ST..SE transaction sets (no ISA/GS), as some payer portals hand out a remittance:
@@ -333,6 +343,18 @@ class X12Reader:
         component = comp.group(1) if comp is not None and comp.group(1) not in (elem, term) else ":"
         src = _at(self.name, self._seg_no + 1, offset)
         ic = Interchange([], Delimiters(elem, "", component, term), src._replace(loop="ST"), bare=True)
+        # SVC01 is a composite whose procedure code is required: a bare qualifier followed by the
+        # element separator shows that the component separator is the element separator
+        svc = re.search(re.escape(term) + r"[ \t\r\n]*SVC" + re.escape(elem) + r"([A-Z0-9]{2})" + re.escape(elem), window)
+        if term == elem:
+            ic.collision = f"the segment terminator (the byte that ends ST) is {term!r}, the same character as the element separator"
+        elif svc is not None:
+            ic.collision = (
+                f"SVC01 is the bare qualifier {svc.group(1)!r} followed by {elem!r}: "
+                f"the component separator is the same character as the element separator"
+            )
+        if self._collided(ic, "the transaction set without ISA/GS"):
+            return
         while True:
             nxt = self._next_segment(term, elem)
             if nxt is None:
@@ -407,6 +429,8 @@ class X12Reader:
         self.interchanges += 1
         isa13 = ic.control_number
         d = ic.delimiters
+        if self._collided(ic, f"interchange ISA13={isa13}"):
+            return
         # a wrong terminator: the declared one does not occur within the next 64 KiB
         self._ensure(MAX_SEGMENT + 1)
         if d.segment not in self._buf[self._pos : self._pos + MAX_SEGMENT] and self._buf[self._pos :].strip(_WS):
@@ -478,6 +502,44 @@ class X12Reader:
             else:
                 self._find("SEGMENT_OUTSIDE_TRANSACTION", f"segment {sid[:3]!r} outside any ST/SE transaction set", src)
 
+    def _collided(self, ic: Interchange, what: str) -> bool:
+        """Report a delimiter collision; True when the segments cannot be told apart at all
+        (terminator = element separator), after skipping to the next ISA header or end of file."""
+        if not ic.collision:
+            return False
+        d = ic.delimiters
+        unreadable = d.segment == d.element
+        outcome = (
+            "its segments cannot be told apart: skipped to the next ISA header or end of file"
+            if unreadable
+            else "its transaction sets are read but marked trusted=false (values split on it may be shifted)"
+        )
+        self._find("DELIMITER_COLLISION", f"{what}: {ic.collision}; {outcome}", ic.source)
+        if unreadable:
+            self._skip_interchange(d.segment)
+        return unreadable
+
+    def _skip_interchange(self, term: str) -> None:
+        """Move to the next ISA header (or the end of the file), a chunk at a time; every
+        terminator skipped ends a segment, and so does text left after the last one."""
+        open_segment = False
+        while True:
+            m = NEXT_ISA.search(self._buf, self._pos)
+            if m is None and not self._eof:
+                end = max(self._pos, len(self._buf) - 8)  # keep an ISA header the chunk end may cut
+            else:
+                end = m.start() if m is not None else len(self._buf)
+            skipped = self._buf[self._pos : end]
+            k = skipped.rfind(term)
+            self._seg_no += skipped.count(term)
+            open_segment = bool(skipped[k + 1 :].strip(_WS)) if k >= 0 else open_segment or bool(skipped.strip(_WS))
+            self._pos = end
+            if m is not None or self._eof:
+                break
+            self._fill()
+        self._seg_no += open_segment
+        self.segment_count = self._seg_no
+
     def _check_count(self, code: str, name: str, els: list[str], i: int, actual: int, what: str, src: Source) -> bool:
         declared = els[i].strip() if len(els) > i else ""
         if declared.isdigit() and int(declared) == actual:
@@ -540,7 +602,7 @@ class X12Reader:
         body = text[:-1] if text.endswith(term) else text
         # segments counted at C speed; an exact recount only when SE disagrees or SE is missing
         count = 2 + body.count(term) if has_se else 1 + _count_segments(text, term)
-        trusted = has_se and (group is not None or ic.bare)
+        trusted = has_se and (group is not None or ic.bare) and not ic.collision
         if has_se:
             k = body.rfind(term) + 1
             se_raw = body[k:]

@@ -83,3 +83,16 @@ def test_the_bare_remittance_again_in_an_envelope_adds_nothing(tmp_path: Path) -
     with open(tmp_path / "second" / "exceptions.csv", newline="", encoding="utf-8") as fh:
         kinds = [(x["kind"], x["payer_id"], x["amount"]) for x in csv.DictReader(fh)]
     assert kinds == [("DUPLICATE_FILE", "87726", "155.50")]
+
+
+def test_plb03_without_reference_is_not_a_delimiter_collision(tmp_path: Path) -> None:
+    """A bare 835 holding only 'PLB|...|WO|99.96' (PLB03 a reason with no reference) is read as before: no DELIMITER_COLLISION."""
+    text = PIPES.read_text(encoding="ascii")
+    header = text[: text.index("LX|1~")].replace("BPR|I|186.00|", "BPR|I|99.96|")  # BPR02 = -(PLB04)
+    body = header + "PLB|1467523894|20261231|WO|-99.96~\n"
+    segments = body.count("~")
+    path = tmp_path / "plb-only.835"
+    path.write_text(body + f"SE|{segments + 1}|35001~\n", encoding="ascii")
+    records, summary = parsers.parse_file(path)
+    assert [f.code for f in summary.findings] == ["NO_ENVELOPE"]
+    assert [(r.record, r.reason, str(r.amount), r.trusted) for r in records] == [("provider_adjustment", "WO", "-99.96", True)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pytest
+import sqlalchemy
 import structlog
 from structlog.testing import capture_logs
 
@@ -73,3 +75,30 @@ def test_log_events_are_structured_and_carry_no_patient_data(tmp_path: Path, in_
     text = repr(events)
     for private in ("TAYLOR", "DAVID", "BRH555012301", "SM40028813", "RFM2605001", "1990-12-05"):
         assert private not in text
+
+
+@pytest.mark.parametrize(
+    ("fixture", "colliding_isa13", "good_isa13", "good_trace"),
+    [
+        ("isa16-equals-element-separator-then-clean-interchange.835", "000620315", "000621388", "0000468830"),
+        ("terminator-equals-element-separator-then-clean-interchange.835", "000620412", "000620733", "0000433018"),
+    ],
+    ids=["isa16-is-element-separator", "terminator-is-element-separator"],
+)
+def test_interchange_with_colliding_delimiters_is_not_ingested_but_the_next_one_is(
+    fixture: str, colliding_isa13: str, good_isa13: str, good_trace: str, tmp_path: Path
+) -> None:
+    """Nothing of an interchange whose delimiters collide is ingested (a PARSE_ERROR says why); the clean interchange after it is."""
+    path = FIXTURES / "bad" / fixture
+    db = tmp_path / "s.db"
+    result = run([path], f"sqlite:///{db}", tmp_path / "out", AS_OF, Config())
+    assert result.report.claim_payments == 1
+    errors = [x for x in result.outputs["exceptions"] if x["kind"] == "PARSE_ERROR"]
+    assert errors[0]["detail"].startswith(f"DELIMITER_COLLISION at byte 0: interchange ISA13={colliding_isa13}: ")
+    assert (errors[0]["segment"], errors[0]["severity"]) == (1, "error")
+    with sqlalchemy.create_engine(f"sqlite:///{db}").connect() as conn:
+        ingested = conn.execute(sqlalchemy.text("SELECT isa13, ingested FROM transactions ORDER BY ordinal")).all()
+        traces = conn.execute(sqlalchemy.text("SELECT trace_number FROM remittances")).scalars().all()
+    assert [(isa13, bool(flag)) for isa13, flag in ingested if isa13 == good_isa13] == [(good_isa13, True)]
+    assert all(not flag for isa13, flag in ingested if isa13 == colliding_isa13)
+    assert traces == [good_trace]

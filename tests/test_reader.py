@@ -18,7 +18,8 @@ import pytest
 
 import parsers
 from parsers.serialize import record_dict
-from tests.conftest import SAMPLE_EDI
+from parsers.delimiters import collision
+from tests.conftest import FIXTURES, SAMPLE_EDI
 
 SAMPLES = sorted(p for p in SAMPLE_EDI.rglob("*") if p.suffix in {".835", ".837"})
 CLEAN = [p for p in SAMPLES if p.parent.name != "broken-file"]
@@ -194,8 +195,8 @@ def test_positions_of_the_file_as_sent(sample: Path) -> None:
 
 @pytest.mark.parametrize(
     ("isa11", "isa12", "expected"),
-    [("^", "00501", "^"), ("!", "00501", "!"), ("U", "00401", ""), ("^", "00401", "")],
-    ids=["5010-caret", "5010-bang", "4010-U", "4010-caret-ignored"],
+    [("^", "00501", "^"), ("!", "00501", "!"), ("U", "00401", ""), ("^", "00401", ""), (" ", "00501", "")],
+    ids=["5010-caret", "5010-bang", "4010-U", "4010-caret-ignored", "5010-space-is-no-separator"],
 )
 def test_repetition_separator_comes_from_isa11_in_5010_only(isa11: str, isa12: str, expected: str, tmp_path: Path) -> None:
     """ISA11 is the repetition separator from 00501 on; before that it is a standards id, never a delimiter."""
@@ -238,6 +239,81 @@ def test_4010_isa11_u_does_not_split_elements_on_u(tmp_path: Path) -> None:
     assert records[0].diagnosis_codes == [("ABK", "U071"), ("ABF", "I10")]
     assert records[0].subscriber is not None and records[0].subscriber.name == "SMITH"
     assert not summary.has_errors
+
+
+# -- delimiters that collide ----------------------------------------------------------------------
+
+
+def test_isa16_equal_to_element_separator_is_not_read_silently(in_repo: Path) -> None:
+    """Regression (issue 13.6): ISA16 = '*' parsed clean (exit 0) with SVC charges read from the procedure codes; now exit 1, untrusted."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    path = FIXTURES / "bad" / "isa16-equals-element-separator-then-clean-interchange.835"
+    assert path.read_bytes()[103:106] == b"**~" and b"SVC*HC*99214*180.00*100.00~" in path.read_bytes()
+    result = CliRunner().invoke(app, ["parse", str(path.relative_to(in_repo))])
+    assert result.exit_code == 1
+    codes = [line.split(" ")[1] for line in result.stderr.splitlines()]
+    assert codes == ["DELIMITER_COLLISION", "TRANSACTION_NOT_POSTABLE"]
+    records, _ = read(path)
+    assert [(r.source.isa13, r.trusted) for r in records] == [("000620315", False), ("000620315", False), ("000621388", True)]
+
+
+def test_fixed_width_isa_reads_isa11_equal_to_element_separator_at_its_offset() -> None:
+    """ISA11 = '*' in a 106-byte ISA: ISA11 to ISA16 keep their places (ISA13 stays 000001101), the collision is named."""
+    reader = parsers.X12Reader(FIXTURES / "bad" / "isa11-equals-element-separator.837")
+    (ts,) = list(reader)
+    assert ts.delimiters == parsers.x12.Delimiters("*", "*", ":", "~")
+    assert (len(ts.interchange.isa), ts.interchange.isa[11], ts.interchange.control_number) == (17, "*", "000001101")
+    assert ts.trusted is False
+    assert [f.code for f in reader.findings] == ["DELIMITER_COLLISION", "TRANSACTION_NOT_POSTABLE"]
+
+
+def test_variable_width_isa_with_isa16_equal_to_element_separator_is_a_collision(tmp_path: Path) -> None:
+    """An ISA without padding whose ISA16 is '*' is found by counting separators and flagged the same way."""
+    segments, _ = segments_of(SAMPLE_EDI / "clean-payment" / "remit.835")
+    segments[0] = [e.strip() for e in segments[0]]
+    data, _ = write(segments, Layout())
+    data = data.replace(b"*P*:~", b"*P**~", 1).replace(b"SVC*HC:", b"SVC*HC*")
+    assert data.index(b"~") < 100
+    path = tmp_path / "remit.835"
+    path.write_bytes(data)
+    records, summary = read(path)
+    assert [f.code for f in summary.findings] == ["DELIMITER_COLLISION", "TRANSACTION_NOT_POSTABLE"]
+    assert "component separator (ISA16) is '*'" in summary.findings[0].message
+    assert [r.trusted for r in records] == [False, False]
+
+
+def test_isa16_letter_collides_with_data(tmp_path: Path) -> None:
+    """ISA16 = 'A' would split 'HC:99214' nowhere and 'AMT' everywhere: a DELIMITER_COLLISION, records untrusted."""
+    data = (SAMPLE_EDI / "clean-payment" / "remit.835").read_bytes()
+    assert data[103:106] == b"*:~"
+    path = tmp_path / "remit.835"
+    path.write_bytes(data[:104] + b"A" + data[105:])
+    records, summary = read(path)
+    assert [f.code for f in summary.findings] == ["DELIMITER_COLLISION", "TRANSACTION_NOT_POSTABLE"]
+    assert "'A', a character that occurs in data" in summary.findings[0].message
+    assert [r.trusted for r in records] == [False, False]
+
+
+@pytest.mark.parametrize(
+    ("delimiters", "expected"),
+    [
+        (("*", "^", ":", "~"), ""),
+        (("*", "", ":", "~"), ""),
+        (("*", "^", "*", "~"), "the component separator (ISA16) is '*', the same character as the element separator"),
+        (("*", "^", "~", "~"), "the component separator (ISA16) is '~', the same character as the segment terminator"),
+        (("*", "*", ":", "~"), "the repetition separator (ISA11) is '*', the same character as the element separator"),
+        (("*", "^", "^", "~"), "the component separator (ISA16) is '^', the same character as the repetition separator (ISA11)"),
+        (("*", "^", ":", "*"), "the segment terminator is '*', the same character as the element separator"),
+        (("|", "", " ", "~"), "the component separator (ISA16) is ' ', a character that occurs in data"),
+    ],
+    ids=["none", "none-4010", "isa16-element", "isa16-terminator", "isa11-element", "isa11-isa16", "terminator-element", "isa16-space"],
+)
+def test_collision_names_what_collides(delimiters: tuple[str, str, str, str], expected: str) -> None:
+    """Each pair of equal delimiters is named once, with the character; distinct punctuation collides with nothing."""
+    assert collision(*delimiters) == expected
 
 
 # -- several interchanges, groups and transaction sets in one file ------------------------------

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 import parsers
 from cli import app
 from parsers.validate import validate_file
-from tests.conftest import REPO, SAMPLE_EDI
+from tests.conftest import FIXTURES, REPO, SAMPLE_EDI
 
 CLEAN_CLAIMS = SAMPLE_EDI / "clean-payment" / "claims.837"
 CLEAN_REMIT = SAMPLE_EDI / "clean-payment" / "remit.835"
@@ -325,3 +325,32 @@ def test_validate_accepts_a_folder_of_copies(tmp_path: Path) -> None:
     assert result.exit_code == 0
     names = sorted(f"{p.parent.name}-{p.name}" for p in PROFESSIONAL_AND_INSTITUTIONAL[:2])
     assert result.stdout == "".join(f"{folder / n}: valid (0 findings)\n" for n in names)
+
+
+# ------------------------------------------------------------------------ colliding delimiters
+def test_colliding_delimiters_get_a_finding_and_a_rejecting_ta1(tmp_path: Path) -> None:
+    """An 837 with ISA11 = ISA16 = ':' is invalid with a DELIMITER_COLLISION finding at the ISA, and its TA1 rejects it with 027."""
+    path = FIXTURES / "bad" / "isa11-equals-isa16.837"
+    acks = tmp_path / "acks"
+    acks.mkdir()
+    result = validate_file(path, acks)
+    assert result.valid is False
+    collision = [f for f in result.findings if f.code == "DELIMITER_COLLISION"]
+    assert [(f.source.segment, f.source.offset, f.source.isa13) for f in collision] == [(1, 0, "000001501")]
+    assert "ISA16" in collision[0].message and "ISA11" in collision[0].message
+    segments, _ = _ta1(acks / "isa11-equals-isa16.837.ta1")
+    assert segments[1][1:] == ["000001501", "260610", "0845", "R", "027"]
+
+
+def test_validate_cli_on_terminator_equal_to_element_separator_is_a_finding_not_a_traceback(in_repo: Path) -> None:
+    """`validate` on an 835 whose first interchange ends segments with '*' exits 1 naming DELIMITER_COLLISION, no traceback."""
+    path = FIXTURES / "bad" / "terminator-equals-element-separator-then-clean-interchange.835"
+    result = run("validate", _rel(path))
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert result.stdout.startswith(f"{_rel(path)}: invalid (")
+    assert result.stderr.splitlines()[0] == (
+        f"{_rel(path)}:1:0: DELIMITER_COLLISION interchange ISA13=000620412: the segment terminator is '*', the same character "
+        "as the element separator; its segments cannot be told apart: skipped to the next ISA header or end of file"
+    )
+    assert "Traceback" not in result.stdout + result.stderr
