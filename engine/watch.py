@@ -89,7 +89,7 @@ class Watcher:
             raise UsageError(f"{root}: cannot create the drop folders ({exc.strerror})") from exc
         self.options = options
         self.store = Store(db_url)
-        self.where = self.store.engine.url.render_as_string(hide_password=True)
+        self.where = self.store.where
         self.lock = StoreLock(self.layout.store_lock)
         try:
             with self.lock:  # two watchers starting together on a new store: one creates the schema
