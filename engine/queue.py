@@ -50,7 +50,7 @@ from .config import Config
 from .detect import BATCH, detect, file_pcns
 from .ingest import FileTask, Ingestor, IngestReport, insert_ignore
 from .run import SPLIT_BYTES
-from .store import Store, mask_credentials, open_store, store_error
+from .store import Store, error_text, mask_credentials, open_store, store_error
 
 log = structlog.get_logger("edirecon.queue")
 
@@ -146,19 +146,11 @@ def _recorded(task_name: str, job_args: dict[str, Any], body: Callable[[], Any])
         store = _store()
         with store.write() as conn:
             conn.execute(t.job_failures.insert().values(
-                task=task_name, arguments=repr(job_args)[:2000], error=_error_text(exc)[:2000],
-                detail=("".join(traceback.format_tb(exc.__traceback__)) + _error_text(exc))[-4000:], failed_at=datetime.now(timezone.utc).replace(tzinfo=None),
+                task=task_name, arguments=repr(job_args)[:2000], error=error_text(exc)[:2000],
+                detail=("".join(traceback.format_tb(exc.__traceback__)) + error_text(exc))[-4000:], failed_at=datetime.now(timezone.utc).replace(tzinfo=None),
             ))
         log.warning("job_failed", task=task_name, error=type(exc).__name__)
         raise
-
-
-def _error_text(exc: BaseException) -> str:
-    """A failure as ``edirecon status`` shows it: a database error by its kind (its SQL parameters
-    would be claim rows: patient data), any other error by its text; passwords masked."""
-    if isinstance(exc, SQLAlchemyError):
-        return f"{type(exc).__name__}: {store_error(exc, context.store.url if context.store else '')}"
-    return mask_credentials(f"{type(exc).__name__}: {exc}")
 
 
 def _as_of_arg(as_of: date | str | None) -> dict[str, str]:
@@ -308,7 +300,7 @@ def _rescue_stalled(url: str, stalled_after: float, stop: threading.Event) -> No
         try:
             asyncio.run(rescue())
         except Exception as exc:  # the database away for a moment: try again on the next round
-            log.warning("rescue_failed", error=type(exc).__name__, detail=mask_credentials(str(exc).splitlines()[0] if str(exc) else "")[:200])
+            log.warning("rescue_failed", error=type(exc).__name__, detail=error_text(exc)[:200])
 
 
 # -- status ------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ class StoreUnavailable(EdireconError):
 def store_error(exc: BaseException, url: str) -> StoreUnavailable:
     """What a database or migration error means for the user, as one line without SQL, its
     parameters or a password."""
-    where = f"the store at {mask_credentials(url)}"
+    where = f"the store at {mask_credentials(url)}" if url else "the store"
     if isinstance(exc, CommandError):
         found = re.search(r"revision identified by '([^']*)'", str(exc))
         if found:
@@ -77,9 +77,17 @@ def store_error(exc: BaseException, url: str) -> StoreUnavailable:
     if "does not exist" in text and sqlstate in ("3D000", ""):
         return StoreUnavailable(f"{where} cannot be opened: the database does not exist (create it, or give another --db)")
     if orig is not None and (sqlstate.startswith("08") or "connection" in text or "password authentication" in text):
-        return StoreUnavailable(f"{where} cannot be reached: {mask_credentials(_first_line(orig))}")
+        return StoreUnavailable(f"{where} cannot be opened: {mask_credentials(_first_line(orig))}")
     kind = type(orig if orig is not None else exc).__name__
     return StoreUnavailable(f"{where} failed: a database error ({kind}{', SQLSTATE ' + sqlstate if sqlstate else ''})")
+
+
+def error_text(exc: BaseException) -> str:
+    """Any error as one line for a message or a record: a database error by its kind
+    (``store_error``), any other by its type and text; passwords masked."""
+    if isinstance(exc, (SQLAlchemyError, CommandError)):
+        return f"{type(exc).__name__}: {store_error(exc, '')}"
+    return mask_credentials(f"{type(exc).__name__}: {_first_line(exc)}")
 
 
 def _first_line(exc: object) -> str:
@@ -102,7 +110,7 @@ class Store:
 
     def __init__(self, url: str = DEFAULT_URL):
         # "postgresql://" means the driver edirecon ships with (psycopg 3), not SQLAlchemy's default
-        given = url
+        given = self.given_url = url  # as the user wrote it: what messages show (masked)
         if url.startswith(("postgresql://", "postgres://")):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         self.url = url
@@ -120,7 +128,7 @@ class Store:
     @property
     def where(self) -> str:
         """The URL to show in messages and logs: its password masked."""
-        return mask_credentials(self.engine.url.render_as_string(hide_password=False))
+        return mask_credentials(self.given_url)
 
     @property
     def dialect(self) -> str:

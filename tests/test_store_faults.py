@@ -2,7 +2,7 @@
 stderr and exit 2, never a Python traceback, never a password, and the store is left as it was.
 
 Every command that takes ``--db`` is run (typer's CliRunner, in a fresh working folder) against
-every fault.  The store the faults start from is made by ``edirecon run`` on
+every fault it can meet (``watch --once`` with a remittance dropped in its inbound/).  The store the faults start from is made by ``edirecon run`` on
 ``sample_edi/duplicate-payment`` (Medicare paid RFM2602001 twice: one refund), so that the
 workflow commands have a refund to sync.  A read-only SQLite store is opened with SQLite's own
 ``?mode=ro`` URI (the tests run as root, for whom a chmod-read-only file is still writable); an
@@ -42,6 +42,7 @@ COMMANDS: dict[str, list[str]] = {
     "status": ["status", "--db", "{db}"],
     "retry": ["retry", "--db", "{db}"],
     "worker": ["worker", "--db", "{db}", "--stalled-after", "1"],
+    "watch": ["watch", "drop", "--once", "--interval", "0.01", "--db", "{db}", "--as-of", AS_OF],
 }
 QUEUE_COMMANDS = ("status", "retry", "worker")
 QUEUE_NEEDS_POSTGRESQL = "the job queue lives in PostgreSQL"
@@ -114,7 +115,7 @@ def unknown_driver(_folder: Path, _made: Path) -> Fault:
 def unreachable(_folder: Path, _made: Path) -> Fault:
     port = free_port()
     return Fault(f"postgresql://app:{PASSWORD}@127.0.0.1:{port}/edirecon",
-                 f"the store at postgresql://app:***@127.0.0.1:{port}/edirecon cannot be reached: connection failed")
+                 f"the store at postgresql://app:***@127.0.0.1:{port}/edirecon cannot be opened: connection failed")
 
 
 def read_only(folder: Path, made: Path) -> Fault:
@@ -127,8 +128,9 @@ FAULTS: dict[str, Callable[[Path, Path], Fault]] = {
     f.__name__.replace("_", "-"): f for f in (not_a_database, newer_revision, out_is_a_file, missing_store, bad_port, unknown_driver,
                                               unreachable, read_only)
 }
-#: the commands a fault does not apply to: only run, report have --out; run creates its store
-NOT_APPLICABLE = {"out-is-a-file": {"refund list", "refund show", "refund approve", "status", "retry", "worker"}, "missing-store": {"run"}}
+#: the commands a fault does not apply to: only run, report have --out; run and watch create their store
+NOT_APPLICABLE = {"out-is-a-file": {"refund list", "refund show", "refund approve", "status", "retry", "worker", "watch"},
+                  "missing-store": {"run", "watch"}}
 CASES = [(fault, command) for fault in FAULTS for command in COMMANDS if command not in NOT_APPLICABLE.get(fault, set())]
 
 
@@ -142,6 +144,9 @@ def test_every_command_says_a_store_fault_in_one_line(fault_name: str, command: 
     """Exit 2, exactly one line on stderr saying what is wrong, no traceback, no password, the store untouched."""
     monkeypatch.chdir(tmp_path)
     fault = FAULTS[fault_name](tmp_path, made_store)
+    if command == "watch":  # a file dropped for the watcher to ingest: it has something to write
+        (tmp_path / "drop" / "inbound").mkdir(parents=True)
+        shutil.copyfile(DUPLICATE / "remit-2.835", tmp_path / "drop" / "inbound" / "remit-2.835")
     before = fault.store.read_bytes() if fault.store is not None and fault.store.exists() else None
     result = invoke(command, fault)
     assert result.exit_code == 2, result.output
