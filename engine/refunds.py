@@ -40,8 +40,8 @@ from . import schema as t
 from .config import Config
 from .decide import Decisions, Refund, decide
 from .facts import ZERO, Facts, PlbFact, load
-from .store import Store, StoreUnavailable  # noqa: F401 - StoreUnavailable is re-exported
-from .store import open_store as _open_store
+from .store import Store
+from .store import StoreUnavailable, open_store as _open_store  # noqa: F401 - StoreUnavailable: re-exported
 from .writers import money
 
 log = structlog.get_logger("edirecon.refunds")

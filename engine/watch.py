@@ -45,7 +45,8 @@ from .examine import Analysis, Identity, examine, finding_dict, identify, stored
 from .ingest import Ingestor, record_exception
 from .run import ingest_files
 from .outbound import REEMITTED, publish_outputs, reemit_835s, reemitted_counts, spool_sets, write_atomically, write_manifest
-from .store import Store, store_error
+from .store import Store
+from .store import store_error
 
 log = structlog.get_logger("edirecon.watch", component="watch")
 
