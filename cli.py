@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -69,6 +71,46 @@ def ack_names(paths: list[Path]) -> dict[Path, str]:
     return {p: p.name if counts[p.name] == 1 else "__".join(p.parts[-3:]).replace("..", "") for p in paths}
 
 
+@contextmanager
+def _failures(db: Optional[str] = None) -> Iterator[None]:
+    """Whatever the store, the database URL, the file system or the validator raises, as one line
+    on stderr and exit 2 (an ``EdireconError``: its own exit code).  No traceback reaches a user;
+    no password (masked) and no SQL parameters (a database error is named by its kind)."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from engine.store import mask_credentials, store_error
+
+    try:
+        yield
+    except (typer.Exit, typer.Abort, typer.TyperException):
+        raise
+    except parsers.EdireconError as exc:
+        typer.echo(f"edirecon: {mask_credentials(exc)}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except (SQLAlchemyError, CommandError) as exc:
+        typer.echo(f"edirecon: {store_error(exc, db or '')}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"edirecon: {mask_credentials(where)}{exc.strerror or type(exc).__name__}", err=True)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # a bug: its kind only (its text could quote patient data)
+        typer.echo(f"edirecon: internal error ({type(exc).__name__}); please report it with the command that failed", err=True)
+        raise typer.Exit(2) from None
+
+
+def _out_folder(out: Path) -> None:
+    """--out must be a folder, or a path where one can be made: said before the store is touched."""
+    if out.exists() and not out.is_dir():
+        raise parsers.UsageError(f"--out {out} is a file, not a folder: give a folder (it is created when missing)")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise parsers.UsageError(f"--out {out}: {parent} is a file, not a folder")
+            break
+
+
 def _report(findings: list[parsers.Finding]) -> None:
     for f in findings:
         typer.echo(str(f), err=True)
@@ -90,7 +132,7 @@ def parse(
     """
     had_errors = False
     out = sys.stdout
-    try:
+    with _failures():
         for path in expand_inputs(files):
             file_summary = parsers.FileSummary(str(path))
             if summary:
@@ -103,9 +145,6 @@ def parse(
             out.flush()
             _report(file_summary.findings)
             had_errors |= file_summary.has_errors
-    except parsers.EdireconError as exc:
-        typer.echo(f"edirecon: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
     raise typer.Exit(1 if had_errors else 0)
 
 
@@ -133,7 +172,7 @@ def validate(
     from parsers.validate import validate_file
 
     had_errors = False
-    try:
+    with _failures():
         paths = expand_inputs(files)
         if ack_dir is not None:
             ack_dir.mkdir(parents=True, exist_ok=True)
@@ -145,9 +184,6 @@ def validate(
             typer.echo(f"{path}: {result.verdict} ({len(result.findings)} findings)")
             _report(result.findings)
             had_errors |= any(f.severity is parsers.Severity.ERROR for f in result.findings)
-    except parsers.EdireconError as exc:
-        typer.echo(f"edirecon: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
     raise typer.Exit(1 if had_errors else 0)
 
 
@@ -199,15 +235,13 @@ def run(
     gc.set_threshold(200_000, 50, 100)
     console = Console(stderr=True)
     day = _day_option(as_of, "--as-of") or date.today()
-    try:
+    with _failures(db):
+        _out_folder(out)
         cfg = Config.load(config)
         total = len(input_files(inputs))
         with Progress(console=console, transient=True, disable=total < 20) as bar:
             task = bar.add_task("ingesting", total=total)
             result = run_engine(inputs, db, out, day, cfg, progress=lambda _name: bar.advance(task), workers=workers, queue=queue)
-    except parsers.EdireconError as exc:
-        typer.echo(f"edirecon: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
     s = result.summary
     table = Table(title=f"edirecon run — as of {s['as_of']}", show_header=True)
     table.add_column("what")
@@ -307,14 +341,8 @@ def worker(
 
     _configure_logging(True)
     day = _day_option(as_of, "--as-of")
-    try:
+    with _failures(db):
         run_worker(db, Config.load(config), concurrency=concurrency, stalled_after=stalled_after, as_of=day)
-    except parsers.EdireconError as exc:
-        typer.echo(f"edirecon: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    except Exception as exc:  # the database unreachable, say: one line, no traceback
-        typer.echo(f"edirecon: worker stopped: {type(exc).__name__}: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -332,14 +360,8 @@ def status(
     from engine.queue import status as queue_status
 
     _configure_logging(False)
-    try:
+    with _failures(db):
         s = queue_status(db)
-    except parsers.EdireconError as exc:
-        typer.echo(f"edirecon: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    except Exception as exc:
-        typer.echo(f"edirecon: status unavailable: {type(exc).__name__}: {exc}", err=True)
-        raise typer.Exit(2) from None
     if as_json:
         typer.echo(json.dumps(s, indent=1, default=str))
         raise typer.Exit(0)
@@ -368,11 +390,8 @@ def retry(
     from engine.queue import retry as retry_jobs
 
     _configure_logging(False)
-    try:
+    with _failures(db):
         chosen = retry_jobs(db, job_ids or None)
-    except parsers.EdireconError as exc:
-        typer.echo(f"edirecon: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
     typer.echo(f"{len(chosen)} job(s) back in the queue" + (f": {', '.join(map(str, chosen))}" if chosen else ""))
     raise typer.Exit(0)
 
@@ -435,11 +454,6 @@ def _workflow(db: str, as_of: Optional[str], config: Optional[Path]) -> tuple[An
     return open_store(db), day, Config.load(config)
 
 
-def _fail(exc: "parsers.EdireconError") -> "typer.Exit":
-    typer.echo(f"edirecon: {exc}", err=True)
-    return typer.Exit(exc.exit_code)
-
-
 def _flags(b: Any, v: Any) -> str:
     from engine.writers import money
 
@@ -472,7 +486,7 @@ def refund_list(
     from engine.writers import money
 
     _configure_logging(False)
-    try:
+    with _failures(db):
         unknown = sorted(set(status or []) - set(STATUSES))
         if unknown:
             typer.echo(f"edirecon: --status {unknown[0]!r} is not one of {', '.join(STATUSES)}", err=True)
@@ -482,8 +496,6 @@ def refund_list(
             b = book(store, day, cfg)
         finally:
             store.dispose()
-    except parsers.EdireconError as exc:
-        raise _fail(exc) from None
     shown = [v for v in b.views.values()
              if (not status or v.status in status) and (payer is None or v.state["payer_id"] == payer) and (not escheatment or b.escheatment_candidate(v))]
     typer.echo(f"{'refund_id':<19}  {'status':<13}  {'reason':<19}  {'payee':<13}  {'amount':>9}  {'due_by':<10}  flags")
@@ -506,7 +518,7 @@ def refund_show(
     from engine.writers import money
 
     _configure_logging(False)
-    try:
+    with _failures(db):
         store, day, cfg = _workflow(db, as_of, config)
         try:
             b = book(store, day, cfg)
@@ -514,8 +526,6 @@ def refund_show(
             trail = events(store, refund_id)
         finally:
             store.dispose()
-    except parsers.EdireconError as exc:
-        raise _fail(exc) from None
     s, r = v.state, v.refund
     lines = [f"refund {v.refund_id}", f"  status            {v.status}"]
     if r is not None:
@@ -587,7 +597,7 @@ def _act(refund_ids: Optional[list[str]], from_file: Optional[Path], action: str
     from engine.refunds import act_many, default_user
 
     _configure_logging(False)
-    try:
+    with _failures(db):
         ids = [*(refund_ids or []), *(read_refund_ids(from_file) if from_file is not None else [])]
         if not ids:
             raise parsers.UsageError("no refund id: give refund ids (RF-…) or --from FILE")
@@ -597,8 +607,6 @@ def _act(refund_ids: Optional[list[str]], from_file: Optional[Path], action: str
             outcomes = act_many(store, ids, action, who, day, cfg, note, **details)
         finally:
             store.dispose()
-    except parsers.EdireconError as exc:
-        raise _fail(exc) from None
     for o in outcomes:
         if o.refused is None:
             typer.echo(f"{o.refund_id}: {action} by {who}; now {o.view.status}")
@@ -687,12 +695,11 @@ def report(
     from engine.reports import report as write_report
 
     _configure_logging(verbose)
-    try:
+    with _failures(db):
+        _out_folder(out)
         store_url, day, cfg = db, *_workflow_day_config(as_of, config)
         q = Quarter.parse(quarter) if quarter else Quarter.last_ended(day)
         rep = write_report(store_url, out, day, cfg, q)
-    except parsers.EdireconError as exc:
-        raise _fail(exc) from None
     total = rep.totals[-1]
     typer.echo(f"worklist: {total['count']} open refund(s), {money_text(total['outstanding'])} outstanding, {total['overdue_count']} overdue")
     typer.echo(f"follow-ups: {len(rep.followups)}; audit discrepancies: {len(rep.discrepancies)}; CMS-838 {q}: {len(rep.cms838)} row(s)")

@@ -41,6 +41,7 @@ from typing import Any
 import procrastinate
 import structlog
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from parsers.errors import UsageError
 
@@ -49,7 +50,7 @@ from .config import Config
 from .detect import BATCH, detect, file_pcns
 from .ingest import FileTask, Ingestor, IngestReport, insert_ignore
 from .run import SPLIT_BYTES
-from .store import Store
+from .store import Store, error_text, mask_credentials, open_store, store_error
 
 log = structlog.get_logger("edirecon.queue")
 
@@ -84,18 +85,22 @@ def conninfo(url: str) -> str:
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql://" + url[len(prefix):]
-    raise UsageError(f"--db {url!r}: the job queue lives in PostgreSQL; give a postgresql:// URL (SQLite runs in-process)")
+    raise UsageError(f"--db {mask_credentials(url)!r}: the job queue lives in PostgreSQL; give a postgresql:// URL (SQLite runs in-process)")
 
 
-def configure(url: str, config: Config | None = None, as_of: date | None = None) -> Store:
+def configure(url: str, config: Config | None = None, as_of: date | None = None, create: bool = True) -> Store:
     """Point this process's tasks and queue at the store ``url``; create or upgrade both schemas
-    (once per process and store)."""
+    (once per process and store).  Without ``create`` the store must exist already
+    (``StoreUnavailable`` otherwise, and nothing is created)."""
     conninfo(url)
     store = _configured.get(url)
     if store is None:
-        store = Store(url)
-        store.upgrade()
-        _queue_schema(store)
+        store = open_store(url, create=create)
+        try:
+            _queue_schema(store)
+        except SQLAlchemyError as exc:
+            store.dispose()
+            raise store_error(exc, url) from None
         _configured[url] = store
     context.store, context.config, context.as_of = store, config or Config(), as_of
     return store
@@ -141,8 +146,8 @@ def _recorded(task_name: str, job_args: dict[str, Any], body: Callable[[], Any])
         store = _store()
         with store.write() as conn:
             conn.execute(t.job_failures.insert().values(
-                task=task_name, arguments=repr(job_args)[:2000], error=f"{type(exc).__name__}: {exc}"[:2000],
-                detail="".join(traceback.format_exception(exc))[-4000:], failed_at=datetime.now(timezone.utc).replace(tzinfo=None),
+                task=task_name, arguments=repr(job_args)[:2000], error=error_text(exc)[:2000],
+                detail=("".join(traceback.format_tb(exc.__traceback__)) + error_text(exc))[-4000:], failed_at=datetime.now(timezone.utc).replace(tzinfo=None),
             ))
         log.warning("job_failed", task=task_name, error=type(exc).__name__)
         raise
@@ -295,7 +300,7 @@ def _rescue_stalled(url: str, stalled_after: float, stop: threading.Event) -> No
         try:
             asyncio.run(rescue())
         except Exception as exc:  # the database away for a moment: try again on the next round
-            log.warning("rescue_failed", error=type(exc).__name__, detail=str(exc)[:200])
+            log.warning("rescue_failed", error=type(exc).__name__, detail=error_text(exc)[:200])
 
 
 # -- status ------------------------------------------------------------------------------
@@ -303,7 +308,7 @@ def _rescue_stalled(url: str, stalled_after: float, stop: threading.Event) -> No
 
 def status(url: str, last_errors: int = 10) -> dict[str, Any]:
     """Queue depth, jobs by state, files by state, and the last errors."""
-    store = configure(url)
+    store = configure(url, create=False)
     try:
         with store.engine.connect() as conn:
             jobs = [dict(r) for r in conn.exec_driver_sql(
@@ -330,7 +335,7 @@ def status(url: str, last_errors: int = 10) -> dict[str, Any]:
 def retry(url: str, job_ids: list[int] | None = None) -> list[int]:
     """Put parked (failed) jobs back in the queue with fresh attempts: the ones named, or all."""
     conninfo(url)  # PostgreSQL only: a clear message otherwise
-    store = Store(url)
+    store = open_store(url, create=False)
     try:
         with store.write() as conn:
             rows = conn.exec_driver_sql(

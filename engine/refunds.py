@@ -34,7 +34,6 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Connection, insert, select, text, update
-from sqlalchemy.exc import OperationalError
 
 import mappings
 from parsers.errors import EdireconError, UsageError
@@ -45,6 +44,7 @@ from .decide import Decisions, Refund, decide
 from .facts import ZERO, Facts, PlbFact, load
 from .offsets import offsets
 from .store import Store
+from .store import StoreUnavailable, open_store as _open_store  # noqa: F401 - StoreUnavailable: re-exported
 from .writers import money
 
 log = structlog.get_logger("edirecon.refunds")
@@ -64,12 +64,6 @@ MANUAL: dict[str, tuple[frozenset[str], str]] = {
 METHODS = ("check", "eft", "adjustment")
 #: the user recorded for the steps the workflow takes by itself
 SYSTEM_USER = "edirecon"
-
-
-class StoreUnavailable(EdireconError):
-    """The database given with --db cannot be reached or opened."""
-
-    exit_code = 2
 
 
 class NotAllowed(EdireconError):
@@ -160,13 +154,8 @@ class Book:
 
 
 def open_store(db_url: str) -> Store:
-    store = Store(db_url)
-    try:
-        store.upgrade()
-    except OperationalError as exc:
-        store.dispose()
-        raise StoreUnavailable(f"the store at {store.engine.url.render_as_string(hide_password=True)} cannot be opened: {exc.orig}") from exc
-    return store
+    """The existing store of the workflow (none there: ``StoreUnavailable``, nothing created)."""
+    return _open_store(db_url, create=False)
 
 
 @contextmanager

@@ -18,10 +18,8 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 
 from parsers import find_files
-from parsers.errors import EdireconError
 
 from . import schema as t
 from . import shards
@@ -30,7 +28,7 @@ from .decide import Decisions, decide
 from .detect import keep
 from .facts import load
 from .ingest import FileTask, Ingestor, IngestReport
-from .store import Store
+from .store import Store, StoreUnavailable, open_store
 from .writers import rows, summary, tallies, write
 
 log = structlog.get_logger("edirecon.run")
@@ -39,10 +37,8 @@ log = structlog.get_logger("edirecon.run")
 SKIPPED_NAMES = (".md", ".json", ".jsonl", ".toml")
 
 
-class StoreError(EdireconError):
-    """The database given with --db cannot be reached or opened."""
-
-    exit_code = 2
+#: the store given with --db cannot be used (one class with the workflow's: engine.store)
+StoreError = StoreUnavailable
 
 
 @dataclass
@@ -78,12 +74,8 @@ def run(
     queue: bool = False,
 ) -> RunResult:
     files = input_files(inputs)
-    store = Store(db_url)
+    store = open_store(db_url, create=True)
     try:
-        try:
-            store.upgrade()
-        except OperationalError as exc:
-            raise StoreError(f"the store at {store.engine.url.render_as_string(hide_password=True)} cannot be opened: {exc.orig}") from exc
         seconds: dict[str, float] = {}
         clock = time.perf_counter()
         report = ingest_files(store, files, workers, progress, queue=queue, as_of=as_of)

@@ -45,7 +45,7 @@ from .config import Config
 from .decide import decide, unbalanced_remittances
 from .detect import detection_row, keep_rows
 from .facts import load_shard, remittance_facts
-from .store import Store
+from .store import Store, error_text
 from .writers import ORDER, Rendered, Renderer, balance_order, exception_rows, rows, tallies
 
 log = structlog.get_logger("edirecon.shards")
@@ -266,7 +266,7 @@ def _process_body(target: Callable[..., Any], job: tuple[Any, ...], writer: Any)
     try:
         result: Any = target(*job)
     except Exception as exc:  # reported by the parent, which fails the run
-        result = _Failure(f"{type(exc).__name__}: {exc}")
+        result = _Failure(error_text(exc))  # a database error by its kind: never SQL parameters
     writer.send(result)
     writer.close()
 

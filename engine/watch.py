@@ -34,7 +34,8 @@ from typing import Any
 
 import structlog
 from sqlalchemy import and_, insert, or_, select
-from sqlalchemy.exc import DBAPIError, OperationalError
+from alembic.util import CommandError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 import parsers
 from parsers.errors import EdireconError, UsageError
@@ -49,6 +50,7 @@ from .run import ingest_files
 from .outbound import REEMITTED, publish_outputs, reemit_835s, reemitted_counts, spool_sets, write_atomically, write_manifest
 from .rejects import reject
 from .store import Store
+from .store import store_error
 
 log = structlog.get_logger("edirecon.watch", component="watch")
 
@@ -96,13 +98,13 @@ class Watcher:
             raise UsageError(f"{root}: cannot create the drop folders ({exc.strerror})") from exc
         self.options = options
         self.store = Store(db_url)
-        self.where = self.store.engine.url.render_as_string(hide_password=True)
+        self.where = self.store.where
         self.lock = StoreLock(self.layout.store_lock)
         try:
             with self.lock:  # two watchers starting together on a new store: one creates the schema
                 self.store.upgrade()
-        except OperationalError as exc:
-            raise WatchError(f"the store at {self.where} cannot be opened: {one_line(exc.orig)}") from exc
+        except (SQLAlchemyError, CommandError) as exc:  # not a database, of a newer edirecon, unreachable: one line
+            raise WatchError(str(store_error(exc, self.store.given_url))) from None
         self.poller = Poller(self.layout.inbound)
         self.stop_requested = False
         self.quarantined = 0
@@ -129,8 +131,8 @@ class Watcher:
                 self.batch(self.poller.poll())
                 self._sleep(self.options.interval)
             return 0
-        except (OperationalError, DBAPIError) as exc:
-            raise WatchError(f"the store at {self.where} failed: {one_line(exc.orig or exc)}") from exc
+        except SQLAlchemyError as exc:  # by its kind: never SQL parameters (patient data)
+            raise WatchError(str(store_error(exc, self.store.given_url))) from None
         finally:
             self.store.dispose()
 

@@ -2,6 +2,10 @@
 
 A finding never stops parsing.  Each code below is stable (downstream systems and tests key on
 it) and documented in README.md; a test fails when a code is missing there.
+
+A message names the element and what was expected; it never repeats a value that can be patient
+data (names, ids, dates, addresses: findings end up in logs).  Malformed amounts and quantities and
+unknown codes are quoted; dates and pyx12's element values are not (README "Findings").
 """
 
 from __future__ import annotations

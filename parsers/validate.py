@@ -3,7 +3,13 @@
 pyx12 walks each file against its XML implementation-guide map.  Its errors become findings with
 positions (segment numbers from pyx12, byte offsets and envelope ids from our own reader).  pyx12
 raises or logs on some inputs (a missing map, an 835 with no ST03 ...): that is a finding
-(``IG_VALIDATOR_FAILED`` / ``IG_NO_MAP``), never a crash.
+(``IG_VALIDATOR_FAILED`` / ``IG_NO_MAP``), never a crash.  A file with no X12 in it (empty, white
+space only, or not starting with ISA) gets the same ``EMPTY_FILE`` / ``NOT_X12`` finding as from
+``parse``, and pyx12 is not run on it.
+
+Element values are never repeated in findings: pyx12's ``(value ...)`` and the value inside its
+message are left out (the element may be a patient's name, id or birth date); the finding names the
+element, the 999 IK403 code and pyx12's rule, and its position points at the value in the file.
 
 Acknowledgments for 837s: ``<name>.999`` (005010; ``.997`` for 004010) written by pyx12, and
 ``<name>.ta1`` when the interchange envelope is broken or ISA14 asks for one.
@@ -36,6 +42,10 @@ TA1_NOTE_CODES = {
     "MISSING_GE": "024",  # invalid interchange content
     "MISSING_GS": "024",
 }
+
+
+#: our reader's findings for a file that holds no X12 at all: pyx12 is not run on it
+NOT_X12_CODES = ("EMPTY_FILE", "NOT_X12")
 
 
 @dataclass
@@ -96,6 +106,12 @@ def validate_file(path: str | os.PathLike[str], ack_dir: Path | None = None, ack
     envelope_findings = sorted(
         (f for f in reader.findings if f.code in TA1_NOTE_CODES), key=lambda f: list(TA1_NOTE_CODES).index(f.code)
     )
+
+    unreadable = [f for f in reader.findings if f.code in NOT_X12_CODES]
+    if unreadable:  # nothing for pyx12 to read: the parser's own positioned finding, as `parse` gives it
+        result.valid = False
+        result.findings.extend(unreadable)
+        return result
 
     def at(seg: int | None) -> Source:
         return where.get(seg or 0) or Source(name, seg or 0, -1)
@@ -183,9 +199,19 @@ def _pyx12_findings(doc: dict[str, Any], at: Any) -> list[Finding]:
                     for ele in seg.get("elements", []):
                         for err in ele.get("errors", []):
                             pos = f"{seg.get('seg_id')}{int(ele.get('ele_pos') or 0):02d}"
-                            val = f" (value {err['err_val']!r})" if err.get("err_val") else ""
-                            out.append(Finding.make("IG_ELEMENT_ERROR", f"IK403={err['err_cde']} {pos}: {err['err_str']}{val}", where))
+                            message = _without_value(str(err["err_str"]), str(err.get("err_val") or ""))
+                            out.append(Finding.make("IG_ELEMENT_ERROR", f"IK403={err['err_cde']} {pos}: {message}", where))
     return out
+
+
+def _without_value(message: str, value: str) -> str:
+    """pyx12's message with the element's value left out: pyx12 quotes it as ``("value")`` or
+    ``(value)``, and the element may be a patient's name, id or birth date."""
+    if not value:
+        return message
+    for quoted in (f'"{value}"', f"({value})"):
+        message = message.replace(quoted, '"…"' if quoted[0] == '"' else "(…)")
+    return message
 
 
 def ta1(isa: list[str], envelope_findings: list[Finding], now: datetime | None = None) -> str:

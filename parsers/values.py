@@ -2,6 +2,11 @@
 
 Amounts become :class:`~decimal.Decimal` (never float), dates become :class:`~datetime.date`.
 A malformed value becomes ``None`` plus a positioned finding; the rest of the record is kept.
+
+What a finding repeats of the value (README "Findings"): a malformed amount or quantity and an
+unknown code are quoted (a money or code element holds no patient data); a date never is (it may
+be a date of birth, and service dates are patient data too): the finding names the element and
+what was expected, and its position points at the value in the file.
 """
 
 from __future__ import annotations
@@ -112,7 +117,7 @@ class Values:
                     self._dates[text] = value
                 return value
         if text:
-            self.find("INVALID_DATE", f"{name} is {text[:40]!r}; expected a date CCYYMMDD", seg, off)
+            self.find("INVALID_DATE", f"{name} is not a real date; expected CCYYMMDD", seg, off)
         return None
 
     def period(self, fmt: str, text: str, name: str, seg: int, off: int) -> tuple[date | None, date | None]:
@@ -132,7 +137,7 @@ class Values:
             # 4010 CCYY-less dates: a two-digit year is read as 20YY
             d = self.day("20" + text, name, seg, off)
             return d, d
-        self.find("INVALID_DATE", f"{name} has date format {fmt!r} with value {text[:40]!r}; expected D8 or RD8", seg, off)
+        self.find("INVALID_DATE", f"{name} has date format {fmt[:10]!r}; expected D8 or RD8", seg, off)
         return None, None
 
     def code(self, kind: str, value: str, seg: int, off: int) -> str:

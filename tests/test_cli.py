@@ -140,6 +140,28 @@ def test_parse_truncated_file_does_not_read_the_half_written_segment(in_repo: Pa
     assert any(f":{cut}: " in line for line in result.stderr.splitlines()), result.stderr
 
 
+DMG02_NOT_A_DATE = "tests/fixtures/bad/dmg02-birth-date-not-a-date.837"
+MALFORMED_AMOUNT_AND_DATE = "tests/fixtures/bad/malformed-amount-and-date.835"
+
+
+def test_parse_never_repeats_a_date_of_birth(in_repo: Path) -> None:
+    """Regression: `DMG02 is '19771304'` put a mistyped birth date on stderr; the finding names DMG02 and CCYYMMDD only."""
+    result = run("parse", DMG02_NOT_A_DATE)
+    assert result.exit_code == 1
+    dmg = byte_offset(DMG02_NOT_A_DATE, b"DMG*D8*19771304")
+    assert result.stderr == f"{DMG02_NOT_A_DATE}:19:{dmg}: INVALID_DATE DMG02 is not a real date; expected CCYYMMDD\n"
+    assert [o["patient"]["date_of_birth"] for o in json_lines(result.stdout)] == [None, "2015-07-04"]  # the second claim is not touched
+
+
+def test_findings_quote_a_malformed_amount_but_not_a_date(in_repo: Path) -> None:
+    """The documented rule: an amount's malformed text is quoted (no patient data in a money element); a date never is."""
+    result = run("parse", MALFORMED_AMOUNT_AND_DATE)
+    assert [line.split(": ", 1)[1] for line in result.stderr.splitlines()] == [
+        "INVALID_AMOUNT CLP04 is '12.3.4'; expected a decimal amount such as 125.00",
+        "INVALID_DATE DTM02 is not a real date; expected CCYYMMDD",
+    ]
+
+
 def test_parse_missing_path_exits_2(in_repo: Path) -> None:
     """A path that does not exist is a usage error: exit 2 and `edirecon: <path>: no such file or folder`."""
     result = run("parse", "sample_edi/no-such-file.837")

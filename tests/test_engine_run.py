@@ -174,7 +174,8 @@ def test_unreachable_or_malformed_store_is_a_clear_message(tmp_path: Path) -> No
     """A --db that cannot be opened or parsed exits 2 with one clear line, never a traceback."""
     runner = CliRunner()
     down = runner.invoke(app, ["run", str(SAMPLE_EDI / "clean-payment"), "--db", "postgresql://postgres@127.0.0.1:1/none", "--out", str(tmp_path / "o")])
-    assert down.exit_code == 2 and "edirecon: the store at postgresql+psycopg://postgres@127.0.0.1:1/none cannot be opened" in down.stderr
+    assert down.exit_code == 2 and down.stderr.startswith("edirecon: the store at postgresql://postgres@127.0.0.1:1/none cannot be opened: ")
+    assert down.stderr.count("\n") == 1
     assert "Traceback" not in down.stderr + down.stdout
     bad = runner.invoke(app, ["run", str(SAMPLE_EDI / "clean-payment"), "--db", "nosuchdb://x", "--out", str(tmp_path / "o")])
     assert bad.exit_code == 2 and "is not a usable database URL" in bad.stderr

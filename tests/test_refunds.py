@@ -407,7 +407,8 @@ def test_environment_gives_db_and_config_and_the_options_win(tmp_path: Path) -> 
     reported = invoke("report", "--out", tmp_path / "report", "--as-of", "2026-11-27")
     assert reported.stdout.startswith("worklist: 2 open refund(s), 42.00 outstanding"), reported.output
     other = invoke("refund", "list", "--db", f"sqlite:///{tmp_path / 'other.db'}", "--as-of", "2026-11-27")
-    assert (other.exit_code, other.stdout.splitlines()[-1]) == (0, "0 refund(s)")
+    assert (other.exit_code, other.stdout) == (2, "") and f"edirecon: no store at {tmp_path / 'other.db'}: " in other.stderr
+    assert not (tmp_path / "other.db").exists()  # the workflow never creates a store
     no_rules = FIXTURES / "engine" / "federal-deadline-by-config" / "config.toml"
     assert statuses(invoke("refund", "list", "--config", no_rules, "--as-of", "2026-11-27")) == {cob: "held", patient: "pending"}
 

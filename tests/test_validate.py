@@ -33,6 +33,8 @@ PROFESSIONAL_AND_INSTITUTIONAL = [
     p for p in SAMPLE_837 if p.parent.name != "broken-file" and set(parsers.parse_file(p)[1].transaction_types) <= {"837P", "837I"}
 ]
 REMITS = sorted(SAMPLE_EDI.rglob("*.835"))
+BAD = FIXTURES / "bad"
+DMG02_NOT_A_DATE = BAD / "dmg02-birth-date-not-a-date.837"
 
 
 def _rel(path: Path) -> str:
@@ -215,19 +217,55 @@ def test_clean_835_is_valid(in_repo: Path) -> None:
 
 
 def test_pyx12_failure_is_a_finding(tmp_path: Path) -> None:
-    """When pyx12 itself fails (its 999 writer on an 837 without ST03; a non-X12 file) it is IG_VALIDATOR_FAILED, and no half 999 is written."""
+    """When pyx12 itself fails (its 999 writer on an 837 without ST03) it is IG_VALIDATOR_FAILED, and no half 999 is written."""
     no_st03 = tmp_path / "no-st03.837"
     raw = CLEAN_CLAIMS.read_text(encoding="latin-1")
     st = next(line for line in raw.splitlines() if line.startswith("ST*837*"))
     no_st03.write_text(raw.replace(st, "*".join(st.rstrip("~").split("*")[:3]) + "~"), encoding="latin-1")
-    text = tmp_path / "text.837"
-    text.write_text("hello, this is not X12\n", encoding="ascii")
-    for path in (no_st03, text):
-        result = validate_file(path, tmp_path / "acks")
-        assert result.valid is False
-        assert [f.code for f in result.findings] == ["IG_VALIDATOR_FAILED"]
-        assert result.findings[0].message.startswith("pyx12: ")
+    result = validate_file(no_st03, tmp_path / "acks")
+    assert result.valid is False
+    assert [f.code for f in result.findings] == ["IG_VALIDATOR_FAILED"]
+    assert result.findings[0].message.startswith("pyx12: ")
     assert not (tmp_path / "acks" / "no-st03.837.999").exists()
+
+
+NOT_X12 = [BAD / "empty.835", BAD / "whitespace-only.835", BAD / "not-x12-patient-payments.csv", BAD / "nul-bytes-only.835"]
+
+
+@pytest.mark.parametrize("path", NOT_X12, ids=lambda p: p.name)
+def test_a_file_without_x12_gets_the_finding_parse_gives(path: Path, tmp_path: Path) -> None:
+    """Regression: an empty file was `0:-1: IG_VALIDATOR_FAILED pyx12: "<_io.StringIO object at 0x…>"`; now EMPTY_FILE/NOT_X12 as from parse."""
+    _, summary = parsers.parse_file(path)
+    result = validate_file(path, tmp_path / "acks")
+    assert result.valid is False
+    assert [str(f) for f in result.findings] == [str(f) for f in summary.findings]
+    assert [f.code for f in result.findings][0] in ("EMPTY_FILE", "NOT_X12")
+    assert all(f.source.offset >= 0 for f in result.findings)
+    assert not (tmp_path / "acks").exists() or list((tmp_path / "acks").iterdir()) == []
+
+
+def test_validate_cli_on_an_empty_file_prints_the_positioned_finding(tmp_path: Path) -> None:
+    """`edirecon validate empty.837`: exit 1, the verdict, and one EMPTY_FILE line at offset 0 (no Python object)."""
+    empty = tmp_path / "empty.837"
+    empty.write_bytes(b"")
+    result = CliRunner().invoke(app, ["validate", str(empty)])
+    assert (result.exit_code, result.stdout) == (1, f"{empty}: invalid (1 findings)\n")
+    assert result.stderr == f"{empty}:0:0: EMPTY_FILE the file is empty (expected an ISA interchange header)\n"
+
+
+def test_validate_never_repeats_a_patient_value(tmp_path: Path) -> None:
+    """Regression: pyx12's message and `(value '19771304')` put a birth date on stderr; the finding names DMG02 and the rule only."""
+    result = CliRunner().invoke(app, ["validate", str(DMG02_NOT_A_DATE)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f'{DMG02_NOT_A_DATE}:19:648: IG_ELEMENT_ERROR IK403=8 DMG02: Data element "Subscriber Birth Date" (DMG02) contains an invalid date (…)'
+    ]
+    # a subscriber's last name with a trailing space: pyx12 quotes the name in its message
+    spaced = tmp_path / "nm103-trailing-space.837"
+    spaced.write_bytes(DMG02_NOT_A_DATE.read_bytes().replace(b"NM1*IL*1*SMITH*JOHN", b"NM1*IL*1*SMITH *JOHN"))
+    result = CliRunner().invoke(app, ["validate", str(spaced)])
+    assert "IK403=6 NM103" in result.stderr
+    assert "SMITH" not in result.stderr and "19771304" not in result.stderr
 
 
 def test_utf8_bom_does_not_stop_pyx12(tmp_path: Path) -> None:

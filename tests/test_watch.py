@@ -593,7 +593,7 @@ def test_usage_and_store_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
         (["watch", str(a_file), "--once", "--db", f"sqlite:///{tmp_path}/s.db"], f"edirecon: {a_file}: is not a folder"),
         (["watch", str(tmp_path / "r"), "--once", "--db", "nosuchdb://x"], "edirecon: --db 'nosuchdb://x' is not a usable database URL"),
         (["watch", str(tmp_path / "r"), "--once", "--db", "postgresql://postgres@127.0.0.1:1/none"],
-         "edirecon: the store at postgresql+psycopg://postgres@127.0.0.1:1/none cannot be opened"),
+         "edirecon: the store at postgresql://postgres@127.0.0.1:1/none cannot be opened"),
     ]
     for args, message in cases:
         done = CliRunner().invoke(app, args)
