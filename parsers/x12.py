@@ -268,13 +268,13 @@ class X12Reader:
                     continue
             self._ensure(20)
             offset = self._base + self._pos
-            found = self._buf[self._pos : self._pos + 20].encode("latin-1")
+            found = _kind_of(self._buf[self._pos : self._pos + 20].encode("latin-1"))
             if first:
-                self._find("NOT_X12", f"expected 'ISA' at the start of the file, found {found!r}", _at(self.name, 0, offset))
+                self._find("NOT_X12", f"expected 'ISA' at the start of the file, found {found}", _at(self.name, 0, offset))
             else:
                 self._find(
                     "DATA_AFTER_INTERCHANGE",
-                    f"expected 'ISA' or end of file after IEA, found {found!r}",
+                    f"expected 'ISA' or end of file after IEA, found {found}",
                     _at(self.name, self._seg_no + 1, offset),
                 )
             return
@@ -386,7 +386,7 @@ class X12Reader:
             elif sid == "SE":
                 self._find("UNEXPECTED_TRAILER", "SE without an open ST transaction set", seg_src)
             else:
-                self._find("SEGMENT_OUTSIDE_TRANSACTION", f"segment {sid[:3]!r} outside any ST/SE transaction set", seg_src)
+                self._find("SEGMENT_OUTSIDE_TRANSACTION", f"segment {_named(sid)} outside any ST/SE transaction set", seg_src)
 
     def _next_segment(self, term: str, elem: str) -> tuple[int, list[str]] | None:
         """The next segment at envelope level (between transaction sets): (offset, elements)."""
@@ -500,7 +500,7 @@ class X12Reader:
             elif sid in ("SE",):
                 self._find("UNEXPECTED_TRAILER", "SE without an open ST transaction set", src)
             else:
-                self._find("SEGMENT_OUTSIDE_TRANSACTION", f"segment {sid[:3]!r} outside any ST/SE transaction set", src)
+                self._find("SEGMENT_OUTSIDE_TRANSACTION", f"segment {_named(sid)} outside any ST/SE transaction set", src)
 
     def _collided(self, ic: Interchange, what: str) -> bool:
         """Report a delimiter collision; True when the segments cannot be told apart at all
@@ -822,7 +822,7 @@ class X12Reader:
     def _bad_segment_id(self, sid: str, src: Source) -> None:
         self._find(
             "INVALID_SEGMENT_ID",
-            f"expected a segment id of 2-3 upper-case letters or digits, found {sid[:20]!r}; the segment is skipped",
+            f"expected a segment id of 2-3 upper-case letters or digits, found {_kind_of(sid[:20].encode('latin-1', 'replace'))}; the segment is skipped",
             src,
         )
 
@@ -838,6 +838,22 @@ class X12Reader:
                     f"{els[0]}{pos:02d} is {len(els[pos])} characters long; the X12 maximum is {limit}",
                     src,
                 )
+
+
+def _named(sid: str) -> str:
+    """A segment id as a finding names it: quoted when it is one (2-3 upper-case letters or
+    digits), else described by kind, since it may be the start of patient data."""
+    return repr(sid) if _SEGMENT_ID.match(sid) else f"starting with {_kind_of(sid[:20].encode('latin-1', 'replace'))}"
+
+
+def _kind_of(raw: bytes) -> str:
+    """What some unexpected bytes are, without repeating them: they may be patient data (a name,
+    a member id), and the finding's position says where to look (README "Findings")."""
+    if not raw:
+        return "nothing"
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in raw):
+        return "other text"
+    return f"binary data (byte 0x{next(b for b in raw if not (32 <= b < 127 or b in (9, 10, 13))):02X})"
 
 
 def _count_segments(text: str, term: str) -> int:

@@ -186,3 +186,24 @@ def test_two_identical_lines_of_one_claim_payment_each_write_off(tmp_path: Path)
     assert [r["kind"] for r in outputs["exceptions"]] == []
     assert [(str(b["write_offs"]), str(b["balance"])) for b in outputs["credit_balances"]] == [("100.00", "52.00")]
     assert list(outputs["refund_requests"]) == []
+
+
+def test_bytes_where_x12_was_expected_are_described_not_repeated(tmp_path: Path) -> None:
+    """A patient list handed in as an 835, and a name where a segment id was expected (a lost
+    terminator), give NOT_X12 / SEGMENT_OUTSIDE_TRANSACTION / INVALID_SEGMENT_ID findings that
+    never repeat the name (issue 13, item 11): findings end up in logs."""
+    listing = tmp_path / "patients.835"
+    listing.write_bytes(b"GARCIA,MARIA,1977-04-13,BRH555077104\n")
+    isa = (b"ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       "
+           b"*260101*1200*^*00501*000000001*0*P*:~")
+    lost = tmp_path / "lost-terminator.835"
+    lost.write_bytes(isa + b"GARCIA*MARIA~garcia*maria~IEA*0*000000001~")
+    messages = []
+    for path in (listing, lost):
+        _, summary = parsers.parse_file(path)
+        messages += [(f.code, f.message) for f in summary.findings]
+    codes = {code for code, _ in messages}
+    assert "NOT_X12" in codes and "SEGMENT_OUTSIDE_TRANSACTION" in codes
+    for _, message in messages:
+        assert "GARCIA" not in message.upper() and "MARIA" not in message.upper(), message
+    assert ("NOT_X12", "expected 'ISA' at the start of the file, found other text") in messages
