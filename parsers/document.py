@@ -16,6 +16,7 @@ import mappings
 
 from .errors import UsageError
 from .findings import Finding, Severity
+from .limits import refuse_oversized
 from .model import Claim, ClaimPayment, ProviderAdjustment, Record
 from .values import Values
 from .x12 import TransactionSet, X12Reader
@@ -107,7 +108,7 @@ def iter_transactions(
             v = Values(ts.envelope, summary.findings)
             kind, supported = transaction_type(ts, v)
             summary.transaction_types[kind] += 1
-            if not supported:
+            if not supported or refuse_oversized(ts, v):
                 records: Iterator[Record] = iter(())
             elif ts.code == "835":
                 records = _counted(read_835(ts, v), summary)

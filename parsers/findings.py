@@ -58,6 +58,10 @@ CODES: dict[str, tuple[Severity, str]] = {
         Severity.ERROR,
         "the transaction set has envelope errors: its records are returned but marked trusted=false",
     ),
+    "TRANSACTION_TOO_LARGE": (
+        Severity.ERROR,
+        "a claim, claim payment or header loop of more than 50,000 segments: the transaction set is not read (nor posted)",
+    ),
     "UNSUPPORTED_TRANSACTION": (
         Severity.WARNING,
         "a recognised transaction set edirecon does not model (270, 271, 276, 277, 278, 820, 834, 997, 999 ...)",
