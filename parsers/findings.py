@@ -6,6 +6,8 @@ it) and documented in README.md; a test fails when a code is missing there.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -123,3 +125,39 @@ class Finding:
             "message": self.message,
             "source": self.source.as_dict(),
         }
+
+
+#: the most findings of one code listed for one file; past it they are counted (``FindingList``)
+MAX_LISTED = 1_000
+
+
+class FindingList(list[Finding]):
+    """A file's findings, as a list: the first ``MAX_LISTED`` of each code, then only a count, so
+    that a file of a million faulty segments does not hold a million findings.  ``close()``, at the
+    end of the file, adds one finding per code that went past the limit, saying how many more there
+    were (same code and severity, at the first one left out)."""
+
+    def __init__(self, findings: Iterable[Finding] = ()):
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+        self._first_left_out: dict[str, Finding] = {}
+        self.extend(findings)
+
+    def append(self, finding: Finding) -> None:
+        self.counts[finding.code] += 1
+        if self.counts[finding.code] <= MAX_LISTED:
+            super().append(finding)
+        else:
+            self._first_left_out.setdefault(finding.code, finding)
+
+    def extend(self, findings: Iterable[Finding]) -> None:
+        for finding in findings:
+            self.append(finding)
+
+    def close(self) -> None:
+        """Add the count of each code's findings left out (once: a second call adds nothing)."""
+        for code, first in self._first_left_out.items():
+            more = self.counts[code] - MAX_LISTED
+            super().append(Finding(code, f"{more} more {code} findings in this file are not listed (the first {MAX_LISTED} are); "
+                                         f"the first of them: {first.message}", first.source, first.severity))
+        self._first_left_out.clear()

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 import parsers
 import parsers.limits
+from parsers.findings import MAX_LISTED
 from cli import app
 from engine.config import Config
 from engine.facts import load
@@ -135,9 +136,27 @@ def test_many_orphan_segments_are_reported_in_linear_time(tmp_path: Path) -> Non
     small, small_run = seconds(8_000)
     large, large_run = seconds(16_000)
     for n, result in ((8_000, small_run), (16_000, large_run)):
-        orphans = [r for r in result.outputs["exceptions"] if "ORPHAN_SEGMENT" in r["detail"]]
-        assert len(orphans) == n and result.report.claims == 0
+        # every LX is read; the first MAX_LISTED are listed, then one row counts the rest
+        orphans = [r["detail"] for r in result.outputs["exceptions"] if "ORPHAN_SEGMENT" in r["detail"]]
+        assert len(orphans) == MAX_LISTED + 1 and result.report.claims == 0
+        assert sum(f"{n - MAX_LISTED} more ORPHAN_SEGMENT findings in this file are not listed" in d for d in orphans) == 1
     assert large / small < 3, (small, large)
+
+
+def test_past_a_thousand_findings_of_a_code_the_rest_are_counted(tmp_path: Path) -> None:
+    """An 837 of 2,500 LX and no claim lists the first 1,000 ORPHAN_SEGMENT findings and one counting the other 1,500 (at the first of them); the severity counts stay exact."""
+    path = tmp_path / "2500-lines-without-claims.837"
+    _hostile().many_lx_837(path, 2_500)
+    data = path.read_bytes()
+    records, summary = parsers.parse_file(path)
+    listed = summary.findings
+    assert records == [] and len(listed) == MAX_LISTED + 1 and {f.code for f in listed} == {"ORPHAN_SEGMENT"}
+    lx = [i for i in range(len(data)) if data.startswith(b"\nLX*", i)]
+    assert [f.source.offset for f in listed[:MAX_LISTED]] == [i + 1 for i in lx[:MAX_LISTED]]
+    last = listed[-1]
+    assert last.source.offset == lx[MAX_LISTED] + 1 and last.severity.value == "error"
+    assert last.message.startswith("1500 more ORPHAN_SEGMENT findings in this file are not listed (the first 1000 are); the first of them: LX")
+    assert summary.severities() == {"error": 2_500, "warning": 0, "info": 0}
 
 
 def _three_sets(tmp_path: Path, middle: int) -> tuple[Path, bytes]:
