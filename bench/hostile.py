@@ -8,6 +8,7 @@ is the size of one transaction set, never a broken envelope.
 * :func:`many_cas_835` -- one claim payment (CLP) with ``n`` claim-level ``CAS*CO*45*0.01``
   segments (balanced: CLP03 - sum(CAS) = CLP04), and :func:`one_claim_837` the claim it pays;
 * :func:`many_lx_837` -- an 837P whose one transaction set holds ``n`` LX service lines and no CLM;
+* :func:`many_lines` -- one claim of ``n`` service lines and its payment, line by line;
 * :func:`long_segment_835` -- an 835 with one ``NTE``-like segment of ``size`` bytes between two
   ordinary claim payments.
 
@@ -165,6 +166,38 @@ def many_lx_837(path: str | Path, n: int) -> None:
             write(f"LX*{i}~\n")
         w.count += n
         _close(w, "0001", "000000903")
+
+
+def many_lines(claims: str | Path, remit: str | Path, n: int) -> None:
+    """An 837P claim of ``n`` service lines (each its own procedure, 100.00) and the 835 that pays
+    it line by line (60.00 each, CAS*CO*45*40), one transaction set each."""
+    with open(claims, "w", encoding="ascii", newline="") as out:
+        w = _Writer(out)
+        _open(w, "HC", "005010X222A1", "000000905")
+        w.count = 0
+        w("ST", "837", "0001", "005010X222A1")
+        _837_header(w)
+        _subscriber(w, 1)
+        w("CLM", pcn(1), str(100 * n), "", "", "11:B:1", "Y", "A", "Y", "Y")
+        w("HI", "ABK:J069")
+        for i in range(1, n + 1):
+            w("LX", str(i))
+            w("SV1", f"HC:{90000 + i:05d}", "100", "UN", "1", "", "", "1")
+            w("DTP", "472", "D8", "20260210")
+        _close(w, "0001", "000000905")
+    with open(remit, "w", encoding="ascii", newline="") as out:
+        w = _Writer(out)
+        _open(w, "HP", "005010X221A1", "000000906")
+        w.count = 0
+        w("ST", "835", "0001")
+        _835_header(w, str(60 * n), "0000993001")
+        w("CLP", pcn(1), "1", str(100 * n), str(60 * n), "0", "12", "ACME0000000001", "11", "1")
+        w("NM1", "QC", "1", "DOE", "JANE", "", "", "", "MI", member(1))
+        for i in range(1, n + 1):
+            w("SVC", f"HC:{90000 + i:05d}", "100", "60", "", "1")
+            w("DTM", "472", "20260210")
+            w("CAS", "CO", "45", "40")
+        _close(w, "0001", "000000906")
 
 
 def long_segment_835(path: str | Path, size: int) -> None:

@@ -17,7 +17,7 @@ import structlog
 import mappings
 
 from .config import Config
-from .encounters import Encounter, build_encounters, line_key, match_patient_payments, match_payments, service_key, stable_id
+from .encounters import Encounter, billed_line, build_encounters, line_key, match_patient_payments, match_payments, service_key, stable_id
 from .facts import ZERO, Facts, PaymentFact, PlbFact, RemittanceFact
 
 log = structlog.get_logger("edirecon.decide")
@@ -300,11 +300,9 @@ def _billed_charge(e: Encounter, billed: Any, line: Any) -> Decimal:
     """The charge the current claim bills for the line a payment line paid (0 when no longer billed)."""
     if not billed.lines:
         return line.charge if line.charge is not None else ZERO
-    key = line_key(e, line)
-    for ln in billed.lines:
-        ln_key = ("6R", ln.line_item_control_number) if ln.line_item_control_number else ("SV", ln.procedure_code, ln.modifiers, str(ln.service_date))
-        if ln_key == key:
-            return ln.charge if ln.charge is not None else ZERO
+    ln = billed_line(e, billed, line_key(e, line))
+    if ln is not None:
+        return ln.charge if ln.charge is not None else ZERO
     return ZERO
 
 

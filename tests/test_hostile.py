@@ -118,6 +118,36 @@ def test_every_stage_is_linear_in_the_adjustments_of_one_claim_payment(tmp_path:
     assert all(r < 3 for r in ratios.values()), (seconds, ratios)
 
 
+def test_deciding_is_linear_in_the_service_lines_of_one_claim(tmp_path: Path) -> None:
+    """A claim of twice the service lines, paid line by line, takes less than three times as long to load, decide and write."""
+    gen = _hostile()
+    stores = []
+    try:
+        for n in (8_000, 16_000):
+            folder = tmp_path / f"lines-{n}"
+            folder.mkdir()
+            gen.many_lines(folder / f"claim-of-{n}-lines.837", folder / f"payment-of-{n}-lines.835", n)
+            store = Store(f"sqlite:///{folder}/store.db")
+            stores.append((store, folder))
+            store.upgrade()
+            ingestor = Ingestor(store)
+            for path in sorted(folder.glob("*.83?")):
+                ingestor.ingest(path)
+        seconds: list[list[float]] = [[], []]
+        for i in range(3):  # the two sizes in turn: both meet the same load on the machine
+            for k, (store, folder) in enumerate(stores):
+                done: list[Any] = []
+                seconds[k].append(_timed(lambda: done.append(decide_and_record(store, folder / f"out-{i}", AS_OF, Config(), workers=1))))
+                _, outputs, doc, _ = done[0]
+                # each line paid 60.00 of its 100.00 with 40.00 written off: matched, nothing owed
+                assert doc["matched_payments"] == 1 and doc["credit_balances"] == 0 and not outputs["refund_requests"] and not outputs["exceptions"]
+    finally:
+        for store, _ in stores:
+            store.dispose()
+    # a pass over the billed lines for each paid line (as before) takes four times as long
+    assert min(seconds[1]) / min(seconds[0]) < 3, seconds
+
+
 def test_many_orphan_segments_are_reported_in_linear_time(tmp_path: Path) -> None:
     """Twice the LX segments outside any claim of an 837 (each an ORPHAN_SEGMENT) take less than three times as long to run."""
     gen = _hostile()
