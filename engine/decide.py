@@ -17,7 +17,7 @@ import structlog
 import mappings
 
 from .config import Config
-from .encounters import Encounter, billed_line, build_encounters, line_key, match_patient_payments, match_payments, service_key, stable_id
+from .encounters import Encounter, build_encounters, line_key, match_patient_payments, match_payments, service_key, stable_id
 from .facts import ZERO, Facts, PaymentFact, PlbFact, RemittanceFact
 
 log = structlog.get_logger("edirecon.decide")
@@ -300,7 +300,7 @@ def _billed_charge(e: Encounter, billed: Any, line: Any) -> Decimal:
     """The charge the current claim bills for the line a payment line paid (0 when no longer billed)."""
     if not billed.lines:
         return line.charge if line.charge is not None else ZERO
-    ln = billed_line(e, billed, line_key(e, line))
+    ln = e.billed_line(billed, line_key(e, line))
     if ln is not None:
         return ln.charge if ln.charge is not None else ZERO
     return ZERO

@@ -72,6 +72,18 @@ class Encounter:
         c = self.primary_claim
         return f"{c.patient_last}, {c.patient_first}".strip(", ")
 
+    def billed_line(self, claim: ClaimFact, key: tuple[Any, ...]) -> ClaimLine | None:
+        """The first line of ``claim`` (one of this encounter's) whose own key -- ("6R", REF*6R),
+        else ("SV", procedure, modifiers, date) -- is ``key``; None when it bills no such line."""
+        index = _index(self)
+        lines = index.billed.get(id(claim))
+        if lines is None:
+            lines = index.billed[id(claim)] = {}
+            for ln in claim.lines:
+                own = ("6R", ln.line_item_control_number) if ln.line_item_control_number else ("SV", ln.procedure_code, ln.modifiers, str(ln.service_date))
+                lines.setdefault(own, ln)
+        return lines.get(key)
+
     def payer_filing(self, payer_id: str) -> str:
         """The claim filing indicator this encounter was billed under for a payer (SBR09)."""
         for c in self.claims:
@@ -191,7 +203,7 @@ class _LineIndex:
         self.first: dict[tuple[Any, ...], ClaimLine] = {}
         for ln in claim_lines:
             self.first.setdefault((ln.procedure_code, ln.modifiers, ln.service_date, ln.units if ln.units is not None else ONE), ln)
-        #: id of a claim -> its lines by their own key (``billed_line``)
+        #: id of a claim -> its lines by their own key (``Encounter.billed_line``)
         self.billed: dict[int, dict[tuple[Any, ...], ClaimLine]] = {}
 
 
@@ -210,19 +222,6 @@ def line_key(e: Encounter, line: PaymentLine) -> tuple[Any, ...]:
     if ln is not None and ln.line_item_control_number:
         return ("6R", ln.line_item_control_number)
     return ("SV", line.procedure, line.modifiers, str(line.service_date))
-
-
-def billed_line(e: Encounter, claim: ClaimFact, key: tuple[Any, ...]) -> ClaimLine | None:
-    """The first line of ``claim`` (one of ``e``'s) whose own key -- ("6R", REF*6R), else ("SV",
-    procedure, modifiers, date) -- is ``key``; None when it bills no such line."""
-    index = _index(e)
-    lines = index.billed.get(id(claim))
-    if lines is None:
-        lines = index.billed[id(claim)] = {}
-        for ln in claim.lines:
-            own = ("6R", ln.line_item_control_number) if ln.line_item_control_number else ("SV", ln.procedure_code, ln.modifiers, str(ln.service_date))
-            lines.setdefault(own, ln)
-    return lines.get(key)
 
 
 def service_key(e: Encounter, p: PaymentFact, line: PaymentLine) -> tuple[str, ...]:

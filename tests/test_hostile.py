@@ -118,6 +118,7 @@ def test_every_stage_is_linear_in_the_adjustments_of_one_claim_payment(tmp_path:
     assert all(r < 3 for r in ratios.values()), (seconds, ratios)
 
 
+@pytest.mark.slow
 def test_deciding_is_linear_in_the_service_lines_of_one_claim(tmp_path: Path) -> None:
     """A claim of twice the service lines, paid line by line, takes less than three times as long to load, decide and write."""
     gen = _hostile()
