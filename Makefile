@@ -34,6 +34,7 @@ bench: setup
 	$(BIN)/python bench/bench_parse.py
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/bench_queue.py
+	$(BIN)/python bench/bench_hostile.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

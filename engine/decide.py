@@ -367,11 +367,9 @@ def _billed_charge(e: Encounter, billed: Any, line: Any) -> Decimal:
     """The charge the current claim bills for the line a payment line paid (0 when no longer billed)."""
     if not billed.lines:
         return line.charge if line.charge is not None else ZERO
-    key = line_key(e, line)
-    for ln in billed.lines:
-        ln_key = ("6R", ln.line_item_control_number) if ln.line_item_control_number else ("SV", ln.procedure_code, ln.modifiers, str(ln.service_date))
-        if ln_key == key:
-            return ln.charge if ln.charge is not None else ZERO
+    ln = e.billed_line(billed, line_key(e, line))
+    if ln is not None:
+        return ln.charge if ln.charge is not None else ZERO
     return ZERO
 
 

@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from .facts import ZERO, ClaimFact, PatientPaymentFact, PaymentFact, PaymentLine
+from .facts import ZERO, ClaimFact, ClaimLine, PatientPaymentFact, PaymentFact, PaymentLine
 
 _SEQUENCE = {"P": 1, "S": 2, "T": 3}
 ONE = Decimal(1)
@@ -40,6 +40,7 @@ class Encounter:
     billing_claim: ClaimFact = None  # type: ignore[assignment]  # the claim whose charge counts
     primary_claim: ClaimFact = None  # type: ignore[assignment]  # the claim to the first payer
     covered: dict[tuple[Any, ...], PaymentFact] | None = None  # lines already paid (rule 4), while deciding
+    lines_index: _LineIndex | None = None  # its claims' lines by what matches them (``line_key``), built once
 
     def settle(self) -> None:
         """Derive the billing and primary claims (the latest original/replacement/void to the first
@@ -70,6 +71,18 @@ class Encounter:
     def patient_name(self) -> str:
         c = self.primary_claim
         return f"{c.patient_last}, {c.patient_first}".strip(", ")
+
+    def billed_line(self, claim: ClaimFact, key: tuple[Any, ...]) -> ClaimLine | None:
+        """The first line of ``claim`` (one of this encounter's) whose own key -- ("6R", REF*6R),
+        else ("SV", procedure, modifiers, date) -- is ``key``; None when it bills no such line."""
+        index = _index(self)
+        lines = index.billed.get(id(claim))
+        if lines is None:
+            lines = index.billed[id(claim)] = {}
+            for ln in claim.lines:
+                own = ("6R", ln.line_item_control_number) if ln.line_item_control_number else ("SV", ln.procedure_code, ln.modifiers, str(ln.service_date))
+                lines.setdefault(own, ln)
+        return lines.get(key)
 
     def payer_filing(self, payer_id: str) -> str:
         """The claim filing indicator this encounter was billed under for a payer (SBR09)."""
@@ -177,18 +190,37 @@ def match_patient_payments(encounters: list[Encounter], payments: list[PatientPa
     return unmatched
 
 
+class _LineIndex:
+    """An encounter's claim lines looked up by what matches them, so that matching each payment
+    line costs one lookup, not a pass over every billed line (linear, not quadratic, in lines)."""
+
+    __slots__ = ("controls", "first", "billed")
+
+    def __init__(self, e: Encounter):
+        claim_lines = e.claims[0].lines if len(e.claims) == 1 else [ln for c in e.claims for ln in c.lines]
+        self.controls = {ln.line_item_control_number for ln in claim_lines}
+        #: procedure, modifiers, date, units -> the first claim line with them
+        self.first: dict[tuple[Any, ...], ClaimLine] = {}
+        for ln in claim_lines:
+            self.first.setdefault((ln.procedure_code, ln.modifiers, ln.service_date, ln.units if ln.units is not None else ONE), ln)
+        #: id of a claim -> its lines by their own key (``Encounter.billed_line``)
+        self.billed: dict[int, dict[tuple[Any, ...], ClaimLine]] = {}
+
+
+def _index(e: Encounter) -> _LineIndex:
+    if e.lines_index is None:
+        e.lines_index = _LineIndex(e)
+    return e.lines_index
+
+
 def line_key(e: Encounter, line: PaymentLine) -> tuple[Any, ...]:
     """Which billed line a payment line pays: REF*6R first, else procedure + modifiers + date + units."""
-    claim_lines = e.claims[0].lines if len(e.claims) == 1 else [ln for c in e.claims for ln in c.lines]
-    if line.control:
-        for ln in claim_lines:
-            if ln.line_item_control_number == line.control:
-                return ("6R", line.control)
-    units = line.units if line.units is not None else ONE
-    for ln in claim_lines:
-        if (ln.procedure_code == line.procedure and ln.modifiers == line.modifiers and ln.service_date == line.service_date
-                and (ln.units if ln.units is not None else ONE) == units):
-            return ("6R", ln.line_item_control_number) if ln.line_item_control_number else ("SV", line.procedure, line.modifiers, str(line.service_date))
+    index = _index(e)
+    if line.control and line.control in index.controls:
+        return ("6R", line.control)
+    ln = index.first.get((line.procedure, line.modifiers, line.service_date, line.units if line.units is not None else ONE))
+    if ln is not None and ln.line_item_control_number:
+        return ("6R", ln.line_item_control_number)
     return ("SV", line.procedure, line.modifiers, str(line.service_date))
 
 

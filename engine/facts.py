@@ -315,13 +315,8 @@ def _load(conn: Connection, by_pcn: dict[str, tuple[str, list[Any]]], whole: boo
         p = PaymentFact(r[0], rm[1], rm[2], rm[3], day(rm[6]), rm[7], rm[8], r[2], intern(r[3]), intern(r[4]), d(r[5]), d(r[6]), d(r[7]), intern(r[8]), r[9],
                         intern(r[10]), intern(r[11]), intern(r[12]), day(r[13]), day(r[14]), intern(r[15]), r[16], r[17])
         p.lines = tuple(plines.pop(r[0], ()))
-        by_line = {line.ordinal: line for line in p.lines}
-        for line_no, group, reason, amount in adjustments.pop(r[0], ()):
-            target = by_line.get(line_no) if line_no is not None else None
-            if target is not None:
-                target.adjustments = (*target.adjustments, (group, reason, amount))
-            else:
-                p.claim_adjustments = (*p.claim_adjustments, (group, reason, amount))
+        if r[0] in adjustments:
+            _attach(p, adjustments.pop(r[0]))
         remittances[r[1]].paid_total += p.paid
         payments.append(p)
     plbs: list[PlbFact] = []
@@ -340,6 +335,23 @@ def _load(conn: Connection, by_pcn: dict[str, tuple[str, list[Any]]], whole: boo
     exceptions = [dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()] if whole else []
     identified = {r["refund_id"]: r["identified_on"] for r in conn.execute(select(t.refund_history)).mappings()}
     return Facts(claims, payments, plbs, list(remittances.values()), patient, exceptions, identified)
+
+
+def _attach(p: PaymentFact, rows: list[tuple[Any, ...]]) -> None:
+    """Hand a claim payment's adjustment rows (line ordinal or None, group, reason, amount), in
+    store order, to its lines and to the claim; each tuple is built once, so a claim payment with
+    many adjustments loads in linear time."""
+    by_line = {line.ordinal: line for line in p.lines}
+    claim_level: list[tuple[str, str, Decimal]] = []
+    per_line: dict[int, list[tuple[str, str, Decimal]]] = {}
+    for line_no, group, reason, amount in rows:
+        if line_no is not None and line_no in by_line:
+            per_line.setdefault(line_no, []).append((group, reason, amount))
+        else:
+            claim_level.append((group, reason, amount))
+    p.claim_adjustments = tuple(claim_level)
+    for line_no, adjs in per_line.items():
+        by_line[line_no].adjustments = tuple(adjs)
 
 
 def remittance_facts(conn: Connection) -> list[RemittanceFact]:

@@ -138,23 +138,34 @@ def record_exception(
     payer_id: str = "",
     amount: Decimal | None = None,
 ) -> None:
-    insert_ignore(
-        conn,
-        t.ingest_exceptions,
-        [
-            {
-                "key": exception_key(kind, *key_parts),
-                "kind": kind,
-                "severity": severity,
-                "source_file": source_file,
-                "segment": segment,
-                "patient_control_number": pcn,
-                "payer_id": payer_id,
-                "amount": amount,
-                "detail": detail,
-            }
-        ],
-    )
+    insert_ignore(conn, t.ingest_exceptions, [exception_row(key_parts, kind, source_file, detail, severity=severity, segment=segment, pcn=pcn,
+                                                            payer_id=payer_id, amount=amount)])
+
+
+def exception_row(
+    key_parts: Iterable[object],
+    kind: str,
+    source_file: str,
+    detail: str,
+    *,
+    severity: str = "error",
+    segment: int = 0,
+    pcn: str = "",
+    payer_id: str = "",
+    amount: Decimal | None = None,
+) -> dict[str, Any]:
+    """One ``ingest_exceptions`` row (``record_exception`` writes one; many go in one statement)."""
+    return {
+        "key": exception_key(kind, *key_parts),
+        "kind": kind,
+        "severity": severity,
+        "source_file": source_file,
+        "segment": segment,
+        "patient_control_number": pcn,
+        "payer_id": payer_id,
+        "amount": amount,
+        "detail": detail,
+    }
 
 
 class Ingestor:
@@ -251,13 +262,13 @@ class Ingestor:
                 pending, rows = [], 0
         if pending:
             self._write(pending, name, file_id, sha)
+        errors = [
+            exception_row([sha, f.code, f.source.segment, f.source.offset, f.message], "PARSE_ERROR", name,
+                          f"{f.code} at byte {f.source.offset}: {f.message}", segment=f.source.segment)
+            for f in summary.findings if f.severity is parsers.Severity.ERROR
+        ]
         with self.store.write() as conn:
-            for f in summary.findings:
-                if f.severity is parsers.Severity.ERROR:
-                    record_exception(
-                        conn, [sha, f.code, f.source.segment, f.source.offset, f.message], "PARSE_ERROR", name,
-                        f"{f.code} at byte {f.source.offset}: {f.message}", segment=f.source.segment,
-                    )
+            insert_ignore(conn, t.ingest_exceptions, errors)  # one statement, however many findings
 
     def _write(self, pending: list[tuple[Any, Any]], name: str, file_id: int, sha: str) -> None:
         """Write prepared transaction sets, in one database transaction: each is still all or

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import mappings
 
 from .errors import UsageError
-from .findings import Finding, Severity
+from .findings import CODES, Finding, FindingList, Severity
+from .limits import refuse_oversized
 from .model import Claim, ClaimPayment, ProviderAdjustment, Record
 from .values import Values
 from .x12 import TransactionSet, X12Reader
@@ -37,11 +38,17 @@ class FileSummary:
     service_lines: int = 0
     provider_adjustments: int = 0
     transaction_types: Counter[str] = field(default_factory=Counter)
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=FindingList)  # at most findings.MAX_LISTED of a code, then a count
 
     def severities(self) -> dict[str, int]:
-        """Number of findings by severity (error, warning, info), all three present."""
-        counts = Counter(f.severity.value for f in self.findings)
+        """Number of findings by severity (error, warning, info), all three present; those past
+        the listing limit (``FindingList``) are counted too."""
+        if isinstance(self.findings, FindingList):
+            counts: Counter[str] = Counter()
+            for code, n in self.findings.counts.items():
+                counts[CODES[code][0].value] += n
+        else:
+            counts = Counter(f.severity.value for f in self.findings)
         return {s.value: counts.get(s.value, 0) for s in Severity}
 
     @property
@@ -107,7 +114,7 @@ def iter_transactions(
             v = Values(ts.envelope, summary.findings)
             kind, supported = transaction_type(ts, v)
             summary.transaction_types[kind] += 1
-            if not supported:
+            if not supported or refuse_oversized(ts, v):
                 records: Iterator[Record] = iter(())
             elif ts.code == "835":
                 records = _counted(read_835(ts, v), summary)
@@ -117,6 +124,8 @@ def iter_transactions(
             for _ in records:  # whatever the consumer left unread
                 pass
     finally:
+        if isinstance(summary.findings, FindingList):
+            summary.findings.close()
         summary.interchanges = reader.interchanges
         summary.functional_groups = reader.groups
         summary.transaction_sets = reader.transaction_sets

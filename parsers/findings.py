@@ -10,6 +10,8 @@ unknown codes are quoted; dates and pyx12's element values are not (README "Find
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -75,6 +77,10 @@ CODES: dict[str, tuple[Severity, str]] = {
         Severity.ERROR,
         "the transaction set has envelope errors: its records are returned but marked trusted=false",
     ),
+    "TRANSACTION_TOO_LARGE": (
+        Severity.ERROR,
+        "a claim, claim payment or header loop of more than 50,000 segments: the transaction set is not read (nor posted)",
+    ),
     "UNSUPPORTED_TRANSACTION": (
         Severity.WARNING,
         "a recognised transaction set edirecon does not model (270, 271, 276, 277, 278, 820, 834, 997, 999 ...)",
@@ -136,3 +142,39 @@ class Finding:
             "message": self.message,
             "source": self.source.as_dict(),
         }
+
+
+#: the most findings of one code listed for one file; past it they are counted (``FindingList``)
+MAX_LISTED = 1_000
+
+
+class FindingList(list[Finding]):
+    """A file's findings, as a list: the first ``MAX_LISTED`` of each code, then only a count, so
+    that a file of a million faulty segments does not hold a million findings.  ``close()``, at the
+    end of the file, adds one finding per code that went past the limit, saying how many more there
+    were (same code and severity, at the first one left out)."""
+
+    def __init__(self, findings: Iterable[Finding] = ()):
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+        self._first_left_out: dict[str, Finding] = {}
+        self.extend(findings)
+
+    def append(self, finding: Finding) -> None:
+        self.counts[finding.code] += 1
+        if self.counts[finding.code] <= MAX_LISTED:
+            super().append(finding)
+        else:
+            self._first_left_out.setdefault(finding.code, finding)
+
+    def extend(self, findings: Iterable[Finding]) -> None:
+        for finding in findings:
+            self.append(finding)
+
+    def close(self) -> None:
+        """Add the count of each code's findings left out (once: a second call adds nothing)."""
+        for code, first in self._first_left_out.items():
+            more = self.counts[code] - MAX_LISTED
+            super().append(Finding(code, f"{more} more {code} findings in this file are not listed (the first {MAX_LISTED} are); "
+                                         f"the first of them: {first.message}", first.source, first.severity))
+        self._first_left_out.clear()
