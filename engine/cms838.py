@@ -87,8 +87,6 @@ def repayments(b: Book, v: View) -> list[tuple[date | None, str, Decimal, str]]:
         day = max((rc.effective_date for rc in taken if rc.effective_date), default=None)
         what = "; ".join(f"{rc.kind} trace {rc.trace_number}" for rc in taken) or "recoupment"
         recouped = r.recouped - (s["recouped_when_sent"] or ZERO) if s["sent_on"] is not None else r.recouped
-        if s["acknowledged_by"]:  # a claim reversal that only offsets the 72 took nothing (a WO it offsets is no recoupment)
-            recouped -= min(recouped, max(ZERO, (s["acknowledged_amount"] or ZERO) - b.offset_by_ack.get(s["acknowledged_by"], ZERO)))
         if recouped > 0:
             out.append((day, "offset", recouped, f"Medicare recouped {money(recouped)} ({what}) on {day}"))
         if s["sent_on"] is not None and s["recouped_when_sent"]:

@@ -213,17 +213,19 @@ def load(conn: Connection, pcns: Sequence[str] | None = None) -> Facts:
     """Every fact in the store (read as plain tuples at the driver level: see ``bulk``); or, given
     ``pcns``, only the facts of those patient control numbers: their claims, their claim payments,
     the PLBs whose reference is one of them or one of those payments' payer claim numbers (and the
-    negative 72s of the same remittances), their patient payments (the ingest exceptions are left out).  Each is one indexed query."""
+    negative 72s of the same remittances, and of the remittances of their claim reversals), their
+    patient payments (the ingest exceptions are left out).  Each is one indexed query."""
     if pcns is None:
         return _load(conn, dict.fromkeys(_PARTS, ("", [])), whole=True)
     pcn_in, keys = member_of(conn, "patient_control_number", list(pcns))
     reference_in, _ = member_of(conn, "reference", list(pcns))
     named = f"({reference_in} OR reference IN (SELECT payer_claim_control_number FROM claim_payments WHERE {pcn_in}))"
     codes = sorted(mappings.refund_acknowledgment_codes())
-    # and the negative 72s of their remittances, which may offset them (rule 6's offset pairs)
-    plb_of = (f"({named} OR (amount < 0 AND reason IN ({', '.join('?' * len(codes))}) AND remittance_id IN "
-              f"(SELECT remittance_id FROM provider_adjustments WHERE {named})))")
-    return _load(conn, _conditions(pcn_in, keys, plb_of, keys * 2 + codes + keys * 2), whole=False)
+    # and the negative 72s of their remittances and of their claim reversals', which may offset them (rule 6's offset pairs)
+    plb_of = (f"({named} OR (amount < 0 AND reason IN ({', '.join('?' * len(codes))}) AND (remittance_id IN "
+              f"(SELECT remittance_id FROM provider_adjustments WHERE {named}) OR remittance_id IN "
+              f"(SELECT remittance_id FROM claim_payments WHERE status = '22' AND {pcn_in}))))")
+    return _load(conn, _conditions(pcn_in, keys, plb_of, keys * 2 + codes + keys * 2 + keys), whole=False)
 
 
 #: the temporary tables a shard's keys are put in (one connection's own)
