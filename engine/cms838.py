@@ -94,6 +94,16 @@ def repayments(b: Book, v: View) -> list[tuple[date | None, str, Decimal, str]]:
     return sorted(out, key=lambda x: (x[0] or date.min, x[1]))
 
 
+def cause(r: Refund) -> str:
+    """What a credit's CMS-838 reason is looked up by (``mappings/cms838_reason_codes.csv``): the
+    refund reason, or ``PAYER_NOT_BILLED`` for the whole payment of a payer no claim of the
+    encounter names (rule 5: its evidence's role is "payer not billed"), whose claim another
+    insurer was billed for as primary."""
+    if r.reason == "PAYER_OVERPAYMENT" and any(ev.get("role") == "payer not billed" for ev in r.evidence):
+        return "PAYER_NOT_BILLED"
+    return r.reason
+
+
 def paid_date(r: Refund) -> date | None:
     """The day Medicare paid the claim the credit is on: the duplicate payment, else the latest
     payment of that payer on the encounter."""
@@ -141,10 +151,15 @@ def cms838_rows(b: Book, quarter: Quarter) -> list[dict[str, Any]]:
             continue  # repaid in full before the quarter began: reported, if at all, in an earlier quarter
         e = r.encounter
         comments = []
+        why = cause(r)
         if r.reason == "DUPLICATE_PAYMENT":
             earlier = next((ev for ev in r.evidence if ev.get("role") == "earlier payment"), None)
             comments.append(f"duplicate of ICN {earlier['payer_claim_control_number']}" if earlier else "duplicate payment")
-        elif mappings.cms838_reason(r.reason) == "3":
+        elif why == "PAYER_NOT_BILLED":
+            billed = e.primary_claim
+            comments.append(f"Medicare was not billed: the claim was billed as primary to {billed.payer_name} ({billed.payer_id}), yet Medicare "
+                            "processed it as primary; its whole payment is refunded")
+        elif mappings.cms838_reason(why) == "3":
             comments.append("Medicare paid more than the balance left after contractual adjustments")
         else:
             comments.append("another insurer is primary: Medicare paid more than the patient responsibility left")
@@ -157,7 +172,7 @@ def cms838_rows(b: Book, quarter: Quarter) -> list[dict[str, Any]]:
             "type_of_bill": bill, "admission_or_from_date": start, "discharge_or_through_date": through, "paid_date": paid_date(r),
             "cost_report": "C" if closed is not None and through is not None and through <= closed else "O",
             "credit_balance": r.amount, "amount_repaid": repaid, "method_of_payment": mappings.cms838_method(paid[0][1]) if paid else "",
-            "amount_outstanding": r.amount - repaid, "reason": mappings.cms838_reason(r.reason), "comments": "; ".join(comments),
+            "amount_outstanding": r.amount - repaid, "reason": mappings.cms838_reason(why), "comments": "; ".join(comments),
             "refund_id": r.refund_id, "patient_control_number": e.pcn,
         })
     rows.sort(key=lambda row: (row["medicare_part"], row["beneficiary_name"], row["icn"]))
