@@ -296,16 +296,22 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: se
 def _not_billed(e: Encounter, current: list[PaymentFact]) -> dict[int, PaymentFact]:
     """Rule 5: the payments of a payer no claim of the encounter names (2010BB, 2330B) that
     processed it as primary (CLP02 = 1 or 19).  Such a payer is not liable: its whole payment is
-    owed back.  Judged only once a payer that was billed has adjudicated the encounter (so a payer
-    known by another id in the 835 is never taken for an unbilled one), never when a billed payer
-    forwarded the claim (CLP02 = 19, 20, 21: a crossover, whose receiver was billed for it), and
-    never for claims stored before the store kept their other payers."""
+    owed back.  A crossover carrier a billed payer's 835 names for the claim (NM1*TT) was billed
+    too, by that payer on the provider's behalf.  Judged only once a payer that was billed has
+    adjudicated the encounter (so a payer known by another id in the 835 is never taken for an
+    unbilled one), never when a billed payer forwarded the claim (CLP02 = 19, 20, 21: a crossover,
+    whose receiver was billed for it), and never for claims stored before the store kept their
+    other payers, nor when a billed payer's claim payment was stored before it kept NM1*TT."""
     billed: set[str] = set()
     for c in e.claims:
         payers = c.payers
         if payers is None:
             return {}
         billed |= payers
+    by_billed = [p for p in e.payments if p.payer_id in billed]
+    if any(p.crossover_carrier is None for p in by_billed):
+        return {}
+    billed |= {p.crossover_carrier for p in by_billed if p.crossover_carrier}
     if not any(p.payer_id in billed for p in current) or any(p.status in FORWARDED and p.payer_id in billed for p in e.payments):
         return {}
     return {p.id: p for p in current if p.status in AS_PRIMARY and p.payer_id and p.payer_id not in billed}

@@ -124,6 +124,7 @@ class PaymentFact:
     byte_offset: int
     claim_adjustments: tuple[tuple[str, str, Decimal], ...] = ()
     lines: list[PaymentLine] | tuple[PaymentLine, ...] = ()
+    crossover_carrier: str | None = ""  # NM1*TT NM109 ("" none); None: stored before the store kept it (revision 0007)
 
     @property
     def order(self) -> tuple[Any, ...]:
@@ -310,12 +311,14 @@ def _load(conn: Connection, by_pcn: dict[str, tuple[str, list[Any]]], whole: boo
     rems = {r[0]: r for r in select_rows(conn, t.remittances, rem_cols, "", *by_pcn["remittances"])}
     remittances = {rid: RemittanceFact(r[1], r[3], d(r[4]), r[5], r[9], r[10]) for rid, r in rems.items()}
     pay_cols = ["id", "remittance_id", "ordinal", "patient_control_number", "status", "charge", "paid", "patient_responsibility", "filing_indicator",
-                "payer_claim_control_number", "member_id", "patient_last", "patient_first", "service_from", "service_to", "source_file", "segment", "byte_offset"]
+                "payer_claim_control_number", "member_id", "patient_last", "patient_first", "service_from", "service_to", "source_file", "segment", "byte_offset",
+                "crossover_carrier_id"]
     payments: list[PaymentFact] = []
     for r in select_rows(conn, t.claim_payments, pay_cols, "", *by_pcn["payments"]):
         rm = rems[r[1]]
         p = PaymentFact(r[0], rm[1], rm[2], rm[3], day(rm[6]), rm[7], rm[8], r[2], intern(r[3]), intern(r[4]), d(r[5]), d(r[6]), d(r[7]), intern(r[8]), r[9],
                         intern(r[10]), intern(r[11]), intern(r[12]), day(r[13]), day(r[14]), intern(r[15]), r[16], r[17])
+        p.crossover_carrier = None if r[18] is None else intern(r[18])
         p.lines = tuple(plines.pop(r[0], ()))
         by_line = {line.ordinal: line for line in p.lines}
         for line_no, group, reason, amount in adjustments.pop(r[0], ()):

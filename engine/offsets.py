@@ -35,11 +35,6 @@ class Offset:
     amount: Decimal
 
     @property
-    def reversal(self) -> bool:
-        """Whether the take-back offset is a claim reversal (CLP02 = 22), not a PLB."""
-        return isinstance(self.recovery, PaymentFact)
-
-    @property
     def reference(self) -> str:
         """What the take-back names: the PLB's reference, or the reversal's payer claim number."""
         return self.recovery.icn if isinstance(self.recovery, PaymentFact) else self.recovery.reference
