@@ -220,3 +220,26 @@ def test_two_identical_lines_of_one_claim_payment_each_write_off(tmp_path: Path)
     assert [r["kind"] for r in outputs["exceptions"]] == []
     assert [(str(b["write_offs"]), str(b["balance"])) for b in outputs["credit_balances"]] == [("100.00", "52.00")]
     assert list(outputs["refund_requests"]) == []
+
+
+def test_a_72_smaller_than_the_reversal_it_offsets_leaves_the_rest_a_recoupment(tmp_path: Path) -> None:
+    """refund-check-booked-as-claim-reversal with `72:5011*-100.00` (BPR02 39.50): 100.00 of the 155.50 reversal is the check's booking, 55.50 is a CLAIM_REVERSAL."""
+    import shutil
+
+    from tests.conftest import FIXTURES
+
+    folder = tmp_path / "in"
+    shutil.copytree(FIXTURES / "engine" / "refund-check-booked-as-claim-reversal", folder)
+    remit = folder / "remit-3.835"
+    text = remit.read_text(encoding="ascii")
+    for old, new in (("BPR*I*95.00*", "BPR*I*39.50*"), ("72:5011*-155.50", "72:5011*-100.00")):
+        assert text.count(old) == 1
+        text = text.replace(old, new)
+    remit.write_text(text, encoding="ascii")
+    outputs = _run(folder, f"sqlite:///{tmp_path}/s.db", tmp_path / "out")
+    (refund,) = outputs["refund_requests"]
+    assert (refund["patient_control_number"], str(refund["amount"]), refund["status"]) == ("RFM2728001", "155.50", "acknowledged")
+    assert [(r["kind"], r["trace_number"], str(r["amount"]), r["refund_id"]) for r in outputs["recoupments"]] == [
+        ("CLAIM_REVERSAL", "0009272803", "55.50", refund["refund_id"])]
+    assert {b["patient_control_number"]: str(b["balance"]) for b in outputs["credit_balances"]}["RFM2728001"] == "25.00"
+    assert outputs["exceptions"] == []
