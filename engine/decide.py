@@ -122,12 +122,14 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
         out.exceptions.append(ExceptionRow("UNMATCHED_PAYMENT", "error", pp.source_file, pp.row_number, pp.pcn, "", pp.amount,
                                            f"patient payment {pp.payment_id} of {pp.paid_on} (CSV row {pp.row_number}) matches no single encounter"))
     out.matched = sum(len(e.payments) for e in encounters)
+    pairs = offsets(facts.plbs, facts.payments)  # rule 6's offset pairs, of PLB take-backs and of claim reversals
+    covered = offset_of(pairs)
     reversed_by: dict[int, PaymentFact] = {}
     for e in encounters:
-        reversed_by.update(_reversals(e, out))
+        reversed_by.update(_reversals(e, covered, out))
     seen_services: dict[tuple[str, ...], tuple[Encounter, PaymentFact]] = {}
     for e, p in sorted(((e, p) for e in encounters for p in e.payments), key=lambda ep: ep[1].order):
-        _duplicates(e, p, reversed_by, seen_services, out)
+        _duplicates(e, p, reversed_by, covered, seen_services, out)
     del seen_services
     for e in encounters:
         e.covered = None
@@ -138,7 +140,7 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
     paired = {rev.id for rev in reversed_by.values()}
     for e in encounters:
         _balance(e, reversed_by, paired, dup_by_encounter.get(id(e), {}), out)
-    _plb_recoupments(facts.plbs, encounters, out)
+    _plb_recoupments(facts.plbs, pairs, covered, encounters, out)
     _settle(out)
     _balancing(facts, out)
     for e in encounters:
@@ -157,8 +159,10 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
     return out
 
 
-def _reversals(e: Encounter, out: Decisions) -> dict[int, PaymentFact]:
-    """Pair each CLP02 = 22 with the payment it reverses; each is a CLAIM_REVERSAL recoupment."""
+def _reversals(e: Encounter, covered: dict[tuple[str, str, int, int], Decimal], out: Decisions) -> dict[int, PaymentFact]:
+    """Pair each CLP02 = 22 with the payment it reverses; each is a CLAIM_REVERSAL recoupment of
+    what a PLB 72 of its remittance does not offset (rule 6: that is the payer booking a refund
+    check).  The reversed payment no longer counts either way."""
     pairs: dict[int, PaymentFact] = {}
     ordered = sorted(e.payments, key=lambda p: p.order)
     for rev in (p for p in ordered if p.status == "22"):
@@ -167,15 +171,19 @@ def _reversals(e: Encounter, out: Decisions) -> dict[int, PaymentFact]:
         target = target or next((p for p in reversed(live) if p.paid == -rev.paid), None) or (live[-1] if live else None)
         if target is not None:
             pairs[target.id] = rev
+        amount = -rev.paid - covered.get(identity(rev), ZERO)
+        if amount <= 0 and rev.paid < 0:  # wholly offset by a 72: no take-back
+            continue
         out.recoupments.append(Recoupment(
             stable_id("RC", "CLAIM_REVERSAL", rev.payer_id, rev.trace_number, rev.icn, rev.pcn, rev.ordinal),
-            "CLAIM_REVERSAL", rev.payer_id, rev.payer_name, rev.trace_number, rev.payment_date, -rev.paid, e,
+            "CLAIM_REVERSAL", rev.payer_id, rev.payer_name, rev.trace_number, rev.payment_date, amount, e,
             target.icn if target is not None else rev.icn,
         ))
     return pairs
 
 
-def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact], seen: dict[tuple[str, ...], tuple[Encounter, PaymentFact]], out: Decisions) -> None:
+def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact], offset: dict[tuple[str, str, int, int], Decimal],
+                seen: dict[tuple[str, ...], tuple[Encounter, PaymentFact]], out: Decisions) -> None:
     """Rule 4: a later payment of lines (or services) a live earlier payment of the same payer already paid."""
     if p.status == "22" or p.status not in PAID_STATUSES or p.paid <= 0:
         return
@@ -220,8 +228,9 @@ def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact
             payment_key=p.key,
         ))
         rev = reversed_by.get(p.id)
-        if rev is not None:  # the payer reversed the duplicate itself
-            out.refunds[-1].recouped += min(dup_amount, -rev.paid)
+        taken = -rev.paid - offset.get(identity(rev), ZERO) if rev is not None else ZERO
+        if rev is not None and taken > 0:  # the payer reversed the duplicate itself (what a 72 offsets acknowledges it: ``_settle``)
+            out.refunds[-1].recouped += min(dup_amount, taken)
             for rc in out.recoupments:
                 if rc.kind == "CLAIM_REVERSAL" and rc.trace_number == rev.trace_number and rc.encounter is e and rc.icn == p.icn:
                     rc.refund_id = out.refunds[-1].refund_id
@@ -287,16 +296,22 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: se
 def _not_billed(e: Encounter, current: list[PaymentFact]) -> dict[int, PaymentFact]:
     """Rule 5: the payments of a payer no claim of the encounter names (2010BB, 2330B) that
     processed it as primary (CLP02 = 1 or 19).  Such a payer is not liable: its whole payment is
-    owed back.  Judged only once a payer that was billed has adjudicated the encounter (so a payer
-    known by another id in the 835 is never taken for an unbilled one), never when a billed payer
-    forwarded the claim (CLP02 = 19, 20, 21: a crossover, whose receiver was billed for it), and
-    never for claims stored before the store kept their other payers."""
+    owed back.  A crossover carrier a billed payer's 835 names for the claim (NM1*TT) was billed
+    too, by that payer on the provider's behalf.  Judged only once a payer that was billed has
+    adjudicated the encounter (so a payer known by another id in the 835 is never taken for an
+    unbilled one), never when a billed payer forwarded the claim (CLP02 = 19, 20, 21: a crossover,
+    whose receiver was billed for it), and never for claims stored before the store kept their
+    other payers, nor when a billed payer's claim payment was stored before it kept NM1*TT."""
     billed: set[str] = set()
     for c in e.claims:
         payers = c.payers
         if payers is None:
             return {}
         billed |= payers
+    by_billed = [p for p in e.payments if p.payer_id in billed]
+    if any(p.crossover_carrier is None for p in by_billed):
+        return {}
+    billed |= {p.crossover_carrier for p in by_billed if p.crossover_carrier}
     if not any(p.payer_id in billed for p in current) or any(p.status in FORWARDED and p.payer_id in billed for p in e.payments):
         return {}
     return {p.id: p for p in current if p.status in AS_PRIMARY and p.payer_id and p.payer_id not in billed}
@@ -389,22 +404,27 @@ def _payer_refund(reason: str, e: Encounter, payer: PaymentFact, amount: Decimal
     )
 
 
-def _plb_recoupments(plbs: list[PlbFact], encounters: list[Encounter], out: Decisions) -> None:
+def _plb_recoupments(plbs: list[PlbFact], pairs: list[Offset], covered: dict[tuple[str, str, int, int], Decimal], encounters: list[Encounter],
+                     out: Decisions) -> None:
     """Rule 6: PLB take-backs less what a 72 offsets (``offsets``), netted per payer, reason and
     reference (a give-back after a take-back as well as a deferral before it), tied to encounters;
-    the offset pairs tied to an encounter are acknowledgments."""
+    the offset pairs tied to an encounter (a PLB by its reference, a claim reversal by the
+    encounter it was matched to) are acknowledgments."""
     kinds = mappings.plb_kinds()
     by_icn: dict[tuple[str, str], Encounter] = {}
     by_pcn: dict[tuple[str, str], Encounter] = {}
+    of_payment: dict[int, Encounter] = {}
     for e in encounters:
         for p in e.payments:
             if p.icn:
                 by_icn.setdefault((p.payer_id, p.icn), e)
             by_pcn.setdefault((p.payer_id, p.pcn), e)
-    pairs = offsets(plbs)
-    covered = offset_of(pairs)
+            of_payment[p.id] = e
     for o in pairs:
-        tied = by_icn.get((o.recovery.payer_id, o.recovery.reference)) or by_pcn.get((o.recovery.payer_id, o.recovery.reference))
+        if isinstance(o.recovery, PaymentFact):
+            tied = of_payment.get(o.recovery.id)
+        else:
+            tied = by_icn.get((o.recovery.payer_id, o.recovery.reference)) or by_pcn.get((o.recovery.payer_id, o.recovery.reference))
         if tied is not None:
             out.acknowledgments.append((o, tied))
     groups: dict[tuple[str, str, str], list[PlbFact]] = defaultdict(list)
@@ -468,7 +488,7 @@ def _settle(out: Decisions) -> None:
     for o, e in out.acknowledgments:  # a check the payer booked (an offset pair): acknowledged, not recouped
         left = o.amount
         refunds = [r for r in refunds_of[id(e)] if r.payer_id == o.recovery.payer_id and r.acknowledged < r.amount]
-        refunds.sort(key=lambda r: (r.icn != o.recovery.reference, r.reason != "DUPLICATE_PAYMENT", r.refund_id))
+        refunds.sort(key=lambda r: (r.icn != o.reference, r.reason != "DUPLICATE_PAYMENT", r.refund_id))
         for r in refunds:
             if left <= 0:
                 break
