@@ -126,8 +126,9 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
     for e in encounters:
         reversed_by.update(_reversals(e, out))
     seen_services: dict[tuple[str, ...], tuple[Encounter, PaymentFact]] = {}
+    reversals = reversal_recoupments(out.recoupments)
     for e, p in sorted(((e, p) for e in encounters for p in e.payments), key=lambda ep: ep[1].order):
-        _duplicates(e, p, reversed_by, seen_services, out)
+        _duplicates(e, p, reversed_by, seen_services, out, reversals)
     del seen_services
     for e in encounters:
         e.covered = None
@@ -161,10 +162,15 @@ def _reversals(e: Encounter, out: Decisions) -> dict[int, PaymentFact]:
     """Pair each CLP02 = 22 with the payment it reverses; each is a CLAIM_REVERSAL recoupment."""
     pairs: dict[int, PaymentFact] = {}
     ordered = sorted(e.payments, key=lambda p: p.order)
+    live = _Live()
+    upto = 0  # the payments of ``ordered`` before it are in ``live``: those up to the reversal in hand
     for rev in (p for p in ordered if p.status == "22"):
-        live = [p for p in ordered if p.status != "22" and p.payer_id == rev.payer_id and p.id not in pairs and p.order <= rev.order]
-        target = next((p for p in reversed(live) if rev.icn and p.icn == rev.icn), None)
-        target = target or next((p for p in reversed(live) if p.paid == -rev.paid), None) or (live[-1] if live else None)
+        order = rev.order
+        while upto < len(ordered) and ordered[upto].order <= order:
+            if ordered[upto].status != "22":
+                live.add(ordered[upto])
+            upto += 1
+        target = live.target(rev, pairs)
         if target is not None:
             pairs[target.id] = rev
         out.recoupments.append(Recoupment(
@@ -175,23 +181,80 @@ def _reversals(e: Encounter, out: Decisions) -> dict[int, PaymentFact]:
     return pairs
 
 
-def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact], seen: dict[tuple[str, ...], tuple[Encounter, PaymentFact]], out: Decisions) -> None:
+class _Live:
+    """Rule 3: the payments a reversal may pair with (not reversals, not yet paired, up to it), each
+    a stack per payer, per payer and payer claim number, and per payer and amount paid, the latest
+    on top: finding a reversal's target costs a lookup, not a pass over the encounter's payments."""
+
+    __slots__ = ("latest", "by_icn", "by_paid")
+
+    def __init__(self) -> None:
+        self.latest: dict[str, list[PaymentFact]] = defaultdict(list)
+        self.by_icn: dict[tuple[str, str], list[PaymentFact]] = defaultdict(list)
+        self.by_paid: dict[tuple[str, Decimal], list[PaymentFact]] = defaultdict(list)
+
+    def add(self, p: PaymentFact) -> None:
+        self.latest[p.payer_id].append(p)
+        self.by_icn[(p.payer_id, p.icn)].append(p)
+        self.by_paid[(p.payer_id, p.paid)].append(p)
+
+    def target(self, rev: PaymentFact, paired: dict[int, PaymentFact]) -> PaymentFact | None:
+        """The latest of the same payer claim number, else of the amount reversed, else the latest."""
+        found = _top(self.by_icn.get((rev.payer_id, rev.icn)), paired) if rev.icn else None
+        return found or _top(self.by_paid.get((rev.payer_id, -rev.paid)), paired) or _top(self.latest.get(rev.payer_id), paired)
+
+
+def _top(stack: list[PaymentFact] | None, paired: dict[int, PaymentFact]) -> PaymentFact | None:
+    """The latest payment of ``stack`` not yet paired (those paired since are dropped from it)."""
+    while stack and stack[-1].id in paired:
+        stack.pop()
+    return stack[-1] if stack else None
+
+
+class _Covered(dict[tuple[Any, ...], PaymentFact]):
+    """Rule 4's lines (or whole claims) already paid on one encounter, and the first payment kept
+    under each key's head (a payer id, or "ALL"): a payment without lines looks up its payer's
+    first paid line rather than scanning every line paid."""
+
+    __slots__ = ("first",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: dict[Any, PaymentFact] = {}
+
+    def add(self, key: tuple[Any, ...], p: PaymentFact) -> None:
+        self[key] = p
+        self.first.setdefault(key[0], p)
+
+
+def reversal_recoupments(recoupments: list[Recoupment]) -> dict[tuple[str, int, str], list[Recoupment]]:
+    """The CLAIM_REVERSAL recoupments by trace number, encounter (its ``id()``) and payer claim number."""
+    index: dict[tuple[str, int, str], list[Recoupment]] = defaultdict(list)
+    for rc in recoupments:
+        if rc.kind == "CLAIM_REVERSAL":
+            index[(rc.trace_number, id(rc.encounter), rc.icn)].append(rc)
+    return index
+
+
+def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact], seen: dict[tuple[str, ...], tuple[Encounter, PaymentFact]], out: Decisions,
+                reversals: dict[tuple[str, int, str], list[Recoupment]]) -> None:
     """Rule 4: a later payment of lines (or services) a live earlier payment of the same payer already paid."""
     if p.status == "22" or p.status not in PAID_STATUSES or p.paid <= 0:
         return
     live = p.id not in reversed_by
     if e.covered is None:
-        e.covered = {}
+        e.covered = _Covered()
     covered = e.covered
+    assert isinstance(covered, _Covered)
     dup_amount = ZERO
     earlier: list[PaymentFact] = []
     if not p.lines:
         whole = ("ALL", p.payer_id)
-        prior = covered.get(whole) or next((q for k, q in covered.items() if k[0] == p.payer_id), None)
+        prior = covered.get(whole) or covered.first.get(p.payer_id)
         if prior is not None:
             dup_amount, earlier = p.paid, [prior]
         elif live:
-            covered[whole] = p
+            covered.add(whole, p)
     for line in p.lines:
         if line.paid <= 0:
             continue
@@ -209,7 +272,7 @@ def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact
             dup_amount += line.paid
             earlier.append(prior)
         elif live:
-            covered[lk] = p
+            covered.add(lk, p)
             if not e.voided:
                 seen.setdefault(sk, (e, p))
     if dup_amount > 0:
@@ -222,9 +285,8 @@ def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact
         rev = reversed_by.get(p.id)
         if rev is not None:  # the payer reversed the duplicate itself
             out.refunds[-1].recouped += min(dup_amount, -rev.paid)
-            for rc in out.recoupments:
-                if rc.kind == "CLAIM_REVERSAL" and rc.trace_number == rev.trace_number and rc.encounter is e and rc.icn == p.icn:
-                    rc.refund_id = out.refunds[-1].refund_id
+            for rc in reversals.get((rev.trace_number, id(e), p.icn), ()):
+                rc.refund_id = out.refunds[-1].refund_id
 
 
 def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: set[int], dup: dict[tuple[str, ...], Decimal], out: Decisions) -> None:
@@ -415,16 +477,13 @@ def _plb_recoupments(plbs: list[PlbFact], encounters: list[Encounter], out: Deci
         e = by_icn.get((payer_id, reference)) or by_pcn.get((payer_id, reference))
         icn = reference if (payer_id, reference) in by_icn else ""
         taken: list[tuple[Recoupment, PlbFact]] = []
+        untouched: list[Recoupment] = []  # those of ``taken`` not yet netted to zero, the latest last
         deferred = ZERO
         for plb in sorted(entries, key=lambda x: x.order):
             used = covered.get(identity(plb), ZERO)
             amount = plb.amount - used if plb.amount > 0 else plb.amount + used
             if amount < 0:  # given back: it nets what was taken (the latest first), else defers a later take-back
-                back = -amount
-                for rc, _ in reversed(taken):
-                    give = min(back, rc.amount)
-                    rc.amount -= give
-                    back -= give
+                back = _give_back(untouched, -amount)
                 deferred += back
                 continue
             offset = min(amount, deferred)
@@ -434,6 +493,7 @@ def _plb_recoupments(plbs: list[PlbFact], encounters: list[Encounter], out: Deci
                 continue
             taken.append((Recoupment(stable_id("RC", f"PLB_{reason}", payer_id, plb.trace_number, reference, plb.position), f"PLB_{reason}", payer_id,
                                      plb.payer_name, plb.trace_number, plb.payment_date, amount, e, icn), plb))
+            untouched.append(taken[-1][0])
         for rc, plb in taken:
             if rc.amount <= 0:
                 continue
@@ -441,6 +501,19 @@ def _plb_recoupments(plbs: list[PlbFact], encounters: list[Encounter], out: Deci
             if e is None:
                 out.exceptions.append(ExceptionRow("UNTIED_RECOUPMENT", "warning", plb.source_file, plb.segment, "", payer_id, rc.amount,
                                                    f"PLB {reason} reference {reference!r} matches no claim payment of payer {payer_id}"))
+
+
+def _give_back(untouched: list[Recoupment], back: Decimal) -> Decimal:
+    """Net a give-back of ``back`` against the take-backs still standing, the latest first (each
+    netted to zero leaves the stack: none is passed over twice); what is left of it."""
+    while back > 0 and untouched:
+        rc = untouched[-1]
+        give = min(back, rc.amount)
+        rc.amount -= give
+        back -= give
+        if rc.amount <= 0:
+            untouched.pop()
+    return back
 
 
 def _settle(out: Decisions) -> None:
