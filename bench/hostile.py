@@ -13,6 +13,8 @@ is the size of one transaction set, never a broken envelope.
   ordinary claim payments;
 * :func:`many_payments` -- one claim and an 835 paying its CLP01 ``n`` times without service lines,
   the payments from the ``reversed_from``-th on each reversed by a CLP02 = 22;
+* :func:`takebacks_835` -- an 835 of PLB take-backs of each payment after the first of
+  :func:`many_payments` (rule 6: each recoupment settles the duplicate refund of its claim);
 * :func:`many_patient_payments` -- one claim and a CSV of ``n`` patient payments of it;
 * :func:`many_claims_one_member` -- ``n`` claims of one patient for the same service, each its own
   CLM01, and the 835 paying each (rule 4 across claim numbers);
@@ -279,6 +281,20 @@ def many_payments(claims: str | Path | None, remit: str | Path, n: int, reversed
                 w("CAS", "CO", "45", "-40")
                 w("NM1", "QC", "1", "DOE", "JANE", "", "", "", "MI", member(1))
         _close(w, "0001", "000000908")
+
+
+def takebacks_835(remit: str | Path, n: int) -> None:
+    """An 835 of no claim payment and one PLB per payment 2..``n`` of :func:`many_payments`, taking
+    its 60.00 back (WO, reference its payer claim number); BPR02 = -Σ PLB."""
+    with open(remit, "w", encoding="ascii", newline="") as out:
+        w = _Writer(out)
+        _open(w, "HP", "005010X221A1", "000000914")
+        w.count = 0
+        w("ST", "835", "0001")
+        _835_header(w, str(-60 * (n - 1)), "0000997001")
+        for k in range(2, n + 1):
+            w("PLB", PAYEE[1], "20261231", f"WO:ACME{k:010d}", "60.00")
+        _close(w, "0001", "000000914")
 
 
 def many_patient_payments(claims: str | Path, payments: str | Path, n: int) -> None:

@@ -7,7 +7,7 @@ decisions, whatever the order they were ingested in.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -519,36 +519,63 @@ def _give_back(untouched: list[Recoupment], back: Decimal) -> Decimal:
 def _settle(out: Decisions) -> None:
     """Recoupments by the same payer settle that payer's open refunds on the encounter they are tied
     to; the offset pairs tied to it acknowledge them."""
-    refunds_of: dict[int, list[Refund]] = defaultdict(list)
-    for r in out.refunds:
-        refunds_of[id(r.encounter)].append(r)
     balance_of = {id(b.encounter): b for b in out.balances}
+    recouping = _Open(out.refunds, lambda r: r.recouped >= r.amount)
     for rc in sorted((r for r in out.recoupments if r.kind != "CLAIM_REVERSAL" and r.encounter is not None), key=lambda r: r.recoupment_id):
-        left = rc.amount
-        refunds = [r for r in refunds_of[id(rc.encounter)] if r.payer_id == rc.payer_id and r.recouped < r.amount]
-        refunds.sort(key=lambda r: (r.icn != rc.icn, r.reason != "DUPLICATE_PAYMENT", r.refund_id))
-        for r in refunds:
-            if left <= 0:
-                break
+
+        def recoup(r: Refund, left: Decimal, rc: Recoupment = rc) -> Decimal:
             take = min(left, r.amount - r.recouped)
             r.recouped += take
-            left -= take
             rc.refund_id = rc.refund_id or r.refund_id
+            return take
+
+        left = recouping.settle(rc.encounter, rc.payer_id, rc.icn, rc.amount, recoup)
         b = balance_of.get(id(rc.encounter))
         if left > 0 and b is not None:  # money taken back beyond any refund owed: it is owed again
             b.balance += left
             b.payer_paid -= left
+    acknowledging = _Open(out.refunds, lambda r: r.acknowledged >= r.amount)
     for o, e in out.acknowledgments:  # a check the payer booked (an offset pair): acknowledged, not recouped
-        left = o.amount
-        refunds = [r for r in refunds_of[id(e)] if r.payer_id == o.recovery.payer_id and r.acknowledged < r.amount]
-        refunds.sort(key=lambda r: (r.icn != o.recovery.reference, r.reason != "DUPLICATE_PAYMENT", r.refund_id))
-        for r in refunds:
-            if left <= 0:
-                break
+
+        def acknowledge(r: Refund, left: Decimal, o: Offset = o) -> Decimal:
             take = min(left, r.amount - r.acknowledged)
             r.acknowledged += take
             r.acknowledgments.append(o)
-            left -= take
+            return take
+
+        acknowledging.settle(e, o.recovery.payer_id, o.recovery.reference, o.amount, acknowledge)
+
+
+class _Open:
+    """The refunds a payer's recoupment (or offset pair) settles on an encounter, in the order it
+    settles them: those of its payer claim number first, then the others; of each, the duplicates
+    first, then by refund id.  Each list is ranked once and passed over only where its refunds are
+    settled (``done``), so settling is linear in the refunds and recoupments, not their product."""
+
+    __slots__ = ("done", "ranked", "fronts")
+
+    def __init__(self, refunds: list[Refund], done: Callable[[Refund], bool]):
+        self.done = done
+        self.ranked: dict[tuple[Any, ...], list[Refund]] = defaultdict(list)
+        for r in sorted(refunds, key=lambda r: (r.reason != "DUPLICATE_PAYMENT", r.refund_id)):
+            self.ranked[(id(r.encounter), r.payer_id, r.icn)].append(r)
+            self.ranked[(id(r.encounter), r.payer_id)].append(r)
+        self.fronts: dict[tuple[Any, ...], int] = defaultdict(int)
+
+    def settle(self, e: Encounter | None, payer_id: str, icn: str, left: Decimal, give: Callable[[Refund, Decimal], Decimal]) -> Decimal:
+        """Give ``left`` to the refunds open, in turn, until it is used up; what is left of it.  Those
+        of the payer claim number come first: by the others, they are all settled."""
+        for key in ((id(e), payer_id, icn), (id(e), payer_id)):
+            refunds = self.ranked.get(key, [])
+            at = self.fronts[key]
+            while left > 0 and at < len(refunds):
+                r = refunds[at]
+                if not self.done(r):
+                    left -= give(r, left)
+                if self.done(r):
+                    at += 1
+            self.fronts[key] = at
+        return left
 
 
 def _balancing(facts: Facts, out: Decisions) -> None:

@@ -130,6 +130,27 @@ def test_deciding_is_linear_in_the_plb_adjustments_of_one_reference(tmp_path: Pa
     _assert_linear(_decide_seconds(tmp_path, lambda d, n: gen.many_plbs(d / "claim.837", d / "plbs.835", n), (3_000, 6_000), check))
 
 
+@pytest.mark.slow
+def test_settling_is_linear_in_the_recoupments_and_refunds_of_one_encounter(tmp_path: Path) -> None:
+    """Twice the duplicate payments of one claim, each taken back by its own PLB, take less than three times as long to decide."""
+    gen = _hostile()
+
+    def write(folder: Path, n: int) -> None:
+        gen.many_payments(folder / "claim.837", folder / "payments.835", n)
+        gen.takebacks_835(folder / "takebacks.835", n)
+
+    def check(n: int, outputs: dict[str, Any], doc: dict[str, Any]) -> None:
+        # each take-back settles the duplicate refund of its own payer claim number, none another
+        refunds, recoupments = outputs["refund_requests"], outputs["recoupments"]
+        assert doc["matched_payments"] == n and doc["credit_balances"] == 0 and not outputs["exceptions"]
+        assert Counter((r["reason"], r["status"]) for r in refunds) == {("DUPLICATE_PAYMENT", "settled_by_recoupment"): n - 1}
+        by_icn = {r["payer_claim_control_number"]: r["refund_id"] for r in refunds}
+        assert Counter(rc["kind"] for rc in recoupments) == {"PLB_WO": n - 1}
+        assert all(rc["refund_id"] == by_icn[rc["payer_claim_control_number"]] for rc in recoupments)
+
+    _assert_linear(_decide_seconds(tmp_path, write, (3_000, 6_000), check))
+
+
 def _plb(reason: str, reference: str, amount: str, segment: int, position: int = 1) -> PlbFact:
     return PlbFact("60054", "ACME HEALTH PLAN", "0000996001", date(2026, 3, 5), reason, reference, Decimal(amount), "plbs.835", segment, position)
 
