@@ -126,7 +126,7 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
     for e in encounters:
         reversed_by.update(_reversals(e, out))
     seen_services: dict[tuple[str, ...], tuple[Encounter, PaymentFact]] = {}
-    reversals = reversal_recoupments(out.recoupments)
+    reversals = _reversal_recoupments(out.recoupments)
     for e, p in sorted(((e, p) for e in encounters for p in e.payments), key=lambda ep: ep[1].order):
         _duplicates(e, p, reversed_by, seen_services, out, reversals)
     del seen_services
@@ -227,7 +227,7 @@ class _Covered(dict[tuple[Any, ...], PaymentFact]):
         self.first.setdefault(key[0], p)
 
 
-def reversal_recoupments(recoupments: list[Recoupment]) -> dict[tuple[str, int, str], list[Recoupment]]:
+def _reversal_recoupments(recoupments: list[Recoupment]) -> dict[tuple[str, int, str], list[Recoupment]]:
     """The CLAIM_REVERSAL recoupments by trace number, encounter (its ``id()``) and payer claim number."""
     index: dict[tuple[str, int, str], list[Recoupment]] = defaultdict(list)
     for rc in recoupments:
