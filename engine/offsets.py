@@ -13,6 +13,7 @@ by the same pairs.
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -65,19 +66,9 @@ def offsets(plbs: Iterable[PlbFact], payments: Iterable[PaymentFact] = ()) -> li
     for remittance in sorted(acks):
         candidates: list[TakeBack] = [*sorted(recoveries.get(remittance, []), key=lambda p: p.order),
                                       *sorted(reversals.get(remittance, []), key=lambda p: (p.segment, p.ordinal))]
-        left = [taken(p) for p in candidates]
+        takebacks = _Takebacks(candidates)
         for ack in sorted(acks[remittance], key=lambda p: p.order):
-            need = -ack.amount
-            ranked = sorted(range(len(candidates)), key=lambda i: (ack.reference.strip() not in references(candidates[i]), left[i] != need, i))
-            for i in ranked:
-                if need <= 0:
-                    break
-                take = min(need, left[i])
-                if take <= 0:
-                    continue
-                left[i] -= take
-                need -= take
-                out.append(Offset(ack, candidates[i], take))
+            out.extend(Offset(ack, take_back, take) for take_back, take in takebacks.offset(ack))
     return sorted(out, key=lambda o: (o.ack.order, identity(o.recovery)[2:]))
 
 
@@ -91,6 +82,85 @@ def references(take_back: TakeBack) -> set[str]:
     if isinstance(take_back, PaymentFact):
         return {x for x in (take_back.icn, take_back.pcn) if x}
     return {take_back.reference.strip()}
+
+
+class _Takebacks:
+    """One remittance's take-backs (in order) and what is left of each, indexed so that a 72 finds
+    the ones it offsets by lookups, not by ranking them all (linear in the take-backs, not
+    quadratic).
+
+    A 72 takes, in this order: the first of its reference with exactly its amount left (which is
+    all it needs), else those of its reference in order; then the first of exactly its amount left
+    (of another reference: those of its own are used up by then); then the others in order.  What
+    is used up is never visited again: those passed over are used up, so a front index per
+    reference and one for all only move forward; a lookup by amount drops the entries whose amount
+    left has changed since (each is filed again under its new amount).  A claim reversal is filed
+    under each of its references (CLP07 and CLP01)."""
+
+    __slots__ = ("candidates", "left", "refs", "of_ref", "ref_front", "front", "exact", "by_amount")
+
+    def __init__(self, candidates: list[TakeBack]):
+        self.candidates = candidates
+        self.left = [taken(p) for p in candidates]
+        self.refs = [references(p) for p in candidates]
+        self.of_ref: dict[str, list[int]] = defaultdict(list)
+        self.ref_front: dict[str, int] = defaultdict(int)
+        self.front = 0
+        # heaps of indices (ascending lists are heaps) by reference and amount left, and by amount left
+        self.exact: dict[tuple[str, Decimal], list[int]] = defaultdict(list)
+        self.by_amount: dict[Decimal, list[int]] = defaultdict(list)
+        for i, (refs, left) in enumerate(zip(self.refs, self.left)):
+            for ref in sorted(refs):
+                self.of_ref[ref].append(i)
+                self.exact[(ref, left)].append(i)
+            self.by_amount[left].append(i)
+
+    def offset(self, ack: PlbFact) -> list[tuple[TakeBack, Decimal]]:
+        """The take-backs the 72 ``ack`` offsets and how much of each, what is left of them reduced."""
+        need = first = -ack.amount
+        ref = ack.reference.strip()
+        takes: list[tuple[int, Decimal]] = []
+        i = self._first(self.exact.get((ref, first)), first)
+        if i is not None:
+            takes.append(self._take(i, need))
+            need = ZERO
+        mine = self.of_ref.get(ref)
+        if mine and need > 0:
+            need, self.ref_front[ref] = self._in_order(mine, self.ref_front[ref], need, takes)
+        if need > 0:
+            i = self._first(self.by_amount.get(first), first)
+            if i is not None:
+                takes.append(self._take(i, need))
+            else:
+                _, self.front = self._in_order(range(len(self.candidates)), self.front, need, takes)
+        return [(self.candidates[i], take) for i, take in takes]
+
+    def _in_order(self, indices: list[int] | range, pos: int, need: Decimal, takes: list[tuple[int, Decimal]]) -> tuple[Decimal, int]:
+        """Take from ``indices`` in order from ``pos`` until ``need`` is met; what is still needed and
+        the new front (the first not used up)."""
+        while need > 0 and pos < len(indices):
+            i = indices[pos]
+            if self.left[i] > 0:
+                takes.append(self._take(i, need))
+                need -= takes[-1][1]
+            if self.left[i] <= 0:
+                pos += 1
+        return need, pos
+
+    def _first(self, heap: list[int] | None, amount: Decimal) -> int | None:
+        """The first take-back of ``heap`` with ``amount`` still left."""
+        while heap and self.left[heap[0]] != amount:
+            heapq.heappop(heap)
+        return heap[0] if heap else None
+
+    def _take(self, i: int, need: Decimal) -> tuple[int, Decimal]:
+        take = min(need, self.left[i])
+        self.left[i] -= take
+        if self.left[i] > 0:
+            for ref in self.refs[i]:
+                heapq.heappush(self.exact[(ref, self.left[i])], i)
+            heapq.heappush(self.by_amount[self.left[i]], i)
+        return i, take
 
 
 def offset_of(pairs: Iterable[Offset]) -> dict[tuple[str, str, int, int], Decimal]:
