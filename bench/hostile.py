@@ -354,3 +354,35 @@ GENERATORS = {"cas": many_cas_835, "claim": one_claim_837, "lx": many_lx_837, "l
 if __name__ == "__main__":
     kind, count, target = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     GENERATORS[kind](target, count)
+
+
+def one_claim_number_many_patients(claims: str | Path, remit: str | Path, n: int) -> None:
+    """``n`` claims of ``n`` patients (each its own subscriber loop and member id) that all reuse
+    the CLM01 ``pcn(1)`` for the same 99213 of 2026-02-10 at 100.00 (rule 1: one encounter each),
+    and one 835 paying each 60.00 (``CAS*CO*45*40``), naming its patient by member id (NM1*QC)."""
+    with open(claims, "w", encoding="ascii", newline="") as out:
+        w = _Writer(out)
+        _open(w, "HC", "005010X222A1", "000000916")
+        w.count = 0
+        w("ST", "837", "0001", "005010X222A1")
+        _837_header(w)
+        for k in range(1, n + 1):
+            _subscriber(w, k)
+            w("CLM", pcn(1), "100", "", "", "11:B:1", "Y", "A", "Y", "Y")
+            w("DTP", "472", "D8", "20260210")
+            w("HI", "ABK:J069")
+            w("LX", "1")
+            w("SV1", "HC:99213", "100", "UN", "1", "", "", "1")
+            w("DTP", "472", "D8", "20260210")
+        _close(w, "0001", "000000916")
+    with open(remit, "w", encoding="ascii", newline="") as out:
+        w = _Writer(out)
+        _open(w, "HP", "005010X221A1", "000000917")
+        w.count = 0
+        w("ST", "835", "0001")
+        _835_header(w, str(60 * n), "0000998001")
+        for k in range(1, n + 1):
+            w("CLP", pcn(1), "1", "100", "60", "0", "12", f"ACME{k:010d}", "11", "1")
+            w("CAS", "CO", "45", "40")
+            w("NM1", "QC", "1", "DOE", "JANE", "", "", "", "MI", member(k))
+        _close(w, "0001", "000000917")

@@ -109,30 +109,60 @@ def build_encounters(claims: list[ClaimFact]) -> list[Encounter]:
             e.settle()
             encounters.append(e)
             continue
-        found: list[Encounter] = []
+        index = _Found(npi, pcn)
         originals = sorted((c for c in members if c.frequency not in ("7", "8")), key=lambda c: (_SEQUENCE.get(c.responsibility, 9), c.order))
         changes = sorted((c for c in members if c.frequency in ("7", "8")), key=lambda c: c.order)
         for c in originals:
-            target = next((e for e in found if _same_patient(e, c) and (e.service_from, e.service_to) == (c.service_from, c.service_to)), None)
-            if target is None:
-                target = Encounter((), npi, (), pcn, c.service_from, c.service_to)
-                found.append(target)
-            _attach(target, c)
+            target = next((e for e in index.same_patient(c) if (e.service_from, e.service_to) == (c.service_from, c.service_to)), None)
+            index.attach(target, c)
         for c in changes:
-            same = [e for e in found if _same_patient(e, c)]
+            same = index.same_patient(c)
             target = next((e for e in same if (e.service_from, e.service_to) == (c.service_from, c.service_to)), same[0] if same else None)
-            if target is None:
-                target = Encounter((), npi, (), pcn, c.service_from, c.service_to)
-                found.append(target)
-            _attach(target, c)
+            index.attach(target, c)
+        found = index.encounters
         for e in found:
             e.settle()
         encounters.extend(found)
     return encounters
 
 
-def _same_patient(e: Encounter, c: ClaimFact) -> bool:
-    return any(m in e.members for m in c.members) or any(_identity(x) == _identity(c) and c.dob is not None for x in e.claims)
+class _Found:
+    """The encounters of one NPI + CLM01 as they are built, indexed by member id and by patient
+    identity (name and date of birth), so that finding a claim's patient costs lookups, not a pass
+    over every encounter of a CLM01 many patients share (linear, not quadratic).  Rule 1's "same
+    patient": a member id in common, or the same name and date of birth."""
+
+    __slots__ = ("npi", "pcn", "encounters", "position", "by_member", "by_identity")
+
+    def __init__(self, npi: str, pcn: str):
+        self.npi, self.pcn = npi, pcn
+        self.encounters: list[Encounter] = []
+        self.position: dict[int, int] = {}  # id(encounter) -> its place in ``encounters``
+        self.by_member: dict[str, list[int]] = defaultdict(list)
+        self.by_identity: dict[tuple[str, str, date | None], list[int]] = defaultdict(list)
+
+    def same_patient(self, c: ClaimFact) -> list[Encounter]:
+        """The encounters of ``c``'s patient, in the order they were made."""
+        found = {i for m in c.members for i in self.by_member.get(m, ())}
+        if c.dob is not None:
+            found.update(self.by_identity.get(_identity(c), ()))
+        return [self.encounters[i] for i in sorted(found)]
+
+    def attach(self, e: Encounter | None, c: ClaimFact) -> None:
+        """Attach ``c`` to ``e`` (a new encounter of its own when None) and index what it adds."""
+        if e is None:
+            e = Encounter((), self.npi, (), self.pcn, c.service_from, c.service_to)
+            self.position[id(e)] = len(self.encounters)
+            self.encounters.append(e)
+        i = self.position[id(e)]
+        known = set(e.members)
+        _attach(e, c)
+        for m in e.members:
+            if m not in known:
+                self.by_member[m].append(i)
+        ids = self.by_identity[_identity(c)]
+        if not ids or ids[-1] != i:
+            ids.append(i)
 
 
 def _attach(e: Encounter, c: ClaimFact) -> None:
@@ -148,10 +178,15 @@ def match_payments(encounters: list[Encounter], payments: list[PaymentFact]) -> 
     by_pcn: dict[str, list[Encounter]] = defaultdict(list)
     for e in encounters:
         by_pcn[e.pcn].append(e)
+    chosen: dict[tuple[str, str, str], _Candidates] = {}
     unmatched: list[PaymentFact] = []
     for p in sorted(payments, key=lambda p: p.order):
-        candidates = [e for e in by_pcn.get(p.pcn, []) if (p.payee_npi and p.payee_npi == e.npi) or (p.payee_tin and p.payee_tin in e.tins)]
-        best = _best(candidates, p)
+        key = (p.pcn, p.payee_npi, p.payee_tin)
+        candidates = chosen.get(key)
+        if candidates is None:  # once per CLP01 and payee, however many payments name them
+            candidates = chosen[key] = _Candidates(
+                [e for e in by_pcn.get(p.pcn, []) if (p.payee_npi and p.payee_npi == e.npi) or (p.payee_tin and p.payee_tin in e.tins)])
+        best = candidates.best(p)
         if best is None:
             unmatched.append(p)
         else:
@@ -159,18 +194,61 @@ def match_payments(encounters: list[Encounter], payments: list[PaymentFact]) -> 
     return unmatched
 
 
-def _best(candidates: list[Encounter], p: PaymentFact) -> Encounter | None:
-    if len(candidates) <= 1:
-        return candidates[0] if candidates else None
+def _score(e: Encounter, p: PaymentFact) -> tuple[int, int, int]:
+    """How well a payment names an encounter: member id, then patient name, then service dates."""
+    member = int(bool(p.member_id) and p.member_id in e.members)
+    name = int(any(c.patient_last.upper() == p.patient_last.upper() and c.patient_first.upper() == p.patient_first.upper() for c in e.claims))
+    dates = int(p.service_from is not None and e.service_from is not None and e.service_from <= p.service_from <= (e.service_to or e.service_from))
+    return (member, name, dates)
 
-    def score(e: Encounter) -> tuple[int, int, int]:
-        member = int(bool(p.member_id) and p.member_id in e.members)
-        name = int(any(c.patient_last.upper() == p.patient_last.upper() and c.patient_first.upper() == p.patient_first.upper() for c in e.claims))
-        dates = int(p.service_from is not None and e.service_from is not None and e.service_from <= p.service_from <= (e.service_to or e.service_from))
-        return (member, name, dates)
 
-    ranked = sorted(candidates, key=score, reverse=True)
-    if score(ranked[0]) == score(ranked[1]):
+class _Candidates:
+    """The encounters a payment's CLP01 and payee may mean, and the one it names best (rule 2): the
+    single best by member id, then name, then dates; a tie is ambiguous, never a guess.
+
+    With many encounters under one CLP01 (many patients reusing it), the best is found among the
+    few its member id or its patient's name pick out (indexes made once, on first need), not by
+    scoring every encounter for every payment: linear, not quadratic."""
+
+    __slots__ = ("encounters", "by_member", "by_name", "dated")
+
+    SMALL = 8  # up to this many, scoring them all is cheaper than indexing
+
+    def __init__(self, encounters: list[Encounter]):
+        self.encounters = encounters
+        self.by_member: dict[str, list[Encounter]] | None = None
+        self.by_name: dict[tuple[str, str], list[Encounter]] | None = None
+        self.dated: dict[date | None, Encounter | None] = {}  # service date -> the one encounter spanning it
+
+    def best(self, p: PaymentFact) -> Encounter | None:
+        if len(self.encounters) <= 1:
+            return self.encounters[0] if self.encounters else None
+        if len(self.encounters) <= self.SMALL:
+            return _unique_best(self.encounters, p)
+        if self.by_member is None or self.by_name is None:
+            self.by_member, self.by_name = defaultdict(list), defaultdict(list)
+            for e in self.encounters:
+                for m in e.members:
+                    self.by_member[m].append(e)
+                for name in dict.fromkeys((c.patient_last.upper(), c.patient_first.upper()) for c in e.claims):
+                    self.by_name[name].append(e)
+        # the best scores highest on the first criterion any encounter meets: only those compete
+        group = self.by_member.get(p.member_id, []) if p.member_id else []
+        group = group or self.by_name.get((p.patient_last.upper(), p.patient_first.upper()), [])
+        if group:
+            return _unique_best(group, p)
+        if p.service_from not in self.dated:  # none named: the dates alone decide (once per date)
+            dated = [e for e in self.encounters if _score(e, p)[2]]
+            self.dated[p.service_from] = dated[0] if len(dated) == 1 else None
+        return self.dated[p.service_from]
+
+
+def _unique_best(candidates: list[Encounter], p: PaymentFact) -> Encounter | None:
+    """The candidate scoring highest, or None when two share the highest score (ambiguous)."""
+    if len(candidates) == 1:
+        return candidates[0]
+    ranked = sorted(candidates, key=lambda e: _score(e, p), reverse=True)
+    if _score(ranked[0], p) == _score(ranked[1], p):
         return None  # ambiguous: an exception, never a guess
     return ranked[0]
 

@@ -116,6 +116,19 @@ def test_deciding_is_linear_in_the_patient_payments_of_one_encounter(tmp_path: P
 
 
 @pytest.mark.slow
+def test_deciding_is_linear_in_the_patients_that_share_one_claim_number(tmp_path: Path) -> None:
+    """Twice the patients reusing one CLM01 (one encounter each, each paid on its member id) take less than three times as long to group and match."""
+    gen = _hostile()
+
+    def check(n: int, outputs: dict[str, Any], doc: dict[str, Any]) -> None:
+        # each payment names its own patient's encounter: all matched, each paid in full (60 + CO-45 40)
+        assert doc["matched_payments"] == n and doc["credit_balances"] == 0
+        assert not outputs["exceptions"] and not outputs["refund_requests"]
+
+    _assert_linear(_decide_seconds(tmp_path, lambda d, n: gen.one_claim_number_many_patients(d / "claims.837", d / "remit.835", n), (2_000, 4_000), check))
+
+
+@pytest.mark.slow
 def test_deciding_is_linear_in_the_plb_adjustments_of_one_reference(tmp_path: Path) -> None:
     """Twice the PLB take-backs of one claim (half of them offset by 72s) and give-backs take less than three times as long to decide."""
     gen = _hostile()
