@@ -12,7 +12,11 @@ RSS of the whole process tree (psutil, sampled every 10 ms, and the largest proc
 The cases: one claim payment of 1,000,000 CAS (refused: ``TRANSACTION_TOO_LARGE``) and one of
 49,990 (the largest read); an 837 of 100,000 LX and no claim (refused) and one of 49,990 (read,
 one ``ORPHAN_SEGMENT`` each); one segment of 10 MiB between two claim payments
-(``SEGMENT_TOO_LONG``, the two read); a claim of 16,000 service lines paid line by line.
+(``SEGMENT_TOO_LONG``, the two read); a claim of 16,000 service lines paid line by line; one claim
+number paid 10,000 times, each later payment reversed; a claim of 16,000 lines paid line by line and
+16,000 reversed payments of it by a second payer without lines; 10,000 PLB take-backs of one claim
+(half offset by 72s) and 10,000 give-backs; one claim number paid 10,000 times, each duplicate taken
+back by its own PLB.
 """
 
 from __future__ import annotations
@@ -52,6 +56,15 @@ CASES: dict[str, tuple[str, str, Callable[[Path], None]]] = {
                     lambda d: hostile.long_segment_835(d / "segment-10m.835", 10 * MIB)),
     "lines-16000": ("a claim of 16,000 lines and its payment (837P + 835)", "lines-16000.835",
                     lambda d: hostile.many_lines(d / "lines-16000-claim.837", d / "lines-16000.835", 16_000)),
+    "reversals-10000": ("one CLP01 paid 10,000 times, each duplicate reversed (835)", "reversals-10000.835",
+                        lambda d: hostile.many_payments(d / "claim.837", d / "reversals-10000.835", 10_000, reversed_from=2)),
+    "no-lines-16000": ("16,000 lines paid, then 16,000 reversed payments without lines (835)", "no-lines-16000.835",
+                       lambda d: (hostile.many_lines(d / "claim.837", d / "lines.835", 16_000),
+                                  hostile.many_payments(None, d / "no-lines-16000.835", 16_000, reversed_from=1, payer=("BETA HEALTH PLAN", "77001")))),
+    "plb-10000": ("10,000 PLB take-backs of one claim, 72 offsets, 10,000 give-backs (835)", "plb-10000.835",
+                  lambda d: hostile.many_plbs(d / "claim.837", d / "plb-10000.835", 10_000)),
+    "takebacks-10000": ("one CLP01 paid 10,000 times, each duplicate taken back by a PLB (835)", "takebacks-10000.835",
+                        lambda d: (hostile.many_payments(d / "claim.837", d / "payments.835", 10_000), hostile.takebacks_835(d / "takebacks-10000.835", 10_000))),
 }
 
 

@@ -10,7 +10,16 @@ is the size of one transaction set, never a broken envelope.
 * :func:`many_lx_837` -- an 837P whose one transaction set holds ``n`` LX service lines and no CLM;
 * :func:`many_lines` -- one claim of ``n`` service lines and its payment, line by line;
 * :func:`long_segment_835` -- an 835 with one ``NTE``-like segment of ``size`` bytes between two
-  ordinary claim payments.
+  ordinary claim payments;
+* :func:`many_payments` -- one claim and an 835 paying its CLP01 ``n`` times without service lines,
+  the payments from the ``reversed_from``-th on each reversed by a CLP02 = 22;
+* :func:`takebacks_835` -- an 835 of PLB take-backs of each payment after the first of
+  :func:`many_payments` (rule 6: each recoupment settles the duplicate refund of its claim);
+* :func:`many_patient_payments` -- one claim and a CSV of ``n`` patient payments of it;
+* :func:`many_claims_one_member` -- ``n`` claims of one patient for the same service, each its own
+  CLM01, and the 835 paying each (rule 4 across claim numbers);
+* :func:`many_plbs` -- one claim payment and ``n`` PLB take-backs naming it, each half offset by a
+  PLB 72, then ``n`` give-backs of a quarter each (rule 6 offsets and netting).
 
     python bench/hostile.py cas 1000000 bench/data/hostile/cas-1m.835
 """
@@ -51,13 +60,13 @@ def _close(w: _Writer, st02: str, icn: str) -> None:
     w("IEA", "1", icn)
 
 
-def _835_header(w: _Writer, paid: Decimal | str, trace: str) -> None:
-    w("BPR", "I", str(paid), "C", "ACH", "CCP", "01", "081900420", "DA", "5500612347", "1060054000", "", "01", "071921891", "DA",
+def _835_header(w: _Writer, paid: Decimal | str, trace: str, payer: tuple[str, str] = PAYER) -> None:
+    w("BPR", "I", str(paid), "C", "ACH", "CCP", "01", "081900420", "DA", "5500612347", f"10{payer[1]}000", "", "01", "071921891", "DA",
       "4410029931", "20260305")
-    w("TRN", "1", trace, "1060054000")
+    w("TRN", "1", trace, f"10{payer[1]}000")
     w("DTM", "405", "20260301")
-    w("N1", "PR", PAYER[0])
-    w("REF", "2U", PAYER[1])
+    w("N1", "PR", payer[0])
+    w("REF", "2U", payer[1])
     w("N1", "PE", PAYEE[0], "XX", PAYEE[1])
     w("LX", "1")
 
@@ -219,6 +228,125 @@ def long_segment_835(path: str | Path, size: int) -> None:
         w("CAS", "CO", "45", "150.00")
         w("NM1", "QC", "1", "ROE", "JOHN", "", "", "", "MI", member(3))
         _close(w, "0001", "000000904")
+
+
+
+def _one_line_claim_837(w: _Writer, k: int, charge_: str) -> None:
+    """The claim ``pcn(k)`` of one 99213 line of ``charge_`` served on 2026-02-10."""
+    w("CLM", pcn(k), charge_, "", "", "11:B:1", "Y", "A", "Y", "Y")
+    w("DTP", "472", "D8", "20260210")
+    w("HI", "ABK:J069")
+    w("LX", "1")
+    w("SV1", "HC:99213", charge_, "UN", "1", "", "", "1")
+    w("DTP", "472", "D8", "20260210")
+
+
+def _claims_837(path: str | Path, icn: str, n: int, charge_: str, one_patient: bool) -> None:
+    """An 837P of ``n`` one-line claims ``pcn(1..n)``, each of its own patient or all of patient 1."""
+    with open(path, "w", encoding="ascii", newline="") as out:
+        w = _Writer(out)
+        _open(w, "HC", "005010X222A1", icn)
+        w.count = 0
+        w("ST", "837", "0001", "005010X222A1")
+        _837_header(w)
+        for k in range(1, n + 1):
+            if k == 1 or not one_patient:
+                _subscriber(w, k)
+            _one_line_claim_837(w, k, charge_)
+        _close(w, "0001", icn)
+
+
+def many_payments(claims: str | Path | None, remit: str | Path, n: int, reversed_from: int | None = None,
+                  payer: tuple[str, str] = PAYER) -> None:
+    """A claim of 100.00 (unless ``claims`` is None) and an 835 of ``payer`` (one transaction set)
+    paying its CLP01 ``n`` times, each claim payment its own payer claim number, 60.00 with
+    ``CAS*CO*45*40`` and no service line; the ``reversed_from``-th payment (from 1) and those after
+    it are each followed by its reversal (CLP02 = 22): with 2, the payer reverses each duplicate."""
+    if claims is not None:
+        _claims_837(claims, "000000907", 1, "100", one_patient=True)
+    kept = n if reversed_from is None else min(n, reversed_from - 1)
+    with open(remit, "w", encoding="ascii", newline="") as out:
+        w = _Writer(out)
+        _open(w, "HP", "005010X221A1", "000000908")
+        w.count = 0
+        w("ST", "835", "0001")
+        _835_header(w, str(60 * kept), "0000994001", payer)
+        for k in range(1, n + 1):
+            icn = f"{payer[0][:4]}{k:010d}"
+            w("CLP", pcn(1), "1", "100", "60", "0", "12", icn, "11", "1")
+            w("CAS", "CO", "45", "40")
+            w("NM1", "QC", "1", "DOE", "JANE", "", "", "", "MI", member(1))
+            if reversed_from is not None and k >= reversed_from:
+                w("CLP", pcn(1), "22", "-100", "-60", "0", "12", icn, "11", "1")
+                w("CAS", "CO", "45", "-40")
+                w("NM1", "QC", "1", "DOE", "JANE", "", "", "", "MI", member(1))
+        _close(w, "0001", "000000908")
+
+
+def takebacks_835(remit: str | Path, n: int) -> None:
+    """An 835 of no claim payment and one PLB per payment 2..``n`` of :func:`many_payments`, taking
+    its 60.00 back (WO, reference its payer claim number); BPR02 = -Σ PLB."""
+    with open(remit, "w", encoding="ascii", newline="") as out:
+        w = _Writer(out)
+        _open(w, "HP", "005010X221A1", "000000914")
+        w.count = 0
+        w("ST", "835", "0001")
+        _835_header(w, str(-60 * (n - 1)), "0000997001")
+        for k in range(2, n + 1):
+            w("PLB", PAYEE[1], "20261231", f"WO:ACME{k:010d}", "60.00")
+        _close(w, "0001", "000000914")
+
+
+def many_patient_payments(claims: str | Path, payments: str | Path, n: int) -> None:
+    """A claim of 100.00 and a CSV of ``n`` patient payments of 0.01 on it."""
+    _claims_837(claims, "000000909", 1, "100", one_patient=True)
+    with open(payments, "w", encoding="ascii", newline="") as out:
+        out.write("patient_control_number,amount,paid_on,payment_id\n")
+        for k in range(1, n + 1):
+            out.write(f"{pcn(1)},0.01,2026-03-{1 + k % 28:02d},PP{k:08d}\n")
+
+
+def many_claims_one_member(claims: str | Path, remit: str | Path, n: int) -> None:
+    """``n`` claims of one patient (one subscriber loop), each its own CLM01 (``pcn(1..n)``), for
+    the same 99213 of 2026-02-10 at 100.00, and one 835 paying each line 60.00 (``CAS*CO*45*40``)."""
+    _claims_837(claims, "000000910", n, "100", one_patient=True)
+    with open(remit, "w", encoding="ascii", newline="") as out:
+        w = _Writer(out)
+        _open(w, "HP", "005010X221A1", "000000911")
+        w.count = 0
+        w("ST", "835", "0001")
+        _835_header(w, str(60 * n), "0000995001")
+        for k in range(1, n + 1):
+            w("CLP", pcn(k), "1", "100", "60", "0", "12", f"ACME{k:010d}", "11", "1")
+            w("NM1", "QC", "1", "DOE", "JANE", "", "", "", "MI", member(1))
+            w("SVC", "HC:99213", "100", "60", "", "1")
+            w("DTM", "472", "20260210")
+            w("CAS", "CO", "45", "40")
+        _close(w, "0001", "000000911")
+
+
+def many_plbs(claims: str | Path, remit: str | Path, n: int) -> None:
+    """A claim of 100.00 paid 60.00 + ``n`` (``CAS*CO*45*40``), and in the same 835 ``n`` PLB
+    segments each taking back 2.00 of it (WO, reference its payer claim number) with a 72 of
+    -1.00 offsetting half, then ``n`` PLB giving back 0.50 each (WO, the same reference)."""
+    _claims_837(claims, "000000912", 1, str(100 + n), one_patient=True)
+    icn = "ACME0000000001"
+    paid = Decimal(60 + n)
+    with open(remit, "w", encoding="ascii", newline="") as out:
+        w = _Writer(out)
+        _open(w, "HP", "005010X221A1", "000000913")
+        w.count = 0
+        w("ST", "835", "0001")
+        # BPR02 = CLP04 - (n x (2.00 - 1.00) - n x 0.50)
+        _835_header(w, str(paid - n * Decimal("0.50")), "0000996001")
+        w("CLP", pcn(1), "1", str(100 + n), str(paid), "0", "12", icn, "11", "1")
+        w("CAS", "CO", "45", "40")
+        w("NM1", "QC", "1", "DOE", "JANE", "", "", "", "MI", member(1))
+        for k in range(1, n + 1):
+            w("PLB", PAYEE[1], "20261231", f"72:CHK{k:08d}", "-1.00", f"WO:{icn}", "2.00")
+        for _ in range(n):
+            w("PLB", PAYEE[1], "20261231", f"WO:{icn}", "-0.50")
+        _close(w, "0001", "000000913")
 
 
 GENERATORS = {"cas": many_cas_835, "claim": one_claim_837, "lx": many_lx_837, "long": long_segment_835}

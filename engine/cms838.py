@@ -87,13 +87,21 @@ def repayments(b: Book, v: View) -> list[tuple[date | None, str, Decimal, str]]:
         day = max((rc.effective_date for rc in taken if rc.effective_date), default=None)
         what = "; ".join(f"{rc.kind} trace {rc.trace_number}" for rc in taken) or "recoupment"
         recouped = r.recouped - (s["recouped_when_sent"] or ZERO) if s["sent_on"] is not None else r.recouped
-        if s["acknowledged_by"]:  # a claim reversal that only offsets the 72 took nothing (a WO it offsets is no recoupment)
-            recouped -= min(recouped, max(ZERO, (s["acknowledged_amount"] or ZERO) - b.offset_by_ack.get(s["acknowledged_by"], ZERO)))
         if recouped > 0:
             out.append((day, "offset", recouped, f"Medicare recouped {money(recouped)} ({what}) on {day}"))
         if s["sent_on"] is not None and s["recouped_when_sent"]:
             out.append((None, "offset", s["recouped_when_sent"], f"Medicare recouped {money(s['recouped_when_sent'])} before the refund was sent"))
     return sorted(out, key=lambda x: (x[0] or date.min, x[1]))
+
+
+def cause(r: Refund) -> str:
+    """What a credit's CMS-838 reason is looked up by (``mappings/cms838_reason_codes.csv``): the
+    refund reason, or ``PAYER_NOT_BILLED`` for the whole payment of a payer no claim of the
+    encounter names (rule 5: its evidence's role is "payer not billed"), whose claim another
+    insurer was billed for as primary."""
+    if r.reason == "PAYER_OVERPAYMENT" and any(ev.get("role") == "payer not billed" for ev in r.evidence):
+        return "PAYER_NOT_BILLED"
+    return r.reason
 
 
 def paid_date(r: Refund) -> date | None:
@@ -143,10 +151,15 @@ def cms838_rows(b: Book, quarter: Quarter) -> list[dict[str, Any]]:
             continue  # repaid in full before the quarter began: reported, if at all, in an earlier quarter
         e = r.encounter
         comments = []
+        why = cause(r)
         if r.reason == "DUPLICATE_PAYMENT":
             earlier = next((ev for ev in r.evidence if ev.get("role") == "earlier payment"), None)
             comments.append(f"duplicate of ICN {earlier['payer_claim_control_number']}" if earlier else "duplicate payment")
-        elif mappings.cms838_reason(r.reason) == "3":
+        elif why == "PAYER_NOT_BILLED":
+            billed = e.primary_claim
+            comments.append(f"Medicare was not billed: the claim was billed as primary to {billed.payer_name} ({billed.payer_id}), yet Medicare "
+                            "processed it as primary; its whole payment is refunded")
+        elif mappings.cms838_reason(why) == "3":
             comments.append("Medicare paid more than the balance left after contractual adjustments")
         else:
             comments.append("another insurer is primary: Medicare paid more than the patient responsibility left")
@@ -159,7 +172,7 @@ def cms838_rows(b: Book, quarter: Quarter) -> list[dict[str, Any]]:
             "type_of_bill": bill, "admission_or_from_date": start, "discharge_or_through_date": through, "paid_date": paid_date(r),
             "cost_report": "C" if closed is not None and through is not None and through <= closed else "O",
             "credit_balance": r.amount, "amount_repaid": repaid, "method_of_payment": mappings.cms838_method(paid[0][1]) if paid else "",
-            "amount_outstanding": r.amount - repaid, "reason": mappings.cms838_reason(r.reason), "comments": "; ".join(comments),
+            "amount_outstanding": r.amount - repaid, "reason": mappings.cms838_reason(why), "comments": "; ".join(comments),
             "refund_id": r.refund_id, "patient_control_number": e.pcn,
         })
     rows.sort(key=lambda row: (row["medicare_part"], row["beneficiary_name"], row["icn"]))

@@ -7,7 +7,7 @@ decisions, whatever the order they were ingested in.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -122,12 +122,15 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
         out.exceptions.append(ExceptionRow("UNMATCHED_PAYMENT", "error", pp.source_file, pp.row_number, pp.pcn, "", pp.amount,
                                            f"patient payment {pp.payment_id} of {pp.paid_on} (CSV row {pp.row_number}) matches no single encounter"))
     out.matched = sum(len(e.payments) for e in encounters)
+    pairs = offsets(facts.plbs, facts.payments)  # rule 6's offset pairs, of PLB take-backs and of claim reversals
+    covered = offset_of(pairs)
     reversed_by: dict[int, PaymentFact] = {}
     for e in encounters:
-        reversed_by.update(_reversals(e, out))
+        reversed_by.update(_reversals(e, covered, out))
     seen_services: dict[tuple[str, ...], tuple[Encounter, PaymentFact]] = {}
+    reversals = _reversal_recoupments(out.recoupments)
     for e, p in sorted(((e, p) for e in encounters for p in e.payments), key=lambda ep: ep[1].order):
-        _duplicates(e, p, reversed_by, seen_services, out)
+        _duplicates(e, p, reversed_by, covered, seen_services, out, reversals)
     del seen_services
     for e in encounters:
         e.covered = None
@@ -138,7 +141,7 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
     paired = {rev.id for rev in reversed_by.values()}
     for e in encounters:
         _balance(e, reversed_by, paired, dup_by_encounter.get(id(e), {}), out)
-    _plb_recoupments(facts.plbs, encounters, out)
+    _plb_recoupments(facts.plbs, pairs, covered, encounters, out)
     _settle(out)
     _balancing(facts, out)
     for e in encounters:
@@ -157,41 +160,109 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
     return out
 
 
-def _reversals(e: Encounter, out: Decisions) -> dict[int, PaymentFact]:
-    """Pair each CLP02 = 22 with the payment it reverses; each is a CLAIM_REVERSAL recoupment."""
+def _reversals(e: Encounter, covered: dict[tuple[str, str, int, int], Decimal], out: Decisions) -> dict[int, PaymentFact]:
+    """Pair each CLP02 = 22 with the payment it reverses; each is a CLAIM_REVERSAL recoupment of
+    what a PLB 72 of its remittance does not offset (rule 6: that is the payer booking a refund
+    check).  The reversed payment no longer counts either way."""
     pairs: dict[int, PaymentFact] = {}
     ordered = sorted(e.payments, key=lambda p: p.order)
+    live = _Live()
+    upto = 0  # the payments of ``ordered`` before it are in ``live``: those up to the reversal in hand
     for rev in (p for p in ordered if p.status == "22"):
-        live = [p for p in ordered if p.status != "22" and p.payer_id == rev.payer_id and p.id not in pairs and p.order <= rev.order]
-        target = next((p for p in reversed(live) if rev.icn and p.icn == rev.icn), None)
-        target = target or next((p for p in reversed(live) if p.paid == -rev.paid), None) or (live[-1] if live else None)
+        order = rev.order
+        while upto < len(ordered) and ordered[upto].order <= order:
+            if ordered[upto].status != "22":
+                live.add(ordered[upto])
+            upto += 1
+        target = live.target(rev, pairs)
         if target is not None:
             pairs[target.id] = rev
+        amount = -rev.paid - covered.get(identity(rev), ZERO)
+        if amount <= 0 and rev.paid < 0:  # wholly offset by a 72: no take-back
+            continue
         out.recoupments.append(Recoupment(
             stable_id("RC", "CLAIM_REVERSAL", rev.payer_id, rev.trace_number, rev.icn, rev.pcn, rev.ordinal),
-            "CLAIM_REVERSAL", rev.payer_id, rev.payer_name, rev.trace_number, rev.payment_date, -rev.paid, e,
+            "CLAIM_REVERSAL", rev.payer_id, rev.payer_name, rev.trace_number, rev.payment_date, amount, e,
             target.icn if target is not None else rev.icn,
         ))
     return pairs
 
 
-def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact], seen: dict[tuple[str, ...], tuple[Encounter, PaymentFact]], out: Decisions) -> None:
+class _Live:
+    """Rule 3: the payments a reversal may pair with (not reversals, not yet paired, up to it), each
+    a stack per payer, per payer and payer claim number, and per payer and amount paid, the latest
+    on top: finding a reversal's target costs a lookup, not a pass over the encounter's payments."""
+
+    __slots__ = ("latest", "by_icn", "by_paid")
+
+    def __init__(self) -> None:
+        self.latest: dict[str, list[PaymentFact]] = defaultdict(list)
+        self.by_icn: dict[tuple[str, str], list[PaymentFact]] = defaultdict(list)
+        self.by_paid: dict[tuple[str, Decimal], list[PaymentFact]] = defaultdict(list)
+
+    def add(self, p: PaymentFact) -> None:
+        self.latest[p.payer_id].append(p)
+        self.by_icn[(p.payer_id, p.icn)].append(p)
+        self.by_paid[(p.payer_id, p.paid)].append(p)
+
+    def target(self, rev: PaymentFact, paired: dict[int, PaymentFact]) -> PaymentFact | None:
+        """The latest of the same payer claim number, else of the amount reversed, else the latest."""
+        found = _top(self.by_icn.get((rev.payer_id, rev.icn)), paired) if rev.icn else None
+        return found or _top(self.by_paid.get((rev.payer_id, -rev.paid)), paired) or _top(self.latest.get(rev.payer_id), paired)
+
+
+def _top(stack: list[PaymentFact] | None, paired: dict[int, PaymentFact]) -> PaymentFact | None:
+    """The latest payment of ``stack`` not yet paired (those paired since are dropped from it)."""
+    while stack and stack[-1].id in paired:
+        stack.pop()
+    return stack[-1] if stack else None
+
+
+class _Covered(dict[tuple[Any, ...], PaymentFact]):
+    """Rule 4's lines (or whole claims) already paid on one encounter, and the first payment kept
+    under each key's head (a payer id, or "ALL"): a payment without lines looks up its payer's
+    first paid line rather than scanning every line paid."""
+
+    __slots__ = ("first",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: dict[Any, PaymentFact] = {}
+
+    def add(self, key: tuple[Any, ...], p: PaymentFact) -> None:
+        self[key] = p
+        self.first.setdefault(key[0], p)
+
+
+def _reversal_recoupments(recoupments: list[Recoupment]) -> dict[tuple[str, int, str], list[Recoupment]]:
+    """The CLAIM_REVERSAL recoupments by trace number, encounter (its ``id()``) and payer claim number."""
+    index: dict[tuple[str, int, str], list[Recoupment]] = defaultdict(list)
+    for rc in recoupments:
+        if rc.kind == "CLAIM_REVERSAL":
+            index[(rc.trace_number, id(rc.encounter), rc.icn)].append(rc)
+    return index
+
+
+def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact], offset: dict[tuple[str, str, int, int], Decimal],
+                seen: dict[tuple[str, ...], tuple[Encounter, PaymentFact]], out: Decisions,
+                reversals: dict[tuple[str, int, str], list[Recoupment]]) -> None:
     """Rule 4: a later payment of lines (or services) a live earlier payment of the same payer already paid."""
     if p.status == "22" or p.status not in PAID_STATUSES or p.paid <= 0:
         return
     live = p.id not in reversed_by
     if e.covered is None:
-        e.covered = {}
+        e.covered = _Covered()
     covered = e.covered
+    assert isinstance(covered, _Covered)
     dup_amount = ZERO
     earlier: list[PaymentFact] = []
     if not p.lines:
         whole = ("ALL", p.payer_id)
-        prior = covered.get(whole) or next((q for k, q in covered.items() if k[0] == p.payer_id), None)
+        prior = covered.get(whole) or covered.first.get(p.payer_id)
         if prior is not None:
             dup_amount, earlier = p.paid, [prior]
         elif live:
-            covered[whole] = p
+            covered.add(whole, p)
     for line in p.lines:
         if line.paid <= 0:
             continue
@@ -209,7 +280,7 @@ def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact
             dup_amount += line.paid
             earlier.append(prior)
         elif live:
-            covered[lk] = p
+            covered.add(lk, p)
             if not e.voided:
                 seen.setdefault(sk, (e, p))
     if dup_amount > 0:
@@ -220,11 +291,11 @@ def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact
             payment_key=p.key,
         ))
         rev = reversed_by.get(p.id)
-        if rev is not None:  # the payer reversed the duplicate itself
-            out.refunds[-1].recouped += min(dup_amount, -rev.paid)
-            for rc in out.recoupments:
-                if rc.kind == "CLAIM_REVERSAL" and rc.trace_number == rev.trace_number and rc.encounter is e and rc.icn == p.icn:
-                    rc.refund_id = out.refunds[-1].refund_id
+        taken = -rev.paid - offset.get(identity(rev), ZERO) if rev is not None else ZERO
+        if rev is not None and taken > 0:  # the payer reversed the duplicate itself (what a 72 offsets acknowledges it: ``_settle``)
+            out.refunds[-1].recouped += min(dup_amount, taken)
+            for rc in reversals.get((rev.trace_number, id(e), p.icn), ()):
+                rc.refund_id = out.refunds[-1].refund_id
 
 
 def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: set[int], dup: dict[tuple[str, ...], Decimal], out: Decisions) -> None:
@@ -287,16 +358,22 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: se
 def _not_billed(e: Encounter, current: list[PaymentFact]) -> dict[int, PaymentFact]:
     """Rule 5: the payments of a payer no claim of the encounter names (2010BB, 2330B) that
     processed it as primary (CLP02 = 1 or 19).  Such a payer is not liable: its whole payment is
-    owed back.  Judged only once a payer that was billed has adjudicated the encounter (so a payer
-    known by another id in the 835 is never taken for an unbilled one), never when a billed payer
-    forwarded the claim (CLP02 = 19, 20, 21: a crossover, whose receiver was billed for it), and
-    never for claims stored before the store kept their other payers."""
+    owed back.  A crossover carrier a billed payer's 835 names for the claim (NM1*TT) was billed
+    too, by that payer on the provider's behalf.  Judged only once a payer that was billed has
+    adjudicated the encounter (so a payer known by another id in the 835 is never taken for an
+    unbilled one), never when a billed payer forwarded the claim (CLP02 = 19, 20, 21: a crossover,
+    whose receiver was billed for it), and never for claims stored before the store kept their
+    other payers, nor when a billed payer's claim payment was stored before it kept NM1*TT."""
     billed: set[str] = set()
     for c in e.claims:
         payers = c.payers
         if payers is None:
             return {}
         billed |= payers
+    by_billed = [p for p in e.payments if p.payer_id in billed]
+    if any(p.crossover_carrier is None for p in by_billed):
+        return {}
+    billed |= {p.crossover_carrier for p in by_billed if p.crossover_carrier}
     if not any(p.payer_id in billed for p in current) or any(p.status in FORWARDED and p.payer_id in billed for p in e.payments):
         return {}
     return {p.id: p for p in current if p.status in AS_PRIMARY and p.payer_id and p.payer_id not in billed}
@@ -389,22 +466,27 @@ def _payer_refund(reason: str, e: Encounter, payer: PaymentFact, amount: Decimal
     )
 
 
-def _plb_recoupments(plbs: list[PlbFact], encounters: list[Encounter], out: Decisions) -> None:
+def _plb_recoupments(plbs: list[PlbFact], pairs: list[Offset], covered: dict[tuple[str, str, int, int], Decimal], encounters: list[Encounter],
+                     out: Decisions) -> None:
     """Rule 6: PLB take-backs less what a 72 offsets (``offsets``), netted per payer, reason and
     reference (a give-back after a take-back as well as a deferral before it), tied to encounters;
-    the offset pairs tied to an encounter are acknowledgments."""
+    the offset pairs tied to an encounter (a PLB by its reference, a claim reversal by the
+    encounter it was matched to) are acknowledgments."""
     kinds = mappings.plb_kinds()
     by_icn: dict[tuple[str, str], Encounter] = {}
     by_pcn: dict[tuple[str, str], Encounter] = {}
+    of_payment: dict[int, Encounter] = {}
     for e in encounters:
         for p in e.payments:
             if p.icn:
                 by_icn.setdefault((p.payer_id, p.icn), e)
             by_pcn.setdefault((p.payer_id, p.pcn), e)
-    pairs = offsets(plbs)
-    covered = offset_of(pairs)
+            of_payment[p.id] = e
     for o in pairs:
-        tied = by_icn.get((o.recovery.payer_id, o.recovery.reference)) or by_pcn.get((o.recovery.payer_id, o.recovery.reference))
+        if isinstance(o.recovery, PaymentFact):
+            tied = of_payment.get(o.recovery.id)
+        else:
+            tied = by_icn.get((o.recovery.payer_id, o.recovery.reference)) or by_pcn.get((o.recovery.payer_id, o.recovery.reference))
         if tied is not None:
             out.acknowledgments.append((o, tied))
     groups: dict[tuple[str, str, str], list[PlbFact]] = defaultdict(list)
@@ -415,16 +497,13 @@ def _plb_recoupments(plbs: list[PlbFact], encounters: list[Encounter], out: Deci
         e = by_icn.get((payer_id, reference)) or by_pcn.get((payer_id, reference))
         icn = reference if (payer_id, reference) in by_icn else ""
         taken: list[tuple[Recoupment, PlbFact]] = []
+        untouched: list[Recoupment] = []  # those of ``taken`` not yet netted to zero, the latest last
         deferred = ZERO
         for plb in sorted(entries, key=lambda x: x.order):
             used = covered.get(identity(plb), ZERO)
             amount = plb.amount - used if plb.amount > 0 else plb.amount + used
             if amount < 0:  # given back: it nets what was taken (the latest first), else defers a later take-back
-                back = -amount
-                for rc, _ in reversed(taken):
-                    give = min(back, rc.amount)
-                    rc.amount -= give
-                    back -= give
+                back = _give_back(untouched, -amount)
                 deferred += back
                 continue
             offset = min(amount, deferred)
@@ -434,6 +513,7 @@ def _plb_recoupments(plbs: list[PlbFact], encounters: list[Encounter], out: Deci
                 continue
             taken.append((Recoupment(stable_id("RC", f"PLB_{reason}", payer_id, plb.trace_number, reference, plb.position), f"PLB_{reason}", payer_id,
                                      plb.payer_name, plb.trace_number, plb.payment_date, amount, e, icn), plb))
+            untouched.append(taken[-1][0])
         for rc, plb in taken:
             if rc.amount <= 0:
                 continue
@@ -443,39 +523,79 @@ def _plb_recoupments(plbs: list[PlbFact], encounters: list[Encounter], out: Deci
                                                    f"PLB {reason} reference {reference!r} matches no claim payment of payer {payer_id}"))
 
 
+def _give_back(untouched: list[Recoupment], back: Decimal) -> Decimal:
+    """Net a give-back of ``back`` against the take-backs still standing, the latest first (each
+    netted to zero leaves the stack: none is passed over twice); what is left of it."""
+    while back > 0 and untouched:
+        rc = untouched[-1]
+        give = min(back, rc.amount)
+        rc.amount -= give
+        back -= give
+        if rc.amount <= 0:
+            untouched.pop()
+    return back
+
+
 def _settle(out: Decisions) -> None:
     """Recoupments by the same payer settle that payer's open refunds on the encounter they are tied
     to; the offset pairs tied to it acknowledge them."""
-    refunds_of: dict[int, list[Refund]] = defaultdict(list)
-    for r in out.refunds:
-        refunds_of[id(r.encounter)].append(r)
     balance_of = {id(b.encounter): b for b in out.balances}
+    recouping = _Open(out.refunds, lambda r: r.recouped >= r.amount)
     for rc in sorted((r for r in out.recoupments if r.kind != "CLAIM_REVERSAL" and r.encounter is not None), key=lambda r: r.recoupment_id):
-        left = rc.amount
-        refunds = [r for r in refunds_of[id(rc.encounter)] if r.payer_id == rc.payer_id and r.recouped < r.amount]
-        refunds.sort(key=lambda r: (r.icn != rc.icn, r.reason != "DUPLICATE_PAYMENT", r.refund_id))
-        for r in refunds:
-            if left <= 0:
-                break
+
+        def recoup(r: Refund, left: Decimal, rc: Recoupment = rc) -> Decimal:
             take = min(left, r.amount - r.recouped)
             r.recouped += take
-            left -= take
             rc.refund_id = rc.refund_id or r.refund_id
+            return take
+
+        left = recouping.settle(rc.encounter, rc.payer_id, rc.icn, rc.amount, recoup)
         b = balance_of.get(id(rc.encounter))
         if left > 0 and b is not None:  # money taken back beyond any refund owed: it is owed again
             b.balance += left
             b.payer_paid -= left
+    acknowledging = _Open(out.refunds, lambda r: r.acknowledged >= r.amount)
     for o, e in out.acknowledgments:  # a check the payer booked (an offset pair): acknowledged, not recouped
-        left = o.amount
-        refunds = [r for r in refunds_of[id(e)] if r.payer_id == o.recovery.payer_id and r.acknowledged < r.amount]
-        refunds.sort(key=lambda r: (r.icn != o.recovery.reference, r.reason != "DUPLICATE_PAYMENT", r.refund_id))
-        for r in refunds:
-            if left <= 0:
-                break
+
+        def acknowledge(r: Refund, left: Decimal, o: Offset = o) -> Decimal:
             take = min(left, r.amount - r.acknowledged)
             r.acknowledged += take
             r.acknowledgments.append(o)
-            left -= take
+            return take
+
+        acknowledging.settle(e, o.recovery.payer_id, o.reference, o.amount, acknowledge)
+
+
+class _Open:
+    """The refunds a payer's recoupment (or offset pair) settles on an encounter, in the order it
+    settles them: those of its payer claim number first, then the others; of each, the duplicates
+    first, then by refund id.  Each list is ranked once and passed over only where its refunds are
+    settled (``done``), so settling is linear in the refunds and recoupments, not their product."""
+
+    __slots__ = ("done", "ranked", "fronts")
+
+    def __init__(self, refunds: list[Refund], done: Callable[[Refund], bool]):
+        self.done = done
+        self.ranked: dict[tuple[Any, ...], list[Refund]] = defaultdict(list)
+        for r in sorted(refunds, key=lambda r: (r.reason != "DUPLICATE_PAYMENT", r.refund_id)):
+            self.ranked[(id(r.encounter), r.payer_id, r.icn)].append(r)
+            self.ranked[(id(r.encounter), r.payer_id)].append(r)
+        self.fronts: dict[tuple[Any, ...], int] = defaultdict(int)
+
+    def settle(self, e: Encounter | None, payer_id: str, icn: str, left: Decimal, give: Callable[[Refund, Decimal], Decimal]) -> Decimal:
+        """Give ``left`` to the refunds open, in turn, until it is used up; what is left of it.  Those
+        of the payer claim number come first: by the others, they are all settled."""
+        for key in ((id(e), payer_id, icn), (id(e), payer_id)):
+            refunds = self.ranked.get(key, [])
+            at = self.fronts[key]
+            while left > 0 and at < len(refunds):
+                r = refunds[at]
+                if not self.done(r):
+                    left -= give(r, left)
+                if self.done(r):
+                    at += 1
+            self.fronts[key] = at
+        return left
 
 
 def _balancing(facts: Facts, out: Decisions) -> None:

@@ -181,12 +181,16 @@ def match_patient_payments(encounters: list[Encounter], payments: list[PatientPa
     for e in encounters:
         by_pcn[e.pcn].append(e)
     unmatched = []
+    # each encounter's payments gathered in a list, then made its tuple once (not rebuilt per payment)
+    attached: dict[int, tuple[Encounter, list[PatientPaymentFact]]] = {}
     for pp in payments:
         candidates = [e for e in by_pcn.get(pp.pcn, []) if (not pp.npi or pp.npi == e.npi) and (not pp.member_id or pp.member_id in e.members)]
         if len(candidates) == 1:
-            candidates[0].patient_payments = (*candidates[0].patient_payments, pp)
+            attached.setdefault(id(candidates[0]), (candidates[0], list(candidates[0].patient_payments)))[1].append(pp)
         else:
             unmatched.append(pp)
+    for e, pps in attached.values():
+        e.patient_payments = tuple(pps)
     return unmatched
 
 

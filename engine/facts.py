@@ -124,6 +124,7 @@ class PaymentFact:
     byte_offset: int
     claim_adjustments: tuple[tuple[str, str, Decimal], ...] = ()
     lines: list[PaymentLine] | tuple[PaymentLine, ...] = ()
+    crossover_carrier: str | None = ""  # NM1*TT NM109 ("" none); None: stored before the store kept it (revision 0007)
 
     @property
     def order(self) -> tuple[Any, ...]:
@@ -213,17 +214,19 @@ def load(conn: Connection, pcns: Sequence[str] | None = None) -> Facts:
     """Every fact in the store (read as plain tuples at the driver level: see ``bulk``); or, given
     ``pcns``, only the facts of those patient control numbers: their claims, their claim payments,
     the PLBs whose reference is one of them or one of those payments' payer claim numbers (and the
-    negative 72s of the same remittances), their patient payments (the ingest exceptions are left out).  Each is one indexed query."""
+    negative 72s of the same remittances, and of the remittances of their claim reversals), their
+    patient payments (the ingest exceptions are left out).  Each is one indexed query."""
     if pcns is None:
         return _load(conn, dict.fromkeys(_PARTS, ("", [])), whole=True)
     pcn_in, keys = member_of(conn, "patient_control_number", list(pcns))
     reference_in, _ = member_of(conn, "reference", list(pcns))
     named = f"({reference_in} OR reference IN (SELECT payer_claim_control_number FROM claim_payments WHERE {pcn_in}))"
     codes = sorted(mappings.refund_acknowledgment_codes())
-    # and the negative 72s of their remittances, which may offset them (rule 6's offset pairs)
-    plb_of = (f"({named} OR (amount < 0 AND reason IN ({', '.join('?' * len(codes))}) AND remittance_id IN "
-              f"(SELECT remittance_id FROM provider_adjustments WHERE {named})))")
-    return _load(conn, _conditions(pcn_in, keys, plb_of, keys * 2 + codes + keys * 2), whole=False)
+    # and the negative 72s of their remittances and of their claim reversals', which may offset them (rule 6's offset pairs)
+    plb_of = (f"({named} OR (amount < 0 AND reason IN ({', '.join('?' * len(codes))}) AND (remittance_id IN "
+              f"(SELECT remittance_id FROM provider_adjustments WHERE {named}) OR remittance_id IN "
+              f"(SELECT remittance_id FROM claim_payments WHERE status = '22' AND {pcn_in}))))")
+    return _load(conn, _conditions(pcn_in, keys, plb_of, keys * 2 + codes + keys * 2 + keys), whole=False)
 
 
 #: the temporary tables a shard's keys are put in (one connection's own)
@@ -308,12 +311,14 @@ def _load(conn: Connection, by_pcn: dict[str, tuple[str, list[Any]]], whole: boo
     rems = {r[0]: r for r in select_rows(conn, t.remittances, rem_cols, "", *by_pcn["remittances"])}
     remittances = {rid: RemittanceFact(r[1], r[3], d(r[4]), r[5], r[9], r[10]) for rid, r in rems.items()}
     pay_cols = ["id", "remittance_id", "ordinal", "patient_control_number", "status", "charge", "paid", "patient_responsibility", "filing_indicator",
-                "payer_claim_control_number", "member_id", "patient_last", "patient_first", "service_from", "service_to", "source_file", "segment", "byte_offset"]
+                "payer_claim_control_number", "member_id", "patient_last", "patient_first", "service_from", "service_to", "source_file", "segment", "byte_offset",
+                "crossover_carrier_id"]
     payments: list[PaymentFact] = []
     for r in select_rows(conn, t.claim_payments, pay_cols, "", *by_pcn["payments"]):
         rm = rems[r[1]]
         p = PaymentFact(r[0], rm[1], rm[2], rm[3], day(rm[6]), rm[7], rm[8], r[2], intern(r[3]), intern(r[4]), d(r[5]), d(r[6]), d(r[7]), intern(r[8]), r[9],
                         intern(r[10]), intern(r[11]), intern(r[12]), day(r[13]), day(r[14]), intern(r[15]), r[16], r[17])
+        p.crossover_carrier = None if r[18] is None else intern(r[18])
         p.lines = tuple(plines.pop(r[0], ()))
         if r[0] in adjustments:
             _attach(p, adjustments.pop(r[0]))

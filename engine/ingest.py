@@ -472,7 +472,7 @@ CLAIM_COLUMNS = ["id", "transaction_id", "transaction_type", "patient_control_nu
 CLAIM_LINE_COLUMNS = ["id", "claim_id", "line_number", "procedure_code", "modifiers", "charge", "units", "service_date", "line_item_control_number"]
 PAYMENT_COLUMNS = ["id", "remittance_id", "ordinal", "patient_control_number", "status", "charge", "paid", "patient_responsibility", "filing_indicator",
                    "payer_claim_control_number", "member_id", "patient_last", "patient_first", "service_from", "service_to", "source_file", "segment",
-                   "byte_offset"]
+                   "byte_offset", "crossover_carrier_id"]
 PAYMENT_LINE_COLUMNS = ["id", "claim_payment_id", "ordinal", "procedure_code", "modifiers", "charge", "paid", "units", "service_date",
                         "line_item_control_number"]
 ADJUSTMENT_COLUMNS = ["id", "claim_payment_id", "line_ordinal", "group_code", "reason", "amount"]
@@ -558,6 +558,7 @@ def payment_row(p: ClaimPayment, name: str, money: Callable[[Any], Any] = _same,
         name,
         p.source.segment if p.source else 0,
         p.source.offset if p.source else 0,
+        (p.crossover_carrier.id if p.crossover_carrier is not None else "")[:80],
     )
 
 

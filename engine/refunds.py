@@ -13,7 +13,8 @@ command first *syncs* the workflow with the engine's current decisions (docs/wor
 - a payer refund that was sent is matched to the payer's acknowledgment (a negative PLB 72, alone
   or offsetting a WO or a claim reversal): ``acknowledged``; sent and also taken back by the payer
   (not offset by a 72) is a ``double_refund`` to recover.  The offset pairs are the engine's own
-  (``offsets``): a refund the engine reports ``acknowledged`` is acknowledged here too.
+  (``offsets``, of PLB take-backs and claim reversals alike): a refund the engine reports
+  ``acknowledged`` is acknowledged here too, and what a 72 offsets is no recoupment here either.
 
 People then ``approve``, ``hold``, ``mark-sent``, ``void``, ``mark-cashed`` and ``mark-recovered``
 (:data:`MANUAL`), one refund or many at a time (:func:`act_many`), each refund on its own.  Log
@@ -29,7 +30,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import cached_property
 from typing import Any
 
 import structlog
@@ -41,8 +41,8 @@ from parsers.errors import EdireconError, UsageError
 from . import schema as t
 from .config import Config
 from .decide import Decisions, Refund, decide
-from .facts import ZERO, Facts, PlbFact, load
-from .offsets import offsets
+from .facts import ZERO, Facts, PaymentFact, PlbFact, load
+from .offsets import Offset
 from .store import Store
 from .store import StoreUnavailable, open_store as _open_store  # noqa: F401 - StoreUnavailable: re-exported
 from .writers import money
@@ -136,15 +136,6 @@ class Book:
         if found is None:
             raise UsageError(f"no refund {refund_id!r} in the store (see `edirecon refund list`)")
         return found
-
-    @cached_property
-    def offset_by_ack(self) -> dict[str, Decimal]:
-        """A negative 72 (``plb_key``) -> the take-backs of its 835 it offsets (``offsets``): what is
-        left of it can only offset a claim reversal."""
-        out: dict[str, Decimal] = defaultdict(lambda: ZERO)
-        for o in offsets(self.facts.plbs):
-            out[plb_key(o.ack)] += o.amount
-        return dict(out)
 
     def escheatment_candidate(self, v: View) -> bool:
         """A patient refund sent and not cashed for the configured period (unclaimed property)."""
@@ -386,26 +377,21 @@ def _rejudge(conn: Connection, row: dict[str, Any], r: Refund, config: Config) -
 
 def _payer_answer(conn: Connection, b: Book, r: Refund, row: dict[str, Any], taken: set[str]) -> None:
     """Match a sent payer refund to the payer's acknowledgment, and flag a double refund."""
-    ack_traces = {row["acknowledged_by"].split("|")[1]} if row["acknowledged_by"] else set()
-    ack_amount = row["acknowledged_amount"] or ZERO
     if row["status"] == "sent":
         plb = _acknowledgment(b.facts.plbs, r, row, taken)
         if plb is not None:
             key = plb_key(plb)
             taken.add(key)
-            ack_traces, ack_amount = {plb.trace_number}, -plb.amount
             _change(conn, row, "acknowledged", "acknowledged", SYSTEM_USER,
                     f"PLB {plb.reason} {money(plb.amount)} reference {plb.reference} in trace {plb.trace_number} of {_day(plb.payment_date)} "
-                    f"({plb.source_file}:{plb.segment})", {"acknowledged_by": key, "acknowledged_on": plb.payment_date, "acknowledged_amount": ack_amount})
+                    f"({plb.source_file}:{plb.segment})", {"acknowledged_by": key, "acknowledged_on": plb.payment_date, "acknowledged_amount": -plb.amount})
             log.info("refund_acknowledged", refund_id=r.refund_id, trace=plb.trace_number)
     tied = [rc for rc in b.decisions.recoupments if rc.encounter is r.encounter and rc.payer_id == r.payer_id and (rc.refund_id == r.refund_id or rc.icn == r.icn)]
-    # the take-backs a 72 offsets are no recoupments (``offsets``); what is left of it offsets a claim reversal of its 835
-    ack_left = ack_amount - b.offset_by_ack.get(row["acknowledged_by"], ZERO)
-    offset = min(max(ZERO, ack_left), sum((rc.amount for rc in tied if rc.trace_number in ack_traces), ZERO))
-    taken_back = r.recouped - (row["recouped_when_sent"] or ZERO) - offset
+    # the take-backs a 72 offsets (PLBs and claim reversals alike) are no recoupments (``offsets``)
+    taken_back = r.recouped - (row["recouped_when_sent"] or ZERO)
     double = min(row["sent_amount"] or ZERO, max(ZERO, taken_back))
     if double > 0 and (row["status"] != "double_refund" or double != row["double_refund_amount"]):
-        traces = sorted({f"{rc.kind} trace {rc.trace_number} of {_day(rc.effective_date)}" for rc in tied if rc.trace_number not in ack_traces})
+        traces = sorted({f"{rc.kind} trace {rc.trace_number} of {_day(rc.effective_date)}" for rc in tied})
         _change(conn, row, "double_refund", "double_refund", SYSTEM_USER,
                 f"sent {money(row['sent_amount'])} and also taken back by the payer ({'; '.join(traces)}): {money(double)} to recover",
                 {"double_refund_amount": double, "double_refund_traces": "; ".join(traces)})
@@ -445,9 +431,15 @@ def _acknowledged(conn: Connection, row: dict[str, Any], r: Refund, taken: set[s
 
 
 def _offset_text(r: Refund) -> str:
-    return "; ".join(f"PLB {o.ack.reason} {money(o.ack.amount)} reference {o.ack.reference} offsets PLB {o.recovery.reason} {money(o.amount)} "
-                     f"reference {o.recovery.reference} in trace {o.ack.trace_number} of {_day(o.ack.payment_date)} ({o.ack.source_file}:{o.ack.segment})"
+    return "; ".join(f"PLB {o.ack.reason} {money(o.ack.amount)} reference {o.ack.reference} offsets {_take_back_text(o)} "
+                     f"in trace {o.ack.trace_number} of {_day(o.ack.payment_date)} ({o.ack.source_file}:{o.ack.segment})"
                      for o in r.acknowledgments)
+
+
+def _take_back_text(o: Offset) -> str:
+    if isinstance(o.recovery, PaymentFact):
+        return f"CLAIM_REVERSAL {money(o.amount)} of CLP07 {o.recovery.icn} (CLP02 22)"
+    return f"PLB {o.recovery.reason} {money(o.amount)} reference {o.recovery.reference}"
 
 
 def _recoupment_text(d: Decisions, r: Refund) -> str:

@@ -177,6 +177,8 @@ claim_payments = Table(
     Column("source_file", Text, nullable=False),
     Column("segment", Integer, nullable=False),
     Column("byte_offset", Integer, nullable=False),
+    # NM1*TT NM109: the crossover carrier the payer forwarded the claim to ("" none; NULL: stored before revision 0007)
+    Column("crossover_carrier_id", String(80)),
 )
 Index("ix_claim_payments_pcn", claim_payments.c.patient_control_number)
 

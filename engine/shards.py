@@ -4,8 +4,8 @@ Every rule of ``decide`` looks at the encounters of one claim number (CLM01: enc
 matching, reversals, balances, patient payments), at the claim numbers of one billing provider
 and member (rule 4's same service under another claim number), or at the claim numbers a PLB
 reference names as payer claim number or claim number (rule 6, its netting included; and the
-claim numbers named by the PLBs of one remittance with a negative 72, which may offset any of
-them).  Those keys join claim numbers into components that no rule looks across; the components
+claim numbers named by the PLBs or reversed by the claim reversals of one remittance with a
+negative 72, which may offset any of them).  Those keys join claim numbers into components that no rule looks across; the components
 are dealt out into shards of about ``SHARD_CLAIMS`` claim numbers.  Each shard is loaded (``facts.load_shard``),
 decided and rendered into output lines in a process of its own, a fresh one per shard, so the
 memory of a run follows the size of a shard, not of the store.  The parent merges the rows
@@ -124,8 +124,9 @@ def plan(conn: Connection, shards: int, per_shard: int = 0) -> list[Shard]:
             union(pcn, other)
     del first_of
     plbs: dict[int, str] = {}  # a PLB -> a claim number it names ("" for none)
-    # rule 6's offset pairs: a remittance with a negative 72 joins the claim numbers its PLBs name,
-    # and a PLB of it that names none (the 72 naming a check) goes with them
+    # rule 6's offset pairs: a remittance with a negative 72 joins the claim numbers its PLBs name
+    # and those of its claim reversals (CLP02 = 22), and a PLB of it that names none (the 72
+    # naming a check) goes with them
     codes = sorted(mappings.refund_acknowledgment_codes())
     acked = f"SELECT remittance_id FROM provider_adjustments WHERE amount < 0 AND reason IN ({', '.join('?' * len(codes))})"
     first_named: dict[int, str] = {}  # such a remittance -> the first claim number its PLBs name
@@ -142,6 +143,11 @@ def plan(conn: Connection, shards: int, per_shard: int = 0) -> list[Shard]:
         for other in named[1:]:
             union(named[0], other)
         plbs[plb_id] = named[0] if named else ""
+    for remittance_id, pcn in raw_rows(conn, (
+        f"SELECT remittance_id, patient_control_number FROM claim_payments WHERE status = '22' AND paid < 0 AND remittance_id IN ({acked}) "
+        "ORDER BY id"), codes):
+        if (other := first_named.setdefault(remittance_id, pcn)) != pcn:
+            union(pcn, other)
     for plb_id, remittance_id in remittance_of.items():
         if not plbs[plb_id] and remittance_id in first_named:
             plbs[plb_id] = first_named[remittance_id]

@@ -27,7 +27,8 @@ TABLES: dict[str, str] = {
     "element_lengths": "X12 minimum and maximum lengths of the elements at each segment position",
     "aging_buckets": "the aging buckets of the refund worklist (days in credit)",
     "refund_acknowledgment_codes": "PLB03-1 codes by which a payer acknowledges a refund the provider sent (72)",
-    "cms838_reason_codes": "CMS-838 reason for a Medicare credit balance (1 duplicate, 2 other insurer primary, 3 other), by refund reason",
+    "cms838_reason_codes": "CMS-838 reason for a Medicare credit balance (1 duplicate, 2 other insurer primary, 3 other), by refund reason "
+                           "(PAYER_NOT_BILLED: a PAYER_OVERPAYMENT to a payer no claim names, rule 5)",
     "cms838_payment_methods": "refund payment methods and their CMS-838 method-of-payment code (C check, A adjustment, O other)",
     "cms838_filing_indicators": "claim filing indicators (SBR09/CLP06) of Medicare, with the part (A or B) of the CMS-838 detail page",
     "facility_type_codes": "CLM05-1 facility type codes of an 837I (type of facility + bill classification), with whether the claim is inpatient "

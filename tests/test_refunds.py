@@ -31,6 +31,7 @@ PLB = SAMPLE_EDI / "plb-recoupment-settles-refund"
 CONFIG = FIXTURES / "reports" / "config.toml"
 ACKNOWLEDGED = FIXTURES / "reports" / "acknowledged" / "remit-3-acknowledged.835"
 CHECK_BOOKED = FIXTURES / "engine" / "refund-check-acknowledged-by-plb-72"
+BOOKED_AS_REVERSAL = FIXTURES / "engine" / "refund-check-booked-as-claim-reversal"
 TAKEN_BACK_TOO = FIXTURES / "reports" / "taken-back-after-acknowledgment"
 
 
@@ -200,6 +201,54 @@ def test_refund_first_met_with_its_check_booked_enters_acknowledged(tmp_path: Pa
     for action in (["approve", rid], ["mark-sent", rid, "--reference", "5002"]):
         result = refund(db, *action)
         assert (result.exit_code, "is acknowledged" in result.output) == (1, True)
+
+
+def test_refund_check_booked_as_a_claim_reversal_is_acknowledged_in_every_output(db: str, tmp_path: Path) -> None:
+    """Check 5011 sent for the 155.50 duplicate, then the payer's 835 reverses the duplicate
+    (`CLP*RFM2728001*22*…*-155.50`) and adds `72:5011*-155.50`: acknowledged by the engine and the
+    workflow alike; no CLAIM_REVERSAL recoupment, no settlement, no double refund."""
+    first = [BOOKED_AS_REVERSAL / n for n in ("claims-1.837", "claims-2.837", "remit-1.835", "remit-2.835")]
+    rid = refund_id(run(db, tmp_path / "out", "2026-10-15", *first), "RFM2728001")
+    assert refund(db, "approve", rid, "--user", "alice", as_of="2026-10-16").exit_code == 0
+    sent = refund(db, "mark-sent", rid, "--user", "bob", "--method", "check", "--reference", "5011", "--date", "2026-10-20", as_of="2026-10-20")
+    assert (sent.exit_code, sent.stdout) == (0, f"{rid}: mark-sent by bob; now sent\n")
+
+    rows = run(db, tmp_path / "out", "2026-11-27", BOOKED_AS_REVERSAL / "remit-3.835")
+    assert [(r["refund_id"], r["amount"], r["status"]) for r in rows] == [(rid, "155.50", "acknowledged")]
+    assert table(tmp_path / "out" / "recoupments.csv") == []
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert (summary["recoupments"], summary["refunds_open_amount"]) == ({"count": 0, "amount": "0.00"}, "0.00")
+    balances = {b["patient_control_number"]: (b["payer_paid"], b["balance"]) for b in table(tmp_path / "out" / "credit_balances.csv")}
+    assert balances["RFM2728001"] == ("155.50", "25.00")
+
+    shown = refund(db, "show", rid).stdout
+    assert "  status            acknowledged\n  engine status     acknowledged\n" in shown
+    assert "  amount            155.50 (outstanding 0.00)" in shown
+    assert "  acknowledged      155.50 on 2026-11-06 (PLB 87726|0009272803|35|1)" in shown
+    assert "double refund" not in shown and "recouped" not in shown
+    assert [e[1:] for e in trail(db, rid)][-1] == ("acknowledged", "sent", "acknowledged")
+    assert "0 refund(s)" in refund(db, "list", "--status", "double_refund").output
+
+    made = cli("report", "--db", db, "--out", tmp_path / "report", "--as-of", "2026-11-27", "--config", CONFIG)
+    assert made.exit_code == 0, made.output
+    assert table(tmp_path / "report" / "worklist.csv") == [] and table(tmp_path / "report" / "followups.csv") == []
+    assert [(m["month"], m["recouped"]) for m in table(tmp_path / "report" / "audit_payer_months.csv")] == [
+        ("2026-06", "0.00"), ("2026-07", "0.00"), ("2026-11", "0.00")]
+    dashboard = (tmp_path / "report" / "dashboard.html").read_text(encoding="utf-8")
+    assert "1 refunds found, 0 recoupments" in dashboard and "CLAIM_REVERSAL" not in dashboard
+
+
+def test_refund_first_met_with_its_check_booked_as_a_reversal_enters_acknowledged(tmp_path: Path) -> None:
+    """All the files in one run: the duplicate and the reversal offset by the 72 are met together,
+    so the refund enters acknowledged, its audit note naming the reversal the 72 offsets."""
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    rid = refund_id(run(db, tmp_path / "out", "2026-11-27", BOOKED_AS_REVERSAL), "RFM2728001")
+    shown = refund(db, "show", rid).stdout
+    assert ("PLB 72 -155.50 reference 5011 offsets CLAIM_REVERSAL 155.50 of CLP07 BRH2607090512 (CLP02 22) in trace 0009272803 "
+            "of 2026-11-06") in shown
+    assert trail(db, rid) == [("edirecon", "identified", "", "pending"), ("edirecon", "acknowledged", "pending", "acknowledged")]
+    result = refund(db, "approve", rid)
+    assert (result.exit_code, "is acknowledged" in result.output) == (1, True)
 
 
 def test_refund_settled_by_recoupment_cannot_be_approved_or_sent(db: str, tmp_path: Path) -> None:

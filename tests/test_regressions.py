@@ -138,7 +138,7 @@ def test_claims_stored_before_other_payers_were_kept_are_not_judged_unbilled(tmp
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with store.engine.begin() as conn:  # back to the schema before revision 0006, with its claims in it
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "-1")
+        command.downgrade(cfg, "0006-1")
         assert "other_payer_ids" not in {r[1] for r in conn.execute(text("PRAGMA table_info(claims)"))}
     store.dispose()
     outputs = _run(folder, url, tmp_path / "out-2")  # upgrades the store; every file is already ingested
@@ -147,6 +147,40 @@ def test_claims_stored_before_other_payers_were_kept_are_not_judged_unbilled(tmp
     got = sorted((r["patient_control_number"], r["reason"], r["payer_id"], str(r["amount"])) for r in outputs["refund_requests"])
     assert got == [("RFM2801001", "COB_OVERPAYMENT", "64157", "69.00"), ("RFM2801002", "COB_OVERPAYMENT", "77099", "22.80"),
                    ("RFM2801003", "COB_OVERPAYMENT", "64157", "43.00")]
+
+
+def test_a_crossover_carrier_named_by_nm1_tt_is_billed_and_older_payments_are_not_judged(tmp_path: Path) -> None:
+    """The Medigap plan Medicare names in NM1*TT for RFM2730001 is billed (no refund); in a store upgraded from revision 0006, whose
+    claim payments have no NM1*TT kept, the unbilled-payer rule judges neither encounter."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import text
+
+    from engine.store import MIGRATIONS, Store
+    from tests.conftest import FIXTURES
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    folder = FIXTURES / "engine" / "crossover-carrier-named-by-nm1-tt"
+    outputs = _run(folder, url, tmp_path / "out-1")
+    assert [(r["patient_control_number"], r["reason"], r["payer_id"], str(r["amount"])) for r in outputs["refund_requests"]] == [
+        ("RFM2730002", "PAYER_OVERPAYMENT", "61190", "28.00")]
+    store = Store(url)
+    with store.engine.connect() as conn:
+        kept = conn.execute(text("SELECT patient_control_number, payer_claim_control_number, crossover_carrier_id FROM claim_payments "
+                                 "ORDER BY payer_claim_control_number")).all()
+    assert [tuple(r) for r in kept] == [("RFM2730001", "MCR26280130041", "61190"), ("RFM2730002", "MCR26280130042", ""),
+                                        ("RFM2730001", "PSM2629400815", ""), ("RFM2730002", "PSM2629400816", "")]
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:  # back to the schema of revision 0006, with its claim payments in it
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+        assert "crossover_carrier_id" not in {r[1] for r in conn.execute(text("PRAGMA table_info(claim_payments)"))}
+    store.dispose()
+    outputs = _run(folder, url, tmp_path / "out-2")  # upgrades the store; every file is already ingested
+    with Store(url).engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM claim_payments WHERE crossover_carrier_id IS NULL")).scalar() == 4
+    assert outputs["refund_requests"] == []  # the Medigap's payments count (rule 5 before the store kept NM1*TT: not judged)
 
 
 def test_a_void_rebilled_is_one_refund_whichever_payment_came_first(tmp_path: Path) -> None:
@@ -207,3 +241,26 @@ def test_bytes_where_x12_was_expected_are_described_not_repeated(tmp_path: Path)
     for _, message in messages:
         assert "GARCIA" not in message.upper() and "MARIA" not in message.upper(), message
     assert ("NOT_X12", "expected 'ISA' at the start of the file, found other text") in messages
+
+
+def test_a_72_smaller_than_the_reversal_it_offsets_leaves_the_rest_a_recoupment(tmp_path: Path) -> None:
+    """refund-check-booked-as-claim-reversal with `72:5011*-100.00` (BPR02 39.50): 100.00 of the 155.50 reversal is the check's booking, 55.50 is a CLAIM_REVERSAL."""
+    import shutil
+
+    from tests.conftest import FIXTURES
+
+    folder = tmp_path / "in"
+    shutil.copytree(FIXTURES / "engine" / "refund-check-booked-as-claim-reversal", folder)
+    remit = folder / "remit-3.835"
+    text = remit.read_text(encoding="ascii")
+    for old, new in (("BPR*I*95.00*", "BPR*I*39.50*"), ("72:5011*-155.50", "72:5011*-100.00")):
+        assert text.count(old) == 1
+        text = text.replace(old, new)
+    remit.write_text(text, encoding="ascii")
+    outputs = _run(folder, f"sqlite:///{tmp_path}/s.db", tmp_path / "out")
+    (refund,) = outputs["refund_requests"]
+    assert (refund["patient_control_number"], str(refund["amount"]), refund["status"]) == ("RFM2728001", "155.50", "acknowledged")
+    assert [(r["kind"], r["trace_number"], str(r["amount"]), r["refund_id"]) for r in outputs["recoupments"]] == [
+        ("CLAIM_REVERSAL", "0009272803", "55.50", refund["refund_id"])]
+    assert {b["patient_control_number"]: str(b["balance"]) for b in outputs["credit_balances"]}["RFM2728001"] == "25.00"
+    assert outputs["exceptions"] == []

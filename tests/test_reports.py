@@ -227,6 +227,22 @@ def test_cms838_for_2026q4(reports: dict[str, Any]) -> None:
     assert "[X] There are no Medicare credit balances to report for this quarter" in pdf_text(reports["q3"] / "cms838-2026Q3.pdf")
 
 
+def test_cms838_reason_of_medicare_paying_a_claim_it_was_not_billed(tmp_path: Path) -> None:
+    """tests/fixtures/engine/medicare-paid-claim-billed-to-another-payer: Medicare, never billed,
+    paid RFM2729001 as primary (96.00, 2026-08-21); on the 2026Q3 CMS-838 its credit is reason 2
+    (another insurer primary: the claim went to Blue River as primary), not 3, and the comment says so."""
+    folder = FIXTURES / "engine" / "medicare-paid-claim-billed-to-another-payer"
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    cli("run", folder, "--db", db, "--out", tmp_path / "out", "--as-of", "2026-11-27", "--workers", "1")
+    cli("report", "--db", db, "--out", tmp_path / "rep", "--as-of", "2026-11-27")
+    (row,) = table(tmp_path / "rep" / "cms838-2026Q3.csv")
+    pick = ("medicare_part", "beneficiary_name", "mbi", "icn", "paid_date", "credit_balance", "amount_outstanding", "reason")
+    assert tuple(row[c] for c in pick) == ("B", "HALVORSEN, MARGARET", "4TR7WA2KD61", "22623300729010", "2026-08-21", "96.00", "96.00", "2")
+    assert row["comments"] == ("Medicare was not billed: the claim was billed as primary to BLUE RIVER HEALTH PLAN (87726), "
+                               "yet Medicare processed it as primary; its whole payment is refunded")
+    assert "balance left after contractual adjustments" not in pdf_text(tmp_path / "rep" / "cms838-2026Q3.pdf")
+
+
 def test_refund_packets(reports: dict[str, Any]) -> None:
     """Approved payer refunds get a letter and remittance form per payer; the held patient credit a
     plain-language notice; Medicare's (sent, then a double refund) gets no new packet."""

@@ -92,8 +92,8 @@ def test_shards_on_postgresql_equal_one_process(tmp_path: Path, pg_url: str, mon
 def test_no_rule_looks_across_shards(tmp_path: Path) -> None:
     """The plan keeps together what the rules compare: claim numbers of one billing provider and
     member, claim numbers paid under one payer claim number, a PLB with what it names, and the PLBs
-    of a remittance with a negative 72 (offset pairs) together; every claim number and PLB is in
-    exactly one shard; an untied PLB elsewhere is in the first."""
+    and claim reversals of a remittance with a negative 72 (offset pairs) together; every claim
+    number and PLB is in exactly one shard; an untied PLB elsewhere is in the first."""
     url = f"sqlite:///{tmp_path}/store.db"
     run(FOLDERS, url, tmp_path / "out", AS_OF, Config(), workers=1)
     store = Store(url)
@@ -102,6 +102,7 @@ def test_no_rule_looks_across_shards(tmp_path: Path) -> None:
         claims = conn.execute(text("SELECT patient_control_number, billing_npi, member_id FROM claims")).all()
         payments = conn.execute(text("SELECT patient_control_number, payer_claim_control_number FROM claim_payments")).all()
         plbs = conn.execute(text("SELECT id, reference, remittance_id, reason, amount FROM provider_adjustments")).all()
+        reversals = conn.execute(text("SELECT remittance_id, patient_control_number FROM claim_payments WHERE status = '22' AND paid < 0")).all()
     store.dispose()
     assert len(plan) > 5
     shard_of: dict[str, int] = {}
@@ -137,6 +138,10 @@ def test_no_rule_looks_across_shards(tmp_path: Path) -> None:
             untied += 1
             assert plb_shard[plb_id] == 0
     assert untied and len(plbs) > untied  # both kinds are met in the scenarios
+    reversed_with_72 = [(remittance, pcn) for remittance, pcn in reversals if remittance in acked]
+    for remittance, pcn in reversed_with_72:
+        with_72[remittance].add(shard_of[pcn])
+    assert reversed_with_72  # the claim reversal a 72 offsets (refund-check-booked-as-claim-reversal)
     assert with_72 and all(len(found) == 1 for found in with_72.values()), with_72
 
 
@@ -171,3 +176,23 @@ def test_detection_by_key_loads_the_72_that_offsets_a_take_back(tmp_path: Path) 
     assert [(r.refund_id, r.status, r.acknowledged) for r in decisions.refunds] == [(refund["refund_id"], "acknowledged", Decimal("155.50"))]
     assert decisions.recoupments == []
     assert _kept(url)[0][:1] == (refund["refund_id"],) and "acknowledged" in _kept(url)[0]
+
+
+def test_detection_by_key_loads_the_72_that_offsets_a_claim_reversal(tmp_path: Path) -> None:
+    """Deciding again only the refund's claim number loads the 72 naming check 5011 of the
+    remittance that reverses its duplicate: the refund kept is acknowledged and no reversal is a
+    recoupment, as in the run."""
+    from engine.detect import detect
+
+    url = f"sqlite:///{tmp_path}/store.db"
+    one = run([FIXTURES / "engine" / "refund-check-booked-as-claim-reversal"], url, tmp_path / "out", AS_OF, Config(), workers=1)
+    (refund,) = one.outputs["refund_requests"]
+    assert (refund["status"], one.outputs["recoupments"]) == ("acknowledged", [])
+    store = Store(url)
+    try:
+        decisions = detect(store, ["RFM2728001"], AS_OF, Config())
+    finally:
+        store.dispose()
+    assert [(r.refund_id, r.status, r.recouped, r.acknowledged) for r in decisions.refunds] == [
+        (refund["refund_id"], "acknowledged", Decimal("0.00"), Decimal("155.50"))]
+    assert decisions.recoupments == []
