@@ -396,7 +396,7 @@ def retry(
     raise typer.Exit(0)
 
 
-# -- the refund workflow and the reports (README "Refund workflow", "Reports") ------------------
+# -- the refund workflow and the reports (docs/workflow-and-reports.md) ------------------------
 
 refund_app = typer.Typer(
     name="refund",

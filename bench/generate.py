@@ -217,7 +217,7 @@ def adjudicate(seed: int, i: int, c: dict, *, overpaid: bool, claim_cas_rate: fl
         lines.append({"co": co, "pr": pr, "paid": paid, "allowed": allowed, "remark": remark})
     if overpaid:
         # the payer pays line 1 past its allowed amount by more than the whole patient
-        # responsibility of the claim, so the encounter ends in credit (README rule 5);
+        # responsibility of the claim, so the encounter ends in credit (docs/rules.md, rule 5);
         # the excess is balanced by a negative CO-94
         first = lines[0]
         excess = sum(a for ln in lines for _, a in ln["pr"]) + max(1000, round(first["allowed"] * r.uniform(0.1, 0.4)))

@@ -2,7 +2,7 @@
 
 The top-level keys are those of ``edirecon run`` (refund deadlines, federal payers).  The tables
 ``[refunds]``, ``[providers."NPI"]``, ``[payers."ID"]`` and ``[cms838]`` configure the refund
-workflow and the reports (README "Configuration").  Amounts are written as strings ("20.00") or
+workflow and the reports (docs/rules.md, "Configuration").  Amounts are written as strings ("20.00") or
 whole numbers, never as TOML floats, since money is never a float.
 """
 

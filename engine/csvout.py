@@ -1,4 +1,4 @@
-"""The one place where edirecon makes the lines of the CSV files it writes (README "Outputs":
+"""The one place where edirecon makes the lines of the CSV files it writes (docs/outputs.md:
 spreadsheet safety), for ``run`` (``writers``, ``shards``, and so ``watch``'s outbound/) and for
 ``report`` (``reports``).
 

@@ -1,4 +1,4 @@
-"""The rules of README "edirecon run" (3–8): reversals, duplicates, balances, refunds, recoupments.
+"""The rules 3–8 of docs/rules.md: reversals, duplicates, balances, refunds, recoupments.
 
 ``decide(facts, as_of, config)`` is a pure function of the facts: the same facts give the same
 decisions, whatever the order they were ingested in.

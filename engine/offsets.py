@@ -1,4 +1,4 @@
-"""A payer's bookkeeping of a refund check: the offset pairs of README rule 6 and "Refund workflow".
+"""A payer's bookkeeping of a refund check: the offset pairs of rule 6 (docs/rules.md) and the refund workflow.
 
 When a payer receives a refund the provider sent, its 835 often books it as a take-back (a
 positive PLB WO, FB, … naming the claim, or a CLP02 = 22 reversal of the payment refunded) offset

@@ -3,7 +3,7 @@ audit trail of every change.
 
 The engine recomputes refunds on every run (``decide``); the workflow keeps its own state per
 ``refund_id`` in the store (``refund_workflow``) and one ``refund_events`` row per change.  Each
-command first *syncs* the workflow with the engine's current decisions (README "Refund workflow"):
+command first *syncs* the workflow with the engine's current decisions (docs/workflow-and-reports.md):
 
 - a refund met for the first time enters as ``pending``, or ``approved`` by an auto-approval rule,
   or ``held`` when it is a patient credit below the hold threshold; until a person acts on it, it

@@ -1,7 +1,7 @@
 """``edirecon report``: the credit-balance team's reports, read from the store and the engine's
 decisions (``facts.load`` → ``decide``) and the refund workflow (``refunds.book``).
 
-Writes to ``--out`` (README "Reports"): the worklist with aging and totals per payer, follow-ups
+Writes to ``--out`` (docs/workflow-and-reports.md): the worklist with aging and totals per payer, follow-ups
 (double refunds, escheatment candidates, refunds awaiting the payer), the reconciliation audit,
 root-cause analytics (``analytics.py``), the CMS-838 (``cms838.py``), refund packets
 (``letters.py``) and the dashboard (``dashboard.py``).  CSV files are UTF-8 with a header row,

@@ -357,7 +357,7 @@ refund_workflow = Table(
     "refund_workflow",
     metadata,
     Column("refund_id", String(32), primary_key=True),
-    Column("status", String(16), nullable=False),  # pending, held, approved, sent, acknowledged, ... (README)
+    Column("status", String(16), nullable=False),  # pending, held, approved, sent, acknowledged, ... (docs/workflow-and-reports.md)
     # what the engine said when the workflow first met the refund, kept when it no longer does
     Column("reason", String(24), nullable=False),
     Column("payee_type", String(8), nullable=False),

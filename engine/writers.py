@@ -1,6 +1,6 @@
 """Writing the outputs of a run: CSV and JSON Lines, each atomically (temporary name, then rename).
 
-Format version 1 (README "Outputs").  Rows are sorted by content so the same decisions give the
+Format version 1 (docs/outputs.md).  Rows are sorted by content so the same decisions give the
 same bytes.
 """
 

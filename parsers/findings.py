@@ -1,11 +1,11 @@
 """Findings: problems in the input, as data with stable codes and positions.
 
 A finding never stops parsing.  Each code below is stable (downstream systems and tests key on
-it) and documented in README.md; a test fails when a code is missing there.
+it) and documented in docs/findings.md; a test fails when a code is missing there.
 
 A message names the element and what was expected; it never repeats a value that can be patient
 data (names, ids, dates, addresses: findings end up in logs).  Malformed amounts and quantities and
-unknown codes are quoted; dates and pyx12's element values are not (README "Findings").
+unknown codes are quoted; dates and pyx12's element values are not (docs/findings.md).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class Severity(str, Enum):
     INFO = "info"
 
 
-#: code -> (severity, what it means).  README.md documents every one.
+#: code -> (severity, what it means).  docs/findings.md documents every one.
 CODES: dict[str, tuple[Severity, str]] = {
     # reading the file
     "EMPTY_FILE": (Severity.ERROR, "the file has no bytes, or only white space"),

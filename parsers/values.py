@@ -3,7 +3,7 @@
 Amounts become :class:`~decimal.Decimal` (never float), dates become :class:`~datetime.date`.
 A malformed value becomes ``None`` plus a positioned finding; the rest of the record is kept.
 
-What a finding repeats of the value (README "Findings"): a malformed amount or quantity and an
+What a finding repeats of the value (docs/findings.md): a malformed amount or quantity and an
 unknown code are quoted (a money or code element holds no patient data); a date never is (it may
 be a date of birth, and service dates are patient data too): the finding names the element and
 what was expected, and its position points at the value in the file.

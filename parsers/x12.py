@@ -848,7 +848,7 @@ def _named(sid: str) -> str:
 
 def _kind_of(raw: bytes) -> str:
     """What some unexpected bytes are, without repeating them: they may be patient data (a name,
-    a member id), and the finding's position says where to look (README "Findings")."""
+    a member id), and the finding's position says where to look (docs/findings.md)."""
     if not raw:
         return "nothing"
     if all(32 <= b < 127 or b in (9, 10, 13) for b in raw):

@@ -202,7 +202,7 @@ def test_version_prints_the_installed_version() -> None:
 
 
 def test_commands_are_parse_validate_and_run() -> None:
-    """The app registers at least the commands this suite and README rely on."""
+    """The app registers at least the commands this suite and the docs rely on."""
     assert {"parse", "retry", "run", "status", "validate", "watch", "worker"} <= set(COMMANDS)
 
 
@@ -250,21 +250,22 @@ def test_queue_commands_take_their_db_from_the_environment() -> None:
     assert missing.exit_code == 2 and "Missing option '--db'" in missing.stderr
 
 
-# ------------------------------------------------------------------------------ README.md
-def _readme() -> str:
-    readme = REPO / "README.md"
-    assert readme.is_file(), "README.md is missing at the repository root"
-    return readme.read_text(encoding="utf-8")
+# ------------------------------------------------------------------------------ README.md and docs/
+def _doc(name: str) -> str:
+    page = REPO / name
+    assert page.is_file(), f"{name} is missing"
+    return page.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("name", COMMANDS)
-def test_every_command_is_documented_in_readme(name: str) -> None:
-    """README.md shows `edirecon <command>` for every command registered on the app."""
-    assert f"edirecon {name}" in _readme()
+def test_every_command_is_documented(name: str) -> None:
+    """README.md's table of commands and docs/commands.md show `edirecon <command>` for every command."""
+    assert f"| `edirecon {name}" in _doc("README.md")
+    assert f"edirecon {name}" in _doc("docs/commands.md")
 
 
-def test_every_finding_code_is_documented_in_readme() -> None:
-    """Every finding code in parsers.CODES appears in README.md (as a whole word)."""
-    text = _readme()
+def test_every_finding_code_is_documented_in_findings_doc() -> None:
+    """Every finding code in parsers.CODES appears in docs/findings.md (as a whole word)."""
+    text = _doc("docs/findings.md")
     missing = [code for code in parsers.CODES if not re.search(rf"(?<![A-Z0-9_]){code}(?![A-Z0-9_])", text)]
     assert missing == []

@@ -47,7 +47,7 @@ def test_reordered_inputs_give_identical_outputs(tmp_path: Path, in_repo: Path) 
 def test_parallel_ingestion_gives_the_outputs_of_one_process(tmp_path: Path, in_repo: Path) -> None:
     """Files ingested by several processes side by side (queueing for SQLite's write lock) give
     byte-identical outputs to one process ingesting them in turn.  (Left out: the fixture where one
-    remittance comes in two files, whose kept copy is the first ingested, as README says.)"""
+    remittance comes in two files, whose kept copy is the first ingested, as docs/commands.md says.)"""
     inputs = [Path("sample_edi"), *sorted(p for p in (REPO / "tests" / "fixtures" / "engine").iterdir()
                                           if p.is_dir() and p.name != "duplicate-file-and-remittance")]
     one = run(inputs, f"sqlite:///{tmp_path}/one.db", tmp_path / "one", AS_OF, Config(), workers=1)

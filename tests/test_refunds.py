@@ -335,7 +335,7 @@ def test_workflow_logs_carry_no_patient_data(tmp_path: Path) -> None:
 
 
 def test_configuration_of_the_workflow(tmp_path: Path) -> None:
-    """The TOML keys of README "Configuration": the new tables load, old files still do, and an
+    """The TOML keys of docs/rules.md "Configuration": the new tables load, old files still do, and an
     amount written as a TOML float is refused (money is never a float)."""
     config = Config.load(CONFIG)
     assert config.refunds.patient_hold_below == Decimal("20.00") and config.refunds.escheatment_days == 90

@@ -95,7 +95,7 @@ def test_one_remittance_in_many_files_ingested_side_by_side_on_postgresql(tmp_pa
     assert len(duplicates) == 8  # five resent remittances and two copies of the same bytes
 
 
-# -- README rule 5 / issue 12: an unbilled payer, an appeal, a void re-billed ----------------------------
+# -- rule 5 (docs/rules.md) / issue 12: an unbilled payer, an appeal, a void re-billed ----------------------------
 
 
 def _run(folder: Path, url: str, out: Path) -> dict[str, list[dict[str, object]]]:

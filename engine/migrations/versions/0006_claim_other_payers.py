@@ -1,5 +1,5 @@
 """claims: the other payers a claim names (837 loop 2330B payer ids), so that a payer no claim
-of an encounter names is known (README rule 5).  Claims stored before this revision keep NULL:
+of an encounter names is known (docs/rules.md, rule 5).  Claims stored before this revision keep NULL:
 their other payers are not known, and the rule does not judge their encounters.
 
 Revision ID: 0006

@@ -1,5 +1,5 @@
 """claim_payments: the crossover carrier a payer names (835 loop 2100 NM1*TT, NM109), to which it
-forwarded the claim on the provider's behalf, so that the unbilled-payer rule (README rule 5)
+forwarded the claim on the provider's behalf, so that the unbilled-payer rule (docs/rules.md, rule 5)
 knows that carrier was billed.  Claim payments stored before this revision keep NULL: what they
 named is not known, and the rule does not judge their encounters.
 
