@@ -44,22 +44,16 @@ class Lines:
         declared = {**TYPES, **(types or {})}
         self.text = [i for i, c in enumerate(self.columns) if declared.get(c, TEXT) == TEXT]
         self._buffer = io.StringIO()
-        self._csv = csv.writer(self._buffer, lineterminator="\n")
-        # quotes a cell holding a carriage return as well (the "\n" writer leaves it bare, and a
-        # spreadsheet would start a new row there, whose first cell escaped the check)
-        self._csv_cr = csv.writer(self._buffer, lineterminator="\r\n")
+        # a "\r\n" writer quotes a cell holding a carriage return (a "\n" writer leaves it bare, and
+        # a spreadsheet would start a new row there, whose first cell escaped the check); the line
+        # itself ends in "\n"
+        self._csv = csv.writer(self._buffer, lineterminator="\r\n")
 
     def _line(self, values: list[Any]) -> str:
         self._buffer.seek(0)
         self._buffer.truncate()
         self._csv.writerow(values)
-        line = self._buffer.getvalue()
-        if "\r" in line:
-            self._buffer.seek(0)
-            self._buffer.truncate()
-            self._csv_cr.writerow(values)
-            line = self._buffer.getvalue()[:-2] + "\n"
-        return line
+        return self._buffer.getvalue()[:-2] + "\n"
 
     def header(self) -> str:
         return self._line(self.columns)

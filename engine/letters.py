@@ -167,13 +167,12 @@ class Document(FPDF):
                 for i, _ in enumerate(values):
                     row.cell(next(cells), align="RIGHT" if i in numeric else None)
 
-    def save(self, path: Path, missing: dict[str, int] | None) -> None:
+    def save(self, path: Path, missing: dict[str, int]) -> None:
         """Write the PDF; count (and log, by file name only) the characters printed as '?'."""
         self.output(str(path))
         if self.unprintable:
             log.warning("pdf_glyphs_missing", file=path.name, characters=self.unprintable)
-            if missing is not None:
-                missing[str(path)] = self.unprintable
+            missing[str(path)] = self.unprintable
 
 
 def provider_of(b: Book, npi: str) -> Party:
@@ -192,7 +191,7 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def packets(folder: Path, b: Book, missing: dict[str, int] | None = None) -> list[Path]:
+def packets(folder: Path, b: Book, missing: dict[str, int]) -> list[Path]:
     """Per payer and billing NPI, the refund letter and remittance form of its approved refunds;
     per patient, the notice of each approved or held patient refund.  ``missing`` collects, per
     PDF, the number of characters printed as '?' (no installed font has them)."""
@@ -223,7 +222,7 @@ def packets(folder: Path, b: Book, missing: dict[str, int] | None = None) -> lis
     return written
 
 
-def _payer_packet(path: Path, b: Book, views: list[View], member_of: Any, missing: dict[str, int] | None) -> None:
+def _payer_packet(path: Path, b: Book, views: list[View], member_of: Any, missing: dict[str, int]) -> None:
     first = views[0].refund
     assert first is not None
     npi, tin = first.encounter.npi, _tin(first)
@@ -279,7 +278,7 @@ def _payer_packet(path: Path, b: Book, views: list[View], member_of: Any, missin
     doc.save(path, missing)
 
 
-def _patient_notice(path: Path, b: Book, views: list[View], missing: dict[str, int] | None) -> None:
+def _patient_notice(path: Path, b: Book, views: list[View], missing: dict[str, int]) -> None:
     first = views[0].refund
     assert first is not None
     e = first.encounter
@@ -331,7 +330,7 @@ def _patient_notice(path: Path, b: Book, views: list[View], missing: dict[str, i
     doc.save(path, missing)
 
 
-def cms838_form(path: Path, b: Book, quarter: Quarter, rows: list[dict[str, Any]], missing: dict[str, int] | None = None) -> Path:
+def cms838_form(path: Path, b: Book, quarter: Quarter, rows: list[dict[str, Any]], missing: dict[str, int]) -> Path:
     """The printable Medicare Credit Balance Report: the certification page, then one detail page
     set per Medicare part, with totals."""
     s = b.config.cms838

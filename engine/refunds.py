@@ -44,7 +44,7 @@ from .decide import Decisions, Refund, decide
 from .facts import ZERO, Facts, PaymentFact, PlbFact, load
 from .offsets import Offset
 from .store import Store
-from .store import StoreUnavailable, open_store as _open_store  # noqa: F401 - StoreUnavailable: re-exported
+from .store import open_store as _open_store
 from .writers import money
 
 log = structlog.get_logger("edirecon.refunds")

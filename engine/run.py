@@ -37,10 +37,6 @@ log = structlog.get_logger("edirecon.run")
 SKIPPED_NAMES = (".md", ".json", ".jsonl", ".toml")
 
 
-#: the store given with --db cannot be used (one class with the workflow's: engine.store)
-StoreError = StoreUnavailable
-
-
 @dataclass
 class RunResult:
     report: IngestReport

@@ -34,8 +34,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import and_, insert, or_, select
-from alembic.util import CommandError
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 import parsers
 from parsers.errors import EdireconError, UsageError
@@ -49,8 +48,7 @@ from .ingest import Ingestor, record_exception
 from .run import ingest_files
 from .outbound import REEMITTED, publish_outputs, reemit_835s, reemitted_counts, spool_sets, write_atomically, write_manifest
 from .rejects import reject
-from .store import Store
-from .store import store_error
+from .store import StoreUnavailable, open_store, store_error
 
 log = structlog.get_logger("edirecon.watch", component="watch")
 
@@ -79,10 +77,6 @@ class Options:
     create: bool = False  # create ROOT when it does not exist (else a usage error: a mistyped ROOT)
 
 
-def one_line(exc: object) -> str:
-    return " ".join(str(exc).split())
-
-
 class Watcher:
     """One watcher on one ROOT and store."""
 
@@ -97,14 +91,12 @@ class Watcher:
         except OSError as exc:
             raise UsageError(f"{root}: cannot create the drop folders ({exc.strerror})") from exc
         self.options = options
-        self.store = Store(db_url)
-        self.where = self.store.where
         self.lock = StoreLock(self.layout.store_lock)
         try:
             with self.lock:  # two watchers starting together on a new store: one creates the schema
-                self.store.upgrade()
-        except (SQLAlchemyError, CommandError) as exc:  # not a database, of a newer edirecon, unreachable: one line
-            raise WatchError(str(store_error(exc, self.store.given_url))) from None
+                self.store = open_store(db_url, create=True)
+        except StoreUnavailable as exc:  # not a database, of a newer edirecon, unreachable: one line
+            raise WatchError(str(exc)) from None
         self.poller = Poller(self.layout.inbound)
         self.stop_requested = False
         self.quarantined = 0
@@ -197,7 +189,7 @@ class Watcher:
     def _guarded(self, c: Claim) -> int:
         try:
             self.process(c)
-        except (OperationalError, DBAPIError):
+        except DBAPIError:
             c.abandon()  # the store is down: the file stays in work/ and is resumed later
             raise
         except OSError as exc:

@@ -18,16 +18,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('claims', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('type_of_bill', sa.String(length=4), nullable=False, server_default=''))
-        batch_op.add_column(sa.Column('statement_from', sa.Date(), nullable=True))
-        batch_op.add_column(sa.Column('statement_to', sa.Date(), nullable=True))
-        batch_op.add_column(sa.Column('admission_date', sa.Date(), nullable=True))
+    op.add_column('claims', sa.Column('type_of_bill', sa.String(length=4), nullable=False, server_default=''))
+    op.add_column('claims', sa.Column('statement_from', sa.Date(), nullable=True))
+    op.add_column('claims', sa.Column('statement_to', sa.Date(), nullable=True))
+    op.add_column('claims', sa.Column('admission_date', sa.Date(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('claims', schema=None) as batch_op:
-        batch_op.drop_column('admission_date')
-        batch_op.drop_column('statement_to')
-        batch_op.drop_column('statement_from')
-        batch_op.drop_column('type_of_bill')
+    # plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+): a batch copy of claims would break the
+    # foreign keys of claim_lines
+    for column in ('admission_date', 'statement_to', 'statement_from', 'type_of_bill'):
+        op.drop_column('claims', column)
