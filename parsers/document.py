@@ -38,17 +38,14 @@ class FileSummary:
     service_lines: int = 0
     provider_adjustments: int = 0
     transaction_types: Counter[str] = field(default_factory=Counter)
-    findings: list[Finding] = field(default_factory=FindingList)  # at most findings.MAX_LISTED of a code, then a count
+    findings: FindingList = field(default_factory=FindingList)  # at most findings.MAX_LISTED of a code, then a count
 
     def severities(self) -> dict[str, int]:
         """Number of findings by severity (error, warning, info), all three present; those past
         the listing limit (``FindingList``) are counted too."""
-        if isinstance(self.findings, FindingList):
-            counts: Counter[str] = Counter()
-            for code, n in self.findings.counts.items():
-                counts[CODES[code][0].value] += n
-        else:
-            counts = Counter(f.severity.value for f in self.findings)
+        counts: Counter[str] = Counter()
+        for code, n in self.findings.counts.items():
+            counts[CODES[code][0].value] += n
         return {s.value: counts.get(s.value, 0) for s in Severity}
 
     @property
@@ -124,8 +121,7 @@ def iter_transactions(
             for _ in records:  # whatever the consumer left unread
                 pass
     finally:
-        if isinstance(summary.findings, FindingList):
-            summary.findings.close()
+        summary.findings.close()
         summary.interchanges = reader.interchanges
         summary.functional_groups = reader.groups
         summary.transaction_sets = reader.transaction_sets

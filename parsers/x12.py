@@ -268,7 +268,7 @@ class X12Reader:
                     continue
             self._ensure(20)
             offset = self._base + self._pos
-            found = _kind_of(self._buf[self._pos : self._pos + 20].encode("latin-1"))
+            found = _kind_of(self._buf[self._pos : self._pos + 20])
             if first:
                 self._find("NOT_X12", f"expected 'ISA' at the start of the file, found {found}", _at(self.name, 0, offset))
             else:
@@ -409,7 +409,7 @@ class X12Reader:
             text = text.rstrip()
             self._find(
                 "MISSING_SEGMENT_TERMINATOR",
-                f"the last segment {text[:3]!r} ends the file without the terminator {term!r}",
+                f"the last segment {_named(text)} ends the file without the terminator {term!r}",
                 _at(self.name, self._seg_no, offset),
             )
             return offset, text.split(elem)
@@ -590,7 +590,7 @@ class X12Reader:
                 findings.append(
                     Finding.make(
                         "TRUNCATED_SEGMENT",
-                        f"the file ends inside segment {stripped[:3]!r} (no terminator {term!r}); the partial segment is not read",
+                        f"the file ends inside segment {_named(stripped)} (no terminator {term!r}); the partial segment is not read",
                         env.at(seg_at, base + cut + len(partial) - len(stripped)),
                     )
                 )
@@ -752,7 +752,7 @@ class X12Reader:
                 els = s.split(elem)
                 if size > LONG_SEGMENT:
                     if size > MAX_SEGMENT:
-                        self._find("SEGMENT_TOO_LONG", f"segment {s[:3]!r} is {size} bytes long (limit 65536); skipped", env.at(seg_no, off))
+                        self._find("SEGMENT_TOO_LONG", f"segment {_named(s)} is {size} bytes long (limit 65536); skipped", env.at(seg_no, off))
                         off += size + k
                         continue
                     self._check_lengths(els, lengths, env.at(seg_no, off))
@@ -788,14 +788,14 @@ class X12Reader:
                 s = s.rstrip("\r")
             seg_no += 1
             if len(s) > MAX_SEGMENT:
-                self._find("SEGMENT_TOO_LONG", f"segment {s[:3]!r} is {len(s)} bytes long (limit 65536); skipped", env.at(seg_no, seg_off))
+                self._find("SEGMENT_TOO_LONG", f"segment {_named(s)} is {len(s)} bytes long (limit 65536); skipped", env.at(seg_no, seg_off))
                 continue
             els = s.split(elem)
             m = _NON_ASCII.search(s)
             if m is not None:
                 self._find(
                     "NON_ASCII_BYTE",
-                    f"byte 0x{ord(m.group()):02X} at offset {seg_off + m.start()} in segment {els[0][:3]!r} is not ASCII",
+                    f"byte 0x{ord(m.group()):02X} at offset {seg_off + m.start()} in segment {_named(els[0])} is not ASCII",
                     env.at(seg_no, seg_off),
                 )
                 # elements are split on the raw bytes (ASCII delimiters), then decoded: lengths in characters
@@ -806,7 +806,7 @@ class X12Reader:
             if m is not None:
                 self._find(
                     "CONTROL_CHARACTER",
-                    f"control byte 0x{ord(m.group()):02X} at offset {seg_off + m.start()} in segment {els[0][:3]!r}",
+                    f"control byte 0x{ord(m.group()):02X} at offset {seg_off + m.start()} in segment {_named(els[0])}",
                     env.at(seg_no, seg_off),
                 )
             sid = els[0]
@@ -822,7 +822,7 @@ class X12Reader:
     def _bad_segment_id(self, sid: str, src: Source) -> None:
         self._find(
             "INVALID_SEGMENT_ID",
-            f"expected a segment id of 2-3 upper-case letters or digits, found {_kind_of(sid[:20].encode('latin-1', 'replace'))}; the segment is skipped",
+            f"expected a segment id of 2-3 upper-case letters or digits, found {_kind_of(sid[:20])}; the segment is skipped",
             src,
         )
 
@@ -840,20 +840,25 @@ class X12Reader:
                 )
 
 
-def _named(sid: str) -> str:
-    """A segment id as a finding names it: quoted when it is one (2-3 upper-case letters or
-    digits), else described by kind, since it may be the start of patient data."""
-    return repr(sid) if _SEGMENT_ID.match(sid) else f"starting with {_kind_of(sid[:20].encode('latin-1', 'replace'))}"
+#: a segment id at the start of a segment's text: 2-3 upper-case letters or digits, then a separator or the end
+_ID_PREFIX = re.compile(r"[A-Z0-9]{2,3}(?![A-Za-z0-9])")
 
 
-def _kind_of(raw: bytes) -> str:
-    """What some unexpected bytes are, without repeating them: they may be patient data (a name,
-    a member id), and the finding's position says where to look (docs/findings.md)."""
+def _named(text: str) -> str:
+    """The segment a finding names, from the start of its text: its id quoted when it has one,
+    else described by kind, since it may be the start of patient data (a lost terminator)."""
+    m = _ID_PREFIX.match(text)
+    return repr(m.group()) if m else f"starting with {_kind_of(text[:20])}"
+
+
+def _kind_of(text: str) -> str:
+    """What some unexpected text is, without repeating it: it may be patient data (a name, a
+    member id), and the finding's position says where to look (docs/findings.md)."""
+    raw = text.encode("latin-1", "replace")
+    bad = next((b for b in raw if not (32 <= b < 127 or b in (9, 10, 13))), None)
     if not raw:
         return "nothing"
-    if all(32 <= b < 127 or b in (9, 10, 13) for b in raw):
-        return "other text"
-    return f"binary data (byte 0x{next(b for b in raw if not (32 <= b < 127 or b in (9, 10, 13))):02X})"
+    return "other text" if bad is None else f"binary data (byte 0x{bad:02X})"
 
 
 def _count_segments(text: str, term: str) -> int:

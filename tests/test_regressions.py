@@ -264,3 +264,16 @@ def test_a_72_smaller_than_the_reversal_it_offsets_leaves_the_rest_a_recoupment(
         ("CLAIM_REVERSAL", "0009272803", "55.50", refund["refund_id"])]
     assert {b["patient_control_number"]: str(b["balance"]) for b in outputs["credit_balances"]}["RFM2728001"] == "25.00"
     assert outputs["exceptions"] == []
+
+
+def test_a_name_where_a_segment_was_cut_short_is_described_not_repeated(tmp_path: Path) -> None:
+    """A file that ends inside a name (no terminator) says which kind of text it ends in, never the
+    name itself (issue 13, item 11); a real segment id is still quoted (the broken-file golden)."""
+    isa = (b"ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       "
+           b"*260101*1200*^*00501*000000001*0*P*:~")
+    cut = tmp_path / "cut-in-a-name.835"
+    cut.write_bytes(isa + b"GS*HP*SUBMITTER*RECEIVER*20260101*1200*1*X*005010X221A1~GARCIA MARIA")
+    _, summary = parsers.parse_file(cut)
+    messages = [f.message for f in summary.findings]
+    assert any(f.code == "MISSING_SEGMENT_TERMINATOR" for f in summary.findings), messages
+    assert all("GARCIA" not in m and "GAR" not in m for m in messages), messages
