@@ -160,6 +160,11 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
     return out
 
 
+def _taken_back(rev: PaymentFact, offset: dict[tuple[str, str, int, int], Decimal]) -> Decimal:
+    """What a claim reversal takes back: its amount less what a PLB 72 of its remittance offsets."""
+    return -rev.paid - offset.get(identity(rev), ZERO)
+
+
 def _reversals(e: Encounter, covered: dict[tuple[str, str, int, int], Decimal], out: Decisions) -> dict[int, PaymentFact]:
     """Pair each CLP02 = 22 with the payment it reverses; each is a CLAIM_REVERSAL recoupment of
     what a PLB 72 of its remittance does not offset (rule 6: that is the payer booking a refund
@@ -177,7 +182,7 @@ def _reversals(e: Encounter, covered: dict[tuple[str, str, int, int], Decimal], 
         target = live.target(rev, pairs)
         if target is not None:
             pairs[target.id] = rev
-        amount = -rev.paid - covered.get(identity(rev), ZERO)
+        amount = _taken_back(rev, covered)
         if amount <= 0 and rev.paid < 0:  # wholly offset by a 72: no take-back
             continue
         out.recoupments.append(Recoupment(
@@ -252,8 +257,7 @@ def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact
     live = p.id not in reversed_by
     if e.covered is None:
         e.covered = _Covered()
-    covered = e.covered
-    assert isinstance(covered, _Covered)
+    covered: _Covered = e.covered
     dup_amount = ZERO
     earlier: list[PaymentFact] = []
     if not p.lines:
@@ -291,7 +295,7 @@ def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact
             payment_key=p.key,
         ))
         rev = reversed_by.get(p.id)
-        taken = -rev.paid - offset.get(identity(rev), ZERO) if rev is not None else ZERO
+        taken = _taken_back(rev, offset) if rev is not None else ZERO
         if rev is not None and taken > 0:  # the payer reversed the duplicate itself (what a 72 offsets acknowledges it: ``_settle``)
             out.refunds[-1].recouped += min(dup_amount, taken)
             for rc in reversals.get((rev.trace_number, id(e), p.icn), ()):
@@ -413,12 +417,12 @@ def _write_offs(e: Encounter, payments: list[PaymentFact]) -> Decimal:
             by_line[line_key(e, line)].setdefault(p.id, []).append(line)
     for groups in by_line.values():
         adjudications = list(groups.values())
-        paid = [i for i, lines in enumerate(adjudications) if any(line.paid > 0 for line in lines)]
-        if paid:  # a denial (paid 0) the payer paid in a later claim payment is not current
-            adjudications = [[line for line in lines if line.paid > 0 or i >= paid[-1]] for i, lines in enumerate(adjudications)]
+        last_paid = max((i for i, lines in enumerate(adjudications) if any(line.paid > 0 for line in lines)), default=None)
+        if last_paid is not None:  # a denial (paid 0) the payer paid in a later claim payment is not current
+            adjudications = [[line for line in lines if line.paid > 0 or i >= last_paid] for i, lines in enumerate(adjudications)]
         written = sum((_written_off(e, billed, line) for lines in adjudications for line in lines), ZERO)
         if written and len(adjudications) > 1:  # adjudicated more than once: at most what the latest leaves
-            written = min(written, sum((_room(e, billed, line) for line in adjudications[-1]), ZERO))
+            written = min(written, sum((_room(e, billed, line, _contractual(line.adjustments)) for line in adjudications[-1]), ZERO))
         total += written
     if not any(p.lines for p in payments) and payments:
         contractual = total
@@ -430,13 +434,14 @@ def _write_offs(e: Encounter, payments: list[PaymentFact]) -> Decimal:
 def _written_off(e: Encounter, billed: Any, line: PaymentLine) -> Decimal:
     """A payment line's contractual adjustments, at most the billed charge less the allowed amount."""
     contractual = _contractual(line.adjustments)
-    return min(contractual, _room(e, billed, line)) if contractual else ZERO
+    return min(contractual, _room(e, billed, line, contractual)) if contractual else ZERO
 
 
-def _room(e: Encounter, billed: Any, line: PaymentLine) -> Decimal:
-    """What a payment line may write off: the billed charge of its line less the allowed amount."""
+def _room(e: Encounter, billed: Any, line: PaymentLine, contractual: Decimal) -> Decimal:
+    """What a payment line may write off: the billed charge of its line less the allowed amount
+    (its charge less ``contractual``, its contractual adjustments)."""
     charge = _billed_charge(e, billed, line)
-    allowed = (line.charge if line.charge is not None else charge) - _contractual(line.adjustments)
+    allowed = (line.charge if line.charge is not None else charge) - contractual
     return max(ZERO, charge - allowed)
 
 

@@ -39,7 +39,7 @@ class Encounter:
     id: str = ""
     billing_claim: ClaimFact = None  # type: ignore[assignment]  # the claim whose charge counts
     primary_claim: ClaimFact = None  # type: ignore[assignment]  # the claim to the first payer
-    covered: dict[tuple[Any, ...], PaymentFact] | None = None  # lines already paid (rule 4), while deciding
+    covered: Any = None  # decide's lines already paid (rule 4, ``decide._Covered``), while deciding
     lines_index: _LineIndex | None = None  # its claims' lines by what matches them (``line_key``), built once
 
     def settle(self) -> None:
@@ -264,7 +264,11 @@ def match_patient_payments(encounters: list[Encounter], payments: list[PatientPa
     for pp in payments:
         candidates = [e for e in by_pcn.get(pp.pcn, []) if (not pp.npi or pp.npi == e.npi) and (not pp.member_id or pp.member_id in e.members)]
         if len(candidates) == 1:
-            attached.setdefault(id(candidates[0]), (candidates[0], list(candidates[0].patient_payments)))[1].append(pp)
+            e = candidates[0]
+            entry = attached.get(id(e))
+            if entry is None:
+                entry = attached[id(e)] = (e, list(e.patient_payments))
+            entry[1].append(pp)
         else:
             unmatched.append(pp)
     for e, pps in attached.values():

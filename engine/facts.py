@@ -221,12 +221,19 @@ def load(conn: Connection, pcns: Sequence[str] | None = None) -> Facts:
     pcn_in, keys = member_of(conn, "patient_control_number", list(pcns))
     reference_in, _ = member_of(conn, "reference", list(pcns))
     named = f"({reference_in} OR reference IN (SELECT payer_claim_control_number FROM claim_payments WHERE {pcn_in}))"
-    codes = sorted(mappings.refund_acknowledgment_codes())
+    acknowledging, codes = acknowledgment_condition()
     # and the negative 72s of their remittances and of their claim reversals', which may offset them (rule 6's offset pairs)
-    plb_of = (f"({named} OR (amount < 0 AND reason IN ({', '.join('?' * len(codes))}) AND (remittance_id IN "
+    plb_of = (f"({named} OR ({acknowledging} AND (remittance_id IN "
               f"(SELECT remittance_id FROM provider_adjustments WHERE {named}) OR remittance_id IN "
               f"(SELECT remittance_id FROM claim_payments WHERE status = '22' AND {pcn_in}))))")
     return _load(conn, _conditions(pcn_in, keys, plb_of, keys * 2 + codes + keys * 2 + keys), whole=False)
+
+
+def acknowledgment_condition() -> tuple[str, list[str]]:
+    """The SQL condition on ``provider_adjustments`` of a payer's acknowledgment of a refund (a
+    negative PLB 72: ``mappings/refund_acknowledgment_codes.csv``), and its parameters."""
+    codes = sorted(mappings.refund_acknowledgment_codes())
+    return f"amount < 0 AND reason IN ({', '.join('?' * len(codes))})", codes
 
 
 #: the temporary tables a shard's keys are put in (one connection's own)

@@ -36,7 +36,6 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, select
 
-import mappings
 from parsers.errors import EdireconError
 
 from . import schema as t
@@ -44,7 +43,7 @@ from .bulk import raw_rows
 from .config import Config
 from .decide import decide, unbalanced_remittances
 from .detect import detection_row, keep_rows
-from .facts import load_shard, remittance_facts
+from .facts import acknowledgment_condition, load_shard, remittance_facts
 from .store import Store, error_text
 from .writers import ORDER, Rendered, Renderer, balance_order, exception_rows, rows, tallies
 
@@ -127,8 +126,8 @@ def plan(conn: Connection, shards: int, per_shard: int = 0) -> list[Shard]:
     # rule 6's offset pairs: a remittance with a negative 72 joins the claim numbers its PLBs name
     # and those of its claim reversals (CLP02 = 22), and a PLB of it that names none (the 72
     # naming a check) goes with them
-    codes = sorted(mappings.refund_acknowledgment_codes())
-    acked = f"SELECT remittance_id FROM provider_adjustments WHERE amount < 0 AND reason IN ({', '.join('?' * len(codes))})"
+    acknowledging, codes = acknowledgment_condition()
+    acked = f"SELECT remittance_id FROM provider_adjustments WHERE {acknowledging}"
     first_named: dict[int, str] = {}  # such a remittance -> the first claim number its PLBs name
     remittance_of: dict[int, int] = {}  # a PLB of such a remittance -> the remittance
     for plb_id, reference, paid_as, acked_remittance in raw_rows(conn, (
