@@ -380,17 +380,14 @@ def _payer_answer(conn: Connection, b: Book, r: Refund, row: dict[str, Any], tak
     if row["status"] == "sent":
         plb = _acknowledgment(b.facts.plbs, r, row, taken)
         if plb is not None:
-            key = plb_key(plb)
-            taken.add(key)
-            _change(conn, row, "acknowledged", "acknowledged", SYSTEM_USER,
-                    f"PLB {plb.reason} {money(plb.amount)} reference {plb.reference} in trace {plb.trace_number} of {_day(plb.payment_date)} "
-                    f"({plb.source_file}:{plb.segment})", {"acknowledged_by": key, "acknowledged_on": plb.payment_date, "acknowledged_amount": -plb.amount})
-            log.info("refund_acknowledged", refund_id=r.refund_id, trace=plb.trace_number)
-    tied = [rc for rc in b.decisions.recoupments if rc.encounter is r.encounter and rc.payer_id == r.payer_id and (rc.refund_id == r.refund_id or rc.icn == r.icn)]
+            _acknowledge(conn, row, r, plb, taken, f"PLB {plb.reason} {money(plb.amount)} reference {plb.reference} in trace {plb.trace_number} "
+                                                   f"of {_day(plb.payment_date)} ({plb.source_file}:{plb.segment})")
     # the take-backs a 72 offsets (PLBs and claim reversals alike) are no recoupments (``offsets``)
     taken_back = r.recouped - (row["recouped_when_sent"] or ZERO)
     double = min(row["sent_amount"] or ZERO, max(ZERO, taken_back))
     if double > 0 and (row["status"] != "double_refund" or double != row["double_refund_amount"]):
+        tied = [rc for rc in b.decisions.recoupments
+                if rc.encounter is r.encounter and rc.payer_id == r.payer_id and (rc.refund_id == r.refund_id or rc.icn == r.icn)]
         traces = sorted({f"{rc.kind} trace {rc.trace_number} of {_day(rc.effective_date)}" for rc in tied})
         _change(conn, row, "double_refund", "double_refund", SYSTEM_USER,
                 f"sent {money(row['sent_amount'])} and also taken back by the payer ({'; '.join(traces)}): {money(double)} to recover",
@@ -423,10 +420,15 @@ def plb_key(plb: PlbFact) -> str:
 def _acknowledged(conn: Connection, row: dict[str, Any], r: Refund, taken: set[str]) -> None:
     """A refund still to be worked that the engine reports ``acknowledged`` (the payer booked a check
     for it) is acknowledged by the 72 of that offset pair."""
-    plb = r.acknowledgments[0].ack
-    taken.add(plb_key(plb))
-    _change(conn, row, "acknowledged", "acknowledged", SYSTEM_USER, "the payer acknowledged a refund check for it: " + _offset_text(r),
-            {"acknowledged_by": plb_key(plb), "acknowledged_on": plb.payment_date, "acknowledged_amount": -plb.amount})
+    _acknowledge(conn, row, r, r.acknowledgments[0].ack, taken, "the payer acknowledged a refund check for it: " + _offset_text(r))
+
+
+def _acknowledge(conn: Connection, row: dict[str, Any], r: Refund, plb: PlbFact, taken: set[str], note: str) -> None:
+    """The refund acknowledged by the payer's PLB 72 ``plb`` (which acknowledges nothing else)."""
+    key = plb_key(plb)
+    taken.add(key)
+    _change(conn, row, "acknowledged", "acknowledged", SYSTEM_USER, note,
+            {"acknowledged_by": key, "acknowledged_on": plb.payment_date, "acknowledged_amount": -plb.amount})
     log.info("refund_acknowledged", refund_id=r.refund_id, trace=plb.trace_number)
 
 
