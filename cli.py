@@ -309,7 +309,7 @@ def watch(
 
     _configure_watch_logging(verbose)
     day = _day_option(as_of, "--as-of")
-    try:
+    with _failures(db):
         if queue:
             from engine.queue import conninfo
 
@@ -317,9 +317,6 @@ def watch(
         options = Options(interval=interval, once=once, as_of=day, config=Config.load(config), duplicate_window=timedelta(days=duplicate_window), queue=queue,
                           create=create)
         code = watch_root(root, db, options)
-    except parsers.EdireconError as exc:
-        typer.echo(f"edirecon: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
     raise typer.Exit(code)
 
 
