@@ -46,17 +46,9 @@ def _plain(text: str) -> str:
     return text.replace("\u2013", "-").replace("\u2014", "-").replace("\u2192", "->")
 
 
-def _latin(text: str) -> str:
+def _latin(plain: str) -> str:
     """The PDF core fonts are Latin-1: anything else becomes '?' rather than failing."""
-    return _plain(text).encode("latin-1", "replace").decode("latin-1")
-
-
-def _is_latin(text: str) -> bool:
-    try:
-        _plain(text).encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return plain.encode("latin-1", "replace").decode("latin-1")
 
 
 def _long_date(d: date | None) -> str:
@@ -114,12 +106,13 @@ class Document(FPDF):
     def _printable(self, texts: list[str]) -> tuple[str, list[str]]:
         """The font family for ``texts`` and the texts to write with it: Helvetica when all are
         Latin-1, else the Unicode font, a character that no installed font has becoming '?'."""
-        if all(_is_latin(t) for t in texts):
-            return "Helvetica", [_latin(t) for t in texts]
+        plain = [_plain(t) for t in texts]
+        beyond = sum(1 for t in plain for c in t if ord(c) > 0xFF)  # characters outside Latin-1
+        if not beyond:
+            return "Helvetica", [_latin(t) for t in plain]
         if not self._unicode_fonts():
-            out = [_latin(t) for t in texts]
-            self.unprintable += sum(1 for t in texts for c in _plain(t) if ord(c) > 0xFF)
-            return "Helvetica", out
+            self.unprintable += beyond
+            return "Helvetica", [_latin(t) for t in plain]
         return UNICODE, ["".join(self._glyph(c) for c in t) for t in texts]
 
     def _glyph(self, c: str) -> str:
