@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-
-import parsers
-from parsers.serialize import record_dict
+from edirecon import parsers
+from edirecon.parsers.serialize import record_dict
 
 app = typer.Typer(
     name="edirecon",
@@ -76,10 +75,10 @@ def _failures(db: Optional[str] = None) -> Iterator[None]:
     """Whatever the store, the database URL, the file system or the validator raises, as one line
     on stderr and exit 2 (an ``EdireconError``: its own exit code).  No traceback reaches a user;
     no password (masked) and no SQL parameters (a database error is named by its kind)."""
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     from alembic.util import CommandError
+    from edirecon.engine.store.connection import mask_credentials, store_error
     from sqlalchemy.exc import SQLAlchemyError
-
-    from engine.store import mask_credentials, store_error
 
     try:
         yield
@@ -169,7 +168,8 @@ def validate(
 
     pyx12's errors are reported as findings with positions; a pyx12 failure is a finding too.
     """
-    from parsers.validate import validate_file
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.parsers.validate import validate_file
 
     had_errors = False
     with _failures():
@@ -189,8 +189,10 @@ def validate(
 
 def _configure_logging(verbose: bool) -> None:
     """Structured log events (JSON lines) on stderr; info events only with --verbose."""
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     import logging
 
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     import structlog
 
     structlog.configure(
@@ -217,19 +219,21 @@ def run(
 
     Running the same inputs again changes nothing.
     """
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     from datetime import date
 
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.engine.config import Config
+    from edirecon.engine.run import input_files
+    from edirecon.engine.run import run as run_engine
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
 
-    from engine.config import Config
-    from engine.run import input_files
-    from engine.run import run as run_engine
-
     _configure_logging(verbose)
     # a batch job allocating millions of short-lived objects: collect the young generation less
     # often (the default 700 makes the collector rescan surviving batches again and again)
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     import gc
 
     gc.set_threshold(200_000, 50, 100)
@@ -264,8 +268,10 @@ def run(
 
 def _configure_watch_logging(verbose: bool) -> None:
     """One JSON line per watcher event on stderr; the engine's own per-file events only with --verbose."""
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     import logging
 
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     import structlog
 
     def only_watch(_logger: object, method: str, event: dict[str, object]) -> dict[str, object]:
@@ -301,17 +307,20 @@ def watch(
     Exit codes: 0 done (or stopped by SIGTERM/SIGINT); 1 with --once when a file was quarantined
     or an entry rejected; 2 usage or store error (a ROOT that does not exist, without --create).
     """
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     from datetime import timedelta
 
-    from engine.config import Config
-    from engine.watch import Options
-    from engine.watch import watch as watch_root
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.engine.config import Config
+    from edirecon.engine.dropfolder.watch import Options
+    from edirecon.engine.dropfolder.watch import watch as watch_root
 
     _configure_watch_logging(verbose)
     day = _day_option(as_of, "--as-of")
     with _failures(db):
         if queue:
-            from engine.queue import conninfo
+            # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+            from edirecon.engine.scale.queue import conninfo
 
             conninfo(db)  # the queue lives in PostgreSQL: a SQLite URL is a usage error
         options = Options(interval=interval, once=once, as_of=day, config=Config.load(config), duplicate_window=timedelta(days=duplicate_window), queue=queue,
@@ -333,8 +342,9 @@ def worker(
 
     Any number of workers on any number of machines may share one database.
     """
-    from engine.config import Config
-    from engine.queue import run_worker
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.engine.config import Config
+    from edirecon.engine.scale.queue import run_worker
 
     _configure_logging(True)
     day = _day_option(as_of, "--as-of")
@@ -349,12 +359,13 @@ def status(
 ) -> None:
     """Show the job queue: depth, jobs running, failed (parked) and done, workers, files by state,
     and the last errors."""
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     import json
 
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.engine.scale.queue import status as queue_status
     from rich.console import Console
     from rich.table import Table
-
-    from engine.queue import status as queue_status
 
     _configure_logging(False)
     with _failures(db):
@@ -384,7 +395,8 @@ def retry(
     job_ids: Annotated[Optional[list[int]], typer.Argument(help="Failed job ids to run again; none: every failed job.", show_default=False)] = None,
 ) -> None:
     """Put parked (failed) jobs back in the queue."""
-    from engine.queue import retry as retry_jobs
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.engine.scale.queue import retry as retry_jobs
 
     _configure_logging(False)
     with _failures(db):
@@ -415,6 +427,7 @@ FromOpt = Annotated[Optional[Path], typer.Option("--from", help="A file of refun
 
 
 def _day_option(value: Optional[str], name: str) -> "date | None":
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     from datetime import date
 
     if value is None:
@@ -427,6 +440,7 @@ def _day_option(value: Optional[str], name: str) -> "date | None":
 
 
 def _amount_option(value: Optional[str]) -> "Decimal | None":
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     from decimal import Decimal, InvalidOperation
 
     if value is None:
@@ -442,17 +456,20 @@ def _amount_option(value: Optional[str]) -> "Decimal | None":
 
 
 def _workflow(db: str, as_of: Optional[str], config: Optional[Path]) -> tuple[Any, "date", Any]:
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     from datetime import date
 
-    from engine.config import Config
-    from engine.refunds import open_store
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.engine.config import Config
+    from edirecon.engine.workflow.refunds import open_store
 
     day = _day_option(as_of, "--as-of") or date.today()
     return open_store(db), day, Config.load(config)
 
 
 def _flags(b: Any, v: Any) -> str:
-    from engine.writers import money
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.engine.record.writers import money
 
     flags = []
     if v.status in ("pending", "held", "approved") and v.refund is not None and v.refund.due_by and b.as_of > v.refund.due_by:
@@ -479,8 +496,9 @@ def refund_list(
 ) -> None:
     """List refunds with their workflow status, due date and flags (overdue, double refund,
     escheatment candidate), after syncing the workflow with the engine's current decisions."""
-    from engine.refunds import STATUSES, book
-    from engine.writers import money
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.engine.record.writers import money
+    from edirecon.engine.workflow.refunds import STATUSES, book
 
     _configure_logging(False)
     with _failures(db):
@@ -511,8 +529,9 @@ def refund_show(
     config: ConfigOpt = None,
 ) -> None:
     """Show one refund: what the engine found, its workflow state, and its audit trail."""
-    from engine.refunds import book, events
-    from engine.writers import money
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.engine.record.writers import money
+    from edirecon.engine.workflow.refunds import book, events
 
     _configure_logging(False)
     with _failures(db):
@@ -567,6 +586,7 @@ def refund_show(
 def read_refund_ids(path: Path) -> list[str]:
     """The refund ids of a --from file: one per line, or the ``refund_id`` column of a CSV with a
     header row (such as a filtered worklist.csv); blank lines and cells are skipped."""
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     import csv
     import io
 
@@ -591,7 +611,8 @@ def read_refund_ids(path: Path) -> list[str]:
 def _act(refund_ids: Optional[list[str]], from_file: Optional[Path], action: str, db: str, as_of: Optional[str], config: Optional[Path],
          user: Optional[str], note: str, **details: Any) -> None:
     """Take the action on each refund given (arguments, then --from), each on its own; exit 1 when any was refused."""
-    from engine.refunds import act_many, default_user
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.engine.workflow.refunds import act_many, default_user
 
     _configure_logging(False)
     with _failures(db):
@@ -688,8 +709,9 @@ def report(
     per payer, follow-ups (double refunds, escheatment candidates), the reconciliation audit,
     root-cause analytics, the CMS-838, refund packets (PDF) and a self-contained HTML dashboard.
     """
-    from engine.cms838 import Quarter
-    from engine.reports import report as write_report
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.engine.reports.cms838 import Quarter
+    from edirecon.engine.reports.report import report as write_report
 
     _configure_logging(verbose)
     with _failures(db):
@@ -707,15 +729,18 @@ def report(
 
 
 def _workflow_day_config(as_of: Optional[str], config: Optional[Path]) -> tuple[Any, Any]:
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     from datetime import date
 
-    from engine.config import Config
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.engine.config import Config
 
     return _day_option(as_of, "--as-of") or date.today(), Config.load(config)
 
 
 def money_text(value: Any) -> str:
-    from engine.writers import money
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.engine.record.writers import money
 
     return money(value)
 

@@ -31,8 +31,8 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent

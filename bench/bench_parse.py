@@ -48,7 +48,7 @@ TARGETS = {  # name: (comparison, bound)
 
 # ---------------------------------------------------------------- the legs (run in the child)
 def leg_typed(path: str) -> dict:
-    from parsers import iter_records  # imported before the clock starts
+    from edirecon.parsers import iter_records  # imported before the clock starts
     counts: dict[str, int] = {}
     t = time.perf_counter()
     for rec in iter_records(path):
@@ -89,6 +89,7 @@ def leg_reader(path: str) -> dict:
 def leg_validator(path: str) -> dict:
     import io
     import logging
+
     import pyx12.params
     import pyx12.x12n_document
     logging.getLogger("pyx12").setLevel(logging.CRITICAL)  # pyx12 logs its 835 999 quirk

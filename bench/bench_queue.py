@@ -166,12 +166,12 @@ def scaling(claims: int, counts: list[int], seed: int, work: Path) -> dict:
 def incremental(store_claims: int, seed: int) -> dict:
     from datetime import date
 
-    from engine.config import Config
-    from engine.detect import detect, file_pcns
-    from engine.ingest import Ingestor
-    from engine.queue import configure, defer_and_wait
-    from engine.run import ingest_files, input_files
-    from engine.store import Store
+    from edirecon.engine.config import Config
+    from edirecon.engine.ingest.ingestor import Ingestor
+    from edirecon.engine.run import ingest_files, input_files
+    from edirecon.engine.scale.detect import detect, file_pcns
+    from edirecon.engine.scale.queue import configure, defer_and_wait
+    from edirecon.engine.store.connection import Store
 
     folder = inputs(store_claims, seed)
     small = small_835(seed)

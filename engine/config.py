@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from parsers.errors import UsageError
+from edirecon.parsers.errors import UsageError
 
 ZERO = Decimal("0.00")
 

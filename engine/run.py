@@ -17,19 +17,23 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import select
-
-from parsers import find_files
-
-from . import schema as t
-from . import shards
-from .config import Config
-from .decide import Decisions, decide
-from .detect import keep
-from .facts import load
-from .ingest import FileTask, Ingestor, IngestReport
-from .store import Store, StoreUnavailable, open_store
-from .writers import rows, summary, tallies, write
+from edirecon.engine.config import Config
+from edirecon.engine.decide.rules import Decisions, decide
+from edirecon.engine.ingest.ingestor import (
+    SPLIT_BYTES,
+    FileTask,
+    Ingestor,
+    IngestReport,
+)
+from edirecon.engine.record.writers import rows, summary, tallies, write
+from edirecon.engine.scale import shards
+from edirecon.engine.scale.detect import keep
+from edirecon.engine.scale.processes import die_with_parent
+from edirecon.engine.store import schema as t
+from edirecon.engine.store.connection import Store, StoreUnavailable, open_store
+from edirecon.engine.store.facts import load
+from edirecon.parsers import find_files
+from sqlalchemy import func, select
 
 log = structlog.get_logger("edirecon.run")
 
@@ -146,10 +150,6 @@ def decide_and_record(
         gc.unfreeze()
 
 
-#: an X12 file at least this large is shared out among the processes, transaction set by set
-SPLIT_BYTES = 4 << 20
-
-
 def ingest_files(
     store: Store, files: list[tuple[Path, str]], workers: int | None = None, progress: Callable[[str], None] | None = None,
     queue: bool = False, as_of: date | None = None,
@@ -170,7 +170,8 @@ def ingest_files(
     n = max(1, workers or os.cpu_count() or 1)
     ingestor = Ingestor(store)
     if queue:
-        from .queue import configure, defer_and_wait
+        # deferred: the queue path imports procrastinate, which a run without --queue never needs
+        from edirecon.engine.scale.queue import configure, defer_and_wait
 
         configure(store.url)
         split = [part for path, name in files if (task := ingestor.begin(path, name)) is not None for part in _parts(task, n)]
@@ -200,7 +201,7 @@ def ingest_files(
     # the largest first, so that the processes finish close together
     tasks.sort(key=lambda task: -task.path.stat().st_size // task.parts)
     left = {task.file_id: task.parts for task in tasks}
-    with ProcessPoolExecutor(min(n, len(tasks)), mp_context=context, initializer=_die_with_parent) as pool:
+    with ProcessPoolExecutor(min(n, len(tasks)), mp_context=context, initializer=die_with_parent) as pool:
         futures = {pool.submit(_ingest_in_worker, store.url, task): task for task in tasks}
         for future in as_completed(futures):
             ingestor.report.add(future.result())
@@ -224,18 +225,6 @@ def _parts(task: FileTask, n: int) -> list[FileTask]:
 _worker_store: Store | None = None
 
 
-def _die_with_parent() -> None:
-    """A pool process ends when the run that started it is killed (Linux), rather than finishing
-    its file beside the next run."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-    except (OSError, AttributeError):  # not Linux: the transaction-set keys still keep the store whole
-        pass
-
-
 def _ingest_in_worker(url: str, task: FileTask) -> IngestReport:
     """One file or part of one, in a pool process (which keeps its own store open between tasks)."""
     global _worker_store
@@ -250,6 +239,7 @@ def _peak_mib(children: bool = False) -> int:
     """This process's peak resident set so far, or with ``children`` the largest of the processes
     it has waited for, in MiB (0 where the platform does not say)."""
     try:
+        # deferred: resource is POSIX-only (peak memory is simply not reported elsewhere)
         import resource
     except ImportError:  # pragma: no cover - not on Windows
         return 0
@@ -257,7 +247,6 @@ def _peak_mib(children: bool = False) -> int:
 
 
 def _count(store: Store, table: Any) -> int:
-    from sqlalchemy import func
 
     with store.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())

@@ -1,6 +1,13 @@
 """Parsers: bytes in, typed position-aware documents and findings out.  Never judges money."""
 
-from .document import FileSummary, ParsedTransaction, find_files, iter_records, iter_transactions, parse_file
+from .document import (
+    FileSummary,
+    ParsedTransaction,
+    find_files,
+    iter_records,
+    iter_transactions,
+    parse_file,
+)
 from .encoding import raw as raw_text
 from .errors import EdireconError, InputError, UsageError
 from .findings import CODES, Finding, Severity

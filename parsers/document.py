@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from pathlib import Path
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
-import mappings
+from edirecon import mappings
 
 from .errors import UsageError
 from .findings import CODES, Finding, FindingList, Severity

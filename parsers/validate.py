@@ -97,6 +97,7 @@ def validate_file(path: str | os.PathLike[str], ack_dir: Path | None = None, ack
     Acknowledgments are named after the file (``ack_name``, default its file name) plus ``.999``,
     ``.997`` or ``.ta1``.
     """
+    # deferred: pyx12 and its implementation-guide maps load only when a file is validated
     import pyx12.params
     import pyx12.x12n_document
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-import mappings
+from edirecon import mappings
 
 from .findings import Finding
 from .model import Party

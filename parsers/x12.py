@@ -23,6 +23,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
 
+from edirecon.mappings import element_max_lengths
 from . import encoding
 from .delimiters import ISA_LENGTH, NEXT_ISA, collision, fixed_isa
 from .errors import InputError
@@ -714,8 +715,6 @@ class X12Reader:
         control = _control_pattern(d)
         lengths = self._lengths
         if lengths is None:
-            from mappings import element_max_lengths
-
             lengths = self._lengths = element_max_lengths()
         i = 0
         while i < n and text[i] in _WS:

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .model import Adjustment, ClaimPayment, Party, ProviderAdjustment, Remittance, ServicePayment
+from .model import (
+    Adjustment,
+    ClaimPayment,
+    Party,
+    ProviderAdjustment,
+    Remittance,
+    ServicePayment,
+)
 from .source import Source
 from .values import Values, element, nm1_party, procedure
 from .x12 import LONG_SEGMENT, TransactionSet, segment_length

@@ -8,8 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine.config import Config
-from engine.run import run
+from edirecon.engine.config import Config
+from edirecon.engine.run import run
 
 
 def _s(value: Any) -> Any:

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from edirecon import parsers
+from edirecon.parsers.serialize import record_dict
 
-import parsers
-from parsers.serialize import record_dict
-from tests.conftest import FIXTURES
+from conftest import FIXTURES
 
 BAD = FIXTURES / "bad"
 CASES = sorted(p for p in BAD.iterdir() if p.is_file() and not p.name.endswith(".expected.json"))

@@ -12,14 +12,14 @@ import csv
 from datetime import date
 from pathlib import Path
 
+from edirecon import parsers
+from edirecon.cli import app
+from edirecon.engine.config import Config
+from edirecon.engine.ingest.ingestor import classify
+from edirecon.engine.run import run
 from typer.testing import CliRunner
 
-import parsers
-from cli import app
-from engine.config import Config
-from engine.ingest import classify
-from engine.run import run
-from tests.conftest import FIXTURES, SAMPLE_EDI
+from conftest import FIXTURES, SAMPLE_EDI
 
 SCENARIO = FIXTURES / "engine" / "duplicate-in-bare-835-without-envelope"
 BARE = SCENARIO / "remit-2-portal-bare.835"

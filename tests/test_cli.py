@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 import typer.main
+from edirecon import parsers
+from edirecon.cli import app
 from typer.testing import CliRunner
 
-import parsers
-from cli import app
-from tests.conftest import REPO
+from conftest import REPO
 
 CLEAN_CLAIMS = "sample_edi/clean-payment/claims.837"
 CLEAN_REMIT = "sample_edi/clean-payment/remit.835"

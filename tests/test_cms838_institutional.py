@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from edirecon import parsers
+from edirecon.cli import app
+from edirecon.engine.ingest import ingestor as ingest
+from edirecon.engine.store import schema as t
+from edirecon.engine.store.connection import Store
+from edirecon.parsers.serialize import record_dict
 from pypdf import PdfReader
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-import parsers
-from cli import app
-from engine import ingest
-from engine import schema as t
-from engine.store import Store
-from parsers.serialize import record_dict
-from tests.conftest import FIXTURES, SAMPLE_EDI
+from conftest import FIXTURES, SAMPLE_EDI
 
 SCENARIO = FIXTURES / "engine" / "medicare-part-a-inpatient-and-outpatient"
 CONFIG = SCENARIO / "config.toml"

@@ -21,11 +21,11 @@ if __name__ == "__main__":  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pytest
+from edirecon import parsers
+from edirecon.cli import app
 from typer.testing import CliRunner
 
-import parsers
-from cli import app
-from tests.conftest import CORPUS, corpus_files
+from conftest import CORPUS, corpus_files
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "corpus-summary.txt"
 #: a sentinel parameter when the corpus is absent, so the ``corpus`` fixture can skip (or fail in CI)

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from edirecon.cli import app
+from edirecon.engine.record.csvout import AMOUNT, Lines
 from typer.testing import CliRunner
 
-from cli import app
-from engine.csvout import AMOUNT, Lines
-from tests.conftest import FIXTURES, REPO
+from conftest import FIXTURES, REPO
 
 SCENARIO = FIXTURES / "engine" / "formula-payloads-in-names-and-ids"
 AS_OF = "2026-11-27"
@@ -162,8 +162,8 @@ def test_a_carriage_return_inside_a_cell_is_quoted() -> None:
     assert line == '"1EG4TE5MK73\r=SUM(1+1)",-100.00\n'
 
 
-def test_no_csv_is_written_outside_engine_csvout() -> None:
-    """Every CSV writer of the project goes through engine/csvout.py: no other module makes a csv.writer."""
+def test_no_csv_is_written_outside_record_csvout() -> None:
+    """Every CSV writer of the project goes through engine/record/csvout.py: no other module makes a csv.writer."""
     sources = [*(REPO / "engine").rglob("*.py"), *(REPO / "parsers").rglob("*.py"), REPO / "cli.py"]
     writers = [p.relative_to(REPO).as_posix() for p in sources if re.search(r"csv\.(writer|DictWriter)\(", p.read_text(encoding="utf-8"))]
-    assert writers == ["engine/csvout.py"]
+    assert writers == ["engine/record/csvout.py"]

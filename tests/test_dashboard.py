@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from edirecon.cli import app
 from lxml import html
 from typer.testing import CliRunner
-
-from cli import app
 
 CHROMIUM = Path(os.environ.get("EDIRECON_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("EDIRECON_CHROMEDRIVER", shutil.which("chromedriver") or "/usr/bin/chromedriver"))

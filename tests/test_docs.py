@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import typer.main
-
-from cli import app
+from edirecon.cli import app
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"

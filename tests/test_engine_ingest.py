@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 import structlog
+from edirecon.engine.config import Config
+from edirecon.engine.ingest.ingestor import classify
+from edirecon.engine.run import run
 from structlog.testing import capture_logs
 
-from engine.config import Config
-from engine.ingest import classify
-from engine.run import run
-from tests.conftest import FIXTURES, SAMPLE_EDI
+from conftest import FIXTURES, SAMPLE_EDI
 
 AS_OF = date(2026, 11, 27)
 

@@ -13,12 +13,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from edirecon.cli import app
+from edirecon.engine.config import Config
+from edirecon.engine.run import input_files, run
 from typer.testing import CliRunner
 
-from cli import app
-from engine.config import Config
-from engine.run import input_files, run
-from tests.conftest import REPO, SAMPLE_EDI
+from conftest import REPO, SAMPLE_EDI
 
 AS_OF = date(2026, 11, 27)
 
@@ -63,13 +63,13 @@ def test_parallel_ingestion_gives_the_outputs_of_one_process(tmp_path: Path, in_
 def test_a_file_shared_out_in_parts_gives_the_outputs_of_one_process(tmp_path: Path, monkeypatch: Any) -> None:
     """Large X12 files are ingested by several processes, every n-th transaction set each: the
     store and the outputs are those of one process reading the files whole."""
-    import engine.run
+    import edirecon.engine.run as run_module
 
     data = tmp_path / "in"
     data.mkdir()
     _generate(data)  # 30 transaction sets in each file
     one = run([data], f"sqlite:///{tmp_path}/one.db", tmp_path / "one", AS_OF, Config(), workers=1)
-    monkeypatch.setattr(engine.run, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(run_module, "SPLIT_BYTES", 0)
     parts = run([data], f"sqlite:///{tmp_path}/parts.db", tmp_path / "parts", AS_OF, Config(), workers=3)
     assert parts.report == one.report and one.report.claims == 3000 and one.report.files_ingested == 2
     assert _outputs(tmp_path / "one") == _outputs(tmp_path / "parts")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, SAMPLE_EDI
-from tests.engine_oracle import expected, run_folder
+from conftest import FIXTURES, SAMPLE_EDI
+from engine_oracle import expected, run_folder
 
 SCENARIOS = sorted(
     [p for p in SAMPLE_EDI.iterdir() if (p / "expected-run.json").exists()]

@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 
 import pytest
+from edirecon import parsers
+from edirecon.parsers.serialize import record_dict
 
-import parsers
-from parsers.serialize import record_dict
-from tests.conftest import REPO, SAMPLE_EDI
+from conftest import REPO, SAMPLE_EDI
 
 X12_SUFFIXES = {".835", ".837"}
 SAMPLES = sorted(p for p in SAMPLE_EDI.rglob("*") if p.suffix in X12_SUFFIXES)

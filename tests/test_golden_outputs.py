@@ -23,11 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from edirecon.cli import app
 from typer.testing import CliRunner
 
-from cli import app
-from tests.conftest import FIXTURES, REPO, SAMPLE_EDI
-from tests.goldens import GOLDEN, UPDATE, check_tree, normalise_history, read_tree, refuse_machine_paths
+from conftest import FIXTURES, REPO, SAMPLE_EDI
+from goldens import (
+    GOLDEN,
+    UPDATE,
+    check_tree,
+    normalise_history,
+    read_tree,
+    refuse_machine_paths,
+)
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,17 @@ import contextlib
 from pathlib import Path
 
 import pytest
+from edirecon.cli import app
 from typer.testing import CliRunner
 
-from cli import app
-from tests.conftest import REPO
-from tests.goldens import GOLDEN, check_tree, normalise_ack, read_tree, refuse_machine_paths
+from conftest import REPO
+from goldens import (
+    GOLDEN,
+    check_tree,
+    normalise_ack,
+    read_tree,
+    refuse_machine_paths,
+)
 
 #: an 835 (ten claim payments and a PLB, GS08 '5010'), an 837P with coordination of benefits
 #: (2320/2330 other payers), an 837I with a BOM, indented segments, line-level COB and a wrong

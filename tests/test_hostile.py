@@ -17,21 +17,21 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from edirecon import parsers
+from edirecon.cli import app
+from edirecon.engine.config import Config
+from edirecon.engine.ingest.ingestor import Ingestor
+from edirecon.engine.run import decide_and_record, run
+from edirecon.engine.store.connection import Store
+from edirecon.engine.store.facts import load
+from edirecon.parsers.findings import MAX_LISTED
 from typer.testing import CliRunner
 
-import parsers
-import parsers.limits
-from parsers.findings import MAX_LISTED
-from cli import app
-from engine.config import Config
-from engine.facts import load
-from engine.ingest import Ingestor
-from engine.run import decide_and_record, run
-from engine.store import Store
-from tests.conftest import REPO
+import edirecon.parsers.limits as limits
+from conftest import REPO
 
 AS_OF = date(2026, 11, 27)
-LIMIT = parsers.limits.MAX_STRETCH_SEGMENTS
+LIMIT = limits.MAX_STRETCH_SEGMENTS
 #: claim-level (and as many line-level) CAS of the smaller input of the ratio test; the larger has
 #: twice as many, under LIMIT
 N = 12_000
@@ -236,7 +236,7 @@ def test_a_parse_past_the_limit_exits_1_with_the_finding_and_no_traceback(tmp_pa
 @pytest.mark.parametrize(("cas", "refused"), [(6, False), (7, True)], ids=["at-the-limit", "one-past"])
 def test_the_limit_counts_the_segments_of_one_claim_payment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cas: int, refused: bool) -> None:
     """With a limit of 10, a claim payment of CLP, NM1, DTM, CAS x6 and SE is read and one with a 7th CAS is refused."""
-    monkeypatch.setattr(parsers.limits, "MAX_STRETCH_SEGMENTS", 10)
+    monkeypatch.setattr(limits, "MAX_STRETCH_SEGMENTS", 10)
     remit, _ = _three_sets(tmp_path, cas)
     records, summary = parsers.parse_file(remit)
     assert [f.code for f in summary.findings] == (["TRANSACTION_TOO_LARGE"] if refused else [])

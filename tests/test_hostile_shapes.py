@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from edirecon.engine.config import Config
+from edirecon.engine.decide.facts import PlbFact
+from edirecon.engine.decide.offsets import offsets
+from edirecon.engine.ingest.ingestor import Ingestor
+from edirecon.engine.run import decide_and_record
+from edirecon.engine.store.connection import Store
 
-from engine.config import Config
-from engine.facts import PlbFact
-from engine.ingest import Ingestor
-from engine.offsets import offsets
-from engine.run import decide_and_record
-from engine.store import Store
-from tests.test_hostile import AS_OF, _hostile, _timed
+from test_hostile import AS_OF, _hostile, _timed
 
 #: the outputs of one run: its rows by output, and summary.json
 Check = Callable[[int, dict[str, Any], dict[str, Any]], None]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-
-import mappings
+from edirecon import mappings
 
 
 @pytest.mark.parametrize("table", sorted(mappings.TABLES))

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from edirecon import parsers
+from edirecon.parsers.serialize import record_dict
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import parsers
-from parsers.serialize import record_dict
-from tests.conftest import REPO, SAMPLE_EDI
+from conftest import REPO, SAMPLE_EDI
 
 SAMPLES = sorted(p for p in SAMPLE_EDI.rglob("*") if p.suffix in {".835", ".837"})
 SAMPLE_BYTES = {p.relative_to(SAMPLE_EDI).as_posix(): p.read_bytes() for p in SAMPLES}

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+from edirecon.engine.config import Config
+from edirecon.engine.run import run
 
-from engine.config import Config
-from engine.run import run
-from tests.conftest import REPO, SAMPLE_EDI
+from conftest import REPO, SAMPLE_EDI
 
 AS_OF = date(2026, 11, 27)
 #: a replay for an audit: refunds due 60 days after it, long before the day the workers run
@@ -113,7 +113,7 @@ def test_detection_jobs_alone_find_what_the_run_finds(tmp_path: Path, pg_url: st
         with engine.begin() as conn:
             conn.exec_driver_sql("DELETE FROM detections")  # forget what the run kept; detect again by claim number only
             pcns = sorted({r[0] for r in conn.exec_driver_sql("SELECT patient_control_number FROM claims UNION SELECT patient_control_number FROM claim_payments")})
-        from engine.queue import opened
+        from edirecon.engine.scale.queue import opened
 
         with opened(pg_url) as sync:  # overlapping batches: every claim number is in two jobs
             half = len(pcns) // 2
@@ -183,8 +183,8 @@ def test_a_worker_killed_mid_job_loses_nothing_and_duplicates_nothing(tmp_path: 
 def test_a_failing_job_is_retried_parked_shown_by_status_and_rerun_by_retry(tmp_path: Path, pg_url: str) -> None:
     """A job that keeps failing is retried, then parked as failed; `status` shows it and its error;
     once the cause is fixed, `retry` runs it again and the file is ingested."""
-    from engine.ingest import Ingestor
-    from engine.queue import configure, opened
+    from edirecon.engine.ingest.ingestor import Ingestor
+    from edirecon.engine.scale.queue import configure, opened
 
     source = REPO / "sample_edi" / "duplicate-payment" / "remit-1.835"
     moved = tmp_path / "remit-1.835"
@@ -316,8 +316,8 @@ def test_run_queue_with_a_past_as_of_writes_the_outputs_of_run_byte_for_byte(tmp
 def test_detection_jobs_date_refunds_by_the_as_of_they_carry(tmp_path: Path, pg_url: str) -> None:
     """With no run deciding after them, the workers' detection jobs keep every refund dated by the
     --as-of of the run that deferred the files, not by the workers' clocks or their own --as-of."""
-    from engine.queue import configure
-    from engine.run import ingest_files, input_files
+    from edirecon.engine.run import ingest_files, input_files
+    from edirecon.engine.scale.queue import configure
 
     expected = run([SAMPLE_EDI], f"sqlite:///{tmp_path}/s.db", tmp_path / "plain", PAST, Config(), workers=1)
     store = configure(pg_url)
@@ -335,8 +335,8 @@ def test_detection_jobs_date_refunds_by_the_as_of_they_carry(tmp_path: Path, pg_
 def test_jobs_queued_without_as_of_by_an_older_version_still_run(tmp_path: Path, pg_url: str) -> None:
     """Ingestion jobs deferred with the arguments of the version before (no as_of) still run, and
     their detection dates refunds by the worker's --as-of, as it did."""
-    from engine.ingest import Ingestor
-    from engine.queue import configure, opened
+    from edirecon.engine.ingest.ingestor import Ingestor
+    from edirecon.engine.scale.queue import configure, opened
 
     files = sorted(p for p in (SAMPLE_EDI / "duplicate-payment").iterdir() if p.suffix in (".835", ".837"))
     expected = run(files, f"sqlite:///{tmp_path}/s.db", tmp_path / "plain", AS_OF, Config(), workers=1)

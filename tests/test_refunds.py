@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 import structlog
+from edirecon.cli import app
+from edirecon.engine.config import Config
+from edirecon.engine.store import schema as t
+from edirecon.parsers.errors import UsageError
 from sqlalchemy import create_engine, select
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
-from cli import app
-from engine import schema as t
-from engine.config import Config
-from parsers.errors import UsageError
-from tests.conftest import FIXTURES, SAMPLE_EDI
+from conftest import FIXTURES, SAMPLE_EDI
 
 PLB = SAMPLE_EDI / "plb-recoupment-settles-refund"
 CONFIG = FIXTURES / "reports" / "config.toml"
@@ -315,7 +315,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 def test_workflow_logs_carry_no_patient_data(tmp_path: Path) -> None:
     """The workflow's log events name refunds, statuses and users, never a patient's name or member id."""
-    from engine.refunds import act, book, open_store
+    from edirecon.engine.workflow.refunds import act, book, open_store
 
     db = f"sqlite:///{tmp_path / 'e.db'}"
     rid = refund_id(run(db, tmp_path / "out", "2026-10-20", PLB / "claims.837", PLB / "remit-1.835", PLB / "remit-2.835"), "RFM2604001")
@@ -466,7 +466,7 @@ def test_mark_sent_and_recovered_above_what_is_owed_are_refused(db: str, tmp_pat
     """A check of 500.00 for the 99.96 Medicare duplicate is refused (exit 1, the outstanding
     99.96 in the message), in the library as through the CLI; so is recovering more than the double
     refund.  The refund sent for 99.96 is then a double refund of 99.96."""
-    from engine.refunds import NotAllowed, act, open_store
+    from edirecon.engine.workflow.refunds import NotAllowed, act, open_store
 
     rid = refund_id(run(db, tmp_path / "out", "2026-10-20", PLB / "claims.837", PLB / "remit-1.835", PLB / "remit-2.835"), "RFM2604001")
     assert refund(db, "approve", rid, "--user", "alice", as_of="2026-10-21").exit_code == 0
@@ -495,7 +495,7 @@ def test_refunds_nobody_acted_on_follow_the_current_rules(db: str, tmp_path: Pat
     config re-judges those no person acted on (COB 27.00 approved, audited as edirecon and logged),
     never one a person decided: the patient credit alice approved stays approved, and the COB refund
     carol then held stays held under any rules."""
-    from engine.refunds import book, open_store
+    from edirecon.engine.workflow.refunds import book, open_store
 
     cob, patient, dup = three_refunds(db, tmp_path / "out", config=None)
     first = cli("refund", "list", "--db", db, "--as-of", "2026-11-27")

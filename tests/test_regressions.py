@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+from edirecon import parsers
 
-import parsers
-from tests.conftest import SAMPLE_EDI
+from conftest import SAMPLE_EDI
 
 
 def _segment_numbers(data: bytes) -> dict[int, bytes]:
@@ -40,7 +40,7 @@ def test_segment_numbers_stay_right_after_a_skipped_segment_at_a_block_end(block
     broken = broken[: se.start(1)] + str(int(se.group(1)) + 1).encode() + broken[se.end(1) :]
     path = tmp_path / "indented-with-bad-id.835"
     path.write_bytes(broken)
-    monkeypatch.setattr("parsers.x12.TOKEN_BLOCK", block)
+    monkeypatch.setattr("edirecon.parsers.x12.TOKEN_BLOCK", block)
     records, summary = parsers.parse_file(path)
     numbers = _segment_numbers(broken)
     assert [f.code for f in summary.findings] == ["INVALID_SEGMENT_ID"]
@@ -57,8 +57,8 @@ def test_a_file_given_twice_is_ingested_once_by_parallel_workers(tmp_path: Path,
     processes at once, which both resumed it and collided on its transaction sets."""
     from datetime import date
 
-    from engine.config import Config
-    from engine.run import run
+    from edirecon.engine.config import Config
+    from edirecon.engine.run import run
 
     remit = Path("sample_edi/duplicate-payment")
     files = sorted(p for p in remit.iterdir() if p.suffix in (".835", ".837"))
@@ -73,9 +73,8 @@ def test_one_remittance_in_many_files_ingested_side_by_side_on_postgresql(tmp_pa
     from datetime import date
 
     import sqlalchemy
-
-    from engine.config import Config
-    from engine.run import run
+    from edirecon.engine.config import Config
+    from edirecon.engine.run import run
 
     original = Path("sample_edi/duplicate-payment/remit-1.835").read_text(encoding="latin-1")
     isa13 = original.split("*")[13]
@@ -101,8 +100,8 @@ def test_one_remittance_in_many_files_ingested_side_by_side_on_postgresql(tmp_pa
 def _run(folder: Path, url: str, out: Path) -> dict[str, list[dict[str, object]]]:
     from datetime import date
 
-    from engine.config import Config
-    from engine.run import run
+    from edirecon.engine.config import Config
+    from edirecon.engine.run import run
 
     return run([folder], url, out, date(2026, 11, 27), Config()).outputs  # type: ignore[return-value]
 
@@ -111,7 +110,7 @@ def test_an_unbilled_payer_refund_says_why_in_its_evidence(tmp_path: Path) -> No
     """The whole payment of a payer no claim names is a PAYER_OVERPAYMENT whose evidence says the payer was not billed."""
     import json
 
-    from tests.conftest import FIXTURES
+    from conftest import FIXTURES
 
     _run(FIXTURES / "engine" / "unbilled-payer-paid-as-primary", f"sqlite:///{tmp_path}/s.db", tmp_path / "out")
     rows = [json.loads(line) for line in (tmp_path / "out" / "refund_requests.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -125,10 +124,10 @@ def test_claims_stored_before_other_payers_were_kept_are_not_judged_unbilled(tmp
     """A store upgraded from the revision before 0006 has claims without their 2330B payers: the unbilled-payer rule leaves them as before."""
     from alembic import command
     from alembic.config import Config as AlembicConfig
+    from edirecon.engine.store.connection import MIGRATIONS, Store
     from sqlalchemy import text
 
-    from engine.store import MIGRATIONS, Store
-    from tests.conftest import FIXTURES
+    from conftest import FIXTURES
 
     url = f"sqlite:///{tmp_path}/s.db"
     folder = FIXTURES / "engine" / "unbilled-payer-paid-as-primary"
@@ -154,10 +153,10 @@ def test_a_crossover_carrier_named_by_nm1_tt_is_billed_and_older_payments_are_no
     claim payments have no NM1*TT kept, the unbilled-payer rule judges neither encounter."""
     from alembic import command
     from alembic.config import Config as AlembicConfig
+    from edirecon.engine.store.connection import MIGRATIONS, Store
     from sqlalchemy import text
 
-    from engine.store import MIGRATIONS, Store
-    from tests.conftest import FIXTURES
+    from conftest import FIXTURES
 
     url = f"sqlite:///{tmp_path}/s.db"
     folder = FIXTURES / "engine" / "crossover-carrier-named-by-nm1-tt"
@@ -187,7 +186,7 @@ def test_a_void_rebilled_is_one_refund_whichever_payment_came_first(tmp_path: Pa
     """The re-bill paid before the voided claim's payment still gives one PAYER_OVERPAYMENT on the voided encounter, no duplicate."""
     import shutil
 
-    from tests.conftest import FIXTURES
+    from conftest import FIXTURES
 
     folder = tmp_path / "in"
     shutil.copytree(FIXTURES / "engine" / "void-rebilled-under-new-claim-number", folder)
@@ -203,7 +202,7 @@ def test_a_void_rebilled_is_one_refund_whichever_payment_came_first(tmp_path: Pa
 
 def test_two_identical_lines_of_one_claim_payment_each_write_off(tmp_path: Path) -> None:
     """Two billed lines alike (same procedure and date, no REF*6R) paid in one claim payment: both write off their CO-45, neither is a duplicate."""
-    from tests.conftest import FIXTURES
+    from conftest import FIXTURES
 
     source = FIXTURES / "engine" / "line-denied-then-paid-on-appeal"
     folder = tmp_path / "in"
@@ -247,7 +246,7 @@ def test_a_72_smaller_than_the_reversal_it_offsets_leaves_the_rest_a_recoupment(
     """refund-check-booked-as-claim-reversal with `72:5011*-100.00` (BPR02 39.50): 100.00 of the 155.50 reversal is the check's booking, 55.50 is a CLAIM_REVERSAL."""
     import shutil
 
-    from tests.conftest import FIXTURES
+    from conftest import FIXTURES
 
     folder = tmp_path / "in"
     shutil.copytree(FIXTURES / "engine" / "refund-check-booked-as-claim-reversal", folder)

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from edirecon.cli import app
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
-from cli import app
-from tests.conftest import FIXTURES, REPO, SAMPLE_EDI
+from conftest import FIXTURES, REPO, SAMPLE_EDI
 
 CONFIG = FIXTURES / "reports" / "config.toml"
 S = SAMPLE_EDI

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from edirecon.engine.config import Config
+from edirecon.engine.run import decide_and_record, run
+from edirecon.engine.scale import shards
+from edirecon.engine.store.connection import Store
 from sqlalchemy import text
 
-from engine import shards
-from engine.config import Config
-from engine.run import decide_and_record, run
-from engine.store import Store
-from tests.conftest import FIXTURES, SAMPLE_EDI
+from conftest import FIXTURES, SAMPLE_EDI
 
 AS_OF = date(2026, 11, 27)
 FOLDERS = [SAMPLE_EDI, *sorted(p for p in (FIXTURES / "engine").iterdir() if p.is_dir())]
@@ -147,7 +147,7 @@ def test_no_rule_looks_across_shards(tmp_path: Path) -> None:
 
 def test_a_failing_shard_fails_the_run_without_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A shard's process that fails makes the run fail with a message; no output is written."""
-    from engine.shards import ShardError
+    from edirecon.engine.scale.shards import ShardError
 
     def broken(*_: Any) -> Any:
         raise RuntimeError("the disk went away")
@@ -162,7 +162,7 @@ def test_a_failing_shard_fails_the_run_without_writing(tmp_path: Path, monkeypat
 def test_detection_by_key_loads_the_72_that_offsets_a_take_back(tmp_path: Path) -> None:
     """Deciding again only the refund's claim number (``facts.load`` by key, as a detection job
     does) loads the 72 naming check 5001 with the WO it offsets: the refund kept is acknowledged, as in the run."""
-    from engine.detect import detect
+    from edirecon.engine.scale.detect import detect
 
     url = f"sqlite:///{tmp_path}/store.db"
     one = run([FIXTURES / "engine" / "refund-check-acknowledged-by-plb-72"], url, tmp_path / "out", AS_OF, Config(), workers=1)
@@ -182,7 +182,7 @@ def test_detection_by_key_loads_the_72_that_offsets_a_claim_reversal(tmp_path: P
     """Deciding again only the refund's claim number loads the 72 naming check 5011 of the
     remittance that reverses its duplicate: the refund kept is acknowledged and no reversal is a
     recoupment, as in the run."""
-    from engine.detect import detect
+    from edirecon.engine.scale.detect import detect
 
     url = f"sqlite:///{tmp_path}/store.db"
     one = run([FIXTURES / "engine" / "refund-check-booked-as-claim-reversal"], url, tmp_path / "out", AS_OF, Config(), workers=1)

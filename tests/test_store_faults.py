@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from edirecon.cli import app
 from typer.testing import CliRunner
 
-from cli import app
-from tests.conftest import REPO, SAMPLE_EDI
+from conftest import REPO, SAMPLE_EDI
 
 DUPLICATE = SAMPLE_EDI / "duplicate-payment"
 PASSWORD = "S3cr3t"
@@ -221,17 +221,16 @@ def test_a_user_sees_one_line_from_the_installed_command(tmp_path: Path) -> None
 ])
 def test_mask_credentials_hides_every_password(text: str, masked: str) -> None:
     """URLs with a password (encoded or with an @ in it), libpq's password=, and URLs without one."""
-    from engine.store import mask_credentials
+    from edirecon.engine.store.connection import mask_credentials
 
     assert mask_credentials(text) == masked
 
 
 def test_a_database_error_is_named_by_kind_without_sql_parameters(made_store: Path, tmp_path: Path) -> None:
     """A failed write carrying a member id in its parameters is reported as 'read-only', not as SQL."""
+    from edirecon.engine.store.connection import store_error
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
-
-    from engine.store import store_error
 
     store = tmp_path / "edirecon.db"
     shutil.copyfile(made_store, store)

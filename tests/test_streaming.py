@@ -10,8 +10,9 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-import parsers
-from tests.conftest import REPO, SAMPLE_EDI
+from edirecon import parsers
+
+from conftest import REPO, SAMPLE_EDI
 
 
 def _generator():
@@ -36,7 +37,7 @@ def _peak(path: Path) -> tuple[int, int]:
 def test_memory_is_bounded_by_the_largest_transaction_set(tmp_path: Path, monkeypatch) -> None:
     """64 transaction sets of 100 claims peak like 16 such sets, far below one set of 6,400 claims."""
     # 64 KiB chunks, so that both multi-set files span many chunks (as large files do at 1 MiB)
-    monkeypatch.setattr("parsers.x12.CHUNK_SIZE", 64 * 1024)
+    monkeypatch.setattr("edirecon.parsers.x12.CHUNK_SIZE", 64 * 1024)
     gen = _generator()
     sixteen = tmp_path / "sixteen-sets-of-100.835"
     sixty_four = tmp_path / "sixty-four-sets-of-100.835"
@@ -82,7 +83,7 @@ def test_money_is_decimal_and_dates_are_dates() -> None:
 
 def test_amounts_are_written_with_two_decimals_and_never_rounded() -> None:
     """JSON amounts: 125 -> "125.00", -99.5 -> "-99.50", 1.005 stays "1.005" (already a finding)."""
-    from parsers.serialize import money
+    from edirecon.parsers.serialize import money
 
     assert money(Decimal("125")) == "125.00"
     assert money(Decimal("-99.5")) == "-99.50"

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from edirecon import parsers
+from edirecon.cli import app
+from edirecon.engine.reports.fonts import find_fonts
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
-import parsers
-from cli import app
-from engine.fonts import find_fonts
-from tests.conftest import FIXTURES, SAMPLE_EDI
+from conftest import FIXTURES, SAMPLE_EDI
 
 UTF8 = FIXTURES / "engine" / "utf8-names"
 CP1252 = FIXTURES / "engine" / "windows-1252-names"
@@ -173,7 +173,7 @@ def test_without_any_unicode_font_the_report_degrades_and_says_so(tmp_path: Path
 @pytest.mark.parametrize("path", [UTF8 / "remit-copay.835", CP1252 / "remit-1.835"], ids=["utf-8", "windows-1252"])
 def test_reemitted_transaction_text_keeps_the_bytes_received(path: Path) -> None:
     """The text `watch` spools for re-emitted 835s is encoded back: the ST..SE bytes as received."""
-    from engine.outbound import set_text
+    from edirecon.engine.dropfolder.outbound import set_text
 
     data = path.read_bytes()
     (ts,) = list(parsers.X12Reader(path))

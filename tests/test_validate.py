@@ -15,12 +15,12 @@ import pytest
 import pyx12.params
 import pyx12.x12file
 import pyx12.x12n_document
+from edirecon import parsers
+from edirecon.cli import app
+from edirecon.parsers.validate import validate_file
 from typer.testing import CliRunner
 
-import parsers
-from cli import app
-from parsers.validate import validate_file
-from tests.conftest import FIXTURES, REPO, SAMPLE_EDI
+from conftest import FIXTURES, REPO, SAMPLE_EDI
 
 CLEAN_CLAIMS = SAMPLE_EDI / "clean-payment" / "claims.837"
 CLEAN_REMIT = SAMPLE_EDI / "clean-payment" / "remit.835"

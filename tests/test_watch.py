@@ -26,11 +26,11 @@ import pytest
 import pyx12.params
 import pyx12.x12file
 import pyx12.x12n_document
+from edirecon import parsers
+from edirecon.cli import app
 from typer.testing import CliRunner
 
-import parsers
-from cli import app
-from tests.conftest import FIXTURES, REPO, SAMPLE_EDI
+from conftest import FIXTURES, REPO, SAMPLE_EDI
 
 AS_OF = "2026-11-27"
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
@@ -409,7 +409,7 @@ def test_two_watchers_on_one_root_ingest_each_file_exactly_once(tmp_path: Path) 
 
 
 def _claim_all(root: str, names: list[str], barrier: Any, out: Any) -> None:
-    from engine.dropfolder import Layout, claim, utcnow
+    from edirecon.engine.dropfolder.layout import Layout, claim, utcnow
 
     barrier.wait()
     out.put([c.original for name in names if (c := claim(Layout(Path(root)), Path(name), "stable", utcnow())) is not None])
@@ -419,7 +419,7 @@ def test_claiming_is_atomic_when_four_processes_race_for_the_same_files(tmp_path
     """Four processes released together claim the same 300 files in the same order: each file is claimed exactly once."""
     import multiprocessing
 
-    from engine.dropfolder import Layout
+    from edirecon.engine.dropfolder.layout import Layout
 
     layout = Layout(tmp_path / "root")
     layout.create()

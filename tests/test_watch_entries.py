@@ -16,11 +16,20 @@ from typing import Any
 
 import pytest
 import structlog
+from edirecon.cli import app
 from typer.testing import CliRunner
 
-from cli import app
-from tests.conftest import SAMPLE_EDI
-from tests.test_watch import AS_OF, PRIVATE, day_folder, drop, events, files_under, sha, watch
+from conftest import SAMPLE_EDI
+from test_watch import (
+    AS_OF,
+    PRIVATE,
+    day_folder,
+    drop,
+    events,
+    files_under,
+    sha,
+    watch,
+)
 
 GOOD_REL = "blueriver/remit-1.835"
 GOOD_SOURCE = SAMPLE_EDI / "duplicate-payment" / "remit-1.835"
@@ -211,9 +220,9 @@ def test_an_entry_that_cannot_be_moved_is_left_with_a_record(tmp_path: Path, mon
 def test_a_name_the_kernel_finds_too_long_for_work_is_rejected_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                          in_process: Callable[..., Any]) -> None:
     """Regression: ENAMETOOLONG moving a file into work/ ended the watcher (exit 2); now the file goes to error/ and the batch goes on."""
-    import engine.dropfolder
+    import edirecon.engine.dropfolder.layout as layout
 
-    monkeypatch.setattr(engine.dropfolder, "name_max", lambda _folder: 10_000)  # the up-front length check lets it through
+    monkeypatch.setattr(layout, "name_max", lambda _folder: 10_000)  # the up-front length check lets it through
     root = tmp_path / "root"
     drop(root, GOOD_REL, GOOD_SOURCE.read_bytes())
     rel = make_long_name(root, tmp_path)

@@ -1,0 +1,1 @@
+"""``edirecon watch``: the drop-folder protocol, acknowledgments, outbound files and rejects."""

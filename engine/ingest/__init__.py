@@ -1,0 +1,1 @@
+"""Ingestion: parsed documents mapped to rows of the store (idempotent per transaction set)."""

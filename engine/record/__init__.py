@@ -1,0 +1,1 @@
+"""Outputs of ``edirecon run`` and their writers (CSV, JSON Lines, summary.json)."""

@@ -1,0 +1,1 @@
+"""The scale-out path: the job queue (``edirecon worker``), detection by key, and shards."""

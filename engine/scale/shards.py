@@ -1,0 +1,352 @@
+"""Deciding a large store in parallel, shard by shard.
+
+Every rule of ``decide`` looks at the encounters of one claim number (CLM01: encounters, payment
+matching, reversals, balances, patient payments), at the claim numbers of one billing provider
+and member (rule 4's same service under another claim number), or at the claim numbers a PLB
+reference names as payer claim number or claim number (rule 6, its netting included; and the
+claim numbers named by the PLBs or reversed by the claim reversals of one remittance with a
+negative 72, which may offset any of them).  Those keys join claim numbers into components that no rule looks across; the components
+are dealt out into shards of about ``SHARD_CLAIMS`` claim numbers.  Each shard is loaded (``facts.load_shard``),
+decided and rendered into output lines in a process of its own, a fresh one per shard, so the
+memory of a run follows the size of a shard, not of the store.  The parent merges the rows
+(each shard's already in output order), decides the one rule about whole remittances (rule 7's
+BPR02 balance), keeps the refunds and writes the outputs: the same bytes as deciding everything
+in one process (``tests/test_shards.py`` holds them to it).
+
+A PLB whose reference names nothing known goes to the first shard, where it is untied, as it
+would be anywhere.
+"""
+
+from __future__ import annotations
+
+import gc
+import heapq
+import math
+import multiprocessing
+import pickle
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from multiprocessing.connection import wait
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import structlog
+from edirecon.engine.config import Config
+from edirecon.engine.decide.rules import decide, unbalanced_remittances
+from edirecon.engine.record.writers import (
+    ORDER,
+    Rendered,
+    Renderer,
+    balance_order,
+    exception_rows,
+    rows,
+    tallies,
+)
+from edirecon.engine.scale.detect import detection_row, keep_rows
+from edirecon.engine.scale.processes import die_with_parent
+from edirecon.engine.store import schema as t
+from edirecon.engine.store.bulk import raw_rows
+from edirecon.engine.store.connection import Store, error_text
+from edirecon.engine.store.facts import (
+    acknowledgment_condition,
+    load_shard,
+    remittance_facts,
+)
+from edirecon.parsers.errors import EdireconError
+from sqlalchemy import Connection, select
+
+log = structlog.get_logger("edirecon.shards")
+
+#: claim numbers per shard: a shard's facts take about 100 MiB in its process
+SHARD_CLAIMS = 25_000
+
+
+class ShardError(EdireconError):
+    """A shard's process failed: the run fails rather than write partial outputs."""
+
+    exit_code = 1
+
+
+@dataclass
+class Shard:
+    pcns: list[str] = field(default_factory=list)
+    plbs: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ShardResult:
+    """What a shard's process sends back: its output rows (credit balances already rendered, with
+    their sort keys), the refunds for detection to keep, and its counts."""
+
+    refunds: list[dict[str, Any]]
+    recoupments: list[dict[str, Any]]
+    exceptions: list[dict[str, Any]]
+    balances: Path  # the credit balances, rendered, with their sort keys: a file of pickled chunks
+    balance_count: int
+    detections: list[dict[str, Any]]
+    tally: dict[str, int]
+    counts: dict[str, int]
+
+
+def plan(conn: Connection, shards: int, per_shard: int = 0) -> list[Shard]:
+    """The claim numbers of the store (and its PLBs) in at least ``shards`` shards of about
+    ``per_shard`` claim numbers (``SHARD_CLAIMS``) at most, whole components each.  Which shard a
+    claim number lands in may differ from run to run; what is decided of it does not."""
+    per_shard = max(1, per_shard or SHARD_CLAIMS)
+    parent: dict[str, str] = {}  # only the claim numbers joined to another: most stand alone
+
+    def find(x: str) -> str:
+        root = x
+        while (up := parent.get(root, root)) != root:
+            root = up
+        while x != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            if rb < ra:
+                ra, rb = rb, ra
+            parent[rb] = ra
+
+    # every claim number; then only the rows that join claim numbers (most stand alone), found in
+    # SQL, so that the plan holds the claim numbers once and the joins, not every key of the store
+    pcns: set[str] = set()
+    for table in ("claims", "claim_payments", "patient_payments"):
+        pcns.update(pcn for (pcn,) in raw_rows(conn, f"SELECT DISTINCT patient_control_number FROM {table}"))
+    first_of: dict[Any, str] = {}  # a billing provider and member, or a payer claim number -> its first claim number
+    for npi, member, pcn in raw_rows(conn, (
+        "SELECT c.billing_npi, c.member_id, c.patient_control_number FROM claims c JOIN ("
+        "  SELECT billing_npi, member_id FROM claims WHERE member_id <> '' GROUP BY billing_npi, member_id"
+        "  HAVING MIN(patient_control_number) <> MAX(patient_control_number)) g ON c.billing_npi = g.billing_npi AND c.member_id = g.member_id")):
+        if (other := first_of.setdefault((npi, member), pcn)) != pcn:
+            union(pcn, other)
+    for icn, pcn in raw_rows(conn, (
+        "SELECT p.payer_claim_control_number, p.patient_control_number FROM claim_payments p JOIN ("
+        "  SELECT payer_claim_control_number AS icn FROM claim_payments WHERE payer_claim_control_number <> ''"
+        "  GROUP BY payer_claim_control_number HAVING MIN(patient_control_number) <> MAX(patient_control_number)) g"
+        "  ON p.payer_claim_control_number = g.icn")):
+        if (other := first_of.setdefault(icn, pcn)) != pcn:
+            union(pcn, other)
+    del first_of
+    plbs: dict[int, str] = {}  # a PLB -> a claim number it names ("" for none)
+    # rule 6's offset pairs: a remittance with a negative 72 joins the claim numbers its PLBs name
+    # and those of its claim reversals (CLP02 = 22), and a PLB of it that names none (the 72
+    # naming a check) goes with them
+    acknowledging, codes = acknowledgment_condition()
+    acked = f"SELECT remittance_id FROM provider_adjustments WHERE {acknowledging}"
+    first_named: dict[int, str] = {}  # such a remittance -> the first claim number its PLBs name
+    remittance_of: dict[int, int] = {}  # a PLB of such a remittance -> the remittance
+    for plb_id, reference, paid_as, acked_remittance in raw_rows(conn, (
+        f"SELECT a.id, a.reference, p.patient_control_number, CASE WHEN a.remittance_id IN ({acked}) THEN a.remittance_id END "
+        "FROM provider_adjustments a "
+        "LEFT JOIN claim_payments p ON p.payer_claim_control_number = a.reference AND a.reference <> '' ORDER BY a.id"), codes):
+        named = [n for n in (paid_as, reference if reference in pcns else None, plbs.get(plb_id)) if n]
+        if acked_remittance is not None:
+            remittance_of[plb_id] = acked_remittance
+            if named:
+                named.append(first_named.setdefault(acked_remittance, named[0]))
+        for other in named[1:]:
+            union(named[0], other)
+        plbs[plb_id] = named[0] if named else ""
+    for remittance_id, pcn in raw_rows(conn, (
+        f"SELECT remittance_id, patient_control_number FROM claim_payments WHERE status = '22' AND paid < 0 AND remittance_id IN ({acked}) "
+        "ORDER BY id"), codes):
+        if (other := first_named.setdefault(remittance_id, pcn)) != pcn:
+            union(pcn, other)
+    for plb_id, remittance_id in remittance_of.items():
+        if not plbs[plb_id] and remittance_id in first_named:
+            plbs[plb_id] = first_named[remittance_id]
+    del first_named, remittance_of
+    joined: dict[str, list[str]] = {}  # the components of more than one claim number, by root
+    for pcn in parent:
+        joined.setdefault(find(pcn), []).append(pcn)
+    for root, members in joined.items():
+        members.append(root)
+    alone = [pcn for pcn in pcns if pcn not in parent and pcn not in joined]
+    count = max(1, shards, math.ceil(len(pcns) / per_shard))
+    out = [Shard() for _ in range(count)]
+    shard_of: dict[str, int] = {}
+    lightest = [(0, k) for k in range(count)]
+    for root, members in sorted(joined.items(), key=lambda kv: (-len(kv[1]), kv[0])):  # the largest first, each to the lightest shard
+        size, k = heapq.heappop(lightest)
+        out[k].pcns += members
+        shard_of[root] = k
+        heapq.heappush(lightest, (size + len(members), k))
+    target = math.ceil(len(pcns) / count)
+    taken = 0
+    for shard in out:  # then the claim numbers that stand alone, filling each shard to an even share
+        need = max(0, target - len(shard.pcns))
+        shard.pcns += alone[taken:taken + need]
+        taken += need
+    out[-1].pcns += alone[taken:]
+    named = {find(node) for node in plbs.values() if node}
+    if named:
+        for k, shard in enumerate(out):
+            shard_of.update((pcn, k) for pcn in shard.pcns if pcn in named)
+    for plb_id, node in plbs.items():
+        out[shard_of[find(node)] if node else 0].plbs.append(plb_id)
+    return [s for s in out if s.pcns or s.plbs]
+
+
+def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spool: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, int]]:
+    """Decide the whole store shard by shard in ``workers`` processes, keep the refunds, and return
+    the outputs (``writers.rows`` form; the credit balances merged from the shards' files in
+    ``spool`` as they are written), the summary's tally and the store's counts."""
+    store.dispose()  # no open database handle may cross a fork
+    # the plan too is made in a process of its own: this one stays small, and so do the shards'
+    # processes, which start as copies of it
+    (keys,) = _in_processes(_plan_job, [(store.url, workers, spool)], 1)  # a file of each shard's keys
+    jobs = [(store.url, path, as_of, config, spool / f"shard-{k}.balances") for k, path in enumerate(keys)]
+    processes = min(workers, len(jobs))
+
+    def meanwhile() -> None:  # what is decided of the store as a whole, while the shards run
+        with store.engine.connect() as conn:
+            whole.extend(exception_rows([dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()],
+                                        unbalanced_remittances(remittance_facts(conn))))
+        store.dispose()
+
+    whole: list[dict[str, Any]] = []
+    results: list[ShardResult] = _in_processes(_decide_shard, jobs, processes, meanwhile)
+    log.info("decided_in_shards", shards=len(keys), processes=processes)
+    outputs: dict[str, Any] = {
+        "refund_requests": sorted((r for res in results for r in res.refunds), key=ORDER["refund_requests"]),
+        "recoupments": sorted((r for res in results for r in res.recoupments), key=ORDER["recoupments"]),
+        "credit_balances": Rendered(((c, j) for _, c, j in heapq.merge(*(_read(res.balances) for res in results), key=itemgetter(0))),
+                                    sum(res.balance_count for res in results)),
+        "exceptions": sorted([*whole, *(x for res in results for x in res.exceptions)], key=ORDER["exceptions"]),
+    }
+    tally = {k: sum(res.tally[k] for res in results) for k in results[0].tally}
+    counts = {k: sum(res.counts[k] for res in results) for k in results[0].counts}
+    with store.write() as conn:
+        keep_rows(conn, None, [d for res in results for d in res.detections])
+    return outputs, tally, counts
+
+
+def _in_processes(target: Callable[..., Any], jobs: list[tuple[Any, ...]], processes: int, meanwhile: Callable[[], None] | None = None) -> list[Any]:
+    """``target(*job)`` for every job, each in a fresh process (fork on Linux), ``processes`` at a
+    time; ``meanwhile`` runs here once the first are started.  The results in no set order; the
+    first failure fails all (the others are killed)."""
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+    waiting = list(jobs)
+    running: dict[Any, Any] = {}  # the read end of each running process's pipe -> the process
+    results: list[Any] = []
+
+    def start() -> None:  # always from this thread: a fork beside a busy thread could inherit a held lock
+        reader, writer = context.Pipe(duplex=False)
+        process = context.Process(target=_process_body, args=(target, waiting.pop(0), writer), daemon=True)
+        process.start()
+        writer.close()
+        running[reader] = process
+
+    try:
+        while waiting and len(running) < processes:
+            start()
+        if meanwhile is not None:
+            meanwhile()
+        while running:
+            for reader in wait(list(running)):
+                process = running.pop(reader)
+                try:
+                    got = reader.recv()
+                except EOFError:
+                    got = _Failure(f"it ended with exit code {process.exitcode} and no result")
+                reader.close()
+                process.join()
+                if isinstance(got, _Failure):
+                    raise ShardError(f"deciding in shards failed: {got.message}")
+                results.append(got)
+                if waiting:
+                    start()
+    finally:
+        for process in running.values():
+            process.kill()
+            process.join()
+    return results
+
+
+@dataclass
+class _Failure:
+    message: str
+
+
+def _process_body(target: Callable[..., Any], job: tuple[Any, ...], writer: Any) -> None:
+    """A shard process: the result, or what went wrong, sent through the pipe."""
+
+    die_with_parent()
+    try:
+        result: Any = target(*job)
+    except Exception as exc:  # reported by the parent, which fails the run
+        result = _Failure(error_text(exc))  # a database error by its kind: never SQL parameters
+    writer.send(result)
+    writer.close()
+
+
+def _plan_job(url: str, workers: int, spool: Path) -> list[Path]:
+    """The plan, each shard's keys in a file of ``spool``: neither this run's process nor the
+    shards' processes, which start as copies of it, hold the keys of the whole store."""
+    store = Store(url)
+    try:
+        with store.engine.connect() as conn:
+            shards = plan(conn, workers)
+    finally:
+        store.dispose()
+    paths = []
+    for k, shard in enumerate(shards):
+        paths.append(spool / f"shard-{k}.keys")
+        with open(paths[-1], "wb") as fh:
+            pickle.dump(shard, fh, pickle.HIGHEST_PROTOCOL)
+    return paths
+
+
+#: credit-balance rows per pickled chunk of a shard's file
+_CHUNK = 2000
+
+
+def _decide_shard(url: str, keys: Path, as_of: date, config: Config, balances_path: Path) -> ShardResult:
+    """One shard (its keys in the file ``keys``): load, decide, render; the credit balances,
+    rendered in order, go to a file."""
+    with open(keys, "rb") as fh:
+        shard: Shard = pickle.load(fh)  # written by _plan_job in this run's own temporary folder
+    store = Store(url)
+    gc.disable()  # long-lived facts without cycles: see run.decide_and_record
+    try:
+        with store.engine.connect() as conn:
+            facts = load_shard(conn, shard.pcns, shard.plbs)
+            conn.rollback()
+        decisions = decide(facts, as_of, config)
+        out = rows(decisions, as_of, [])
+        render = Renderer("credit_balances")
+        count = 0
+        with open(balances_path, "wb") as fh:
+            chunk = []
+            for b, row in out["credit_balances"].pairs():
+                chunk.append((balance_order(b), *render(row)))
+                if len(chunk) == _CHUNK:
+                    pickle.dump(chunk, fh, pickle.HIGHEST_PROTOCOL)
+                    count, chunk = count + len(chunk), []
+            pickle.dump(chunk, fh, pickle.HIGHEST_PROTOCOL)
+            count += len(chunk)
+        return ShardResult(
+            list(out["refund_requests"]), list(out["recoupments"]), list(out["exceptions"]), balances_path, count,
+            [detection_row(r) for r in decisions.refunds], tallies(decisions),
+            {"claims": len(facts.claims), "claim_payments": len(facts.payments), "patient_payments": len(facts.patient_payments)},
+        )
+    finally:
+        store.dispose()
+
+
+def _read(path: Path) -> Iterator[tuple[tuple[str, str], str, str]]:
+    """The rows of a shard's credit-balances file (written by ``_decide_shard`` in this run's own
+    temporary folder), chunk by chunk."""
+    with open(path, "rb") as fh:
+        while True:
+            try:
+                chunk = pickle.load(fh)
+            except EOFError:
+                return
+            yield from chunk

@@ -1,0 +1,144 @@
+"""Bulk writes and reads at the driver level, for the hundreds of thousands of rows of a large run.
+
+SQLAlchemy Core builds the schema and the small statements; the fact rows go through the DB-API's
+``executemany`` (and are read back as plain tuples), with values in the form each database stores:
+on SQLite money is exact decimal text and dates ISO text (what ``schema.Money`` and SQLAlchemy's
+``Date`` write and read), on PostgreSQL ``Decimal`` and ``date`` as they are.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Table, text
+
+# SQLite stores money as exact decimal text and dates as ISO text (what schema.Money and
+# SQLAlchemy's Date write): the driver converts at C speed, and a Decimal never becomes a float
+sqlite3.register_adapter(Decimal, str)
+sqlite3.register_adapter(date, date.isoformat)
+
+
+class Codec:
+    """Converts values between Python and one dialect's storage."""
+
+    def __init__(self, dialect: str):
+        self.sqlite = dialect == "sqlite"
+        self.placeholder = "?" if self.sqlite else "%s"
+
+    def money(self, value: Any) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(value)
+
+    def day(self, value: Any) -> date | None:
+        if value is None or isinstance(value, date):
+            return value
+        return date.fromisoformat(value)
+
+
+class Converted(dict):  # type: ignore[type-arg]
+    """A value -> its converted form, each converted once (``convert``; None gives ``null``): a
+    hit is a plain dict lookup in C, for the amounts and dates a store holds over and over."""
+
+    def __init__(self, convert: Any, null: Any):
+        super().__init__({None: null})
+        self.convert = convert
+
+    def __missing__(self, value: Any) -> Any:
+        got = self[value] = self.convert(value)
+        return got
+
+
+def codec(conn: Connection) -> Codec:
+    return Codec(conn.dialect.name)
+
+
+def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
+    """``n`` new primary keys for ``table`` inside the current transaction.
+
+    PostgreSQL draws them from the table's sequence (safe with concurrent writers); SQLite, whose
+    writer holds the database lock for the transaction, continues after the largest id.
+    """
+    if n == 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(text(f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, :n)"), {"n": n})
+        return [int(r[0]) for r in rows]
+    start = int(conn.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table.name}").scalar_one()) + 1
+    return list(range(start, start + n))
+
+
+def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """INSERT many rows (tuples in ``columns`` order); returns the count.
+
+    PostgreSQL: one ``COPY ... FROM STDIN`` (psycopg 3), the fastest way in; SQLite: one
+    ``executemany`` at the driver level.
+    """
+    c = codec(conn)
+    data = rows if isinstance(rows, list) else list(rows)
+    if not data:
+        return 0
+    if not c.sqlite:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in data:
+                copy.write_row(row)
+        return len(data)
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([c.placeholder] * len(columns))})"
+    conn.exec_driver_sql(sql, data)
+    return len(data)
+
+
+def select_rows(
+    conn: Connection, table: Table, columns: Sequence[str], order_by: str = "", where: str = "", params: Sequence[Any] = ()
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``table`` (all, or those ``where`` selects, its ``?`` placeholders bound to
+    ``params``) as plain tuples, streamed from the cursor (values in storage form: see ``Codec``);
+    the table is never held in memory as a whole."""
+    order = f" ORDER BY {order_by}" if order_by else ""
+    condition = f" WHERE {where}" if where else ""
+    return raw_rows(conn, f"SELECT {', '.join(columns)} FROM {table.name}{condition}{order}", params)
+
+
+def raw_rows(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+    """The rows of a query written with ``?`` placeholders, as plain tuples streamed from the
+    DB-API cursor itself (no result object's row processing)."""
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, tuple(params))
+        while True:
+            batch = cursor.fetchmany(5000)
+            if not batch:
+                return
+            yield from batch
+    finally:
+        cursor.close()
+
+
+def query(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    """Run ``sql`` written with ``?`` placeholders (SQLite's) on either database."""
+    if not params:
+        return conn.exec_driver_sql(sql)
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    return conn.exec_driver_sql(sql, tuple(params))
+
+
+def in_list(values: Sequence[Any]) -> str:
+    """``(?, ?, ...)`` for ``values`` (never empty: an empty list selects nothing)."""
+    return "(" + ", ".join("?" * len(values)) + ")" if values else "(NULL)"
+
+
+def member_of(conn: Connection, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``column`` is one of ``values``: the condition and its parameters.  PostgreSQL gets one
+    array parameter (``= ANY(?)``: one plan, no thousands of placeholders to parse); SQLite a
+    list of placeholders."""
+    if conn.dialect.name == "postgresql":
+        return f"{column} = ANY(?)", [list(values)]
+    return f"{column} IN {in_list(values)}", list(values)

@@ -1,0 +1,1 @@
+"""The refund workflow (``edirecon refund``): what people decide about the engine's refunds."""
