@@ -10,11 +10,14 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
+from decimal import Decimal, InvalidOperation
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
+
 from edirecon import parsers
 from edirecon.parsers.serialize import record_dict
 
@@ -43,7 +46,7 @@ def _show_version(value: bool) -> None:
 @app.callback()
 def main(
     show_version: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--version", help="Print the version and exit.", callback=_show_version, is_eager=True),
     ] = None,
 ) -> None:
@@ -71,14 +74,15 @@ def ack_names(paths: list[Path]) -> dict[Path, str]:
 
 
 @contextmanager
-def _failures(db: Optional[str] = None) -> Iterator[None]:
+def _failures(db: str | None = None) -> Iterator[None]:
     """Whatever the store, the database URL, the file system or the validator raises, as one line
     on stderr and exit 2 (an ``EdireconError``: its own exit code).  No traceback reaches a user;
     no password (masked) and no SQL parameters (a database error is named by its kind)."""
     # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     from alembic.util import CommandError
-    from edirecon.engine.store.connection import mask_credentials, store_error
     from sqlalchemy.exc import SQLAlchemyError
+
+    from edirecon.engine.store.connection import mask_credentials, store_error
 
     try:
         yield
@@ -160,7 +164,7 @@ def _summary_line(s: parsers.FileSummary) -> str:
 def validate(
     files: FilesArg,
     ack_dir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--ack-dir", help="Write a 999 (and a TA1 when the interchange envelope is broken) for each 837 here."),
     ] = None,
 ) -> None:
@@ -208,9 +212,9 @@ def run(
     inputs: Annotated[list[Path], typer.Argument(help="837/835 files, patient-payment CSVs, or folders to read recursively.", show_default=False)],
     db: Annotated[str, typer.Option("--db", envvar=DB_ENV, help="SQLAlchemy URL of the store (SQLite or PostgreSQL).")] = "sqlite:///edirecon.db",
     out: Annotated[Path, typer.Option("--out", help="Folder for the outputs (rewritten in full each run).")] = Path("out"),
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="The day the run is taken to happen (YYYY-MM-DD); default today.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", envvar=CONFIG_ENV, help="TOML file: refund deadlines and federal payers.")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Processes ingesting files side by side; default: one per core.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="The day the run is taken to happen (YYYY-MM-DD); default today.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", envvar=CONFIG_ENV, help="TOML file: refund deadlines and federal payers.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Processes ingesting files side by side; default: one per core.")] = None,
     queue: Annotated[bool, typer.Option("--queue", help="PostgreSQL: defer ingestion as jobs to `edirecon worker` processes and wait for them.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Log every file as a structured event on stderr.")] = False,
 ) -> None:
@@ -219,16 +223,16 @@ def run(
 
     Running the same inputs again changes nothing.
     """
+
     # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
-    from datetime import date
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
 
     # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     from edirecon.engine.config import Config
     from edirecon.engine.run import input_files
     from edirecon.engine.run import run as run_engine
-    from rich.console import Console
-    from rich.progress import Progress
-    from rich.table import Table
 
     _configure_logging(verbose)
     # a batch job allocating millions of short-lived objects: collect the young generation less
@@ -289,13 +293,20 @@ def _configure_watch_logging(verbose: bool) -> None:
 
 @app.command()
 def watch(
-    root: Annotated[Path, typer.Argument(help="The drop-folder root, which must exist (inbound/, work/, archive/, error/, ack/, outbound/ are created under it).", show_default=False)],
+    root: Annotated[
+        Path,
+        typer.Argument(
+            help="The drop-folder root, which must exist (inbound/, work/, archive/, error/, ack/, outbound/ are created under it).", show_default=False
+        ),
+    ],
     db: Annotated[str, typer.Option("--db", envvar=DB_ENV, help="SQLAlchemy URL of the store (SQLite or PostgreSQL).")] = "sqlite:///edirecon.db",
     once: Annotated[bool, typer.Option("--once", help="Poll twice, process what is ready, publish, and exit (for cron and tests).")] = False,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between polls.", min=0.01)] = 2.0,
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="The day the outputs are taken to be made (YYYY-MM-DD); default the day of each batch.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", envvar=CONFIG_ENV, help="TOML file: refund deadlines and federal payers (as for run).")] = None,
-    duplicate_window: Annotated[int, typer.Option("--duplicate-window", help="Days within which the same sender (ISA06) and ISA13 is a duplicate.", min=0)] = 365,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="The day the outputs are taken to be made (YYYY-MM-DD); default the day of each batch.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", envvar=CONFIG_ENV, help="TOML file: refund deadlines and federal payers (as for run).")] = None,
+    duplicate_window: Annotated[
+        int, typer.Option("--duplicate-window", help="Days within which the same sender (ISA06) and ISA13 is a duplicate.", min=0)
+    ] = 365,
     queue: Annotated[bool, typer.Option("--queue", help="PostgreSQL: defer each file's parse-and-ingest to `edirecon worker` jobs.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Also log the engine's own per-file events.")] = False,
     create: Annotated[bool, typer.Option("--create", help="Create ROOT when it does not exist (without it, a missing ROOT is a usage error).")] = False,
@@ -323,8 +334,9 @@ def watch(
             from edirecon.engine.scale.queue import conninfo
 
             conninfo(db)  # the queue lives in PostgreSQL: a SQLite URL is a usage error
-        options = Options(interval=interval, once=once, as_of=day, config=Config.load(config), duplicate_window=timedelta(days=duplicate_window), queue=queue,
-                          create=create)
+        options = Options(
+            interval=interval, once=once, as_of=day, config=Config.load(config), duplicate_window=timedelta(days=duplicate_window), queue=queue, create=create
+        )
         code = watch_root(root, db, options)
     raise typer.Exit(code)
 
@@ -332,10 +344,20 @@ def watch(
 @app.command()
 def worker(
     db: Annotated[str, typer.Option("--db", envvar=DB_ENV, help="postgresql:// URL of the store, whose database is also the job queue.")],
-    config: Annotated[Optional[Path], typer.Option("--config", envvar=CONFIG_ENV, help="TOML file: refund deadlines and federal payers (as for run).")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Jobs at once in this process (parsing is CPU-bound: run one worker per core instead).")] = 1,
-    stalled_after: Annotated[float, typer.Option("--stalled-after", min=1, help="Seconds without a heartbeat after which a worker's job is put back in the queue.")] = 30.0,
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="The day (YYYY-MM-DD) detections are taken to happen for jobs that carry no day of their own (the jobs of run and watch carry their --as-of); default today.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", envvar=CONFIG_ENV, help="TOML file: refund deadlines and federal payers (as for run).")] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Jobs at once in this process (parsing is CPU-bound: run one worker per core instead).")
+    ] = 1,
+    stalled_after: Annotated[
+        float, typer.Option("--stalled-after", min=1, help="Seconds without a heartbeat after which a worker's job is put back in the queue.")
+    ] = 30.0,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="The day (YYYY-MM-DD) detections are taken to happen for jobs that carry no day of their own (the jobs of run and watch carry their --as-of); default today.",
+        ),
+    ] = None,
 ) -> None:
     """Work the job queue (procrastinate on PostgreSQL): ingest files and parts of files, and
     detect refunds by claim number, until SIGTERM/SIGINT (the job in hand is finished first).
@@ -362,10 +384,11 @@ def status(
     # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     import json
 
-    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
-    from edirecon.engine.scale.queue import status as queue_status
     from rich.console import Console
     from rich.table import Table
+
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.engine.scale.queue import status as queue_status
 
     _configure_logging(False)
     with _failures(db):
@@ -376,8 +399,13 @@ def status(
     table = Table(title="edirecon status", show_header=True)
     table.add_column("what")
     table.add_column("count", justify="right")
-    for label, key in (("jobs waiting (queue depth)", "queue_depth"), ("jobs running", "running"), ("jobs failed (parked)", "failed"),
-                       ("jobs done", "succeeded"), ("workers", "workers")):
+    for label, key in (
+        ("jobs waiting (queue depth)", "queue_depth"),
+        ("jobs running", "running"),
+        ("jobs failed (parked)", "failed"),
+        ("jobs done", "succeeded"),
+        ("workers", "workers"),
+    ):
         table.add_row(label, str(s[key]))
     for state, n in sorted(s["files"].items()):
         table.add_row(f"files {state}", str(n))
@@ -392,7 +420,7 @@ def status(
 @app.command()
 def retry(
     db: Annotated[str, typer.Option("--db", envvar=DB_ENV, help="postgresql:// URL of the store and its job queue.")],
-    job_ids: Annotated[Optional[list[int]], typer.Argument(help="Failed job ids to run again; none: every failed job.", show_default=False)] = None,
+    job_ids: Annotated[list[int] | None, typer.Argument(help="Failed job ids to run again; none: every failed job.", show_default=False)] = None,
 ) -> None:
     """Put parked (failed) jobs back in the queue."""
     # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
@@ -417,18 +445,18 @@ refund_app = typer.Typer(
 app.add_typer(refund_app, name="refund")
 
 DbOpt = Annotated[str, typer.Option("--db", envvar=DB_ENV, help="SQLAlchemy URL of the store (SQLite or PostgreSQL).")]
-AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="The day taken as today (YYYY-MM-DD); default today.")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", envvar=CONFIG_ENV, help="TOML file: deadlines, auto-approval rules, hold threshold, escheatment period.")]
-UserOpt = Annotated[Optional[str], typer.Option("--user", help="Who takes the action, for the audit trail; default the OS user.")]
+AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="The day taken as today (YYYY-MM-DD); default today.")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", envvar=CONFIG_ENV, help="TOML file: deadlines, auto-approval rules, hold threshold, escheatment period.")
+]
+UserOpt = Annotated[str | None, typer.Option("--user", help="Who takes the action, for the audit trail; default the OS user.")]
 NoteOpt = Annotated[str, typer.Option("--note", help="A note for the audit trail.")]
 RefundIdArg = Annotated[str, typer.Argument(help="The refund_id (RF-…) of refund_requests.csv.", show_default=False)]
-RefundIdsArg = Annotated[Optional[list[str]], typer.Argument(help="refund_ids (RF-…) of refund_requests.csv, each acted on its own.", show_default=False)]
-FromOpt = Annotated[Optional[Path], typer.Option("--from", help="A file of refund ids: one per line, or a CSV with a refund_id column (a filtered worklist.csv).")]
+RefundIdsArg = Annotated[list[str] | None, typer.Argument(help="refund_ids (RF-…) of refund_requests.csv, each acted on its own.", show_default=False)]
+FromOpt = Annotated[Path | None, typer.Option("--from", help="A file of refund ids: one per line, or a CSV with a refund_id column (a filtered worklist.csv).")]
 
 
-def _day_option(value: Optional[str], name: str) -> "date | None":
-    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
-    from datetime import date
+def _day_option(value: str | None, name: str) -> date | None:
 
     if value is None:
         return None
@@ -439,9 +467,7 @@ def _day_option(value: Optional[str], name: str) -> "date | None":
         raise typer.Exit(2) from None
 
 
-def _amount_option(value: Optional[str]) -> "Decimal | None":
-    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
-    from decimal import Decimal, InvalidOperation
+def _amount_option(value: str | None) -> Decimal | None:
 
     if value is None:
         return None
@@ -455,9 +481,7 @@ def _amount_option(value: Optional[str]) -> "Decimal | None":
     return amount
 
 
-def _workflow(db: str, as_of: Optional[str], config: Optional[Path]) -> tuple[Any, "date", Any]:
-    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
-    from datetime import date
+def _workflow(db: str, as_of: str | None, config: Path | None) -> tuple[Any, date, Any]:
 
     # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     from edirecon.engine.config import Config
@@ -490,8 +514,8 @@ def refund_list(
     db: DbOpt = "sqlite:///edirecon.db",
     as_of: AsOfOpt = None,
     config: ConfigOpt = None,
-    status: Annotated[Optional[list[str]], typer.Option("--status", help="Only refunds in this workflow status (repeatable).")] = None,
-    payer: Annotated[Optional[str], typer.Option("--payer", help="Only refunds to this payer id.")] = None,
+    status: Annotated[list[str] | None, typer.Option("--status", help="Only refunds in this workflow status (repeatable).")] = None,
+    payer: Annotated[str | None, typer.Option("--payer", help="Only refunds to this payer id.")] = None,
     escheatment: Annotated[bool, typer.Option("--escheatment", help="Only patient refunds sent and not cashed for the escheatment period.")] = False,
 ) -> None:
     """List refunds with their workflow status, due date and flags (overdue, double refund,
@@ -511,8 +535,11 @@ def refund_list(
             b = book(store, day, cfg)
         finally:
             store.dispose()
-    shown = [v for v in b.views.values()
-             if (not status or v.status in status) and (payer is None or v.state["payer_id"] == payer) and (not escheatment or b.escheatment_candidate(v))]
+    shown = [
+        v
+        for v in b.views.values()
+        if (not status or v.status in status) and (payer is None or v.state["payer_id"] == payer) and (not escheatment or b.escheatment_candidate(v))
+    ]
     typer.echo(f"{'refund_id':<19}  {'status':<13}  {'reason':<19}  {'payee':<13}  {'amount':>9}  {'due_by':<10}  flags")
     for v in shown:
         due = v.refund.due_by.isoformat() if v.refund is not None and v.refund.due_by else ""
@@ -560,14 +587,18 @@ def refund_show(
             if "patient_payment_id" in ev:
                 lines.append(f"  evidence          patient payment {ev['patient_payment_id']} of {ev['paid_on'].isoformat()}: {money(ev['amount'])}")
             else:
-                lines.append(f"  evidence          {ev.get('role', 'payment')}: payer {ev['payer_id']} trace {ev['trace_number']} CLP07 "
-                             f"{ev['payer_claim_control_number']} paid {money(ev['paid'])} at {ev['file']}:{ev['segment']}")
+                lines.append(
+                    f"  evidence          {ev.get('role', 'payment')}: payer {ev['payer_id']} trace {ev['trace_number']} CLP07 "
+                    f"{ev['payer_claim_control_number']} paid {money(ev['paid'])} at {ev['file']}:{ev['segment']}"
+                )
     else:
         lines += [f"  reason            {s['reason']}", f"  amount            {money(s['amount'])} (the engine no longer identifies it)"]
     if s["sent_on"] is not None:
         lines.append(f"  sent              {s['method']} {s['reference']} of {money(s['sent_amount'])} on {s['sent_on'].isoformat()}")
     if s["acknowledged_by"]:
-        lines.append(f"  acknowledged      {money(s['acknowledged_amount'])} on {s['acknowledged_on'].isoformat() if s['acknowledged_on'] else ''} (PLB {s['acknowledged_by']})")
+        lines.append(
+            f"  acknowledged      {money(s['acknowledged_amount'])} on {s['acknowledged_on'].isoformat() if s['acknowledged_on'] else ''} (PLB {s['acknowledged_by']})"
+        )
     if s["double_refund_amount"]:
         lines.append(f"  double refund     {money(s['double_refund_amount'])} to recover: {s['double_refund_traces']}")
     if s["recovered_on"] is not None:
@@ -575,11 +606,15 @@ def refund_show(
     if s["cashed_on"] is not None:
         lines.append(f"  cashed            {s['cashed_on'].isoformat()}")
     if b.escheatment_candidate(v):
-        lines.append(f"  escheatment       sent {s['sent_on'].isoformat()} and not cashed for {cfg.refunds.escheatment_days} days: unclaimed-property candidate")
+        lines.append(
+            f"  escheatment       sent {s['sent_on'].isoformat()} and not cashed for {cfg.refunds.escheatment_days} days: unclaimed-property candidate"
+        )
     lines.append("history")
     for ev in trail:
         arrow = f"{ev['from_status'] or '(new)'} -> {ev['to_status']}"
-        lines.append(f"  {ev['at'].strftime('%Y-%m-%dT%H:%M:%SZ')}  {ev['user_name']:<10}  {ev['action']:<15}  {arrow}" + (f"  {ev['note']}" if ev["note"] else ""))
+        lines.append(
+            f"  {ev['at'].strftime('%Y-%m-%dT%H:%M:%SZ')}  {ev['user_name']:<10}  {ev['action']:<15}  {arrow}" + (f"  {ev['note']}" if ev["note"] else "")
+        )
     typer.echo("\n".join(lines))
 
 
@@ -608,8 +643,17 @@ def read_refund_ids(path: Path) -> list[str]:
     return ids
 
 
-def _act(refund_ids: Optional[list[str]], from_file: Optional[Path], action: str, db: str, as_of: Optional[str], config: Optional[Path],
-         user: Optional[str], note: str, **details: Any) -> None:
+def _act(
+    refund_ids: list[str] | None,
+    from_file: Path | None,
+    action: str,
+    db: str,
+    as_of: str | None,
+    config: Path | None,
+    user: str | None,
+    note: str,
+    **details: Any,
+) -> None:
     """Take the action on each refund given (arguments, then --from), each on its own; exit 1 when any was refused."""
     # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     from edirecon.engine.workflow.refunds import act_many, default_user
@@ -637,15 +681,29 @@ def _act(refund_ids: Optional[list[str]], from_file: Optional[Path], action: str
 
 
 @refund_app.command("approve")
-def refund_approve(refund_ids: RefundIdsArg = None, from_file: FromOpt = None, db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None,
-                   config: ConfigOpt = None, user: UserOpt = None, note: NoteOpt = "") -> None:
+def refund_approve(
+    refund_ids: RefundIdsArg = None,
+    from_file: FromOpt = None,
+    db: DbOpt = "sqlite:///edirecon.db",
+    as_of: AsOfOpt = None,
+    config: ConfigOpt = None,
+    user: UserOpt = None,
+    note: NoteOpt = "",
+) -> None:
     """Approve pending or held refunds for sending (not one the payer already took back)."""
     _act(refund_ids, from_file, "approve", db, as_of, config, user, note)
 
 
 @refund_app.command("hold")
-def refund_hold(refund_ids: RefundIdsArg = None, from_file: FromOpt = None, db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None,
-                config: ConfigOpt = None, user: UserOpt = None, note: NoteOpt = "") -> None:
+def refund_hold(
+    refund_ids: RefundIdsArg = None,
+    from_file: FromOpt = None,
+    db: DbOpt = "sqlite:///edirecon.db",
+    as_of: AsOfOpt = None,
+    config: ConfigOpt = None,
+    user: UserOpt = None,
+    note: NoteOpt = "",
+) -> None:
     """Hold pending or approved refunds (e.g. while a payer is asked, or a patient credit kept on account)."""
     _act(refund_ids, from_file, "hold", db, as_of, config, user, note)
 
@@ -656,28 +714,56 @@ def refund_mark_sent(
     from_file: FromOpt = None,
     method: Annotated[str, typer.Option("--method", help="check, eft or adjustment (an adjustment bill).")] = "check",
     reference: Annotated[str, typer.Option("--reference", help="The check or EFT number.")] = "",
-    sent_on: Annotated[Optional[str], typer.Option("--date", help="The day it was sent (YYYY-MM-DD); default --as-of.")] = None,
-    amount: Annotated[Optional[str], typer.Option("--amount", help="The amount sent (one refund only); default, and at most, what is outstanding.")] = None,
-    db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None, config: ConfigOpt = None, user: UserOpt = None, note: NoteOpt = "",
+    sent_on: Annotated[str | None, typer.Option("--date", help="The day it was sent (YYYY-MM-DD); default --as-of.")] = None,
+    amount: Annotated[str | None, typer.Option("--amount", help="The amount sent (one refund only); default, and at most, what is outstanding.")] = None,
+    db: DbOpt = "sqlite:///edirecon.db",
+    as_of: AsOfOpt = None,
+    config: ConfigOpt = None,
+    user: UserOpt = None,
+    note: NoteOpt = "",
 ) -> None:
     """Record that approved refunds were sent: method, check or EFT number, date and amount."""
-    _act(refund_ids, from_file, "mark-sent", db, as_of, config, user, note, method=method, reference=reference,
-         day=_day_option(sent_on, "--date"), amount=_amount_option(amount))
+    _act(
+        refund_ids,
+        from_file,
+        "mark-sent",
+        db,
+        as_of,
+        config,
+        user,
+        note,
+        method=method,
+        reference=reference,
+        day=_day_option(sent_on, "--date"),
+        amount=_amount_option(amount),
+    )
 
 
 @refund_app.command("void")
-def refund_void(refund_ids: RefundIdsArg = None, from_file: FromOpt = None, db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None,
-                config: ConfigOpt = None, user: UserOpt = None,
-                note: Annotated[str, typer.Option("--note", help="Why it is voided (required).")] = "") -> None:
+def refund_void(
+    refund_ids: RefundIdsArg = None,
+    from_file: FromOpt = None,
+    db: DbOpt = "sqlite:///edirecon.db",
+    as_of: AsOfOpt = None,
+    config: ConfigOpt = None,
+    user: UserOpt = None,
+    note: Annotated[str, typer.Option("--note", help="Why it is voided (required).")] = "",
+) -> None:
     """Void refunds not owed after review, or sent refunds whose payment was stopped."""
     _act(refund_ids, from_file, "void", db, as_of, config, user, note)
 
 
 @refund_app.command("mark-cashed")
-def refund_mark_cashed(refund_ids: RefundIdsArg = None, from_file: FromOpt = None,
-                       cashed_on: Annotated[Optional[str], typer.Option("--date", help="The day the check was cashed; default --as-of.")] = None,
-                       db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None, config: ConfigOpt = None, user: UserOpt = None,
-                       note: NoteOpt = "") -> None:
+def refund_mark_cashed(
+    refund_ids: RefundIdsArg = None,
+    from_file: FromOpt = None,
+    cashed_on: Annotated[str | None, typer.Option("--date", help="The day the check was cashed; default --as-of.")] = None,
+    db: DbOpt = "sqlite:///edirecon.db",
+    as_of: AsOfOpt = None,
+    config: ConfigOpt = None,
+    user: UserOpt = None,
+    note: NoteOpt = "",
+) -> None:
     """Record that patients cashed refund checks (they are then no escheatment candidates)."""
     _act(refund_ids, from_file, "mark-cashed", db, as_of, config, user, note, day=_day_option(cashed_on, "--date"))
 
@@ -686,14 +772,29 @@ def refund_mark_cashed(refund_ids: RefundIdsArg = None, from_file: FromOpt = Non
 def refund_mark_recovered(
     refund_ids: RefundIdsArg = None,
     from_file: FromOpt = None,
-    recovered_on: Annotated[Optional[str], typer.Option("--date", help="The day the money came back; default --as-of.")] = None,
-    amount: Annotated[Optional[str], typer.Option("--amount", help="The amount recovered (one refund only); default, and at most, the double refund.")] = None,
+    recovered_on: Annotated[str | None, typer.Option("--date", help="The day the money came back; default --as-of.")] = None,
+    amount: Annotated[str | None, typer.Option("--amount", help="The amount recovered (one refund only); default, and at most, the double refund.")] = None,
     reference: Annotated[str, typer.Option("--reference", help="The payer's check or EFT number.")] = "",
-    db: DbOpt = "sqlite:///edirecon.db", as_of: AsOfOpt = None, config: ConfigOpt = None, user: UserOpt = None, note: NoteOpt = "",
+    db: DbOpt = "sqlite:///edirecon.db",
+    as_of: AsOfOpt = None,
+    config: ConfigOpt = None,
+    user: UserOpt = None,
+    note: NoteOpt = "",
 ) -> None:
     """Record that double refunds were recovered from the payer."""
-    _act(refund_ids, from_file, "mark-recovered", db, as_of, config, user, note, day=_day_option(recovered_on, "--date"),
-         amount=_amount_option(amount), reference=reference)
+    _act(
+        refund_ids,
+        from_file,
+        "mark-recovered",
+        db,
+        as_of,
+        config,
+        user,
+        note,
+        day=_day_option(recovered_on, "--date"),
+        amount=_amount_option(amount),
+        reference=reference,
+    )
 
 
 @app.command()
@@ -701,7 +802,7 @@ def report(
     db: DbOpt = "sqlite:///edirecon.db",
     out: Annotated[Path, typer.Option("--out", help="Folder for the reports (rewritten in full).")] = Path("report"),
     as_of: AsOfOpt = None,
-    quarter: Annotated[Optional[str], typer.Option("--quarter", help="The CMS-838 quarter, e.g. 2026Q4; default the last quarter ended by --as-of.")] = None,
+    quarter: Annotated[str | None, typer.Option("--quarter", help="The CMS-838 quarter, e.g. 2026Q4; default the last quarter ended by --as-of.")] = None,
     config: ConfigOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Log the report as a structured event on stderr.")] = False,
 ) -> None:
@@ -724,13 +825,14 @@ def report(
     typer.echo(f"follow-ups: {len(rep.followups)}; audit discrepancies: {len(rep.discrepancies)}; CMS-838 {q}: {len(rep.cms838)} row(s)")
     typer.echo(f"reports written to {out}/")
     for pdf, count in sorted(rep.unprintable.items()):
-        typer.echo(f"edirecon: {pdf}: {count} character(s) have no glyph in any installed font and print as '?' "
-                   "(install a font that has them, e.g. Noto Sans CJK for Chinese)", err=True)
+        typer.echo(
+            f"edirecon: {pdf}: {count} character(s) have no glyph in any installed font and print as '?' "
+            "(install a font that has them, e.g. Noto Sans CJK for Chinese)",
+            err=True,
+        )
 
 
-def _workflow_day_config(as_of: Optional[str], config: Optional[Path]) -> tuple[Any, Any]:
-    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
-    from datetime import date
+def _workflow_day_config(as_of: str | None, config: Path | None) -> tuple[Any, Any]:
 
     # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     from edirecon.engine.config import Config

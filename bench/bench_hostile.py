@@ -46,25 +46,51 @@ import hostile  # noqa: E402  (bench/hostile.py, the generators)
 
 #: name -> (what it is, the hostile file, how to write the case's files into a folder)
 CASES: dict[str, tuple[str, str, Callable[[Path], None]]] = {
-    "cas-1m": ("1,000,000 CAS in one claim payment (835)", "cas-1m.835",
-               lambda d: (hostile.many_cas_835(d / "cas-1m.835", 1_000_000), hostile.one_claim_837(d / "claim.837", 1_000_000))),
-    "cas-49990": ("49,990 CAS in one claim payment (835), under the limit", "cas-49990.835",
-                  lambda d: (hostile.many_cas_835(d / "cas-49990.835", 49_990), hostile.one_claim_837(d / "claim.837", 49_990))),
+    "cas-1m": (
+        "1,000,000 CAS in one claim payment (835)",
+        "cas-1m.835",
+        lambda d: (hostile.many_cas_835(d / "cas-1m.835", 1_000_000), hostile.one_claim_837(d / "claim.837", 1_000_000)),
+    ),
+    "cas-49990": (
+        "49,990 CAS in one claim payment (835), under the limit",
+        "cas-49990.835",
+        lambda d: (hostile.many_cas_835(d / "cas-49990.835", 49_990), hostile.one_claim_837(d / "claim.837", 49_990)),
+    ),
     "lx-100k": ("100,000 LX without claims (837P)", "lx-100k.837", lambda d: hostile.many_lx_837(d / "lx-100k.837", 100_000)),
     "lx-49990": ("49,990 LX without claims (837P), under the limit", "lx-49990.837", lambda d: hostile.many_lx_837(d / "lx-49990.837", 49_990)),
-    "segment-10m": ("one 10 MiB segment between two claim payments (835)", "segment-10m.835",
-                    lambda d: hostile.long_segment_835(d / "segment-10m.835", 10 * MIB)),
-    "lines-16000": ("a claim of 16,000 lines and its payment (837P + 835)", "lines-16000.835",
-                    lambda d: hostile.many_lines(d / "lines-16000-claim.837", d / "lines-16000.835", 16_000)),
-    "reversals-10000": ("one CLP01 paid 10,000 times, each duplicate reversed (835)", "reversals-10000.835",
-                        lambda d: hostile.many_payments(d / "claim.837", d / "reversals-10000.835", 10_000, reversed_from=2)),
-    "no-lines-16000": ("16,000 lines paid, then 16,000 reversed payments without lines (835)", "no-lines-16000.835",
-                       lambda d: (hostile.many_lines(d / "claim.837", d / "lines.835", 16_000),
-                                  hostile.many_payments(None, d / "no-lines-16000.835", 16_000, reversed_from=1, payer=("BETA HEALTH PLAN", "77001")))),
-    "plb-10000": ("10,000 PLB take-backs of one claim, 72 offsets, 10,000 give-backs (835)", "plb-10000.835",
-                  lambda d: hostile.many_plbs(d / "claim.837", d / "plb-10000.835", 10_000)),
-    "takebacks-10000": ("one CLP01 paid 10,000 times, each duplicate taken back by a PLB (835)", "takebacks-10000.835",
-                        lambda d: (hostile.many_payments(d / "claim.837", d / "payments.835", 10_000), hostile.takebacks_835(d / "takebacks-10000.835", 10_000))),
+    "segment-10m": (
+        "one 10 MiB segment between two claim payments (835)",
+        "segment-10m.835",
+        lambda d: hostile.long_segment_835(d / "segment-10m.835", 10 * MIB),
+    ),
+    "lines-16000": (
+        "a claim of 16,000 lines and its payment (837P + 835)",
+        "lines-16000.835",
+        lambda d: hostile.many_lines(d / "lines-16000-claim.837", d / "lines-16000.835", 16_000),
+    ),
+    "reversals-10000": (
+        "one CLP01 paid 10,000 times, each duplicate reversed (835)",
+        "reversals-10000.835",
+        lambda d: hostile.many_payments(d / "claim.837", d / "reversals-10000.835", 10_000, reversed_from=2),
+    ),
+    "no-lines-16000": (
+        "16,000 lines paid, then 16,000 reversed payments without lines (835)",
+        "no-lines-16000.835",
+        lambda d: (
+            hostile.many_lines(d / "claim.837", d / "lines.835", 16_000),
+            hostile.many_payments(None, d / "no-lines-16000.835", 16_000, reversed_from=1, payer=("BETA HEALTH PLAN", "77001")),
+        ),
+    ),
+    "plb-10000": (
+        "10,000 PLB take-backs of one claim, 72 offsets, 10,000 give-backs (835)",
+        "plb-10000.835",
+        lambda d: hostile.many_plbs(d / "claim.837", d / "plb-10000.835", 10_000),
+    ),
+    "takebacks-10000": (
+        "one CLP01 paid 10,000 times, each duplicate taken back by a PLB (835)",
+        "takebacks-10000.835",
+        lambda d: (hostile.many_payments(d / "claim.837", d / "payments.835", 10_000), hostile.takebacks_835(d / "takebacks-10000.835", 10_000)),
+    ),
 }
 
 
@@ -111,9 +137,14 @@ def measure(cmd: list[str], cwd: Path) -> dict[str, Any]:
     done.set()
     sampler.join(1)
     lines = (cwd / "stderr.txt").read_text(errors="replace").splitlines()
-    return {"exit": os.waitstatus_to_exitcode(status), "seconds": seconds, "tree_mb": max(peak[0], usage.ru_maxrss * 1024) / MB,
-            "largest_mb": usage.ru_maxrss * 1024 / MB, "traceback": any(line.startswith("Traceback") for line in lines),
-            "first_finding": next((line for line in lines if ": " in line and line.split(": ", 1)[1][:1].isupper()), "")}
+    return {
+        "exit": os.waitstatus_to_exitcode(status),
+        "seconds": seconds,
+        "tree_mb": max(peak[0], usage.ru_maxrss * 1024) / MB,
+        "largest_mb": usage.ru_maxrss * 1024 / MB,
+        "traceback": any(line.startswith("Traceback") for line in lines),
+        "first_finding": next((line for line in lines if ": " in line and line.split(": ", 1)[1][:1].isupper()), ""),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,8 +168,21 @@ def main(argv: list[str] | None = None) -> int:
             work = Path(tmp)
             legs = {
                 "parse --summary": [sys.executable, "-m", "cli", "parse", "--summary", str(target)],
-                "run": [sys.executable, "-m", "cli", "run", str(folder), "--db", f"sqlite:///{work}/store.db", "--out", str(work / "out"),
-                        "--as-of", "2026-11-27", "--workers", "1"],
+                "run": [
+                    sys.executable,
+                    "-m",
+                    "cli",
+                    "run",
+                    str(folder),
+                    "--db",
+                    f"sqlite:///{work}/store.db",
+                    "--out",
+                    str(work / "out"),
+                    "--as-of",
+                    "2026-11-27",
+                    "--workers",
+                    "1",
+                ],
             }
             for leg, cmd in legs.items():
                 m = measure(cmd, work)

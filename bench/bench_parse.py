@@ -23,6 +23,7 @@ the wall time is measured inside the child around the parse only (imports exclud
 and the best of --repeat runs is kept.  Figures are printed with the targets and
 written to bench/results/parse.json.  Unix only (os.wait4).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 MIB = 1 << 20
-LEGS = {"typed": "edirecon typed", "document": "split->document", "bare": "split, streamed",
-        "reader": "pyx12 reader", "validator": "pyx12 validator"}
+LEGS = {"typed": "edirecon typed", "document": "split->document", "bare": "split, streamed", "reader": "pyx12 reader", "validator": "pyx12 validator"}
 TARGETS = {  # name: (comparison, bound)
     "typed/bare split->document": ("<=", 2.0),
     "validator/typed per MiB": (">=", 10.0),
@@ -49,6 +49,7 @@ TARGETS = {  # name: (comparison, bound)
 # ---------------------------------------------------------------- the legs (run in the child)
 def leg_typed(path: str) -> dict:
     from edirecon.parsers import iter_records  # imported before the clock starts
+
     counts: dict[str, int] = {}
     t = time.perf_counter()
     for rec in iter_records(path):
@@ -81,6 +82,7 @@ def leg_document(path: str) -> dict:
 
 def leg_reader(path: str) -> dict:
     import pyx12.x12file
+
     t = time.perf_counter()
     n = sum(1 for _ in pyx12.x12file.X12Reader(path))
     return {"seconds": time.perf_counter() - t, "count": n}
@@ -92,10 +94,10 @@ def leg_validator(path: str) -> dict:
 
     import pyx12.params
     import pyx12.x12n_document
+
     logging.getLogger("pyx12").setLevel(logging.CRITICAL)  # pyx12 logs its 835 999 quirk
     t = time.perf_counter()
-    valid = pyx12.x12n_document.x12n_document(pyx12.params.params(), path,
-                                              fd_997=io.StringIO(), fd_html=None)
+    valid = pyx12.x12n_document.x12n_document(pyx12.params.params(), path, fd_997=io.StringIO(), fd_html=None)
     return {"seconds": time.perf_counter() - t, "valid": bool(valid)}
 
 
@@ -106,17 +108,17 @@ def leg_baseline(path: str) -> dict:  # the interpreter alone: the RSS floor of 
 # ---------------------------------------------------------------- the parent
 def run_child(leg: str, path: Path) -> dict:
     """Run one leg in a fresh interpreter; return its JSON result plus its peak RSS."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--leg", leg, str(path)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--leg", leg, str(path)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     out, err = proc.stdout.read(), proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)  # rusage of this child only
     proc.returncode = os.waitstatus_to_exitcode(status)
     proc.stdout.close(), proc.stderr.close()
     rss = usage.ru_maxrss / (MIB if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB on Linux
     if proc.returncode:
-        lines = err.decode(errors="replace").strip().splitlines() or ["exit %d" % proc.returncode]
+        lines = err.decode(errors="replace").strip().splitlines() or [f"exit {proc.returncode}"]
         return {"error": lines[-1], "rss_mib": rss}
     return dict(json.loads(out), rss_mib=rss)
 
@@ -129,11 +131,18 @@ def measure(leg: str, path: Path, claims: int, repeat: int) -> dict:
         return {"leg": leg, "claims": claims, "error": failed[0]["error"]}
     best = min(runs, key=lambda r: r["seconds"])
     mib = path.stat().st_size / MIB
-    return dict(best, leg=leg, file=str(path.relative_to(ROOT)), claims=claims, mib=round(mib, 3),
-                seconds=round(best["seconds"], 6), seconds_all=[round(r["seconds"], 4) for r in runs],
-                rss_mib=round(max(r["rss_mib"] for r in runs), 1),
-                mib_per_s=round(mib / best["seconds"], 3),
-                claims_per_s=round(claims / best["seconds"], 1))
+    return dict(
+        best,
+        leg=leg,
+        file=str(path.relative_to(ROOT)),
+        claims=claims,
+        mib=round(mib, 3),
+        seconds=round(best["seconds"], 6),
+        seconds_all=[round(r["seconds"], 4) for r in runs],
+        rss_mib=round(max(r["rss_mib"] for r in runs), 1),
+        mib_per_s=round(mib / best["seconds"], 3),
+        claims_per_s=round(claims / best["seconds"], 1),
+    )
 
 
 def data_file(kind: str, claims: int, seed: int) -> Path:
@@ -142,6 +151,7 @@ def data_file(kind: str, claims: int, seed: int) -> Path:
     if not path.exists():
         sys.path.insert(0, str(BENCH))
         from generate import generate
+
         path.parent.mkdir(exist_ok=True)
         print(f"generating {path.relative_to(ROOT)} ...", file=sys.stderr, flush=True)
         tmp = path.with_suffix(".tmp")
@@ -165,11 +175,9 @@ def fmt(v, width: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--claims", type=int, default=20_000, help="claims per file (default 20000)")
-    ap.add_argument("--pyx12-claims", type=int, default=None,
-                    help="claims in the pyx12-validator file (default min(N, 2000))")
+    ap.add_argument("--pyx12-claims", type=int, default=None, help="claims in the pyx12-validator file (default min(N, 2000))")
     ap.add_argument("--repeat", type=int, default=3, help="runs per leg, best time kept")
-    ap.add_argument("--memory-claims", type=int, default=100_000,
-                    help="claims in the single-ST 835 of the memory leg (0 to skip)")
+    ap.add_argument("--memory-claims", type=int, default=100_000, help="claims in the single-ST 835 of the memory leg (0 to skip)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--kinds", default="835,837p")
     ap.add_argument("--out", default=str(BENCH / "results" / "parse.json"))
@@ -182,11 +190,21 @@ def main(argv: list[str] | None = None) -> int:
 
     n, m = a.claims, a.pyx12_claims or min(a.claims, 2000)
     baseline = run_child("baseline", Path(__file__))["rss_mib"]
-    print(f"edirecon parse benchmark - Python {platform.python_version()}, {platform.machine()}, "
-          f"best of {a.repeat}, seed {a.seed}; interpreter alone: {baseline:.1f} MiB RSS")
-    results: dict = {"python": platform.python_version(), "machine": platform.machine(),
-                     "repeat": a.repeat, "seed": a.seed, "claims": n, "pyx12_claims": m,
-                     "baseline_rss_mib": round(baseline, 1), "kinds": {}, "targets": {}}
+    print(
+        f"edirecon parse benchmark - Python {platform.python_version()}, {platform.machine()}, "
+        f"best of {a.repeat}, seed {a.seed}; interpreter alone: {baseline:.1f} MiB RSS"
+    )
+    results: dict = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "repeat": a.repeat,
+        "seed": a.seed,
+        "claims": n,
+        "pyx12_claims": m,
+        "baseline_rss_mib": round(baseline, 1),
+        "kinds": {},
+        "targets": {},
+    }
     failed = False
     for kind in a.kinds.split(","):
         big, small = data_file(kind, n, a.seed), data_file(kind, m, a.seed)
@@ -195,34 +213,28 @@ def main(argv: list[str] | None = None) -> int:
         ok = {k: v for k, v in legs.items() if "error" not in v}
         s_per_mib = {k: v["seconds"] / v["mib"] for k, v in ok.items()}
         ratios = {
-            "typed/bare split->document": ok["typed"]["seconds"] / ok["document"]["seconds"]
-            if {"typed", "document"} <= ok.keys() else None,
-            "typed/bare split, streamed": ok["typed"]["seconds"] / ok["bare"]["seconds"]
-            if {"typed", "bare"} <= ok.keys() else None,
-            "validator/typed per MiB": s_per_mib["validator"] / s_per_mib["typed"]
-            if {"typed", "validator"} <= ok.keys() else None,
-            "reader/typed": ok["reader"]["seconds"] / ok["typed"]["seconds"]
-            if {"typed", "reader"} <= ok.keys() else None,
+            "typed/bare split->document": ok["typed"]["seconds"] / ok["document"]["seconds"] if {"typed", "document"} <= ok.keys() else None,
+            "typed/bare split, streamed": ok["typed"]["seconds"] / ok["bare"]["seconds"] if {"typed", "bare"} <= ok.keys() else None,
+            "validator/typed per MiB": s_per_mib["validator"] / s_per_mib["typed"] if {"typed", "validator"} <= ok.keys() else None,
+            "reader/typed": ok["reader"]["seconds"] / ok["typed"]["seconds"] if {"typed", "reader"} <= ok.keys() else None,
         }
-        print(f"\n{kind.upper()}: {big.name} ({n:,} claims, {big.stat().st_size / MIB:.2f} MiB); "
-              f"validator on {small.name} ({m:,} claims, {small.stat().st_size / MIB:.2f} MiB)")
+        print(
+            f"\n{kind.upper()}: {big.name} ({n:,} claims, {big.stat().st_size / MIB:.2f} MiB); "
+            f"validator on {small.name} ({m:,} claims, {small.stat().st_size / MIB:.2f} MiB)"
+        )
         print(f"  {'leg':<17}{'N claims':>9}{'seconds':>10}{'MiB/s':>9}{'claims/s':>11}{'peak RSS MiB':>14}")
         for leg, r in legs.items():
             if "error" in r:
                 print(f"  {LEGS[leg]:<17}{r['claims']:>9,}  unavailable: {r['error']}")
                 continue
-            extra = f"   records {r['records']}" if "records" in r else (
-                f"   valid={r['valid']}" if "valid" in r else "")
-            print(f"  {LEGS[leg]:<17}{r['claims']:>9,}{r['seconds']:>10.3f}{r['mib_per_s']:>9.2f}"
-                  f"{r['claims_per_s']:>11,.0f}{r['rss_mib']:>14.1f}{extra}")
+            extra = f"   records {r['records']}" if "records" in r else (f"   valid={r['valid']}" if "valid" in r else "")
+            print(f"  {LEGS[leg]:<17}{r['claims']:>9,}{r['seconds']:>10.3f}{r['mib_per_s']:>9.2f}{r['claims_per_s']:>11,.0f}{r['rss_mib']:>14.1f}{extra}")
         for name, value in ratios.items():
             target = TARGETS.get(name)
             v = verdict(name, value) if target else "(info)"
             failed |= v == "FAIL"
-            print(f"  {name:<30}{fmt(value, 8)}   "
-                  f"{'target ' + target[0] + ' ' + format(target[1], 'g') if target else '':<16}{v}")
-        results["kinds"][kind] = {"legs": legs, "ratios": {
-            k: None if v is None else round(v, 3) for k, v in ratios.items()}}
+            print(f"  {name:<30}{fmt(value, 8)}   {'target ' + target[0] + ' ' + format(target[1], 'g') if target else '':<16}{v}")
+        results["kinds"][kind] = {"legs": legs, "ratios": {k: None if v is None else round(v, 3) for k, v in ratios.items()}}
 
     if a.memory_claims:
         path = data_file("835", a.memory_claims, a.seed)
@@ -230,10 +242,11 @@ def main(argv: list[str] | None = None) -> int:
         rss = r.get("rss_mib") if "error" not in r else None
         v = verdict("memory peak RSS MiB", rss)
         failed |= v == "FAIL"
-        print(f"\nMEMORY: edirecon typed on {path.name} ({a.memory_claims:,} claims in one ST, "
-              f"{path.stat().st_size / MIB:.1f} MiB): "
-              + (f"peak RSS {rss:.1f} MiB in {r['seconds']:.2f} s   target < 150   {v}"
-                 if rss is not None else f"unavailable: {r['error']}   {v}"))
+        print(
+            f"\nMEMORY: edirecon typed on {path.name} ({a.memory_claims:,} claims in one ST, "
+            f"{path.stat().st_size / MIB:.1f} MiB): "
+            + (f"peak RSS {rss:.1f} MiB in {r['seconds']:.2f} s   target < 150   {v}" if rss is not None else f"unavailable: {r['error']}   {v}")
+        )
         results["memory"] = r
 
     results["targets"] = {k: {"op": op, "bound": b} for k, (op, b) in TARGETS.items()}

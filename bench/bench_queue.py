@@ -85,8 +85,16 @@ def database() -> str:
 @contextmanager
 def workers(url: str, n: int):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    procs = [subprocess.Popen([sys.executable, "-m", "cli", "worker", "--db", url, "--as-of", "2026-11-27"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(n)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cli", "worker", "--db", url, "--as-of", "2026-11-27"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(n)
+    ]
     try:
         deadline = time.monotonic() + 60
         while scalar(url, "SELECT COUNT(*) FROM procrastinate_workers", default=0) < n:  # every worker up
@@ -147,12 +155,22 @@ def scaling(claims: int, counts: list[int], seed: int, work: Path) -> dict:
                 done = time.perf_counter() - start
                 drained(url)
                 drain = time.perf_counter() - start
-            same = all((work / f"pg-{n}-out" / f).read_bytes() == (work / "sqlite-out" / f).read_bytes()
-                       for f in ("refund_requests.csv", "recoupments.csv", "credit_balances.csv"))
-        out[f"postgresql {n} workers"] = {"workers": n, "seconds": round(done, 2), "drained_seconds": round(drain, 2),
-                                          "claims_per_s": round(claims / done), "outputs_equal_sqlite": same}
-        print(f"  PostgreSQL, {n} worker(s):          {done:6.1f} s  {claims / done:8,.0f} claims/s  (queue drained at {drain:.1f} s; "
-              f"outputs {'equal' if same else 'DIFFERENT from'} SQLite's)", flush=True)
+            same = all(
+                (work / f"pg-{n}-out" / f).read_bytes() == (work / "sqlite-out" / f).read_bytes()
+                for f in ("refund_requests.csv", "recoupments.csv", "credit_balances.csv")
+            )
+        out[f"postgresql {n} workers"] = {
+            "workers": n,
+            "seconds": round(done, 2),
+            "drained_seconds": round(drain, 2),
+            "claims_per_s": round(claims / done),
+            "outputs_equal_sqlite": same,
+        }
+        print(
+            f"  PostgreSQL, {n} worker(s):          {done:6.1f} s  {claims / done:8,.0f} claims/s  (queue drained at {drain:.1f} s; "
+            f"outputs {'equal' if same else 'DIFFERENT from'} SQLite's)",
+            flush=True,
+        )
     base = out.get("postgresql 1 workers")
     for key, row in out.items():
         if key.startswith("postgresql") and base:
@@ -184,8 +202,11 @@ def incremental(store_claims: int, seed: int) -> dict:
         store = Store(url)
         result["claims_in_store"] = scalar(url, "SELECT COUNT(*) FROM claims")
         result["payments_in_store"] = scalar(url, "SELECT COUNT(*) FROM claim_payments")
-        print(f"  store: {result['claims_in_store']:,} claims and {result['payments_in_store']:,} claim payments "
-              f"(built in {result['store_build_seconds']:.0f} s)", flush=True)
+        print(
+            f"  store: {result['claims_in_store']:,} claims and {result['payments_in_store']:,} claim payments "
+            f"(built in {result['store_build_seconds']:.0f} s)",
+            flush=True,
+        )
         # in-process: ingest the small 835, then detect its claim numbers
         copy_a = DATA / "small-a.835"
         copy_a.write_bytes(small.read_bytes())
@@ -199,8 +220,11 @@ def incremental(store_claims: int, seed: int) -> dict:
         in_process = time.perf_counter() - start
         result["in_process_seconds"] = round(in_process, 3)
         result["in_process_refunds"] = len(decisions.refunds)
-        print(f"  one more 835 ({ingestor.report.claim_payments} claim payments), ingested and detected in-process: {in_process:.3f} s, "
-              f"{len(decisions.refunds)} refunds", flush=True)
+        print(
+            f"  one more 835 ({ingestor.report.claim_payments} claim payments), ingested and detected in-process: {in_process:.3f} s, "
+            f"{len(decisions.refunds)} refunds",
+            flush=True,
+        )
         # through a worker: the same payments under another trace number
         copy_b = DATA / "small-b.835"
         copy_b.write_text(small.read_text(encoding="ascii").replace("RESENT000001", "RESENT000002"), encoding="ascii")
@@ -239,10 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{a.claims:,} claims through the queue and in-process:", flush=True)
         with tempfile.TemporaryDirectory(prefix="edirecon-bench-") as tmp:
             result["scaling"] = scaling(a.claims, [int(n) for n in a.workers.split(",")], a.seed, Path(tmp))
-        for key, row in result["scaling"].items():
+        for row in result["scaling"].values():
             if "scaling_efficiency" in row:
-                print(f"  scaling efficiency, {row['workers']} worker(s): {row['scaling_efficiency']:.2f} to the outputs, "
-                      f"{row['drained_scaling_efficiency']:.2f} to the drained queue ({row['drained_claims_per_s']:,} claims/s)")
+                print(
+                    f"  scaling efficiency, {row['workers']} worker(s): {row['scaling_efficiency']:.2f} to the outputs, "
+                    f"{row['drained_scaling_efficiency']:.2f} to the drained queue ({row['drained_claims_per_s']:,} claims/s)"
+                )
     if not a.skip_incremental:
         print(f"one more small 835 into a store of {a.store_claims:,} claims:", flush=True)
         result["incremental"] = incremental(a.store_claims, a.seed + 1)

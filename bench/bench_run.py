@@ -85,23 +85,40 @@ def main(argv: list[str] | None = None) -> int:
         "peak RSS < 500 MB": peak_mb < 500,
     }
     print(f"edirecon run benchmark - Python {platform.python_version()}, {platform.machine()}, SQLite, seed {a.seed}")
-    print(f"  input: {a.claims:,} claims (837P) + their 835 ({a.claims_per_transaction:,} claims per transaction set), {size:.1f} MiB, generated in {gen_s:.1f} s")
+    print(
+        f"  input: {a.claims:,} claims (837P) + their 835 ({a.claims_per_transaction:,} claims per transaction set), {size:.1f} MiB, generated in {gen_s:.1f} s"
+    )
     print(f"  run:   {seconds:.1f} s end to end, {claims_per_s:,.0f} claims/s on {os.cpu_count()} cores; phases (s): {main_run['phases']}")
     print(f"  peak RSS: largest process {rss:.0f} MiB, all processes together {tree:.0f} MiB ({peak_mb:.0f} MB); per phase (MiB): {main_run['phase_rss']}")
     if "one process" in runs:
         peer = runs["one process"]
-        print(f"  peer, same run: --workers 1 {peer['seconds']:.1f} s ({a.claims / peer['seconds']:,.0f} claims/s), phases {peer['phases']}; "
-              f"parallel/one-process time ratio {seconds / peer['seconds']:.2f}")
-    print(f"  planted duplicates found {dup_found}/{len(planted['duplicates'])}, overpayments found {over_found}/{len(planted['overpayments'])}, "
-          f"refunds invented {len(invented)}")
+        print(
+            f"  peer, same run: --workers 1 {peer['seconds']:.1f} s ({a.claims / peer['seconds']:,.0f} claims/s), phases {peer['phases']}; "
+            f"parallel/one-process time ratio {seconds / peer['seconds']:.2f}"
+        )
+    print(
+        f"  planted duplicates found {dup_found}/{len(planted['duplicates'])}, overpayments found {over_found}/{len(planted['overpayments'])}, "
+        f"refunds invented {len(invented)}"
+    )
     for name, ok in targets.items():
         print(f"  {name:<28}{'PASS' if ok else 'FAIL'}")
     result = {
-        "python": platform.python_version(), "claims": a.claims, "claims_per_transaction": a.claims_per_transaction, "input_mib": round(size, 1),
-        "seconds": round(seconds, 2), "claims_per_s": round(claims_per_s), "cores": os.cpu_count(), "phases": main_run["phases"],
-        "peak_rss_mib": round(rss), "peak_tree_rss_mib": round(tree), "peak_mb": round(peak_mb),
-        "one_process_seconds": round(runs["one process"]["seconds"], 2) if "one process" in runs else None, "planted": planted,
-        "found": {"duplicates": dup_found, "overpayments": over_found}, "invented": [r["refund_id"] for r in invented], "targets": targets,
+        "python": platform.python_version(),
+        "claims": a.claims,
+        "claims_per_transaction": a.claims_per_transaction,
+        "input_mib": round(size, 1),
+        "seconds": round(seconds, 2),
+        "claims_per_s": round(claims_per_s),
+        "cores": os.cpu_count(),
+        "phases": main_run["phases"],
+        "peak_rss_mib": round(rss),
+        "peak_tree_rss_mib": round(tree),
+        "peak_mb": round(peak_mb),
+        "one_process_seconds": round(runs["one process"]["seconds"], 2) if "one process" in runs else None,
+        "planted": planted,
+        "found": {"duplicates": dup_found, "overpayments": over_found},
+        "invented": [r["refund_id"] for r in invented],
+        "targets": targets,
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=1) + "\n")
@@ -117,8 +134,21 @@ def _run(work: Path, inputs: Path, label: str, extra: list[str]) -> dict | None:
 
     folder = work / label
     folder.mkdir()
-    cmd = [sys.executable, "-m", "cli", "run", str(inputs), "--db", f"sqlite:///{folder}/store.db", "--out", str(folder / "out"),
-           "--as-of", "2026-11-27", "--verbose", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cli",
+        "run",
+        str(inputs),
+        "--db",
+        f"sqlite:///{folder}/store.db",
+        "--out",
+        str(folder / "out"),
+        "--as-of",
+        "2026-11-27",
+        "--verbose",
+        *extra,
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     start = time.perf_counter()
     with open(folder / "stdout.txt", "wb") as out, open(folder / "stderr.txt", "wb") as err:
@@ -149,8 +179,13 @@ def _run(work: Path, inputs: Path, label: str, extra: list[str]) -> dict | None:
         return None
     rss = usage.ru_maxrss / 1024
     finished = next((json.loads(line) for line in err_text.splitlines() if '"run_finished"' in line), {})
-    return {"seconds": seconds, "rss_mib": rss, "tree_rss_mib": tree_peak[0] / MIB, "phases": finished.get("seconds", {}),
-            "phase_rss": finished.get("peak_rss_mib", {})}
+    return {
+        "seconds": seconds,
+        "rss_mib": rss,
+        "tree_rss_mib": tree_peak[0] / MIB,
+        "phases": finished.get("seconds", {}),
+        "phase_rss": finished.get("peak_rss_mib", {}),
+    }
 
 
 if __name__ == "__main__":

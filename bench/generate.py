@@ -41,6 +41,7 @@ lists of patient control numbers:
   by more than the claim's whole patient responsibility, so the encounter ends in credit; the
   excess is balanced by a negative ``CAS*CO*94``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,31 +49,91 @@ import datetime as _dt
 import json
 import random
 import sys
-from typing import IO, Iterator
+from collections.abc import Iterator
+from typing import IO
 
 # ---------------------------------------------------------------- reference data
 # (code, usual charge in cents, max units, modifiers sometimes billed)
 PROCEDURES = [
-    ("99213", 15000, 1, ["25"]), ("99214", 22000, 1, ["25"]), ("99203", 18000, 1, []),
-    ("99204", 27500, 1, []), ("99396", 25000, 1, []), ("36415", 2500, 1, []),
-    ("85025", 4000, 1, []), ("80053", 6000, 1, []), ("93000", 8000, 1, []),
-    ("71046", 12000, 1, ["26"]), ("97110", 9000, 4, ["GP"]), ("20610", 20000, 1, ["RT", "LT"]),
-    ("90471", 3000, 1, []), ("90686", 4500, 1, []), ("81002", 1500, 1, []),
+    ("99213", 15000, 1, ["25"]),
+    ("99214", 22000, 1, ["25"]),
+    ("99203", 18000, 1, []),
+    ("99204", 27500, 1, []),
+    ("99396", 25000, 1, []),
+    ("36415", 2500, 1, []),
+    ("85025", 4000, 1, []),
+    ("80053", 6000, 1, []),
+    ("93000", 8000, 1, []),
+    ("71046", 12000, 1, ["26"]),
+    ("97110", 9000, 4, ["GP"]),
+    ("20610", 20000, 1, ["RT", "LT"]),
+    ("90471", 3000, 1, []),
+    ("90686", 4500, 1, []),
+    ("81002", 1500, 1, []),
     ("87880", 3500, 1, ["QW"]),
 ]
-DIAGNOSES = ["J069", "R05", "E119", "I10", "M545", "Z0000", "K219", "E785", "F419",
-             "J019", "N390", "R51", "M25561", "Z23", "E039", "G4700"]
-LAST = ["SMITH", "JOHNSON", "WILLIAMS", "BROWN", "JONES", "GARCIA", "MILLER", "DAVIS",
-        "RODRIGUEZ", "MARTINEZ", "HERNANDEZ", "LOPEZ", "GONZALEZ", "WILSON", "ANDERSON",
-        "THOMAS", "TAYLOR", "MOORE", "JACKSON", "MARTIN", "LEE", "PEREZ", "THOMPSON"]
-FIRST = ["JAMES", "MARY", "ROBERT", "PATRICIA", "JOHN", "JENNIFER", "MICHAEL", "LINDA",
-         "DAVID", "ELIZABETH", "WILLIAM", "BARBARA", "RICHARD", "SUSAN", "JOSEPH", "JESSICA",
-         "THOMAS", "SARAH", "CHARLES", "KAREN", "MARIA", "DANIEL", "NANCY"]
-STREETS = ["MAIN ST", "OAK AVE", "PINE RD", "MAPLE DR", "CEDAR LN", "ELM ST", "LAKE BLVD",
-           "HILL RD", "PARK AVE", "RIVER RD"]
-CITIES = [("SPRINGFIELD", "IL", "62701"), ("COLUMBUS", "OH", "43215"), ("AUSTIN", "TX", "78701"),
-          ("DENVER", "CO", "80202"), ("RALEIGH", "NC", "27601"), ("MADISON", "WI", "53703"),
-          ("PORTLAND", "OR", "97201"), ("ALBANY", "NY", "12207")]
+DIAGNOSES = ["J069", "R05", "E119", "I10", "M545", "Z0000", "K219", "E785", "F419", "J019", "N390", "R51", "M25561", "Z23", "E039", "G4700"]
+LAST = [
+    "SMITH",
+    "JOHNSON",
+    "WILLIAMS",
+    "BROWN",
+    "JONES",
+    "GARCIA",
+    "MILLER",
+    "DAVIS",
+    "RODRIGUEZ",
+    "MARTINEZ",
+    "HERNANDEZ",
+    "LOPEZ",
+    "GONZALEZ",
+    "WILSON",
+    "ANDERSON",
+    "THOMAS",
+    "TAYLOR",
+    "MOORE",
+    "JACKSON",
+    "MARTIN",
+    "LEE",
+    "PEREZ",
+    "THOMPSON",
+]
+FIRST = [
+    "JAMES",
+    "MARY",
+    "ROBERT",
+    "PATRICIA",
+    "JOHN",
+    "JENNIFER",
+    "MICHAEL",
+    "LINDA",
+    "DAVID",
+    "ELIZABETH",
+    "WILLIAM",
+    "BARBARA",
+    "RICHARD",
+    "SUSAN",
+    "JOSEPH",
+    "JESSICA",
+    "THOMAS",
+    "SARAH",
+    "CHARLES",
+    "KAREN",
+    "MARIA",
+    "DANIEL",
+    "NANCY",
+]
+STREETS = ["MAIN ST", "OAK AVE", "PINE RD", "MAPLE DR", "CEDAR LN", "ELM ST", "LAKE BLVD", "HILL RD", "PARK AVE", "RIVER RD"]
+CITIES = [
+    ("SPRINGFIELD", "IL", "62701"),
+    ("COLUMBUS", "OH", "43215"),
+    ("AUSTIN", "TX", "78701"),
+    ("DENVER", "CO", "80202"),
+    ("RALEIGH", "NC", "27601"),
+    ("MADISON", "WI", "53703"),
+    ("PORTLAND", "OR", "97201"),
+    ("ALBANY", "NY", "12207"),
+]
 MBI_ALPHA = "ACDEFGHJKMNPQRTUVWXY"  # letters allowed in a Medicare Beneficiary Identifier
 
 SENDER, RECEIVER = "EDIRECONSUB", "EDIRECONRCV"
@@ -132,8 +193,25 @@ class SegmentWriter:
 def envelope_open(w: SegmentWriter, seed: int, when: _dt.date, functional_id: str, version: str) -> str:
     """Write ISA and GS; return the interchange control number."""
     icn = f"{random.Random(f'{seed}/icn/{functional_id}').randrange(1, 10**9):09d}"
-    w("ISA", "00", " " * 10, "00", " " * 10, "ZZ", SENDER.ljust(15), "ZZ", RECEIVER.ljust(15),
-      when.strftime("%y%m%d"), "1200", "^", "00501", icn, "0", "P", ":")
+    w(
+        "ISA",
+        "00",
+        " " * 10,
+        "00",
+        " " * 10,
+        "ZZ",
+        SENDER.ljust(15),
+        "ZZ",
+        RECEIVER.ljust(15),
+        when.strftime("%y%m%d"),
+        "1200",
+        "^",
+        "00501",
+        icn,
+        "0",
+        "P",
+        ":",
+    )
     w("GS", functional_id, SENDER, RECEIVER, d8(when), "1200", str(int(icn)), "X", version)
     return icn
 
@@ -156,10 +234,19 @@ def claim(seed: int, i: int, when: _dt.date) -> dict:
     r = random.Random(f"{seed}/claim/{i}")
     medicare = r.random() < 0.2
     if medicare:
-        member = (str(r.randrange(1, 10)) + r.choice(MBI_ALPHA) + r.choice(MBI_ALPHA + "0123456789")
-                  + str(r.randrange(10)) + r.choice(MBI_ALPHA) + r.choice(MBI_ALPHA + "0123456789")
-                  + str(r.randrange(10)) + r.choice(MBI_ALPHA) + r.choice(MBI_ALPHA)
-                  + str(r.randrange(10)) + str(r.randrange(10)))
+        member = (
+            str(r.randrange(1, 10))
+            + r.choice(MBI_ALPHA)
+            + r.choice(MBI_ALPHA + "0123456789")
+            + str(r.randrange(10))
+            + r.choice(MBI_ALPHA)
+            + r.choice(MBI_ALPHA + "0123456789")
+            + str(r.randrange(10))
+            + r.choice(MBI_ALPHA)
+            + r.choice(MBI_ALPHA)
+            + str(r.randrange(10))
+            + str(r.randrange(10))
+        )
     else:
         member = f"W{r.randrange(10**8, 10**9)}"
     city = r.choice(CITIES)
@@ -172,13 +259,19 @@ def claim(seed: int, i: int, when: _dt.date) -> dict:
         mod = r.choice(mods) if mods and r.random() < 0.3 else ""
         lines.append({"code": code, "mod": mod, "units": units, "charge": charge})
     return {
-        "pcn": pcn(i), "medicare": medicare, "member": member,
-        "last": r.choice(LAST), "first": r.choice(FIRST), "sex": r.choice("FM"),
+        "pcn": pcn(i),
+        "medicare": medicare,
+        "member": member,
+        "last": r.choice(LAST),
+        "first": r.choice(FIRST),
+        "sex": r.choice("FM"),
         "dob": d8(_dt.date(1940, 1, 1) + _dt.timedelta(days=r.randrange(365 * 60))),
-        "street": f"{r.randrange(1, 9999)} {r.choice(STREETS)}", "city": city,
-        "service": d8(service), "onset": d8(service - _dt.timedelta(days=r.randrange(1, 30)))
-        if r.random() < 0.5 else None,
-        "dx": r.sample(DIAGNOSES, r.randint(1, 3)), "lines": lines,
+        "street": f"{r.randrange(1, 9999)} {r.choice(STREETS)}",
+        "city": city,
+        "service": d8(service),
+        "onset": d8(service - _dt.timedelta(days=r.randrange(1, 30))) if r.random() < 0.5 else None,
+        "dx": r.sample(DIAGNOSES, r.randint(1, 3)),
+        "lines": lines,
         "mrn": f"MR{r.randrange(10**6, 10**7)}",
         "received": d8(service + _dt.timedelta(days=r.randint(1, 2))),
     }
@@ -189,7 +282,7 @@ def adjudicate(seed: int, i: int, c: dict, *, overpaid: bool, claim_cas_rate: fl
     r = random.Random(f"{seed}/pay/{i}")
     deductible = r.randrange(20, 150) * 100 if r.random() < 0.15 else 0
     lines = []
-    for n, line in enumerate(c["lines"]):
+    for line in c["lines"]:
         charge = line["charge"]
         co, pr = [], []  # (reason, cents) pairs for CAS*CO / CAS*PR
         if line["code"] == "36415" and r.random() < 0.5:  # venipuncture bundled
@@ -233,15 +326,14 @@ def adjudicate(seed: int, i: int, c: dict, *, overpaid: bool, claim_cas_rate: fl
     line_paid = sum(ln["paid"] for ln in lines)
     paid = line_paid - sum(a for _, a in claim_pr)
     patient = sum(a for ln in lines for _, a in ln["pr"]) + sum(a for _, a in claim_pr)
-    return {"lines": lines, "claim_pr": claim_pr, "paid": paid, "patient": patient,
-            "status": "1" if paid or patient else "4"}
+    return {"lines": lines, "claim_pr": claim_pr, "paid": paid, "patient": patient, "status": "1" if paid or patient else "4"}
 
 
 def cas(w: SegmentWriter, group: str, pairs: list[tuple[str, int]]) -> None:
     """One CAS segment per group, up to six (reason, amount, quantity) triplets."""
     for k in range(0, len(pairs), 6):
         elements = []
-        for reason, cents in pairs[k:k + 6]:
+        for reason, cents in pairs[k : k + 6]:
             elements += [reason, amt(cents), ""]
         w("CAS", group, *elements)
 
@@ -277,8 +369,7 @@ def write_837p(out: IO[str], claims: int, seed: int = 0, claims_per_transaction:
                 w("NM1", "PR", "2", "MEDICARE PART B", "", "", "", "", "PI", "00952")
             else:
                 w("NM1", "PR", "2", PAYER[0], "", "", "", "", "PI", PAYER[1])
-            w("CLM", c["pcn"], amt(sum(ln["charge"] for ln in c["lines"])), "", "", "11:B:1",
-              "Y", "A", "Y", "Y")
+            w("CLM", c["pcn"], amt(sum(ln["charge"] for ln in c["lines"])), "", "", "11:B:1", "Y", "A", "Y", "Y")
             if c["onset"]:
                 w("DTP", "431", "D8", c["onset"])
             w("REF", "EA", c["mrn"])
@@ -294,15 +385,24 @@ def write_837p(out: IO[str], claims: int, seed: int = 0, claims_per_transaction:
 
 
 # ---------------------------------------------------------------- 835
-def _remit_claim(w: SegmentWriter | None, seed: int, i: int, when: _dt.date, ccn: str,
-                 overpaid: bool, claim_cas_rate: float) -> int:
+def _remit_claim(w: SegmentWriter | None, seed: int, i: int, when: _dt.date, ccn: str, overpaid: bool, claim_cas_rate: float) -> int:
     """Write one claim payment loop (when *w* is given); return CLP04 in cents."""
     c = claim(seed, i, when)
     p = adjudicate(seed, i, c, overpaid=overpaid, claim_cas_rate=claim_cas_rate)
     if w is None:
         return p["paid"]
-    w("CLP", c["pcn"], p["status"], amt(sum(ln["charge"] for ln in c["lines"])), amt(p["paid"]),
-      amt(p["patient"]), "MB" if c["medicare"] else "12", ccn, "11", "1")
+    w(
+        "CLP",
+        c["pcn"],
+        p["status"],
+        amt(sum(ln["charge"] for ln in c["lines"])),
+        amt(p["paid"]),
+        amt(p["patient"]),
+        "MB" if c["medicare"] else "12",
+        ccn,
+        "11",
+        "1",
+    )
     if p["claim_pr"]:
         cas(w, "PR", p["claim_pr"])
     w("NM1", "QC", "1", c["last"], c["first"], "", "", "", "MI", c["member"])
@@ -337,9 +437,16 @@ def _plb(seed: int, sets: int, paid: int, ccn: str) -> list[tuple[str, str, int]
     return [(f"WO:{ccn}", "WO", recoup), ("L6", "L6", -interest)] if recoup > 0 else [("L6", "L6", -interest)]
 
 
-def write_835(out: IO[str], claims: int, seed: int = 0, claims_per_transaction: int | None = None,
-              duplicates: int = 0, overpayments: int = 0, plb: bool = True,
-              claim_cas_rate: float = 0.0) -> dict:
+def write_835(
+    out: IO[str],
+    claims: int,
+    seed: int = 0,
+    claims_per_transaction: int | None = None,
+    duplicates: int = 0,
+    overpayments: int = 0,
+    plb: bool = True,
+    claim_cas_rate: float = 0.0,
+) -> dict:
     planted_r = random.Random(f"{seed}/planted")
     when = file_date(seed) + _dt.timedelta(days=21)
     picks = planted_r.sample(range(1, claims + 1), min(claims, 4 * (duplicates + overpayments) + 10))
@@ -363,8 +470,7 @@ def write_835(out: IO[str], claims: int, seed: int = 0, claims_per_transaction: 
         start = w.count
         st = f"{sets:04d}"
         w("ST", "835", st)
-        w("BPR", "I", amt(total), "C", "ACH", "CCP", "01", "071000013", "DA", "1234567890", PAYER[2],
-          "", "01", "071000039", "DA", "9876543210", d8(when))
+        w("BPR", "I", amt(total), "C", "ACH", "CCP", "01", "071000013", "DA", "1234567890", PAYER[2], "", "01", "071000039", "DA", "9876543210", d8(when))
         w("TRN", "1", f"{seed % 10000:04d}{when:%y%m%d}{sets:05d}", PAYER[2])
         w("DTM", "405", d8(when))
         w("N1", "PR", PAYER[0])
@@ -384,7 +490,7 @@ def write_835(out: IO[str], claims: int, seed: int = 0, claims_per_transaction: 
             _remit_claim(w, seed, i, when, ccn(claims + 1 + dup.index(i)), i in over, claim_cas_rate)
         for k in range(0, len(adjustments), 6):
             elements = []
-            for ref, _, a in adjustments[k:k + 6]:
+            for ref, _, a in adjustments[k : k + 6]:
                 elements += [ref, amt(a)]
             w("PLB", BILLING_NPI, f"{when.year}1231", *elements)
         w("SE", str(w.count - start + 1), st)
@@ -393,14 +499,21 @@ def write_835(out: IO[str], claims: int, seed: int = 0, claims_per_transaction: 
 
 
 # ---------------------------------------------------------------- entry points
-def generate(kind: str, path: str, claims: int, seed: int = 0,
-             claims_per_transaction: int | None = None, duplicates: int = 0,
-             overpayments: int = 0, plb: bool = True, claim_cas_rate: float = 0.0) -> dict:
+def generate(
+    kind: str,
+    path: str,
+    claims: int,
+    seed: int = 0,
+    claims_per_transaction: int | None = None,
+    duplicates: int = 0,
+    overpayments: int = 0,
+    plb: bool = True,
+    claim_cas_rate: float = 0.0,
+) -> dict:
     """Write an ``835`` or ``837p`` file to *path*; return the planted cases (835) or empty lists."""
     with open(path, "w", encoding="ascii", newline="\n", buffering=1 << 20) as out:
         if kind.lower() == "835":
-            return write_835(out, claims, seed, claims_per_transaction, duplicates, overpayments,
-                             plb, claim_cas_rate)
+            return write_835(out, claims, seed, claims_per_transaction, duplicates, overpayments, plb, claim_cas_rate)
         if kind.lower() in ("837p", "837"):
             if duplicates or overpayments:
                 raise ValueError("duplicates/overpayments are planted in the 835 only")
@@ -415,21 +528,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--claims", type=int, required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--claims-per-transaction", type=int, default=None,
-                    help="split into transaction sets of K claims (default: one ST for all)")
+    ap.add_argument("--claims-per-transaction", type=int, default=None, help="split into transaction sets of K claims (default: one ST for all)")
     ap.add_argument("--duplicates", type=int, default=0, help="835: claims paid twice")
     ap.add_argument("--overpayments", type=int, default=0, help="835: claims paid past allowed")
     ap.add_argument("--no-plb", action="store_true", help="835: no provider-level adjustments")
-    ap.add_argument("--claim-cas-rate", type=float, default=0.0,
-                    help="835: share of claims whose deductible is a claim-level CAS")
+    ap.add_argument("--claim-cas-rate", type=float, default=0.0, help="835: share of claims whose deductible is a claim-level CAS")
     a = ap.parse_args(argv)
-    planted = generate(a.kind, a.out, a.claims, a.seed, a.claims_per_transaction, a.duplicates,
-                       a.overpayments, not a.no_plb, a.claim_cas_rate)
+    planted = generate(a.kind, a.out, a.claims, a.seed, a.claims_per_transaction, a.duplicates, a.overpayments, not a.no_plb, a.claim_cas_rate)
     if planted["duplicates"] or planted["overpayments"]:
         with open(a.out + ".planted.json", "w") as fh:
             json.dump(planted, fh, indent=1)
-    json.dump({"path": a.out, "kind": a.kind, "claims": a.claims, "seed": a.seed,
-               "planted": planted}, sys.stdout)
+    json.dump({"path": a.out, "kind": a.kind, "claims": a.claims, "seed": a.seed, "planted": planted}, sys.stdout)
     print()
     return 0
 

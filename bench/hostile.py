@@ -49,8 +49,7 @@ class _Writer:
 
 
 def _open(w: _Writer, functional_id: str, version: str, icn: str) -> None:
-    w("ISA", "00", " " * 10, "00", " " * 10, "ZZ", SENDER.ljust(15), "ZZ", RECEIVER.ljust(15),
-      "260301", "1200", "^", "00501", icn, "0", "P", ":")
+    w("ISA", "00", " " * 10, "00", " " * 10, "ZZ", SENDER.ljust(15), "ZZ", RECEIVER.ljust(15), "260301", "1200", "^", "00501", icn, "0", "P", ":")
     w("GS", functional_id, SENDER, RECEIVER, "20260301", "1200", str(int(icn)), "X", version)
 
 
@@ -61,8 +60,25 @@ def _close(w: _Writer, st02: str, icn: str) -> None:
 
 
 def _835_header(w: _Writer, paid: Decimal | str, trace: str, payer: tuple[str, str] = PAYER) -> None:
-    w("BPR", "I", str(paid), "C", "ACH", "CCP", "01", "081900420", "DA", "5500612347", f"10{payer[1]}000", "", "01", "071921891", "DA",
-      "4410029931", "20260305")
+    w(
+        "BPR",
+        "I",
+        str(paid),
+        "C",
+        "ACH",
+        "CCP",
+        "01",
+        "081900420",
+        "DA",
+        "5500612347",
+        f"10{payer[1]}000",
+        "",
+        "01",
+        "071921891",
+        "DA",
+        "4410029931",
+        "20260305",
+    )
     w("TRN", "1", trace, f"10{payer[1]}000")
     w("DTM", "405", "20260301")
     w("N1", "PR", payer[0])
@@ -230,7 +246,6 @@ def long_segment_835(path: str | Path, size: int) -> None:
         _close(w, "0001", "000000904")
 
 
-
 def _one_line_claim_837(w: _Writer, k: int, charge_: str) -> None:
     """The claim ``pcn(k)`` of one 99213 line of ``charge_`` served on 2026-02-10."""
     w("CLM", pcn(k), charge_, "", "", "11:B:1", "Y", "A", "Y", "Y")
@@ -256,8 +271,7 @@ def _claims_837(path: str | Path, icn: str, n: int, charge_: str, one_patient: b
         _close(w, "0001", icn)
 
 
-def many_payments(claims: str | Path | None, remit: str | Path, n: int, reversed_from: int | None = None,
-                  payer: tuple[str, str] = PAYER) -> None:
+def many_payments(claims: str | Path | None, remit: str | Path, n: int, reversed_from: int | None = None, payer: tuple[str, str] = PAYER) -> None:
     """A claim of 100.00 (unless ``claims`` is None) and an 835 of ``payer`` (one transaction set)
     paying its CLP01 ``n`` times, each claim payment its own payer claim number, 60.00 with
     ``CAS*CO*45*40`` and no service line; the ``reversed_from``-th payment (from 1) and those after

@@ -82,7 +82,7 @@ class Config:
     cms838: Cms838Settings = field(default_factory=Cms838Settings)
 
     @classmethod
-    def load(cls, path: Path | None) -> "Config":
+    def load(cls, path: Path | None) -> Config:
         if path is None:
             return cls()
         try:
@@ -145,11 +145,15 @@ def _refunds(path: Path, value: Any) -> RefundRules:
         where = f"refunds.auto_approve[{i}]"
         rule = _table(path, where, rule)
         _known(path, where + ".", rule, {"name", "below", "reasons", "payers", "payee_types"})
-        rules.append(AutoApproval(
-            str(rule.get("name", f"rule {i}")),
-            amount(path, where + ".below", rule["below"]) if "below" in rule else None,
-            _strings(rule.get("reasons", [])), _strings(rule.get("payers", [])), _strings(rule.get("payee_types", [])),
-        ))
+        rules.append(
+            AutoApproval(
+                str(rule.get("name", f"rule {i}")),
+                amount(path, where + ".below", rule["below"]) if "below" in rule else None,
+                _strings(rule.get("reasons", [])),
+                _strings(rule.get("payers", [])),
+                _strings(rule.get("payee_types", [])),
+            )
+        )
     days = int(table.get("escheatment_days", 1095))
     if days < 1:
         raise UsageError(f"{path}: refunds.escheatment_days must be at least 1")
@@ -160,8 +164,12 @@ def _party(path: Path, where: str, value: Any) -> Party:
     table = _table(path, where, value)
     _known(path, where + ".", table, {"name", "address", "contact", "phone"})
     address = table.get("address", [])
-    return Party(str(table.get("name", "")), (address,) if isinstance(address, str) else tuple(str(a) for a in address),
-                 str(table.get("contact", "")), str(table.get("phone", "")))
+    return Party(
+        str(table.get("name", "")),
+        (address,) if isinstance(address, str) else tuple(str(a) for a in address),
+        str(table.get("contact", "")),
+        str(table.get("phone", "")),
+    )
 
 
 def _cms838(path: Path, value: Any) -> Cms838Settings:
@@ -170,5 +178,11 @@ def _cms838(path: Path, value: Any) -> Cms838Settings:
     closed = table.get("cost_reports_closed_through")
     if closed is not None and not isinstance(closed, date):
         closed = date.fromisoformat(str(closed))
-    return Cms838Settings(str(table.get("provider_number", "")), str(table.get("provider_name", "")), str(table.get("contact", "")),
-                          str(table.get("phone", "")), closed, _strings(table.get("medicare_payers", [])))
+    return Cms838Settings(
+        str(table.get("provider_number", "")),
+        str(table.get("provider_name", "")),
+        str(table.get("contact", "")),
+        str(table.get("phone", "")),
+        closed,
+        _strings(table.get("medicare_payers", [])),
+    )

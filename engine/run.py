@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from sqlalchemy import func, select
+
 from edirecon.engine.config import Config
 from edirecon.engine.decide.rules import Decisions, decide
 from edirecon.engine.ingest.ingestor import (
@@ -30,10 +32,9 @@ from edirecon.engine.scale import shards
 from edirecon.engine.scale.detect import keep
 from edirecon.engine.scale.processes import die_with_parent
 from edirecon.engine.store import schema as t
-from edirecon.engine.store.connection import Store, StoreUnavailable, open_store
+from edirecon.engine.store.connection import Store, open_store
 from edirecon.engine.store.facts import load
 from edirecon.parsers import find_files
-from sqlalchemy import func, select
 
 log = structlog.get_logger("edirecon.run")
 
@@ -82,16 +83,27 @@ def run(
         seconds["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
         peak = {"ingest": _peak_mib()}
         decisions, outputs, doc, written = decide_and_record(store, out_dir, as_of, config, seconds, peak, max(1, workers or os.cpu_count() or 1))
-        log.info("run_finished", refunds=len(outputs["refund_requests"]), recoupments=len(outputs["recoupments"]),
-                 exceptions=len(outputs["exceptions"]), out=str(out_dir),
-                 seconds={phase: round(s, 2) for phase, s in seconds.items()}, peak_rss_mib=peak)
+        log.info(
+            "run_finished",
+            refunds=len(outputs["refund_requests"]),
+            recoupments=len(outputs["recoupments"]),
+            exceptions=len(outputs["exceptions"]),
+            out=str(out_dir),
+            seconds={phase: round(s, 2) for phase, s in seconds.items()},
+            peak_rss_mib=peak,
+        )
         return RunResult(report, decisions, outputs, doc, written)
     finally:
         store.dispose()
 
 
 def decide_and_record(
-    store: Store, out_dir: Path, as_of: date, config: Config, seconds: dict[str, float] | None = None, peak: dict[str, int] | None = None,
+    store: Store,
+    out_dir: Path,
+    as_of: date,
+    config: Config,
+    seconds: dict[str, float] | None = None,
+    peak: dict[str, int] | None = None,
     workers: int = 1,
 ) -> tuple[Decisions | None, dict[str, Sequence[dict[str, Any]]], dict[str, Any], list[Path]]:
     """Decide from everything the store knows, keep the refunds (history and detections), and
@@ -151,8 +163,12 @@ def decide_and_record(
 
 
 def ingest_files(
-    store: Store, files: list[tuple[Path, str]], workers: int | None = None, progress: Callable[[str], None] | None = None,
-    queue: bool = False, as_of: date | None = None,
+    store: Store,
+    files: list[tuple[Path, str]],
+    workers: int | None = None,
+    progress: Callable[[str], None] | None = None,
+    queue: bool = False,
+    as_of: date | None = None,
 ) -> IngestReport:
     """Ingest the files, in parallel processes when there are several cores.
 

@@ -28,11 +28,11 @@ TABLES: dict[str, str] = {
     "aging_buckets": "the aging buckets of the refund worklist (days in credit)",
     "refund_acknowledgment_codes": "PLB03-1 codes by which a payer acknowledges a refund the provider sent (72)",
     "cms838_reason_codes": "CMS-838 reason for a Medicare credit balance (1 duplicate, 2 other insurer primary, 3 other), by refund reason "
-                           "(PAYER_NOT_BILLED: a PAYER_OVERPAYMENT to a payer no claim names, rule 5)",
+    "(PAYER_NOT_BILLED: a PAYER_OVERPAYMENT to a payer no claim names, rule 5)",
     "cms838_payment_methods": "refund payment methods and their CMS-838 method-of-payment code (C check, A adjustment, O other)",
     "cms838_filing_indicators": "claim filing indicators (SBR09/CLP06) of Medicare, with the part (A or B) of the CMS-838 detail page",
     "facility_type_codes": "CLM05-1 facility type codes of an 837I (type of facility + bill classification), with whether the claim is inpatient "
-                           "(the CMS-838 gives admission/discharge dates, else from/through)",
+    "(the CMS-838 gives admission/discharge dates, else from/through)",
     "root_cause_patterns": "recurring overpayment patterns of the root-cause report, by refund reason",
 }
 
@@ -88,17 +88,14 @@ def element_max_lengths() -> dict[str, tuple[int | None, ...]]:
     for row in rows("element_lengths"):
         limit = row["max"].strip()
         table.setdefault(row["segment"], {})[int(row["position"])] = int(limit) if limit.isdigit() else None
-    return {
-        seg: tuple(positions.get(i) for i in range(max(positions) + 1)) for seg, positions in table.items()
-    }
+    return {seg: tuple(positions.get(i) for i in range(max(positions) + 1)) for seg, positions in table.items()}
 
 
 @cache
 def aging_buckets() -> tuple[tuple[str, str, int, int | None], ...]:
     """(code, description, first day, last day or None) of each worklist aging bucket, in order."""
     return tuple(
-        (row["code"], row["description"], int(row["min_days"]), int(row["max_days"]) if row["max_days"].strip() else None)
-        for row in rows("aging_buckets")
+        (row["code"], row["description"], int(row["min_days"]), int(row["max_days"]) if row["max_days"].strip() else None) for row in rows("aging_buckets")
     )
 
 

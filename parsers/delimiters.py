@@ -49,10 +49,7 @@ def collision(element: str, repetition: str, component: str, terminator: str) ->
         named.append(("the repetition separator (ISA11)", repetition))
     named.append(("the component separator (ISA16)", component))
     clashes = [
-        f"{named[j][0]} is {named[j][1]!r}, the same character as {named[i][0]}"
-        for j in range(len(named))
-        for i in range(j)
-        if named[i][1] == named[j][1]
+        f"{named[j][0]} is {named[j][1]!r}, the same character as {named[i][0]}" for j in range(len(named)) for i in range(j) if named[i][1] == named[j][1]
     ]
     if component.isalnum() or component == " ":
         clashes.append(f"the component separator (ISA16) is {component!r}, a character that occurs in data")

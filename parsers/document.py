@@ -15,7 +15,7 @@ from pathlib import Path
 from edirecon import mappings
 
 from .errors import UsageError
-from .findings import CODES, Finding, FindingList, Severity
+from .findings import CODES, FindingList, Severity
 from .limits import refuse_oversized
 from .model import Claim, ClaimPayment, ProviderAdjustment, Record
 from .values import Values

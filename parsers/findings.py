@@ -126,7 +126,7 @@ class Finding:
     severity: Severity
 
     @classmethod
-    def make(cls, code: str, message: str, source: Source) -> "Finding":
+    def make(cls, code: str, message: str, source: Source) -> Finding:
         """A finding with the severity its code is registered with."""
         return cls(code, message, source, CODES[code][0])
 
@@ -175,6 +175,12 @@ class FindingList(list[Finding]):
         """Add the count of each code's findings left out (once: a second call adds nothing)."""
         for code, first in self._first_left_out.items():
             more = self.counts[code] - MAX_LISTED
-            super().append(Finding(code, f"{more} more {code} findings in this file are not listed (the first {MAX_LISTED} are); "
-                                         f"the first of them: {first.message}", first.source, first.severity))
+            super().append(
+                Finding(
+                    code,
+                    f"{more} more {code} findings in this file are not listed (the first {MAX_LISTED} are); the first of them: {first.message}",
+                    first.source,
+                    first.severity,
+                )
+            )
         self._first_left_out.clear()

@@ -47,7 +47,7 @@ def oversized(ts: TransactionSet) -> tuple[int, str, int] | None:
     else:
         if text.count(term, start) <= MAX_STRETCH_SEGMENTS:
             return None
-    lead = text[start:start + 64]
+    lead = text[start : start + 64]
     start += len(lead) - len(lead.lstrip(" \t\r\n"))
     end = marker.search(text, start + 1)
     count = text.count(term, start, end.start() + len(term) if end else len(text))

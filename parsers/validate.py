@@ -104,9 +104,7 @@ def validate_file(path: str | os.PathLike[str], ack_dir: Path | None = None, ack
     name = os.fspath(path)
     result = ValidationResult(name, True)
     reader, where, headers = _index(path)
-    envelope_findings = sorted(
-        (f for f in reader.findings if f.code in TA1_NOTE_CODES), key=lambda f: list(TA1_NOTE_CODES).index(f.code)
-    )
+    envelope_findings = sorted((f for f in reader.findings if f.code in TA1_NOTE_CODES), key=lambda f: list(TA1_NOTE_CODES).index(f.code))
 
     unreadable = [f for f in reader.findings if f.code in NOT_X12_CODES]
     if unreadable:  # nothing for pyx12 to read: the parser's own positioned finding, as `parse` gives it
@@ -234,10 +232,23 @@ def ta1(isa: list[str], envelope_findings: list[Finding], now: datetime | None =
 
     get = lambda i: isa[i] if len(isa) > i else ""  # noqa: E731 - a tiny accessor
     header = [
-        "ISA", "00", " " * 10, "00", " " * 10,
-        pad(get(7) or "ZZ", 2), pad(get(8), 15), pad(get(5) or "ZZ", 2), pad(get(6), 15),
-        now.strftime("%y%m%d"), now.strftime("%H%M"), "^" if get(12).strip() >= "00501" else "U",
-        pad(get(12) or "00501", 5), own, "0", pad(get(15) or "P", 1), ":",
+        "ISA",
+        "00",
+        " " * 10,
+        "00",
+        " " * 10,
+        pad(get(7) or "ZZ", 2),
+        pad(get(8), 15),
+        pad(get(5) or "ZZ", 2),
+        pad(get(6), 15),
+        now.strftime("%y%m%d"),
+        now.strftime("%H%M"),
+        "^" if get(12).strip() >= "00501" else "U",
+        pad(get(12) or "00501", 5),
+        own,
+        "0",
+        pad(get(15) or "P", 1),
+        ":",
     ]
     ta1_seg = ["TA1", pad(get(13), 9), get(9).strip(), get(10).strip(), status, note]
     iea = ["IEA", "0", own]

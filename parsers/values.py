@@ -34,7 +34,7 @@ _TABLES = {
 class Values:
     """Typed-value conversion for one transaction set; collects findings into a shared list."""
 
-    __slots__ = ("env", "findings", "_known", "_amounts", "_dates", "_numbers")
+    __slots__ = ("_amounts", "_dates", "_known", "_numbers", "env", "findings")
 
     def __init__(self, env: Envelope, findings: list[Finding]):
         self.env = env
@@ -54,7 +54,7 @@ class Values:
         if not text:
             return None
         whole, dot, frac = (text[1:] if text[0] == "-" else text).partition(".")
-        if (whole.isdecimal() or not whole and frac) and (not dot or frac.isdecimal() and len(frac) <= 2):
+        if (whole.isdecimal() or (not whole and frac)) and (not dot or (frac.isdecimal() and len(frac) <= 2)):
             value = Decimal(text)
             if len(self._amounts) < 65536:
                 self._amounts[text] = value

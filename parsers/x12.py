@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
 
 from edirecon.mappings import element_max_lengths
+
 from . import encoding
 from .delimiters import ISA_LENGTH, NEXT_ISA, collision, fixed_isa
 from .errors import InputError
@@ -116,7 +117,7 @@ class TransactionSet:
     _text: str
     _base: int
     _first_segment: int
-    _reader: "X12Reader"
+    _reader: X12Reader
     segment_count: int = 0
 
     @property
@@ -308,9 +309,7 @@ class X12Reader:
             isa = buf[pos : p + 2].split(elem)
         component, term = buf[p + 1], buf[p + 2]
         if term.isalnum() or term == " ":
-            self._find(
-                "ISA_MALFORMED", f"the segment terminator after ISA16 is {term!r}; expected a punctuation or line-break character", src
-            )
+            self._find("ISA_MALFORMED", f"the segment terminator after ISA16 is {term!r}; expected a punctuation or line-break character", src)
             return None
         # ISA11 from 00501 on; a letter, a digit or a space there is a code ('U'), not a separator
         rep = isa[11] if isa[12][:5] >= "00501" and len(isa[11]) == 1 and not isa[11].isalnum() and isa[11] != " " else ""
@@ -337,8 +336,16 @@ class X12Reader:
             term = "\n"  # CR LF after each segment: the LF ends it, the CR is stripped
         window = self._buf[self._pos : self._pos + MAX_SEGMENT]
         comp = re.search(
-            re.escape(term) + r"[ \t\r\n]*(?:SVC|PLB" + re.escape(elem) + r"[^" + re.escape(elem + term) + r"]*" + re.escape(elem)
-            + r"[0-9]{8})" + re.escape(elem) + r"[A-Z0-9]{2}([^A-Za-z0-9 \t\r\n])",
+            re.escape(term)
+            + r"[ \t\r\n]*(?:SVC|PLB"
+            + re.escape(elem)
+            + r"[^"
+            + re.escape(elem + term)
+            + r"]*"
+            + re.escape(elem)
+            + r"[0-9]{8})"
+            + re.escape(elem)
+            + r"[A-Z0-9]{2}([^A-Za-z0-9 \t\r\n])",
             window,
         )
         component = comp.group(1) if comp is not None and comp.group(1) not in (elem, term) else ":"
@@ -351,8 +358,7 @@ class X12Reader:
             ic.collision = f"the segment terminator (the byte that ends ST) is {term!r}, the same character as the element separator"
         elif svc is not None:
             ic.collision = (
-                f"SVC01 is the bare qualifier {svc.group(1)!r} followed by {elem!r}: "
-                f"the component separator is the same character as the element separator"
+                f"SVC01 is the bare qualifier {svc.group(1)!r} followed by {elem!r}: the component separator is the same character as the element separator"
             )
         if self._collided(ic, "the transaction set without ISA/GS"):
             return
@@ -362,8 +368,11 @@ class X12Reader:
                 return
             seg_offset, els = nxt
             if els == ["\x00"]:
-                self._find("SEGMENT_TOO_LONG", f"no segment terminator {term!r} within 64 KiB; the rest of the file is skipped",
-                           _at(self.name, self._seg_no + 1, seg_offset))
+                self._find(
+                    "SEGMENT_TOO_LONG",
+                    f"no segment terminator {term!r} within 64 KiB; the rest of the file is skipped",
+                    _at(self.name, self._seg_no + 1, seg_offset),
+                )
                 self._pos = len(self._buf)
                 self._eof = True
                 return
@@ -616,9 +625,7 @@ class X12Reader:
                 count = 1 + _count_segments(text, term)
             se_src = env.at(st_no + count - 1, base + k + len(se_raw) - len(se_text), "SE")
             if not (declared.isdigit() and int(declared) == count):
-                findings.append(
-                    Finding.make("SE_COUNT_MISMATCH", f"SE01 is {declared!r}; expected {count} (segments counted from ST to SE)", se_src)
-                )
+                findings.append(Finding.make("SE_COUNT_MISMATCH", f"SE01 is {declared!r}; expected {count} (segments counted from ST to SE)", se_src))
                 trusted = False
             se02 = se[2].strip() if len(se) > 2 else ""
             if se02 != st02.strip():
@@ -767,9 +774,17 @@ class X12Reader:
                 off += size + k
             i = j
 
-    def _careful(self, chunk: str, base: int, seg_no: int, d: Delimiters, env: Envelope,
-                 control: re.Pattern[str], lengths: dict[str, tuple[int | None, ...]],
-                 text_encoding: str) -> Generator[RawSegment, None, int]:
+    def _careful(
+        self,
+        chunk: str,
+        base: int,
+        seg_no: int,
+        d: Delimiters,
+        env: Envelope,
+        control: re.Pattern[str],
+        lengths: dict[str, tuple[int | None, ...]],
+        text_encoding: str,
+    ) -> Generator[RawSegment, None, int]:
         """Segments of an irregular block: stray white space stripped, odd bytes reported, text
         outside ASCII decoded.  Returns the number of the block's last segment, skipped ones included."""
         term, elem = d.segment, d.element
@@ -881,7 +896,7 @@ def _layout(chunk: str, term: str) -> str | None:
             continue
         sep = term + nl
         seps = chunk.count(sep)
-        if seps and (seps == count or seps == count - 1 and chunk.endswith(term)):
+        if seps and (seps == count or (seps == count - 1 and chunk.endswith(term))):
             if chunk.count(nl) != seps or (sep + " ") in chunk or (sep + "\t") in chunk:
                 return None
             return nl

@@ -27,8 +27,19 @@ class _State:
     """The hierarchy in hand while claims are read."""
 
     __slots__ = (
-        "submitter", "receiver", "billing", "pay_to", "subscriber", "payer", "patient",
-        "relationship", "sbr", "pat", "entity", "loop", "created_on",
+        "billing",
+        "created_on",
+        "entity",
+        "loop",
+        "pat",
+        "patient",
+        "pay_to",
+        "payer",
+        "receiver",
+        "relationship",
+        "sbr",
+        "submitter",
+        "subscriber",
     )
 
     def __init__(self) -> None:
@@ -166,7 +177,9 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
                 st.sbr = els
                 st.loop = "2000B"
             else:
-                other = OtherPayer(element(els, 1), element(els, 2), element(els, 3), v.code("filing indicator", element(els, 9), seg, off), source=at(seg, off, "2320"))
+                other = OtherPayer(
+                    element(els, 1), element(els, 2), element(els, 3), v.code("filing indicator", element(els, 9), seg, off), source=at(seg, off, "2320")
+                )
                 claim.other_payers.append(other)
                 st.loop = "2320"
         elif sid == "SVD":
@@ -229,8 +242,7 @@ def _hl(st: _State, els: list[str]) -> None:
         st.loop = "2000" + level
 
 
-def _nm1(st: _State, claim: Claim | None, line: ServiceLine | None, other: OtherPayer | None,
-         els: list[str], v: Values, seg: int, off: int) -> None:
+def _nm1(st: _State, claim: Claim | None, line: ServiceLine | None, other: OtherPayer | None, els: list[str], v: Values, seg: int, off: int) -> None:
     code = element(els, 1)
     if claim is None:
         loop = _HEADER_LOOPS.get(code, st.loop)

@@ -25,19 +25,58 @@ def _s(value: Any) -> Any:
 def semantic(outputs: dict[str, list[dict[str, Any]]], settles: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
     """The fields an oracle states, in its sort order (ids, names and evidence left out)."""
     refunds = sorted(
-        ({k: _s(r[k]) for k in ("reason", "payee_type", "payer_id", "patient_control_number", "payer_claim_control_number",
-                                  "amount", "identified_on", "due_by", "status")} for r in outputs["refund_requests"]),
+        (
+            {
+                k: _s(r[k])
+                for k in (
+                    "reason",
+                    "payee_type",
+                    "payer_id",
+                    "patient_control_number",
+                    "payer_claim_control_number",
+                    "amount",
+                    "identified_on",
+                    "due_by",
+                    "status",
+                )
+            }
+            for r in outputs["refund_requests"]
+        ),
         key=lambda r: (r["patient_control_number"] or "", r["reason"], r["payer_claim_control_number"] or ""),
     )
     recoupments = sorted(
-        ({**{k: _s(r[k]) for k in ("kind", "payer_id", "trace_number", "effective_date", "amount", "patient_control_number",
-                                    "payer_claim_control_number", "status")}, "settles_refund_reason": settles.get(r["refund_id"])}
-         for r in outputs["recoupments"]),
+        (
+            {
+                **{
+                    k: _s(r[k])
+                    for k in ("kind", "payer_id", "trace_number", "effective_date", "amount", "patient_control_number", "payer_claim_control_number", "status")
+                },
+                "settles_refund_reason": settles.get(r["refund_id"]),
+            }
+            for r in outputs["recoupments"]
+        ),
         key=lambda r: (r["kind"], r["trace_number"] or "", r["payer_claim_control_number"] or ""),
     )
     balances = sorted(
-        ({k: _s(b[k]) for k in ("patient_control_number", "billing_provider_npi", "member_id", "service_date", "primary_payer_id", "total_charge",
-                                  "payer_paid", "patient_paid", "write_offs", "patient_responsibility", "balance")} for b in outputs["credit_balances"]),
+        (
+            {
+                k: _s(b[k])
+                for k in (
+                    "patient_control_number",
+                    "billing_provider_npi",
+                    "member_id",
+                    "service_date",
+                    "primary_payer_id",
+                    "total_charge",
+                    "payer_paid",
+                    "patient_paid",
+                    "write_offs",
+                    "patient_responsibility",
+                    "balance",
+                )
+            }
+            for b in outputs["credit_balances"]
+        ),
         key=lambda b: b["patient_control_number"],
     )
     exceptions = sorted(

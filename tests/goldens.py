@@ -90,8 +90,15 @@ def refuse_machine_paths(files: dict[str, bytes], *paths: Path) -> None:
 
 
 def _diff(name: str, want: bytes, got: bytes, limit: int = 40) -> str:
-    lines = list(difflib.unified_diff(want.decode("utf-8", "replace").splitlines(keepends=True),
-                                      got.decode("utf-8", "replace").splitlines(keepends=True), f"golden/{name}", f"actual/{name}", n=1))
+    lines = list(
+        difflib.unified_diff(
+            want.decode("utf-8", "replace").splitlines(keepends=True),
+            got.decode("utf-8", "replace").splitlines(keepends=True),
+            f"golden/{name}",
+            f"actual/{name}",
+            n=1,
+        )
+    )
     if not lines:  # same text, other bytes (line endings, encoding)
         return f"{name}: same text, different bytes\n"
     return "".join(lines[:limit]) + ("" if len(lines) <= limit else f"... ({len(lines) - limit} more diff lines)\n")

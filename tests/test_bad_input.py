@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FIXTURES
+
 from edirecon import parsers
 from edirecon.parsers.serialize import record_dict
-
-from conftest import FIXTURES
 
 BAD = FIXTURES / "bad"
 CASES = sorted(p for p in BAD.iterdir() if p.is_file() and not p.name.endswith(".expected.json"))
@@ -153,9 +153,7 @@ def test_positions_point_at_the_first_byte_of_their_segment(path: Path) -> None:
         assert data.startswith(b"CLP" if rec.record == "claim_payment" else b"CLM" if rec.record == "claim" else b"PLB", rec.source.offset)
 
 
-@pytest.mark.parametrize(
-    "path", [p for p in CASES if any("byte_offset" in e for e in expected_of(p)["findings"])], ids=lambda p: p.name
-)
+@pytest.mark.parametrize("path", [p for p in CASES if any("byte_offset" in e for e in expected_of(p)["findings"])], ids=lambda p: p.name)
 def test_byte_findings_name_the_offending_byte(path: Path) -> None:
     """NON_ASCII_BYTE and CONTROL_CHARACTER name the absolute offset of the first offending byte."""
     data = path.read_bytes()

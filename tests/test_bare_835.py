@@ -12,14 +12,14 @@ import csv
 from datetime import date
 from pathlib import Path
 
+from conftest import FIXTURES, SAMPLE_EDI
+from typer.testing import CliRunner
+
 from edirecon import parsers
 from edirecon.cli import app
 from edirecon.engine.config import Config
 from edirecon.engine.ingest.ingestor import classify
 from edirecon.engine.run import run
-from typer.testing import CliRunner
-
-from conftest import FIXTURES, SAMPLE_EDI
 
 SCENARIO = FIXTURES / "engine" / "duplicate-in-bare-835-without-envelope"
 BARE = SCENARIO / "remit-2-portal-bare.835"

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 import typer.main
-from edirecon import parsers
-from edirecon.cli import app
+from conftest import REPO
 from typer.testing import CliRunner
 
-from conftest import REPO
+from edirecon import parsers
+from edirecon.cli import app
 
 CLEAN_CLAIMS = "sample_edi/clean-payment/claims.837"
 CLEAN_REMIT = "sample_edi/clean-payment/remit.835"
@@ -234,8 +234,22 @@ def test_every_db_and_config_option_reads_the_environment() -> None:
     found = {(path, p.opts[0], p.envvar) for path, p in _options(typer.main.get_command(app)) if p.opts[0] in ("--db", "--config")}
     assert {(path, opt, env) for path, opt, env in found if env != {"--db": "EDIRECON_DB", "--config": "EDIRECON_CONFIG"}[opt]} == set()
     with_db = {path for path, opt, _env in found if opt == "--db"}
-    assert {"run", "watch", "worker", "status", "retry", "report", "refund list", "refund show", "refund approve", "refund hold", "refund mark-sent",
-            "refund void", "refund mark-cashed", "refund mark-recovered"} <= with_db
+    assert {
+        "run",
+        "watch",
+        "worker",
+        "status",
+        "retry",
+        "report",
+        "refund list",
+        "refund show",
+        "refund approve",
+        "refund hold",
+        "refund mark-sent",
+        "refund void",
+        "refund mark-cashed",
+        "refund mark-recovered",
+    } <= with_db
 
 
 def test_queue_commands_take_their_db_from_the_environment() -> None:
@@ -245,7 +259,9 @@ def test_queue_commands_take_their_db_from_the_environment() -> None:
     for name in ("status", "retry"):
         result = CliRunner(env=env).invoke(app, [name])
         assert (result.exit_code, result.stderr) == (
-            2, "edirecon: --db 'sqlite:///edirecon-env.db': the job queue lives in PostgreSQL; give a postgresql:// URL (SQLite runs in-process)\n")
+            2,
+            "edirecon: --db 'sqlite:///edirecon-env.db': the job queue lives in PostgreSQL; give a postgresql:// URL (SQLite runs in-process)\n",
+        )
     missing = CliRunner(env={"EDIRECON_DB": None}).invoke(app, ["status"])
     assert missing.exit_code == 2 and "Missing option '--db'" in missing.stderr
 

@@ -11,23 +11,36 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FIXTURES, SAMPLE_EDI
+from pypdf import PdfReader
+from sqlalchemy import select
+from typer.testing import CliRunner
+
 from edirecon import parsers
 from edirecon.cli import app
 from edirecon.engine.ingest import ingestor as ingest
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.connection import Store
 from edirecon.parsers.serialize import record_dict
-from pypdf import PdfReader
-from sqlalchemy import select
-from typer.testing import CliRunner
-
-from conftest import FIXTURES, SAMPLE_EDI
 
 SCENARIO = FIXTURES / "engine" / "medicare-part-a-inpatient-and-outpatient"
 CONFIG = SCENARIO / "config.toml"
 CLAIMS = SCENARIO / "claims-institutional.837"
-PICK = ("medicare_part", "beneficiary_name", "mbi", "icn", "type_of_bill", "admission_or_from_date", "discharge_or_through_date", "paid_date",
-        "cost_report", "credit_balance", "amount_repaid", "amount_outstanding", "reason")
+PICK = (
+    "medicare_part",
+    "beneficiary_name",
+    "mbi",
+    "icn",
+    "type_of_bill",
+    "admission_or_from_date",
+    "discharge_or_through_date",
+    "paid_date",
+    "cost_report",
+    "credit_balance",
+    "amount_repaid",
+    "amount_outstanding",
+    "reason",
+)
 INPATIENT = ("A", "NELSON, DOROTHY", "3QA9C12DF45", "22626800345600", "111", "2026-08-03", "2026-08-07", "2026-08-28", "O", "860.00", "0.00", "860.00", "3")
 OUTPATIENT = ("A", "PARKER, WALTER", "6KW2H47NP83", "22626800345700", "131", "2026-08-10", "2026-08-11", "2026-08-28", "O", "45.20", "0.00", "45.20", "3")
 
@@ -66,14 +79,20 @@ def test_837i_claims_carry_type_of_bill_and_positioned_dates() -> None:
     assert summary.findings == []
     inpatient, outpatient = records
     assert (inpatient.type_of_bill, inpatient.statement_from, inpatient.statement_to, inpatient.admission_date) == (
-        "111", date(2026, 8, 3), date(2026, 8, 7), date(2026, 8, 3))
+        "111",
+        date(2026, 8, 3),
+        date(2026, 8, 7),
+        date(2026, 8, 3),
+    )
     assert inpatient.discharge_date is None  # DTP*096*TM is an hour only
     data = CLAIMS.read_bytes()
-    for source, segment, text in ((inpatient.statement_source, 23, b"DTP*434*RD8*20260803-20260807~"),
-                                  (inpatient.admission_source, 24, b"DTP*435*DT*202608031430~"),
-                                  (outpatient.statement_source, 45, b"DTP*434*RD8*20260810-20260811~")):
+    for source, segment, text in (
+        (inpatient.statement_source, 23, b"DTP*434*RD8*20260803-20260807~"),
+        (inpatient.admission_source, 24, b"DTP*435*DT*202608031430~"),
+        (outpatient.statement_source, 45, b"DTP*434*RD8*20260810-20260811~"),
+    ):
         assert source is not None and (source.segment, source.loop, source.st02) == (segment, "2300", "8181")
-        assert data[source.offset:source.offset + len(text)] == text
+        assert data[source.offset : source.offset + len(text)] == text
     assert (outpatient.type_of_bill, outpatient.statement_from, outpatient.statement_to) == ("131", date(2026, 8, 10), date(2026, 8, 11))
     assert (outpatient.admission_date, outpatient.admission_source) == (None, None)
 
@@ -110,8 +129,9 @@ def test_store_keeps_type_of_bill_statement_period_and_admission(report: tuple[P
     store = Store(report[1])
     with store.engine.connect() as conn:
         c = t.claims.c
-        rows = conn.execute(select(c.patient_control_number, c.type_of_bill, c.statement_from, c.statement_to, c.admission_date)
-                            .order_by(c.patient_control_number)).all()
+        rows = conn.execute(
+            select(c.patient_control_number, c.type_of_bill, c.statement_from, c.statement_to, c.admission_date).order_by(c.patient_control_number)
+        ).all()
     store.dispose()
     assert [tuple(r) for r in rows] == [
         ("RCH2608101", "111", date(2026, 8, 3), date(2026, 8, 7), date(2026, 8, 3)),
@@ -150,7 +170,7 @@ def test_upgrade_of_a_store_made_at_revision_0004(store_url: str, tmp_path: Path
         # without 0005's four institutional columns (last) and 0006's other_payer_ids
         skip = ingest.CLAIM_COLUMNS.index("other_payer_ids") - ingest.CLAIM_COLUMNS.index("transaction_type")  # claim_row starts there
         m.setattr(ingest, "CLAIM_COLUMNS", [c for c in ingest.CLAIM_COLUMNS[:-4] if c != "other_payer_ids"])
-        m.setattr(ingest, "claim_row", lambda *a: (lambda r: r[:skip] + r[skip + 1:])(row(*a)[:-4]))
+        m.setattr(ingest, "claim_row", lambda *a: (lambda r: r[:skip] + r[skip + 1 :])(row(*a)[:-4]))
         # and without 0007's crossover_carrier_id (last)
         m.setattr(ingest, "PAYMENT_COLUMNS", ingest.PAYMENT_COLUMNS[:-1])
         m.setattr(ingest, "payment_row", lambda *a: payment_row(*a)[:-1])
@@ -163,8 +183,9 @@ def test_upgrade_of_a_store_made_at_revision_0004(store_url: str, tmp_path: Path
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0007"
         c = t.claims.c
-        rows = conn.execute(select(c.patient_control_number, c.type_of_bill, c.statement_from, c.statement_to, c.admission_date)
-                            .order_by(c.patient_control_number)).all()
+        rows = conn.execute(
+            select(c.patient_control_number, c.type_of_bill, c.statement_from, c.statement_to, c.admission_date).order_by(c.patient_control_number)
+        ).all()
     store.dispose()
     assert [tuple(r) for r in rows] == [
         ("RCH2608101", "", None, None, None),

@@ -21,18 +21,25 @@ if __name__ == "__main__":  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pytest
-from edirecon import parsers
-from edirecon.cli import app
+from conftest import CORPUS, corpus_files
 from typer.testing import CliRunner
 
-from conftest import CORPUS, corpus_files
+from edirecon import parsers
+from edirecon.cli import app
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "corpus-summary.txt"
 #: a sentinel parameter when the corpus is absent, so the ``corpus`` fixture can skip (or fail in CI)
 FILES: list[Path | None] = list(corpus_files()) or [None]
 ENVELOPE_CODES = (
-    "SE_COUNT_MISMATCH", "SE_CONTROL_MISMATCH", "GE_COUNT_MISMATCH", "GE_CONTROL_MISMATCH",
-    "IEA_COUNT_MISMATCH", "IEA_CONTROL_MISMATCH", "MISSING_SE", "MISSING_GE", "MISSING_IEA",
+    "SE_COUNT_MISMATCH",
+    "SE_CONTROL_MISMATCH",
+    "GE_COUNT_MISMATCH",
+    "GE_CONTROL_MISMATCH",
+    "IEA_COUNT_MISMATCH",
+    "IEA_CONTROL_MISMATCH",
+    "MISSING_SE",
+    "MISSING_GE",
+    "MISSING_IEA",
 )
 FINDING_LINE = re.compile(r"^(?P<file>.+?):(?P<segment>\d+):(?P<offset>-?\d+): (?P<code>[A-Z_]+) (?P<message>.*)$")
 

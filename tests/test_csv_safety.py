@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edirecon.cli import app
-from edirecon.engine.record.csvout import AMOUNT, Lines
+from conftest import FIXTURES, REPO
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, REPO
+from edirecon.cli import app
+from edirecon.engine.record.csvout import AMOUNT, Lines
 
 SCENARIO = FIXTURES / "engine" / "formula-payloads-in-names-and-ids"
 AS_OF = "2026-11-27"
@@ -75,10 +75,20 @@ def test_every_csv_of_run_and_report_is_found(outputs: dict[str, Path]) -> None:
     """The check below reads the run's 4 CSVs and the report's 10, the formula payloads among their rows."""
     names = {p.relative_to(p.parent.parent).as_posix() for p in every_csv(outputs)}
     assert names == {
-        "run/refund_requests.csv", "run/recoupments.csv", "run/credit_balances.csv", "run/exceptions.csv",
-        "report/worklist.csv", "report/worklist_totals.csv", "report/followups.csv", "report/audit_remittances.csv",
-        "report/audit_payer_months.csv", "report/audit_discrepancies.csv", "report/root_cause_dimensions.csv",
-        "report/root_cause_months.csv", "report/root_cause_patterns.csv", "report/cms838-2026Q3.csv",
+        "run/refund_requests.csv",
+        "run/recoupments.csv",
+        "run/credit_balances.csv",
+        "run/exceptions.csv",
+        "report/worklist.csv",
+        "report/worklist_totals.csv",
+        "report/followups.csv",
+        "report/audit_remittances.csv",
+        "report/audit_payer_months.csv",
+        "report/audit_discrepancies.csv",
+        "report/root_cause_dimensions.csv",
+        "report/root_cause_months.csv",
+        "report/root_cause_patterns.csv",
+        "report/cms838-2026Q3.csv",
     }
 
 
@@ -98,7 +108,11 @@ def test_payloads_are_written_as_text_with_a_leading_apostrophe(outputs: dict[st
     refunds = {r["reason"]: r for r in table(run / "refund_requests.csv")}
     dup, patient = refunds["DUPLICATE_PAYMENT"], refunds["PATIENT_OVERPAYMENT"]
     assert (dup["patient_control_number"], dup["patient_name"], dup["member_id"], dup["payer_name"]) == (
-        "'" + CLAIM_1, "'" + PATIENT_1, "'" + MEMBER_1, "'" + PAYER)
+        "'" + CLAIM_1,
+        "'" + PATIENT_1,
+        "'" + MEMBER_1,
+        "'" + PAYER,
+    )
     assert (patient["patient_control_number"], patient["patient_name"], patient["member_id"]) == ("'" + CLAIM_2, "'" + PATIENT_2, MEMBER_2)
     for name in ("refund_requests.csv", "credit_balances.csv"):
         assert f',"{MEMBER_2}",'.encode() in (run / name).read_bytes()  # the CR inside the member id is quoted
@@ -117,7 +131,10 @@ def test_amounts_stay_plain_numbers(outputs: dict[str, Path]) -> None:
     """The credit balance of -100.00 is written -100.00 beside its claim number '-100.00 (the column's type decides, not the value)."""
     balances = {b["patient_control_number"]: b for b in table(outputs["run"] / "credit_balances.csv")}
     assert (balances["'" + CLAIM_2]["balance"], balances["'" + CLAIM_2]["patient_paid"], balances["'" + CLAIM_2]["days_in_credit"]) == (
-        "-100.00", "120.00", "247")
+        "-100.00",
+        "120.00",
+        "247",
+    )
     assert balances["'" + CLAIM_1]["balance"] == "19.60"
     [unmatched] = table(outputs["report"] / "audit_discrepancies.csv")
     assert (unmatched["amount"], unmatched["segment"]) == ("45.00", "17")
@@ -128,7 +145,10 @@ def test_json_lines_keep_the_raw_values(outputs: dict[str, Path]) -> None:
     run = outputs["run"]
     refunds = {r["reason"]: r for r in jsonl(run / "refund_requests.jsonl")}
     assert (refunds["DUPLICATE_PAYMENT"]["patient_name"], refunds["DUPLICATE_PAYMENT"]["payer_name"], refunds["DUPLICATE_PAYMENT"]["member_id"]) == (
-        PATIENT_1, PAYER, MEMBER_1)
+        PATIENT_1,
+        PAYER,
+        MEMBER_1,
+    )
     assert [ev["file"] for ev in refunds["DUPLICATE_PAYMENT"]["evidence"]] == ["remit-1.835", "@remit-2.835"]
     assert {b["patient_control_number"]: b["balance"] for b in jsonl(run / "credit_balances.jsonl")} == {CLAIM_2: "-100.00", CLAIM_1: "19.60"}
     [unmatched] = jsonl(run / "exceptions.jsonl")

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edirecon.cli import app
 from lxml import html
 from typer.testing import CliRunner
+
+from edirecon.cli import app
 
 CHROMIUM = Path(os.environ.get("EDIRECON_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("EDIRECON_CHROMEDRIVER", shutil.which("chromedriver") or "/usr/bin/chromedriver"))
@@ -53,8 +54,10 @@ def browser() -> Any:
 @pytest.fixture
 def dashboard(in_repo: Path, tmp_path: Path) -> Path:
     db = f"sqlite:///{tmp_path / 'e.db'}"
-    for args in (["run", "sample_edi", "--db", db, "--out", str(tmp_path / "out"), "--as-of", "2026-11-27", "--workers", "1"],
-                 ["report", "--db", db, "--out", str(tmp_path / "report"), "--as-of", "2026-11-27"]):
+    for args in (
+        ["run", "sample_edi", "--db", db, "--out", str(tmp_path / "out"), "--as-of", "2026-11-27", "--workers", "1"],
+        ["report", "--db", db, "--out", str(tmp_path / "report"), "--as-of", "2026-11-27"],
+    ):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
     return tmp_path / "report" / "dashboard.html"

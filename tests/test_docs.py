@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import typer.main
+
 from edirecon.cli import app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -230,17 +231,9 @@ def test_every_command_in_readme_table_and_commands_doc():
 @pytest.mark.parametrize("path", sorted(LEAVES), ids=" ".join)
 def test_every_option_documented(path):
     """Every option of every command appears in its row of docs/commands.md's table of options."""
-    rows = [
-        line
-        for line in COMMANDS_MD.read_text(encoding="utf-8").splitlines()
-        if re.match(rf"^\| `edirecon {re.escape(' '.join(path))}( |`)", line)
-    ]
+    rows = [line for line in COMMANDS_MD.read_text(encoding="utf-8").splitlines() if re.match(rf"^\| `edirecon {re.escape(' '.join(path))}( |`)", line)]
     assert len(rows) == 1, f"docs/commands.md has {len(rows)} option rows for edirecon {' '.join(path)}"
-    missing = [
-        opt
-        for opt in _options(LEAVES[path])
-        if opt != "--help" and not re.search(rf"`{re.escape(opt)}(`| |=)", rows[0])
-    ]
+    missing = [opt for opt in _options(LEAVES[path]) if opt != "--help" and not re.search(rf"`{re.escape(opt)}(`| |=)", rows[0])]
     assert missing == [], f"edirecon {' '.join(path)}: options not in docs/commands.md: {missing}"
 
 

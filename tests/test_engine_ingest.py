@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 import structlog
+from conftest import FIXTURES, SAMPLE_EDI
+from structlog.testing import capture_logs
+
 from edirecon.engine.config import Config
 from edirecon.engine.ingest.ingestor import classify
 from edirecon.engine.run import run
-from structlog.testing import capture_logs
-
-from conftest import FIXTURES, SAMPLE_EDI
 
 AS_OF = date(2026, 11, 27)
 

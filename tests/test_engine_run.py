@@ -13,12 +13,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from conftest import REPO, SAMPLE_EDI
+from typer.testing import CliRunner
+
 from edirecon.cli import app
 from edirecon.engine.config import Config
 from edirecon.engine.run import input_files, run
-from typer.testing import CliRunner
-
-from conftest import REPO, SAMPLE_EDI
 
 AS_OF = date(2026, 11, 27)
 
@@ -48,8 +48,10 @@ def test_parallel_ingestion_gives_the_outputs_of_one_process(tmp_path: Path, in_
     """Files ingested by several processes side by side (queueing for SQLite's write lock) give
     byte-identical outputs to one process ingesting them in turn.  (Left out: the fixture where one
     remittance comes in two files, whose kept copy is the first ingested, as docs/commands.md says.)"""
-    inputs = [Path("sample_edi"), *sorted(p for p in (REPO / "tests" / "fixtures" / "engine").iterdir()
-                                          if p.is_dir() and p.name != "duplicate-file-and-remittance")]
+    inputs = [
+        Path("sample_edi"),
+        *sorted(p for p in (REPO / "tests" / "fixtures" / "engine").iterdir() if p.is_dir() and p.name != "duplicate-file-and-remittance"),
+    ]
     one = run(inputs, f"sqlite:///{tmp_path}/one.db", tmp_path / "one", AS_OF, Config(), workers=1)
     many = run(inputs, f"sqlite:///{tmp_path}/many.db", tmp_path / "many", AS_OF, Config(), workers=3)
     assert many.report == one.report and one.report.files_ingested > 40
@@ -119,8 +121,9 @@ def test_killed_run_then_new_run_equals_uninterrupted_run(tmp_path: Path) -> Non
     clean = subprocess.run([*cmd, "--db", f"sqlite:///{tmp_path}/clean.db", "--out", str(tmp_path / "clean")], env=env, capture_output=True, timeout=600)
     assert clean.returncode == 0, clean.stderr
     killed_db = tmp_path / "killed.db"
-    proc = subprocess.Popen([*cmd, "--db", f"sqlite:///{killed_db}", "--out", str(tmp_path / "killed")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*cmd, "--db", f"sqlite:///{killed_db}", "--out", str(tmp_path / "killed")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     ingested = 0
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -152,9 +155,14 @@ def test_run_cli_prints_the_summary_and_writes_outputs(tmp_path: Path, in_repo: 
     assert result.exit_code == 0, result.output
     assert "refunds DUPLICATE_PAYMENT" in result.stdout and "outputs written to" in result.stdout
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == sorted(f"{n}.{ext}" for n in ("refund_requests", "recoupments", "credit_balances", "exceptions") for ext in ("csv", "jsonl")) + ["summary.json"]
+    assert names == sorted(f"{n}.{ext}" for n in ("refund_requests", "recoupments", "credit_balances", "exceptions") for ext in ("csv", "jsonl")) + [
+        "summary.json"
+    ]
     header = (tmp_path / "out" / "refund_requests.csv").read_text().splitlines()[0]
-    assert header == "refund_id,reason,payee_type,payer_id,payer_name,patient_control_number,payer_claim_control_number,billing_provider_npi,patient_name,member_id,service_date,amount,identified_on,due_by,status,evidence"
+    assert (
+        header
+        == "refund_id,reason,payee_type,payer_id,payer_name,patient_control_number,payer_claim_control_number,billing_provider_npi,patient_name,member_id,service_date,amount,identified_on,due_by,status,evidence"
+    )
 
 
 def test_run_cli_usage_errors(tmp_path: Path) -> None:

@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, SAMPLE_EDI
 from engine_oracle import expected, run_folder
 
 SCENARIOS = sorted(
-    [p for p in SAMPLE_EDI.iterdir() if (p / "expected-run.json").exists()]
-    + [p for p in (FIXTURES / "engine").glob("*") if (p / "expected-run.json").exists()]
+    [p for p in SAMPLE_EDI.iterdir() if (p / "expected-run.json").exists()] + [p for p in (FIXTURES / "engine").glob("*") if (p / "expected-run.json").exists()]
 )
 
 

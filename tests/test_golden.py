@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import REPO, SAMPLE_EDI
+
 from edirecon import parsers
 from edirecon.parsers.serialize import record_dict
-
-from conftest import REPO, SAMPLE_EDI
 
 X12_SUFFIXES = {".835", ".837"}
 SAMPLES = sorted(p for p in SAMPLE_EDI.rglob("*") if p.suffix in X12_SUFFIXES)

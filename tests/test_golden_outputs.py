@@ -23,9 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edirecon.cli import app
-from typer.testing import CliRunner
-
 from conftest import FIXTURES, REPO, SAMPLE_EDI
 from goldens import (
     GOLDEN,
@@ -35,6 +32,9 @@ from goldens import (
     read_tree,
     refuse_machine_paths,
 )
+from typer.testing import CliRunner
+
+from edirecon.cli import app
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,9 @@ REPORTED_LATER = {"medicare-part-a-inpatient-and-outpatient": ("2026-10-05", "20
 def _scenario(folder: Path, group: str) -> Case:
     doc = json.loads((folder / "expected-run.json").read_text(encoding="utf-8"))
     config = folder / "config.toml"
-    return Case(folder, GOLDEN / "scenarios" / group / folder.name, doc["as_of"], config if config.exists() else None,
-                *REPORTED_LATER.get(folder.name, (None, None)))
+    return Case(
+        folder, GOLDEN / "scenarios" / group / folder.name, doc["as_of"], config if config.exists() else None, *REPORTED_LATER.get(folder.name, (None, None))
+    )
 
 
 CASES = [

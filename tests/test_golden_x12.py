@@ -11,9 +11,6 @@ import contextlib
 from pathlib import Path
 
 import pytest
-from edirecon.cli import app
-from typer.testing import CliRunner
-
 from conftest import REPO
 from goldens import (
     GOLDEN,
@@ -22,6 +19,9 @@ from goldens import (
     read_tree,
     refuse_machine_paths,
 )
+from typer.testing import CliRunner
+
+from edirecon.cli import app
 
 #: an 835 (ten claim payments and a PLB, GS08 '5010'), an 837P with coordination of benefits
 #: (2320/2330 other payers), an 837I with a BOM, indented segments, line-level COB and a wrong

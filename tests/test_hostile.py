@@ -17,6 +17,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import REPO
+from typer.testing import CliRunner
+
+import edirecon.parsers.limits as limits
 from edirecon import parsers
 from edirecon.cli import app
 from edirecon.engine.config import Config
@@ -25,10 +29,6 @@ from edirecon.engine.run import decide_and_record, run
 from edirecon.engine.store.connection import Store
 from edirecon.engine.store.facts import load
 from edirecon.parsers.findings import MAX_LISTED
-from typer.testing import CliRunner
-
-import edirecon.parsers.limits as limits
-from conftest import REPO
 
 AS_OF = date(2026, 11, 27)
 LIMIT = limits.MAX_STRETCH_SEGMENTS
@@ -209,7 +209,12 @@ def test_a_claim_payment_past_the_limit_refuses_its_transaction_set_only(tmp_pat
     (finding,) = summary.findings
     st, clp = data.index(b"ST*835*0002~"), data.index(b"CLP*HOSTILE0002*")
     assert (finding.code, finding.severity.value, finding.source.offset, finding.source.st02, finding.source.loop) == (
-        "TRANSACTION_TOO_LARGE", "error", st, "0002", "ST")
+        "TRANSACTION_TOO_LARGE",
+        "error",
+        st,
+        "0002",
+        "ST",
+    )
     assert finding.source.segment == data[:st].count(b"~") + 1
     # CLP, NM1, DTM, the LIMIT + 1 CAS and SE
     assert f"the claim payment CLP at byte {clp} runs {LIMIT + 5} segments" in finding.message

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_hostile import AS_OF, _hostile, _timed
+
 from edirecon.engine.config import Config
 from edirecon.engine.decide.facts import PlbFact
 from edirecon.engine.decide.offsets import offsets
 from edirecon.engine.ingest.ingestor import Ingestor
 from edirecon.engine.run import decide_and_record
 from edirecon.engine.store.connection import Store
-
-from test_hostile import AS_OF, _hostile, _timed
 
 #: the outputs of one run: its rows by output, and summary.json
 Check = Callable[[int, dict[str, Any], dict[str, Any]], None]
@@ -137,7 +137,9 @@ def test_deciding_is_linear_in_the_plb_adjustments_of_one_reference(tmp_path: Pa
         # n x 2.00 taken, n x 1.00 offset (the first n / 2 take-backs), n x 0.50 given back (the latest first)
         recoupments = outputs["recoupments"]
         assert doc["matched_payments"] == 1 and not outputs["exceptions"] and not outputs["refund_requests"]
-        assert Counter((rc["kind"], rc["payer_claim_control_number"], rc["amount"]) for rc in recoupments) == {("PLB_WO", "ACME0000000001", Decimal("2.00")): n // 4}
+        assert Counter((rc["kind"], rc["payer_claim_control_number"], rc["amount"]) for rc in recoupments) == {
+            ("PLB_WO", "ACME0000000001", Decimal("2.00")): n // 4
+        }
         assert doc["recoupments"] == {"count": n // 4, "amount": f"{n // 2}.00"}
 
     _assert_linear(_decide_seconds(tmp_path, lambda d, n: gen.many_plbs(d / "claim.837", d / "plbs.835", n), (3_000, 6_000), check))
@@ -171,8 +173,11 @@ def _plb(reason: str, reference: str, amount: str, segment: int, position: int =
 def test_a_72_offsets_its_reference_then_its_amount_then_the_rest_in_order() -> None:
     """A 72 offsets the take-back of its reference and exact amount, else those of its reference in order, else one of its exact amount, else the others in order; one used up is skipped."""
     plbs = [
-        _plb("WO", "ACME0000000001", "5.00", 10), _plb("WO", "ACME0000000002", "3.00", 11), _plb("FB", "ACME0000000002", "4.00", 12),
-        _plb("WO", "ACME0000000003", "4.00", 13), _plb("WO", "ACME0000000004", "2.00", 14),
+        _plb("WO", "ACME0000000001", "5.00", 10),
+        _plb("WO", "ACME0000000002", "3.00", 11),
+        _plb("FB", "ACME0000000002", "4.00", 12),
+        _plb("WO", "ACME0000000003", "4.00", 13),
+        _plb("WO", "ACME0000000004", "2.00", 14),
         _plb("72", "ACME0000000002 ", "-4.00", 20),  # its reference and amount: the FB, past the WO of 3.00
         _plb("72", "ACME0000000002", "-4.00", 21),  # its reference (3.00), then its amount elsewhere: ..03 gives 1.00
         _plb("72", "CHK000123", "-5.00", 22),  # its amount: ..01, not ..03 first in order

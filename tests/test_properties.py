@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from edirecon import parsers
-from edirecon.parsers.serialize import record_dict
+from conftest import REPO, SAMPLE_EDI
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO, SAMPLE_EDI
+from edirecon import parsers
+from edirecon.parsers.serialize import record_dict
 
 SAMPLES = sorted(p for p in SAMPLE_EDI.rglob("*") if p.suffix in {".835", ".837"})
 SAMPLE_BYTES = {p.relative_to(SAMPLE_EDI).as_posix(): p.read_bytes() for p in SAMPLES}
@@ -32,9 +32,33 @@ PROPERTY = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 #: byte strings worth inserting: every delimiter, line breaks, NUL, envelope ids, a UTF-8 letter
-NASTY = [b"~", b"*", b":", b"^", b"|", b"'", b"\x00", b"\n", b"\r\n", b" ", b"ISA", b"IEA*1*", b"GS*", b"GE*",
-         b"ST*", b"SE*", b"~ST*835*1~", b"CLP*", b"CLM*", b"PLB*", b"\xc3\xa9", b"\xff\xfe", b"\x1a",
-         b" " * 24, b"\r\n" + b" " * 40]
+NASTY = [
+    b"~",
+    b"*",
+    b":",
+    b"^",
+    b"|",
+    b"'",
+    b"\x00",
+    b"\n",
+    b"\r\n",
+    b" ",
+    b"ISA",
+    b"IEA*1*",
+    b"GS*",
+    b"GE*",
+    b"ST*",
+    b"SE*",
+    b"~ST*835*1~",
+    b"CLP*",
+    b"CLM*",
+    b"PLB*",
+    b"\xc3\xa9",
+    b"\xff\xfe",
+    b"\x1a",
+    b" " * 24,
+    b"\r\n" + b" " * 40,
+]
 #: the reader buffers 64 KiB ahead after each ISA: only files past that exercise chunked reading
 BIG = 70_000
 POS = st.integers(0, 1 << 16)
@@ -133,9 +157,7 @@ def test_mutated_file_gives_findings_never_a_crash(scratch: Path, name: str, ops
         return
     records, s = result
     kinds = [r.record for r in records]
-    assert (s.claims, s.claim_payments, s.provider_adjustments) == (
-        kinds.count("claim"), kinds.count("claim_payment"), kinds.count("provider_adjustment")
-    )
+    assert (s.claims, s.claim_payments, s.provider_adjustments) == (kinds.count("claim"), kinds.count("claim_payment"), kinds.count("provider_adjustment"))
     assert s.claims <= data.count(b"CLM")
     assert s.claim_payments <= data.count(b"CLP")
     assert s.provider_adjustments <= 6 * data.count(b"PLB")
@@ -189,15 +211,13 @@ def test_chunk_size_never_changes_what_a_damaged_file_yields(scratch: Path, name
     path = write(scratch, inflate(mutate(SAMPLE_BYTES[name], ops)))
     (records, findings), (whole_records, whole_findings) = _with_chunk_size(size, path), _with_chunk_size(1 << 20, path)
     first = next((i for i, (a, b) in enumerate(zip(findings, whole_findings)) if a != b), min(len(findings), len(whole_findings)))
-    assert findings == whole_findings, f"finding {first} differs: {findings[first:first + 1]} != {whole_findings[first:first + 1]}"
+    assert findings == whole_findings, f"finding {first} differs: {findings[first : first + 1]} != {whole_findings[first : first + 1]}"
     assert records == whole_records
 
 
 @pytest.mark.parametrize("big", [False, True], ids=["as-is", "repeated-past-64KiB"])
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.relative_to(SAMPLE_EDI).as_posix())
-def test_chunk_size_7_reads_every_sample_exactly_like_the_default(
-    path: Path, big: bool, scratch: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_chunk_size_7_reads_every_sample_exactly_like_the_default(path: Path, big: bool, scratch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """X12Reader(chunk_size=7) gives exactly the default read's records and findings (messages too)."""
     name = path.relative_to(REPO).as_posix()
     if big:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+from conftest import REPO, SAMPLE_EDI
+
 from edirecon.engine.config import Config
 from edirecon.engine.run import run
-
-from conftest import REPO, SAMPLE_EDI
 
 AS_OF = date(2026, 11, 27)
 #: a replay for an audit: refunds due 60 days after it, long before the day the workers run
@@ -28,8 +28,10 @@ PAST = date(2026, 1, 15)
 pytestmark = pytest.mark.postgres
 
 #: every rule scenario but the one whose kept copy of a twice-sent remittance depends on arrival
-SCENARIOS = [REPO / "sample_edi", *sorted(p for p in (REPO / "tests" / "fixtures" / "engine").iterdir()
-                                          if p.is_dir() and p.name != "duplicate-file-and-remittance")]
+SCENARIOS = [
+    REPO / "sample_edi",
+    *sorted(p for p in (REPO / "tests" / "fixtures" / "engine").iterdir() if p.is_dir() and p.name != "duplicate-file-and-remittance"),
+]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -37,13 +39,22 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def workers(url: str, n: int, stalled_after: float = 30.0, as_of: str | None | list[str | None] = "2026-11-27", cwd: Path = REPO,
-            **env: str) -> Iterator[list[subprocess.Popen[bytes]]]:
+def workers(
+    url: str, n: int, stalled_after: float = 30.0, as_of: str | list[str | None] | None = "2026-11-27", cwd: Path = REPO, **env: str
+) -> Iterator[list[subprocess.Popen[bytes]]]:
     """``n`` `edirecon worker` processes on the store ``url``, stopped with SIGTERM afterwards; each
     started with its ``--as-of`` (one for all, or one each; None: none, the worker's clock) in ``cwd``."""
     days = as_of if isinstance(as_of, list) else [as_of] * n
-    procs = [subprocess.Popen([sys.executable, "-m", "cli", "worker", "--db", url, *(["--as-of", day] if day else []), "--stalled-after", str(stalled_after)],
-                              cwd=cwd, env=_env(**env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for day in days]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cli", "worker", "--db", url, *(["--as-of", day] if day else []), "--stalled-after", str(stalled_after)],
+            cwd=cwd,
+            env=_env(**env),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for day in days
+    ]
     try:
         yield procs
     finally:
@@ -112,12 +123,14 @@ def test_detection_jobs_alone_find_what_the_run_finds(tmp_path: Path, pg_url: st
         engine = _engine(pg_url)
         with engine.begin() as conn:
             conn.exec_driver_sql("DELETE FROM detections")  # forget what the run kept; detect again by claim number only
-            pcns = sorted({r[0] for r in conn.exec_driver_sql("SELECT patient_control_number FROM claims UNION SELECT patient_control_number FROM claim_payments")})
+            pcns = sorted(
+                {r[0] for r in conn.exec_driver_sql("SELECT patient_control_number FROM claims UNION SELECT patient_control_number FROM claim_payments")}
+            )
         from edirecon.engine.scale.queue import opened
 
         with opened(pg_url) as sync:  # overlapping batches: every claim number is in two jobs
             half = len(pcns) // 2
-            for batch in (pcns[: half + 5], pcns[half - 5:], pcns[::2], pcns[1::2]):
+            for batch in (pcns[: half + 5], pcns[half - 5 :], pcns[::2], pcns[1::2]):
                 sync.configure_task("edirecon.detect", queue="detect").defer(pcns=batch)
         _drain(pg_url)
         with engine.connect() as conn:
@@ -150,8 +163,28 @@ def test_a_worker_killed_mid_job_loses_nothing_and_duplicates_nothing(tmp_path: 
     expected = run([data], f"sqlite:///{tmp_path}/s.db", tmp_path / "sqlite", AS_OF, Config(), workers=1)
     run_proc = None
     with workers(pg_url, 1, stalled_after=2) as (victim,):
-        run_proc = subprocess.Popen([sys.executable, "-m", "cli", "run", str(data), "--db", pg_url, "--queue", "--out", str(tmp_path / "queue"),
-                                     "--as-of", "2026-11-27", "--workers", "1"], cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        run_proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cli",
+                "run",
+                str(data),
+                "--db",
+                pg_url,
+                "--queue",
+                "--out",
+                str(tmp_path / "queue"),
+                "--as-of",
+                "2026-11-27",
+                "--workers",
+                "1",
+            ],
+            cwd=REPO,
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 120
         done = 0
         while time.monotonic() < deadline:
@@ -195,7 +228,8 @@ def test_a_failing_job_is_retried_parked_shown_by_status_and_rerun_by_retry(tmp_
     moved.rename(tmp_path / "away.835")  # the job will not find its file
     with opened(pg_url) as sync:
         job_id = sync.configure_task("edirecon.ingest_part", queue="ingest").defer(
-            file_id=task.file_id, path=str(moved), name=task.name, sha=task.sha, kind=task.kind, part=0, parts=1)
+            file_id=task.file_id, path=str(moved), name=task.name, sha=task.sha, kind=task.kind, part=0, parts=1
+        )
     store.dispose()
     with workers(pg_url, 1):
         deadline = time.monotonic() + 60
@@ -222,8 +256,7 @@ def test_a_failing_job_is_retried_parked_shown_by_status_and_rerun_by_retry(tmp_
 def test_worker_and_status_refuse_sqlite_with_one_line(tmp_path: Path) -> None:
     """The queue lives in PostgreSQL: a SQLite URL is a usage error (exit 2), never a traceback."""
     for args in (["worker"], ["status"], ["retry"]):
-        done = subprocess.run([sys.executable, "-m", "cli", *args, "--db", f"sqlite:///{tmp_path}/x.db"], cwd=REPO, env=_env(),
-                              capture_output=True, timeout=60)
+        done = subprocess.run([sys.executable, "-m", "cli", *args, "--db", f"sqlite:///{tmp_path}/x.db"], cwd=REPO, env=_env(), capture_output=True, timeout=60)
         assert done.returncode == 2 and b"Traceback" not in done.stderr
         assert done.stderr.decode().count("\n") == 1 and "PostgreSQL" in done.stderr.decode()
 
@@ -240,8 +273,13 @@ def test_watch_defers_each_dropped_file_to_the_workers(tmp_path: Path, pg_url: s
         (inbound / f"{f.name}.done").write_bytes(b"")
     expected = run(files, f"sqlite:///{tmp_path}/s.db", tmp_path / "sqlite", AS_OF, Config(), workers=1)
     with workers(pg_url, 2):
-        done = subprocess.run([sys.executable, "-m", "cli", "watch", str(tmp_path / "root"), "--db", pg_url, "--once", "--queue",
-                               "--interval", "0.2", "--as-of", "2026-11-27"], cwd=REPO, env=_env(), capture_output=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "cli", "watch", str(tmp_path / "root"), "--db", pg_url, "--once", "--queue", "--interval", "0.2", "--as-of", "2026-11-27"],
+            cwd=REPO,
+            env=_env(),
+            capture_output=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
         _drain(pg_url)
         ingest_jobs = _count(pg_url, "SELECT COUNT(*) FROM procrastinate_jobs WHERE task_name = 'edirecon.ingest_part' AND status = 'succeeded'")
@@ -263,8 +301,10 @@ def test_a_fleet_started_at_once_on_a_fresh_database_comes_up_whole(pg_url: str)
     schema; one saw its first table before its functions existed and stopped with a database error."""
     with workers(pg_url, 4) as procs:
         deadline = time.monotonic() + 60
-        while _count(pg_url, "SELECT COUNT(*) FROM pg_tables WHERE tablename = 'procrastinate_workers'") == 0 or \
-                _count(pg_url, "SELECT COUNT(*) FROM procrastinate_workers") < 4:
+        while (
+            _count(pg_url, "SELECT COUNT(*) FROM pg_tables WHERE tablename = 'procrastinate_workers'") == 0
+            or _count(pg_url, "SELECT COUNT(*) FROM procrastinate_workers") < 4
+        ):
             assert all(p.poll() is None for p in procs), "a worker stopped while the fleet started"
             assert time.monotonic() < deadline, "the fleet did not come up"
             time.sleep(0.1)
@@ -346,7 +386,8 @@ def test_jobs_queued_without_as_of_by_an_older_version_still_run(tmp_path: Path,
         with opened(pg_url) as sync:
             for task in tasks:
                 sync.configure_task("edirecon.ingest_part", queue="ingest").defer(
-                    file_id=task.file_id, path=str(task.path), name=task.name, sha=task.sha, kind=task.kind, part=0, parts=1)
+                    file_id=task.file_id, path=str(task.path), name=task.name, sha=task.sha, kind=task.kind, part=0, parts=1
+                )
     finally:
         store.dispose()
     with workers(pg_url, 1, as_of="2026-11-27"):
@@ -378,11 +419,9 @@ def test_watch_queue_with_a_past_as_of_publishes_the_outputs_of_watch_alone(tmp_
     for name in ("alone", "queued"):
         _drop(tmp_path / name)
     watch = [sys.executable, "-m", "cli", "watch", "--once", "--interval", "0.2", "--as-of", PAST.isoformat()]
-    alone = subprocess.run([*watch, str(tmp_path / "alone"), "--db", f"sqlite:///{tmp_path}/s.db"], cwd=REPO, env=_env(),
-                           capture_output=True, timeout=180)
+    alone = subprocess.run([*watch, str(tmp_path / "alone"), "--db", f"sqlite:///{tmp_path}/s.db"], cwd=REPO, env=_env(), capture_output=True, timeout=180)
     with workers(pg_url, 2, as_of=[None, "2026-11-27"], cwd=tmp_path):
-        queued = subprocess.run([*watch, str(tmp_path / "queued"), "--db", pg_url, "--queue"], cwd=REPO, env=_env(),
-                                capture_output=True, timeout=300)
+        queued = subprocess.run([*watch, str(tmp_path / "queued"), "--db", pg_url, "--queue"], cwd=REPO, env=_env(), capture_output=True, timeout=300)
         _drain(pg_url)
     assert alone.returncode == queued.returncode == 1, queued.stderr.decode(errors="replace")[-2000:]  # broken-file/ quarantined
     published = _published(tmp_path / "queued" / "outbound")

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FIXTURES, SAMPLE_EDI
+
 from edirecon import parsers
 from edirecon.parsers.delimiters import collision
 from edirecon.parsers.serialize import record_dict
-
-from conftest import FIXTURES, SAMPLE_EDI
 
 SAMPLES = sorted(p for p in SAMPLE_EDI.rglob("*") if p.suffix in {".835", ".837"})
 CLEAN = [p for p in SAMPLES if p.parent.name != "broken-file"]
@@ -246,8 +246,9 @@ def test_4010_isa11_u_does_not_split_elements_on_u(tmp_path: Path) -> None:
 
 def test_isa16_equal_to_element_separator_is_not_read_silently(in_repo: Path) -> None:
     """Regression (issue 13.6): ISA16 = '*' parsed clean (exit 0) with SVC charges read from the procedure codes; now exit 1, untrusted."""
-    from edirecon.cli import app
     from typer.testing import CliRunner
+
+    from edirecon.cli import app
 
     path = FIXTURES / "bad" / "isa16-equals-element-separator-then-clean-interchange.835"
     assert path.read_bytes()[103:106] == b"**~" and b"SVC*HC*99214*180.00*100.00~" in path.read_bytes()

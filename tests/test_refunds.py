@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 import structlog
-from edirecon.cli import app
-from edirecon.engine.config import Config
-from edirecon.engine.store import schema as t
-from edirecon.parsers.errors import UsageError
+from conftest import FIXTURES, SAMPLE_EDI
 from sqlalchemy import create_engine, select
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, SAMPLE_EDI
+from edirecon.cli import app
+from edirecon.engine.config import Config
+from edirecon.engine.store import schema as t
+from edirecon.parsers.errors import UsageError
 
 PLB = SAMPLE_EDI / "plb-recoupment-settles-refund"
 CONFIG = FIXTURES / "reports" / "config.toml"
@@ -69,8 +69,10 @@ def trail(db: str, rid: str) -> list[tuple[str, str, str, str]]:
     engine = create_engine(db.replace("postgresql://", "postgresql+psycopg://"))
     try:
         with engine.connect() as conn:
-            return [(r.user_name, r.action, r.from_status, r.to_status) for r in conn.execute(
-                select(t.refund_events).where(t.refund_events.c.refund_id == rid).order_by(t.refund_events.c.id))]
+            return [
+                (r.user_name, r.action, r.from_status, r.to_status)
+                for r in conn.execute(select(t.refund_events).where(t.refund_events.c.refund_id == rid).order_by(t.refund_events.c.id))
+            ]
     finally:
         engine.dispose()
 
@@ -159,14 +161,21 @@ def test_refund_check_booked_by_an_offset_pair_is_acknowledged_in_every_output(d
     assert "double refund" not in shown and "recouped" not in shown
     listed = refund(db, "list").stdout.splitlines()
     assert listed[1:] == [f"{rid}  acknowledged   DUPLICATE_PAYMENT    payer 87726       155.50  2026-12-14  engine:acknowledged", "1 refund(s)"]
-    assert [e[1:] for e in trail(db, rid)] == [("identified", "", "pending"), ("approve", "pending", "approved"),
-                                                 ("mark-sent", "approved", "sent"), ("acknowledged", "sent", "acknowledged")]
+    assert [e[1:] for e in trail(db, rid)] == [
+        ("identified", "", "pending"),
+        ("approve", "pending", "approved"),
+        ("mark-sent", "approved", "sent"),
+        ("acknowledged", "sent", "acknowledged"),
+    ]
 
     made = cli("report", "--db", db, "--out", tmp_path / "report", "--as-of", "2026-11-27", "--config", CONFIG)
     assert made.exit_code == 0, made.output
     assert table(tmp_path / "report" / "worklist.csv") == [] and table(tmp_path / "report" / "followups.csv") == []
     assert [(m["month"], m["provider_adjustments"], m["recouped"]) for m in table(tmp_path / "report" / "audit_payer_months.csv")] == [
-        ("2026-06", "0.00", "0.00"), ("2026-07", "0.00", "0.00"), ("2026-11", "0.00", "0.00")]
+        ("2026-06", "0.00", "0.00"),
+        ("2026-07", "0.00", "0.00"),
+        ("2026-11", "0.00", "0.00"),
+    ]
     dashboard = (tmp_path / "report" / "dashboard.html").read_text(encoding="utf-8")
     assert "1 refunds found, 0 recoupments" in dashboard and "PLB_WO" not in dashboard
 
@@ -175,8 +184,9 @@ def test_take_back_after_the_check_was_booked_is_a_double_refund(tmp_path: Path)
     """Check 5001 booked by the payer's offset pair, then a lone `WO:BRH2607080733*155.50` two weeks
     later: that WO alone is a recoupment, and the refund a double refund of 155.50."""
     db = f"sqlite:///{tmp_path / 'e.db'}"
-    rid = refund_id(run(db, tmp_path / "out", "2026-10-15", *(CHECK_BOOKED / n for n in ("claims-1.837", "claims-2.837", "remit-1.835", "remit-2.835"))),
-                    "RFM2727001")
+    rid = refund_id(
+        run(db, tmp_path / "out", "2026-10-15", *(CHECK_BOOKED / n for n in ("claims-1.837", "claims-2.837", "remit-1.835", "remit-2.835"))), "RFM2727001"
+    )
     assert refund(db, "approve", rid, "--user", "alice", as_of="2026-10-16").exit_code == 0
     assert refund(db, "mark-sent", rid, "--user", "bob", "--reference", "5001", "--date", "2026-10-20", as_of="2026-10-20").exit_code == 0
     run(db, tmp_path / "out", "2026-11-10", CHECK_BOOKED / "remit-3.835")
@@ -184,7 +194,8 @@ def test_take_back_after_the_check_was_booked_is_a_double_refund(tmp_path: Path)
     rows = run(db, tmp_path / "out", "2026-11-27", TAKEN_BACK_TOO)
     assert [(r["refund_id"], r["status"]) for r in rows] == [(rid, "settled_by_recoupment")]
     assert [(r["kind"], r["trace_number"], r["amount"], r["refund_id"]) for r in table(tmp_path / "out" / "recoupments.csv")] == [
-        ("PLB_WO", "0009272704", "155.50", rid)]
+        ("PLB_WO", "0009272704", "155.50", rid)
+    ]
     shown = refund(db, "show", rid).stdout
     assert "  status            double_refund" in shown
     assert "  double refund     155.50 to recover: PLB_WO trace 0009272704 of 2026-11-20" in shown
@@ -233,7 +244,10 @@ def test_refund_check_booked_as_a_claim_reversal_is_acknowledged_in_every_output
     assert made.exit_code == 0, made.output
     assert table(tmp_path / "report" / "worklist.csv") == [] and table(tmp_path / "report" / "followups.csv") == []
     assert [(m["month"], m["recouped"]) for m in table(tmp_path / "report" / "audit_payer_months.csv")] == [
-        ("2026-06", "0.00"), ("2026-07", "0.00"), ("2026-11", "0.00")]
+        ("2026-06", "0.00"),
+        ("2026-07", "0.00"),
+        ("2026-11", "0.00"),
+    ]
     dashboard = (tmp_path / "report" / "dashboard.html").read_text(encoding="utf-8")
     assert "1 refunds found, 0 recoupments" in dashboard and "CLAIM_REVERSAL" not in dashboard
 
@@ -244,8 +258,7 @@ def test_refund_first_met_with_its_check_booked_as_a_reversal_enters_acknowledge
     db = f"sqlite:///{tmp_path / 'e.db'}"
     rid = refund_id(run(db, tmp_path / "out", "2026-11-27", BOOKED_AS_REVERSAL), "RFM2728001")
     shown = refund(db, "show", rid).stdout
-    assert ("PLB 72 -155.50 reference 5011 offsets CLAIM_REVERSAL 155.50 of CLP07 BRH2607090512 (CLP02 22) in trace 0009272803 "
-            "of 2026-11-06") in shown
+    assert ("PLB 72 -155.50 reference 5011 offsets CLAIM_REVERSAL 155.50 of CLP07 BRH2607090512 (CLP02 22) in trace 0009272803 of 2026-11-06") in shown
     assert trail(db, rid) == [("edirecon", "identified", "", "pending"), ("edirecon", "acknowledged", "pending", "acknowledged")]
     result = refund(db, "approve", rid)
     assert (result.exit_code, "is acknowledged" in result.output) == (1, True)
@@ -304,7 +317,9 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'e.db'}"
     rid = refund_id(run(db, tmp_path / "out", "2026-11-27", SAMPLE_EDI / "duplicate-payment"), "RFM2602001")
     assert (refund(db, "show", "RF-0000000000000000").exit_code, refund(db, "show", "RF-0000000000000000").output) == (
-        2, "edirecon: no refund 'RF-0000000000000000' in the store (see `edirecon refund list`)\n")
+        2,
+        "edirecon: no refund 'RF-0000000000000000' in the store (see `edirecon refund list`)\n",
+    )
     assert refund(db, "approve", rid, "--user", "a").exit_code == 0
     no_number = refund(db, "mark-sent", rid, "--user", "a")
     assert (no_number.exit_code, no_number.output) == (2, "edirecon: --reference (the check number) is needed for a check\n")
@@ -352,7 +367,7 @@ def test_configuration_of_the_workflow(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="must be an amount written as a string"):
         Config.load(bad)
     bad.write_text("[refunds]\nhold_below = '10.00'\n")
-    with pytest.raises(UsageError, match="unknown setting.*refunds.hold_below"):
+    with pytest.raises(UsageError, match=r"unknown setting.*refunds\.hold_below"):
         Config.load(bad)
 
 
@@ -362,8 +377,7 @@ def test_configuration_of_the_workflow(tmp_path: Path) -> None:
 def three_refunds(db: str, out: Path, config: Path | None = CONFIG) -> tuple[str, str, str]:
     """Run the COB (Medicaid 27.00), patient (15.00) and duplicate (Blue River 155.50) scenarios:
     their refund ids, in that order."""
-    rows = run(db, out, "2026-11-27", SAMPLE_EDI / "secondary-overpaid", SAMPLE_EDI / "patient-copay-overpaid", SAMPLE_EDI / "duplicate-payment",
-               config=config)
+    rows = run(db, out, "2026-11-27", SAMPLE_EDI / "secondary-overpaid", SAMPLE_EDI / "patient-copay-overpaid", SAMPLE_EDI / "duplicate-payment", config=config)
     return refund_id(rows, "RFM2605001"), refund_id(rows, "RFM2606001"), refund_id(rows, "RFM2602001")
 
 
@@ -394,8 +408,7 @@ def test_bulk_action_with_an_unknown_id_does_nothing(tmp_path: Path) -> None:
     cob, patient, dup = three_refunds(db, tmp_path / "out")
     result = refund(db, "hold", dup, "RF-9CDAD4E99137F3F0", cob, "--user", "alice")
     assert (result.exit_code, result.stdout) == (2, "")
-    assert result.stderr == ("edirecon: no refund 'RF-9CDAD4E99137F3F0' in the store (see `edirecon refund list`): "
-                             "none of the 3 refunds was acted on\n")
+    assert result.stderr == ("edirecon: no refund 'RF-9CDAD4E99137F3F0' in the store (see `edirecon refund list`): none of the 3 refunds was acted on\n")
     assert statuses(refund(db, "list")) == {cob: "approved", patient: "held", dup: "pending"}
     assert [e[1] for e in trail(db, dup)] == ["identified"]
 
@@ -445,8 +458,9 @@ def test_environment_gives_db_and_config_and_the_options_win(tmp_path: Path) -> 
     def invoke(*args: Any) -> Any:
         return runner.invoke(app, [str(a) for a in args])
 
-    ran = invoke("run", SAMPLE_EDI / "secondary-overpaid", SAMPLE_EDI / "patient-copay-overpaid", "--out", tmp_path / "out",
-                 "--as-of", "2026-11-27", "--workers", "1")
+    ran = invoke(
+        "run", SAMPLE_EDI / "secondary-overpaid", SAMPLE_EDI / "patient-copay-overpaid", "--out", tmp_path / "out", "--as-of", "2026-11-27", "--workers", "1"
+    )
     assert ran.exit_code == 0, ran.output
     with open(tmp_path / "out" / "refund_requests.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -509,7 +523,8 @@ def test_refunds_nobody_acted_on_follow_the_current_rules(db: str, tmp_path: Pat
     finally:
         store.dispose()
     assert [(e["event"], e["refund_id"], e["action"], e["from_status"], e["to_status"]) for e in logs if e["event"] == "refund_changed"] == [
-        ("refund_changed", cob, "rejudged", "pending", "approved")]
+        ("refund_changed", cob, "rejudged", "pending", "approved")
+    ]
     assert statuses(refund(db, "list")) == {cob: "approved", patient: "approved", dup: "pending"}
     assert trail(db, cob) == [("edirecon", "identified", "", "pending"), ("edirecon", "rejudged", "pending", "approved")]
     assert trail(db, patient) == [("edirecon", "identified", "", "pending"), ("alice", "approve", "pending", "approved")]

@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from edirecon import parsers
-
 from conftest import SAMPLE_EDI
+
+from edirecon import parsers
 
 
 def _segment_numbers(data: bytes) -> dict[int, bytes]:
@@ -73,6 +73,7 @@ def test_one_remittance_in_many_files_ingested_side_by_side_on_postgresql(tmp_pa
     from datetime import date
 
     import sqlalchemy
+
     from edirecon.engine.config import Config
     from edirecon.engine.run import run
 
@@ -124,10 +125,10 @@ def test_claims_stored_before_other_payers_were_kept_are_not_judged_unbilled(tmp
     """A store upgraded from the revision before 0006 has claims without their 2330B payers: the unbilled-payer rule leaves them as before."""
     from alembic import command
     from alembic.config import Config as AlembicConfig
-    from edirecon.engine.store.connection import MIGRATIONS, Store
+    from conftest import FIXTURES
     from sqlalchemy import text
 
-    from conftest import FIXTURES
+    from edirecon.engine.store.connection import MIGRATIONS, Store
 
     url = f"sqlite:///{tmp_path}/s.db"
     folder = FIXTURES / "engine" / "unbilled-payer-paid-as-primary"
@@ -144,8 +145,11 @@ def test_claims_stored_before_other_payers_were_kept_are_not_judged_unbilled(tmp
     with Store(url).engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM claims WHERE other_payer_ids IS NULL")).scalar() == 3
     got = sorted((r["patient_control_number"], r["reason"], r["payer_id"], str(r["amount"])) for r in outputs["refund_requests"])
-    assert got == [("RFM2801001", "COB_OVERPAYMENT", "64157", "69.00"), ("RFM2801002", "COB_OVERPAYMENT", "77099", "22.80"),
-                   ("RFM2801003", "COB_OVERPAYMENT", "64157", "43.00")]
+    assert got == [
+        ("RFM2801001", "COB_OVERPAYMENT", "64157", "69.00"),
+        ("RFM2801002", "COB_OVERPAYMENT", "77099", "22.80"),
+        ("RFM2801003", "COB_OVERPAYMENT", "64157", "43.00"),
+    ]
 
 
 def test_a_crossover_carrier_named_by_nm1_tt_is_billed_and_older_payments_are_not_judged(tmp_path: Path) -> None:
@@ -153,22 +157,28 @@ def test_a_crossover_carrier_named_by_nm1_tt_is_billed_and_older_payments_are_no
     claim payments have no NM1*TT kept, the unbilled-payer rule judges neither encounter."""
     from alembic import command
     from alembic.config import Config as AlembicConfig
-    from edirecon.engine.store.connection import MIGRATIONS, Store
+    from conftest import FIXTURES
     from sqlalchemy import text
 
-    from conftest import FIXTURES
+    from edirecon.engine.store.connection import MIGRATIONS, Store
 
     url = f"sqlite:///{tmp_path}/s.db"
     folder = FIXTURES / "engine" / "crossover-carrier-named-by-nm1-tt"
     outputs = _run(folder, url, tmp_path / "out-1")
     assert [(r["patient_control_number"], r["reason"], r["payer_id"], str(r["amount"])) for r in outputs["refund_requests"]] == [
-        ("RFM2730002", "PAYER_OVERPAYMENT", "61190", "28.00")]
+        ("RFM2730002", "PAYER_OVERPAYMENT", "61190", "28.00")
+    ]
     store = Store(url)
     with store.engine.connect() as conn:
-        kept = conn.execute(text("SELECT patient_control_number, payer_claim_control_number, crossover_carrier_id FROM claim_payments "
-                                 "ORDER BY payer_claim_control_number")).all()
-    assert [tuple(r) for r in kept] == [("RFM2730001", "MCR26280130041", "61190"), ("RFM2730002", "MCR26280130042", ""),
-                                        ("RFM2730001", "PSM2629400815", ""), ("RFM2730002", "PSM2629400816", "")]
+        kept = conn.execute(
+            text("SELECT patient_control_number, payer_claim_control_number, crossover_carrier_id FROM claim_payments ORDER BY payer_claim_control_number")
+        ).all()
+    assert [tuple(r) for r in kept] == [
+        ("RFM2730001", "MCR26280130041", "61190"),
+        ("RFM2730002", "MCR26280130042", ""),
+        ("RFM2730001", "PSM2629400815", ""),
+        ("RFM2730002", "PSM2629400816", ""),
+    ]
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with store.engine.begin() as conn:  # back to the schema of revision 0006, with its claim payments in it
@@ -196,7 +206,8 @@ def test_a_void_rebilled_is_one_refund_whichever_payment_came_first(tmp_path: Pa
         path.write_text(re.sub(r"(BPR\*[^~]*\*)\d{8}~", rf"\g<1>{paid_on}~", text, count=1), encoding="utf-8")
     outputs = _run(folder, f"sqlite:///{tmp_path}/s.db", tmp_path / "out")
     assert [(r["reason"], r["patient_control_number"], r["payer_claim_control_number"], str(r["amount"])) for r in outputs["refund_requests"]] == [
-        ("PAYER_OVERPAYMENT", "RFM2803001", "BRH2620700418", "120.00")]
+        ("PAYER_OVERPAYMENT", "RFM2803001", "BRH2620700418", "120.00")
+    ]
     assert [(b["patient_control_number"], str(b["balance"])) for b in outputs["credit_balances"]] == [("RFM2803001", "-120.00")]
 
 
@@ -227,8 +238,7 @@ def test_bytes_where_x12_was_expected_are_described_not_repeated(tmp_path: Path)
     never repeat the name (issue 13, item 11): findings end up in logs."""
     listing = tmp_path / "patients.835"
     listing.write_bytes(b"GARCIA,MARIA,1977-04-13,BRH555077104\n")
-    isa = (b"ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       "
-           b"*260101*1200*^*00501*000000001*0*P*:~")
+    isa = b"ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       *260101*1200*^*00501*000000001*0*P*:~"
     lost = tmp_path / "lost-terminator.835"
     lost.write_bytes(isa + b"GARCIA*MARIA~garcia*maria~IEA*0*000000001~")
     messages = []
@@ -260,7 +270,8 @@ def test_a_72_smaller_than_the_reversal_it_offsets_leaves_the_rest_a_recoupment(
     (refund,) = outputs["refund_requests"]
     assert (refund["patient_control_number"], str(refund["amount"]), refund["status"]) == ("RFM2728001", "155.50", "acknowledged")
     assert [(r["kind"], r["trace_number"], str(r["amount"]), r["refund_id"]) for r in outputs["recoupments"]] == [
-        ("CLAIM_REVERSAL", "0009272803", "55.50", refund["refund_id"])]
+        ("CLAIM_REVERSAL", "0009272803", "55.50", refund["refund_id"])
+    ]
     assert {b["patient_control_number"]: str(b["balance"]) for b in outputs["credit_balances"]}["RFM2728001"] == "25.00"
     assert outputs["exceptions"] == []
 
@@ -268,8 +279,7 @@ def test_a_72_smaller_than_the_reversal_it_offsets_leaves_the_rest_a_recoupment(
 def test_a_name_where_a_segment_was_cut_short_is_described_not_repeated(tmp_path: Path) -> None:
     """A file that ends inside a name (no terminator) says which kind of text it ends in, never the
     name itself (issue 13, item 11); a real segment id is still quoted (the broken-file golden)."""
-    isa = (b"ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       "
-           b"*260101*1200*^*00501*000000001*0*P*:~")
+    isa = b"ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       *260101*1200*^*00501*000000001*0*P*:~"
     cut = tmp_path / "cut-in-a-name.835"
     cut.write_bytes(isa + b"GS*HP*SUBMITTER*RECEIVER*20260101*1200*1*X*005010X221A1~GARCIA MARIA")
     _, summary = parsers.parse_file(cut)

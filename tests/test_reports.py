@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edirecon.cli import app
+from conftest import FIXTURES, REPO, SAMPLE_EDI
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, REPO, SAMPLE_EDI
+from edirecon.cli import app
 
 CONFIG = FIXTURES / "reports" / "config.toml"
 S = SAMPLE_EDI
@@ -70,8 +70,23 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     ids = {r["patient_control_number"]: r["refund_id"] for r in table(root / "out" / "refund_requests.csv")}
     for pcn in ("RFM2602001", "RFM2604001"):
         cli("refund", "approve", ids[pcn], "--db", db, "--as-of", "2026-10-21", "--config", CONFIG, "--user", "alice")
-    cli("refund", "mark-sent", ids["RFM2604001"], "--db", db, "--as-of", "2026-11-02", "--config", CONFIG, "--user", "bob",
-        "--reference", "5001", "--date", "2026-11-02")
+    cli(
+        "refund",
+        "mark-sent",
+        ids["RFM2604001"],
+        "--db",
+        db,
+        "--as-of",
+        "2026-11-02",
+        "--config",
+        CONFIG,
+        "--user",
+        "bob",
+        "--reference",
+        "5001",
+        "--date",
+        "2026-11-02",
+    )
     run("2026-11-27", PLB / "remit-3.835")
     cli("report", "--db", db, "--out", root / "november", "--as-of", "2026-11-27", "--quarter", "2026Q4", "--config", CONFIG)
     cli("report", "--db", db, "--out", root / "q3", "--as-of", "2026-11-27", "--quarter", "2026Q3", "--config", CONFIG)
@@ -84,8 +99,19 @@ def test_worklist_aging_buckets_and_overdue(reports: dict[str, Any]) -> None:
     made the credit: 04-08 → 195 (over 90), 07-15 → 97 (over 90), 08-07 → 74 (61-90), 10-16 → 4
     (0-30).  Overdue: 06-09 → 133 days, 09-18 → 32 days."""
     rows = table(reports["october"] / "worklist.csv")
-    got = [(r["patient_control_number"], r["due_by"], r["overdue"], r["days_overdue"], r["days_in_credit"], r["aging_bucket"], r["outstanding"],
-            r["workflow_status"]) for r in rows]
+    got = [
+        (
+            r["patient_control_number"],
+            r["due_by"],
+            r["overdue"],
+            r["days_overdue"],
+            r["days_in_credit"],
+            r["aging_bucket"],
+            r["outstanding"],
+            r["workflow_status"],
+        )
+        for r in rows
+    ]
     assert got == [
         ("RFM2602001", "2026-06-09", "yes", "133", "195", "over-90", "155.50", "pending"),
         ("RFM2605001", "2026-09-18", "yes", "32", "97", "over-90", "27.00", "approved"),  # auto-approved: below 50.00
@@ -114,11 +140,20 @@ def test_worklist_and_followups_after_the_double_refund(reports: dict[str, Any])
     refund of 99.96); the three others are overdue: 06-09 → 171 days, 09-18 → 70, 11-14 → 13."""
     rows = table(reports["november"] / "worklist.csv")
     assert [(r["patient_control_number"], r["days_overdue"], r["workflow_status"]) for r in rows] == [
-        ("RFM2602001", "171", "approved"), ("RFM2605001", "70", "approved"), ("RFM2606001", "13", "held")]
+        ("RFM2602001", "171", "approved"),
+        ("RFM2605001", "70", "approved"),
+        ("RFM2606001", "13", "held"),
+    ]
     assert table(reports["november"] / "worklist_totals.csv")[-1]["outstanding"] == "197.50"
     (follow,) = table(reports["november"] / "followups.csv")
     assert (follow["kind"], follow["refund_id"], follow["amount"], follow["reference"], follow["sent_on"], follow["days_since_sent"]) == (
-        "DOUBLE_REFUND", reports["ids"]["RFM2604001"], "99.96", "5001", "2026-11-02", "25")
+        "DOUBLE_REFUND",
+        reports["ids"]["RFM2604001"],
+        "99.96",
+        "5001",
+        "2026-11-02",
+        "25",
+    )
 
 
 def test_reconciliation_audit_per_remittance_and_per_payer_month(reports: dict[str, Any]) -> None:
@@ -168,11 +203,21 @@ def test_audit_of_an_unbalanced_remittance(tmp_path: Path) -> None:
     cli("run", folder, "--db", db, "--out", tmp_path / "out", "--as-of", "2026-11-27", "--workers", "1")
     cli("report", "--db", db, "--out", tmp_path / "rep", "--as-of", "2026-11-27")
     (remit,) = table(tmp_path / "rep" / "audit_remittances.csv")
-    assert (remit["bpr_amount"], remit["claim_payments"], remit["expected"], remit["difference"], remit["balanced"]) == ("183.00", "178.00", "178.00", "5.00", "no")
+    assert (remit["bpr_amount"], remit["claim_payments"], remit["expected"], remit["difference"], remit["balanced"]) == (
+        "183.00",
+        "178.00",
+        "178.00",
+        "5.00",
+        "no",
+    )
     segments = (folder / "remit.835").read_text().split("~")
     clp = next(i for i, seg in enumerate(segments, start=1) if seg.strip().startswith("CLP*RFM2710001*"))
     rows = {r["kind"]: r for r in table(tmp_path / "rep" / "audit_discrepancies.csv")}
-    assert (rows["UNBALANCED_CLAIM"]["segment"], rows["UNBALANCED_CLAIM"]["amount"], rows["UNBALANCED_CLAIM"]["patient_control_number"]) == (str(clp), "5.00", "RFM2710001")
+    assert (rows["UNBALANCED_CLAIM"]["segment"], rows["UNBALANCED_CLAIM"]["amount"], rows["UNBALANCED_CLAIM"]["patient_control_number"]) == (
+        str(clp),
+        "5.00",
+        "RFM2710001",
+    )
     assert (rows["UNBALANCED_REMITTANCE"]["amount"], rows["UNBALANCED_REMITTANCE"]["source_file"]) == ("5.00", str(folder / "remit.835"))
 
 
@@ -180,8 +225,10 @@ def test_root_cause_analytics(reports: dict[str, Any]) -> None:
     """Refunds found, by dimension, on 2026-11-27.  The credits arose 04-08 (Blue River dup 155.50),
     07-15 (Medicaid COB 27.00), 08-07 (patient 15.00) and 10-16 (Medicare dup 99.96); the last 90
     days (08-29 to 11-27) hold 99.96, the 90 before (05-31 to 08-29) 27.00 + 15.00 = 42.00."""
-    dims = {(r["dimension"], r["key"]): (r["count"], r["amount"], r["last_90_days"], r["previous_90_days"], r["trend"])
-            for r in table(reports["november"] / "root_cause_dimensions.csv")}
+    dims = {
+        (r["dimension"], r["key"]): (r["count"], r["amount"], r["last_90_days"], r["previous_90_days"], r["trend"])
+        for r in table(reports["november"] / "root_cause_dimensions.csv")
+    }
     assert dims[("reason", "DUPLICATE_PAYMENT")] == ("2", "255.46", "99.96", "0.00", "up")
     assert dims[("reason", "COB_OVERPAYMENT")] == ("1", "27.00", "0.00", "27.00", "down")
     assert dims[("reason", "PATIENT_OVERPAYMENT")] == ("1", "15.00", "0.00", "15.00", "down")
@@ -195,7 +242,11 @@ def test_root_cause_analytics(reports: dict[str, Any]) -> None:
     assert dims[("procedure", "99214")][:2] == ("2", "126.96")  # Medicare 99.96 + Medicaid 27.00
     assert dims[("procedure", "99203")][:2] == dims[("procedure", "93000")][:2] == ("1", "155.50")
     assert {k[1]: v[:2] for k, v in dims.items() if k[0] == "month"} == {
-        "2026-04": ("1", "155.50"), "2026-07": ("1", "27.00"), "2026-08": ("1", "15.00"), "2026-10": ("1", "99.96")}
+        "2026-04": ("1", "155.50"),
+        "2026-07": ("1", "27.00"),
+        "2026-08": ("1", "15.00"),
+        "2026-10": ("1", "99.96"),
+    }
     months = table(reports["november"] / "root_cause_months.csv")
     assert [m["month"] for m in months] == ["2026-04", "2026-05", "2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11"]
     patterns = table(reports["november"] / "root_cause_patterns.csv")
@@ -211,10 +262,38 @@ def test_cms838_for_2026q4(reports: dict[str, Any]) -> None:
     for the 2026-09-08 visit, 99.96, reason 1 (duplicate); repaid by check 5001 on 2026-11-02 (C),
     nothing outstanding; the cost report of 2026 is open (closed through 2025-12-31)."""
     (row,) = table(reports["november"] / "cms838-2026Q4.csv")
-    pick = ("medicare_part", "beneficiary_name", "mbi", "icn", "type_of_bill", "admission_or_from_date", "discharge_or_through_date", "paid_date",
-            "cost_report", "credit_balance", "amount_repaid", "method_of_payment", "amount_outstanding", "reason")
-    assert tuple(row[c] for c in pick) == ("B", "JOHNSON, ROBERT", "1EG4TE5MK73", "22627500456700", "", "2026-09-08", "2026-09-08", "2026-10-16",
-                                           "O", "99.96", "99.96", "C", "0.00", "1")
+    pick = (
+        "medicare_part",
+        "beneficiary_name",
+        "mbi",
+        "icn",
+        "type_of_bill",
+        "admission_or_from_date",
+        "discharge_or_through_date",
+        "paid_date",
+        "cost_report",
+        "credit_balance",
+        "amount_repaid",
+        "method_of_payment",
+        "amount_outstanding",
+        "reason",
+    )
+    assert tuple(row[c] for c in pick) == (
+        "B",
+        "JOHNSON, ROBERT",
+        "1EG4TE5MK73",
+        "22627500456700",
+        "",
+        "2026-09-08",
+        "2026-09-08",
+        "2026-10-16",
+        "O",
+        "99.96",
+        "99.96",
+        "C",
+        "0.00",
+        "1",
+    )
     assert "duplicate of ICN 22626100123400" in row["comments"] and "99.96 to recover" in row["comments"]
     text = pdf_text(reports["november"] / "cms838-2026Q4.pdf")
     assert "For the calendar quarter ended 12/31/2026 (2026Q4)" in text
@@ -238,8 +317,10 @@ def test_cms838_reason_of_medicare_paying_a_claim_it_was_not_billed(tmp_path: Pa
     (row,) = table(tmp_path / "rep" / "cms838-2026Q3.csv")
     pick = ("medicare_part", "beneficiary_name", "mbi", "icn", "paid_date", "credit_balance", "amount_outstanding", "reason")
     assert tuple(row[c] for c in pick) == ("B", "HALVORSEN, MARGARET", "4TR7WA2KD61", "22623300729010", "2026-08-21", "96.00", "96.00", "2")
-    assert row["comments"] == ("Medicare was not billed: the claim was billed as primary to BLUE RIVER HEALTH PLAN (87726), "
-                               "yet Medicare processed it as primary; its whole payment is refunded")
+    assert row["comments"] == (
+        "Medicare was not billed: the claim was billed as primary to BLUE RIVER HEALTH PLAN (87726), "
+        "yet Medicare processed it as primary; its whole payment is refunded"
+    )
     assert "balance left after contractual adjustments" not in pdf_text(tmp_path / "rep" / "cms838-2026Q3.pdf")
 
 
@@ -248,7 +329,10 @@ def test_refund_packets(reports: dict[str, Any]) -> None:
     plain-language notice; Medicare's (sent, then a double refund) gets no new packet."""
     folder = reports["november"] / "packets"
     assert sorted(p.name for p in folder.iterdir()) == [
-        f"patient-{reports['ids']['RFM2606001']}.pdf", "payer-77099-1467523894.pdf", "payer-87726-1467523894.pdf"]
+        f"patient-{reports['ids']['RFM2606001']}.pdf",
+        "payer-77099-1467523894.pdf",
+        "payer-87726-1467523894.pdf",
+    ]
     blue = pdf_text(folder / "payer-87726-1467523894.pdf")
     assert "Re: Refund of overpayments - 1 claim, total $155.50" in blue
     assert "NPI 1467523894 TIN 376012345" in blue and "Overpayment Recovery Unit" in blue

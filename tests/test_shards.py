@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FIXTURES, SAMPLE_EDI
+from sqlalchemy import text
+
 from edirecon.engine.config import Config
 from edirecon.engine.run import decide_and_record, run
 from edirecon.engine.scale import shards
 from edirecon.engine.store.connection import Store
-from sqlalchemy import text
-
-from conftest import FIXTURES, SAMPLE_EDI
 
 AS_OF = date(2026, 11, 27)
 FOLDERS = [SAMPLE_EDI, *sorted(p for p in (FIXTURES / "engine").iterdir() if p.is_dir())]
@@ -30,8 +30,9 @@ def _outputs(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if not p.name.startswith(".")}
 
 
-def _one_process_and_shards(folders: list[Path], url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: Config = Config(),
-                            as_of: date = AS_OF, per_shard: int = 3) -> tuple[dict[str, bytes], dict[str, bytes], Any]:
+def _one_process_and_shards(
+    folders: list[Path], url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: Config = Config(), as_of: date = AS_OF, per_shard: int = 3
+) -> tuple[dict[str, bytes], dict[str, bytes], Any]:
     """Ingest ``folders`` and decide in one process (``run``), then decide the same store again in
     shards of ``per_shard`` claim numbers (0: one each, and in shards however small the store);
     the outputs of both."""
@@ -67,16 +68,20 @@ def test_every_scenario_together_in_shards_equals_one_process(tmp_path: Path, mo
     assert _kept(url) == kept and kept
 
 
-@pytest.mark.parametrize("folder", [p for p in sorted(SAMPLE_EDI.iterdir()) if (p / "expected-run.json").exists()]
-                         + [p for p in FOLDERS[1:] if (p / "expected-run.json").exists()], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "folder",
+    [p for p in sorted(SAMPLE_EDI.iterdir()) if (p / "expected-run.json").exists()] + [p for p in FOLDERS[1:] if (p / "expected-run.json").exists()],
+    ids=lambda p: p.name,
+)
 def test_each_scenario_in_shards_equals_one_process(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each scenario alone, with its own configuration and day, decided in shards."""
     import json
 
     doc = json.loads((folder / "expected-run.json").read_text(encoding="utf-8"))
     config = Config.load(folder / "config.toml") if (folder / "config.toml").exists() else Config()
-    one, sharded, _ = _one_process_and_shards([folder], f"sqlite:///{tmp_path}/store.db", tmp_path, monkeypatch, config,
-                                              date.fromisoformat(doc["as_of"]), per_shard=0)
+    one, sharded, _ = _one_process_and_shards(
+        [folder], f"sqlite:///{tmp_path}/store.db", tmp_path, monkeypatch, config, date.fromisoformat(doc["as_of"]), per_shard=0
+    )
     assert one == sharded
 
 
@@ -194,5 +199,6 @@ def test_detection_by_key_loads_the_72_that_offsets_a_claim_reversal(tmp_path: P
     finally:
         store.dispose()
     assert [(r.refund_id, r.status, r.recouped, r.acknowledged) for r in decisions.refunds] == [
-        (refund["refund_id"], "acknowledged", Decimal("0.00"), Decimal("155.50"))]
+        (refund["refund_id"], "acknowledged", Decimal("0.00"), Decimal("155.50"))
+    ]
     assert decisions.recoupments == []

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edirecon.cli import app
+from conftest import REPO, SAMPLE_EDI
 from typer.testing import CliRunner
 
-from conftest import REPO, SAMPLE_EDI
+from edirecon.cli import app
 
 DUPLICATE = SAMPLE_EDI / "duplicate-payment"
 PASSWORD = "S3cr3t"
@@ -104,8 +104,10 @@ def missing_store(folder: Path, _made: Path) -> Fault:
 
 
 def bad_port(_folder: Path, _made: Path) -> Fault:
-    return Fault(f"postgresql://app:{PASSWORD}@127.0.0.1:abc/edirecon", "'postgresql://app:***@127.0.0.1:abc/edirecon' is not a usable "
-                 "database URL (its port is not a number)")
+    return Fault(
+        f"postgresql://app:{PASSWORD}@127.0.0.1:abc/edirecon",
+        "'postgresql://app:***@127.0.0.1:abc/edirecon' is not a usable database URL (its port is not a number)",
+    )
 
 
 def unknown_driver(_folder: Path, _made: Path) -> Fault:
@@ -114,8 +116,10 @@ def unknown_driver(_folder: Path, _made: Path) -> Fault:
 
 def unreachable(_folder: Path, _made: Path) -> Fault:
     port = free_port()
-    return Fault(f"postgresql://app:{PASSWORD}@127.0.0.1:{port}/edirecon",
-                 f"the store at postgresql://app:***@127.0.0.1:{port}/edirecon cannot be opened: connection failed")
+    return Fault(
+        f"postgresql://app:{PASSWORD}@127.0.0.1:{port}/edirecon",
+        f"the store at postgresql://app:***@127.0.0.1:{port}/edirecon cannot be opened: connection failed",
+    )
 
 
 def read_only(folder: Path, made: Path) -> Fault:
@@ -125,12 +129,10 @@ def read_only(folder: Path, made: Path) -> Fault:
 
 
 FAULTS: dict[str, Callable[[Path, Path], Fault]] = {
-    f.__name__.replace("_", "-"): f for f in (not_a_database, newer_revision, out_is_a_file, missing_store, bad_port, unknown_driver,
-                                              unreachable, read_only)
+    f.__name__.replace("_", "-"): f for f in (not_a_database, newer_revision, out_is_a_file, missing_store, bad_port, unknown_driver, unreachable, read_only)
 }
 #: the commands a fault does not apply to: only run, report have --out; run and watch create their store
-NOT_APPLICABLE = {"out-is-a-file": {"refund list", "refund show", "refund approve", "status", "retry", "worker", "watch"},
-                  "missing-store": {"run", "watch"}}
+NOT_APPLICABLE = {"out-is-a-file": {"refund list", "refund show", "refund approve", "status", "retry", "worker", "watch"}, "missing-store": {"run", "watch"}}
 CASES = [(fault, command) for fault in FAULTS for command in COMMANDS if command not in NOT_APPLICABLE.get(fault, set())]
 
 
@@ -139,8 +141,7 @@ def invoke(command: str, fault: Fault) -> Any:
 
 
 @pytest.mark.parametrize(("fault_name", "command"), CASES, ids=[f"{f}:{c}" for f, c in CASES])
-def test_every_command_says_a_store_fault_in_one_line(fault_name: str, command: str, made_store: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_command_says_a_store_fault_in_one_line(fault_name: str, command: str, made_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Exit 2, exactly one line on stderr saying what is wrong, no traceback, no password, the store untouched."""
     monkeypatch.chdir(tmp_path)
     fault = FAULTS[fault_name](tmp_path, made_store)
@@ -186,8 +187,7 @@ def test_a_user_in_the_wrong_folder_is_told_there_is_no_store(tmp_path: Path, mo
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["refund", "list"], env={"EDIRECON_DB": None})
     assert (result.exit_code, result.stdout) == (2, "")
-    assert result.stderr == ("edirecon: no store at edirecon.db: run `edirecon run` (or watch) to create one, "
-                             "or give --db (or EDIRECON_DB) the store's URL\n")
+    assert result.stderr == ("edirecon: no store at edirecon.db: run `edirecon run` (or watch) to create one, or give --db (or EDIRECON_DB) the store's URL\n")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -205,20 +205,28 @@ def test_a_user_sees_one_line_from_the_installed_command(tmp_path: Path) -> None
     """Through a real process: a store that is not a database and an unknown driver give one line, exit 2."""
     (tmp_path / "edirecon.db").write_bytes(b"\x00" * 512)
     for db in ("sqlite:///edirecon.db", f"mysql://app:{PASSWORD}@db.example/x"):
-        done = subprocess.run([sys.executable, "-m", "cli", "refund", "list", "--db", db], cwd=tmp_path, capture_output=True, timeout=120,
-                              env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+        done = subprocess.run(
+            [sys.executable, "-m", "cli", "refund", "list", "--db", db],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=120,
+            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        )
         err = done.stderr.decode()
         assert (done.returncode, err.count("\n")) == (2, 1), err
         assert "Traceback" not in err and PASSWORD not in err
 
 
-@pytest.mark.parametrize(("text", "masked"), [
-    ("postgresql://app:S3cr3t@db.example:5432/edirecon", "postgresql://app:***@db.example:5432/edirecon"),
-    ("postgresql+psycopg://app:p%40ss@10.0.0.5/x?sslmode=require", "postgresql+psycopg://app:***@10.0.0.5/x?sslmode=require"),
-    ("--db 'mysql://root:a@b@db/x' is not usable", "--db 'mysql://root:***@db/x' is not usable"),
-    ("host=db user=app password=S3cr3t dbname=x", "host=db user=app password=*** dbname=x"),
-    ("sqlite:///edirecon.db and postgresql://app@db/x", "sqlite:///edirecon.db and postgresql://app@db/x"),
-])
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("postgresql://app:S3cr3t@db.example:5432/edirecon", "postgresql://app:***@db.example:5432/edirecon"),
+        ("postgresql+psycopg://app:p%40ss@10.0.0.5/x?sslmode=require", "postgresql+psycopg://app:***@10.0.0.5/x?sslmode=require"),
+        ("--db 'mysql://root:a@b@db/x' is not usable", "--db 'mysql://root:***@db/x' is not usable"),
+        ("host=db user=app password=S3cr3t dbname=x", "host=db user=app password=*** dbname=x"),
+        ("sqlite:///edirecon.db and postgresql://app@db/x", "sqlite:///edirecon.db and postgresql://app@db/x"),
+    ],
+)
 def test_mask_credentials_hides_every_password(text: str, masked: str) -> None:
     """URLs with a password (encoded or with an @ in it), libpq's password=, and URLs without one."""
     from edirecon.engine.store.connection import mask_credentials
@@ -228,9 +236,10 @@ def test_mask_credentials_hides_every_password(text: str, masked: str) -> None:
 
 def test_a_database_error_is_named_by_kind_without_sql_parameters(made_store: Path, tmp_path: Path) -> None:
     """A failed write carrying a member id in its parameters is reported as 'read-only', not as SQL."""
-    from edirecon.engine.store.connection import store_error
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
+
+    from edirecon.engine.store.connection import store_error
 
     store = tmp_path / "edirecon.db"
     shutil.copyfile(made_store, store)

@@ -10,9 +10,9 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from edirecon import parsers
-
 from conftest import REPO, SAMPLE_EDI
+
+from edirecon import parsers
 
 
 def _generator():

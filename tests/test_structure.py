@@ -134,7 +134,7 @@ def test_an_import_inside_a_function_says_what_it_defers():
             if not in_function:
                 continue
             i = line - 2  # the line above, 0-based
-            while i >= 0 and lines[i].strip().startswith(("import ", "from ")):
+            while i >= 0 and (not lines[i].strip() or lines[i].strip().startswith(("import ", "from "))):
                 i -= 1
             if i < 0 or "# deferred:" not in lines[i]:
                 unexplained.append(f"{path.relative_to(REPO)}:{line}")
@@ -160,16 +160,18 @@ def test_nothing_under_decide_reaches_the_store():
 
 def test_no_generic_top_level_name_is_imported():
     """Importing every module puts nothing but ``edirecon`` into sys.modules of this project."""
-    code = "import importlib, sys\n" + "".join(f"importlib.import_module({m!r})\n" for m in MODULES) + (
-        "print(sorted(n for n in sys.modules if n.split('.')[0] in ('engine', 'parsers', 'mappings', 'cli')))")
+    code = (
+        "import importlib, sys\n"
+        + "".join(f"importlib.import_module({m!r})\n" for m in MODULES)
+        + ("print(sorted(n for n in sys.modules if n.split('.')[0] in ('engine', 'parsers', 'mappings', 'cli')))")
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.slow
 def test_the_wheel_holds_one_top_level_name(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(REPO)],
-                   check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(REPO)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("edirecon-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}

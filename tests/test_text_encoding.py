@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edirecon import parsers
-from edirecon.cli import app
-from edirecon.engine.reports.fonts import find_fonts
+from conftest import FIXTURES, SAMPLE_EDI
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, SAMPLE_EDI
+from edirecon import parsers
+from edirecon.cli import app
+from edirecon.engine.reports.fonts import find_fonts
 
 UTF8 = FIXTURES / "engine" / "utf8-names"
 CP1252 = FIXTURES / "engine" / "windows-1252-names"
@@ -59,7 +59,7 @@ def has_cjk_font() -> bool:
     for path in find_fonts().fallbacks:
         try:
             cmap = TTFont(path, fontNumber=0, lazy=True).getBestCmap()
-        except Exception:  # noqa: BLE001 - an unreadable font simply does not count
+        except Exception:
             continue
         if all(ord(c) in cmap for c in "王小明"):
             return True
@@ -177,8 +177,7 @@ def test_reemitted_transaction_text_keeps_the_bytes_received(path: Path) -> None
 
     data = path.read_bytes()
     (ts,) = list(parsers.X12Reader(path))
-    text = parsers.raw_text(set_text([els for _n, _o, els in ts.segments()], ts.delimiters.element, ts.delimiters.segment),
-                            ts.interchange.encoding)
+    text = parsers.raw_text(set_text([els for _n, _o, els in ts.segments()], ts.delimiters.element, ts.delimiters.segment), ts.interchange.encoding)
     start = data.index(b"ST*835*")
     end = data.index(b"~", data.index(b"\nSE*")) + 2
     assert text.encode("latin-1") == data[start:end]

@@ -15,12 +15,12 @@ import pytest
 import pyx12.params
 import pyx12.x12file
 import pyx12.x12n_document
+from conftest import FIXTURES, REPO, SAMPLE_EDI
+from typer.testing import CliRunner
+
 from edirecon import parsers
 from edirecon.cli import app
 from edirecon.parsers.validate import validate_file
-from typer.testing import CliRunner
-
-from conftest import FIXTURES, REPO, SAMPLE_EDI
 
 CLEAN_CLAIMS = SAMPLE_EDI / "clean-payment" / "claims.837"
 CLEAN_REMIT = SAMPLE_EDI / "clean-payment" / "remit.835"
@@ -151,7 +151,10 @@ def test_bad_counts_837_gets_a_rejecting_999_and_positioned_findings(tmp_path: P
     segments, errors = pyx12_read(ack)
     assert errors == []
     assert [s[1:3] for s in segments if s[0] in ("AK2", "IK5")] == [
-        ["837", "0801"], ["R", "4"], ["837", "0802"], ["A"],
+        ["837", "0801"],
+        ["R", "4"],
+        ["837", "0802"],
+        ["A"],
     ]
     assert first(segments, "AK9")[1:6] == ["R", "2", "2", "1", "4"]
 
@@ -169,9 +172,7 @@ def test_validate_cli_on_bad_counts_exits_1(tmp_path: Path, in_repo: Path) -> No
     assert result.exit_code == 1
     assert result.stdout == f"{_rel(BAD_COUNTS)}: invalid (2 findings)\n"
     se_offset = BAD_COUNTS.read_bytes().find(b"SE*26*0801~")
-    assert f"{_rel(BAD_COUNTS)}:27:{se_offset}: IG_TRANSACTION_ERROR IK5 4: SE count of 26 for SE02=0801 is wrong. I count 25" in (
-        result.stderr.splitlines()
-    )
+    assert f"{_rel(BAD_COUNTS)}:27:{se_offset}: IG_TRANSACTION_ERROR IK5 4: SE count of 26 for SE02=0801 is wrong. I count 25" in (result.stderr.splitlines())
     assert sorted(line.split(" ")[1] for line in result.stderr.splitlines()) == ["IG_GROUP_ERROR", "IG_TRANSACTION_ERROR"]
 
 

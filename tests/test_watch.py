@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,11 @@ import pytest
 import pyx12.params
 import pyx12.x12file
 import pyx12.x12n_document
-from edirecon import parsers
-from edirecon.cli import app
+from conftest import FIXTURES, REPO, SAMPLE_EDI
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, REPO, SAMPLE_EDI
+from edirecon import parsers
+from edirecon.cli import app
 
 AS_OF = "2026-11-27"
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
@@ -89,7 +89,9 @@ def files_under(folder: Path) -> list[str]:
     """Data files (no dotfiles) under a folder, as sorted relative paths."""
     if not folder.is_dir():
         return []
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(folder).parts))
+    return sorted(
+        p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(folder).parts)
+    )
 
 
 def counts(db_file: Path, *tables: str) -> dict[str, int]:
@@ -124,9 +126,9 @@ def payer_and_payee(payment: parsers.ClaimPayment) -> tuple[str, str]:
 
 
 def day_folder() -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc).strftime("%Y/%m/%d")
+    return datetime.now(UTC).strftime("%Y/%m/%d")
 
 
 def generate(path: Path, claims: int) -> None:
@@ -185,7 +187,7 @@ def test_error_json_names_each_finding_with_its_position(batch: dict[str, Any]) 
     assert {"SE_COUNT_MISMATCH", "TRANSACTION_NOT_POSTABLE", "GE_CONTROL_MISMATCH"} <= set(by_code)
     se = by_code["SE_COUNT_MISMATCH"]
     assert (se["segment"], se["offset"], se["st02"]) == (27, data.find(b"SE*26*0801"), "0801")
-    assert data[by_code["GE_CONTROL_MISMATCH"]["offset"]:].startswith(b"GE*2*1810")
+    assert data[by_code["GE_CONTROL_MISMATCH"]["offset"] :].startswith(b"GE*2*1810")
     assert [(s["st02"], s["ingested"]) for s in bad["transaction_sets"]] == [("0801", False), ("0802", True)]
     assert bad["ingested"] == {"transaction_sets_ingested": 1, "claims": 1, "claim_payments": 0, "patient_payments": 0}
     assert bad["file"] == "acme/claims-bad-counts.837" and bad["sha256"] == sha(BROKEN["acme/claims-bad-counts.837"])
@@ -193,7 +195,7 @@ def test_error_json_names_each_finding_with_its_position(batch: dict[str, Any]) 
     truncated = json.loads((root / "error" / "blueriver" / "remit-truncated.835.error.json").read_text())
     cut = next(e for e in truncated["errors"] if e["code"] == "TRUNCATED_SEGMENT")
     raw = BROKEN["blueriver/remit-truncated.835"].read_bytes()
-    assert raw[cut["offset"]:].startswith(b"CAS*CO*4") and cut["segment"] > 0
+    assert raw[cut["offset"] :].startswith(b"CAS*CO*4") and cut["segment"] > 0
     assert truncated["ingested"]["claim_payments"] == 1  # ST 36140 is whole and was ingested; 36141 was not
     garbage = json.loads((root / "error" / "scan.pdf.error.json").read_text())
     assert [e["code"] for e in garbage["errors"]] == ["NOT_X12", "UNSUPPORTED_FILE"]
@@ -268,8 +270,13 @@ def test_outbound_equals_edirecon_run_on_the_same_files(batch: dict[str, Any]) -
     for rel, source in {**GOOD, **BROKEN}.items():
         (tree / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, tree / rel)
-    done = subprocess.run([sys.executable, "-m", "cli", "run", ".", "--db", f"sqlite:///{base}/run.db", "--out", str(base / "run-out"), "--as-of", AS_OF],
-                          env=ENV, capture_output=True, cwd=tree, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "run", ".", "--db", f"sqlite:///{base}/run.db", "--out", str(base / "run-out"), "--as-of", AS_OF],
+        env=ENV,
+        capture_output=True,
+        cwd=tree,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     for name in RUN_OUTPUTS:
         assert (batch["root"] / "outbound" / name).read_bytes() == (base / "run-out" / name).read_bytes(), name
@@ -340,7 +347,7 @@ def test_a_file_written_slowly_is_not_read_before_it_is_complete(tmp_path: Path,
     target.parent.mkdir(parents=True)
     with open(target, "wb") as fh:
         for i in range(0, len(whole), 10_000):
-            fh.write(whole[i:i + 10_000])
+            fh.write(whole[i : i + 10_000])
             fh.flush()
             time.sleep(0.05)
     deadline = time.monotonic() + 30
@@ -398,8 +405,13 @@ def test_two_watchers_on_one_root_ingest_each_file_exactly_once(tmp_path: Path) 
     for rel, source in dropped.items():
         (tree / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, tree / rel)
-    done = subprocess.run([sys.executable, "-m", "cli", "run", ".", "--db", f"sqlite:///{tmp_path}/run.db", "--out", str(tmp_path / "run-out"), "--as-of", AS_OF],
-                          env=ENV, capture_output=True, cwd=tree, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "run", ".", "--db", f"sqlite:///{tmp_path}/run.db", "--out", str(tmp_path / "run-out"), "--as-of", AS_OF],
+        env=ENV,
+        capture_output=True,
+        cwd=tree,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     tables = ("files", "transactions", "claims", "claim_lines", "remittances", "claim_payments", "payment_lines", "patient_payments", "provider_adjustments")
     assert counts(tmp_path / "store.db", *tables) == counts(tmp_path / "run.db", *tables)
@@ -435,7 +447,7 @@ def test_claiming_is_atomic_when_four_processes_race_for_the_same_files(tmp_path
     won = [out.get(timeout=60) for _ in procs]
     for proc in procs:
         proc.join(timeout=60)
-    assert sorted(sum(won, [])) == sorted(names)
+    assert sorted(name for names_won in won for name in names_won) == sorted(names)
     assert sum(1 for w in won if w) >= 2  # the race was real
     assert files_under(layout.inbound) == []
     # each file once in work/, under its name (plus ~N when a lost race had reserved the name)
@@ -534,10 +546,13 @@ def test_the_same_file_dropped_twice_is_ingested_once(tmp_path: Path) -> None:
     second = watch(root, db, "--once", "--interval", "0.2")
     assert second.returncode == 0, second.stderr
     assert counts(tmp_path / "store.db", "files", "claims", "claim_payments") == before == {"files": 2, "claims": 2, "claim_payments": 2}
-    assert files_under(root / "archive") == sorted(f"{day_folder()}/{r}" for r in (
-        "blueriver/remit.835", "blueriver/remit.835~2", "blueriver/remit-copy.835", "acme/claims.837", "acme/claims-resent.837"))
+    assert files_under(root / "archive") == sorted(
+        f"{day_folder()}/{r}" for r in ("blueriver/remit.835", "blueriver/remit.835~2", "blueriver/remit-copy.835", "acme/claims.837", "acme/claims-resent.837")
+    )
     claimed = {e["file"]: e for e in events(second.stderr) if e["event"] == "claimed"}
-    assert {f: e["disposition"] for f, e in claimed.items()} == dict.fromkeys(["blueriver/remit.835", "blueriver/remit-copy.835", "acme/claims-resent.837"], "duplicate")
+    assert {f: e["disposition"] for f, e in claimed.items()} == dict.fromkeys(
+        ["blueriver/remit.835", "blueriver/remit-copy.835", "acme/claims-resent.837"], "duplicate"
+    )
     assert "ISA13=000001101" in claimed["acme/claims-resent.837"]["duplicate"]
     exceptions = (root / "outbound" / "exceptions.csv").read_text()
     for rel in claimed:
@@ -587,13 +602,17 @@ def test_usage_and_store_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     a_file.write_text("x")
     (tmp_path / "r").mkdir()
     cases = [
-        (["watch", str(tmp_path / "inbond"), "--once", "--db", f"sqlite:///{tmp_path}/s.db"],
-         f"edirecon: {tmp_path / 'inbond'}: no such folder (give --create to create the drop folders there)"),
+        (
+            ["watch", str(tmp_path / "inbond"), "--once", "--db", f"sqlite:///{tmp_path}/s.db"],
+            f"edirecon: {tmp_path / 'inbond'}: no such folder (give --create to create the drop folders there)",
+        ),
         (["watch", str(tmp_path / "r"), "--as-of", "27/11/2026", "--once"], "edirecon: --as-of '27/11/2026' is not a date (YYYY-MM-DD)"),
         (["watch", str(a_file), "--once", "--db", f"sqlite:///{tmp_path}/s.db"], f"edirecon: {a_file}: is not a folder"),
         (["watch", str(tmp_path / "r"), "--once", "--db", "nosuchdb://x"], "edirecon: --db 'nosuchdb://x' is not a usable database URL"),
-        (["watch", str(tmp_path / "r"), "--once", "--db", "postgresql://postgres@127.0.0.1:1/none"],
-         "edirecon: the store at postgresql://postgres@127.0.0.1:1/none cannot be opened"),
+        (
+            ["watch", str(tmp_path / "r"), "--once", "--db", "postgresql://postgres@127.0.0.1:1/none"],
+            "edirecon: the store at postgresql://postgres@127.0.0.1:1/none cannot be opened",
+        ),
     ]
     for args, message in cases:
         done = CliRunner().invoke(app, args)

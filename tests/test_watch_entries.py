@@ -16,9 +16,6 @@ from typing import Any
 
 import pytest
 import structlog
-from edirecon.cli import app
-from typer.testing import CliRunner
-
 from conftest import SAMPLE_EDI
 from test_watch import (
     AS_OF,
@@ -30,6 +27,9 @@ from test_watch import (
     sha,
     watch,
 )
+from typer.testing import CliRunner
+
+from edirecon.cli import app
 
 GOOD_REL = "blueriver/remit-1.835"
 GOOD_SOURCE = SAMPLE_EDI / "duplicate-payment" / "remit-1.835"
@@ -217,8 +217,9 @@ def test_an_entry_that_cannot_be_moved_is_left_with_a_record(tmp_path: Path, mon
     assert_good_file_ingested(root, tmp_path / "store.db")
 
 
-def test_a_name_the_kernel_finds_too_long_for_work_is_rejected_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                         in_process: Callable[..., Any]) -> None:
+def test_a_name_the_kernel_finds_too_long_for_work_is_rejected_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_process: Callable[..., Any]
+) -> None:
     """Regression: ENAMETOOLONG moving a file into work/ ended the watcher (exit 2); now the file goes to error/ and the batch goes on."""
     import edirecon.engine.dropfolder.layout as layout
 

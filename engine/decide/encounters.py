@@ -139,7 +139,7 @@ class _Found:
     over every encounter of a CLM01 many patients share (linear, not quadratic).  Rule 1's "same
     patient": a member id in common, or the same name and date of birth."""
 
-    __slots__ = ("npi", "pcn", "encounters", "position", "by_member", "by_identity")
+    __slots__ = ("by_identity", "by_member", "encounters", "npi", "pcn", "position")
 
     def __init__(self, npi: str, pcn: str):
         self.npi, self.pcn = npi, pcn
@@ -192,7 +192,8 @@ def match_payments(encounters: list[Encounter], payments: list[PaymentFact]) -> 
         candidates = chosen.get(key)
         if candidates is None:  # once per CLP01 and payee, however many payments name them
             candidates = chosen[key] = _Candidates(
-                [e for e in by_pcn.get(p.pcn, []) if (p.payee_npi and p.payee_npi == e.npi) or (p.payee_tin and p.payee_tin in e.tins)])
+                [e for e in by_pcn.get(p.pcn, []) if (p.payee_npi and p.payee_npi == e.npi) or (p.payee_tin and p.payee_tin in e.tins)]
+            )
         best = candidates.best(p)
         if best is None:
             unmatched.append(p)
@@ -217,7 +218,7 @@ class _Candidates:
     few its member id or its patient's name pick out (indexes made once, on first need), not by
     scoring every encounter for every payment: linear, not quadratic."""
 
-    __slots__ = ("encounters", "by_member", "by_name", "dated")
+    __slots__ = ("by_member", "by_name", "dated", "encounters")
 
     SMALL = 8  # up to this many, scoring them all is cheaper than indexing
 
@@ -287,7 +288,7 @@ class _LineIndex:
     """An encounter's claim lines looked up by what matches them, so that matching each payment
     line costs one lookup, not a pass over every billed line (linear, not quadratic, in lines)."""
 
-    __slots__ = ("controls", "first", "billed")
+    __slots__ = ("billed", "controls", "first")
 
     def __init__(self, e: Encounter):
         claim_lines = e.claims[0].lines if len(e.claims) == 1 else [ln for c in e.claims for ln in c.lines]

@@ -63,8 +63,10 @@ def offsets(plbs: Iterable[PlbFact], payments: Iterable[PaymentFact] = ()) -> li
             reversals[(p.payer_id, p.trace_number)].append(p)
     out: list[Offset] = []
     for remittance in sorted(acks):
-        candidates: list[TakeBack] = [*sorted(recoveries.get(remittance, []), key=lambda p: p.order),
-                                      *sorted(reversals.get(remittance, []), key=lambda p: (p.segment, p.ordinal))]
+        candidates: list[TakeBack] = [
+            *sorted(recoveries.get(remittance, []), key=lambda p: p.order),
+            *sorted(reversals.get(remittance, []), key=lambda p: (p.segment, p.ordinal)),
+        ]
         takebacks = _Takebacks(candidates)
         for ack in sorted(acks[remittance], key=lambda p: p.order):
             out.extend(Offset(ack, take_back, take) for take_back, take in takebacks.offset(ack))
@@ -96,7 +98,7 @@ class _Takebacks:
     left has changed since (each is filed again under its new amount).  A claim reversal is filed
     under each of its references (CLP07 and CLP01)."""
 
-    __slots__ = ("candidates", "left", "refs", "of_ref", "ref_front", "front", "exact", "by_amount")
+    __slots__ = ("by_amount", "candidates", "exact", "front", "left", "of_ref", "ref_front", "refs")
 
     def __init__(self, candidates: list[TakeBack]):
         self.candidates = candidates

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
+
 from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.decide.encounters import (
@@ -129,11 +130,31 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
     encounters = build_encounters(facts.claims)
     out = Decisions(encounters)
     for p in match_payments(encounters, facts.payments):
-        out.exceptions.append(ExceptionRow("UNMATCHED_PAYMENT", "error", p.source_file, p.segment, p.pcn, p.payer_id, p.paid,
-                                           f"claim payment {p.icn or '(no CLP07)'} of trace {p.trace_number} matches no encounter (CLP01 + payee NPI/TIN)"))
+        out.exceptions.append(
+            ExceptionRow(
+                "UNMATCHED_PAYMENT",
+                "error",
+                p.source_file,
+                p.segment,
+                p.pcn,
+                p.payer_id,
+                p.paid,
+                f"claim payment {p.icn or '(no CLP07)'} of trace {p.trace_number} matches no encounter (CLP01 + payee NPI/TIN)",
+            )
+        )
     for pp in match_patient_payments(encounters, facts.patient_payments):
-        out.exceptions.append(ExceptionRow("UNMATCHED_PAYMENT", "error", pp.source_file, pp.row_number, pp.pcn, "", pp.amount,
-                                           f"patient payment {pp.payment_id} of {pp.paid_on} (CSV row {pp.row_number}) matches no single encounter"))
+        out.exceptions.append(
+            ExceptionRow(
+                "UNMATCHED_PAYMENT",
+                "error",
+                pp.source_file,
+                pp.row_number,
+                pp.pcn,
+                "",
+                pp.amount,
+                f"patient payment {pp.payment_id} of {pp.paid_on} (CSV row {pp.row_number}) matches no single encounter",
+            )
+        )
     out.matched = sum(len(e.payments) for e in encounters)
     pairs = offsets(facts.plbs, facts.payments)  # rule 6's offset pairs, of PLB take-backs and of claim reversals
     covered = offset_of(pairs)
@@ -142,7 +163,7 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
         reversed_by.update(_reversals(e, covered, out))
     seen_services: dict[tuple[str, ...], tuple[Encounter, PaymentFact]] = {}
     reversals = _reversal_recoupments(out.recoupments)
-    for e, p in sorted(((e, p) for e in encounters for p in e.payments), key=lambda ep: ep[1].order):
+    for e, p in sorted(((enc, pay) for enc in encounters for pay in enc.payments), key=lambda ep: ep[1].order):
         _duplicates(e, p, reversed_by, covered, seen_services, out, reversals)
     del seen_services
     for e in encounters:
@@ -165,8 +186,18 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
             c = e.billing_claim
             for payer_id, amount in sorted(paid.items()):
                 if amount:
-                    out.exceptions.append(ExceptionRow("VOIDED_ENCOUNTER_PAID", "info", c.source_file, c.segment, e.pcn, payer_id, amount,
-                                                       "the encounter was voided (CLM05-3 = 8) but carries this payer's payments: they are a credit"))
+                    out.exceptions.append(
+                        ExceptionRow(
+                            "VOIDED_ENCOUNTER_PAID",
+                            "info",
+                            c.source_file,
+                            c.segment,
+                            e.pcn,
+                            payer_id,
+                            amount,
+                            "the encounter was voided (CLM05-3 = 8) but carries this payer's payments: they are a credit",
+                        )
+                    )
     for r in out.refunds:
         r.identified_on = facts.identified.get(r.refund_id, as_of)
         r.due_by = r.identified_on + timedelta(days=_days(r, config))
@@ -198,11 +229,19 @@ def _reversals(e: Encounter, covered: dict[tuple[str, str, int, int], Decimal], 
         amount = _taken_back(rev, covered)
         if amount <= 0 and rev.paid < 0:  # wholly offset by a 72: no take-back
             continue
-        out.recoupments.append(Recoupment(
-            stable_id("RC", "CLAIM_REVERSAL", rev.payer_id, rev.trace_number, rev.icn, rev.pcn, rev.ordinal),
-            "CLAIM_REVERSAL", rev.payer_id, rev.payer_name, rev.trace_number, rev.payment_date, amount, e,
-            target.icn if target is not None else rev.icn,
-        ))
+        out.recoupments.append(
+            Recoupment(
+                stable_id("RC", "CLAIM_REVERSAL", rev.payer_id, rev.trace_number, rev.icn, rev.pcn, rev.ordinal),
+                "CLAIM_REVERSAL",
+                rev.payer_id,
+                rev.payer_name,
+                rev.trace_number,
+                rev.payment_date,
+                amount,
+                e,
+                target.icn if target is not None else rev.icn,
+            )
+        )
     return pairs
 
 
@@ -211,7 +250,7 @@ class _Live:
     a stack per payer, per payer and payer claim number, and per payer and amount paid, the latest
     on top: finding a reversal's target costs a lookup, not a pass over the encounter's payments."""
 
-    __slots__ = ("latest", "by_icn", "by_paid")
+    __slots__ = ("by_icn", "by_paid", "latest")
 
     def __init__(self) -> None:
         self.latest: dict[str, list[PaymentFact]] = defaultdict(list)
@@ -261,9 +300,15 @@ def _reversal_recoupments(recoupments: list[Recoupment]) -> dict[tuple[str, int,
     return index
 
 
-def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact], offset: dict[tuple[str, str, int, int], Decimal],
-                seen: dict[tuple[str, ...], tuple[Encounter, PaymentFact]], out: Decisions,
-                reversals: dict[tuple[str, int, str], list[Recoupment]]) -> None:
+def _duplicates(
+    e: Encounter,
+    p: PaymentFact,
+    reversed_by: dict[int, PaymentFact],
+    offset: dict[tuple[str, str, int, int], Decimal],
+    seen: dict[tuple[str, ...], tuple[Encounter, PaymentFact]],
+    out: Decisions,
+    reversals: dict[tuple[str, int, str], list[Recoupment]],
+) -> None:
     """Rule 4: a later payment of lines (or services) a live earlier payment of the same payer already paid."""
     if p.status == "22" or p.status not in PAID_STATUSES or p.paid <= 0:
         return
@@ -301,12 +346,21 @@ def _duplicates(e: Encounter, p: PaymentFact, reversed_by: dict[int, PaymentFact
             if not e.voided:
                 seen.setdefault(sk, (e, p))
     if dup_amount > 0:
-        out.refunds.append(Refund(
-            stable_id("RF", "DUPLICATE_PAYMENT", e.id, *p.key), "DUPLICATE_PAYMENT", "payer", p.payer_id, p.payer_name, e, p.icn,
-            min(dup_amount, p.paid), p.filing_indicator or e.payer_filing(p.payer_id),
-            [{**q.evidence(), "role": "earlier payment"} for q in earlier[:1]] + [{**p.evidence(), "role": "duplicate payment"}],
-            payment_key=p.key,
-        ))
+        out.refunds.append(
+            Refund(
+                stable_id("RF", "DUPLICATE_PAYMENT", e.id, *p.key),
+                "DUPLICATE_PAYMENT",
+                "payer",
+                p.payer_id,
+                p.payer_name,
+                e,
+                p.icn,
+                min(dup_amount, p.paid),
+                p.filing_indicator or e.payer_filing(p.payer_id),
+                [{**q.evidence(), "role": "earlier payment"} for q in earlier[:1]] + [{**p.evidence(), "role": "duplicate payment"}],
+                payment_key=p.key,
+            )
+        )
         rev = reversed_by.get(p.id)
         taken = _taken_back(rev, offset) if rev is not None else ZERO
         if rev is not None and taken > 0:  # the payer reversed the duplicate itself (what a 72 offsets acknowledges it: ``_settle``)
@@ -364,8 +418,20 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: se
     if excess > 0 and credit > 0:
         amount = min(excess, credit)
         credit -= amount
-        out.refunds.append(Refund(stable_id("RF", "PATIENT_OVERPAYMENT", e.id), "PATIENT_OVERPAYMENT", "patient", "", "", e, "", amount, "",
-                                  [{"patient_payment_id": pp.payment_id, "paid_on": pp.paid_on, "amount": pp.amount} for pp in e.patient_payments]))
+        out.refunds.append(
+            Refund(
+                stable_id("RF", "PATIENT_OVERPAYMENT", e.id),
+                "PATIENT_OVERPAYMENT",
+                "patient",
+                "",
+                "",
+                e,
+                "",
+                amount,
+                "",
+                [{"patient_payment_id": pp.payment_id, "paid_on": pp.paid_on, "amount": pp.amount} for pp in e.patient_payments],
+            )
+        )
     if credit > 0:
         payer = next((p for p in by_sequence if p.payer_id == primary_id), by_sequence[0] if by_sequence else None)
         if payer is not None:
@@ -479,13 +545,22 @@ def _responsibility(payments: list[PaymentFact]) -> Decimal:
 def _payer_refund(reason: str, e: Encounter, payer: PaymentFact, amount: Decimal, payments: list[PaymentFact]) -> Refund:
     latest = max(payments, key=lambda p: p.order) if payments else payer
     return Refund(
-        stable_id("RF", reason, e.id, payer.payer_id), reason, "payer", payer.payer_id, payer.payer_name, e, latest.icn, amount,
-        latest.filing_indicator or e.payer_filing(payer.payer_id), [p.evidence() for p in sorted(payments, key=lambda p: p.order)],
+        stable_id("RF", reason, e.id, payer.payer_id),
+        reason,
+        "payer",
+        payer.payer_id,
+        payer.payer_name,
+        e,
+        latest.icn,
+        amount,
+        latest.filing_indicator or e.payer_filing(payer.payer_id),
+        [p.evidence() for p in sorted(payments, key=lambda p: p.order)],
     )
 
 
-def _plb_recoupments(plbs: list[PlbFact], pairs: list[Offset], covered: dict[tuple[str, str, int, int], Decimal], encounters: list[Encounter],
-                     out: Decisions) -> None:
+def _plb_recoupments(
+    plbs: list[PlbFact], pairs: list[Offset], covered: dict[tuple[str, str, int, int], Decimal], encounters: list[Encounter], out: Decisions
+) -> None:
     """Rule 6: PLB take-backs less what a 72 offsets (``offsets``), netted per payer, reason and
     reference (a give-back after a take-back as well as a deferral before it), tied to encounters;
     the offset pairs tied to an encounter (a PLB by its reference, a claim reversal by the
@@ -529,16 +604,40 @@ def _plb_recoupments(plbs: list[PlbFact], pairs: list[Offset], covered: dict[tup
             amount -= offset
             if amount <= 0:
                 continue
-            taken.append((Recoupment(stable_id("RC", f"PLB_{reason}", payer_id, plb.trace_number, reference, plb.position), f"PLB_{reason}", payer_id,
-                                     plb.payer_name, plb.trace_number, plb.payment_date, amount, e, icn), plb))
+            taken.append(
+                (
+                    Recoupment(
+                        stable_id("RC", f"PLB_{reason}", payer_id, plb.trace_number, reference, plb.position),
+                        f"PLB_{reason}",
+                        payer_id,
+                        plb.payer_name,
+                        plb.trace_number,
+                        plb.payment_date,
+                        amount,
+                        e,
+                        icn,
+                    ),
+                    plb,
+                )
+            )
             untouched.append(taken[-1][0])
         for rc, plb in taken:
             if rc.amount <= 0:
                 continue
             out.recoupments.append(rc)
             if e is None:
-                out.exceptions.append(ExceptionRow("UNTIED_RECOUPMENT", "warning", plb.source_file, plb.segment, "", payer_id, rc.amount,
-                                                   f"PLB {reason} reference {reference!r} matches no claim payment of payer {payer_id}"))
+                out.exceptions.append(
+                    ExceptionRow(
+                        "UNTIED_RECOUPMENT",
+                        "warning",
+                        plb.source_file,
+                        plb.segment,
+                        "",
+                        payer_id,
+                        rc.amount,
+                        f"PLB {reason} reference {reference!r} matches no claim payment of payer {payer_id}",
+                    )
+                )
 
 
 def _give_back(untouched: list[Recoupment], back: Decimal) -> Decimal:
@@ -590,7 +689,7 @@ class _Open:
     first, then by refund id.  Each list is ranked once and passed over only where its refunds are
     settled (``done``), so settling is linear in the refunds and recoupments, not their product."""
 
-    __slots__ = ("done", "ranked", "fronts")
+    __slots__ = ("done", "fronts", "ranked")
 
     def __init__(self, refunds: list[Refund], done: Callable[[Refund], bool]):
         self.done = done
@@ -622,22 +721,51 @@ def _balancing(facts: Facts, out: Decisions) -> None:
         line_sums = [sum((a[2] for a in line.adjustments), ZERO) if line.adjustments else ZERO for line in p.lines]
         adjusted = sum((a[2] for a in p.claim_adjustments), ZERO) + sum(line_sums, ZERO)
         if p.charge - adjusted != p.paid:
-            out.exceptions.append(ExceptionRow("UNBALANCED_CLAIM", "warning", p.source_file, p.segment, p.pcn, p.payer_id, p.charge - adjusted - p.paid,
-                                               f"CLP03 {p.charge} − Σ CAS {adjusted} ≠ CLP04 {p.paid}"))
+            out.exceptions.append(
+                ExceptionRow(
+                    "UNBALANCED_CLAIM",
+                    "warning",
+                    p.source_file,
+                    p.segment,
+                    p.pcn,
+                    p.payer_id,
+                    p.charge - adjusted - p.paid,
+                    f"CLP03 {p.charge} − Σ CAS {adjusted} ≠ CLP04 {p.paid}",
+                )
+            )
             continue
         for line, line_adj in zip(p.lines, line_sums):
             if line.charge is not None and line.charge - line_adj != line.paid:
-                out.exceptions.append(ExceptionRow("UNBALANCED_CLAIM", "warning", p.source_file, p.segment, p.pcn, p.payer_id, line.charge - line_adj - line.paid,
-                                                   f"service line {line.ordinal}: SVC02 {line.charge} − Σ CAS {line_adj} ≠ SVC03 {line.paid}"))
+                out.exceptions.append(
+                    ExceptionRow(
+                        "UNBALANCED_CLAIM",
+                        "warning",
+                        p.source_file,
+                        p.segment,
+                        p.pcn,
+                        p.payer_id,
+                        line.charge - line_adj - line.paid,
+                        f"service line {line.ordinal}: SVC02 {line.charge} − Σ CAS {line_adj} ≠ SVC03 {line.paid}",
+                    )
+                )
     out.exceptions += unbalanced_remittances(facts.remittances)
 
 
 def unbalanced_remittances(remittances: list[RemittanceFact]) -> list[ExceptionRow]:
     """Rule 7 for whole remittances: BPR02 = Σ CLP04 − Σ PLB."""
     return [
-        ExceptionRow("UNBALANCED_REMITTANCE", "warning", r.source_file, r.segment, "", r.payer_id, r.amount - (r.paid_total - r.plb_total),
-                     f"BPR02 {r.amount} ≠ Σ CLP04 {r.paid_total} − Σ PLB {r.plb_total} (trace {r.trace_number})")
-        for r in remittances if r.amount != r.paid_total - r.plb_total
+        ExceptionRow(
+            "UNBALANCED_REMITTANCE",
+            "warning",
+            r.source_file,
+            r.segment,
+            "",
+            r.payer_id,
+            r.amount - (r.paid_total - r.plb_total),
+            f"BPR02 {r.amount} ≠ Σ CLP04 {r.paid_total} − Σ PLB {r.plb_total} (trace {r.trace_number})",
+        )
+        for r in remittances
+        if r.amount != r.paid_total - r.plb_total
     ]
 
 

@@ -47,9 +47,28 @@ def fallback_999(path: Path, target: Path, now: datetime | None = None) -> bool:
 
     gs0 = next(iter(groups.values()))[0][0]
     get = lambda els, i: els[i].strip() if len(els) > i else ""  # noqa: E731 - a tiny accessor
-    out = [seg("ISA", "00", " " * 10, "00", " " * 10, pad(get(isa, 7) or "ZZ", 2), pad(get(isa, 8), 15), pad(get(isa, 5) or "ZZ", 2),
-               pad(get(isa, 6), 15), now.strftime("%y%m%d"), now.strftime("%H%M"), "^", "00501", control, "0", pad(get(isa, 15) or "P", 1), ":"),
-           seg("GS", "FA", get(gs0, 3), get(gs0, 2), now.strftime("%Y%m%d"), now.strftime("%H%M%S"), str(int(control)), "X", VERSION)]
+    out = [
+        seg(
+            "ISA",
+            "00",
+            " " * 10,
+            "00",
+            " " * 10,
+            pad(get(isa, 7) or "ZZ", 2),
+            pad(get(isa, 8), 15),
+            pad(get(isa, 5) or "ZZ", 2),
+            pad(get(isa, 6), 15),
+            now.strftime("%y%m%d"),
+            now.strftime("%H%M"),
+            "^",
+            "00501",
+            control,
+            "0",
+            pad(get(isa, 15) or "P", 1),
+            ":",
+        ),
+        seg("GS", "FA", get(gs0, 3), get(gs0, 2), now.strftime("%Y%m%d"), now.strftime("%H%M%S"), str(int(control)), "X", VERSION),
+    ]
     for n, ((_isa13, gs06), sets) in enumerate(groups.items(), start=1):
         gs = sets[0][0]
         body = [seg("AK1", get(gs, 1), gs06, get(gs, 8))]

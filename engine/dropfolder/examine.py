@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection, func, select
+
 from edirecon import parsers
 from edirecon.engine.dropfolder.outbound import set_text
 from edirecon.engine.ingest.ingestor import classify, patient_payment_row, sha256_of
 from edirecon.engine.store import schema as t
-from sqlalchemy import Connection, func, select
 
 
 @dataclass
@@ -63,8 +64,16 @@ class Analysis:
 
 def finding_dict(f: parsers.Finding) -> dict[str, Any]:
     s = f.source
-    return {"code": f.code, "severity": f.severity.value, "message": f.message, "segment": s.segment, "offset": s.offset,
-            "isa13": s.isa13, "gs06": s.gs06, "st02": s.st02}
+    return {
+        "code": f.code,
+        "severity": f.severity.value,
+        "message": f.message,
+        "segment": s.segment,
+        "offset": s.offset,
+        "isa13": s.isa13,
+        "gs06": s.gs06,
+        "st02": s.st02,
+    }
 
 
 def identify(path: Path) -> Identity:
@@ -100,14 +109,21 @@ def stored_for(conn: Connection, sha256: str) -> Stored:
     counts = {
         "transaction_sets_ingested": count(select(func.count()).select_from(txn).where(in_file, txn.c.ingested.is_(True))),
         "claims": count(select(func.count()).select_from(t.claims.join(txn, t.claims.c.transaction_id == txn.c.id)).where(in_file)),
-        "claim_payments": count(select(func.count()).select_from(
-            t.claim_payments.join(t.remittances, t.claim_payments.c.remittance_id == t.remittances.c.id)
-            .join(txn, t.remittances.c.transaction_id == txn.c.id)).where(in_file)),
+        "claim_payments": count(
+            select(func.count())
+            .select_from(
+                t.claim_payments.join(t.remittances, t.claim_payments.c.remittance_id == t.remittances.c.id).join(
+                    txn, t.remittances.c.transaction_id == txn.c.id
+                )
+            )
+            .where(in_file)
+        ),
         "patient_payments": count(select(func.count()).select_from(t.patient_payments).where(t.patient_payments.c.file_id == file_id)),
     }
     transactions = {r.ordinal: r for r in conn.execute(select(txn).where(in_file))}
     remittances = {
-        r.ordinal: r for r in conn.execute(
+        r.ordinal: r
+        for r in conn.execute(
             select(txn.c.ordinal, t.remittances.c.payer_id, t.remittances.c.payee_npi, func.count(t.claim_payments.c.id).label("payments"))
             .join(t.remittances, t.remittances.c.transaction_id == txn.c.id)
             .outerjoin(t.claim_payments, t.claim_payments.c.remittance_id == t.remittances.c.id)
@@ -128,16 +144,23 @@ def examine(path: Path, name: str, kind: str, stored: Stored) -> Analysis:
             for number, row in enumerate(csv.DictReader(fh), start=2):
                 problem, _ = patient_payment_row(row)
                 if problem:
-                    a.extra_errors.append({"code": "PARSE_ERROR", "severity": "error", "message": f"row {number}: {problem}",
-                                           "segment": number, "offset": None})
+                    a.extra_errors.append(
+                        {"code": "PARSE_ERROR", "severity": "error", "message": f"row {number}: {problem}", "segment": number, "offset": None}
+                    )
     else:
         summary = parsers.FileSummary(name)  # what the X12 reader says of it (EMPTY_FILE, NOT_X12 …)
         for _ in parsers.iter_transactions(path, summary, name):
             pass
         a.findings.extend(summary.findings)
-        a.extra_errors.append({"code": "UNSUPPORTED_FILE", "severity": "error", "segment": 0, "offset": 0,
-                               "message": "neither X12 (no ISA header) nor a patient-payments CSV "
-                                          "(header patient_control_number,amount,paid_on,payment_id)"})
+        a.extra_errors.append(
+            {
+                "code": "UNSUPPORTED_FILE",
+                "severity": "error",
+                "segment": 0,
+                "offset": 0,
+                "message": "neither X12 (no ISA header) nor a patient-payments CSV (header patient_control_number,amount,paid_on,payment_id)",
+            }
+        )
     a.counts["transaction_sets"] = len(a.sets)
     return a
 
@@ -162,21 +185,39 @@ def _x12(path: Path, name: str, a: Analysis, stored: Stored) -> None:
             why = "duplicate remittance (payer and trace number already ingested)"
         else:
             why = "not ingested"
-        a.sets.append({"ordinal": ordinal, "st01": ts.code, "st02": ts.control_number, "type": parsed.transaction_type,
-                       "segment": ts.source.segment, "offset": ts.source.offset, "ingested": ingested, "errors": errors, "status": why})
+        a.sets.append(
+            {
+                "ordinal": ordinal,
+                "st01": ts.code,
+                "st02": ts.control_number,
+                "type": parsed.transaction_type,
+                "segment": ts.source.segment,
+                "offset": ts.source.offset,
+                "ingested": ingested,
+                "errors": errors,
+                "status": why,
+            }
+        )
         remit = stored.remittances.get(ordinal)
         if ingested and errors == 0 and ts.code == "835" and remit is not None and ts.group is not None:
             d, isa = ts.delimiters, ts.interchange.isa
-            a.clean_835.append({
-                "payer_id": remit.payer_id, "payee_npi": remit.payee_npi, "claim_payments": int(remit.payments),
-                "st02": ts.control_number, "source": name, "isa13": ts.interchange.control_number,
-                "isa11": isa[11] if len(isa) > 11 else "^", "isa12": isa[12] if len(isa) > 12 else "00501",
-                "isa15": isa[15] if len(isa) > 15 else "P", "gs": list(ts.group.gs),
-                "delimiters": [d.element, d.repetition, d.component, d.segment],
-                # the bytes as received: text decoded from UTF-8 or Windows-1252 is encoded back
-                "text": parsers.raw_text(set_text((els for _n, _o, els in ts.segments()), d.element, d.segment),
-                                         ts.interchange.encoding),
-            })
+            a.clean_835.append(
+                {
+                    "payer_id": remit.payer_id,
+                    "payee_npi": remit.payee_npi,
+                    "claim_payments": int(remit.payments),
+                    "st02": ts.control_number,
+                    "source": name,
+                    "isa13": ts.interchange.control_number,
+                    "isa11": isa[11] if len(isa) > 11 else "^",
+                    "isa12": isa[12] if len(isa) > 12 else "00501",
+                    "isa15": isa[15] if len(isa) > 15 else "P",
+                    "gs": list(ts.group.gs),
+                    "delimiters": [d.element, d.repetition, d.component, d.segment],
+                    # the bytes as received: text decoded from UTF-8 or Windows-1252 is encoded back
+                    "text": parsers.raw_text(set_text((els for _n, _o, els in ts.segments()), d.element, d.segment), ts.interchange.encoding),
+                }
+            )
     seen = set()
     for f in summary.findings:  # a clean set read twice repeats its warnings: keep each once
         key = (f.code, f.source.segment, f.source.offset, f.message)

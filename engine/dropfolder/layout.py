@@ -25,7 +25,7 @@ import json
 import os
 import stat
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -192,7 +192,7 @@ class Poller:
 
 def utcnow() -> datetime:
     """Naive UTC (the store's DateTime columns hold UTC)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 # -- refusing ----------------------------------------------------------------------------------
@@ -442,7 +442,7 @@ class StoreLock:
         self.depth = 0
         self.fd = -1
 
-    def __enter__(self) -> "StoreLock":
+    def __enter__(self) -> StoreLock:
         if self.depth == 0:
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.flock(self.fd, fcntl.LOCK_EX)

@@ -22,13 +22,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import insert, select
+
 from edirecon.engine.config import Config
 from edirecon.engine.ingest.ingestor import sha256_of
 from edirecon.engine.record.writers import FORMAT_VERSION
 from edirecon.engine.run import decide_and_record
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.connection import Store
-from sqlalchemy import insert, select
 
 MANIFEST = "manifest.json"
 REEMITTED = "835"
@@ -87,10 +88,17 @@ def reemit_835s(store: Store, spool: Path, out_dir: Path, finished: set[int], no
         payer_id, payee_npi = key[0], key[1]
         with store.write() as conn:
             control = conn.execute(
-                insert(t.outbound_interchanges).values(
-                    file_name="", payer_id=payer_id[:80], payee_npi=payee_npi[:80], transaction_sets=len(sets),
-                    claim_payments=sum(s["claim_payments"] for s in sets), sha256="", created_at=now,
-                ).returning(t.outbound_interchanges.c.id)
+                insert(t.outbound_interchanges)
+                .values(
+                    file_name="",
+                    payer_id=payer_id[:80],
+                    payee_npi=payee_npi[:80],
+                    transaction_sets=len(sets),
+                    claim_payments=sum(s["claim_payments"] for s in sets),
+                    sha256="",
+                    created_at=now,
+                )
+                .returning(t.outbound_interchanges.c.id)
             ).scalar_one()
         name = f"{control:09d}-{_safe(payer_id)}-{_safe(payee_npi)}.835"
         data = envelope(sets, control, payee_npi, now).encode("latin-1")
@@ -98,8 +106,15 @@ def reemit_835s(store: Store, spool: Path, out_dir: Path, finished: set[int], no
         digest = hashlib.sha256(data).hexdigest()
         with store.write() as conn:
             conn.execute(t.outbound_interchanges.update().where(t.outbound_interchanges.c.id == control).values(file_name=name, sha256=digest))
-        written.append({"file": name, "payer_id": payer_id, "payee_npi": payee_npi, "transaction_sets": len(sets),
-                        "claim_payments": sum(s["claim_payments"] for s in sets)})
+        written.append(
+            {
+                "file": name,
+                "payer_id": payer_id,
+                "payee_npi": payee_npi,
+                "transaction_sets": len(sets),
+                "claim_payments": sum(s["claim_payments"] for s in sets),
+            }
+        )
     for inbound_id in pending:
         (spool / f"{inbound_id}.json").unlink(missing_ok=True)
     return written
@@ -116,10 +131,27 @@ def envelope(sets: list[dict[str, Any]], control: int, receiver: str, now: datet
     def seg(*elements: str) -> str:
         return elem.join(elements) + term + eol
 
-    out = [seg(
-        "ISA", "00", " " * 10, "00", " " * 10, SENDER_QUALIFIER, SENDER_ID.ljust(15), "ZZ", receiver[:15].ljust(15),
-        now.strftime("%y%m%d"), now.strftime("%H%M"), first["isa11"], first["isa12"], isa13, "0", first["isa15"], comp,
-    )]
+    out = [
+        seg(
+            "ISA",
+            "00",
+            " " * 10,
+            "00",
+            " " * 10,
+            SENDER_QUALIFIER,
+            SENDER_ID.ljust(15),
+            "ZZ",
+            receiver[:15].ljust(15),
+            now.strftime("%y%m%d"),
+            now.strftime("%H%M"),
+            first["isa11"],
+            first["isa12"],
+            isa13,
+            "0",
+            first["isa15"],
+            comp,
+        )
+    ]
     by_group: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for s in sets:
         by_group[(s["source"], s["isa13"], s["gs"][6] if len(s["gs"]) > 6 else "")].append(s)
@@ -143,8 +175,9 @@ def set_text(segments: list[list[str]], element: str, terminator: str) -> str:
 # -- manifest -------------------------------------------------------------------------------
 
 
-def write_manifest(out_dir: Path, outputs: list[Path], row_counts: dict[str, int], reemitted: dict[str, tuple[int, int]],
-                   as_of: date, batch: str, now: datetime) -> dict[str, Any]:
+def write_manifest(
+    out_dir: Path, outputs: list[Path], row_counts: dict[str, int], reemitted: dict[str, tuple[int, int]], as_of: date, batch: str, now: datetime
+) -> dict[str, Any]:
     """``manifest.json``: every output of this batch and every re-emitted 835 present in
     ``outbound/835/`` (``reemitted``: file name -> transaction sets, claim payments), each with
     its SHA-256, size and counts.  Written last."""
@@ -161,13 +194,23 @@ def write_manifest(out_dir: Path, outputs: list[Path], row_counts: dict[str, int
             continue
         sets, payments = reemitted.get(path.name, (None, None))
         try:
-            entry = {"path": f"{REEMITTED}/{path.name}", "sha256": sha256_of(path), "bytes": path.stat().st_size,
-                     "transaction_sets": sets, "claim_payments": payments}
+            entry = {
+                "path": f"{REEMITTED}/{path.name}",
+                "sha256": sha256_of(path),
+                "bytes": path.stat().st_size,
+                "transaction_sets": sets,
+                "claim_payments": payments,
+            }
         except FileNotFoundError:  # the consumer took it meanwhile
             continue
         files.append(entry)
-    doc = {"format_version": FORMAT_VERSION, "as_of": as_of.isoformat(), "generated_at": now.isoformat(timespec="seconds") + "Z",
-           "batch": batch, "files": files}
+    doc = {
+        "format_version": FORMAT_VERSION,
+        "as_of": as_of.isoformat(),
+        "generated_at": now.isoformat(timespec="seconds") + "Z",
+        "batch": batch,
+        "files": files,
+    }
     write_atomically(out_dir / MANIFEST, (json.dumps(doc, indent=1) + "\n").encode())
     return doc
 
@@ -176,5 +219,7 @@ def reemitted_counts(store: Store) -> dict[str, tuple[int, int]]:
     """File name -> (transaction sets, claim payments) of every 835 re-emitted so far."""
     table = t.outbound_interchanges
     with store.engine.connect() as conn:
-        return {r.file_name: (r.transaction_sets, r.claim_payments)
-                for r in conn.execute(select(table.c.file_name, table.c.transaction_sets, table.c.claim_payments))}
+        return {
+            r.file_name: (r.transaction_sets, r.claim_payments)
+            for r in conn.execute(select(table.c.file_name, table.c.transaction_sets, table.c.claim_payments))
+        }

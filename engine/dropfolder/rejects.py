@@ -69,16 +69,32 @@ def reject(layout: Layout, ready: Ready, why: Refusal) -> dict[str, Any] | None:
     reason = why.reason if moved else f"{why.reason}; it could not be moved out of inbound/ ({problem}) and was left there"
     record = target.with_name(target.name + ".error.json")
     report = {
-        "file": safe_text(original), "partner": safe_text(partner), "sha256": "", "kind": "unread", "entry": why.entry,
+        "file": safe_text(original),
+        "partner": safe_text(partner),
+        "sha256": "",
+        "kind": "unread",
+        "entry": why.entry,
         "interchange": {"isa06": "", "isa08": "", "isa13": ""},
-        "received_at": f"{ready.first_seen:%Y-%m-%dT%H:%M:%S}Z", "quarantined_at": f"{utcnow():%Y-%m-%dT%H:%M:%S}Z",
-        "reason": reason, "moved": moved, "destination": destination if moved else "",
+        "received_at": f"{ready.first_seen:%Y-%m-%dT%H:%M:%S}Z",
+        "quarantined_at": f"{utcnow():%Y-%m-%dT%H:%M:%S}Z",
+        "reason": reason,
+        "moved": moved,
+        "destination": destination if moved else "",
         "left_in": "" if moved else f"inbound/{safe_text(original)}",
         "errors": [{"code": why.code, "severity": "error", "message": reason, "segment": 0, "offset": 0, "isa13": "", "gs06": "", "st02": ""}],
-        "warnings": [], "transaction_sets": [],
+        "warnings": [],
+        "transaction_sets": [],
         "ingested": {"transaction_sets_ingested": 0, "claims": 0, "claim_payments": 0, "patient_payments": 0},
         "acknowledgments": [],
     }
     write_atomically(record, (json.dumps(report, indent=1) + "\n").encode())
-    return {"file": report["file"], "partner": report["partner"], "entry": why.entry, "code": why.code, "reason": reason,
-            "moved": moved, "destination": report["destination"], "record": record.relative_to(layout.root).as_posix()}
+    return {
+        "file": report["file"],
+        "partner": report["partner"],
+        "entry": why.entry,
+        "code": why.code,
+        "reason": reason,
+        "moved": moved,
+        "destination": report["destination"],
+        "record": record.relative_to(layout.root).as_posix(),
+    }

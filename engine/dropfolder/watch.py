@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from sqlalchemy import and_, insert, or_, select
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
 from edirecon import parsers
 from edirecon.engine.config import Config
 from edirecon.engine.dropfolder.acks import fallback_999
@@ -73,8 +76,6 @@ from edirecon.engine.run import ingest_files
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.connection import StoreUnavailable, open_store, store_error
 from edirecon.parsers.errors import EdireconError, UsageError
-from sqlalchemy import and_, insert, or_, select
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 log = structlog.get_logger("edirecon.watch", component="watch")
 
@@ -175,8 +176,10 @@ class Watcher:
                     c = claim(self.layout, entry.rel, entry.why, entry.first_seen)
                 except OSError as exc:
                     if exc.errno != errno.ENAMETOOLONG:
-                        raise WatchError(f"inbound/{safe_text(entry.rel.as_posix())}: cannot be moved into work/ ({exc.strerror or exc}); "
-                                         "inbound/ and work/ must be writable and on the same file system") from exc
+                        raise WatchError(
+                            f"inbound/{safe_text(entry.rel.as_posix())}: cannot be moved into work/ ({exc.strerror or exc}); "
+                            "inbound/ and work/ must be writable and on the same file system"
+                        ) from exc
                     why = Refusal("FILE_NAME_TOO_LONG", "file", "its name is too long to be moved into work/")
             if why is not None:
                 self._reject(entry, why)
@@ -238,8 +241,17 @@ class Watcher:
         if row["state"] == "received":
             with self.lock:
                 row = self._claimed(c, row, ident)
-        log.info("claimed", **ev, sha256=ident.sha256, kind=ident.kind, isa06=ident.isa06, isa08=ident.isa08, isa13=ident.isa13,
-                 disposition=row["disposition"], duplicate=row["duplicate_reason"] or None)
+        log.info(
+            "claimed",
+            **ev,
+            sha256=ident.sha256,
+            kind=ident.kind,
+            isa06=ident.isa06,
+            isa08=ident.isa08,
+            isa13=ident.isa13,
+            disposition=row["disposition"],
+            duplicate=row["duplicate_reason"] or None,
+        )
         analysis: Analysis | None = None
         if row["disposition"] == "ingest":
             if row["state"] == "claimed" and self.options.queue:
@@ -253,8 +265,7 @@ class Watcher:
             with self.lock:
                 spool_sets(self.layout.spool, row["id"], c.original, analysis.clean_835)
                 row = self._update(row["id"], state="ingested", ingested_at=row["ingested_at"] or utcnow(), **analysis.counts)
-            log.info("ingested", **ev, sha256=ident.sha256, **analysis.counts,
-                     errors=len(analysis.errors), clean_835_sets=len(analysis.clean_835))
+            log.info("ingested", **ev, sha256=ident.sha256, **analysis.counts, errors=len(analysis.errors), clean_835_sets=len(analysis.clean_835))
         elif row["disposition"] == "duplicate":
             analysis = self._duplicate_of_quarantined(row, ident)
         acks = self._acknowledge(c, row, ident, analysis)
@@ -264,27 +275,59 @@ class Watcher:
         """A duplicate of a file that was quarantined is quarantined too (not hidden in archive/)."""
         inbound = t.inbound_files
         with self.store.engine.connect() as conn:
-            earlier = conn.execute(select(inbound.c.destination).where(
-                inbound.c.id != row["id"], inbound.c.sha256 == ident.sha256, inbound.c.state == "quarantined")).first()
+            earlier = conn.execute(
+                select(inbound.c.destination).where(inbound.c.id != row["id"], inbound.c.sha256 == ident.sha256, inbound.c.state == "quarantined")
+            ).first()
         if earlier is None:
             return None
-        return Analysis(extra_errors=[{"code": "DUPLICATE_FILE", "severity": "error", "segment": 0, "offset": 0,
-                                       "message": f"the same bytes were quarantined as {earlier[0]} (see its error.json); not ingested again"}])
+        return Analysis(
+            extra_errors=[
+                {
+                    "code": "DUPLICATE_FILE",
+                    "severity": "error",
+                    "segment": 0,
+                    "offset": 0,
+                    "message": f"the same bytes were quarantined as {earlier[0]} (see its error.json); not ingested again",
+                }
+            ]
+        )
 
     def _row(self, c: Claim) -> dict[str, Any]:
         """The row of a file being resumed, or a new one in state ``received``."""
         with self.store.write() as conn:
-            found = conn.execute(
-                select(t.inbound_files).where(t.inbound_files.c.work_name == c.path.name, t.inbound_files.c.state.notin_(FINAL))
-                .order_by(t.inbound_files.c.id.desc())
-            ).mappings().first()
+            found = (
+                conn.execute(
+                    select(t.inbound_files)
+                    .where(t.inbound_files.c.work_name == c.path.name, t.inbound_files.c.state.notin_(FINAL))
+                    .order_by(t.inbound_files.c.id.desc())
+                )
+                .mappings()
+                .first()
+            )
             if found is not None:
                 return dict(found)
             values = {
-                "work_name": c.path.name, "original_name": c.original, "partner": c.partner[:120], "size": c.path.stat().st_size,
-                "sha256": "", "kind": "", "isa06": "", "isa08": "", "isa13": "", "state": "received", "disposition": "",
-                "duplicate_reason": "", "ack_name": "", "destination": "", "transaction_sets": 0, "transaction_sets_ingested": 0,
-                "claims": 0, "claim_payments": 0, "patient_payments": 0, "error": "", "received_at": c.received_at,
+                "work_name": c.path.name,
+                "original_name": c.original,
+                "partner": c.partner[:120],
+                "size": c.path.stat().st_size,
+                "sha256": "",
+                "kind": "",
+                "isa06": "",
+                "isa08": "",
+                "isa13": "",
+                "state": "received",
+                "disposition": "",
+                "duplicate_reason": "",
+                "ack_name": "",
+                "destination": "",
+                "transaction_sets": 0,
+                "transaction_sets_ingested": 0,
+                "claims": 0,
+                "claim_payments": 0,
+                "patient_payments": 0,
+                "error": "",
+                "received_at": c.received_at,
             }
             new_id = conn.execute(insert(t.inbound_files).values(**values).returning(t.inbound_files.c.id)).scalar_one()
         return {"id": new_id, **values, "claimed_at": None, "ingested_at": None, "finished_at": None}
@@ -300,11 +343,20 @@ class Watcher:
         ack_name = self._ack_name(c, row["id"]) if ident.kind == "x12" else ""
         if reason:
             with self.store.write() as conn:
-                record_exception(conn, [ident.sha256, c.original, row["id"]], "DUPLICATE_FILE", c.original,
-                                 f"{reason}; not ingested again", severity="warning")
+                record_exception(conn, [ident.sha256, c.original, row["id"]], "DUPLICATE_FILE", c.original, f"{reason}; not ingested again", severity="warning")
         return self._update(
-            row["id"], state="claimed", sha256=ident.sha256, kind=ident.kind, isa06=ident.isa06, isa08=ident.isa08, isa13=ident.isa13,
-            size=ident.size, disposition="duplicate" if reason else "ingest", duplicate_reason=reason, ack_name=ack_name, claimed_at=utcnow(),
+            row["id"],
+            state="claimed",
+            sha256=ident.sha256,
+            kind=ident.kind,
+            isa06=ident.isa06,
+            isa08=ident.isa08,
+            isa13=ident.isa13,
+            size=ident.size,
+            disposition="duplicate" if reason else "ingest",
+            duplicate_reason=reason,
+            ack_name=ack_name,
+            claimed_at=utcnow(),
         )
 
     def _duplicate_of(self, row: dict[str, Any], ident: Identity) -> str:
@@ -322,14 +374,21 @@ class Watcher:
             if ident.isa06 and ident.isa13:
                 since = row["received_at"] - self.options.duplicate_window
                 earlier = conn.execute(
-                    select(inbound.c.original_name, inbound.c.received_at).where(
-                        taken, inbound.c.isa06 == ident.isa06, inbound.c.isa13 == ident.isa13, inbound.c.received_at >= since,
+                    select(inbound.c.original_name, inbound.c.received_at)
+                    .where(
+                        taken,
+                        inbound.c.isa06 == ident.isa06,
+                        inbound.c.isa13 == ident.isa13,
+                        inbound.c.received_at >= since,
                         or_(inbound.c.state == "claimed", inbound.c.transaction_sets_ingested > 0),
-                    ).order_by(inbound.c.received_at)
+                    )
+                    .order_by(inbound.c.received_at)
                 ).first()
                 if earlier is not None:
-                    return (f"interchange ISA06={ident.isa06} ISA13={ident.isa13} was received as {earlier[0]} "
-                            f"on {earlier[1]:%Y-%m-%d} (duplicate window {self.options.duplicate_window.days} days)")
+                    return (
+                        f"interchange ISA06={ident.isa06} ISA13={ident.isa13} was received as {earlier[0]} "
+                        f"on {earlier[1]:%Y-%m-%d} (duplicate window {self.options.duplicate_window.days} days)"
+                    )
         return ""
 
     def _ack_name(self, c: Claim, row_id: int) -> str:
@@ -337,8 +396,11 @@ class Watcher:
         reserved by a file in flight."""
         inbound = t.inbound_files
         with self.store.engine.connect() as conn:
-            reserved = set(conn.execute(select(inbound.c.ack_name).where(
-                inbound.c.partner == c.partner[:120], inbound.c.state.notin_(FINAL), inbound.c.id != row_id)).scalars())
+            reserved = set(
+                conn.execute(
+                    select(inbound.c.ack_name).where(inbound.c.partner == c.partner[:120], inbound.c.state.notin_(FINAL), inbound.c.id != row_id)
+                ).scalars()
+            )
         name = Path(c.original).name
         folder = self.layout.ack / c.partner
         for n in range(1, 100000):
@@ -377,8 +439,16 @@ class Watcher:
                 validator = "edirecon" if result.validated else validator
         acks = [p.relative_to(self.layout.root).as_posix() for p in written]
         ig_errors = sum(1 for f in result.findings if f.severity is parsers.Severity.ERROR)
-        log.info("acknowledged", file=c.original, partner=c.partner, sha256=ident.sha256, acknowledgments=acks,
-                 validator=validator, valid=result.valid, implementation_guide_errors=ig_errors)
+        log.info(
+            "acknowledged",
+            file=c.original,
+            partner=c.partner,
+            sha256=ident.sha256,
+            acknowledgments=acks,
+            validator=validator,
+            valid=result.valid,
+            implementation_guide_errors=ig_errors,
+        )
         return acks
 
     def _finish(self, c: Claim, row: dict[str, Any], ident: Identity, analysis: Analysis | None, acks: list[str]) -> None:
@@ -405,11 +475,15 @@ class Watcher:
             if len(errors) > ERROR_SUMMARY_LIMIT:
                 summary_text += f"; and {len(errors) - ERROR_SUMMARY_LIMIT} more"
             report = {
-                "file": c.original, "partner": c.partner, "sha256": ident.sha256, "kind": ident.kind,
+                "file": c.original,
+                "partner": c.partner,
+                "sha256": ident.sha256,
+                "kind": ident.kind,
                 "interchange": {"isa06": ident.isa06, "isa08": ident.isa08, "isa13": ident.isa13},
-                "received_at": f"{row['received_at']:%Y-%m-%dT%H:%M:%S}Z", "quarantined_at": f"{utcnow():%Y-%m-%dT%H:%M:%S}Z",
+                "received_at": f"{row['received_at']:%Y-%m-%dT%H:%M:%S}Z",
+                "quarantined_at": f"{utcnow():%Y-%m-%dT%H:%M:%S}Z",
                 "reason": f"{len(errors)} error finding(s); "
-                          f"{sum(1 for s in analysis.sets if not s['ingested'])} of {len(analysis.sets)} transaction set(s) not ingested",
+                f"{sum(1 for s in analysis.sets if not s['ingested'])} of {len(analysis.sets)} transaction set(s) not ingested",
                 "errors": errors,
                 "warnings": [finding_dict(f) for f in analysis.findings if f.severity is not parsers.Severity.ERROR],
                 "transaction_sets": analysis.sets,
@@ -450,8 +524,14 @@ class Watcher:
             batch = f"{now:%Y%m%dT%H%M%S}Z-{os.getpid()}"
             manifest = write_manifest(self.layout.outbound, written, row_counts, reemitted_counts(self.store), as_of, batch, now)
         for e in emitted:
-            log.info("reemitted", file=f"{REEMITTED}/{e['file']}", payer_id=e["payer_id"], payee_npi=e["payee_npi"],
-                     transaction_sets=e["transaction_sets"], claim_payments=e["claim_payments"])
+            log.info(
+                "reemitted",
+                file=f"{REEMITTED}/{e['file']}",
+                payer_id=e["payer_id"],
+                payee_npi=e["payee_npi"],
+                transaction_sets=e["transaction_sets"],
+                claim_payments=e["claim_payments"],
+            )
         log.info("published", batch=batch, as_of=as_of.isoformat(), files=len(manifest["files"]), **row_counts)
 
     def _reconcile(self) -> None:

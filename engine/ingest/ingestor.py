@@ -22,14 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
 from edirecon import parsers
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.bulk import Converted, allocate_ids, insert_rows
 from edirecon.engine.store.connection import Store
 from edirecon.parsers.model import Claim, ClaimPayment, ProviderAdjustment
-from sqlalchemy import Connection, insert, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 log = structlog.get_logger("edirecon.ingest")
 
@@ -138,8 +139,11 @@ def record_exception(
     payer_id: str = "",
     amount: Decimal | None = None,
 ) -> None:
-    insert_ignore(conn, t.ingest_exceptions, [exception_row(key_parts, kind, source_file, detail, severity=severity, segment=segment, pcn=pcn,
-                                                            payer_id=payer_id, amount=amount)])
+    insert_ignore(
+        conn,
+        t.ingest_exceptions,
+        [exception_row(key_parts, kind, source_file, detail, severity=severity, segment=segment, pcn=pcn, payer_id=payer_id, amount=amount)],
+    )
 
 
 def exception_row(
@@ -196,7 +200,10 @@ class Ingestor:
             if known is not None and (known["complete"] or known["path"] != name):
                 if known["path"] != name:
                     record_exception(
-                        conn, [sha, name], "DUPLICATE_FILE", name,
+                        conn,
+                        [sha, name],
+                        "DUPLICATE_FILE",
+                        name,
                         f"the same bytes (SHA-256 {sha[:12]}…) were ingested from {known['path']}; nothing ingested again",
                         severity="warning",
                     )
@@ -220,7 +227,10 @@ class Ingestor:
         else:
             with self.store.write() as conn:
                 record_exception(
-                    conn, [task.sha], "UNSUPPORTED_FILE", task.name,
+                    conn,
+                    [task.sha],
+                    "UNSUPPORTED_FILE",
+                    task.name,
                     "neither X12 (no ISA header) nor a patient-payments CSV (header patient_control_number,amount,paid_on,payment_id)",
                     severity="warning",
                 )
@@ -263,9 +273,15 @@ class Ingestor:
         if pending:
             self._write(pending, name, file_id, sha)
         errors = [
-            exception_row([sha, f.code, f.source.segment, f.source.offset, f.message], "PARSE_ERROR", name,
-                          f"{f.code} at byte {f.source.offset}: {f.message}", segment=f.source.segment)
-            for f in summary.findings if f.severity is parsers.Severity.ERROR
+            exception_row(
+                [sha, f.code, f.source.segment, f.source.offset, f.message],
+                "PARSE_ERROR",
+                name,
+                f"{f.code} at byte {f.source.offset}: {f.message}",
+                segment=f.source.segment,
+            )
+            for f in summary.findings
+            if f.severity is parsers.Severity.ERROR
         ]
         with self.store.write() as conn:
             insert_ignore(conn, t.ingest_exceptions, errors)  # one statement, however many findings
@@ -278,18 +294,32 @@ class Ingestor:
             for parsed, prepared in pending:
                 ts = parsed.transaction
                 ordinal = parsed.ordinal
-                txn_id = insert_new(conn, t.transactions, {
-                    "file_id": file_id, "ordinal": ordinal, "isa13": ts.envelope.isa13[:9], "gs06": ts.envelope.gs06[:9],
-                    "st02": ts.envelope.st02[:9], "transaction_type": parsed.transaction_type[:8], "ingested": False,
-                }, ["file_id", "ordinal"])
+                txn_id = insert_new(
+                    conn,
+                    t.transactions,
+                    {
+                        "file_id": file_id,
+                        "ordinal": ordinal,
+                        "isa13": ts.envelope.isa13[:9],
+                        "gs06": ts.envelope.gs06[:9],
+                        "st02": ts.envelope.st02[:9],
+                        "transaction_type": parsed.transaction_type[:8],
+                        "ingested": False,
+                    },
+                    ["file_id", "ordinal"],
+                )
                 if txn_id is None:
                     continue  # another process (one left over from a killed run, say) wrote it meanwhile
                 ingested = False
                 if not parsed.supported:
                     record_exception(
-                        conn, [sha, ordinal], "UNSUPPORTED_TRANSACTION", name,
+                        conn,
+                        [sha, ordinal],
+                        "UNSUPPORTED_TRANSACTION",
+                        name,
                         f"transaction set {ts.code} ST02={ts.control_number} is not modelled",
-                        severity="warning", segment=ts.source.segment,
+                        severity="warning",
+                        segment=ts.source.segment,
                     )
                 elif isinstance(prepared, _Remittance):
                     ingested = self._remittance(conn, prepared, name, txn_id, ts.source.segment)
@@ -320,20 +350,24 @@ class Ingestor:
                 select(t.remittances.c.source_file).where(t.remittances.c.payer_id == row["payer_id"], t.remittances.c.trace_number == row["trace_number"])
             ).scalar_one()
             record_exception(
-                conn, [payer_id, rem.trace_number, name], "DUPLICATE_FILE", name,
+                conn,
+                [payer_id, rem.trace_number, name],
+                "DUPLICATE_FILE",
+                name,
                 f"remittance of payer {payer_id} with trace number {rem.trace_number} was ingested from {first}; not ingested again",
-                severity="warning", segment=st_segment, payer_id=payer_id, amount=rem.payment_amount,
+                severity="warning",
+                segment=st_segment,
+                payer_id=payer_id,
+                amount=rem.payment_amount,
             )
             return False
         payments = prepared.payments
         ids = allocate_ids(conn, t.claim_payments, len(payments))
         insert_rows(conn, t.claim_payments, PAYMENT_COLUMNS, [(pid, remittance_id, *row) for pid, row in zip(ids, payments, strict=True)])
         line_ids = allocate_ids(conn, t.payment_lines, len(prepared.lines))
-        insert_rows(conn, t.payment_lines, PAYMENT_LINE_COLUMNS,
-                    [(i, ids[row[0]], *row[1:]) for i, row in zip(line_ids, prepared.lines, strict=True)])
+        insert_rows(conn, t.payment_lines, PAYMENT_LINE_COLUMNS, [(i, ids[row[0]], *row[1:]) for i, row in zip(line_ids, prepared.lines, strict=True)])
         adjustment_ids = allocate_ids(conn, t.adjustments, len(prepared.adjustments))
-        insert_rows(conn, t.adjustments, ADJUSTMENT_COLUMNS,
-                    [(i, ids[row[0]], *row[1:]) for i, row in zip(adjustment_ids, prepared.adjustments, strict=True)])
+        insert_rows(conn, t.adjustments, ADJUSTMENT_COLUMNS, [(i, ids[row[0]], *row[1:]) for i, row in zip(adjustment_ids, prepared.adjustments, strict=True)])
         if prepared.plbs:
             conn.execute(insert(t.provider_adjustments), [plb_row(p, remittance_id) for p in prepared.plbs])
             self.report.provider_adjustments += len(prepared.plbs)
@@ -350,8 +384,13 @@ class Ingestor:
                     problem, parsed = patient_payment_row(row)
                     if problem:
                         record_exception(
-                            conn, [sha, number], "PARSE_ERROR", name, f"row {number}: {problem}",
-                            segment=number, pcn=(row.get("patient_control_number") or "")[:38],
+                            conn,
+                            [sha, number],
+                            "PARSE_ERROR",
+                            name,
+                            f"row {number}: {problem}",
+                            segment=number,
+                            pcn=(row.get("patient_control_number") or "")[:38],
                         )
                         continue
                     rows.append({**parsed, "file_id": file_id, "row_number": number})
@@ -396,7 +435,7 @@ class _StorageForm:
     (a transaction set's dates repeat: each is converted once).
     """
 
-    __slots__ = ("money", "day")
+    __slots__ = ("day", "money")
 
     def __init__(self, text: bool):
         self.money: Callable[[Any], Any] = _decimal_text if text else _same
@@ -424,8 +463,16 @@ def _prepare_claims(records: Iterable[Claim], name: str, form: _StorageForm) -> 
     for index, c in enumerate(records):
         claims.append(claim_row(c, name, money, day))
         lines.extend(
-            (index, line.number[:6], line.procedure_code[:48], ":".join(line.modifiers)[:20], money(line.charge), money(line.units),
-             day(line.service_date), line.line_item_control_number[:50])
+            (
+                index,
+                line.number[:6],
+                line.procedure_code[:48],
+                ":".join(line.modifiers)[:20],
+                money(line.charge),
+                money(line.units),
+                day(line.service_date),
+                line.line_item_control_number[:50],
+            )
             for line in c.lines
         )
     return _Claims(claims, lines)
@@ -464,17 +511,71 @@ def _dates(values: Iterable[date | None]) -> tuple[date | None, date | None]:
 
 
 #: the columns of the bulk-inserted rows, in the order the row functions below give them
-CLAIM_COLUMNS = ["id", "transaction_id", "transaction_type", "patient_control_number", "billing_npi", "billing_tin", "member_id", "other_member_ids",
-                 "other_payer_ids",
-                 "patient_last", "patient_first", "patient_dob", "service_from", "service_to", "total_charge", "frequency", "original_reference",
-                 "payer_id", "payer_name", "payer_responsibility", "filing_indicator", "created_on", "source_file", "segment", "byte_offset",
-                 "type_of_bill", "statement_from", "statement_to", "admission_date"]
+CLAIM_COLUMNS = [
+    "id",
+    "transaction_id",
+    "transaction_type",
+    "patient_control_number",
+    "billing_npi",
+    "billing_tin",
+    "member_id",
+    "other_member_ids",
+    "other_payer_ids",
+    "patient_last",
+    "patient_first",
+    "patient_dob",
+    "service_from",
+    "service_to",
+    "total_charge",
+    "frequency",
+    "original_reference",
+    "payer_id",
+    "payer_name",
+    "payer_responsibility",
+    "filing_indicator",
+    "created_on",
+    "source_file",
+    "segment",
+    "byte_offset",
+    "type_of_bill",
+    "statement_from",
+    "statement_to",
+    "admission_date",
+]
 CLAIM_LINE_COLUMNS = ["id", "claim_id", "line_number", "procedure_code", "modifiers", "charge", "units", "service_date", "line_item_control_number"]
-PAYMENT_COLUMNS = ["id", "remittance_id", "ordinal", "patient_control_number", "status", "charge", "paid", "patient_responsibility", "filing_indicator",
-                   "payer_claim_control_number", "member_id", "patient_last", "patient_first", "service_from", "service_to", "source_file", "segment",
-                   "byte_offset", "crossover_carrier_id"]
-PAYMENT_LINE_COLUMNS = ["id", "claim_payment_id", "ordinal", "procedure_code", "modifiers", "charge", "paid", "units", "service_date",
-                        "line_item_control_number"]
+PAYMENT_COLUMNS = [
+    "id",
+    "remittance_id",
+    "ordinal",
+    "patient_control_number",
+    "status",
+    "charge",
+    "paid",
+    "patient_responsibility",
+    "filing_indicator",
+    "payer_claim_control_number",
+    "member_id",
+    "patient_last",
+    "patient_first",
+    "service_from",
+    "service_to",
+    "source_file",
+    "segment",
+    "byte_offset",
+    "crossover_carrier_id",
+]
+PAYMENT_LINE_COLUMNS = [
+    "id",
+    "claim_payment_id",
+    "ordinal",
+    "procedure_code",
+    "modifiers",
+    "charge",
+    "paid",
+    "units",
+    "service_date",
+    "line_item_control_number",
+]
 ADJUSTMENT_COLUMNS = ["id", "claim_payment_id", "line_ordinal", "group_code", "reason", "amount"]
 
 
@@ -617,5 +718,3 @@ def patient_payment_row(row: dict[str, str | None]) -> tuple[str, dict[str, Any]
         "billing_npi": (row.get("billing_provider_npi") or "").strip()[:80],
         "member_id": (row.get("patient_member_id") or "").strip()[:80],
     }
-
-

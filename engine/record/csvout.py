@@ -23,12 +23,53 @@ AMOUNT, COUNT, DATE, TEXT = "amount", "count", "date", "text"
 
 #: the declared type of each column of the CSV files that is not text (every other column is text)
 TYPES: dict[str, str] = {
-    **dict.fromkeys(["amount", "total_charge", "payer_paid", "patient_paid", "write_offs", "patient_responsibility", "balance", "recouped",
-                     "outstanding", "overdue_amount", "bpr_amount", "claim_payments", "provider_adjustments", "expected", "difference", "received",
-                     "matched", "unmatched", "last_90_days", "previous_90_days", "credit_balance", "amount_repaid", "amount_outstanding"], AMOUNT),
+    **dict.fromkeys(
+        [
+            "amount",
+            "total_charge",
+            "payer_paid",
+            "patient_paid",
+            "write_offs",
+            "patient_responsibility",
+            "balance",
+            "recouped",
+            "outstanding",
+            "overdue_amount",
+            "bpr_amount",
+            "claim_payments",
+            "provider_adjustments",
+            "expected",
+            "difference",
+            "received",
+            "matched",
+            "unmatched",
+            "last_90_days",
+            "previous_90_days",
+            "credit_balance",
+            "amount_repaid",
+            "amount_outstanding",
+        ],
+        AMOUNT,
+    ),
     **dict.fromkeys(["days_in_credit", "days_overdue", "days_since_sent", "segment", "remittances", "count", "overdue_count", "rank"], COUNT),
-    **dict.fromkeys(["service_date", "identified_on", "due_by", "effective_date", "credit_since", "sent_on", "payment_date", "month", "first_seen",
-                     "last_seen", "admission_or_from_date", "discharge_or_through_date", "paid_date"], DATE),
+    **dict.fromkeys(
+        [
+            "service_date",
+            "identified_on",
+            "due_by",
+            "effective_date",
+            "credit_since",
+            "sent_on",
+            "payment_date",
+            "month",
+            "first_seen",
+            "last_seen",
+            "admission_or_from_date",
+            "discharge_or_through_date",
+            "paid_date",
+        ],
+        DATE,
+    ),
 }
 
 #: what a spreadsheet reads as the start of a formula (or of a cell that smuggles one in)

@@ -21,12 +21,51 @@ from edirecon.engine.record.csvout import Lines
 
 FORMAT_VERSION = 1
 
-REFUND_COLUMNS = ["refund_id", "reason", "payee_type", "payer_id", "payer_name", "patient_control_number", "payer_claim_control_number",
-                  "billing_provider_npi", "patient_name", "member_id", "service_date", "amount", "identified_on", "due_by", "status", "evidence"]
-RECOUPMENT_COLUMNS = ["recoupment_id", "kind", "payer_id", "payer_name", "trace_number", "effective_date", "amount", "patient_control_number",
-                      "payer_claim_control_number", "refund_id", "status"]
-BALANCE_COLUMNS = ["patient_control_number", "billing_provider_npi", "member_id", "service_date", "primary_payer_id", "total_charge", "payer_paid",
-                   "patient_paid", "write_offs", "patient_responsibility", "balance", "days_in_credit"]
+REFUND_COLUMNS = [
+    "refund_id",
+    "reason",
+    "payee_type",
+    "payer_id",
+    "payer_name",
+    "patient_control_number",
+    "payer_claim_control_number",
+    "billing_provider_npi",
+    "patient_name",
+    "member_id",
+    "service_date",
+    "amount",
+    "identified_on",
+    "due_by",
+    "status",
+    "evidence",
+]
+RECOUPMENT_COLUMNS = [
+    "recoupment_id",
+    "kind",
+    "payer_id",
+    "payer_name",
+    "trace_number",
+    "effective_date",
+    "amount",
+    "patient_control_number",
+    "payer_claim_control_number",
+    "refund_id",
+    "status",
+]
+BALANCE_COLUMNS = [
+    "patient_control_number",
+    "billing_provider_npi",
+    "member_id",
+    "service_date",
+    "primary_payer_id",
+    "total_charge",
+    "payer_paid",
+    "patient_paid",
+    "write_offs",
+    "patient_responsibility",
+    "balance",
+    "days_in_credit",
+]
 EXCEPTION_COLUMNS = ["kind", "severity", "source_file", "segment", "patient_control_number", "payer_id", "amount", "detail"]
 
 
@@ -62,8 +101,10 @@ def _evidence_text(items: list[dict[str, Any]]) -> str:
         if "patient_payment_id" in ev:
             parts.append(f"patient payment {ev['patient_payment_id']} {_scalar(ev['paid_on'])} {_scalar(ev['amount'])}")
         else:
-            parts.append(f"{ev['payer_id']} trace {ev['trace_number']} CLP07 {ev['payer_claim_control_number']} paid {_scalar(ev['paid'])} "
-                         f"at {ev['file']}:{ev['segment']}:{ev['offset']}")
+            parts.append(
+                f"{ev['payer_id']} trace {ev['trace_number']} CLP07 {ev['payer_claim_control_number']} paid {_scalar(ev['paid'])} "
+                f"at {ev['file']}:{ev['segment']}:{ev['offset']}"
+            )
     return "; ".join(parts)
 
 
@@ -98,25 +139,58 @@ def rows(d: Decisions, as_of: date, ingest_exceptions: list[dict[str, Any]]) -> 
     refunds = []
     for r in d.refunds:
         e = r.encounter
-        refunds.append({
-            "refund_id": r.refund_id, "reason": r.reason, "payee_type": r.payee_type, "payer_id": r.payer_id, "payer_name": r.payer_name,
-            "patient_control_number": e.pcn, "payer_claim_control_number": r.icn, "billing_provider_npi": e.npi, "patient_name": e.patient_name,
-            "member_id": e.member_id, "service_date": e.service_from, "amount": r.amount, "identified_on": r.identified_on, "due_by": r.due_by,
-            "status": r.status, "evidence": r.evidence,
-        })
+        refunds.append(
+            {
+                "refund_id": r.refund_id,
+                "reason": r.reason,
+                "payee_type": r.payee_type,
+                "payer_id": r.payer_id,
+                "payer_name": r.payer_name,
+                "patient_control_number": e.pcn,
+                "payer_claim_control_number": r.icn,
+                "billing_provider_npi": e.npi,
+                "patient_name": e.patient_name,
+                "member_id": e.member_id,
+                "service_date": e.service_from,
+                "amount": r.amount,
+                "identified_on": r.identified_on,
+                "due_by": r.due_by,
+                "status": r.status,
+                "evidence": r.evidence,
+            }
+        )
     recoupments = []
     for rc in d.recoupments:
-        recoupments.append({
-            "recoupment_id": rc.recoupment_id, "kind": rc.kind, "payer_id": rc.payer_id, "payer_name": rc.payer_name, "trace_number": rc.trace_number,
-            "effective_date": rc.effective_date, "amount": rc.amount, "patient_control_number": rc.encounter.pcn if rc.encounter else "",
-            "payer_claim_control_number": rc.icn, "refund_id": rc.refund_id, "status": rc.status,
-        })
+        recoupments.append(
+            {
+                "recoupment_id": rc.recoupment_id,
+                "kind": rc.kind,
+                "payer_id": rc.payer_id,
+                "payer_name": rc.payer_name,
+                "trace_number": rc.trace_number,
+                "effective_date": rc.effective_date,
+                "amount": rc.amount,
+                "patient_control_number": rc.encounter.pcn if rc.encounter else "",
+                "payer_claim_control_number": rc.icn,
+                "refund_id": rc.refund_id,
+                "status": rc.status,
+            }
+        )
+
     def balance_row(b: Any) -> dict[str, Any]:
         e = b.encounter
         return {
-            "patient_control_number": e.pcn, "billing_provider_npi": e.npi, "member_id": e.member_id, "service_date": e.service_from,
-            "primary_payer_id": b.primary_payer_id, "total_charge": b.total_charge, "payer_paid": b.payer_paid, "patient_paid": b.patient_paid,
-            "write_offs": b.write_offs, "patient_responsibility": b.patient_responsibility, "balance": b.balance,
+            "patient_control_number": e.pcn,
+            "billing_provider_npi": e.npi,
+            "member_id": e.member_id,
+            "service_date": e.service_from,
+            "primary_payer_id": b.primary_payer_id,
+            "total_charge": b.total_charge,
+            "payer_paid": b.payer_paid,
+            "patient_paid": b.patient_paid,
+            "write_offs": b.write_offs,
+            "patient_responsibility": b.patient_responsibility,
+            "balance": b.balance,
             "days_in_credit": (as_of - b.in_credit_since).days if b.balance < 0 and b.in_credit_since else None,
         }
 
@@ -132,12 +206,28 @@ def rows(d: Decisions, as_of: date, ingest_exceptions: list[dict[str, Any]]) -> 
 def exception_rows(ingest_exceptions: list[dict[str, Any]], decided: list[Any]) -> list[dict[str, Any]]:
     """The exceptions rows of the ingest exceptions (rows of the store) and of decided ``ExceptionRow``s."""
     return [
-        {"kind": x["kind"], "severity": x["severity"], "source_file": x["source_file"], "segment": x["segment"], "patient_control_number": x["patient_control_number"],
-         "payer_id": x["payer_id"], "amount": x["amount"], "detail": x["detail"]}
+        {
+            "kind": x["kind"],
+            "severity": x["severity"],
+            "source_file": x["source_file"],
+            "segment": x["segment"],
+            "patient_control_number": x["patient_control_number"],
+            "payer_id": x["payer_id"],
+            "amount": x["amount"],
+            "detail": x["detail"],
+        }
         for x in ingest_exceptions
     ] + [
-        {"kind": x.kind, "severity": x.severity, "source_file": x.source_file, "segment": x.segment, "patient_control_number": x.pcn,
-         "payer_id": x.payer_id, "amount": x.amount, "detail": x.detail}
+        {
+            "kind": x.kind,
+            "severity": x.severity,
+            "source_file": x.source_file,
+            "segment": x.segment,
+            "patient_control_number": x.pcn,
+            "payer_id": x.payer_id,
+            "amount": x.amount,
+            "detail": x.detail,
+        }
         for x in decided
     ]
 
@@ -174,7 +264,9 @@ def summary(out: dict[str, Sequence[dict[str, Any]]], counts: dict[str, int], ta
         "encounters": tally["encounters"],
         "matched_payments": tally["matched_payments"],
         "refunds": {k: {"count": v["count"], "amount": money(v["amount"])} for k, v in sorted(by_reason.items())},
-        "refunds_open_amount": money(sum((r["amount"] for r in out["refund_requests"] if r["status"] not in ("settled_by_recoupment", "acknowledged")), Decimal("0"))),
+        "refunds_open_amount": money(
+            sum((r["amount"] for r in out["refund_requests"] if r["status"] not in ("settled_by_recoupment", "acknowledged")), Decimal("0"))
+        ),
         "recoupments": {"count": len(out["recoupments"]), "amount": money(sum((r["amount"] for r in out["recoupments"]), Decimal("0")))},
         "credit_balances": tally["credit_balances"],
         "exceptions": dict(sorted(Counter(x["kind"] for x in out["exceptions"]).items())),

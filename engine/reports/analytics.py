@@ -76,15 +76,28 @@ def root_causes(b: Book) -> dict[str, list[dict[str, Any]]]:
         carcs = sorted({f"{g}-{reason}" for p in paid for g, reason, amount in p.all_adjustments if amount})
         procedures = sorted({line.procedure for p in paid for line in p.lines} or {ln.procedure_code for ln in r.encounter.billing_claim.lines})
         month = day.strftime("%Y-%m") if day else ""
-        keys = [("reason", r.reason, r.reason.replace("_", " ").lower()),
-                ("payer", r.payer_id or "patient", r.payer_name or "patients"),
-                *(("carc", c, carc_names.get(c.split("-", 1)[1], "")) for c in carcs),
-                *(("procedure", code, "") for code in procedures),
-                ("billing_provider", r.encounter.npi, b.config.providers.get(r.encounter.npi).name if r.encounter.npi in b.config.providers else ""),
-                ("month", month, "")]
+        keys = [
+            ("reason", r.reason, r.reason.replace("_", " ").lower()),
+            ("payer", r.payer_id or "patient", r.payer_name or "patients"),
+            *(("carc", c, carc_names.get(c.split("-", 1)[1], "")) for c in carcs),
+            *(("procedure", code, "") for code in procedures),
+            ("billing_provider", r.encounter.npi, b.config.providers.get(r.encounter.npi).name if r.encounter.npi in b.config.providers else ""),
+            ("month", month, ""),
+        ]
         for dimension, key, description in keys:
-            slot = dims.setdefault((dimension, key), {"dimension": dimension, "key": key, "description": description, "count": 0, "amount": ZERO,
-                                                      "last_90_days": ZERO, "previous_90_days": ZERO, "trend": ""})
+            slot = dims.setdefault(
+                (dimension, key),
+                {
+                    "dimension": dimension,
+                    "key": key,
+                    "description": description,
+                    "count": 0,
+                    "amount": ZERO,
+                    "last_90_days": ZERO,
+                    "previous_90_days": ZERO,
+                    "trend": "",
+                },
+            )
             slot["count"] += 1
             slot["amount"] += r.amount
             if window:
@@ -94,8 +107,19 @@ def root_causes(b: Book) -> dict[str, list[dict[str, Any]]]:
         m["amount"] += r.amount
         m[r.reason] += r.amount
         code = pattern(r, by_key)
-        p = patterns.setdefault(code, {"pattern": code, "description": mappings.codes("root_cause_patterns")[code], "reason": r.reason, "count": 0,
-                                       "amount": ZERO, "payers": defaultdict(int), "first_seen": day, "last_seen": day})
+        p = patterns.setdefault(
+            code,
+            {
+                "pattern": code,
+                "description": mappings.codes("root_cause_patterns")[code],
+                "reason": r.reason,
+                "count": 0,
+                "amount": ZERO,
+                "payers": defaultdict(int),
+                "first_seen": day,
+                "last_seen": day,
+            },
+        )
         p["count"] += 1
         p["amount"] += r.amount
         p["payers"][r.payer_id or "patient"] += 1
@@ -107,14 +131,20 @@ def root_causes(b: Book) -> dict[str, list[dict[str, Any]]]:
     for d in dimensions:
         d["trend"] = _trend(d["last_90_days"], d["previous_90_days"])
     ranked = sorted(patterns.values(), key=lambda p: (-p["count"], -p["amount"], p["pattern"]))
-    pattern_rows = [{"rank": i, **{k: v for k, v in p.items() if k != "payers"},
-                     "payers": " ".join(f"{payer}:{n}" for payer, n in sorted(p["payers"].items())), "recurring": "yes" if p["count"] >= 2 else "no"}
-                    for i, p in enumerate(ranked, start=1)]
+    pattern_rows = [
+        {
+            "rank": i,
+            **{k: v for k, v in p.items() if k != "payers"},
+            "payers": " ".join(f"{payer}:{n}" for payer, n in sorted(p["payers"].items())),
+            "recurring": "yes" if p["count"] >= 2 else "no",
+        }
+        for i, p in enumerate(ranked, start=1)
+    ]
     return {"dimensions": dimensions, "months": _fill_months(months, b.as_of), "patterns": pattern_rows}
 
 
 def _month(month: str) -> dict[str, Any]:
-    return {"month": month, "count": 0, "amount": ZERO, **{reason: ZERO for reason in REASONS}}
+    return {"month": month, "count": 0, "amount": ZERO, **dict.fromkeys(REASONS, ZERO)}
 
 
 def _fill_months(months: dict[str, dict[str, Any]], as_of: date) -> list[dict[str, Any]]:

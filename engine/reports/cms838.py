@@ -23,9 +23,25 @@ from edirecon.engine.workflow.refunds import Book, View
 from edirecon.parsers.errors import UsageError
 
 ZERO = Decimal("0.00")
-COLUMNS = ["medicare_part", "beneficiary_name", "mbi", "icn", "type_of_bill", "admission_or_from_date", "discharge_or_through_date", "paid_date",
-           "cost_report", "credit_balance", "amount_repaid", "method_of_payment", "amount_outstanding", "reason", "comments", "refund_id",
-           "patient_control_number"]
+COLUMNS = [
+    "medicare_part",
+    "beneficiary_name",
+    "mbi",
+    "icn",
+    "type_of_bill",
+    "admission_or_from_date",
+    "discharge_or_through_date",
+    "paid_date",
+    "cost_report",
+    "credit_balance",
+    "amount_repaid",
+    "method_of_payment",
+    "amount_outstanding",
+    "reason",
+    "comments",
+    "refund_id",
+    "patient_control_number",
+]
 
 
 @dataclass(frozen=True)
@@ -34,14 +50,14 @@ class Quarter:
     number: int
 
     @classmethod
-    def parse(cls, text: str) -> "Quarter":
+    def parse(cls, text: str) -> Quarter:
         m = re.fullmatch(r"(\d{4})-?Q([1-4])", text.strip().upper())
         if m is None:
             raise UsageError(f"--quarter {text!r} is not a quarter like 2026Q4")
         return cls(int(m.group(1)), int(m.group(2)))
 
     @classmethod
-    def last_ended(cls, day: date) -> "Quarter":
+    def last_ended(cls, day: date) -> Quarter:
         """The last quarter that ended on or before ``day`` (the one a CMS-838 is due for)."""
         number = (day.month - 1) // 3 + 1
         q = cls(day.year, number)
@@ -155,8 +171,10 @@ def cms838_rows(b: Book, quarter: Quarter) -> list[dict[str, Any]]:
             comments.append(f"duplicate of ICN {earlier['payer_claim_control_number']}" if earlier else "duplicate payment")
         elif why == "PAYER_NOT_BILLED":
             billed = e.primary_claim
-            comments.append(f"Medicare was not billed: the claim was billed as primary to {billed.payer_name} ({billed.payer_id}), yet Medicare "
-                            "processed it as primary; its whole payment is refunded")
+            comments.append(
+                f"Medicare was not billed: the claim was billed as primary to {billed.payer_name} ({billed.payer_id}), yet Medicare "
+                "processed it as primary; its whole payment is refunded"
+            )
         elif mappings.cms838_reason(why) == "3":
             comments.append("Medicare paid more than the balance left after contractual adjustments")
         else:
@@ -165,13 +183,26 @@ def cms838_rows(b: Book, quarter: Quarter) -> list[dict[str, Any]]:
         if v.status == "double_refund":
             comments.append(f"refunded and also recouped: {money(v.state['double_refund_amount'])} to recover from the contractor")
         bill, start, through = bill_and_dates(r)
-        rows.append({
-            "medicare_part": medicare_part(b, r), "beneficiary_name": e.patient_name, "mbi": payer_member_id(r), "icn": r.icn,
-            "type_of_bill": bill, "admission_or_from_date": start, "discharge_or_through_date": through, "paid_date": paid_date(r),
-            "cost_report": "C" if closed is not None and through is not None and through <= closed else "O",
-            "credit_balance": r.amount, "amount_repaid": repaid, "method_of_payment": mappings.cms838_method(paid[0][1]) if paid else "",
-            "amount_outstanding": r.amount - repaid, "reason": mappings.cms838_reason(why), "comments": "; ".join(comments),
-            "refund_id": r.refund_id, "patient_control_number": e.pcn,
-        })
+        rows.append(
+            {
+                "medicare_part": medicare_part(b, r),
+                "beneficiary_name": e.patient_name,
+                "mbi": payer_member_id(r),
+                "icn": r.icn,
+                "type_of_bill": bill,
+                "admission_or_from_date": start,
+                "discharge_or_through_date": through,
+                "paid_date": paid_date(r),
+                "cost_report": "C" if closed is not None and through is not None and through <= closed else "O",
+                "credit_balance": r.amount,
+                "amount_repaid": repaid,
+                "method_of_payment": mappings.cms838_method(paid[0][1]) if paid else "",
+                "amount_outstanding": r.amount - repaid,
+                "reason": mappings.cms838_reason(why),
+                "comments": "; ".join(comments),
+                "refund_id": r.refund_id,
+                "patient_control_number": e.pcn,
+            }
+        )
     rows.sort(key=lambda row: (row["medicare_part"], row["beneficiary_name"], row["icn"]))
     return rows

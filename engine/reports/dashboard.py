@@ -13,11 +13,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from lxml import etree, html
+
 from edirecon import mappings
 from edirecon.engine.record.writers import _Atomic, money
 from edirecon.engine.reports.model import Report
 from edirecon.engine.workflow.refunds import Book
-from lxml import etree, html
 
 ZERO = Decimal("0.00")
 PALETTE = {"DUPLICATE_PAYMENT": "#c2410c", "PAYER_OVERPAYMENT": "#7c3aed", "COB_OVERPAYMENT": "#0f766e", "PATIENT_OVERPAYMENT": "#2563eb"}
@@ -70,8 +71,9 @@ def _text(parent: etree._Element, x: float, y: float, text: str, anchor: str = "
 
 
 def _rect(parent: etree._Element, x: Any, y: Any, w: Any, h: Any, color: str, tip: str) -> None:
-    etree.SubElement(parent, "rect", {"x": f"{x:.1f}", "y": f"{y:.1f}", "width": f"{max(w, 0):.1f}", "height": f"{max(h, 0):.1f}",
-                                      "fill": color, "rx": "2", "data-tip": tip})
+    etree.SubElement(
+        parent, "rect", {"x": f"{x:.1f}", "y": f"{y:.1f}", "width": f"{max(w, 0):.1f}", "height": f"{max(h, 0):.1f}", "fill": color, "rx": "2", "data-tip": tip}
+    )
 
 
 def columns(label: str, items: Sequence[tuple[str, Decimal, str, str]], width: int = 420, height: int = 220) -> etree._Element:
@@ -91,7 +93,9 @@ def columns(label: str, items: Sequence[tuple[str, Decimal, str, str]], width: i
     return svg
 
 
-def bars(label: str, items: Sequence[tuple[str, Decimal, str, str]], width: int = 420, row: int = 26, value_text: Sequence[str] | None = None) -> etree._Element:
+def bars(
+    label: str, items: Sequence[tuple[str, Decimal, str, str]], width: int = 420, row: int = 26, value_text: Sequence[str] | None = None
+) -> etree._Element:
     """Horizontal bars from a zero line (negative values go left): (label, value, color, tooltip)."""
     height = int(row * max(len(items), 1) + 16)
     svg = _svg(width, height, label)
@@ -129,19 +133,24 @@ def _section(parent: etree._Element, title: str, chart: etree._Element | None = 
     return sec
 
 
-def dashboard(path: Path, b: Book, rep: "Report") -> Path:
+def dashboard(path: Path, b: Book, rep: Report) -> Path:
     """Write the dashboard of a report."""
     doc = html.fromstring("<html lang='en'><head></head><body></body></html>")
     head, body = doc.find("head"), doc.find("body")
     etree.SubElement(head, "meta", {"charset": "utf-8"})
-    etree.SubElement(head, "meta", {"http-equiv": "Content-Security-Policy",
-                                     "content": "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"})
+    etree.SubElement(
+        head,
+        "meta",
+        {"http-equiv": "Content-Security-Policy", "content": "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"},
+    )
     etree.SubElement(head, "title").text = f"edirecon credit balances - {b.as_of.isoformat()}"
     etree.SubElement(head, "style").text = CSS
     top = etree.SubElement(body, "header")
     etree.SubElement(top, "h1").text = "Credit balances and refunds"
-    etree.SubElement(top, "p").text = (f"As of {b.as_of.isoformat()} - {len(b.decisions.encounters)} encounters, {len(b.decisions.refunds)} refunds found, "
-                                       f"{len(rep.recoupments)} recoupments; CMS-838 quarter {rep.quarter}")
+    etree.SubElement(top, "p").text = (
+        f"As of {b.as_of.isoformat()} - {len(b.decisions.encounters)} encounters, {len(b.decisions.refunds)} refunds found, "
+        f"{len(rep.recoupments)} recoupments; CMS-838 quarter {rep.quarter}"
+    )
     main = etree.SubElement(body, "main")
     kpis = etree.SubElement(main, "div", {"class": "kpis"})
     total = rep.totals[-1]
@@ -150,39 +159,81 @@ def dashboard(path: Path, b: Book, rep: "Report") -> Path:
     _kpi(kpis, money(total["overdue_amount"]), f"overdue ({total['overdue_count']})", bad=total["overdue_count"] > 0, key="overdue")
     _kpi(kpis, money(double), "double refunds to recover", bad=double > 0, key="double")
     _kpi(kpis, str(sum(1 for f in rep.followups if f["kind"] == "ESCHEATMENT_CANDIDATE")), "escheatment candidates", key="escheat")
-    _kpi(kpis, money(sum((r["amount_outstanding"] for r in rep.cms838), ZERO)), f"Medicare outstanding, CMS-838 {rep.quarter} ({len(rep.cms838)})", key="cms838")
+    _kpi(
+        kpis, money(sum((r["amount_outstanding"] for r in rep.cms838), ZERO)), f"Medicare outstanding, CMS-838 {rep.quarter} ({len(rep.cms838)})", key="cms838"
+    )
 
     buckets = [(code, desc) for code, desc, *_ in mappings.aging_buckets()]
     colors = ["#16a34a", "#ca8a04", "#ea580c", "#b91c1c"]
     counts = defaultdict(int)
     for row in rep.worklist:
         counts[row["aging_bucket"]] += 1
-    _section(main, "Credit balance aging (outstanding by days in credit)", columns("aging", [
-        (code, total[code], colors[i % len(colors)], f"{desc}: {counts[code]} refund(s), {money(total[code])}") for i, (code, desc) in enumerate(buckets)]))
-    deadline = [(row["refund_id"], Decimal((row["due_by"] - b.as_of).days) if row["due_by"] else ZERO,
-                 "#b91c1c" if row["overdue"] == "yes" else "#2563eb", f"{row['refund_id']} {money(row['outstanding'])} due {row['due_by']}")
-                for row in rep.worklist[:20]]
-    _section(main, "Open refunds vs. deadline (days left; overdue to the left)",
-             bars("deadline", deadline, value_text=[f"{int(d)} d, {money(row['outstanding'])}" for (_, d, _, _), row in zip(deadline, rep.worklist)]))
+    _section(
+        main,
+        "Credit balance aging (outstanding by days in credit)",
+        columns(
+            "aging",
+            [(code, total[code], colors[i % len(colors)], f"{desc}: {counts[code]} refund(s), {money(total[code])}") for i, (code, desc) in enumerate(buckets)],
+        ),
+    )
+    deadline = [
+        (
+            row["refund_id"],
+            Decimal((row["due_by"] - b.as_of).days) if row["due_by"] else ZERO,
+            "#b91c1c" if row["overdue"] == "yes" else "#2563eb",
+            f"{row['refund_id']} {money(row['outstanding'])} due {row['due_by']}",
+        )
+        for row in rep.worklist[:20]
+    ]
+    _section(
+        main,
+        "Open refunds vs. deadline (days left; overdue to the left)",
+        bars("deadline", deadline, value_text=[f"{int(d)} d, {money(row['outstanding'])}" for (_, d, _, _), row in zip(deadline, rep.worklist)]),
+    )
     dims = rep.causes.get("dimensions", [])
     by_payer = [d for d in dims if d["dimension"] == "payer"]
-    _section(main, "Overpayments by payer (all refunds found)", bars("payers", [
-        (d["description"][:20], d["amount"], "#1e3a5f", f"{d['description']}: {d['count']} refund(s), {money(d['amount'])}") for d in by_payer]))
+    _section(
+        main,
+        "Overpayments by payer (all refunds found)",
+        bars(
+            "payers", [(d["description"][:20], d["amount"], "#1e3a5f", f"{d['description']}: {d['count']} refund(s), {money(d['amount'])}") for d in by_payer]
+        ),
+    )
     by_reason = [d for d in dims if d["dimension"] == "reason"]
-    _section(main, "Overpayments by cause", bars("causes", [
-        (d["key"].replace("_", " ").lower(), d["amount"], PALETTE.get(d["key"], "#6b7280"), f"{d['key']}: {d['count']}, {money(d['amount'])}, trend {d['trend']}")
-        for d in by_reason]))
+    _section(
+        main,
+        "Overpayments by cause",
+        bars(
+            "causes",
+            [
+                (
+                    d["key"].replace("_", " ").lower(),
+                    d["amount"],
+                    PALETTE.get(d["key"], "#6b7280"),
+                    f"{d['key']}: {d['count']}, {money(d['amount'])}, trend {d['trend']}",
+                )
+                for d in by_reason
+            ],
+        ),
+    )
     months = rep.causes.get("months", [])
-    _section(main, "Monthly trend (refunds by the month the credit arose)", columns("trend", [
-        (m["month"][2:], m["amount"], "#0f766e", f"{m['month']}: {m['count']} refund(s), {money(m['amount'])}") for m in months], width=860), wide=True)
+    _section(
+        main,
+        "Monthly trend (refunds by the month the credit arose)",
+        columns("trend", [(m["month"][2:], m["amount"], "#0f766e", f"{m['month']}: {m['count']} refund(s), {money(m['amount'])}") for m in months], width=860),
+        wide=True,
+    )
     by_month: dict[str, Decimal] = defaultdict(lambda: ZERO)
     kinds: dict[str, set[str]] = defaultdict(set)
     for rc in rep.recoupments:
         key = rc["effective_date"].strftime("%Y-%m") if rc["effective_date"] else "undated"
         by_month[key] += rc["amount"]
         kinds[key].add(rc["kind"])
-    _section(main, "Recoupments (taken back by payers, by month)", columns("recoupments", [
-        (k[2:], by_month[k], "#7c3aed", f"{k}: {money(by_month[k])} ({', '.join(sorted(kinds[k]))})") for k in sorted(by_month)]))
+    _section(
+        main,
+        "Recoupments (taken back by payers, by month)",
+        columns("recoupments", [(k[2:], by_month[k], "#7c3aed", f"{k}: {money(by_month[k])} ({', '.join(sorted(kinds[k]))})") for k in sorted(by_month)]),
+    )
     sec = _section(main, "Worklist (open refunds by due date)", wide=True)
     label = etree.SubElement(sec, "label")
     etree.SubElement(label, "input", {"type": "checkbox", "id": "only-overdue"})
@@ -195,8 +246,16 @@ def dashboard(path: Path, b: Book, rep: "Report") -> Path:
     tbody = etree.SubElement(table, "tbody")
     for row in rep.worklist:
         tr = etree.SubElement(tbody, "tr", {"class": "overdue"} if row["overdue"] == "yes" else {})
-        values = [row["refund_id"], row["workflow_status"], row["reason"], row["payer_id"] or "patient", str(row["due_by"] or ""),
-                  str(row["days_overdue"]), row["aging_bucket"], money(row["outstanding"])]
+        values = [
+            row["refund_id"],
+            row["workflow_status"],
+            row["reason"],
+            row["payer_id"] or "patient",
+            str(row["due_by"] or ""),
+            str(row["days_overdue"]),
+            row["aging_bucket"],
+            money(row["outstanding"]),
+        ]
         for i, value in enumerate(values):
             etree.SubElement(tr, "td", {"class": "n"} if i in (5, 7) else {}).text = value
     etree.SubElement(body, "div", {"id": "tip"})

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 #: folders searched (recursively) when EDIRECON_FONT_DIRS is not set
-FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts",
-             "/Library/Fonts", "/System/Library/Fonts", "C:/Windows/Fonts")
+FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts", "/Library/Fonts", "/System/Library/Fonts", "C:/Windows/Fonts")
 #: (regular, bold) file names of Unicode sans-serif text fonts, best first
 TEXT_FONTS = (
     ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"),
@@ -28,9 +27,20 @@ TEXT_FONTS = (
 )
 #: file names of fonts with CJK (and other) glyphs the text fonts lack, best first
 FALLBACK_FONTS = (
-    "NotoSansCJK-Regular.ttc", "NotoSansCJKsc-Regular.otf", "NotoSansSC-Regular.otf", "NotoSansSC-Regular.ttf",
-    "wqy-microhei.ttc", "wqy-zenhei.ttc", "DroidSansFallbackFull.ttf", "DroidSansFallback.ttf",
-    "uming.ttc", "ukai.ttc", "Arial Unicode.ttf", "msyh.ttc", "simsun.ttc", "unifont.ttf",
+    "NotoSansCJK-Regular.ttc",
+    "NotoSansCJKsc-Regular.otf",
+    "NotoSansSC-Regular.otf",
+    "NotoSansSC-Regular.ttf",
+    "wqy-microhei.ttc",
+    "wqy-zenhei.ttc",
+    "DroidSansFallbackFull.ttf",
+    "DroidSansFallback.ttf",
+    "uming.ttc",
+    "ukai.ttc",
+    "Arial Unicode.ttf",
+    "msyh.ttc",
+    "simsun.ttc",
+    "unifont.ttf",
 )
 
 

@@ -20,14 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+
 from edirecon.engine.config import Party
 from edirecon.engine.decide.rules import Refund, payer_member_id
 from edirecon.engine.record.writers import money
 from edirecon.engine.reports.cms838 import Quarter
 from edirecon.engine.reports.fonts import find_fonts
 from edirecon.engine.workflow.refunds import Book, View
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
 
 log = structlog.get_logger("edirecon.letters")
 ZERO = Decimal("0.00")
@@ -81,7 +82,7 @@ class Document(FPDF):
                     self.add_font(UNICODE, "", fonts.regular)
                     self.add_font(UNICODE, "B", fonts.bold or fonts.regular)
                     self._cmaps.append(self.fonts[UNICODE].cmap)
-                except Exception:  # noqa: BLE001 - a damaged font file must not stop the report
+                except Exception:
                     log.warning("pdf_font_unreadable", font=str(fonts.regular))
         return bool(self._cmaps)
 
@@ -94,7 +95,7 @@ class Document(FPDF):
             family = f"{UNICODE}-fallback{i}"
             try:
                 self.add_font(family, "", path)
-            except Exception:  # noqa: BLE001 - a damaged or unsupported font is skipped
+            except Exception:
                 log.warning("pdf_font_unreadable", font=str(path))
                 continue
             families.append(family)
@@ -145,8 +146,9 @@ class Document(FPDF):
         self.line(self.l_margin, self.get_y() + 2, self.w - self.r_margin, self.get_y() + 2)
         self.gap(7)
 
-    def table_of(self, headings: list[str], rows: list[list[str]], widths: tuple[float, ...], size: float = 8.5,
-                 align: str = "LEFT", numeric: tuple[int, ...] = ()) -> None:
+    def table_of(
+        self, headings: list[str], rows: list[list[str]], widths: tuple[float, ...], size: float = 8.5, align: str = "LEFT", numeric: tuple[int, ...] = ()
+    ) -> None:
         family, texts = self._printable([*headings, *(value for values in rows for value in values)])
         self.set_font(family, "", size)
         cells = iter(texts)
@@ -170,9 +172,16 @@ class Document(FPDF):
 def provider_of(b: Book, npi: str) -> Party:
     """The letterhead of a billing NPI: ``[providers."NPI"]``, else a plain one."""
     party = b.config.providers.get(npi)
-    return party if party is not None and party.name else Party(name=f"Billing provider NPI {npi}",
-                                                                  address=party.address if party else (), contact=party.contact if party else "",
-                                                                  phone=party.phone if party else "")
+    return (
+        party
+        if party is not None and party.name
+        else Party(
+            name=f"Billing provider NPI {npi}",
+            address=party.address if party else (),
+            contact=party.contact if party else "",
+            phone=party.phone if party else "",
+        )
+    )
 
 
 def _tin(r: Refund) -> str:
@@ -234,10 +243,12 @@ def _payer_packet(path: Path, b: Book, views: list[View], member_of: Any, missin
     doc.gap()
     doc.line_of("Dear Refund Department,")
     doc.gap(2)
-    doc.line_of(f"{me.name} has identified the overpayments listed on the enclosed refund remittance form and returns them with this letter. "
-                f"The enclosed check for {_dollars(total)} covers {claims}. Please apply it to the claims listed and do not also recoup these "
-                f"amounts from future payments. When you acknowledge this refund on an 835, please report it as a PLB adjustment with code 72 "
-                f"(authorized return) and the check number as the reference.")
+    doc.line_of(
+        f"{me.name} has identified the overpayments listed on the enclosed refund remittance form and returns them with this letter. "
+        f"The enclosed check for {_dollars(total)} covers {claims}. Please apply it to the claims listed and do not also recoup these "
+        f"amounts from future payments. When you acknowledge this refund on an 835, please report it as a PLB adjustment with code 72 "
+        f"(authorized return) and the check number as the reference."
+    )
     doc.gap(2)
     doc.line_of(f"Questions about this refund: {me.contact or me.name}" + (f", {me.phone}" if me.phone else "") + ".")
     doc.gap()
@@ -262,8 +273,9 @@ def _payer_packet(path: Path, b: Book, views: list[View], member_of: Any, missin
             dates += f" to {e.service_to.isoformat()}"
         rows.append([e.patient_name, member_of(r), r.icn, e.pcn, dates, REASON_TEXT.get(r.reason, r.reason), money(v.outstanding)])
     rows.append(["Total", "", "", "", "", f"{claims}", money(total)])
-    doc.table_of(["Patient", "Member ID", "Payer claim no.", "Patient account", "Service dates", "Reason", "Amount"], rows,
-                 (30, 24, 28, 22, 22, 30, 18), numeric=(6,))
+    doc.table_of(
+        ["Patient", "Member ID", "Payer claim no.", "Patient account", "Service dates", "Reason", "Amount"], rows, (30, 24, 28, 22, 22, 30, 18), numeric=(6,)
+    )
     doc.gap()
     doc.line_of("Signature: ______________________________    Date: ______________", 9)
     doc.save(path, missing)
@@ -298,22 +310,30 @@ def _patient_notice(path: Path, b: Book, views: list[View], missing: dict[str, i
         doc.line_of(f"Our records show that you have a credit of {_dollars(v.outstanding)} for your visit on {visit} (account {enc.pcn}).", style="")
         doc.gap(2)
         if bal is not None:
-            doc.line_of(f"How it happened: you paid {_dollars(bal.patient_paid)} for this visit. After "
-                        f"{' and '.join(payers) or 'your insurance'} processed the claim, your share of the cost was "
-                        f"{_dollars(bal.patient_responsibility)}. You paid {_dollars(r.amount)} more than you owed.")
+            doc.line_of(
+                f"How it happened: you paid {_dollars(bal.patient_paid)} for this visit. After "
+                f"{' and '.join(payers) or 'your insurance'} processed the claim, your share of the cost was "
+                f"{_dollars(bal.patient_responsibility)}. You paid {_dollars(r.amount)} more than you owed."
+            )
             doc.gap(2)
         if v.status == "held":
             threshold = b.config.refunds.patient_hold_below
-            doc.line_of(f"What we will do: because this credit is less than {_dollars(threshold)}, we are keeping it on your account and will use it "
-                        f"toward your next bill. If you would rather have the money back, call us" + (f" at {me.phone}" if me.phone else "")
-                        + " and we will mail you a check.")
+            doc.line_of(
+                f"What we will do: because this credit is less than {_dollars(threshold)}, we are keeping it on your account and will use it "
+                f"toward your next bill. If you would rather have the money back, call us"
+                + (f" at {me.phone}" if me.phone else "")
+                + " and we will mail you a check."
+            )
         else:
             by = f" by {_long_date(r.due_by)}" if r.due_by else ""
-            doc.line_of(f"What we will do: we will mail you a refund check for {_dollars(v.outstanding)}{by} to the address we have on file. "
-                        "Please cash it promptly; if your address has changed, call us so the check reaches you.")
+            doc.line_of(
+                f"What we will do: we will mail you a refund check for {_dollars(v.outstanding)}{by} to the address we have on file. "
+                "Please cash it promptly; if your address has changed, call us so the check reaches you."
+            )
         doc.gap(3)
-    doc.line_of("You do not need to do anything else. If you have questions, please contact "
-                + (me.contact or me.name) + (f" at {me.phone}" if me.phone else "") + ".")
+    doc.line_of(
+        "You do not need to do anything else. If you have questions, please contact " + (me.contact or me.name) + (f" at {me.phone}" if me.phone else "") + "."
+    )
     doc.gap()
     doc.line_of("Sincerely,")
     doc.gap(8)
@@ -338,8 +358,11 @@ def cms838_form(path: Path, b: Book, quarter: Quarter, rows: list[dict[str, Any]
     doc.line_of(f"[{' ' if rows else 'X'}] There are no Medicare credit balances to report for this quarter (no detail page attached).")
     doc.line_of(f"[{'X' if rows else ' '}] The Credit Balance Report Detail Page(s) is attached ({len(rows)} credit balance(s)).")
     doc.gap(8)
-    doc.line_of("I hereby certify that I have examined the accompanying credit balance report and that it is a true, correct and complete "
-                "statement prepared from the books and records of the provider.", 9)
+    doc.line_of(
+        "I hereby certify that I have examined the accompanying credit balance report and that it is a true, correct and complete "
+        "statement prepared from the books and records of the provider.",
+        9,
+    )
     doc.gap(10)
     doc.line_of("(Sign) ____________________________________  Officer or Administrator of Provider", 9)
     doc.gap(4)
@@ -350,21 +373,72 @@ def cms838_form(path: Path, b: Book, quarter: Quarter, rows: list[dict[str, Any]
         part_rows = [r for r in rows if r["medicare_part"] == part]
         doc.add_page()
         doc.line_of(f"MEDICARE CREDIT BALANCE REPORT - DETAIL PAGE - PART {part}", 12, "B", 6)
-        doc.line_of(f"Provider: {name}    Provider number: {s.provider_number or '______'}    Quarter ended: {quarter.end.isoformat()}    "
-                    f"Contact: {s.contact or '-'} {s.phone}", 8.5)
+        doc.line_of(
+            f"Provider: {name}    Provider number: {s.provider_number or '______'}    Quarter ended: {quarter.end.isoformat()}    "
+            f"Contact: {s.contact or '-'} {s.phone}",
+            8.5,
+        )
         doc.gap(2)
-        table = [[r["beneficiary_name"], r["mbi"], r["icn"], r["type_of_bill"], _iso(r["admission_or_from_date"]), _iso(r["discharge_or_through_date"]),
-                  _iso(r["paid_date"]), r["cost_report"], money(r["credit_balance"]), money(r["amount_repaid"]), r["method_of_payment"],
-                  money(r["amount_outstanding"]), r["reason"], r["comments"]] for r in part_rows]
-        table.append(["Totals", "", "", "", "", "", "", "", money(sum((r["credit_balance"] for r in part_rows), ZERO)),
-                      money(sum((r["amount_repaid"] for r in part_rows), ZERO)), "", money(sum((r["amount_outstanding"] for r in part_rows), ZERO)), "", ""])
-        headings = ["(1) Beneficiary name", "(2) MBI", "(3) ICN", "(4) Type of bill", "(5) Admission / from", "(6) Discharge / through", "(7) Paid date",
-                    "(8) Cost report O/C", "(9) Credit balance", "(10) Amount repaid", "(11) Method (C/A/O)", "(12) Amount outstanding",
-                    "(13) Reason (1/2/3)", "(14) Comments"]
+        table = [
+            [
+                r["beneficiary_name"],
+                r["mbi"],
+                r["icn"],
+                r["type_of_bill"],
+                _iso(r["admission_or_from_date"]),
+                _iso(r["discharge_or_through_date"]),
+                _iso(r["paid_date"]),
+                r["cost_report"],
+                money(r["credit_balance"]),
+                money(r["amount_repaid"]),
+                r["method_of_payment"],
+                money(r["amount_outstanding"]),
+                r["reason"],
+                r["comments"],
+            ]
+            for r in part_rows
+        ]
+        table.append(
+            [
+                "Totals",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                money(sum((r["credit_balance"] for r in part_rows), ZERO)),
+                money(sum((r["amount_repaid"] for r in part_rows), ZERO)),
+                "",
+                money(sum((r["amount_outstanding"] for r in part_rows), ZERO)),
+                "",
+                "",
+            ]
+        )
+        headings = [
+            "(1) Beneficiary name",
+            "(2) MBI",
+            "(3) ICN",
+            "(4) Type of bill",
+            "(5) Admission / from",
+            "(6) Discharge / through",
+            "(7) Paid date",
+            "(8) Cost report O/C",
+            "(9) Credit balance",
+            "(10) Amount repaid",
+            "(11) Method (C/A/O)",
+            "(12) Amount outstanding",
+            "(13) Reason (1/2/3)",
+            "(14) Comments",
+        ]
         doc.table_of(headings, table, (24, 20, 24, 10, 15, 15, 15, 9, 14, 14, 10, 14, 9, 46), size=6.5, numeric=(8, 9, 11))
         doc.gap(2)
-        doc.line_of("Reason: 1 duplicate Medicare payment; 2 primary payment by another insurer; 3 other (see comments). "
-                    "Method: C check; A adjustment bill; O other (EFT, or recovered by the contractor's offset).", 7)
+        doc.line_of(
+            "Reason: 1 duplicate Medicare payment; 2 primary payment by another insurer; 3 other (see comments). "
+            "Method: C check; A adjustment bill; O other (EFT, or recovered by the contractor's offset).",
+            7,
+        )
     doc.save(path, missing)
     return path
 

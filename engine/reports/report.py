@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from sqlalchemy import select
+
 from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.decide.rules import payer_member_id
@@ -30,19 +32,63 @@ from edirecon.engine.reports.letters import cms838_form, packets
 from edirecon.engine.reports.model import Report
 from edirecon.engine.store import schema as t
 from edirecon.engine.workflow.refunds import TO_WORK, Book, View, book, open_store
-from sqlalchemy import select
 
 log = structlog.get_logger("edirecon.reports")
 
 ZERO = Decimal("0.00")
-WORKLIST_COLUMNS = ["refund_id", "due_by", "overdue", "days_overdue", "aging_bucket", "days_in_credit", "credit_since", "workflow_status",
-                    "engine_status", "reason", "payee_type", "payer_id", "payer_name", "patient_control_number", "payer_claim_control_number",
-                    "billing_provider_npi", "patient_name", "member_id", "service_date", "amount", "recouped", "outstanding", "identified_on"]
+WORKLIST_COLUMNS = [
+    "refund_id",
+    "due_by",
+    "overdue",
+    "days_overdue",
+    "aging_bucket",
+    "days_in_credit",
+    "credit_since",
+    "workflow_status",
+    "engine_status",
+    "reason",
+    "payee_type",
+    "payer_id",
+    "payer_name",
+    "patient_control_number",
+    "payer_claim_control_number",
+    "billing_provider_npi",
+    "patient_name",
+    "member_id",
+    "service_date",
+    "amount",
+    "recouped",
+    "outstanding",
+    "identified_on",
+]
 FOLLOWUP_COLUMNS = ["kind", "refund_id", "workflow_status", "payee_type", "payer_id", "amount", "method", "reference", "sent_on", "days_since_sent", "detail"]
-REMITTANCE_COLUMNS = ["payer_id", "payer_name", "trace_number", "payment_date", "source_file", "segment", "bpr_amount", "claim_payments", "provider_adjustments",
-                      "expected", "difference", "balanced"]
-PAYER_MONTH_COLUMNS = ["payer_id", "payer_name", "month", "remittances", "received", "claim_payments", "matched", "unmatched", "provider_adjustments",
-                       "recouped", "difference"]
+REMITTANCE_COLUMNS = [
+    "payer_id",
+    "payer_name",
+    "trace_number",
+    "payment_date",
+    "source_file",
+    "segment",
+    "bpr_amount",
+    "claim_payments",
+    "provider_adjustments",
+    "expected",
+    "difference",
+    "balanced",
+]
+PAYER_MONTH_COLUMNS = [
+    "payer_id",
+    "payer_name",
+    "month",
+    "remittances",
+    "received",
+    "claim_payments",
+    "matched",
+    "unmatched",
+    "provider_adjustments",
+    "recouped",
+    "difference",
+]
 DISCREPANCY_COLUMNS = ["kind", "severity", "source_file", "segment", "patient_control_number", "payer_id", "amount", "detail"]
 
 
@@ -84,18 +130,32 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
     rep.written += packets(out_dir / "packets", b, rep.unprintable)
     rep.written.append(dashboard(out_dir / "dashboard.html", b, rep))
     summary = {
-        "as_of": as_of.isoformat(), "quarter": str(quarter),
-        "worklist": {"count": len(rep.worklist), "outstanding": money(sum((r["outstanding"] for r in rep.worklist), ZERO)),
-                     "overdue": sum(1 for r in rep.worklist if r["overdue"] == "yes")},
+        "as_of": as_of.isoformat(),
+        "quarter": str(quarter),
+        "worklist": {
+            "count": len(rep.worklist),
+            "outstanding": money(sum((r["outstanding"] for r in rep.worklist), ZERO)),
+            "overdue": sum(1 for r in rep.worklist if r["overdue"] == "yes"),
+        },
         "followups": {kind: sum(1 for f in rep.followups if f["kind"] == kind) for kind in sorted({f["kind"] for f in rep.followups})},
-        "discrepancies": len(rep.discrepancies), "cms838_rows": len(rep.cms838),
+        "discrepancies": len(rep.discrepancies),
+        "cms838_rows": len(rep.cms838),
         "files": sorted(str(p.relative_to(out_dir)) for p in rep.written),
     }
     with _Atomic(out_dir / "report.json") as fh:
         fh.write(json.dumps(summary, indent=1) + "\n")
     rep.written.append(out_dir / "report.json")
-    log.info("report_written", out=str(out_dir), as_of=as_of.isoformat(), quarter=str(quarter), worklist=len(rep.worklist),
-             followups=len(rep.followups), discrepancies=len(rep.discrepancies), cms838_rows=len(rep.cms838), files=len(rep.written))
+    log.info(
+        "report_written",
+        out=str(out_dir),
+        as_of=as_of.isoformat(),
+        quarter=str(quarter),
+        worklist=len(rep.worklist),
+        followups=len(rep.followups),
+        discrepancies=len(rep.discrepancies),
+        cms838_rows=len(rep.cms838),
+        files=len(rep.written),
+    )
     return rep
 
 
@@ -127,14 +187,33 @@ def worklist(b: Book) -> list[dict[str, Any]]:
         e = r.encounter
         days = (b.as_of - v.arose_on).days if v.arose_on else 0
         overdue = r.due_by is not None and b.as_of > r.due_by
-        out.append({
-            "refund_id": r.refund_id, "due_by": r.due_by, "overdue": "yes" if overdue else "no",
-            "days_overdue": (b.as_of - r.due_by).days if overdue and r.due_by else 0, "aging_bucket": mappings.aging_bucket(days),
-            "days_in_credit": days, "credit_since": v.arose_on, "workflow_status": v.status, "engine_status": r.status, "reason": r.reason,
-            "payee_type": r.payee_type, "payer_id": r.payer_id, "payer_name": r.payer_name, "patient_control_number": e.pcn,
-            "payer_claim_control_number": r.icn, "billing_provider_npi": e.npi, "patient_name": e.patient_name, "member_id": payer_member_id(r),
-            "service_date": e.service_from, "amount": r.amount, "recouped": r.recouped, "outstanding": v.outstanding, "identified_on": r.identified_on,
-        })
+        out.append(
+            {
+                "refund_id": r.refund_id,
+                "due_by": r.due_by,
+                "overdue": "yes" if overdue else "no",
+                "days_overdue": (b.as_of - r.due_by).days if overdue and r.due_by else 0,
+                "aging_bucket": mappings.aging_bucket(days),
+                "days_in_credit": days,
+                "credit_since": v.arose_on,
+                "workflow_status": v.status,
+                "engine_status": r.status,
+                "reason": r.reason,
+                "payee_type": r.payee_type,
+                "payer_id": r.payer_id,
+                "payer_name": r.payer_name,
+                "patient_control_number": e.pcn,
+                "payer_claim_control_number": r.icn,
+                "billing_provider_npi": e.npi,
+                "patient_name": e.patient_name,
+                "member_id": payer_member_id(r),
+                "service_date": e.service_from,
+                "amount": r.amount,
+                "recouped": r.recouped,
+                "outstanding": v.outstanding,
+                "identified_on": r.identified_on,
+            }
+        )
     out.sort(key=lambda row: (row["due_by"] or date.max, row["refund_id"]))
     return out
 
@@ -146,8 +225,7 @@ def totals(work: list[dict[str, Any]]) -> list[dict[str, Any]]:
     slots: dict[tuple[str, str], dict[str, Any]] = {}
 
     def blank(payee: str, name: str) -> dict[str, Any]:
-        return {"payee": payee, "payee_name": name, "count": 0, "outstanding": ZERO, "overdue_count": 0, "overdue_amount": ZERO,
-                **{b: ZERO for b in buckets}}
+        return {"payee": payee, "payee_name": name, "count": 0, "outstanding": ZERO, "overdue_count": 0, "overdue_amount": ZERO, **dict.fromkeys(buckets, ZERO)}
 
     for row in work:
         key = (row["payer_id"], row["payer_name"]) if row["payee_type"] == "payer" else ("patient", "patients")
@@ -182,10 +260,21 @@ def followups(b: Book) -> list[dict[str, Any]]:
         elif v.status == "sent" and v.payee_type == "payer":
             kind, detail = "AWAITING_ACKNOWLEDGMENT", "no PLB 72 from the payer yet"
         if kind:
-            out.append({"kind": kind, "refund_id": v.refund_id, "workflow_status": v.status, "payee_type": v.payee_type, "payer_id": s["payer_id"],
-                        "amount": s["double_refund_amount"] if kind == "DOUBLE_REFUND" else s["sent_amount"], "method": s["method"],
-                        "reference": s["reference"], "sent_on": s["sent_on"],
-                        "days_since_sent": (b.as_of - s["sent_on"]).days if s["sent_on"] else None, "detail": detail})
+            out.append(
+                {
+                    "kind": kind,
+                    "refund_id": v.refund_id,
+                    "workflow_status": v.status,
+                    "payee_type": v.payee_type,
+                    "payer_id": s["payer_id"],
+                    "amount": s["double_refund_amount"] if kind == "DOUBLE_REFUND" else s["sent_amount"],
+                    "method": s["method"],
+                    "reference": s["reference"],
+                    "sent_on": s["sent_on"],
+                    "days_since_sent": (b.as_of - s["sent_on"]).days if s["sent_on"] else None,
+                    "detail": detail,
+                }
+            )
     out.sort(key=lambda f: (f["kind"], f["refund_id"]))
     return out
 
@@ -212,15 +301,39 @@ def audit(b: Book, remittance_rows: list[dict[str, Any]]) -> tuple[list[dict[str
         key = (r["payer_id"], r["trace_number"])
         bpr = r["payment_amount"] or ZERO
         expected = paid[key] - plb[key]
-        remittances.append({
-            "payer_id": r["payer_id"], "payer_name": r["payer_name"], "trace_number": r["trace_number"], "payment_date": r["payment_date"],
-            "source_file": r["source_file"], "segment": r["segment"], "bpr_amount": bpr, "claim_payments": paid[key], "provider_adjustments": plb[key],
-            "expected": expected, "difference": bpr - expected, "balanced": "yes" if bpr == expected else "no",
-        })
+        remittances.append(
+            {
+                "payer_id": r["payer_id"],
+                "payer_name": r["payer_name"],
+                "trace_number": r["trace_number"],
+                "payment_date": r["payment_date"],
+                "source_file": r["source_file"],
+                "segment": r["segment"],
+                "bpr_amount": bpr,
+                "claim_payments": paid[key],
+                "provider_adjustments": plb[key],
+                "expected": expected,
+                "difference": bpr - expected,
+                "balanced": "yes" if bpr == expected else "no",
+            }
+        )
         month = r["payment_date"].strftime("%Y-%m") if r["payment_date"] else ""
-        slot = months.setdefault((r["payer_id"], month), {
-            "payer_id": r["payer_id"], "payer_name": r["payer_name"], "month": month, "remittances": 0, "received": ZERO, "claim_payments": ZERO,
-            "matched": ZERO, "unmatched": ZERO, "provider_adjustments": ZERO, "recouped": ZERO, "difference": ZERO})
+        slot = months.setdefault(
+            (r["payer_id"], month),
+            {
+                "payer_id": r["payer_id"],
+                "payer_name": r["payer_name"],
+                "month": month,
+                "remittances": 0,
+                "received": ZERO,
+                "claim_payments": ZERO,
+                "matched": ZERO,
+                "unmatched": ZERO,
+                "provider_adjustments": ZERO,
+                "recouped": ZERO,
+                "difference": ZERO,
+            },
+        )
         slot["remittances"] += 1
         slot["received"] += bpr
         slot["claim_payments"] += paid[key]
@@ -244,13 +357,28 @@ def discrepancies(exceptions: Any, b: Book) -> list[dict[str, Any]]:
         if v.status != "double_refund" or v.refund is None:
             continue
         s, r = v.state, v.refund
-        tied = [rc for rc in b.decisions.recoupments if rc.encounter is r.encounter and rc.payer_id == r.payer_id
-                and (rc.refund_id == r.refund_id or rc.icn == r.icn) and rc.trace_number in s["double_refund_traces"]]
+        tied = [
+            rc
+            for rc in b.decisions.recoupments
+            if rc.encounter is r.encounter
+            and rc.payer_id == r.payer_id
+            and (rc.refund_id == r.refund_id or rc.icn == r.icn)
+            and rc.trace_number in s["double_refund_traces"]
+        ]
         source_file, segment = recoupment_source(b, tied[0]) if tied else ("", "")
-        out.append({"kind": "DOUBLE_REFUND", "severity": "error", "source_file": source_file, "segment": segment,
-                    "patient_control_number": r.encounter.pcn, "payer_id": r.payer_id, "amount": s["double_refund_amount"],
-                    "detail": f"refund {v.refund_id} sent ({s['method']} {s['reference']} of {money(s['sent_amount'])} on {_scalar(s['sent_on'])}) "
-                              f"and also taken back by the payer ({s['double_refund_traces']}): {money(s['double_refund_amount'])} to recover"})
+        out.append(
+            {
+                "kind": "DOUBLE_REFUND",
+                "severity": "error",
+                "source_file": source_file,
+                "segment": segment,
+                "patient_control_number": r.encounter.pcn,
+                "payer_id": r.payer_id,
+                "amount": s["double_refund_amount"],
+                "detail": f"refund {v.refund_id} sent ({s['method']} {s['reference']} of {money(s['sent_amount'])} on {_scalar(s['sent_on'])}) "
+                f"and also taken back by the payer ({s['double_refund_traces']}): {money(s['double_refund_amount'])} to recover",
+            }
+        )
     return out
 
 

@@ -21,6 +21,8 @@ from datetime import date
 from typing import Any
 
 import structlog
+from sqlalchemy import Connection, delete, select
+
 from edirecon.engine.config import Config
 from edirecon.engine.decide.rules import Decisions, Refund, decide
 from edirecon.engine.ingest.ingestor import insert_ignore
@@ -28,7 +30,6 @@ from edirecon.engine.store import schema as t
 from edirecon.engine.store.bulk import member_of, query
 from edirecon.engine.store.connection import Store
 from edirecon.engine.store.facts import load
-from sqlalchemy import Connection, delete, select
 
 log = structlog.get_logger("edirecon.detect")
 
@@ -80,8 +81,10 @@ def detect(store: Store, pcns: Sequence[str], as_of: date, config: Config) -> De
             keys = closure(conn, pcns)
             if store.dialect == "postgresql":
                 # one round trip, the locks taken in ascending key order (no deadlock between jobs)
-                conn.exec_driver_sql("SELECT COUNT(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY 1) AS sweep",
-                                     (sorted({_lock_key(k) for k in keys}),))
+                conn.exec_driver_sql(
+                    "SELECT COUNT(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY 1) AS sweep",
+                    (sorted({_lock_key(k) for k in keys}),),
+                )
                 if closure(conn, keys) != keys:  # grew while waiting for the locks: sweep again
                     conn.rollback()
                     pcns = keys
@@ -102,9 +105,17 @@ def keep(conn: Connection, pcns: Sequence[str] | None, refunds: list[Refund]) ->
 def detection_row(r: Refund) -> dict[str, Any]:
     """A refund as detection keeps it (a row of ``detections``)."""
     return {
-        "refund_id": r.refund_id, "patient_control_number": r.encounter.pcn, "encounter_id": r.encounter.id, "reason": r.reason,
-        "payee_type": r.payee_type, "payer_id": r.payer_id, "amount": r.amount, "recouped": r.recouped, "status": r.status,
-        "identified_on": r.identified_on, "due_by": r.due_by,
+        "refund_id": r.refund_id,
+        "patient_control_number": r.encounter.pcn,
+        "encounter_id": r.encounter.id,
+        "reason": r.reason,
+        "payee_type": r.payee_type,
+        "payer_id": r.payer_id,
+        "amount": r.amount,
+        "recouped": r.recouped,
+        "status": r.status,
+        "identified_on": r.identified_on,
+        "due_by": r.due_by,
     }
 
 
@@ -116,10 +127,10 @@ def keep_rows(conn: Connection, pcns: Sequence[str] | None, rows: list[dict[str,
         for chunk in _chunks(list(pcns)):
             conn.execute(delete(t.detections).where(t.detections.c.patient_control_number.in_(chunk)))
     ids = [r["refund_id"] for r in rows]
-    known = {rid for chunk in _chunks(ids) for rid in conn.execute(
-        select(t.refund_history.c.refund_id).where(t.refund_history.c.refund_id.in_(chunk))).scalars()}
-    insert_ignore(conn, t.refund_history, [{"refund_id": r["refund_id"], "identified_on": r["identified_on"]} for r in rows
-                                           if r["refund_id"] not in known])
+    known = {
+        rid for chunk in _chunks(ids) for rid in conn.execute(select(t.refund_history.c.refund_id).where(t.refund_history.c.refund_id.in_(chunk))).scalars()
+    }
+    insert_ignore(conn, t.refund_history, [{"refund_id": r["refund_id"], "identified_on": r["identified_on"]} for r in rows if r["refund_id"] not in known])
     insert_ignore(conn, t.detections, rows)
 
 
@@ -134,7 +145,7 @@ def _lock_key(pcn: str) -> int:
 
 def _chunks(values: list[Any], size: int = BATCH) -> Iterable[list[Any]]:
     for i in range(0, len(values), size):
-        yield values[i:i + size]
+        yield values[i : i + size]
 
 
 def _rows(conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

@@ -34,12 +34,15 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import procrastinate
 import structlog
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
 from edirecon.engine.config import Config
 from edirecon.engine.ingest.ingestor import (
     SPLIT_BYTES,
@@ -58,10 +61,9 @@ from edirecon.engine.store.connection import (
     store_error,
 )
 from edirecon.parsers.errors import UsageError
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 log = structlog.get_logger("edirecon.queue")
+
 
 def _retry_strategy() -> procrastinate.RetryStrategy:
     """Four retries (five attempts), waiting 2, 4, 8, 16 s; then the job is parked (``failed``).
@@ -93,7 +95,7 @@ def conninfo(url: str) -> str:
     """A libpq URI from a SQLAlchemy PostgreSQL URL (the queue needs PostgreSQL)."""
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix):]
+            return "postgresql://" + url[len(prefix) :]
     raise UsageError(f"--db {mask_credentials(url)!r}: the job queue lives in PostgreSQL; give a postgresql:// URL (SQLite runs in-process)")
 
 
@@ -154,10 +156,15 @@ def _recorded(task_name: str, job_args: dict[str, Any], body: Callable[[], Any])
     except Exception as exc:
         store = _store()
         with store.write() as conn:
-            conn.execute(t.job_failures.insert().values(
-                task=task_name, arguments=repr(job_args)[:2000], error=error_text(exc)[:2000],
-                detail=("".join(traceback.format_tb(exc.__traceback__)) + error_text(exc))[-4000:], failed_at=datetime.now(timezone.utc).replace(tzinfo=None),
-            ))
+            conn.execute(
+                t.job_failures.insert().values(
+                    task=task_name,
+                    arguments=repr(job_args)[:2000],
+                    error=error_text(exc)[:2000],
+                    detail=("".join(traceback.format_tb(exc.__traceback__)) + error_text(exc))[-4000:],
+                    failed_at=datetime.now(UTC).replace(tzinfo=None),
+                )
+            )
         log.warning("job_failed", task=task_name, error=type(exc).__name__)
         raise
 
@@ -180,8 +187,9 @@ def _day(as_of: str | None) -> date:
 @app.task(name="edirecon.ingest_part", retry=RETRY, queue="ingest")
 def ingest_part(file_id: int, path: str, name: str, sha: str, kind: str, part: int, parts: int, as_of: str | None = None) -> dict[str, int]:
     task = FileTask(Path(path), name, file_id, sha, kind, part, parts)
-    return _recorded("edirecon.ingest_part", {"file_id": file_id, "name": name, "part": part, "parts": parts, **_as_of_arg(as_of)},
-                     lambda: _ingest_part(task, as_of))
+    return _recorded(
+        "edirecon.ingest_part", {"file_id": file_id, "name": name, "part": part, "parts": parts, **_as_of_arg(as_of)}, lambda: _ingest_part(task, as_of)
+    )
 
 
 def _ingest_part(task: FileTask, as_of: str | None = None) -> dict[str, int]:
@@ -197,7 +205,7 @@ def _ingest_part(task: FileTask, as_of: str | None = None) -> dict[str, int]:
             pcns = file_pcns(conn, task.file_id)
             with opened(store.url) as sync:  # detection first, then the file is complete: a crash in between repeats both
                 for i in range(0, len(pcns), BATCH):
-                    sync.configure_task("edirecon.detect", queue="detect").defer(pcns=pcns[i:i + BATCH], **_as_of_arg(as_of))
+                    sync.configure_task("edirecon.detect", queue="detect").defer(pcns=pcns[i : i + BATCH], **_as_of_arg(as_of))
             conn.execute(t.files.update().where(t.files.c.id == task.file_id).values(complete=True))
             finished_file = True
     if finished_file and _size(task.path) >= SPLIT_BYTES:
@@ -224,8 +232,9 @@ def detect_job(pcns: list[str], as_of: str | None = None) -> int:
 # -- the run's side: defer, then wait -----------------------------------------------
 
 
-def defer_and_wait(store: Store, tasks: list[FileTask], progress: Callable[[str], None] | None = None,
-                   timeout: float | None = None, as_of: date | None = None) -> IngestReport:
+def defer_and_wait(
+    store: Store, tasks: list[FileTask], progress: Callable[[str], None] | None = None, timeout: float | None = None, as_of: date | None = None
+) -> IngestReport:
     """Defer one ``ingest_part`` job per task and wait until workers have completed every file.
     ``as_of`` (the run's or the watch's ``--as-of``) goes with every job, and with the detection
     jobs the files defer.  A job reads its file at the absolute path, and names it (in the store,
@@ -236,8 +245,16 @@ def defer_and_wait(store: Store, tasks: list[FileTask], progress: Callable[[str]
     report = IngestReport()
     with opened(store.url) as sync:
         job_ids = [
-            sync.configure_task("edirecon.ingest_part", queue="ingest").defer(file_id=task.file_id, path=str(task.path.resolve()), name=task.name, sha=task.sha,
-                                                  kind=task.kind, part=task.part, parts=task.parts, **_as_of_arg(as_of))
+            sync.configure_task("edirecon.ingest_part", queue="ingest").defer(
+                file_id=task.file_id,
+                path=str(task.path.resolve()),
+                name=task.name,
+                sha=task.sha,
+                kind=task.kind,
+                part=task.part,
+                parts=task.parts,
+                **_as_of_arg(as_of),
+            )
             for task in tasks
         ]
         files = {task.file_id: task.name for task in tasks}
@@ -255,8 +272,10 @@ def defer_and_wait(store: Store, tasks: list[FileTask], progress: Callable[[str]
                 break
             failed = [j for j in job_ids if sync.job_manager.get_job_status(j).value == "failed"]
             if failed:
-                raise QueueError(f"{len(failed)} ingestion job(s) failed after {(RETRY.max_attempts or 0) + 1} attempts (job ids "
-                                 f"{', '.join(map(str, failed))}); see `edirecon status`, then `edirecon retry`")
+                raise QueueError(
+                    f"{len(failed)} ingestion job(s) failed after {(RETRY.max_attempts or 0) + 1} attempts (job ids "
+                    f"{', '.join(map(str, failed))}); see `edirecon status`, then `edirecon retry`"
+                )
             if deadline is not None and time.monotonic() > deadline:
                 raise QueueError(f"{len(waiting)} file(s) not ingested within {timeout:.0f} s: are workers running (`edirecon worker`)?")
             time.sleep(0.2)
@@ -264,7 +283,9 @@ def defer_and_wait(store: Store, tasks: list[FileTask], progress: Callable[[str]
         counts = conn.exec_driver_sql(
             "SELECT (SELECT COUNT(*) FROM claims c JOIN transactions x ON c.transaction_id = x.id WHERE x.file_id = ANY(%s)),"
             " (SELECT COUNT(*) FROM claim_payments p JOIN remittances r ON p.remittance_id = r.id JOIN transactions x"
-            "  ON r.transaction_id = x.id WHERE x.file_id = ANY(%s))", (list(files), list(files))).one()
+            "  ON r.transaction_id = x.id WHERE x.file_id = ANY(%s))",
+            (list(files), list(files)),
+        ).one()
     report.claims, report.claim_payments = int(counts[0]), int(counts[1])
     return report
 
@@ -276,8 +297,9 @@ class QueueError(UsageError):
 # -- the worker ------------------------------------------------------------------------
 
 
-def run_worker(url: str, config: Config | None = None, concurrency: int = 1, stalled_after: float = 30.0,
-               as_of: date | None = None, name: str | None = None) -> None:
+def run_worker(
+    url: str, config: Config | None = None, concurrency: int = 1, stalled_after: float = 30.0, as_of: date | None = None, name: str | None = None
+) -> None:
     """Work the queue until SIGTERM/SIGINT (the job in hand is finished first)."""
     configure(url, config, as_of)
     stop = threading.Event()
@@ -287,9 +309,16 @@ def run_worker(url: str, config: Config | None = None, concurrency: int = 1, sta
     log.info("worker_started", concurrency=concurrency, stalled_after=stalled_after)
     try:
         with app.replace_connector(procrastinate.PsycopgConnector(conninfo=conninfo(url))):
-            app.run_worker(queues=["ingest", "detect"], concurrency=concurrency, name=name or f"edirecon-{os.getpid()}",
-                           wait=True, update_heartbeat_interval=heartbeat, stalled_worker_timeout=stalled_after,
-                           fetch_job_polling_interval=1.0, delete_jobs="never")
+            app.run_worker(
+                queues=["ingest", "detect"],
+                concurrency=concurrency,
+                name=name or f"edirecon-{os.getpid()}",
+                wait=True,
+                update_heartbeat_interval=heartbeat,
+                stalled_worker_timeout=stalled_after,
+                fetch_job_polling_interval=1.0,
+                delete_jobs="never",
+            )
     finally:
         stop.set()
         log.info("worker_stopped")
@@ -302,7 +331,7 @@ def _rescue_stalled(url: str, stalled_after: float, stop: threading.Event) -> No
     async def rescue() -> None:
         async with rescuer.open_async():
             for job in await rescuer.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after):
-                await rescuer.job_manager.retry_job_by_id_async(job.id, retry_at=datetime.now(timezone.utc))
+                await rescuer.job_manager.retry_job_by_id_async(job.id, retry_at=datetime.now(UTC))
                 log.warning("job_rescued", job_id=job.id, task=job.task_name)
 
     while not stop.wait(max(0.5, stalled_after / 2)):
@@ -320,25 +349,42 @@ def status(url: str, last_errors: int = 10) -> dict[str, Any]:
     store = configure(url, create=False)
     try:
         with store.engine.connect() as conn:
-            jobs = [dict(r) for r in conn.exec_driver_sql(
-                "SELECT queue_name, task_name, status::text AS status, COUNT(*) AS n FROM procrastinate_jobs "
-                "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3").mappings()]
-            failed = [dict(r) for r in conn.exec_driver_sql(
-                "SELECT id, task_name, attempts FROM procrastinate_jobs WHERE status = 'failed' ORDER BY id DESC LIMIT 20").mappings()]
-            files = {("complete" if c else "incomplete"): n for c, n in conn.exec_driver_sql(
-                "SELECT complete, COUNT(*) FROM files GROUP BY complete")}
-            errors = [dict(r) for r in conn.execute(
-                select(t.job_failures.c.task, t.job_failures.c.error, t.job_failures.c.failed_at)
-                .order_by(t.job_failures.c.id.desc()).limit(last_errors)).mappings()]
+            jobs = [
+                dict(r)
+                for r in conn.exec_driver_sql(
+                    "SELECT queue_name, task_name, status::text AS status, COUNT(*) AS n FROM procrastinate_jobs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+                ).mappings()
+            ]
+            failed = [
+                dict(r)
+                for r in conn.exec_driver_sql(
+                    "SELECT id, task_name, attempts FROM procrastinate_jobs WHERE status = 'failed' ORDER BY id DESC LIMIT 20"
+                ).mappings()
+            ]
+            files = {("complete" if c else "incomplete"): n for c, n in conn.exec_driver_sql("SELECT complete, COUNT(*) FROM files GROUP BY complete")}
+            errors = [
+                dict(r)
+                for r in conn.execute(
+                    select(t.job_failures.c.task, t.job_failures.c.error, t.job_failures.c.failed_at).order_by(t.job_failures.c.id.desc()).limit(last_errors)
+                ).mappings()
+            ]
             workers = conn.exec_driver_sql("SELECT COUNT(*) FROM procrastinate_workers").scalar_one()
     finally:
         store.dispose()
     by_state: dict[str, int] = {}
     for j in jobs:
         by_state[j["status"]] = by_state.get(j["status"], 0) + j["n"]
-    return {"queue_depth": by_state.get("todo", 0), "running": by_state.get("doing", 0), "failed": by_state.get("failed", 0),
-            "succeeded": by_state.get("succeeded", 0), "workers": int(workers), "jobs": jobs, "failed_jobs": failed, "files": files,
-            "last_errors": errors}
+    return {
+        "queue_depth": by_state.get("todo", 0),
+        "running": by_state.get("doing", 0),
+        "failed": by_state.get("failed", 0),
+        "succeeded": by_state.get("succeeded", 0),
+        "workers": int(workers),
+        "jobs": jobs,
+        "failed_jobs": failed,
+        "files": files,
+        "last_errors": errors,
+    }
 
 
 def retry(url: str, job_ids: list[int] | None = None) -> list[int]:
@@ -347,10 +393,15 @@ def retry(url: str, job_ids: list[int] | None = None) -> list[int]:
     store = open_store(url, create=False)
     try:
         with store.write() as conn:
-            rows = conn.exec_driver_sql(
-                "UPDATE procrastinate_jobs SET status = 'todo', attempts = 0, scheduled_at = NOW() "
-                "WHERE status = 'failed' AND (%(all)s OR id = ANY(%(ids)s)) RETURNING id",
-                {"all": job_ids is None, "ids": list(job_ids or [])}).scalars().all()
+            rows = (
+                conn.exec_driver_sql(
+                    "UPDATE procrastinate_jobs SET status = 'todo', attempts = 0, scheduled_at = NOW() "
+                    "WHERE status = 'failed' AND (%(all)s OR id = ANY(%(ids)s)) RETURNING id",
+                    {"all": job_ids is None, "ids": list(job_ids or [])},
+                )
+                .scalars()
+                .all()
+            )
     finally:
         store.dispose()
     log.info("jobs_retried", jobs=len(rows))

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from sqlalchemy import Connection, select
+
 from edirecon.engine.config import Config
 from edirecon.engine.decide.rules import decide, unbalanced_remittances
 from edirecon.engine.record.writers import (
@@ -56,7 +58,6 @@ from edirecon.engine.store.facts import (
     remittance_facts,
 )
 from edirecon.parsers.errors import EdireconError
-from sqlalchemy import Connection, select
 
 log = structlog.get_logger("edirecon.shards")
 
@@ -119,17 +120,25 @@ def plan(conn: Connection, shards: int, per_shard: int = 0) -> list[Shard]:
     for table in ("claims", "claim_payments", "patient_payments"):
         pcns.update(pcn for (pcn,) in raw_rows(conn, f"SELECT DISTINCT patient_control_number FROM {table}"))
     first_of: dict[Any, str] = {}  # a billing provider and member, or a payer claim number -> its first claim number
-    for npi, member, pcn in raw_rows(conn, (
-        "SELECT c.billing_npi, c.member_id, c.patient_control_number FROM claims c JOIN ("
-        "  SELECT billing_npi, member_id FROM claims WHERE member_id <> '' GROUP BY billing_npi, member_id"
-        "  HAVING MIN(patient_control_number) <> MAX(patient_control_number)) g ON c.billing_npi = g.billing_npi AND c.member_id = g.member_id")):
+    for npi, member, pcn in raw_rows(
+        conn,
+        (
+            "SELECT c.billing_npi, c.member_id, c.patient_control_number FROM claims c JOIN ("
+            "  SELECT billing_npi, member_id FROM claims WHERE member_id <> '' GROUP BY billing_npi, member_id"
+            "  HAVING MIN(patient_control_number) <> MAX(patient_control_number)) g ON c.billing_npi = g.billing_npi AND c.member_id = g.member_id"
+        ),
+    ):
         if (other := first_of.setdefault((npi, member), pcn)) != pcn:
             union(pcn, other)
-    for icn, pcn in raw_rows(conn, (
-        "SELECT p.payer_claim_control_number, p.patient_control_number FROM claim_payments p JOIN ("
-        "  SELECT payer_claim_control_number AS icn FROM claim_payments WHERE payer_claim_control_number <> ''"
-        "  GROUP BY payer_claim_control_number HAVING MIN(patient_control_number) <> MAX(patient_control_number)) g"
-        "  ON p.payer_claim_control_number = g.icn")):
+    for icn, pcn in raw_rows(
+        conn,
+        (
+            "SELECT p.payer_claim_control_number, p.patient_control_number FROM claim_payments p JOIN ("
+            "  SELECT payer_claim_control_number AS icn FROM claim_payments WHERE payer_claim_control_number <> ''"
+            "  GROUP BY payer_claim_control_number HAVING MIN(patient_control_number) <> MAX(patient_control_number)) g"
+            "  ON p.payer_claim_control_number = g.icn"
+        ),
+    ):
         if (other := first_of.setdefault(icn, pcn)) != pcn:
             union(pcn, other)
     del first_of
@@ -141,10 +150,15 @@ def plan(conn: Connection, shards: int, per_shard: int = 0) -> list[Shard]:
     acked = f"SELECT remittance_id FROM provider_adjustments WHERE {acknowledging}"
     first_named: dict[int, str] = {}  # such a remittance -> the first claim number its PLBs name
     remittance_of: dict[int, int] = {}  # a PLB of such a remittance -> the remittance
-    for plb_id, reference, paid_as, acked_remittance in raw_rows(conn, (
-        f"SELECT a.id, a.reference, p.patient_control_number, CASE WHEN a.remittance_id IN ({acked}) THEN a.remittance_id END "
-        "FROM provider_adjustments a "
-        "LEFT JOIN claim_payments p ON p.payer_claim_control_number = a.reference AND a.reference <> '' ORDER BY a.id"), codes):
+    for plb_id, reference, paid_as, acked_remittance in raw_rows(
+        conn,
+        (
+            f"SELECT a.id, a.reference, p.patient_control_number, CASE WHEN a.remittance_id IN ({acked}) THEN a.remittance_id END "
+            "FROM provider_adjustments a "
+            "LEFT JOIN claim_payments p ON p.payer_claim_control_number = a.reference AND a.reference <> '' ORDER BY a.id"
+        ),
+        codes,
+    ):
         named = [n for n in (paid_as, reference if reference in pcns else None, plbs.get(plb_id)) if n]
         if acked_remittance is not None:
             remittance_of[plb_id] = acked_remittance
@@ -153,9 +167,11 @@ def plan(conn: Connection, shards: int, per_shard: int = 0) -> list[Shard]:
         for other in named[1:]:
             union(named[0], other)
         plbs[plb_id] = named[0] if named else ""
-    for remittance_id, pcn in raw_rows(conn, (
-        f"SELECT remittance_id, patient_control_number FROM claim_payments WHERE status = '22' AND paid < 0 AND remittance_id IN ({acked}) "
-        "ORDER BY id"), codes):
+    for remittance_id, pcn in raw_rows(
+        conn,
+        (f"SELECT remittance_id, patient_control_number FROM claim_payments WHERE status = '22' AND paid < 0 AND remittance_id IN ({acked}) ORDER BY id"),
+        codes,
+    ):
         if (other := first_named.setdefault(remittance_id, pcn)) != pcn:
             union(pcn, other)
     for plb_id, remittance_id in remittance_of.items():
@@ -181,7 +197,7 @@ def plan(conn: Connection, shards: int, per_shard: int = 0) -> list[Shard]:
     taken = 0
     for shard in out:  # then the claim numbers that stand alone, filling each shard to an even share
         need = max(0, target - len(shard.pcns))
-        shard.pcns += alone[taken:taken + need]
+        shard.pcns += alone[taken : taken + need]
         taken += need
     out[-1].pcns += alone[taken:]
     named = {find(node) for node in plbs.values() if node}
@@ -206,8 +222,9 @@ def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spoo
 
     def meanwhile() -> None:  # what is decided of the store as a whole, while the shards run
         with store.engine.connect() as conn:
-            whole.extend(exception_rows([dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()],
-                                        unbalanced_remittances(remittance_facts(conn))))
+            whole.extend(
+                exception_rows([dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()], unbalanced_remittances(remittance_facts(conn)))
+            )
         store.dispose()
 
     whole: list[dict[str, Any]] = []
@@ -216,8 +233,9 @@ def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spoo
     outputs: dict[str, Any] = {
         "refund_requests": sorted((r for res in results for r in res.refunds), key=ORDER["refund_requests"]),
         "recoupments": sorted((r for res in results for r in res.recoupments), key=ORDER["recoupments"]),
-        "credit_balances": Rendered(((c, j) for _, c, j in heapq.merge(*(_read(res.balances) for res in results), key=itemgetter(0))),
-                                    sum(res.balance_count for res in results)),
+        "credit_balances": Rendered(
+            ((c, j) for _, c, j in heapq.merge(*(_read(res.balances) for res in results), key=itemgetter(0))), sum(res.balance_count for res in results)
+        ),
         "exceptions": sorted([*whole, *(x for res in results for x in res.exceptions)], key=ORDER["exceptions"]),
     }
     tally = {k: sum(res.tally[k] for res in results) for k in results[0].tally}
@@ -332,8 +350,13 @@ def _decide_shard(url: str, keys: Path, as_of: date, config: Config, balances_pa
             pickle.dump(chunk, fh, pickle.HIGHEST_PROTOCOL)
             count += len(chunk)
         return ShardResult(
-            list(out["refund_requests"]), list(out["recoupments"]), list(out["exceptions"]), balances_path, count,
-            [detection_row(r) for r in decisions.refunds], tallies(decisions),
+            list(out["refund_requests"]),
+            list(out["recoupments"]),
+            list(out["exceptions"]),
+            balances_path,
+            count,
+            [detection_row(r) for r in decisions.refunds],
+            tallies(decisions),
             {"claims": len(facts.claims), "claim_payments": len(facts.payments), "patient_payments": len(facts.patient_payments)},
         )
     finally:

@@ -20,9 +20,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
-from edirecon.parsers.errors import EdireconError, UsageError
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+
+from edirecon.parsers.errors import EdireconError, UsageError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_URL = "sqlite:///edirecon.db"
@@ -56,8 +57,9 @@ def store_error(exc: BaseException, url: str) -> StoreUnavailable:
     if isinstance(exc, CommandError):
         found = re.search(r"revision identified by '([^']*)'", str(exc))
         if found:
-            return StoreUnavailable(f"{where} was made by a newer edirecon (its schema revision {found.group(1)[:40]!r} is unknown "
-                                    "to this version): upgrade edirecon to use it")
+            return StoreUnavailable(
+                f"{where} was made by a newer edirecon (its schema revision {found.group(1)[:40]!r} is unknown to this version): upgrade edirecon to use it"
+            )
         return StoreUnavailable(f"{where} cannot be migrated: {mask_credentials(_first_line(exc))}")
     orig = exc.orig if isinstance(exc, DBAPIError) else None
     text = _first_line(orig if orig is not None else exc).lower()
@@ -118,8 +120,9 @@ class Store:
         except ValueError as exc:  # SQLAlchemy's URL parser: a port that is not a number
             raise UsageError(f"--db {mask_credentials(given)!r} is not a usable database URL (its port is not a number)") from exc
         except (ArgumentError, ImportError) as exc:
-            raise UsageError(f"--db {mask_credentials(given)!r} is not a usable database URL: give a sqlite:/// or postgresql:// URL "
-                             f"({mask_credentials(_first_line(exc))})") from exc
+            raise UsageError(
+                f"--db {mask_credentials(given)!r} is not a usable database URL: give a sqlite:/// or postgresql:// URL ({mask_credentials(_first_line(exc))})"
+            ) from exc
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
 
@@ -146,8 +149,9 @@ class Store:
         indexed queries of detection by key are planned as such (autovacuum would come later)."""
         if self.engine.dialect.name == "postgresql":
             with self.engine.begin() as conn:
-                conn.exec_driver_sql("ANALYZE claims, claim_lines, claim_payments, payment_lines, adjustments, provider_adjustments, "
-                                     "remittances, patient_payments")
+                conn.exec_driver_sql(
+                    "ANALYZE claims, claim_lines, claim_payments, payment_lines, adjustments, provider_adjustments, remittances, patient_payments"
+                )
 
     def checkpoint(self) -> None:
         """Fold SQLite's write-ahead log into the database file and empty it (a TRUNCATE
@@ -199,7 +203,7 @@ def sqlite_path(store: Store) -> Path | None:
         return None
     name = url.database
     if url.query.get("uri") in ("true", "1") and name.startswith("file:"):
-        name = name[len("file:"):].split("?", 1)[0]
+        name = name[len("file:") :].split("?", 1)[0]
         if name.startswith("//"):  # file://host/path: only the local form is meant
             name = name[2:].partition("/")[2]
             name = "/" + name

@@ -8,6 +8,8 @@ from decimal import Decimal
 from sys import intern
 from typing import Any
 
+from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, select
+
 from edirecon import mappings
 from edirecon.engine.decide.facts import (
     ZERO,
@@ -28,7 +30,6 @@ from edirecon.engine.store.bulk import (
     member_of,
     select_rows,
 )
-from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, select
 
 
 def load(conn: Connection, pcns: Sequence[str] | None = None) -> Facts:
@@ -44,9 +45,11 @@ def load(conn: Connection, pcns: Sequence[str] | None = None) -> Facts:
     named = f"({reference_in} OR reference IN (SELECT payer_claim_control_number FROM claim_payments WHERE {pcn_in}))"
     acknowledging, codes = acknowledgment_condition()
     # and the negative 72s of their remittances and of their claim reversals', which may offset them (rule 6's offset pairs)
-    plb_of = (f"({named} OR ({acknowledging} AND (remittance_id IN "
-              f"(SELECT remittance_id FROM provider_adjustments WHERE {named}) OR remittance_id IN "
-              f"(SELECT remittance_id FROM claim_payments WHERE status = '22' AND {pcn_in}))))")
+    plb_of = (
+        f"({named} OR ({acknowledging} AND (remittance_id IN "
+        f"(SELECT remittance_id FROM provider_adjustments WHERE {named}) OR remittance_id IN "
+        f"(SELECT remittance_id FROM claim_payments WHERE status = '22' AND {pcn_in}))))"
+    )
     return _load(conn, _conditions(pcn_in, keys, plb_of, keys * 2 + codes + keys * 2 + keys), whole=False)
 
 
@@ -91,8 +94,10 @@ def _conditions(pcn_in: str, keys: list[Any], plb_of: str, plb_keys: list[Any]) 
         "claim_lines": (f"claim_id IN (SELECT id FROM claims WHERE {pcn_in})", keys),
         "payments": (pcn_in, keys),
         "payment_children": (f"claim_payment_id IN ({payments_of})", keys),
-        "remittances": (f"id IN (SELECT remittance_id FROM claim_payments WHERE {pcn_in}) OR "
-                        f"id IN (SELECT remittance_id FROM provider_adjustments WHERE {plb_of})", keys + plb_keys),
+        "remittances": (
+            f"id IN (SELECT remittance_id FROM claim_payments WHERE {pcn_in}) OR id IN (SELECT remittance_id FROM provider_adjustments WHERE {plb_of})",
+            keys + plb_keys,
+        ),
         "plbs": (plb_of, plb_keys),
         "patient": (pcn_in, keys),
     }
@@ -108,44 +113,153 @@ def _load(conn: Connection, by_pcn: dict[str, tuple[str, list[Any]]], whole: boo
 
     lines_by_claim: dict[int, list[ClaimLine]] = defaultdict(list)
     for claim_id, number, proc, mods, charge, units, served, control in select_rows(
-        conn, t.claim_lines, ["claim_id", "line_number", "procedure_code", "modifiers", "charge", "units", "service_date", "line_item_control_number"],
-        "claim_id, id", *by_pcn["claim_lines"],
+        conn,
+        t.claim_lines,
+        ["claim_id", "line_number", "procedure_code", "modifiers", "charge", "units", "service_date", "line_item_control_number"],
+        "claim_id, id",
+        *by_pcn["claim_lines"],
     ):
-        lines_by_claim[claim_id].append(
-            ClaimLine(intern(number), intern(proc), intern(mods), money(charge), quantity(units), day(served), intern(control))
-        )
-    claim_cols = ["id", "transaction_type", "patient_control_number", "billing_npi", "billing_tin", "member_id", "other_member_ids", "patient_last",
-                  "patient_first", "patient_dob", "service_from", "service_to", "total_charge", "frequency", "original_reference", "payer_id",
-                  "payer_name", "payer_responsibility", "filing_indicator", "created_on", "source_file", "segment", "type_of_bill", "statement_from",
-                  "statement_to", "admission_date", "other_payer_ids"]
+        lines_by_claim[claim_id].append(ClaimLine(intern(number), intern(proc), intern(mods), money(charge), quantity(units), day(served), intern(control)))
+    claim_cols = [
+        "id",
+        "transaction_type",
+        "patient_control_number",
+        "billing_npi",
+        "billing_tin",
+        "member_id",
+        "other_member_ids",
+        "patient_last",
+        "patient_first",
+        "patient_dob",
+        "service_from",
+        "service_to",
+        "total_charge",
+        "frequency",
+        "original_reference",
+        "payer_id",
+        "payer_name",
+        "payer_responsibility",
+        "filing_indicator",
+        "created_on",
+        "source_file",
+        "segment",
+        "type_of_bill",
+        "statement_from",
+        "statement_to",
+        "admission_date",
+        "other_payer_ids",
+    ]
     claims = [
-        ClaimFact(r[0], intern(r[1]), intern(r[2]), intern(r[3]), intern(r[4]), intern(r[5]), tuple(intern(m) for m in r[6].split("|") if m),
-                  intern(r[7]), intern(r[8]), day(r[9]), day(r[10]), day(r[11]), d(r[12]), intern(r[13]), r[14], intern(r[15]), intern(r[16]),
-                  intern(r[17]), intern(r[18]), day(r[19]), intern(r[20]), r[21], lines_by_claim.pop(r[0], []), intern(r[22]), day(r[23]), day(r[24]),
-                  day(r[25]), None if r[26] is None else tuple(intern(p) for p in r[26].split("|") if p))
+        ClaimFact(
+            r[0],
+            intern(r[1]),
+            intern(r[2]),
+            intern(r[3]),
+            intern(r[4]),
+            intern(r[5]),
+            tuple(intern(m) for m in r[6].split("|") if m),
+            intern(r[7]),
+            intern(r[8]),
+            day(r[9]),
+            day(r[10]),
+            day(r[11]),
+            d(r[12]),
+            intern(r[13]),
+            r[14],
+            intern(r[15]),
+            intern(r[16]),
+            intern(r[17]),
+            intern(r[18]),
+            day(r[19]),
+            intern(r[20]),
+            r[21],
+            lines_by_claim.pop(r[0], []),
+            intern(r[22]),
+            day(r[23]),
+            day(r[24]),
+            day(r[25]),
+            None if r[26] is None else tuple(intern(p) for p in r[26].split("|") if p),
+        )
         for r in select_rows(conn, t.claims, claim_cols, "", *by_pcn["claims"])
     ]
     adjustments: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
-    for pid, line, group, reason, amount in select_rows(conn, t.adjustments, ["claim_payment_id", "line_ordinal", "group_code", "reason", "amount"], "claim_payment_id, id",
-                                                         *by_pcn["payment_children"]):
+    for pid, line, group, reason, amount in select_rows(
+        conn, t.adjustments, ["claim_payment_id", "line_ordinal", "group_code", "reason", "amount"], "claim_payment_id, id", *by_pcn["payment_children"]
+    ):
         adjustments[pid].append((line, intern(group), intern(reason), d(amount)))
     plines: dict[int, list[PaymentLine]] = defaultdict(list)
     for pid, ordinal, proc, mods, charge, paid, units, served, control in select_rows(
-        conn, t.payment_lines, ["claim_payment_id", "ordinal", "procedure_code", "modifiers", "charge", "paid", "units", "service_date", "line_item_control_number"],
-        "claim_payment_id, ordinal", *by_pcn["payment_children"],
+        conn,
+        t.payment_lines,
+        ["claim_payment_id", "ordinal", "procedure_code", "modifiers", "charge", "paid", "units", "service_date", "line_item_control_number"],
+        "claim_payment_id, ordinal",
+        *by_pcn["payment_children"],
     ):
         plines[pid].append(PaymentLine(ordinal, intern(proc), intern(mods), money(charge), d(paid), quantity(units), day(served), intern(control)))
-    rem_cols = ["id", "payer_id", "payer_name", "trace_number", "payment_amount", "credit_debit", "payment_date", "payee_npi", "payee_tin", "source_file", "segment"]
+    rem_cols = [
+        "id",
+        "payer_id",
+        "payer_name",
+        "trace_number",
+        "payment_amount",
+        "credit_debit",
+        "payment_date",
+        "payee_npi",
+        "payee_tin",
+        "source_file",
+        "segment",
+    ]
     rems = {r[0]: r for r in select_rows(conn, t.remittances, rem_cols, "", *by_pcn["remittances"])}
     remittances = {rid: RemittanceFact(r[1], r[3], d(r[4]), r[5], r[9], r[10]) for rid, r in rems.items()}
-    pay_cols = ["id", "remittance_id", "ordinal", "patient_control_number", "status", "charge", "paid", "patient_responsibility", "filing_indicator",
-                "payer_claim_control_number", "member_id", "patient_last", "patient_first", "service_from", "service_to", "source_file", "segment", "byte_offset",
-                "crossover_carrier_id"]
+    pay_cols = [
+        "id",
+        "remittance_id",
+        "ordinal",
+        "patient_control_number",
+        "status",
+        "charge",
+        "paid",
+        "patient_responsibility",
+        "filing_indicator",
+        "payer_claim_control_number",
+        "member_id",
+        "patient_last",
+        "patient_first",
+        "service_from",
+        "service_to",
+        "source_file",
+        "segment",
+        "byte_offset",
+        "crossover_carrier_id",
+    ]
     payments: list[PaymentFact] = []
     for r in select_rows(conn, t.claim_payments, pay_cols, "", *by_pcn["payments"]):
         rm = rems[r[1]]
-        p = PaymentFact(r[0], rm[1], rm[2], rm[3], day(rm[6]), rm[7], rm[8], r[2], intern(r[3]), intern(r[4]), d(r[5]), d(r[6]), d(r[7]), intern(r[8]), r[9],
-                        intern(r[10]), intern(r[11]), intern(r[12]), day(r[13]), day(r[14]), intern(r[15]), r[16], r[17])
+        p = PaymentFact(
+            r[0],
+            rm[1],
+            rm[2],
+            rm[3],
+            day(rm[6]),
+            rm[7],
+            rm[8],
+            r[2],
+            intern(r[3]),
+            intern(r[4]),
+            d(r[5]),
+            d(r[6]),
+            d(r[7]),
+            intern(r[8]),
+            r[9],
+            intern(r[10]),
+            intern(r[11]),
+            intern(r[12]),
+            day(r[13]),
+            day(r[14]),
+            intern(r[15]),
+            r[16],
+            r[17],
+        )
         p.crossover_carrier = None if r[18] is None else intern(r[18])
         p.lines = tuple(plines.pop(r[0], ()))
         if r[0] in adjustments:
@@ -154,7 +268,11 @@ def _load(conn: Connection, by_pcn: dict[str, tuple[str, list[Any]]], whole: boo
         payments.append(p)
     plbs: list[PlbFact] = []
     for rid, reason, reference, amount, segment, position in select_rows(
-        conn, t.provider_adjustments, ["remittance_id", "reason", "reference", "amount", "segment", "position"], "", *by_pcn["plbs"],
+        conn,
+        t.provider_adjustments,
+        ["remittance_id", "reason", "reference", "amount", "segment", "position"],
+        "",
+        *by_pcn["plbs"],
     ):
         rm = rems[rid]
         remittances[rid].plb_total += d(amount)
@@ -162,8 +280,13 @@ def _load(conn: Connection, by_pcn: dict[str, tuple[str, list[Any]]], whole: boo
     file_paths = dict(select_rows(conn, t.files, ["id", "path"]))
     patient = [
         PatientPaymentFact(r[0], r[1], d(r[2]), day(r[3]), r[4], r[5], file_paths.get(r[6], ""), r[7])  # type: ignore[arg-type]
-        for r in select_rows(conn, t.patient_payments, ["payment_id", "patient_control_number", "amount", "paid_on", "billing_npi", "member_id", "file_id", "row_number"],
-                             "", *by_pcn["patient"])
+        for r in select_rows(
+            conn,
+            t.patient_payments,
+            ["payment_id", "patient_control_number", "amount", "paid_on", "billing_npi", "member_id", "file_id", "row_number"],
+            "",
+            *by_pcn["patient"],
+        )
     ]
     exceptions = [dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()] if whole else []
     identified = {r["refund_id"]: r["identified_on"] for r in conn.execute(select(t.refund_history)).mappings()}
@@ -191,8 +314,10 @@ def remittance_facts(conn: Connection) -> list[RemittanceFact]:
     """Every remittance with the totals of all its claim payments and PLBs (rule 7 asks it of a
     remittance as a whole, so a shard of claim numbers cannot; ``engine.shards``)."""
     d = Converted(codec(conn).money, ZERO).__getitem__
-    remittances = {r[0]: RemittanceFact(r[1], r[2], d(r[3]), r[4], r[5], r[6]) for r in select_rows(
-        conn, t.remittances, ["id", "payer_id", "trace_number", "payment_amount", "credit_debit", "source_file", "segment"])}
+    remittances = {
+        r[0]: RemittanceFact(r[1], r[2], d(r[3]), r[4], r[5], r[6])
+        for r in select_rows(conn, t.remittances, ["id", "payer_id", "trace_number", "payment_amount", "credit_debit", "source_file", "segment"])
+    }
     for rid, paid in select_rows(conn, t.claim_payments, ["remittance_id", "paid"]):
         remittances[rid].paid_total += d(paid)
     for rid, amount in select_rows(conn, t.provider_adjustments, ["remittance_id", "amount"]):

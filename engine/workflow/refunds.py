@@ -33,6 +33,8 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
+from sqlalchemy import Connection, insert, select, text, update
+
 from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.decide.facts import ZERO, Facts, PaymentFact, PlbFact
@@ -44,7 +46,6 @@ from edirecon.engine.store.connection import Store
 from edirecon.engine.store.connection import open_store as _open_store
 from edirecon.engine.store.facts import load
 from edirecon.parsers.errors import EdireconError, UsageError
-from sqlalchemy import Connection, insert, select, text, update
 
 log = structlog.get_logger("edirecon.refunds")
 
@@ -139,8 +140,7 @@ class Book:
     def escheatment_candidate(self, v: View) -> bool:
         """A patient refund sent and not cashed for the configured period (unclaimed property)."""
         sent_on = v.state["sent_on"]
-        return (v.status == "sent" and v.payee_type == "patient" and sent_on is not None
-                and (self.as_of - sent_on).days >= self.config.refunds.escheatment_days)
+        return v.status == "sent" and v.payee_type == "patient" and sent_on is not None and (self.as_of - sent_on).days >= self.config.refunds.escheatment_days
 
 
 def open_store(db_url: str) -> Store:
@@ -184,8 +184,20 @@ class Outcome:
     refused: NotAllowed | None = None
 
 
-def act(store: Store, refund_id: str, action: str, user: str, as_of: date, config: Config, note: str = "", *,
-        method: str = "", reference: str = "", day: date | None = None, amount: Decimal | None = None) -> View:
+def act(
+    store: Store,
+    refund_id: str,
+    action: str,
+    user: str,
+    as_of: date,
+    config: Config,
+    note: str = "",
+    *,
+    method: str = "",
+    reference: str = "",
+    day: date | None = None,
+    amount: Decimal | None = None,
+) -> View:
     """Take a manual action on a refund (after syncing); the audit trail records it.  Raises
     :class:`NotAllowed` when the refund's state does not allow it."""
     (outcome,) = act_many(store, [refund_id], action, user, as_of, config, note, method=method, reference=reference, day=day, amount=amount)
@@ -194,8 +206,20 @@ def act(store: Store, refund_id: str, action: str, user: str, as_of: date, confi
     return outcome.view
 
 
-def act_many(store: Store, refund_ids: list[str], action: str, user: str, as_of: date, config: Config, note: str = "", *,
-             method: str = "", reference: str = "", day: date | None = None, amount: Decimal | None = None) -> list[Outcome]:
+def act_many(
+    store: Store,
+    refund_ids: list[str],
+    action: str,
+    user: str,
+    as_of: date,
+    config: Config,
+    note: str = "",
+    *,
+    method: str = "",
+    reference: str = "",
+    day: date | None = None,
+    amount: Decimal | None = None,
+) -> list[Outcome]:
     """Take the same manual action on each of several refunds, each on its own (after one sync),
     in one transaction: one audit event per refund done; a refund whose state does not allow it
     is refused with the reason and changes nothing, and the others go ahead.
@@ -212,8 +236,10 @@ def act_many(store: Store, refund_ids: list[str], action: str, user: str, as_of:
         _read(conn, b)
         unknown = [refund_id for refund_id in ids if refund_id not in b.views]
         if unknown:
-            raise UsageError(f"no refund {', '.join(repr(u[:40]) for u in unknown)} in the store (see `edirecon refund list`)"
-                             + (f": none of the {len(ids)} refunds was acted on" if len(ids) > 1 else ""))
+            raise UsageError(
+                f"no refund {', '.join(repr(u[:40]) for u in unknown)} in the store (see `edirecon refund list`)"
+                + (f": none of the {len(ids)} refunds was acted on" if len(ids) > 1 else "")
+            )
         for refund_id in ids:
             v = b.views[refund_id]
             before = v.status
@@ -252,15 +278,16 @@ def _check_arguments(action: str, count: int, note: str, method: str, reference:
             raise UsageError(f"--amount is for one refund at a time ({count} refund ids given)")
 
 
-def _allowed(v: View, action: str, as_of: date, method: str, reference: str, day: date | None,
-             amount: Decimal | None) -> tuple[str, dict[str, Any]]:
+def _allowed(v: View, action: str, as_of: date, method: str, reference: str, day: date | None, amount: Decimal | None) -> tuple[str, dict[str, Any]]:
     """The audit detail and the changes of the action on this refund; :class:`NotAllowed` (saying
     why) when its state does not allow it."""
     refund_id = v.refund_id
     allowed_from, _target = MANUAL[action]
     if v.status == "settled" and action in ("approve", "mark-sent", "hold"):
-        raise NotAllowed(f"{refund_id} is settled: the payer took it back itself (settled_by_recoupment), so there is nothing to "
-                         f"{'send' if action == 'mark-sent' else action}")
+        raise NotAllowed(
+            f"{refund_id} is settled: the payer took it back itself (settled_by_recoupment), so there is nothing to "
+            f"{'send' if action == 'mark-sent' else action}"
+        )
     if v.status not in allowed_from:
         raise NotAllowed(f"{refund_id} is {v.status}: {action} is allowed only when it is {' or '.join(sorted(allowed_from))}")
     if action in ("approve", "mark-sent"):
@@ -274,8 +301,10 @@ def _allowed(v: View, action: str, as_of: date, method: str, reference: str, day
         if sent <= 0 or sent > v.outstanding:
             taken = f" ({money(v.amount)} less {money(v.recouped)} the payer took back)" if v.recouped else ""
             raise NotAllowed(f"{refund_id}: cannot send {money(sent)}: {money(v.outstanding)} is outstanding{taken}")
-        return (f"{method} {reference} of {money(sent)} on {when}".replace("  ", " "),
-                {"method": method, "reference": reference, "sent_on": day or as_of, "sent_amount": sent, "recouped_when_sent": v.recouped})
+        return (
+            f"{method} {reference} of {money(sent)} on {when}".replace("  ", " "),
+            {"method": method, "reference": reference, "sent_on": day or as_of, "sent_amount": sent, "recouped_when_sent": v.recouped},
+        )
     if action == "mark-cashed":
         if v.payee_type != "patient":
             raise NotAllowed(f"{refund_id}: mark-cashed is for patient refunds; a payer refund is acknowledged by the payer's 835")
@@ -292,8 +321,9 @@ def _allowed(v: View, action: str, as_of: date, method: str, reference: str, day
 def events(store: Store, refund_id: str) -> list[dict[str, Any]]:
     """The audit trail of a refund, oldest first."""
     with store.engine.connect() as conn:
-        return [dict(r) for r in conn.execute(
-            select(t.refund_events).where(t.refund_events.c.refund_id == refund_id).order_by(t.refund_events.c.id)).mappings()]
+        return [
+            dict(r) for r in conn.execute(select(t.refund_events).where(t.refund_events.c.refund_id == refund_id).order_by(t.refund_events.c.id)).mappings()
+        ]
 
 
 # -- syncing with the engine --------------------------------------------------------------------
@@ -331,9 +361,21 @@ def _sync(conn: Connection, b: Book) -> None:
         row = rows.get(refund_id)
         if row is None:
             status, action, note = _entry(r, b.config)
-            conn.execute(insert(t.refund_workflow).values(
-                refund_id=refund_id, status=status, reason=r.reason, payee_type=r.payee_type, payer_id=r.payer_id, amount=r.amount,
-                method="", reference="", acknowledged_by="", double_refund_traces="", updated_at=now()))
+            conn.execute(
+                insert(t.refund_workflow).values(
+                    refund_id=refund_id,
+                    status=status,
+                    reason=r.reason,
+                    payee_type=r.payee_type,
+                    payer_id=r.payer_id,
+                    amount=r.amount,
+                    method="",
+                    reference="",
+                    acknowledged_by="",
+                    double_refund_traces="",
+                    updated_at=now(),
+                )
+            )
             _event(conn, refund_id, SYSTEM_USER, action, "", status, note)
             log.info("refund_entered", refund_id=refund_id, status=status, reason=r.reason, payee_type=r.payee_type)
             if r.status == "acknowledged":  # met with the payer's booking of a check for it (an offset pair)
@@ -345,8 +387,15 @@ def _sync(conn: Connection, b: Book) -> None:
         elif row["status"] in TO_WORK and r.amount != row["amount"]:
             rejudge = row["status"] == "approved" or refund_id not in acted
             status, _action, note = _entry(r, b.config) if rejudge else (row["status"], "", "")
-            _change(conn, row, status, "amount_changed", SYSTEM_USER, f"amount {money(row['amount'])} -> {money(r.amount)}" + (f"; {note}" if note else ""),
-                    {"amount": r.amount})
+            _change(
+                conn,
+                row,
+                status,
+                "amount_changed",
+                SYSTEM_USER,
+                f"amount {money(row['amount'])} -> {money(r.amount)}" + (f"; {note}" if note else ""),
+                {"amount": r.amount},
+            )
         elif row["status"] in TO_WORK and refund_id not in acted and r.status != "settled_by_recoupment":
             _rejudge(conn, row, r, b.config)
         if row["status"] in TO_WORK and r.status == "settled_by_recoupment":
@@ -379,18 +428,34 @@ def _payer_answer(conn: Connection, b: Book, r: Refund, row: dict[str, Any], tak
     if row["status"] == "sent":
         plb = _acknowledgment(b.facts.plbs, r, row, taken)
         if plb is not None:
-            _acknowledge(conn, row, r, plb, taken, f"PLB {plb.reason} {money(plb.amount)} reference {plb.reference} in trace {plb.trace_number} "
-                                                   f"of {_day(plb.payment_date)} ({plb.source_file}:{plb.segment})")
+            _acknowledge(
+                conn,
+                row,
+                r,
+                plb,
+                taken,
+                f"PLB {plb.reason} {money(plb.amount)} reference {plb.reference} in trace {plb.trace_number} "
+                f"of {_day(plb.payment_date)} ({plb.source_file}:{plb.segment})",
+            )
     # the take-backs a 72 offsets (PLBs and claim reversals alike) are no recoupments (``offsets``)
     taken_back = r.recouped - (row["recouped_when_sent"] or ZERO)
     double = min(row["sent_amount"] or ZERO, max(ZERO, taken_back))
     if double > 0 and (row["status"] != "double_refund" or double != row["double_refund_amount"]):
-        tied = [rc for rc in b.decisions.recoupments
-                if rc.encounter is r.encounter and rc.payer_id == r.payer_id and (rc.refund_id == r.refund_id or rc.icn == r.icn)]
+        tied = [
+            rc
+            for rc in b.decisions.recoupments
+            if rc.encounter is r.encounter and rc.payer_id == r.payer_id and (rc.refund_id == r.refund_id or rc.icn == r.icn)
+        ]
         traces = sorted({f"{rc.kind} trace {rc.trace_number} of {_day(rc.effective_date)}" for rc in tied})
-        _change(conn, row, "double_refund", "double_refund", SYSTEM_USER,
-                f"sent {money(row['sent_amount'])} and also taken back by the payer ({'; '.join(traces)}): {money(double)} to recover",
-                {"double_refund_amount": double, "double_refund_traces": "; ".join(traces)})
+        _change(
+            conn,
+            row,
+            "double_refund",
+            "double_refund",
+            SYSTEM_USER,
+            f"sent {money(row['sent_amount'])} and also taken back by the payer ({'; '.join(traces)}): {money(double)} to recover",
+            {"double_refund_amount": double, "double_refund_traces": "; ".join(traces)},
+        )
         log.warning("double_refund", refund_id=r.refund_id, amount=money(double))
 
 
@@ -405,8 +470,14 @@ def _acknowledgment(plbs: list[PlbFact], r: Refund, row: dict[str, Any], taken: 
     references = {x for x in (row["reference"], r.icn, r.encounter.pcn) if x}
     sent_on = row["sent_on"]
     for plb in sorted(plbs, key=lambda p: p.order):
-        if (plb.reason in codes and plb.amount < 0 and plb.payer_id == r.payer_id and plb.reference.strip() in references
-                and (sent_on is None or plb.payment_date is None or plb.payment_date >= sent_on) and plb_key(plb) not in taken):
+        if (
+            plb.reason in codes
+            and plb.amount < 0
+            and plb.payer_id == r.payer_id
+            and plb.reference.strip() in references
+            and (sent_on is None or plb.payment_date is None or plb.payment_date >= sent_on)
+            and plb_key(plb) not in taken
+        ):
             return plb
     return None
 
@@ -426,15 +497,24 @@ def _acknowledge(conn: Connection, row: dict[str, Any], r: Refund, plb: PlbFact,
     """The refund acknowledged by the payer's PLB 72 ``plb`` (which acknowledges nothing else)."""
     key = plb_key(plb)
     taken.add(key)
-    _change(conn, row, "acknowledged", "acknowledged", SYSTEM_USER, note,
-            {"acknowledged_by": key, "acknowledged_on": plb.payment_date, "acknowledged_amount": -plb.amount})
+    _change(
+        conn,
+        row,
+        "acknowledged",
+        "acknowledged",
+        SYSTEM_USER,
+        note,
+        {"acknowledged_by": key, "acknowledged_on": plb.payment_date, "acknowledged_amount": -plb.amount},
+    )
     log.info("refund_acknowledged", refund_id=r.refund_id, trace=plb.trace_number)
 
 
 def _offset_text(r: Refund) -> str:
-    return "; ".join(f"PLB {o.ack.reason} {money(o.ack.amount)} reference {o.ack.reference} offsets {_take_back_text(o)} "
-                     f"in trace {o.ack.trace_number} of {_day(o.ack.payment_date)} ({o.ack.source_file}:{o.ack.segment})"
-                     for o in r.acknowledgments)
+    return "; ".join(
+        f"PLB {o.ack.reason} {money(o.ack.amount)} reference {o.ack.reference} offsets {_take_back_text(o)} "
+        f"in trace {o.ack.trace_number} of {_day(o.ack.payment_date)} ({o.ack.source_file}:{o.ack.segment})"
+        for o in r.acknowledgments
+    )
 
 
 def _take_back_text(o: Offset) -> str:
@@ -444,8 +524,11 @@ def _take_back_text(o: Offset) -> str:
 
 
 def _recoupment_text(d: Decisions, r: Refund) -> str:
-    found = sorted(f"{rc.kind} {money(rc.amount)} trace {rc.trace_number} of {_day(rc.effective_date)}"
-                   for rc in d.recoupments if rc.encounter is r.encounter and rc.payer_id == r.payer_id and rc.refund_id == r.refund_id)
+    found = sorted(
+        f"{rc.kind} {money(rc.amount)} trace {rc.trace_number} of {_day(rc.effective_date)}"
+        for rc in d.recoupments
+        if rc.encounter is r.encounter and rc.payer_id == r.payer_id and rc.refund_id == r.refund_id
+    )
     return "; ".join(found) or f"{money(r.recouped)} recouped"
 
 
@@ -465,8 +548,7 @@ def _change(conn: Connection, row: dict[str, Any], status: str, action: str, use
 
 
 def _event(conn: Connection, refund_id: str, user: str, action: str, old: str, new: str, note: str) -> None:
-    conn.execute(insert(t.refund_events).values(refund_id=refund_id, at=now(), user_name=user[:64], action=action, from_status=old,
-                                                to_status=new, note=note))
+    conn.execute(insert(t.refund_events).values(refund_id=refund_id, at=now(), user_name=user[:64], action=action, from_status=old, to_status=new, note=note))
 
 
 # -- when a credit arose ---------------------------------------------------------------------------
@@ -483,7 +565,8 @@ def credit_arose_on(d: Decisions) -> dict[str, date | None]:
             out[r.refund_id] = next((p.payment_date for p in r.encounter.payments if p.key == r.payment_key), None)
         else:
             out[r.refund_id] = since.get(id(r.encounter)) or max(
-                [*(p.payment_date for p in r.encounter.payments if p.payment_date), *(pp.paid_on for pp in r.encounter.patient_payments)], default=None)
+                [*(p.payment_date for p in r.encounter.payments if p.payment_date), *(pp.paid_on for pp in r.encounter.patient_payments)], default=None
+            )
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from edirecon.engine.store.schema import metadata
 
 config = context.config
