@@ -193,8 +193,9 @@ def _returned_strings(path: Path, cls: str, method: str) -> set[str]:
     klass = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
     func = next(n for n in klass.body if isinstance(n, ast.FunctionDef) and n.name == method)
     out: set[str] = set()
-    for ret in (n for n in ast.walk(func) if isinstance(n, ast.Return) and n.value is not None):
-        out |= {c.value for c in ast.walk(ret.value) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+    for node in ast.walk(func):
+        if isinstance(node, ast.Return) and node.value is not None:
+            out |= {c.value for c in ast.walk(node.value) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
     return out
 
 
@@ -208,17 +209,22 @@ def test_engine_statuses_are_exactly_the_registered_ones() -> None:
 def test_workflow_literals_are_registered() -> None:
     """The statuses and actions the workflow's sync writes (``_entry``, ``_change``) are registered."""
     tree = ast.parse((REPO / "engine" / "workflow" / "refunds.py").read_text(encoding="utf-8"))
-    statuses, actions = set(), set()
+    statuses: set[str] = set()
+    actions: set[str] = set()
+
+    def add(status: ast.expr, action: ast.expr) -> None:
+        if isinstance(status, ast.Constant) and isinstance(status.value, str):
+            statuses.add(status.value)
+        if isinstance(action, ast.Constant) and isinstance(action.value, str):
+            actions.add(action.value)
+
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_change":
-            status, action = node.args[2], node.args[3]
-            statuses |= {status.value} if isinstance(status, ast.Constant) else set()
-            actions |= {action.value} if isinstance(action, ast.Constant) else set()
+            add(node.args[2], node.args[3])
         if isinstance(node, ast.FunctionDef) and node.name == "_entry":
-            for ret in (n for n in ast.walk(node) if isinstance(n, ast.Return) and isinstance(n.value, ast.Tuple)):
-                status, action = ret.value.elts[0], ret.value.elts[1]
-                statuses |= {status.value} if isinstance(status, ast.Constant) else set()
-                actions |= {action.value} if isinstance(action, ast.Constant) else set()
+            for ret in ast.walk(node):
+                if isinstance(ret, ast.Return) and isinstance(ret.value, ast.Tuple):
+                    add(ret.value.elts[0], ret.value.elts[1])
     assert {"settled", "withdrawn", "double_refund", "acknowledged", "pending"} <= statuses
     assert {"rejudged", "identified", "auto-approved", "amount_changed"} <= actions
     assert statuses <= set(mappings.registry("workflow_status"))
