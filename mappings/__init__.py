@@ -4,6 +4,11 @@ Each table is a CSV file in this folder with a header row; ``code`` (or ``versio
 Tables are read once and cached.  ``tests/test_mappings.py`` loads every one of them.
 
 Add a table by dropping a CSV here and naming it in :data:`TABLES`.
+
+``codes.csv`` is the registry of edirecon's own codes (finding codes, exception kinds, refund
+reasons and statuses ...), by family (:data:`FAMILIES`): the code writes only registered codes
+(:func:`registered` raises on any other), and ``tests/test_registry.py`` checks that the docs
+list exactly the codes of each family.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import csv
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 HERE = Path(__file__).parent
 
@@ -34,7 +40,35 @@ TABLES: dict[str, str] = {
     "facility_type_codes": "CLM05-1 facility type codes of an 837I (type of facility + bill classification), with whether the claim is inpatient "
     "(the CMS-838 gives admission/discharge dates, else from/through)",
     "root_cause_patterns": "recurring overpayment patterns of the root-cause report, by refund reason",
+    "codes": "the registry of edirecon's own codes, by family (FAMILIES): finding codes, exception kinds, refund reasons, statuses ...",
 }
+
+#: family of ``codes.csv`` -> what it lists (and where the docs list the same codes)
+FAMILIES: dict[str, str] = {
+    "finding": "finding codes of the parsers, with their severity (docs/findings.md)",
+    "exception_kind": "the kind column of exceptions.csv, with the severity each is written with (docs/outputs.md)",
+    "refund_reason": "the reason column of refund_requests.csv (docs/outputs.md)",
+    "refund_status": "the engine's status column of refund_requests.csv (docs/outputs.md)",
+    "recoupment_kind": "the kind column of recoupments.csv: CLAIM_REVERSAL and PLB_<code> of each recovery PLB code (docs/outputs.md)",
+    "recoupment_status": "the status column of recoupments.csv (docs/outputs.md)",
+    "workflow_status": "the statuses of the refund workflow, in the order `refund list --status` names them (docs/workflow-and-reports.md)",
+    "audit_action": "the action of an audit event of the refund workflow (docs/workflow-and-reports.md)",
+    "followup_kind": "the kind column of the report's followups.csv (docs/workflow-and-reports.md)",
+    "refusal": "why the drop-folder watcher refuses an entry of inbound/ (docs/dropfolders.md)",
+}
+
+
+class Code(NamedTuple):
+    """One registered code."""
+
+    family: str
+    code: str
+    severity: str  # error, warning or info; empty in a family whose codes have none
+    description: str
+
+
+class UnregisteredCode(LookupError):
+    """A code that ``codes.csv`` does not register in its family (or with another severity)."""
 
 
 @cache
@@ -138,3 +172,22 @@ def medicare_filing_indicators() -> dict[str, str]:
 def inpatient_facility_types() -> frozenset[str]:
     """CLM05-1 facility type codes of inpatient bills (11 hospital inpatient, 21 SNF inpatient, 18 swing bed ...)."""
     return frozenset(row["code"] for row in rows("facility_type_codes") if row["inpatient"] == "yes")
+
+
+@cache
+def registry(family: str) -> dict[str, Code]:
+    """code -> :class:`Code` of one family of ``codes.csv``, in the file's order."""
+    if family not in FAMILIES:
+        raise KeyError(f"unknown code family {family!r}; known: {', '.join(sorted(FAMILIES))}")
+    return {row["code"]: Code(**row) for row in rows("codes") if row["family"] == family}
+
+
+def registered(family: str, code: str, severity: str | None = None) -> str:
+    """``code`` itself when ``codes.csv`` registers it in ``family`` (with ``severity``, when
+    given); :class:`UnregisteredCode` otherwise: an unregistered code is never written."""
+    entry = registry(family).get(code)
+    if entry is None:
+        raise UnregisteredCode(f"{code!r} is not a registered {family} code (mappings/codes.csv)")
+    if severity is not None and severity != entry.severity:
+        raise UnregisteredCode(f"{family} {code!r} is registered with severity {entry.severity!r}, not {severity!r} (mappings/codes.csv)")
+    return code

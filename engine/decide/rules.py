@@ -63,8 +63,11 @@ class Refund:
     acknowledged: Decimal = ZERO  # by the payer's offset pairs tied to it (``offsets``): a check it booked
     acknowledgments: list[Offset] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        mappings.registered("refund_reason", self.reason)
+
     @property
-    def status(self) -> str:
+    def status(self) -> str:  # a refund_status of mappings/codes.csv (tests/test_registry.py)
         if self.recouped >= self.amount:
             return "settled_by_recoupment"
         if self.acknowledged > 0:
@@ -85,8 +88,11 @@ class Recoupment:
     icn: str
     refund_id: str = ""
 
+    def __post_init__(self) -> None:
+        mappings.registered("recoupment_kind", self.kind)
+
     @property
-    def status(self) -> str:
+    def status(self) -> str:  # a recoupment_status of mappings/codes.csv (tests/test_registry.py)
         return "applied" if self.encounter is not None else "untied"
 
 
@@ -113,6 +119,9 @@ class ExceptionRow:
     payer_id: str
     amount: Decimal | None
     detail: str
+
+    def __post_init__(self) -> None:
+        mappings.registered("exception_kind", self.kind, self.severity)
 
 
 @dataclass(slots=True)

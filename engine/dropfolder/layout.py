@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
+from edirecon import mappings
+
 #: names that are never candidates: uploads in progress and release markers
 IGNORED_SUFFIXES = (".part", ".tmp", ".done")
 MARKER = ".done"
@@ -202,9 +204,12 @@ def utcnow() -> datetime:
 class Refusal:
     """Why an entry of inbound/ is not claimed: it is moved as it is into error/ (``engine.rejects``)."""
 
-    code: str  # NOT_A_REGULAR_FILE, UNREADABLE_FILE, UNSAFE_FILE_NAME, FILE_NAME_TOO_LONG
+    code: str  # NOT_A_REGULAR_FILE, UNREADABLE_FILE, UNSAFE_FILE_NAME, FILE_NAME_TOO_LONG (mappings/codes.csv)
     entry: str  # file, symlink, folder, fifo, socket, device
     reason: str  # one line, with no text from the entry's name
+
+    def __post_init__(self) -> None:
+        mappings.registered("refusal", self.code)
 
 
 NOT_REGULAR = {

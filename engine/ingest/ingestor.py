@@ -26,7 +26,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from edirecon import parsers
+from edirecon import mappings, parsers
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.bulk import Converted, allocate_ids, insert_rows
 from edirecon.engine.store.connection import Store
@@ -159,6 +159,7 @@ def exception_row(
     amount: Decimal | None = None,
 ) -> dict[str, Any]:
     """One ``ingest_exceptions`` row (``record_exception`` writes one; many go in one statement)."""
+    mappings.registered("exception_kind", kind, severity)
     return {
         "key": exception_key(kind, *key_parts),
         "kind": kind,

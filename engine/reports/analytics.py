@@ -20,7 +20,7 @@ from edirecon.engine.workflow.refunds import Book, credit_arose_on
 
 ZERO = Decimal("0.00")
 WINDOW = timedelta(days=90)
-REASONS = ("DUPLICATE_PAYMENT", "PAYER_OVERPAYMENT", "COB_OVERPAYMENT", "PATIENT_OVERPAYMENT")
+REASONS = tuple(mappings.registry("refund_reason"))  # in the order of mappings/codes.csv: the columns of root_cause_months.csv
 
 
 def behind(r: Refund) -> list[PaymentFact]:

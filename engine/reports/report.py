@@ -260,6 +260,7 @@ def followups(b: Book) -> list[dict[str, Any]]:
         elif v.status == "sent" and v.payee_type == "payer":
             kind, detail = "AWAITING_ACKNOWLEDGMENT", "no PLB 72 from the payer yet"
         if kind:
+            mappings.registered("followup_kind", kind)
             out.append(
                 {
                     "kind": kind,

@@ -49,8 +49,8 @@ from edirecon.parsers.errors import EdireconError, UsageError
 
 log = structlog.get_logger("edirecon.refunds")
 
-#: every workflow status; the first three are still to be worked
-STATUSES = ("pending", "held", "approved", "sent", "acknowledged", "cashed", "double_refund", "recovered", "settled", "withdrawn", "voided")
+#: every workflow status (the ``workflow_status`` family of mappings/codes.csv); the first three are still to be worked
+STATUSES = tuple(mappings.registry("workflow_status"))
 TO_WORK = frozenset({"pending", "held", "approved"})
 #: action -> (the statuses it may be taken from, the status it leads to)
 MANUAL: dict[str, tuple[frozenset[str], str]] = {
@@ -548,6 +548,10 @@ def _change(conn: Connection, row: dict[str, Any], status: str, action: str, use
 
 
 def _event(conn: Connection, refund_id: str, user: str, action: str, old: str, new: str, note: str) -> None:
+    mappings.registered("audit_action", action)
+    mappings.registered("workflow_status", new)
+    if old:  # empty when the refund enters
+        mappings.registered("workflow_status", old)
     conn.execute(insert(t.refund_events).values(refund_id=refund_id, at=now(), user_name=user[:64], action=action, from_status=old, to_status=new, note=note))
 
 
