@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
 
 from edirecon.engine.config import Config
 from edirecon.engine.decide.rules import Decisions, decide
@@ -31,9 +30,9 @@ from edirecon.engine.record.writers import rows, summary, tallies, write
 from edirecon.engine.scale import shards
 from edirecon.engine.scale.detect import keep
 from edirecon.engine.scale.processes import die_with_parent
-from edirecon.engine.store import schema as t
 from edirecon.engine.store.connection import Store, open_store
 from edirecon.engine.store.facts import load
+from edirecon.engine.store.tables import count_rows
 from edirecon.parsers import find_files
 
 log = structlog.get_logger("edirecon.run")
@@ -116,13 +115,13 @@ def decide_and_record(
     seconds = {} if seconds is None else seconds
     peak = {} if peak is None else peak
     clock = time.perf_counter()
-    if workers > 1 and _count(store, t.claims) > shards.SHARD_CLAIMS:
+    if workers > 1 and _count(store, "claims") > shards.SHARD_CLAIMS:
         store.checkpoint()  # measured: the shards read a checkpointed store about 1 s faster (100,000 claims)
         with tempfile.TemporaryDirectory(prefix="edirecon-shards-") as spool:
             outputs, tally, counts = shards.decide_sharded(store, as_of, config, workers, Path(spool))
             seconds["decide"], clock = time.perf_counter() - clock, time.perf_counter()
             peak["decide"] = max(_peak_mib(), _peak_mib(children=True))
-            doc = summary(outputs, {"files": _count(store, t.files), **counts}, tally, as_of)
+            doc = summary(outputs, {"files": _count(store, "files"), **counts}, tally, as_of)
             written = write(out_dir, outputs, doc)
         seconds["record"] = time.perf_counter() - clock
         peak["record"] = _peak_mib()
@@ -148,7 +147,7 @@ def decide_and_record(
             keep(conn, None, decisions.refunds)
         outputs = rows(decisions, as_of, facts.ingest_exceptions)
         counts = {
-            "files": _count(store, t.files),
+            "files": _count(store, "files"),
             "claims": len(facts.claims),
             "claim_payments": len(facts.payments),
             "patient_payments": len(facts.patient_payments),
@@ -262,7 +261,6 @@ def _peak_mib(children: bool = False) -> int:
     return resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
-def _count(store: Store, table: Any) -> int:
-
+def _count(store: Store, table: str) -> int:
     with store.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+        return count_rows(conn, table)

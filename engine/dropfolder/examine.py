@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, select
-
 from edirecon import parsers
 from edirecon.engine.dropfolder.outbound import set_text
 from edirecon.engine.ingest.ingestor import classify, patient_payment_row, sha256_of
-from edirecon.engine.store import schema as t
+from edirecon.engine.store.connection import Connection
+from edirecon.engine.store.inbound import stored_from
 
 
 @dataclass
@@ -97,41 +96,10 @@ def identify(path: Path) -> Identity:
 
 def stored_for(conn: Connection, sha256: str) -> Stored:
     """What the store holds from the file with this SHA-256."""
-    file_id = conn.execute(select(t.files.c.id).where(t.files.c.sha256 == sha256)).scalar()
-    if file_id is None:
+    found = stored_from(conn, sha256)
+    if found is None:
         return Stored({"transaction_sets_ingested": 0, "claims": 0, "claim_payments": 0, "patient_payments": 0}, {}, {})
-    txn = t.transactions
-    in_file = txn.c.file_id == file_id
-
-    def count(q: Any) -> int:
-        return int(conn.execute(q).scalar_one())
-
-    counts = {
-        "transaction_sets_ingested": count(select(func.count()).select_from(txn).where(in_file, txn.c.ingested.is_(True))),
-        "claims": count(select(func.count()).select_from(t.claims.join(txn, t.claims.c.transaction_id == txn.c.id)).where(in_file)),
-        "claim_payments": count(
-            select(func.count())
-            .select_from(
-                t.claim_payments.join(t.remittances, t.claim_payments.c.remittance_id == t.remittances.c.id).join(
-                    txn, t.remittances.c.transaction_id == txn.c.id
-                )
-            )
-            .where(in_file)
-        ),
-        "patient_payments": count(select(func.count()).select_from(t.patient_payments).where(t.patient_payments.c.file_id == file_id)),
-    }
-    transactions = {r.ordinal: r for r in conn.execute(select(txn).where(in_file))}
-    remittances = {
-        r.ordinal: r
-        for r in conn.execute(
-            select(txn.c.ordinal, t.remittances.c.payer_id, t.remittances.c.payee_npi, func.count(t.claim_payments.c.id).label("payments"))
-            .join(t.remittances, t.remittances.c.transaction_id == txn.c.id)
-            .outerjoin(t.claim_payments, t.claim_payments.c.remittance_id == t.remittances.c.id)
-            .where(in_file)
-            .group_by(txn.c.ordinal, t.remittances.c.payer_id, t.remittances.c.payee_npi)
-        )
-    }
-    return Stored(counts, transactions, remittances)
+    return Stored(*found)
 
 
 def examine(path: Path, name: str, kind: str, stored: Stored) -> Analysis:

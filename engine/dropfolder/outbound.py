@@ -22,13 +22,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
-
 from edirecon.engine.config import Config
 from edirecon.engine.ingest.ingestor import sha256_of
 from edirecon.engine.record.writers import FORMAT_VERSION
 from edirecon.engine.run import decide_and_record
-from edirecon.engine.store import schema as t
+from edirecon.engine.store import interchanges
 from edirecon.engine.store.connection import Store
 
 MANIFEST = "manifest.json"
@@ -87,25 +85,13 @@ def reemit_835s(store: Store, spool: Path, out_dir: Path, finished: set[int], no
     for key, sets in sorted(groups.items()):
         payer_id, payee_npi = key[0], key[1]
         with store.write() as conn:
-            control = conn.execute(
-                insert(t.outbound_interchanges)
-                .values(
-                    file_name="",
-                    payer_id=payer_id[:80],
-                    payee_npi=payee_npi[:80],
-                    transaction_sets=len(sets),
-                    claim_payments=sum(s["claim_payments"] for s in sets),
-                    sha256="",
-                    created_at=now,
-                )
-                .returning(t.outbound_interchanges.c.id)
-            ).scalar_one()
+            control = interchanges.new_interchange(conn, payer_id[:80], payee_npi[:80], len(sets), sum(s["claim_payments"] for s in sets), now)
         name = f"{control:09d}-{_safe(payer_id)}-{_safe(payee_npi)}.835"
         data = envelope(sets, control, payee_npi, now).encode("latin-1")
         write_atomically(out_dir / name, data)
         digest = hashlib.sha256(data).hexdigest()
         with store.write() as conn:
-            conn.execute(t.outbound_interchanges.update().where(t.outbound_interchanges.c.id == control).values(file_name=name, sha256=digest))
+            interchanges.name_interchange(conn, control, name, digest)
         written.append(
             {
                 "file": name,
@@ -217,9 +203,5 @@ def write_manifest(
 
 def reemitted_counts(store: Store) -> dict[str, tuple[int, int]]:
     """File name -> (transaction sets, claim payments) of every 835 re-emitted so far."""
-    table = t.outbound_interchanges
     with store.engine.connect() as conn:
-        return {
-            r.file_name: (r.transaction_sets, r.claim_payments)
-            for r in conn.execute(select(table.c.file_name, table.c.transaction_sets, table.c.claim_payments))
-        }
+        return interchanges.reemitted(conn)

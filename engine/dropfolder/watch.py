@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from edirecon import parsers
@@ -73,7 +72,7 @@ from edirecon.engine.dropfolder.outbound import (
 from edirecon.engine.dropfolder.rejects import reject
 from edirecon.engine.ingest.ingestor import Ingestor, record_exception
 from edirecon.engine.run import ingest_files
-from edirecon.engine.store import schema as t
+from edirecon.engine.store import inbound
 from edirecon.engine.store.connection import StoreUnavailable, open_store, store_error
 from edirecon.parsers.errors import EdireconError, UsageError
 
@@ -81,7 +80,6 @@ log = structlog.get_logger("edirecon.watch", component="watch")
 
 DEFAULT_INTERVAL = 2.0
 DUPLICATE_WINDOW_DAYS = 365
-FINAL = ("archived", "quarantined")
 ACK_SUFFIXES = (".999", ".997", ".ta1")
 #: error findings listed in the store's ``error`` column (error.json lists them all)
 ERROR_SUMMARY_LIMIT = 20
@@ -273,11 +271,8 @@ class Watcher:
 
     def _duplicate_of_quarantined(self, row: dict[str, Any], ident: Identity) -> Analysis | None:
         """A duplicate of a file that was quarantined is quarantined too (not hidden in archive/)."""
-        inbound = t.inbound_files
         with self.store.engine.connect() as conn:
-            earlier = conn.execute(
-                select(inbound.c.destination).where(inbound.c.id != row["id"], inbound.c.sha256 == ident.sha256, inbound.c.state == "quarantined")
-            ).first()
+            earlier = inbound.quarantined_as(conn, row["id"], ident.sha256)
         if earlier is None:
             return None
         return Analysis(
@@ -287,7 +282,7 @@ class Watcher:
                     "severity": "error",
                     "segment": 0,
                     "offset": 0,
-                    "message": f"the same bytes were quarantined as {earlier[0]} (see its error.json); not ingested again",
+                    "message": f"the same bytes were quarantined as {earlier} (see its error.json); not ingested again",
                 }
             ]
         )
@@ -295,17 +290,9 @@ class Watcher:
     def _row(self, c: Claim) -> dict[str, Any]:
         """The row of a file being resumed, or a new one in state ``received``."""
         with self.store.write() as conn:
-            found = (
-                conn.execute(
-                    select(t.inbound_files)
-                    .where(t.inbound_files.c.work_name == c.path.name, t.inbound_files.c.state.notin_(FINAL))
-                    .order_by(t.inbound_files.c.id.desc())
-                )
-                .mappings()
-                .first()
-            )
+            found = inbound.open_row(conn, c.path.name)
             if found is not None:
-                return dict(found)
+                return found
             values = {
                 "work_name": c.path.name,
                 "original_name": c.original,
@@ -329,13 +316,12 @@ class Watcher:
                 "error": "",
                 "received_at": c.received_at,
             }
-            new_id = conn.execute(insert(t.inbound_files).values(**values).returning(t.inbound_files.c.id)).scalar_one()
+            new_id = inbound.insert_row(conn, values)
         return {"id": new_id, **values, "claimed_at": None, "ingested_at": None, "finished_at": None}
 
     def _update(self, row_id: int, **values: Any) -> dict[str, Any]:
         with self.store.write() as conn:
-            conn.execute(t.inbound_files.update().where(t.inbound_files.c.id == row_id).values(**values))
-            return dict(conn.execute(select(t.inbound_files).where(t.inbound_files.c.id == row_id)).mappings().one())
+            return inbound.update_row(conn, row_id, values)
 
     def _claimed(self, c: Claim, row: dict[str, Any], ident: Identity) -> dict[str, Any]:
         """Decide, once, whether the file is a duplicate; name its acknowledgments."""
@@ -362,28 +348,16 @@ class Watcher:
     def _duplicate_of(self, row: dict[str, Any], ident: Identity) -> str:
         """Why the file is a duplicate ("" when it is not): the same bytes already ingested (or
         being ingested by another watcher), or the same sender and ISA13 within the window."""
-        f, inbound = t.files, t.inbound_files
-        taken = and_(inbound.c.id != row["id"], inbound.c.disposition == "ingest")
         with self.store.engine.connect() as conn:
-            known = conn.execute(select(f.c.path).where(f.c.sha256 == ident.sha256, f.c.complete.is_(True))).first()
+            known = inbound.ingested_from(conn, ident.sha256)
             if known is not None:
-                return f"the same bytes (SHA-256 {ident.sha256[:12]}…) were ingested from {known[0]}"
-            other = conn.execute(select(inbound.c.original_name).where(taken, inbound.c.sha256 == ident.sha256)).first()
+                return f"the same bytes (SHA-256 {ident.sha256[:12]}…) were ingested from {known}"
+            other = inbound.received_as(conn, row["id"], ident.sha256)
             if other is not None:
-                return f"the same bytes (SHA-256 {ident.sha256[:12]}…) were received as {other[0]}"
+                return f"the same bytes (SHA-256 {ident.sha256[:12]}…) were received as {other}"
             if ident.isa06 and ident.isa13:
                 since = row["received_at"] - self.options.duplicate_window
-                earlier = conn.execute(
-                    select(inbound.c.original_name, inbound.c.received_at)
-                    .where(
-                        taken,
-                        inbound.c.isa06 == ident.isa06,
-                        inbound.c.isa13 == ident.isa13,
-                        inbound.c.received_at >= since,
-                        or_(inbound.c.state == "claimed", inbound.c.transaction_sets_ingested > 0),
-                    )
-                    .order_by(inbound.c.received_at)
-                ).first()
+                earlier = inbound.interchange_received(conn, row["id"], ident.isa06, ident.isa13, since)
                 if earlier is not None:
                     return (
                         f"interchange ISA06={ident.isa06} ISA13={ident.isa13} was received as {earlier[0]} "
@@ -394,13 +368,8 @@ class Watcher:
     def _ack_name(self, c: Claim, row_id: int) -> str:
         """``<name>``, or ``<name>~2`` … while an acknowledgment of that name waits in ack/ or is
         reserved by a file in flight."""
-        inbound = t.inbound_files
         with self.store.engine.connect() as conn:
-            reserved = set(
-                conn.execute(
-                    select(inbound.c.ack_name).where(inbound.c.partner == c.partner[:120], inbound.c.state.notin_(FINAL), inbound.c.id != row_id)
-                ).scalars()
-            )
+            reserved = inbound.reserved_ack_names(conn, c.partner[:120], row_id)
         name = Path(c.original).name
         folder = self.layout.ack / c.partner
         for n in range(1, 100000):
@@ -512,7 +481,7 @@ class Watcher:
         if not ids:
             return set()
         with self.store.engine.connect() as conn:
-            return set(conn.execute(select(t.inbound_files.c.id).where(t.inbound_files.c.id.in_(ids), t.inbound_files.c.state.in_(FINAL))).scalars())
+            return inbound.finished(conn, ids)
 
     def publish(self) -> None:
         """The outputs of ``run``, the re-emitted 835s, then manifest.json (one publisher at a time)."""
@@ -536,12 +505,11 @@ class Watcher:
 
     def _reconcile(self) -> None:
         """Rows left short of their final state by a crash after their file was moved."""
-        inbound = t.inbound_files
         with self.store.write() as conn:
-            for r in conn.execute(select(inbound).where(inbound.c.state.notin_(FINAL), inbound.c.destination != "")).mappings().all():
+            for r in inbound.moved_unfinished(conn):
                 if (self.layout.root / r["destination"]).exists() and not (self.layout.work / r["work_name"]).exists():
                     state = "quarantined" if r["destination"].startswith("error/") else "archived"
-                    conn.execute(inbound.update().where(inbound.c.id == r["id"]).values(state=state, finished_at=utcnow()))
+                    inbound.set_final(conn, r["id"], state, utcnow())
 
 
 def watch(root: Path, db_url: str, options: Options) -> int:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 
 from edirecon import mappings
 from edirecon.engine.config import Config
@@ -30,7 +29,7 @@ from edirecon.engine.reports.cms838 import COLUMNS, Quarter, cms838_rows
 from edirecon.engine.reports.dashboard import dashboard
 from edirecon.engine.reports.letters import cms838_form, packets
 from edirecon.engine.reports.model import Report
-from edirecon.engine.store import schema as t
+from edirecon.engine.store.tables import all_rows
 from edirecon.engine.workflow.refunds import TO_WORK, Book, View, book, open_store
 
 log = structlog.get_logger("edirecon.reports")
@@ -98,7 +97,7 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
     try:
         b = book(store, as_of, config)
         with store.engine.connect() as conn:
-            remittance_rows = [dict(r) for r in conn.execute(select(t.remittances)).mappings()]
+            remittance_rows = all_rows(conn, "remittances")
     finally:
         store.dispose()
     rep = Report(as_of, quarter)

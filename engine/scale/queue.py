@@ -40,7 +40,6 @@ from typing import Any
 
 import procrastinate
 import structlog
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from edirecon.engine.config import Config
@@ -49,10 +48,9 @@ from edirecon.engine.ingest.ingestor import (
     FileTask,
     Ingestor,
     IngestReport,
-    insert_ignore,
 )
 from edirecon.engine.scale.detect import BATCH, detect, file_pcns
-from edirecon.engine.store import schema as t
+from edirecon.engine.store import jobs
 from edirecon.engine.store.connection import (
     Store,
     error_text,
@@ -120,15 +118,10 @@ def configure(url: str, config: Config | None = None, as_of: date | None = None,
 def _queue_schema(store: Store) -> None:
     """One process creates the queue's schema; the others wait for it to be whole (procrastinate
     applies it statement by statement, so its first table exists before its functions do)."""
-    with store.engine.connect() as conn:
-        conn.exec_driver_sql("SELECT pg_advisory_lock(727272)")
-        try:
-            if not conn.exec_driver_sql("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").scalar_one():
-                with opened(store.url) as sync:
-                    sync.schema_manager.apply_schema()
-        finally:
-            conn.exec_driver_sql("SELECT pg_advisory_unlock(727272)")
-            conn.commit()
+    with store.engine.connect() as conn, jobs.queue_schema_lock(conn) as exists:
+        if not exists:
+            with opened(store.url) as sync:
+                sync.schema_manager.apply_schema()
 
 
 @contextmanager
@@ -156,14 +149,13 @@ def _recorded(task_name: str, job_args: dict[str, Any], body: Callable[[], Any])
     except Exception as exc:
         store = _store()
         with store.write() as conn:
-            conn.execute(
-                t.job_failures.insert().values(
-                    task=task_name,
-                    arguments=repr(job_args)[:2000],
-                    error=error_text(exc)[:2000],
-                    detail=("".join(traceback.format_tb(exc.__traceback__)) + error_text(exc))[-4000:],
-                    failed_at=datetime.now(UTC).replace(tzinfo=None),
-                )
+            jobs.record_failure(
+                conn,
+                task=task_name,
+                arguments=repr(job_args)[:2000],
+                error=error_text(exc)[:2000],
+                detail=("".join(traceback.format_tb(exc.__traceback__)) + error_text(exc))[-4000:],
+                failed_at=datetime.now(UTC).replace(tzinfo=None),
             )
         log.warning("job_failed", task=task_name, error=type(exc).__name__)
         raise
@@ -198,15 +190,13 @@ def _ingest_part(task: FileTask, as_of: str | None = None) -> dict[str, int]:
     ingestor.ingest_part(task)
     finished_file = False
     with store.write() as conn:
-        insert_ignore(conn, t.file_parts, [{"file_id": task.file_id, "part": task.part, "parts": task.parts}])
-        conn.exec_driver_sql("SELECT id FROM files WHERE id = %s FOR UPDATE", (task.file_id,))
-        done = conn.execute(select(func.count()).select_from(t.file_parts).where(t.file_parts.c.file_id == task.file_id)).scalar_one()
+        done = jobs.part_done(conn, task.file_id, task.part, task.parts)
         if done >= task.parts:
             pcns = file_pcns(conn, task.file_id)
             with opened(store.url) as sync:  # detection first, then the file is complete: a crash in between repeats both
                 for i in range(0, len(pcns), BATCH):
                     sync.configure_task("edirecon.detect", queue="detect").defer(pcns=pcns[i : i + BATCH], **_as_of_arg(as_of))
-            conn.execute(t.files.update().where(t.files.c.id == task.file_id).values(complete=True))
+            jobs.mark_complete(conn, task.file_id)
             finished_file = True
     if finished_file and _size(task.path) >= SPLIT_BYTES:
         store.analyze()  # a large load: plan the detection jobs it deferred on fresh statistics
@@ -262,7 +252,7 @@ def defer_and_wait(
         deadline = None if timeout is None else time.monotonic() + timeout
         while waiting:
             with store.engine.connect() as conn:
-                done = set(conn.execute(select(t.files.c.id).where(t.files.c.id.in_(list(waiting)), t.files.c.complete)).scalars())
+                done = jobs.complete_files(conn, list(waiting))
             for file_id in sorted(done):
                 report.files_ingested += 1
                 if progress is not None:
@@ -280,13 +270,7 @@ def defer_and_wait(
                 raise QueueError(f"{len(waiting)} file(s) not ingested within {timeout:.0f} s: are workers running (`edirecon worker`)?")
             time.sleep(0.2)
     with store.engine.connect() as conn:
-        counts = conn.exec_driver_sql(
-            "SELECT (SELECT COUNT(*) FROM claims c JOIN transactions x ON c.transaction_id = x.id WHERE x.file_id = ANY(%s)),"
-            " (SELECT COUNT(*) FROM claim_payments p JOIN remittances r ON p.remittance_id = r.id JOIN transactions x"
-            "  ON r.transaction_id = x.id WHERE x.file_id = ANY(%s))",
-            (list(files), list(files)),
-        ).one()
-    report.claims, report.claim_payments = int(counts[0]), int(counts[1])
+        report.claims, report.claim_payments = jobs.files_counts(conn, list(files))
     return report
 
 
@@ -349,41 +333,22 @@ def status(url: str, last_errors: int = 10) -> dict[str, Any]:
     store = configure(url, create=False)
     try:
         with store.engine.connect() as conn:
-            jobs = [
-                dict(r)
-                for r in conn.exec_driver_sql(
-                    "SELECT queue_name, task_name, status::text AS status, COUNT(*) AS n FROM procrastinate_jobs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-                ).mappings()
-            ]
-            failed = [
-                dict(r)
-                for r in conn.exec_driver_sql(
-                    "SELECT id, task_name, attempts FROM procrastinate_jobs WHERE status = 'failed' ORDER BY id DESC LIMIT 20"
-                ).mappings()
-            ]
-            files = {("complete" if c else "incomplete"): n for c, n in conn.exec_driver_sql("SELECT complete, COUNT(*) FROM files GROUP BY complete")}
-            errors = [
-                dict(r)
-                for r in conn.execute(
-                    select(t.job_failures.c.task, t.job_failures.c.error, t.job_failures.c.failed_at).order_by(t.job_failures.c.id.desc()).limit(last_errors)
-                ).mappings()
-            ]
-            workers = conn.exec_driver_sql("SELECT COUNT(*) FROM procrastinate_workers").scalar_one()
+            state = jobs.queue_state(conn, last_errors)
     finally:
         store.dispose()
     by_state: dict[str, int] = {}
-    for j in jobs:
+    for j in state["jobs"]:
         by_state[j["status"]] = by_state.get(j["status"], 0) + j["n"]
     return {
         "queue_depth": by_state.get("todo", 0),
         "running": by_state.get("doing", 0),
         "failed": by_state.get("failed", 0),
         "succeeded": by_state.get("succeeded", 0),
-        "workers": int(workers),
-        "jobs": jobs,
-        "failed_jobs": failed,
-        "files": files,
-        "last_errors": errors,
+        "workers": int(state["workers"]),
+        "jobs": state["jobs"],
+        "failed_jobs": state["failed"],
+        "files": state["files"],
+        "last_errors": state["errors"],
     }
 
 
@@ -393,15 +358,7 @@ def retry(url: str, job_ids: list[int] | None = None) -> list[int]:
     store = open_store(url, create=False)
     try:
         with store.write() as conn:
-            rows = (
-                conn.exec_driver_sql(
-                    "UPDATE procrastinate_jobs SET status = 'todo', attempts = 0, scheduled_at = NOW() "
-                    "WHERE status = 'failed' AND (%(all)s OR id = ANY(%(ids)s)) RETURNING id",
-                    {"all": job_ids is None, "ids": list(job_ids or [])},
-                )
-                .scalars()
-                .all()
-            )
+            rows = jobs.retry_failed(conn, job_ids)
     finally:
         store.dispose()
     log.info("jobs_retried", jobs=len(rows))

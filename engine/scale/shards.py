@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, select
 
 from edirecon.engine.config import Config
 from edirecon.engine.decide.rules import decide, unbalanced_remittances
@@ -47,16 +46,13 @@ from edirecon.engine.record.writers import (
     rows,
     tallies,
 )
-from edirecon.engine.scale.detect import detection_row, keep_rows
+from edirecon.engine.scale.detect import detection_row
 from edirecon.engine.scale.processes import die_with_parent
-from edirecon.engine.store import schema as t
-from edirecon.engine.store.bulk import raw_rows
-from edirecon.engine.store.connection import Store, error_text
-from edirecon.engine.store.facts import (
-    acknowledgment_condition,
-    load_shard,
-    remittance_facts,
-)
+from edirecon.engine.store import shard_keys
+from edirecon.engine.store.connection import Connection, Store, error_text
+from edirecon.engine.store.detections import keep_rows
+from edirecon.engine.store.facts import load_shard, remittance_facts
+from edirecon.engine.store.tables import all_rows
 from edirecon.parsers.errors import EdireconError
 
 log = structlog.get_logger("edirecon.shards")
@@ -116,29 +112,12 @@ def plan(conn: Connection, shards: int, per_shard: int = 0) -> list[Shard]:
 
     # every claim number; then only the rows that join claim numbers (most stand alone), found in
     # SQL, so that the plan holds the claim numbers once and the joins, not every key of the store
-    pcns: set[str] = set()
-    for table in ("claims", "claim_payments", "patient_payments"):
-        pcns.update(pcn for (pcn,) in raw_rows(conn, f"SELECT DISTINCT patient_control_number FROM {table}"))
+    pcns: set[str] = set(shard_keys.claim_numbers(conn))
     first_of: dict[Any, str] = {}  # a billing provider and member, or a payer claim number -> its first claim number
-    for npi, member, pcn in raw_rows(
-        conn,
-        (
-            "SELECT c.billing_npi, c.member_id, c.patient_control_number FROM claims c JOIN ("
-            "  SELECT billing_npi, member_id FROM claims WHERE member_id <> '' GROUP BY billing_npi, member_id"
-            "  HAVING MIN(patient_control_number) <> MAX(patient_control_number)) g ON c.billing_npi = g.billing_npi AND c.member_id = g.member_id"
-        ),
-    ):
+    for npi, member, pcn in shard_keys.same_provider_and_member(conn):
         if (other := first_of.setdefault((npi, member), pcn)) != pcn:
             union(pcn, other)
-    for icn, pcn in raw_rows(
-        conn,
-        (
-            "SELECT p.payer_claim_control_number, p.patient_control_number FROM claim_payments p JOIN ("
-            "  SELECT payer_claim_control_number AS icn FROM claim_payments WHERE payer_claim_control_number <> ''"
-            "  GROUP BY payer_claim_control_number HAVING MIN(patient_control_number) <> MAX(patient_control_number)) g"
-            "  ON p.payer_claim_control_number = g.icn"
-        ),
-    ):
+    for icn, pcn in shard_keys.same_payer_claim_number(conn):
         if (other := first_of.setdefault(icn, pcn)) != pcn:
             union(pcn, other)
     del first_of
@@ -146,19 +125,9 @@ def plan(conn: Connection, shards: int, per_shard: int = 0) -> list[Shard]:
     # rule 6's offset pairs: a remittance with a negative 72 joins the claim numbers its PLBs name
     # and those of its claim reversals (CLP02 = 22), and a PLB of it that names none (the 72
     # naming a check) goes with them
-    acknowledging, codes = acknowledgment_condition()
-    acked = f"SELECT remittance_id FROM provider_adjustments WHERE {acknowledging}"
     first_named: dict[int, str] = {}  # such a remittance -> the first claim number its PLBs name
     remittance_of: dict[int, int] = {}  # a PLB of such a remittance -> the remittance
-    for plb_id, reference, paid_as, acked_remittance in raw_rows(
-        conn,
-        (
-            f"SELECT a.id, a.reference, p.patient_control_number, CASE WHEN a.remittance_id IN ({acked}) THEN a.remittance_id END "
-            "FROM provider_adjustments a "
-            "LEFT JOIN claim_payments p ON p.payer_claim_control_number = a.reference AND a.reference <> '' ORDER BY a.id"
-        ),
-        codes,
-    ):
+    for plb_id, reference, paid_as, acked_remittance in shard_keys.plb_names(conn):
         named = [n for n in (paid_as, reference if reference in pcns else None, plbs.get(plb_id)) if n]
         if acked_remittance is not None:
             remittance_of[plb_id] = acked_remittance
@@ -167,11 +136,7 @@ def plan(conn: Connection, shards: int, per_shard: int = 0) -> list[Shard]:
         for other in named[1:]:
             union(named[0], other)
         plbs[plb_id] = named[0] if named else ""
-    for remittance_id, pcn in raw_rows(
-        conn,
-        (f"SELECT remittance_id, patient_control_number FROM claim_payments WHERE status = '22' AND paid < 0 AND remittance_id IN ({acked}) ORDER BY id"),
-        codes,
-    ):
+    for remittance_id, pcn in shard_keys.acknowledged_reversals(conn):
         if (other := first_named.setdefault(remittance_id, pcn)) != pcn:
             union(pcn, other)
     for plb_id, remittance_id in remittance_of.items():
@@ -222,9 +187,7 @@ def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spoo
 
     def meanwhile() -> None:  # what is decided of the store as a whole, while the shards run
         with store.engine.connect() as conn:
-            whole.extend(
-                exception_rows([dict(r) for r in conn.execute(select(t.ingest_exceptions)).mappings()], unbalanced_remittances(remittance_facts(conn)))
-            )
+            whole.extend(exception_rows(all_rows(conn, "ingest_exceptions"), unbalanced_remittances(remittance_facts(conn))))
         store.dispose()
 
     whole: list[dict[str, Any]] = []
