@@ -533,20 +533,26 @@ class X12Reader:
         """Move to the next ISA header (or the end of the file), a chunk at a time; every
         terminator skipped ends a segment, and so does text left after the last one."""
         open_segment = False
+        start = self._pos
         while True:
-            m = NEXT_ISA.search(self._buf, self._pos)
+            m = NEXT_ISA.search(self._buf, start)
             if m is None and not self._eof:
-                end = max(self._pos, len(self._buf) - 8)  # keep an ISA header the chunk end may cut
+                end = max(start, len(self._buf) - 8)  # keep an ISA header the chunk end may cut
             else:
                 end = m.start() if m is not None else len(self._buf)
-            skipped = self._buf[self._pos : end]
+            skipped = self._buf[start:end]
             k = skipped.rfind(term)
             self._seg_no += skipped.count(term)
             open_segment = bool(skipped[k + 1 :].strip(_WS)) if k >= 0 else open_segment or bool(skipped.strip(_WS))
-            self._pos = end
             if m is not None or self._eof:
+                self._pos = end
                 break
+            # keep the byte before ``end`` buffered: NEXT_ISA looks behind "ISA" (an ISA glued to
+            # data, "4ISA*00*", is no header), whatever the chunk size
+            self._pos = max(end - 1, 0)
+            base = self._base
             self._fill()
+            start = end - (self._base - base)
         self._seg_no += open_segment
         self.segment_count = self._seg_no
 

@@ -286,3 +286,37 @@ def test_a_name_where_a_segment_was_cut_short_is_described_not_repeated(tmp_path
     messages = [f.message for f in summary.findings]
     assert any(f.code == "MISSING_SEGMENT_TERMINATOR" for f in summary.findings), messages
     assert all("GARCIA" not in m and "GAR" not in m for m in messages), messages
+
+
+def _colliding_copies(glue: bytes) -> bytes:
+    """remit-truncated.835 with a '*' inserted into ISA13, so the byte after ISA16 (the segment
+    terminator) is '*', the element separator, repeated past the reader's 64 KiB look-ahead with
+    ``glue`` between the copies (each copy ends inside a segment: "CAS*CO*4")."""
+    raw = (SAMPLE_EDI / "broken-file" / "remit-truncated.835").read_bytes()
+    assert raw.endswith(b"CAS*CO*4")
+    one = raw[:98] + b"*" + raw[98:]
+    return glue.join([one] * 33)
+
+
+@pytest.mark.parametrize("size", [1, 7, 4096, 1 << 20])
+@pytest.mark.parametrize("glue", [b"", b"\n"], ids=["glued-to-data", "after-a-line-break"])
+def test_skipping_an_unreadable_interchange_finds_the_same_next_isa_at_any_chunk_size(glue: bytes, size: int, tmp_path: Path) -> None:
+    """An interchange whose terminator is its element separator is skipped to the next ISA header;
+    which ISA counts as a header does not depend on where the chunks end.
+
+    (Bug, found by tests/test_properties.py: "ISA" glued to data, as in "CAS*CO*4ISA*00*", is no
+    header (NEXT_ISA's look-behind), but when a chunk ended just before it the '4' was already
+    dropped from the buffer: read 1 byte at a time the file gave 33 DELIMITER_COLLISION findings,
+    read whole it gave 1.  The reader without a collision reads such a file as one interchange too.)
+    """
+    data = _colliding_copies(glue)
+    path = tmp_path / "colliding.835"
+    path.write_bytes(data)
+    reader = parsers.X12Reader(path, chunk_size=size)
+    assert list(reader) == []
+    copies = 1 if glue == b"" else 33
+    assert [(f.code, f.source.offset) for f in reader.findings] == [("DELIMITER_COLLISION", k * (len(data) + len(glue)) // 33) for k in range(copies)]
+    assert reader.interchanges == copies
+    # each skipped interchange: its ISA, every '*' after the ISA header's 17 ends a segment, and the
+    # cut "4" at its end is one more
+    assert reader.segment_count == copies * (data.count(b"*") // copies - 17 + 2)
