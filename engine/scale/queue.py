@@ -60,7 +60,7 @@ from edirecon.engine.store.connection import (
     open_store,
     store_error,
 )
-from edirecon.parsers.errors import UsageError
+from edirecon.errors import QueueError, UsageError
 
 log = structlog.get_logger("edirecon.queue")
 
@@ -288,10 +288,6 @@ def defer_and_wait(
         ).one()
     report.claims, report.claim_payments = int(counts[0]), int(counts[1])
     return report
-
-
-class QueueError(UsageError):
-    """Jobs that could not be done."""
 
 
 # -- the worker ------------------------------------------------------------------------
