@@ -33,9 +33,9 @@ _PUBLIC = {
     "act_many": "edirecon.engine.workflow.refunds",
     "events": "edirecon.engine.workflow.refunds",
     "report": "edirecon.engine.reports.report",
-    "EdireconError": "edirecon.parsers.errors",
-    "UsageError": "edirecon.parsers.errors",
-    "InputError": "edirecon.parsers.errors",
+    "EdireconError": "edirecon.errors",
+    "UsageError": "edirecon.errors",
+    "InputError": "edirecon.errors",
 }
 
 __all__ = sorted(_PUBLIC)

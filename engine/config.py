@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from edirecon.parsers.errors import UsageError
+from edirecon.errors import UsageError
 
 ZERO = Decimal("0.00")
 

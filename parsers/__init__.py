@@ -1,4 +1,8 @@
-"""Parsers: bytes in, typed position-aware documents and findings out.  Never judges money."""
+"""Parsers: bytes in, typed position-aware documents and findings out.  Never judges money.
+
+The errors are re-exported here for the callers of ``parsers.parse_file``; they live in ``edirecon.errors``."""
+
+from edirecon.errors import EdireconError, InputError, UsageError
 
 from .document import (
     FileSummary,
@@ -9,7 +13,6 @@ from .document import (
     parse_file,
 )
 from .encoding import raw as raw_text
-from .errors import EdireconError, InputError, UsageError
 from .findings import CODES, Finding, Severity
 from .model import (
     Adjustment,

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edirecon import mappings
+from edirecon.errors import UsageError
 
-from .errors import UsageError
 from .findings import CODES, FindingList, Severity
 from .limits import refuse_oversized
 from .model import Claim, ClaimPayment, ProviderAdjustment, Record

@@ -23,11 +23,11 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
 
+from edirecon.errors import InputError
 from edirecon.mappings import element_max_lengths
 
 from . import encoding
 from .delimiters import ISA_LENGTH, NEXT_ISA, collision, fixed_isa
-from .errors import InputError
 from .findings import Finding
 from .source import Envelope, Source
 

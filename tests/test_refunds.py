@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from edirecon.cli import app
 from edirecon.engine.config import Config
 from edirecon.engine.store import schema as t
-from edirecon.parsers.errors import UsageError
+from edirecon.errors import NotAllowed, UsageError
 
 PLB = SAMPLE_EDI / "plb-recoupment-settles-refund"
 CONFIG = FIXTURES / "reports" / "config.toml"
@@ -480,7 +480,7 @@ def test_mark_sent_and_recovered_above_what_is_owed_are_refused(db: str, tmp_pat
     """A check of 500.00 for the 99.96 Medicare duplicate is refused (exit 1, the outstanding
     99.96 in the message), in the library as through the CLI; so is recovering more than the double
     refund.  The refund sent for 99.96 is then a double refund of 99.96."""
-    from edirecon.engine.workflow.refunds import NotAllowed, act, open_store
+    from edirecon.engine.workflow.refunds import act, open_store
 
     rid = refund_id(run(db, tmp_path / "out", "2026-10-20", PLB / "claims.837", PLB / "remit-1.835", PLB / "remit-2.835"), "RFM2604001")
     assert refund(db, "approve", rid, "--user", "alice", as_of="2026-10-21").exit_code == 0

@@ -21,6 +21,7 @@ from edirecon.engine.config import Config
 from edirecon.engine.run import decide_and_record, run
 from edirecon.engine.scale import shards
 from edirecon.engine.store.connection import Store
+from edirecon.errors import ShardError
 
 AS_OF = date(2026, 11, 27)
 FOLDERS = [SAMPLE_EDI, *sorted(p for p in (FIXTURES / "engine").iterdir() if p.is_dir())]
@@ -152,8 +153,6 @@ def test_no_rule_looks_across_shards(tmp_path: Path) -> None:
 
 def test_a_failing_shard_fails_the_run_without_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A shard's process that fails makes the run fail with a message; no output is written."""
-    from edirecon.engine.scale.shards import ShardError
-
     def broken(*_: Any) -> Any:
         raise RuntimeError("the disk went away")
 

@@ -73,8 +73,8 @@ from edirecon.engine.dropfolder.rejects import reject
 from edirecon.engine.ingest.ingestor import Ingestor, record_exception
 from edirecon.engine.run import ingest_files
 from edirecon.engine.store import inbound
-from edirecon.engine.store.connection import StoreUnavailable, open_store, store_error
-from edirecon.parsers.errors import EdireconError, UsageError
+from edirecon.engine.store.connection import open_store, store_error
+from edirecon.errors import StoreUnavailable, UsageError, WatchError
 
 log = structlog.get_logger("edirecon.watch", component="watch")
 
@@ -83,12 +83,6 @@ DUPLICATE_WINDOW_DAYS = 365
 ACK_SUFFIXES = (".999", ".997", ".ta1")
 #: error findings listed in the store's ``error`` column (error.json lists them all)
 ERROR_SUMMARY_LIMIT = 20
-
-
-class WatchError(EdireconError):
-    """The ROOT or the store cannot be used (exit 2)."""
-
-    exit_code = 2
 
 
 @dataclass

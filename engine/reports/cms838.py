@@ -20,7 +20,7 @@ from edirecon import mappings
 from edirecon.engine.decide.rules import Refund, payer_member_id
 from edirecon.engine.record.writers import money
 from edirecon.engine.workflow.refunds import Book, View
-from edirecon.parsers.errors import UsageError
+from edirecon.errors import UsageError
 
 ZERO = Decimal("0.00")
 COLUMNS = [

@@ -58,7 +58,7 @@ from edirecon.engine.store.connection import (
     open_store,
     store_error,
 )
-from edirecon.parsers.errors import UsageError
+from edirecon.errors import QueueError, UsageError
 
 log = structlog.get_logger("edirecon.queue")
 
@@ -272,10 +272,6 @@ def defer_and_wait(
     with store.engine.connect() as conn:
         report.claims, report.claim_payments = jobs.files_counts(conn, list(files))
     return report
-
-
-class QueueError(UsageError):
-    """Jobs that could not be done."""
 
 
 # -- the worker ------------------------------------------------------------------------

@@ -53,18 +53,12 @@ from edirecon.engine.store.connection import Connection, Store, error_text
 from edirecon.engine.store.detections import keep_rows
 from edirecon.engine.store.facts import load_shard, remittance_facts
 from edirecon.engine.store.tables import all_rows
-from edirecon.parsers.errors import EdireconError
+from edirecon.errors import ShardError
 
 log = structlog.get_logger("edirecon.shards")
 
 #: claim numbers per shard: a shard's facts take about 100 MiB in its process
 SHARD_CLAIMS = 25_000
-
-
-class ShardError(EdireconError):
-    """A shard's process failed: the run fails rather than write partial outputs."""
-
-    exit_code = 1
 
 
 @dataclass

@@ -23,7 +23,7 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
-from edirecon.parsers.errors import EdireconError, UsageError
+from edirecon.errors import EdireconError, StoreUnavailable, UsageError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_URL = "sqlite:///edirecon.db"
@@ -41,13 +41,6 @@ def mask_credentials(text: object) -> str:
     libpq's ``password=...``) replaced by ``***``: for every message and log event that can carry
     a URL."""
     return _KEY_PASSWORD.sub(r"\g<head>***", _URL_PASSWORD.sub(r"\g<head>:***@", str(text)))
-
-
-class StoreUnavailable(EdireconError):
-    """The store given with --db cannot be used: missing, not a database, of a newer edirecon,
-    read-only, unreachable.  One line saying what is wrong and what to do (exit 2)."""
-
-    exit_code = 2
 
 
 def store_error(exc: BaseException, url: str) -> StoreUnavailable:

@@ -45,7 +45,7 @@ from edirecon.engine.store import schema as t
 from edirecon.engine.store.connection import Store
 from edirecon.engine.store.connection import open_store as _open_store
 from edirecon.engine.store.facts import load
-from edirecon.parsers.errors import EdireconError, UsageError
+from edirecon.errors import NotAllowed, UsageError
 
 log = structlog.get_logger("edirecon.refunds")
 
@@ -64,12 +64,6 @@ MANUAL: dict[str, tuple[frozenset[str], str]] = {
 METHODS = ("check", "eft", "adjustment")
 #: the user recorded for the steps the workflow takes by itself
 SYSTEM_USER = "edirecon"
-
-
-class NotAllowed(EdireconError):
-    """The action is not allowed in the refund's current state (exit 1)."""
-
-    exit_code = 1
 
 
 def default_user() -> str:
