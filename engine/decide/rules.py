@@ -433,9 +433,9 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: se
             )
         )
     if credit > 0:
-        payer = next((p for p in by_sequence if p.payer_id == primary_id), by_sequence[0] if by_sequence else None)
-        if payer is not None:
-            out.refunds.append(_payer_refund("PAYER_OVERPAYMENT", e, payer, credit, [p for p in current if p.payer_id == payer.payer_id]))
+        first = next((p for p in by_sequence if p.payer_id == primary_id), by_sequence[0] if by_sequence else None)
+        if first is not None:
+            out.refunds.append(_payer_refund("PAYER_OVERPAYMENT", e, first, credit, [p for p in current if p.payer_id == first.payer_id]))
 
 
 def _not_billed(e: Encounter, current: list[PaymentFact]) -> dict[int, PaymentFact]:
@@ -469,7 +469,7 @@ def _by_payer(payments: Iterable[PaymentFact]) -> list[list[PaymentFact]]:
     return [groups[k] for k in sorted(groups)]
 
 
-def _contractual(adjustments: list[tuple[str, str, Decimal]]) -> Decimal:
+def _contractual(adjustments: Iterable[tuple[str, str, Decimal]]) -> Decimal:
     """CO, PI and OA (but OA-23) adjustments; a negative one (e.g. CO-94 -12.00) would raise the
     billed charge, which a payer cannot do: it counts as zero."""
     return sum((max(ZERO, a[2]) for a in adjustments if a[0] in CONTRACTUAL and not (a[0] == "OA" and a[1] == "23")), ZERO)
@@ -569,12 +569,12 @@ def _plb_recoupments(
     by_icn: dict[tuple[str, str], Encounter] = {}
     by_pcn: dict[tuple[str, str], Encounter] = {}
     of_payment: dict[int, Encounter] = {}
-    for e in encounters:
-        for p in e.payments:
+    for enc in encounters:
+        for p in enc.payments:
             if p.icn:
-                by_icn.setdefault((p.payer_id, p.icn), e)
-            by_pcn.setdefault((p.payer_id, p.pcn), e)
-            of_payment[p.id] = e
+                by_icn.setdefault((p.payer_id, p.icn), enc)
+            by_pcn.setdefault((p.payer_id, p.pcn), enc)
+            of_payment[p.id] = enc
     for o in pairs:
         if isinstance(o.recovery, PaymentFact):
             tied = of_payment.get(o.recovery.id)
