@@ -1,12 +1,13 @@
 # Two entry points, each creating its own virtualenv on a fresh machine.
 #   make demo   set up, then run the main job (edirecon run) on sample_edi/
 #   make test   set up, then run the whole test suite
+#   make lint   set up, then ruff (lint and format check) and mypy (strict on parsers/ and engine/decide/)
 #   make golden rewrite every golden output from the current code; review `git diff` before committing
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test golden setup bench clean
+.PHONY: demo test lint golden setup bench clean
 
 $(BIN)/edirecon: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,16 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# mypy reads the package from build/mypy ([tool.mypy] in pyproject.toml): build/mypy/edirecon holds
+# a link to each top-level module and subpackage of the root (not to the root itself, whose build/
+# would make a loop); made afresh each time, so a module added or moved is seen
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	rm -rf build/mypy/edirecon && mkdir -p build/mypy/edirecon
+	for part in *.py $$(dirname */__init__.py); do ln -s ../../../$$part build/mypy/edirecon/$$part; done
+	$(BIN)/mypy
 
 # the golden tests in update mode: each rewrites its goldens, then checks them (corpus goldens only
 # where the corpus is; twice in a row gives no diff)

@@ -9,10 +9,13 @@ from __future__ import annotations
 import dataclasses
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .model import INSTITUTIONAL_FIELDS, Record
 from .source import Source
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 #: Decimal fields that are quantities, not money (written as sent, without forcing two decimals)
 QUANTITY_FIELDS = frozenset({"units", "quantity", "original_units", "paid_units"})
@@ -36,7 +39,8 @@ def money(value: Decimal | None) -> str | None:
     return str(value.quantize(_TWO_PLACES))
 
 
-def _value(name: str, value: Any) -> Any:
+def _value(name: str, value: object) -> object:
+    """The JSON value of a record's field (what ``json.dumps`` writes)."""
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, Decimal):
@@ -55,13 +59,13 @@ def _value(name: str, value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__} in field {name!r}")  # pragma: no cover
 
 
-def _object(obj: Any) -> dict[str, Any]:
+def _object(obj: DataclassInstance | type[DataclassInstance]) -> dict[str, object]:
     return {f.name: _value(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)}
 
 
-def record_dict(record: Record) -> dict[str, Any]:
+def record_dict(record: Record) -> dict[str, object]:
     """The JSON object of one record: ``record`` and ``transaction_type`` first, ``source`` last."""
-    out: dict[str, Any] = {"record": record.record, "transaction_type": record.transaction_type}
+    out: dict[str, object] = {"record": record.record, "transaction_type": record.transaction_type}
     body = _object(record)
     body.pop("transaction_type", None)
     if record.record == "claim" and record.transaction_type != "837I":

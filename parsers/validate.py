@@ -21,10 +21,11 @@ import io
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from .findings import Finding
 from .source import Source
@@ -77,11 +78,19 @@ class _Collect(logging.Handler):
         self.messages.append(msg)
 
 
-def _index(path: str | os.PathLike[str]) -> tuple[X12Reader, dict[int, Source], list[dict[str, Any]]]:
+class _Header(TypedDict):
+    """What our reader saw of one transaction set: its interchange header, code and version."""
+
+    isa: list[str]
+    code: str
+    version: str
+
+
+def _index(path: str | os.PathLike[str]) -> tuple[X12Reader, dict[int, Source], list[_Header]]:
     """Our own read of the file: segment number -> source, plus envelope facts for a TA1."""
     reader = X12Reader(path)
     where: dict[int, Source] = {}
-    headers: list[dict[str, Any]] = []
+    headers: list[_Header] = []
     for ts in reader:
         headers.append({"isa": ts.interchange.isa, "code": ts.code, "version": ts.version})
         for seg, off, _els in ts.segments():
@@ -177,7 +186,8 @@ def _write_atomically(target: Path, text: str) -> None:
     os.replace(tmp, target)
 
 
-def _pyx12_findings(doc: dict[str, Any], at: Any) -> list[Finding]:
+def _pyx12_findings(doc: dict[str, Any], at: Callable[[int | None], Source]) -> list[Finding]:
+    """Findings from pyx12's JSON error document (``doc``, untyped: pyx12's own nested dicts)."""
     out: list[Finding] = []
     for isa in doc.get("interchanges", []):
         for err in isa.get("errors", []):
@@ -230,7 +240,9 @@ def ta1(isa: list[str], envelope_findings: list[Finding], now: datetime | None =
 
     own = now.strftime("%j%H%M%S")
 
-    get = lambda i: isa[i] if len(isa) > i else ""  # noqa: E731 - a tiny accessor
+    def get(i: int) -> str:
+        return isa[i] if len(isa) > i else ""
+
     header = [
         "ISA",
         "00",

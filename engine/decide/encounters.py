@@ -7,7 +7,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any
 
 from edirecon.engine.decide.facts import (
     ZERO,
@@ -44,9 +43,10 @@ class Encounter:
     payments: list[PaymentFact] = field(default_factory=list)
     patient_payments: tuple[PatientPaymentFact, ...] = ()
     id: str = ""
-    billing_claim: ClaimFact = None  # type: ignore[assignment]  # the claim whose charge counts
-    primary_claim: ClaimFact = None  # type: ignore[assignment]  # the claim to the first payer
-    covered: Any = None  # decide's lines already paid (rule 4, ``decide._Covered``), while deciding
+    # set by ``settle()`` (unset before it): the claim whose charge counts, and the claim to the first payer
+    billing_claim: ClaimFact = field(init=False)
+    primary_claim: ClaimFact = field(init=False)
+    covered: Covered | None = None  # the lines already paid (rule 4, ``Covered``), while ``rules.decide`` runs
     lines_index: _LineIndex | None = None  # its claims' lines by what matches them (``line_key``), built once
 
     def settle(self) -> None:
@@ -79,7 +79,7 @@ class Encounter:
         c = self.primary_claim
         return f"{c.patient_last}, {c.patient_first}".strip(", ")
 
-    def billed_line(self, claim: ClaimFact, key: tuple[Any, ...]) -> ClaimLine | None:
+    def billed_line(self, claim: ClaimFact, key: tuple[str, ...]) -> ClaimLine | None:
         """The first line of ``claim`` (one of this encounter's) whose own key -- ("6R", REF*6R),
         else ("SV", procedure, modifiers, date) -- is ``key``; None when it bills no such line."""
         index = _index(self)
@@ -87,7 +87,9 @@ class Encounter:
         if lines is None:
             lines = index.billed[id(claim)] = {}
             for ln in claim.lines:
-                own = ("6R", ln.line_item_control_number) if ln.line_item_control_number else ("SV", ln.procedure_code, ln.modifiers, str(ln.service_date))
+                own: tuple[str, ...] = (
+                    ("6R", ln.line_item_control_number) if ln.line_item_control_number else ("SV", ln.procedure_code, ln.modifiers, str(ln.service_date))
+                )
                 lines.setdefault(own, ln)
         return lines.get(key)
 
@@ -284,6 +286,22 @@ def match_patient_payments(encounters: list[Encounter], payments: list[PatientPa
     return unmatched
 
 
+class Covered(dict[tuple[str, ...], PaymentFact]):
+    """Rule 4's lines (or whole claims) already paid on one encounter, and the first payment kept
+    under each key's head (a payer id, or "ALL"): a payment without lines looks up its payer's
+    first paid line rather than scanning every line paid."""
+
+    __slots__ = ("first",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: dict[str, PaymentFact] = {}
+
+    def add(self, key: tuple[str, ...], p: PaymentFact) -> None:
+        self[key] = p
+        self.first.setdefault(key[0], p)
+
+
 class _LineIndex:
     """An encounter's claim lines looked up by what matches them, so that matching each payment
     line costs one lookup, not a pass over every billed line (linear, not quadratic, in lines)."""
@@ -294,11 +312,11 @@ class _LineIndex:
         claim_lines = e.claims[0].lines if len(e.claims) == 1 else [ln for c in e.claims for ln in c.lines]
         self.controls = {ln.line_item_control_number for ln in claim_lines}
         #: procedure, modifiers, date, units -> the first claim line with them
-        self.first: dict[tuple[Any, ...], ClaimLine] = {}
+        self.first: dict[tuple[str, str, date | None, Decimal], ClaimLine] = {}
         for ln in claim_lines:
             self.first.setdefault((ln.procedure_code, ln.modifiers, ln.service_date, ln.units if ln.units is not None else ONE), ln)
         #: id of a claim -> its lines by their own key (``Encounter.billed_line``)
-        self.billed: dict[int, dict[tuple[Any, ...], ClaimLine]] = {}
+        self.billed: dict[int, dict[tuple[str, ...], ClaimLine]] = {}
 
 
 def _index(e: Encounter) -> _LineIndex:
@@ -307,7 +325,7 @@ def _index(e: Encounter) -> _LineIndex:
     return e.lines_index
 
 
-def line_key(e: Encounter, line: PaymentLine) -> tuple[Any, ...]:
+def line_key(e: Encounter, line: PaymentLine) -> tuple[str, ...]:
     """Which billed line a payment line pays: REF*6R first, else procedure + modifiers + date + units."""
     index = _index(e)
     if line.control and line.control in index.controls:

@@ -11,9 +11,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict
 
 ZERO = Decimal("0.00")
+
+
+class Evidence(TypedDict, total=False):
+    """One item of a refund's evidence: a claim payment (``PaymentFact.evidence``) and, on a payer's
+    refund, its role; or a patient payment (patient_payment_id, paid_on, amount)."""
+
+    payer_id: str
+    trace_number: str
+    payer_claim_control_number: str
+    paid: Decimal
+    file: str
+    segment: int
+    offset: int
+    role: str  # "earlier payment", "duplicate payment", "payer not billed"
+    patient_payment_id: str
+    paid_on: date
+    amount: Decimal
 
 
 class ClaimLine(NamedTuple):
@@ -67,7 +84,7 @@ class ClaimFact:
         return {p for p in (self.payer_id, *self.other_payer_ids) if p}
 
     @property
-    def order(self) -> tuple[Any, ...]:
+    def order(self) -> tuple[date, str, int]:
         return (self.created_on or date.min, self.source_file, self.segment)
 
     @property
@@ -118,7 +135,7 @@ class PaymentFact:
     crossover_carrier: str | None = ""  # NM1*TT NM109 ("" none); None: stored before the store kept it (revision 0007)
 
     @property
-    def order(self) -> tuple[Any, ...]:
+    def order(self) -> tuple[date, str, str, int, str]:
         """Content order: payment date, trace number, payer claim number, position."""
         return (self.payment_date or date.min, self.trace_number, self.icn, self.ordinal, self.pcn)
 
@@ -136,7 +153,7 @@ class PaymentFact:
     def all_adjustments(self) -> list[tuple[str, str, Decimal]]:
         return [*self.claim_adjustments, *(a for line in self.lines for a in line.adjustments)]
 
-    def evidence(self) -> dict[str, Any]:
+    def evidence(self) -> Evidence:
         return {
             "payer_id": self.payer_id,
             "trace_number": self.trace_number,
@@ -162,7 +179,7 @@ class PlbFact:
     position: int
 
     @property
-    def order(self) -> tuple[Any, ...]:
+    def order(self) -> tuple[date, str, int, int]:
         return (self.payment_date or date.min, self.trace_number, self.segment, self.position)
 
 
@@ -197,5 +214,5 @@ class Facts:
     plbs: list[PlbFact]
     remittances: list[RemittanceFact]
     patient_payments: list[PatientPaymentFact]
-    ingest_exceptions: list[dict[str, Any]]
+    ingest_exceptions: list[dict[str, Any]]  # rows of the store's table as SQLAlchemy gives them: passed through, never read here
     identified: dict[str, date]

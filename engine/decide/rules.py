@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
 
 import structlog
 
 from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.decide.encounters import (
+    Covered,
     Encounter,
     build_encounters,
     line_key,
@@ -28,6 +28,8 @@ from edirecon.engine.decide.encounters import (
 )
 from edirecon.engine.decide.facts import (
     ZERO,
+    ClaimFact,
+    Evidence,
     Facts,
     PaymentFact,
     PaymentLine,
@@ -55,7 +57,7 @@ class Refund:
     icn: str
     amount: Decimal
     filing_indicator: str
-    evidence: list[dict[str, Any]]
+    evidence: list[Evidence]
     payment_key: tuple[str, ...] = ()
     identified_on: date | None = None
     due_by: date | None = None
@@ -284,22 +286,6 @@ def _top(stack: list[PaymentFact] | None, paired: dict[int, PaymentFact]) -> Pay
     return stack[-1] if stack else None
 
 
-class _Covered(dict[tuple[Any, ...], PaymentFact]):
-    """Rule 4's lines (or whole claims) already paid on one encounter, and the first payment kept
-    under each key's head (a payer id, or "ALL"): a payment without lines looks up its payer's
-    first paid line rather than scanning every line paid."""
-
-    __slots__ = ("first",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.first: dict[Any, PaymentFact] = {}
-
-    def add(self, key: tuple[Any, ...], p: PaymentFact) -> None:
-        self[key] = p
-        self.first.setdefault(key[0], p)
-
-
 def _reversal_recoupments(recoupments: list[Recoupment]) -> dict[tuple[str, int, str], list[Recoupment]]:
     """The CLAIM_REVERSAL recoupments by trace number, encounter (its ``id()``) and payer claim number."""
     index: dict[tuple[str, int, str], list[Recoupment]] = defaultdict(list)
@@ -323,8 +309,8 @@ def _duplicates(
         return
     live = p.id not in reversed_by
     if e.covered is None:
-        e.covered = _Covered()
-    covered: _Covered = e.covered
+        e.covered = Covered()
+    covered = e.covered
     dup_amount = ZERO
     earlier: list[PaymentFact] = []
     if not p.lines:
@@ -355,6 +341,8 @@ def _duplicates(
             if not e.voided:
                 seen.setdefault(sk, (e, p))
     if dup_amount > 0:
+        evidence: list[Evidence] = [{**q.evidence(), "role": "earlier payment"} for q in earlier[:1]]
+        evidence.append({**p.evidence(), "role": "duplicate payment"})
         out.refunds.append(
             Refund(
                 stable_id("RF", "DUPLICATE_PAYMENT", e.id, *p.key),
@@ -366,7 +354,7 @@ def _duplicates(
                 p.icn,
                 min(dup_amount, p.paid),
                 p.filing_indicator or e.payer_filing(p.payer_id),
-                [{**q.evidence(), "role": "earlier payment"} for q in earlier[:1]] + [{**p.evidence(), "role": "duplicate payment"}],
+                evidence,
                 payment_key=p.key,
             )
         )
@@ -442,9 +430,9 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: se
             )
         )
     if credit > 0:
-        payer = next((p for p in by_sequence if p.payer_id == primary_id), by_sequence[0] if by_sequence else None)
-        if payer is not None:
-            out.refunds.append(_payer_refund("PAYER_OVERPAYMENT", e, payer, credit, [p for p in current if p.payer_id == payer.payer_id]))
+        first = next((p for p in by_sequence if p.payer_id == primary_id), by_sequence[0] if by_sequence else None)
+        if first is not None:
+            out.refunds.append(_payer_refund("PAYER_OVERPAYMENT", e, first, credit, [p for p in current if p.payer_id == first.payer_id]))
 
 
 def _not_billed(e: Encounter, current: list[PaymentFact]) -> dict[int, PaymentFact]:
@@ -478,7 +466,7 @@ def _by_payer(payments: Iterable[PaymentFact]) -> list[list[PaymentFact]]:
     return [groups[k] for k in sorted(groups)]
 
 
-def _contractual(adjustments: list[tuple[str, str, Decimal]]) -> Decimal:
+def _contractual(adjustments: Iterable[tuple[str, str, Decimal]]) -> Decimal:
     """CO, PI and OA (but OA-23) adjustments; a negative one (e.g. CO-94 -12.00) would raise the
     billed charge, which a payer cannot do: it counts as zero."""
     return sum((max(ZERO, a[2]) for a in adjustments if a[0] in CONTRACTUAL and not (a[0] == "OA" and a[1] == "23")), ZERO)
@@ -498,7 +486,7 @@ def _write_offs(e: Encounter, payments: list[PaymentFact]) -> Decimal:
     billed = e.billing_claim
     total = ZERO
     # billed line -> the payer's adjudications of it, one list of payment lines per claim payment, in order
-    by_line: dict[tuple[Any, ...], dict[int, list[PaymentLine]]] = defaultdict(dict)
+    by_line: dict[tuple[str, ...], dict[int, list[PaymentLine]]] = defaultdict(dict)
     for p in sorted(payments, key=lambda p: p.order):
         total += _contractual(p.claim_adjustments)
         for line in p.lines:
@@ -519,13 +507,13 @@ def _write_offs(e: Encounter, payments: list[PaymentFact]) -> Decimal:
     return total
 
 
-def _written_off(e: Encounter, billed: Any, line: PaymentLine) -> Decimal:
+def _written_off(e: Encounter, billed: ClaimFact, line: PaymentLine) -> Decimal:
     """A payment line's contractual adjustments, at most the billed charge less the allowed amount."""
     contractual = _contractual(line.adjustments)
     return min(contractual, _room(e, billed, line, contractual)) if contractual else ZERO
 
 
-def _room(e: Encounter, billed: Any, line: PaymentLine, contractual: Decimal) -> Decimal:
+def _room(e: Encounter, billed: ClaimFact, line: PaymentLine, contractual: Decimal) -> Decimal:
     """What a payment line may write off: the billed charge of its line less the allowed amount
     (its charge less ``contractual``, its contractual adjustments)."""
     charge = _billed_charge(e, billed, line)
@@ -533,7 +521,7 @@ def _room(e: Encounter, billed: Any, line: PaymentLine, contractual: Decimal) ->
     return max(ZERO, charge - allowed)
 
 
-def _billed_charge(e: Encounter, billed: Any, line: Any) -> Decimal:
+def _billed_charge(e: Encounter, billed: ClaimFact, line: PaymentLine) -> Decimal:
     """The charge the current claim bills for the line a payment line paid (0 when no longer billed)."""
     if not billed.lines:
         return line.charge if line.charge is not None else ZERO
@@ -578,12 +566,12 @@ def _plb_recoupments(
     by_icn: dict[tuple[str, str], Encounter] = {}
     by_pcn: dict[tuple[str, str], Encounter] = {}
     of_payment: dict[int, Encounter] = {}
-    for e in encounters:
-        for p in e.payments:
+    for enc in encounters:
+        for p in enc.payments:
             if p.icn:
-                by_icn.setdefault((p.payer_id, p.icn), e)
-            by_pcn.setdefault((p.payer_id, p.pcn), e)
-            of_payment[p.id] = e
+                by_icn.setdefault((p.payer_id, p.icn), enc)
+            by_pcn.setdefault((p.payer_id, p.pcn), enc)
+            of_payment[p.id] = enc
     for o in pairs:
         if isinstance(o.recovery, PaymentFact):
             tied = of_payment.get(o.recovery.id)
@@ -702,11 +690,11 @@ class _Open:
 
     def __init__(self, refunds: list[Refund], done: Callable[[Refund], bool]):
         self.done = done
-        self.ranked: dict[tuple[Any, ...], list[Refund]] = defaultdict(list)
+        self.ranked: dict[tuple[int, str] | tuple[int, str, str], list[Refund]] = defaultdict(list)
         for r in sorted(refunds, key=lambda r: (r.reason != "DUPLICATE_PAYMENT", r.refund_id)):
             self.ranked[(id(r.encounter), r.payer_id, r.icn)].append(r)
             self.ranked[(id(r.encounter), r.payer_id)].append(r)
-        self.fronts: dict[tuple[Any, ...], int] = defaultdict(int)
+        self.fronts: dict[tuple[int, str] | tuple[int, str, str], int] = defaultdict(int)
 
     def settle(self, e: Encounter | None, payer_id: str, icn: str, left: Decimal, give: Callable[[Refund, Decimal], Decimal]) -> Decimal:
         """Give ``left`` to the refunds open, in turn, until it is used up; what is left of it.  Those
@@ -786,7 +774,7 @@ def _days(r: Refund, config: Config) -> int:
     return config.payer_refund_days
 
 
-def payer_member_id(r: Any) -> str:
+def payer_member_id(r: Refund) -> str:
     """The member id the refund's payee knows the patient by: the one on that payer's 835 (a
     secondary payer has its own), else the encounter's."""
     if r.payee_type == "payer":
