@@ -153,6 +153,7 @@ def test_no_rule_looks_across_shards(tmp_path: Path) -> None:
 
 def test_a_failing_shard_fails_the_run_without_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A shard's process that fails makes the run fail with a message; no output is written."""
+
     def broken(*_: Any) -> Any:
         raise RuntimeError("the disk went away")
 
