@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 
+from .findings import Finding
 from .model import Adjustment, Claim, LineAdjudication, OtherPayer, Party, ServiceLine
 from .values import Values, element, nm1_party, procedure
 from .x12 import LONG_SEGMENT, TransactionSet, segment_length
@@ -79,8 +80,9 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
             if claim is None:
                 v.find("ORPHAN_SEGMENT", "LX service line before any CLM claim; skipped", seg, off)
                 continue
+            _unserviced(line, v)
+            # the line joins the claim at its SV1/SV2/SV3 (an LX without one is no service line)
             line = ServiceLine(els[1] if len(els) > 1 else "", "", source=at(seg, off, "2400"))
-            claim.lines.append(line)
             other = svd = None
             st.loop = "2400"
         elif sid in _LINE_TYPES:
@@ -89,6 +91,7 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
                     v.find("ORPHAN_SEGMENT", f"{sid} before any CLM claim; skipped", seg, off)
                     continue
                 line = ServiceLine("", "", source=at(seg, off, "2400"))
+            if not line.kind and claim is not None:
                 claim.lines.append(line)
             _service(line, sid, els, v, seg, off, comp)
             content_type = _LINE_TYPES[sid]
@@ -160,6 +163,7 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
                 elif q == "A8":
                     other.non_covered = amt
         elif sid == "CLM":
+            _unserviced(line, v)
             if claim is not None:
                 yield claim
             claim = _claim(st, els, v, seg, off, comp, transaction_type, ts)
@@ -210,6 +214,7 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
             if claim is None:
                 st.pat = element(els, 1)
         elif sid == "HL":
+            _unserviced(line, v)
             if claim is not None:
                 yield claim
                 claim = line = other = svd = None
@@ -219,8 +224,18 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
         elif sid == "CL1":
             if claim is not None and claim.transaction_type == "837":
                 claim.transaction_type = "837I"
+    _unserviced(line, v)
     if claim is not None:
         yield claim
+
+
+def _unserviced(line: ServiceLine | None, v: Values) -> None:
+    """A MISSING_SEGMENT finding, at its LX, for a 2400 loop that ended without SV1/SV2/SV3 (its
+    line was never added to the claim)."""
+    if line is not None and not line.kind and line.source is not None:
+        v.findings.append(
+            Finding.make("MISSING_SEGMENT", "LX service line (loop 2400) has no SV1, SV2 or SV3 segment; it is not read as a service line", line.source)
+        )
 
 
 def _hl(st: _State, els: list[str]) -> None:

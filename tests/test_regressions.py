@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -320,3 +321,48 @@ def test_skipping_an_unreadable_interchange_finds_the_same_next_isa_at_any_chunk
     # each skipped interchange: its ISA, every '*' after the ISA header's 17 ends a segment, and the
     # cut "4" at its end is one more
     assert reader.segment_count == copies * (data.count(b"*") // copies - 17 + 2)
+
+
+def _with_se01_recounted(data: bytes) -> bytes:
+    """An 837 of one transaction set whose SE01 is set to its real segment count (ST..SE)."""
+    segments = [s.strip() for s in data.split(b"~")]
+    st, se = next(i for i, s in enumerate(segments) if s.startswith(b"ST*")), next(i for i, s in enumerate(segments) if s.startswith(b"SE*"))
+    return re.sub(rb"SE\*\d+\*", b"SE*%d*" % (se - st + 1), data, count=1)
+
+
+_CLAIM_3 = b"CLM*RFM2601003*140.00***11:B:1*Y*A*Y*Y~\nHI*ABK:J069~\nLX*1~\nSV1*HC:99213*140.00*UN*1***1~\nDTP*472*D8*20260212~\n"
+
+
+@pytest.mark.parametrize(
+    ("before", "inserted"),
+    [
+        (b"LX*1~\nSV1*HC:99214", b"LX*1~\n"),  # a duplicated LX (the property test's example): the next LX ends it
+        (b"HL*3*1*22*1~", b"LX*3~\nDTP*472*D8*20260210~\n"),  # the next HL ends it
+        (b"SE*", b"LX*2~\nREF*6R*RFM2601002L2~\n" + _CLAIM_3),  # the next CLM ends it
+        (b"SE*", b"LX*2~\n"),  # the end of the transaction set ends it
+    ],
+    ids=["next-lx", "next-hl", "next-clm", "end-of-set"],
+)
+def test_an_lx_without_sv1_is_a_finding_not_a_service_line(before: bytes, inserted: bytes, tmp_path: Path) -> None:
+    """An LX (loop 2400) with no SV1/SV2/SV3 gives a MISSING_SEGMENT finding at the LX and no service line; the good lines stay.
+
+    (Bug, found by tests/test_properties.py: claims-bad-counts.837 with its 'LX*1' duplicated read
+    as a claim of 3 service lines out of 2 SV1 segments; the empty line had no procedure nor charge.)
+    """
+    raw = (SAMPLE_EDI / "clean-payment" / "claims.837").read_bytes()
+    good, _ = parsers.parse_file(SAMPLE_EDI / "clean-payment" / "claims.837")
+    at = raw.index(before)
+    data = _with_se01_recounted(raw[:at] + inserted + raw[at:])
+    path = tmp_path / "lx-without-sv1.837"
+    path.write_bytes(data)
+    records, summary = parsers.parse_file(path)
+    assert [(f.code, f.severity.value, f.source.offset, f.source.loop) for f in summary.findings] == [("MISSING_SEGMENT", "error", at, "2400")]
+    assert data.startswith(b"LX*", summary.findings[0].source.offset)
+    claims = [r for r in records if isinstance(r, parsers.Claim)]
+    assert all(c.trusted for c in claims)
+    lines = [[(line.number, line.kind, line.procedure_code, line.charge) for line in c.lines] for c in claims]
+    good_lines = [[(line.number, line.kind, line.procedure_code, line.charge) for line in c.lines] for c in good if isinstance(c, parsers.Claim)]
+    if b"CLM*" in inserted:
+        good_lines.append([("1", "SV1", "99213", Decimal("140.00"))])
+    assert lines == good_lines
+    assert summary.service_lines == data.count(b"SV1*")
