@@ -22,7 +22,7 @@ STORE_LIBRARIES = ("sqlalchemy", "alembic", "psycopg", "procrastinate")
 
 
 def _module_files() -> dict[str, Path]:
-    files = {"edirecon": REPO / "__init__.py", "edirecon.cli": REPO / "cli.py"}
+    files = {"edirecon": REPO / "__init__.py", "edirecon.cli": REPO / "cli.py", "edirecon.money": REPO / "money.py"}
     for top in PACKAGE_DIRS:
         for path in sorted((REPO / top).rglob("*.py")):
             if "migrations" in path.parts:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ from edirecon import parsers
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.bulk import Converted, allocate_ids, insert_rows
 from edirecon.engine.store.connection import Store
+from edirecon.money import parse as parse_amount
+from edirecon.money import to_storage
 from edirecon.parsers.model import Claim, ClaimPayment, ProviderAdjustment
 
 log = structlog.get_logger("edirecon.ingest")
@@ -438,7 +440,7 @@ class _StorageForm:
     __slots__ = ("day", "money")
 
     def __init__(self, text: bool):
-        self.money: Callable[[Any], Any] = _decimal_text if text else _same
+        self.money: Callable[[Any], Any] = to_storage if text else _same
         self.day: Callable[[Any], Any] = Converted(_iso_text, None).__getitem__ if text else _same
 
 
@@ -449,11 +451,6 @@ def _same(value: Any) -> Any:
 def _iso_text(day: Any) -> Any:
     """A date as its ISO text (``str``, what the SQLite adapter of ``engine.bulk`` binds)."""
     return str(day) if isinstance(day, date) else day
-
-
-def _decimal_text(value: Any) -> Any:
-    """A Decimal as its exact text (``str``, what the SQLite adapter of ``engine.bulk`` binds)."""
-    return str(value) if type(value) is Decimal else value
 
 
 def _prepare_claims(records: Iterable[Claim], name: str, form: _StorageForm) -> _Claims:
@@ -700,11 +697,8 @@ def patient_payment_row(row: dict[str, str | None]) -> tuple[str, dict[str, Any]
     paid_text = (row.get("paid_on") or "").strip()
     if not pcn or not payment_id:
         return "patient_control_number and payment_id are required", {}
-    try:
-        amount = Decimal(amount_text)
-        if not amount.is_finite():
-            raise InvalidOperation
-    except InvalidOperation:
+    amount = parse_amount(amount_text)
+    if amount is None:
         return f"amount {amount_text!r} is not a decimal amount", {}
     try:
         paid_on = date.fromisoformat(paid_text)
