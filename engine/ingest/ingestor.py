@@ -30,9 +30,11 @@ from edirecon import parsers
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.bulk import Converted, allocate_ids, insert_rows
 from edirecon.engine.store.connection import Store
+from edirecon.engine.store.lengths import TooLong, length, widths
 from edirecon.money import parse as parse_amount
 from edirecon.money import to_storage
-from edirecon.parsers.model import Claim, ClaimPayment, ProviderAdjustment
+from edirecon.parsers.model import Claim, ClaimPayment, Party, ProviderAdjustment
+from edirecon.parsers.source import Source
 
 log = structlog.get_logger("edirecon.ingest")
 
@@ -101,6 +103,10 @@ def classify(path: Path) -> str:
     return "unsupported"
 
 
+_EXCEPTION_PCN = length(t.ingest_exceptions.c.patient_control_number)
+_EXCEPTION_PAYER = length(t.ingest_exceptions.c.payer_id)
+
+
 def exception_key(*parts: object) -> str:
     """A deterministic key for an exception, so the same problem is stored once."""
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
@@ -160,15 +166,17 @@ def exception_row(
     payer_id: str = "",
     amount: Decimal | None = None,
 ) -> dict[str, Any]:
-    """One ``ingest_exceptions`` row (``record_exception`` writes one; many go in one statement)."""
+    """One ``ingest_exceptions`` row (``record_exception`` writes one; many go in one statement).
+    ``pcn`` and ``payer_id`` only say which claim or payer the exception is about: they are kept to
+    the lengths of the table's columns."""
     return {
         "key": exception_key(kind, *key_parts),
         "kind": kind,
         "severity": severity,
         "source_file": source_file,
         "segment": segment,
-        "patient_control_number": pcn,
-        "payer_id": payer_id,
+        "patient_control_number": pcn[:_EXCEPTION_PCN],
+        "payer_id": payer_id[:_EXCEPTION_PAYER],
         "amount": amount,
         "detail": detail,
     }
@@ -296,16 +304,19 @@ class Ingestor:
             for parsed, prepared in pending:
                 ts = parsed.transaction
                 ordinal = parsed.ordinal
+                cuts: list[_Cut] = []
+                envelope = (ts.envelope.isa13, ts.envelope.gs06, ts.envelope.st02, parsed.transaction_type)
+                isa13, gs06, st02, transaction_type = _fit(_TRANSACTION_WIDTHS, envelope, cuts, ts.source, "", "")
                 txn_id = insert_new(
                     conn,
                     t.transactions,
                     {
                         "file_id": file_id,
                         "ordinal": ordinal,
-                        "isa13": ts.envelope.isa13[:9],
-                        "gs06": ts.envelope.gs06[:9],
-                        "st02": ts.envelope.st02[:9],
-                        "transaction_type": parsed.transaction_type[:8],
+                        "isa13": isa13,
+                        "gs06": gs06,
+                        "st02": st02,
+                        "transaction_type": transaction_type,
                         "ingested": False,
                     },
                     ["file_id", "ordinal"],
@@ -330,6 +341,8 @@ class Ingestor:
                 # else: an untrusted envelope, whose findings become PARSE_ERROR rows below
                 if ingested:
                     conn.execute(t.transactions.update().where(t.transactions.c.id == txn_id).values(ingested=True))
+                    cuts += prepared.cuts
+                insert_ignore(conn, t.ingest_exceptions, cut_rows(cuts, name, sha, ordinal))
 
     def _claims(self, conn: Connection, prepared: _Claims, txn_id: int) -> bool:
         claims, lines = prepared.claims, prepared.lines
@@ -345,7 +358,7 @@ class Ingestor:
         if rem is None:
             return False
         payer_id = prepared.payer_id
-        row = {**remittance_row(rem, payer_id, name), "transaction_id": txn_id}
+        row = {**prepared.header_row, "transaction_id": txn_id}
         remittance_id = insert_new(conn, t.remittances, row, ["payer_id", "trace_number"])
         if remittance_id is None:
             first = conn.execute(
@@ -359,7 +372,7 @@ class Ingestor:
                 f"remittance of payer {payer_id} with trace number {rem.trace_number} was ingested from {first}; not ingested again",
                 severity="warning",
                 segment=st_segment,
-                payer_id=payer_id,
+                payer_id=row["payer_id"],
                 amount=rem.payment_amount,
             )
             return False
@@ -371,7 +384,7 @@ class Ingestor:
         adjustment_ids = allocate_ids(conn, t.adjustments, len(prepared.adjustments))
         insert_rows(conn, t.adjustments, ADJUSTMENT_COLUMNS, [(i, ids[row[0]], *row[1:]) for i, row in zip(adjustment_ids, prepared.adjustments, strict=True)])
         if prepared.plbs:
-            conn.execute(insert(t.provider_adjustments), [plb_row(p, remittance_id) for p in prepared.plbs])
+            conn.execute(insert(t.provider_adjustments), [{**r, "remittance_id": remittance_id} for r in prepared.plb_rows])
             self.report.provider_adjustments += len(prepared.plbs)
         self.report.claim_payments += len(payments)
         return True
@@ -379,6 +392,8 @@ class Ingestor:
     # -- patient payments -------------------------------------------------------------
     def _patient_payments(self, path: Path, name: str, file_id: int, sha: str) -> None:
         rows: list[dict[str, Any]] = []
+        cuts: list[_Cut] = []
+        fit = widths(t.patient_payments).fit_mapping
         with self.store.write() as conn:
             with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
                 reader = csv.DictReader(fh)
@@ -392,12 +407,130 @@ class Ingestor:
                             name,
                             f"row {number}: {problem}",
                             segment=number,
-                            pcn=(row.get("patient_control_number") or "")[:38],
+                            pcn=row.get("patient_control_number") or "",
                         )
                         continue
-                    rows.append({**parsed, "file_id": file_id, "row_number": number})
+                    over: list[TooLong] = []
+                    fitted = fit(parsed, over)
+                    cuts.extend(_Cut(o, number, f"row {number}", fitted["patient_control_number"], "") for o in over)
+                    rows.append({**fitted, "file_id": file_id, "row_number": number})
             insert_ignore(conn, t.patient_payments, rows)
+            insert_ignore(conn, t.ingest_exceptions, cut_rows(cuts, name, sha, 0))
         self.report.patient_payments += len(rows)
+
+
+# -- values longer than their columns ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    """A text cut to its column's length (``lengths.TooLong``), where it was and whose it was."""
+
+    too_long: TooLong
+    segment: int
+    where: str  # "segment 12, byte 345" (X12) or "row 7" (CSV)
+    pcn: str
+    payer_id: str
+
+
+#: the X12 element (or CSV column) each bounded column is read from, for the FIELD_TOO_LONG detail
+ELEMENTS = {
+    "transactions.isa13": "ISA13",
+    "transactions.gs06": "GS06",
+    "transactions.st02": "ST02",
+    "transactions.transaction_type": "ST01 and version",
+    "claims.transaction_type": "ST01 and version",
+    "claims.patient_control_number": "CLM01",
+    "claims.billing_npi": "2010AA NM109",
+    "claims.billing_tin": "2010AA REF*EI",
+    "claims.member_id": "2010BA NM109",
+    "claims.patient_last": "2010CA NM103, or 2010BA when the patient is the subscriber",
+    "claims.patient_first": "2010CA NM104, or 2010BA when the patient is the subscriber",
+    "claims.frequency": "CLM05-3",
+    "claims.original_reference": "REF*F8 REF02",
+    "claims.payer_id": "2010BB NM109",
+    "claims.payer_name": "2010BB NM103",
+    "claims.payer_responsibility": "SBR01",
+    "claims.filing_indicator": "SBR09",
+    "claims.type_of_bill": "CLM05-1 and CLM05-3",
+    "claim_lines.line_number": "LX01",
+    "claim_lines.procedure_code": "SV101-2, SV202-2 or SV301-2",
+    "claim_lines.modifiers": "procedure modifiers",
+    "claim_lines.line_item_control_number": "REF*6R REF02",
+    "remittances.payer_id": "N1*PR N104 (or REF*2U)",
+    "remittances.payer_name": "N1*PR N102",
+    "remittances.trace_number": "TRN02",
+    "remittances.credit_debit": "BPR03",
+    "remittances.payee_npi": "N1*PE N104",
+    "remittances.payee_tin": "N1*PE N104 or REF*TJ",
+    "claim_payments.patient_control_number": "CLP01",
+    "claim_payments.status": "CLP02",
+    "claim_payments.filing_indicator": "CLP06",
+    "claim_payments.payer_claim_control_number": "CLP07",
+    "claim_payments.member_id": "NM1*IL, QC or 74 NM109",
+    "claim_payments.patient_last": "NM1*QC NM103",
+    "claim_payments.patient_first": "NM1*QC NM104",
+    "claim_payments.crossover_carrier_id": "NM1*TT NM109",
+    "payment_lines.procedure_code": "SVC01-2 (SVC06-2)",
+    "payment_lines.modifiers": "SVC01-3..6 (SVC06-3..6)",
+    "payment_lines.line_item_control_number": "REF*6R REF02",
+    "adjustments.group_code": "CAS01",
+    "adjustments.reason": "CAS reason code",
+    "provider_adjustments.provider_id": "PLB01",
+    "provider_adjustments.reason": "PLB adjustment reason code",
+    "provider_adjustments.reference": "PLB reference",
+    "patient_payments.payment_id": "payment_id",
+    "patient_payments.patient_control_number": "patient_control_number",
+    "patient_payments.billing_npi": "billing_provider_npi",
+    "patient_payments.member_id": "patient_member_id",
+}
+
+
+def cut_rows(cuts: list[_Cut], name: str, sha: str, ordinal: int) -> list[dict[str, Any]]:
+    """The ``FIELD_TOO_LONG`` exception rows of the values of one transaction set (``ordinal``;
+    0 for a CSV file) that were cut to their columns.  The value itself is never repeated (it may
+    be a name or an id): the detail names the field and the lengths, the position finds it."""
+    rows = []
+    for n, cut in enumerate(cuts):
+        o = cut.too_long
+        field = f"{o.table}.{o.column}"
+        element = ELEMENTS.get(field)
+        detail = (
+            f"{field}{f' ({element})' if element else ''} has {o.length} characters and its column holds {o.limit}: "
+            f"its first {o.limit} are stored ({cut.where})"
+        )
+        key = [sha, ordinal, n, field, cut.where]
+        rows.append(exception_row(key, "FIELD_TOO_LONG", name, detail, severity="warning", segment=cut.segment, pcn=cut.pcn, payer_id=cut.payer_id))
+    return rows
+
+
+def _where(source: Source | None) -> tuple[int, str]:
+    if source is None:
+        return 0, "position unknown"
+    return source.segment, f"segment {source.segment}, byte {source.offset}"
+
+
+def _fit(fitter: Any, row: tuple[Any, ...], cuts: list[_Cut], source: Source | None, pcn: str, payer_id: str) -> tuple[Any, ...]:
+    """``row`` fitted to its columns; a cut is recorded at ``source``."""
+    over: list[TooLong] = []
+    row = fitter.fit(row, over)
+    if over:
+        segment, where = _where(source)
+        cuts.extend(_Cut(o, segment, where, pcn, payer_id) for o in over)
+    return row
+
+
+def _sourced(over: list[TooLong], cuts: list[_Cut], sources: dict[str, Party | None], default: Source | None, pcn: str, payer_id: str) -> None:
+    """Record the cuts of ``over`` (then empty it), each at the segment of the party its column
+    comes from (``sources``), else at ``default`` (the record's own segment)."""
+    for o in over:
+        party = sources.get(o.column)
+        segment, where = _where(party.source if party is not None and party.source is not None else default)
+        cuts.append(_Cut(o, segment, where, pcn, payer_id))
+    over.clear()
+
+
+_TRANSACTION_WIDTHS = widths(t.transactions, ["isa13", "gs06", "st02", "transaction_type"])
 
 
 # -- a transaction set as rows, before it is written -----------------------------------
@@ -408,6 +541,7 @@ class Ingestor:
 class _Claims:
     claims: list[tuple[Any, ...]]  # claim_row
     lines: list[tuple[Any, ...]]  # (claim index, *CLAIM_LINE_COLUMNS from line_number on)
+    cuts: list[_Cut]
 
     @property
     def size(self) -> int:
@@ -422,6 +556,9 @@ class _Remittance:
     lines: list[tuple[Any, ...]]  # (payment index, ordinal, *payment_line_row)
     adjustments: list[tuple[Any, ...]]  # (payment index, line ordinal or None, group, reason, amount)
     plbs: list[ProviderAdjustment]
+    header_row: dict[str, Any]  # remittance_row, fitted
+    plb_rows: list[dict[str, Any]]  # plb_row without its remittance_id, fitted
+    cuts: list[_Cut]
 
     @property
     def size(self) -> int:
@@ -456,46 +593,89 @@ def _iso_text(day: Any) -> Any:
 def _prepare_claims(records: Iterable[Claim], name: str, form: _StorageForm) -> _Claims:
     claims: list[tuple[Any, ...]] = []
     lines: list[tuple[Any, ...]] = []
+    cuts: list[_Cut] = []
+    over: list[TooLong] = []
     money, day = form.money, form.day
+    fit_claim = widths(t.claims, CLAIM_COLUMNS[2:]).fit  # from transaction_type on, as claim_row gives them
+    fit_line = widths(t.claim_lines, [None, *CLAIM_LINE_COLUMNS[2:]]).fit
+    pcn_at, payer_at = CLAIM_COLUMNS.index("patient_control_number") - 2, CLAIM_COLUMNS.index("payer_id") - 2
     for index, c in enumerate(records):
-        claims.append(claim_row(c, name, money, day))
-        lines.extend(
-            (
-                index,
-                line.number[:6],
-                line.procedure_code[:48],
-                ":".join(line.modifiers)[:20],
-                money(line.charge),
-                money(line.units),
-                day(line.service_date),
-                line.line_item_control_number[:50],
+        row = fit_claim(claim_row(c, name, money, day), over)
+        claims.append(row)
+        pcn, payer_id = row[pcn_at], row[payer_at]
+        if over:
+            bp, payer = c.billing_provider, c.payer
+            parties = {"billing_npi": bp, "billing_tin": bp, "member_id": c.subscriber, "patient_last": c.patient, "patient_first": c.patient}
+            _sourced(over, cuts, {**parties, "payer_id": payer, "payer_name": payer}, c.source, pcn, payer_id)
+        for line in c.lines:
+            lines.append(
+                fit_line(
+                    (
+                        index,
+                        line.number,
+                        line.procedure_code,
+                        ":".join(line.modifiers),
+                        money(line.charge),
+                        money(line.units),
+                        day(line.service_date),
+                        line.line_item_control_number,
+                    ),
+                    over,
+                )
             )
-            for line in c.lines
-        )
-    return _Claims(claims, lines)
+            if over:
+                _sourced(over, cuts, {}, line.source or c.source, pcn, payer_id)
+    return _Claims(claims, lines, cuts)
 
 
 def _prepare_remittance(records: Iterable[Any], name: str, form: _StorageForm) -> _Remittance:
-    out = _Remittance(None, "", [], [], [], [])
+    out = _Remittance(None, "", [], [], [], [], {}, [], [])
     money, day = form.money, form.day
-    payments, lines, adjustments = out.payments, out.lines, out.adjustments
+    payments, lines, adjustments, cuts = out.payments, out.lines, out.adjustments, out.cuts
+    over: list[TooLong] = []
+    fit_payment = widths(t.claim_payments, [None, *PAYMENT_COLUMNS[3:]]).fit  # (ordinal, *payment_row)
+    fit_line = widths(t.payment_lines, [None, None, *PAYMENT_LINE_COLUMNS[3:]]).fit
+    fit_adjustment = widths(t.adjustments, [None, *ADJUSTMENT_COLUMNS[2:]]).fit
+    fit_plb = widths(t.provider_adjustments).fit_mapping
+    pcn_at = PAYMENT_COLUMNS.index("patient_control_number") - 2
+    payer = ""
     ordinal = 0
     for record in records:
         if out.header is None:
             out.header = rem = record.remittance
             out.payer_id = rem.payer_id or (rem.payer.id if rem.payer else "")
+            out.header_row = widths(t.remittances).fit_mapping(remittance_row(rem, out.payer_id, name), over)
+            payer = out.header_row["payer_id"]
+            _sourced(over, cuts, {"payer_id": rem.payer, "payer_name": rem.payer, "payee_npi": rem.payee, "payee_tin": rem.payee}, rem.source, "", payer)
         ordinal += 1
         if isinstance(record, ProviderAdjustment):
             out.plbs.append(record)
+            row = fit_plb(plb_row(record, 0), over)
+            del row["remittance_id"]
+            out.plb_rows.append(row)
+            _sourced(over, cuts, {}, record.source, "", payer)
             continue
         index = len(payments)
-        payments.append((ordinal, *payment_row(record, name, money, day)))
+        row = fit_payment((ordinal, *payment_row(record, name, money, day)), over)
+        payments.append(row)
+        pcn = row[pcn_at]
+        if over:
+            person = record.insured or record.patient or record.corrected_insured
+            patient = record.patient or record.insured
+            parties = {"member_id": person, "patient_last": patient, "patient_first": patient, "crossover_carrier_id": record.crossover_carrier}
+            _sourced(over, cuts, parties, record.source, pcn, payer)
         for a in record.adjustments:
-            adjustments.append((index, None, a.group[:2], a.reason[:5], money(a.amount)))
+            adjustments.append(fit_adjustment((index, None, a.group, a.reason, money(a.amount)), over))
+            if over:
+                _sourced(over, cuts, {}, a.source, pcn, payer)
         for n, svc in enumerate(record.services, start=1):
-            lines.append((index, n, *payment_line_row(svc, money, day)))
+            lines.append(fit_line((index, n, *payment_line_row(svc, money, day)), over))
+            if over:
+                _sourced(over, cuts, {}, svc.source or record.source, pcn, payer)
             for a in svc.adjustments:
-                adjustments.append((index, n, a.group[:2], a.reason[:5], money(a.amount)))
+                adjustments.append(fit_adjustment((index, n, a.group, a.reason, money(a.amount)), over))
+                if over:
+                    _sourced(over, cuts, {}, a.source, pcn, payer)
     return out
 
 
@@ -576,6 +756,10 @@ PAYMENT_LINE_COLUMNS = [
 ADJUSTMENT_COLUMNS = ["id", "claim_payment_id", "line_ordinal", "group_code", "reason", "amount"]
 
 
+#: the other payers' ids are compared with payer ids as stored, so they are cut the same way
+_PAYER_ID = length(t.claims.c.payer_id)
+
+
 def claim_row(c: Claim, name: str, money: Callable[[Any], Any] = _same, day: Callable[[Any], Any] = _same) -> tuple[Any, ...]:
     """CLAIM_COLUMNS from transaction_type on (money and dates put by ``money`` and ``day``)."""
     bp = c.billing_provider
@@ -586,30 +770,30 @@ def claim_row(c: Claim, name: str, money: Callable[[Any], Any] = _same, day: Cal
         start, end = _dates([c.service_date, c.service_end_date, c.statement_from, c.statement_to])
     others = [op.subscriber.id for op in c.other_payers if op.subscriber is not None and op.subscriber.id]
     return (
-        c.transaction_type[:8],
-        c.patient_control_number[:38],
-        (bp.id if bp is not None and bp.id_qualifier == "XX" else "")[:80],
-        (bp.tin if bp is not None else "")[:80],
-        (subscriber.id if subscriber is not None else "")[:80],
+        c.transaction_type,
+        c.patient_control_number,
+        (bp.id if bp is not None and bp.id_qualifier == "XX" else ""),
+        (bp.tin if bp is not None else ""),
+        (subscriber.id if subscriber is not None else ""),
         "|".join(others),
-        "|".join(op.payer.id[:80] for op in c.other_payers if op.payer is not None and op.payer.id),
-        (patient.name if patient is not None else "")[:60],
-        (patient.first_name if patient is not None else "")[:35],
+        "|".join(op.payer.id[:_PAYER_ID] for op in c.other_payers if op.payer is not None and op.payer.id),
+        (patient.name if patient is not None else ""),
+        (patient.first_name if patient is not None else ""),
         day(patient.date_of_birth if patient is not None else None),
         day(start),
         day(end),
         money(c.total_charge),
-        c.frequency[:2],
-        c.original_reference[:50],
-        (c.payer.id if c.payer is not None else "")[:80],
-        (c.payer.name if c.payer is not None else "")[:60],
-        c.payer_responsibility[:2],
-        c.claim_filing_indicator[:2],
+        c.frequency,
+        c.original_reference,
+        (c.payer.id if c.payer is not None else ""),
+        (c.payer.name if c.payer is not None else ""),
+        c.payer_responsibility,
+        c.claim_filing_indicator,
         day(c.created_on),
         name,
         c.source.segment if c.source else 0,
         c.source.offset if c.source else 0,
-        c.type_of_bill[:4],
+        c.type_of_bill,
         day(c.statement_from),
         day(c.statement_to),
         day(c.admission_date),
@@ -618,15 +802,15 @@ def claim_row(c: Claim, name: str, money: Callable[[Any], Any] = _same, day: Cal
 
 def remittance_row(rem: Any, payer_id: str, name: str) -> dict[str, Any]:
     return {
-        "payer_id": payer_id[:80],
-        "payer_name": (rem.payer.name if rem.payer else "")[:60],
-        "trace_number": rem.trace_number[:50],
+        "payer_id": payer_id,
+        "payer_name": (rem.payer.name if rem.payer else ""),
+        "trace_number": rem.trace_number,
         "payment_amount": rem.payment_amount,
-        "credit_debit": rem.credit_debit[:1],
+        "credit_debit": rem.credit_debit,
         "payment_date": rem.payment_date,
         "production_date": rem.production_date,
-        "payee_npi": rem.payee_npi[:80],
-        "payee_tin": rem.payee_tin[:80],
+        "payee_npi": rem.payee_npi,
+        "payee_tin": rem.payee_tin,
         "source_file": name,
         "segment": rem.source.segment if rem.source else 0,
         "byte_offset": rem.source.offset if rem.source else 0,
@@ -641,22 +825,22 @@ def payment_row(p: ClaimPayment, name: str, money: Callable[[Any], Any] = _same,
     if start is None:
         start, end = _dates([p.statement_from, p.statement_to])
     return (
-        p.patient_control_number[:38],
-        p.status[:2],
+        p.patient_control_number,
+        p.status,
         money(p.charge),
         money(p.paid),
         money(p.patient_responsibility),
-        p.claim_filing_indicator[:2],
-        p.payer_claim_control_number[:50],
-        (person.id if person is not None else "")[:80],
-        (patient.name if patient is not None else "")[:60],
-        (patient.first_name if patient is not None else "")[:35],
+        p.claim_filing_indicator,
+        p.payer_claim_control_number,
+        (person.id if person is not None else ""),
+        (patient.name if patient is not None else ""),
+        (patient.first_name if patient is not None else ""),
         day(start),
         day(end),
         name,
         p.source.segment if p.source else 0,
         p.source.offset if p.source else 0,
-        (p.crossover_carrier.id if p.crossover_carrier is not None else "")[:80],
+        (p.crossover_carrier.id if p.crossover_carrier is not None else ""),
     )
 
 
@@ -665,24 +849,24 @@ def payment_line_row(svc: Any, money: Callable[[Any], Any] = _same, day: Callabl
     and dates put by ``money`` and ``day``)."""
     billed = bool(svc.original_procedure_code)
     return (
-        (svc.original_procedure_code if billed else svc.procedure_code)[:48],
-        ":".join(svc.original_modifiers if billed else svc.modifiers)[:20],
+        (svc.original_procedure_code if billed else svc.procedure_code),
+        ":".join(svc.original_modifiers if billed else svc.modifiers),
         money(svc.charge),
         money(svc.paid),
         money(svc.original_units if svc.original_units is not None else svc.units),
         day(svc.service_date),
-        svc.line_item_control_number[:50],
+        svc.line_item_control_number,
     )
 
 
 def plb_row(p: ProviderAdjustment, remittance_id: int) -> dict[str, Any]:
     return {
         "remittance_id": remittance_id,
-        "provider_id": p.provider_id[:50],
+        "provider_id": p.provider_id,
         "fiscal_period_date": p.fiscal_period_date,
         "position": p.position,
-        "reason": p.reason[:2],
-        "reference": p.reference[:50],
+        "reason": p.reason,
+        "reference": p.reference,
         "amount": p.amount,
         "segment": p.source.segment if p.source else 0,
         "byte_offset": p.source.offset if p.source else 0,
@@ -705,10 +889,10 @@ def patient_payment_row(row: dict[str, str | None]) -> tuple[str, dict[str, Any]
     except ValueError:
         return f"paid_on {paid_text!r} is not an ISO date (YYYY-MM-DD)", {}
     return "", {
-        "payment_id": payment_id[:80],
-        "patient_control_number": pcn[:38],
+        "payment_id": payment_id,
+        "patient_control_number": pcn,
         "amount": amount,
         "paid_on": paid_on,
-        "billing_npi": (row.get("billing_provider_npi") or "").strip()[:80],
-        "member_id": (row.get("patient_member_id") or "").strip()[:80],
+        "billing_npi": (row.get("billing_provider_npi") or "").strip(),
+        "member_id": (row.get("patient_member_id") or "").strip(),
     }
