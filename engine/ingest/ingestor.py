@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, insert, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection
 
 from edirecon import parsers
+from edirecon.engine.store import intake
 from edirecon.engine.store import schema as t
-from edirecon.engine.store.bulk import Converted, allocate_ids, insert_rows
+from edirecon.engine.store.bulk import Converted
 from edirecon.engine.store.connection import Store
+from edirecon.engine.store.intake import insert_ignore, insert_new  # noqa: F401  (scale/ imports them from here)
 from edirecon.engine.store.lengths import TooLong, length, widths
 from edirecon.money import parse as parse_amount
 from edirecon.money import to_storage
@@ -112,28 +112,6 @@ def exception_key(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
 
 
-def _upsert(conn: Connection) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL alike)."""
-    return postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-
-
-def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike."""
-    if not rows:
-        return
-    conn.execute(_upsert(conn)(table).on_conflict_do_nothing(), rows)
-
-
-def insert_new(conn: Connection, table: Any, row: dict[str, Any], natural_key: list[str]) -> int | None:
-    """INSERT a row unless one with the same natural key exists; its new id, or None.
-
-    Safe with concurrent writers: on PostgreSQL a conflicting insert waits for the other
-    transaction and then does nothing; on SQLite writers hold the database lock in turn.
-    """
-    statement = _upsert(conn)(table).values(row).on_conflict_do_nothing(index_elements=natural_key).returning(table.c.id)
-    return conn.execute(statement).scalar_one_or_none()
-
-
 def record_exception(
     conn: Connection,
     key_parts: Iterable[object],
@@ -147,10 +125,8 @@ def record_exception(
     payer_id: str = "",
     amount: Decimal | None = None,
 ) -> None:
-    insert_ignore(
-        conn,
-        t.ingest_exceptions,
-        [exception_row(key_parts, kind, source_file, detail, severity=severity, segment=segment, pcn=pcn, payer_id=payer_id, amount=amount)],
+    intake.insert_exceptions(
+        conn, [exception_row(key_parts, kind, source_file, detail, severity=severity, segment=segment, pcn=pcn, payer_id=payer_id, amount=amount)]
     )
 
 
@@ -205,8 +181,7 @@ class Ingestor:
         sha = sha256_of(path)
         kind = classify(path)
         with self.store.write() as conn:
-            file_id = insert_new(conn, t.files, {"sha256": sha, "path": name, "kind": kind, "complete": False}, ["sha256"])
-            known = None if file_id is not None else conn.execute(select(t.files).where(t.files.c.sha256 == sha)).mappings().one()
+            file_id, known = intake.new_file(conn, sha, name, kind)
             if known is not None and (known["complete"] or known["path"] != name):
                 if known["path"] != name:
                     record_exception(
@@ -248,7 +223,7 @@ class Ingestor:
     def finish(self, task: FileTask) -> None:
         """Mark the file complete once all its parts are in."""
         with self.store.write() as conn:
-            conn.execute(t.files.update().where(t.files.c.id == task.file_id).values(complete=True))
+            intake.complete_file(conn, task.file_id)
         self.report.files_ingested += 1
         log.info("file_ingested", file=task.name)
 
@@ -257,7 +232,7 @@ class Ingestor:
         path, name, file_id, sha = task.path, task.name, task.file_id, task.sha
         summary = parsers.FileSummary(name)
         with self.store.engine.connect() as conn:
-            done = set(conn.execute(select(t.transactions.c.ordinal).where(t.transactions.c.file_id == file_id)).scalars())
+            done = intake.handled_ordinals(conn, file_id)
 
         def wanted(ordinal: int) -> bool:
             return (ordinal - 1) % task.parts == task.part and ordinal not in done
@@ -294,7 +269,7 @@ class Ingestor:
             if f.severity is parsers.Severity.ERROR
         ]
         with self.store.write() as conn:
-            insert_ignore(conn, t.ingest_exceptions, errors)  # one statement, however many findings
+            intake.insert_exceptions(conn, errors)  # one statement, however many findings
 
     def _write(self, pending: list[tuple[Any, Any]], name: str, file_id: int, sha: str) -> None:
         """Write prepared transaction sets, in one database transaction: each is still all or
@@ -307,20 +282,7 @@ class Ingestor:
                 cuts: list[_Cut] = []
                 envelope = (ts.envelope.isa13, ts.envelope.gs06, ts.envelope.st02, parsed.transaction_type)
                 isa13, gs06, st02, transaction_type = _fit(_TRANSACTION_WIDTHS, envelope, cuts, ts.source, "", "")
-                txn_id = insert_new(
-                    conn,
-                    t.transactions,
-                    {
-                        "file_id": file_id,
-                        "ordinal": ordinal,
-                        "isa13": isa13,
-                        "gs06": gs06,
-                        "st02": st02,
-                        "transaction_type": transaction_type,
-                        "ingested": False,
-                    },
-                    ["file_id", "ordinal"],
-                )
+                txn_id = intake.new_transaction(conn, file_id, ordinal, isa13, gs06, st02, transaction_type)
                 if txn_id is None:
                     continue  # another process (one left over from a killed run, say) wrote it meanwhile
                 ingested = False
@@ -340,17 +302,13 @@ class Ingestor:
                     ingested = self._claims(conn, prepared, txn_id)
                 # else: an untrusted envelope, whose findings become PARSE_ERROR rows below
                 if ingested:
-                    conn.execute(t.transactions.update().where(t.transactions.c.id == txn_id).values(ingested=True))
+                    intake.transaction_ingested(conn, txn_id)
                     cuts += prepared.cuts
-                insert_ignore(conn, t.ingest_exceptions, cut_rows(cuts, name, sha, ordinal))
+                intake.insert_exceptions(conn, cut_rows(cuts, name, sha, ordinal))
 
     def _claims(self, conn: Connection, prepared: _Claims, txn_id: int) -> bool:
-        claims, lines = prepared.claims, prepared.lines
-        ids = allocate_ids(conn, t.claims, len(claims))
-        insert_rows(conn, t.claims, CLAIM_COLUMNS, [(cid, txn_id, *row) for cid, row in zip(ids, claims, strict=True)])
-        line_ids = allocate_ids(conn, t.claim_lines, len(lines))
-        insert_rows(conn, t.claim_lines, CLAIM_LINE_COLUMNS, [(i, ids[row[0]], *row[1:]) for i, row in zip(line_ids, lines, strict=True)])
-        self.report.claims += len(claims)
+        intake.insert_claims(conn, txn_id, prepared.claims, CLAIM_COLUMNS, prepared.lines, CLAIM_LINE_COLUMNS)
+        self.report.claims += len(prepared.claims)
         return True
 
     def _remittance(self, conn: Connection, prepared: _Remittance, name: str, txn_id: int, st_segment: int) -> bool:
@@ -359,11 +317,9 @@ class Ingestor:
             return False
         payer_id = prepared.payer_id
         row = {**prepared.header_row, "transaction_id": txn_id}
-        remittance_id = insert_new(conn, t.remittances, row, ["payer_id", "trace_number"])
+        remittance_id = intake.new_remittance(conn, row)
         if remittance_id is None:
-            first = conn.execute(
-                select(t.remittances.c.source_file).where(t.remittances.c.payer_id == row["payer_id"], t.remittances.c.trace_number == row["trace_number"])
-            ).scalar_one()
+            first = intake.remittance_file(conn, row["payer_id"], row["trace_number"])
             record_exception(
                 conn,
                 [payer_id, rem.trace_number, name],
@@ -376,17 +332,16 @@ class Ingestor:
                 amount=rem.payment_amount,
             )
             return False
-        payments = prepared.payments
-        ids = allocate_ids(conn, t.claim_payments, len(payments))
-        insert_rows(conn, t.claim_payments, PAYMENT_COLUMNS, [(pid, remittance_id, *row) for pid, row in zip(ids, payments, strict=True)])
-        line_ids = allocate_ids(conn, t.payment_lines, len(prepared.lines))
-        insert_rows(conn, t.payment_lines, PAYMENT_LINE_COLUMNS, [(i, ids[row[0]], *row[1:]) for i, row in zip(line_ids, prepared.lines, strict=True)])
-        adjustment_ids = allocate_ids(conn, t.adjustments, len(prepared.adjustments))
-        insert_rows(conn, t.adjustments, ADJUSTMENT_COLUMNS, [(i, ids[row[0]], *row[1:]) for i, row in zip(adjustment_ids, prepared.adjustments, strict=True)])
-        if prepared.plbs:
-            conn.execute(insert(t.provider_adjustments), [{**r, "remittance_id": remittance_id} for r in prepared.plb_rows])
-            self.report.provider_adjustments += len(prepared.plbs)
-        self.report.claim_payments += len(payments)
+        intake.insert_claim_payments(
+            conn,
+            remittance_id,
+            (prepared.payments, PAYMENT_COLUMNS),
+            (prepared.lines, PAYMENT_LINE_COLUMNS),
+            (prepared.adjustments, ADJUSTMENT_COLUMNS),
+            prepared.plb_rows,
+        )
+        self.report.provider_adjustments += len(prepared.plbs)
+        self.report.claim_payments += len(prepared.payments)
         return True
 
     # -- patient payments -------------------------------------------------------------
@@ -414,8 +369,8 @@ class Ingestor:
                     fitted = fit(parsed, over)
                     cuts.extend(_Cut(o, number, f"row {number}", fitted["patient_control_number"], "") for o in over)
                     rows.append({**fitted, "file_id": file_id, "row_number": number})
-            insert_ignore(conn, t.patient_payments, rows)
-            insert_ignore(conn, t.ingest_exceptions, cut_rows(cuts, name, sha, 0))
+            intake.insert_patient_payments(conn, rows)
+            intake.insert_exceptions(conn, cut_rows(cuts, name, sha, 0))
         self.report.patient_payments += len(rows)
 
 
