@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+#: the decimal places of an amount (more is an ``AMOUNT_PRECISION`` finding of the reader)
+PLACES = 2
 #: the quantum of an amount written out: two decimal places
 CENT = Decimal("0.01")
 #: zero, with the two decimal places of an amount

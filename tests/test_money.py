@@ -56,7 +56,7 @@ def test_the_outputs_and_the_parser_use_the_one_definition() -> None:
     assert writers.money is money.text
     assert serialize.money is money.exact_text
     assert money.ZERO == 0 and money.ZERO.as_tuple().exponent == -2
-    assert money.CENT == Decimal("0.01")
+    assert money.CENT == Decimal("0.01") == Decimal(1).scaleb(-money.PLACES)
 
 
 def test_no_other_module_defines_its_own_quantum_or_zero() -> None:
