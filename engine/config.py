@@ -11,13 +11,13 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from edirecon.errors import UsageError
-
-ZERO = Decimal("0.00")
+from edirecon.money import ZERO
+from edirecon.money import parse as parse_amount
 
 
 @dataclass(frozen=True)
@@ -122,11 +122,10 @@ def amount(path: Path, where: str, value: Any) -> Decimal:
     """A configured amount: a string ("20.00") or a whole number; a TOML float is refused."""
     if isinstance(value, bool) or isinstance(value, float) or not isinstance(value, (str, int)):
         raise UsageError(f'{path}: {where} must be an amount written as a string ("20.00") or a whole number, not {value!r}')
-    try:
-        result = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise UsageError(f"{path}: {where} is not an amount: {value!r}") from None
-    if not result.is_finite() or result < 0:
+    result = parse_amount(str(value).strip())
+    if result is None:
+        raise UsageError(f"{path}: {where} is not an amount: {value!r}")
+    if result < 0:
         raise UsageError(f"{path}: {where} must be zero or more: {value!r}")
     return result
 

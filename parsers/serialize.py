@@ -11,6 +11,8 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from edirecon.money import exact_text
+
 from .model import INSTITUTIONAL_FIELDS, Record
 from .source import Source
 
@@ -26,17 +28,8 @@ PAIR_FIELDS = {
     "diagnosis_codes": ("qualifier", "code"),
     "amounts": ("qualifier", "amount"),
 }
-_TWO_PLACES = Decimal("0.01")
-
-
-def money(value: Decimal | None) -> str | None:
-    """An amount as a string with (at least) two decimals."""
-    if value is None:
-        return None
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -2:
-        return str(value)
-    return str(value.quantize(_TWO_PLACES))
+#: an amount as a string with (at least) two decimals, never rounded (``edirecon.money``)
+money = exact_text
 
 
 def _value(name: str, value: object) -> object:

@@ -15,6 +15,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from edirecon import mappings
+from edirecon.money import PLACES
+from edirecon.money import parse as parse_amount
 
 from .findings import Finding
 from .model import Party
@@ -54,7 +56,7 @@ class Values:
         if not text:
             return None
         whole, dot, frac = (text[1:] if text[0] == "-" else text).partition(".")
-        if (whole.isdecimal() or (not whole and frac)) and (not dot or (frac.isdecimal() and len(frac) <= 2)):
+        if (whole.isdecimal() or (not whole and frac)) and (not dot or (frac.isdecimal() and len(frac) <= PLACES)):
             value = Decimal(text)
             if len(self._amounts) < 65536:
                 self._amounts[text] = value
@@ -71,15 +73,12 @@ class Values:
         """A monetary amount (X12 type R); None and a finding when malformed or empty."""
         if not text:
             return None
-        try:
-            value = Decimal(text)
-        except InvalidOperation:
-            value = None
-        if value is None or not value.is_finite() or text[-1:] in "Ee" or " " in text:
+        value = parse_amount(text)
+        if value is None:
             self.find("INVALID_AMOUNT", f"{name} is {text[:40]!r}; expected a decimal amount such as 125.00", seg, off)
             return None
         dot = text.find(".")
-        if dot >= 0 and len(text) - dot > 3:
+        if dot >= 0 and len(text) - dot > PLACES + 1:
             self.find("AMOUNT_PRECISION", f"{name} is {text!r}; amounts have at most two decimal places", seg, off)
         return value
 

@@ -25,7 +25,12 @@ STORE_LIBRARIES = ("sqlalchemy", "alembic", "psycopg", "procrastinate")
 
 
 def _module_files() -> dict[str, Path]:
-    files = {"edirecon": REPO / "__init__.py", "edirecon.cli": REPO / "cli.py", "edirecon.errors": REPO / "errors.py"}
+    files = {
+        "edirecon": REPO / "__init__.py",
+        "edirecon.cli": REPO / "cli.py",
+        "edirecon.errors": REPO / "errors.py",
+        "edirecon.money": REPO / "money.py",
+    }
     for top in PACKAGE_DIRS:
         for path in sorted((REPO / top).rglob("*.py")):
             if "migrations" in path.parts:

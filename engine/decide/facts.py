@@ -13,7 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, NamedTuple, TypedDict
 
-ZERO = Decimal("0.00")
+from edirecon.money import ZERO  # the rules take it from here as well
 
 
 class Evidence(TypedDict, total=False):

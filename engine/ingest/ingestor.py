@@ -17,20 +17,24 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, insert, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection
 
 from edirecon import mappings, parsers
+from edirecon.engine.store import intake
 from edirecon.engine.store import schema as t
-from edirecon.engine.store.bulk import Converted, allocate_ids, insert_rows
+from edirecon.engine.store.bulk import Converted
 from edirecon.engine.store.connection import Store
-from edirecon.parsers.model import Claim, ClaimPayment, ProviderAdjustment
+from edirecon.engine.store.intake import insert_ignore, insert_new  # noqa: F401  (scale/ imports them from here)
+from edirecon.engine.store.lengths import TooLong, length, widths
+from edirecon.money import parse as parse_amount
+from edirecon.money import to_storage
+from edirecon.parsers.model import Claim, ClaimPayment, Party, ProviderAdjustment
+from edirecon.parsers.source import Source
 
 log = structlog.get_logger("edirecon.ingest")
 
@@ -99,31 +103,13 @@ def classify(path: Path) -> str:
     return "unsupported"
 
 
+_EXCEPTION_PCN = length(t.ingest_exceptions.c.patient_control_number)
+_EXCEPTION_PAYER = length(t.ingest_exceptions.c.payer_id)
+
+
 def exception_key(*parts: object) -> str:
     """A deterministic key for an exception, so the same problem is stored once."""
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
-
-
-def _upsert(conn: Connection) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL alike)."""
-    return postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-
-
-def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike."""
-    if not rows:
-        return
-    conn.execute(_upsert(conn)(table).on_conflict_do_nothing(), rows)
-
-
-def insert_new(conn: Connection, table: Any, row: dict[str, Any], natural_key: list[str]) -> int | None:
-    """INSERT a row unless one with the same natural key exists; its new id, or None.
-
-    Safe with concurrent writers: on PostgreSQL a conflicting insert waits for the other
-    transaction and then does nothing; on SQLite writers hold the database lock in turn.
-    """
-    statement = _upsert(conn)(table).values(row).on_conflict_do_nothing(index_elements=natural_key).returning(table.c.id)
-    return conn.execute(statement).scalar_one_or_none()
 
 
 def record_exception(
@@ -139,10 +125,8 @@ def record_exception(
     payer_id: str = "",
     amount: Decimal | None = None,
 ) -> None:
-    insert_ignore(
-        conn,
-        t.ingest_exceptions,
-        [exception_row(key_parts, kind, source_file, detail, severity=severity, segment=segment, pcn=pcn, payer_id=payer_id, amount=amount)],
+    intake.insert_exceptions(
+        conn, [exception_row(key_parts, kind, source_file, detail, severity=severity, segment=segment, pcn=pcn, payer_id=payer_id, amount=amount)]
     )
 
 
@@ -158,7 +142,9 @@ def exception_row(
     payer_id: str = "",
     amount: Decimal | None = None,
 ) -> dict[str, Any]:
-    """One ``ingest_exceptions`` row (``record_exception`` writes one; many go in one statement)."""
+    """One ``ingest_exceptions`` row (``record_exception`` writes one; many go in one statement).
+    ``pcn`` and ``payer_id`` only say which claim or payer the exception is about: they are kept to
+    the lengths of the table's columns."""
     mappings.registered("exception_kind", kind, severity)
     return {
         "key": exception_key(kind, *key_parts),
@@ -166,8 +152,8 @@ def exception_row(
         "severity": severity,
         "source_file": source_file,
         "segment": segment,
-        "patient_control_number": pcn,
-        "payer_id": payer_id,
+        "patient_control_number": pcn[:_EXCEPTION_PCN],
+        "payer_id": payer_id[:_EXCEPTION_PAYER],
         "amount": amount,
         "detail": detail,
     }
@@ -196,8 +182,7 @@ class Ingestor:
         sha = sha256_of(path)
         kind = classify(path)
         with self.store.write() as conn:
-            file_id = insert_new(conn, t.files, {"sha256": sha, "path": name, "kind": kind, "complete": False}, ["sha256"])
-            known = None if file_id is not None else conn.execute(select(t.files).where(t.files.c.sha256 == sha)).mappings().one()
+            file_id, known = intake.new_file(conn, sha, name, kind)
             if known is not None and (known["complete"] or known["path"] != name):
                 if known["path"] != name:
                     record_exception(
@@ -239,7 +224,7 @@ class Ingestor:
     def finish(self, task: FileTask) -> None:
         """Mark the file complete once all its parts are in."""
         with self.store.write() as conn:
-            conn.execute(t.files.update().where(t.files.c.id == task.file_id).values(complete=True))
+            intake.complete_file(conn, task.file_id)
         self.report.files_ingested += 1
         log.info("file_ingested", file=task.name)
 
@@ -248,7 +233,7 @@ class Ingestor:
         path, name, file_id, sha = task.path, task.name, task.file_id, task.sha
         summary = parsers.FileSummary(name)
         with self.store.engine.connect() as conn:
-            done = set(conn.execute(select(t.transactions.c.ordinal).where(t.transactions.c.file_id == file_id)).scalars())
+            done = intake.handled_ordinals(conn, file_id)
 
         def wanted(ordinal: int) -> bool:
             return (ordinal - 1) % task.parts == task.part and ordinal not in done
@@ -285,7 +270,7 @@ class Ingestor:
             if f.severity is parsers.Severity.ERROR
         ]
         with self.store.write() as conn:
-            insert_ignore(conn, t.ingest_exceptions, errors)  # one statement, however many findings
+            intake.insert_exceptions(conn, errors)  # one statement, however many findings
 
     def _write(self, pending: list[tuple[Any, Any]], name: str, file_id: int, sha: str) -> None:
         """Write prepared transaction sets, in one database transaction: each is still all or
@@ -295,20 +280,10 @@ class Ingestor:
             for parsed, prepared in pending:
                 ts = parsed.transaction
                 ordinal = parsed.ordinal
-                txn_id = insert_new(
-                    conn,
-                    t.transactions,
-                    {
-                        "file_id": file_id,
-                        "ordinal": ordinal,
-                        "isa13": ts.envelope.isa13[:9],
-                        "gs06": ts.envelope.gs06[:9],
-                        "st02": ts.envelope.st02[:9],
-                        "transaction_type": parsed.transaction_type[:8],
-                        "ingested": False,
-                    },
-                    ["file_id", "ordinal"],
-                )
+                cuts: list[_Cut] = []
+                envelope = (ts.envelope.isa13, ts.envelope.gs06, ts.envelope.st02, parsed.transaction_type)
+                isa13, gs06, st02, transaction_type = _fit(_TRANSACTION_WIDTHS, envelope, cuts, ts.source, "", "")
+                txn_id = intake.new_transaction(conn, file_id, ordinal, isa13, gs06, st02, transaction_type)
                 if txn_id is None:
                     continue  # another process (one left over from a killed run, say) wrote it meanwhile
                 ingested = False
@@ -328,15 +303,13 @@ class Ingestor:
                     ingested = self._claims(conn, prepared, txn_id)
                 # else: an untrusted envelope, whose findings become PARSE_ERROR rows below
                 if ingested:
-                    conn.execute(t.transactions.update().where(t.transactions.c.id == txn_id).values(ingested=True))
+                    intake.transaction_ingested(conn, txn_id)
+                    cuts += prepared.cuts
+                intake.insert_exceptions(conn, cut_rows(cuts, name, sha, ordinal))
 
     def _claims(self, conn: Connection, prepared: _Claims, txn_id: int) -> bool:
-        claims, lines = prepared.claims, prepared.lines
-        ids = allocate_ids(conn, t.claims, len(claims))
-        insert_rows(conn, t.claims, CLAIM_COLUMNS, [(cid, txn_id, *row) for cid, row in zip(ids, claims, strict=True)])
-        line_ids = allocate_ids(conn, t.claim_lines, len(lines))
-        insert_rows(conn, t.claim_lines, CLAIM_LINE_COLUMNS, [(i, ids[row[0]], *row[1:]) for i, row in zip(line_ids, lines, strict=True)])
-        self.report.claims += len(claims)
+        intake.insert_claims(conn, txn_id, prepared.claims, CLAIM_COLUMNS, prepared.lines, CLAIM_LINE_COLUMNS)
+        self.report.claims += len(prepared.claims)
         return True
 
     def _remittance(self, conn: Connection, prepared: _Remittance, name: str, txn_id: int, st_segment: int) -> bool:
@@ -344,12 +317,10 @@ class Ingestor:
         if rem is None:
             return False
         payer_id = prepared.payer_id
-        row = {**remittance_row(rem, payer_id, name), "transaction_id": txn_id}
-        remittance_id = insert_new(conn, t.remittances, row, ["payer_id", "trace_number"])
+        row = {**prepared.header_row, "transaction_id": txn_id}
+        remittance_id = intake.new_remittance(conn, row)
         if remittance_id is None:
-            first = conn.execute(
-                select(t.remittances.c.source_file).where(t.remittances.c.payer_id == row["payer_id"], t.remittances.c.trace_number == row["trace_number"])
-            ).scalar_one()
+            first = intake.remittance_file(conn, row["payer_id"], row["trace_number"])
             record_exception(
                 conn,
                 [payer_id, rem.trace_number, name],
@@ -358,26 +329,27 @@ class Ingestor:
                 f"remittance of payer {payer_id} with trace number {rem.trace_number} was ingested from {first}; not ingested again",
                 severity="warning",
                 segment=st_segment,
-                payer_id=payer_id,
+                payer_id=row["payer_id"],
                 amount=rem.payment_amount,
             )
             return False
-        payments = prepared.payments
-        ids = allocate_ids(conn, t.claim_payments, len(payments))
-        insert_rows(conn, t.claim_payments, PAYMENT_COLUMNS, [(pid, remittance_id, *row) for pid, row in zip(ids, payments, strict=True)])
-        line_ids = allocate_ids(conn, t.payment_lines, len(prepared.lines))
-        insert_rows(conn, t.payment_lines, PAYMENT_LINE_COLUMNS, [(i, ids[row[0]], *row[1:]) for i, row in zip(line_ids, prepared.lines, strict=True)])
-        adjustment_ids = allocate_ids(conn, t.adjustments, len(prepared.adjustments))
-        insert_rows(conn, t.adjustments, ADJUSTMENT_COLUMNS, [(i, ids[row[0]], *row[1:]) for i, row in zip(adjustment_ids, prepared.adjustments, strict=True)])
-        if prepared.plbs:
-            conn.execute(insert(t.provider_adjustments), [plb_row(p, remittance_id) for p in prepared.plbs])
-            self.report.provider_adjustments += len(prepared.plbs)
-        self.report.claim_payments += len(payments)
+        intake.insert_claim_payments(
+            conn,
+            remittance_id,
+            (prepared.payments, PAYMENT_COLUMNS),
+            (prepared.lines, PAYMENT_LINE_COLUMNS),
+            (prepared.adjustments, ADJUSTMENT_COLUMNS),
+            prepared.plb_rows,
+        )
+        self.report.provider_adjustments += len(prepared.plbs)
+        self.report.claim_payments += len(prepared.payments)
         return True
 
     # -- patient payments -------------------------------------------------------------
     def _patient_payments(self, path: Path, name: str, file_id: int, sha: str) -> None:
         rows: list[dict[str, Any]] = []
+        cuts: list[_Cut] = []
+        fit = widths(t.patient_payments).fit_mapping
         with self.store.write() as conn:
             with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
                 reader = csv.DictReader(fh)
@@ -391,12 +363,130 @@ class Ingestor:
                             name,
                             f"row {number}: {problem}",
                             segment=number,
-                            pcn=(row.get("patient_control_number") or "")[:38],
+                            pcn=row.get("patient_control_number") or "",
                         )
                         continue
-                    rows.append({**parsed, "file_id": file_id, "row_number": number})
-            insert_ignore(conn, t.patient_payments, rows)
+                    over: list[TooLong] = []
+                    fitted = fit(parsed, over)
+                    cuts.extend(_Cut(o, number, f"row {number}", fitted["patient_control_number"], "") for o in over)
+                    rows.append({**fitted, "file_id": file_id, "row_number": number})
+            intake.insert_patient_payments(conn, rows)
+            intake.insert_exceptions(conn, cut_rows(cuts, name, sha, 0))
         self.report.patient_payments += len(rows)
+
+
+# -- values longer than their columns ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    """A text cut to its column's length (``lengths.TooLong``), where it was and whose it was."""
+
+    too_long: TooLong
+    segment: int
+    where: str  # "segment 12, byte 345" (X12) or "row 7" (CSV)
+    pcn: str
+    payer_id: str
+
+
+#: the X12 element (or CSV column) each bounded column is read from, for the FIELD_TOO_LONG detail
+ELEMENTS = {
+    "transactions.isa13": "ISA13",
+    "transactions.gs06": "GS06",
+    "transactions.st02": "ST02",
+    "transactions.transaction_type": "ST01 and version",
+    "claims.transaction_type": "ST01 and version",
+    "claims.patient_control_number": "CLM01",
+    "claims.billing_npi": "2010AA NM109",
+    "claims.billing_tin": "2010AA REF*EI",
+    "claims.member_id": "2010BA NM109",
+    "claims.patient_last": "2010CA NM103, or 2010BA when the patient is the subscriber",
+    "claims.patient_first": "2010CA NM104, or 2010BA when the patient is the subscriber",
+    "claims.frequency": "CLM05-3",
+    "claims.original_reference": "REF*F8 REF02",
+    "claims.payer_id": "2010BB NM109",
+    "claims.payer_name": "2010BB NM103",
+    "claims.payer_responsibility": "SBR01",
+    "claims.filing_indicator": "SBR09",
+    "claims.type_of_bill": "CLM05-1 and CLM05-3",
+    "claim_lines.line_number": "LX01",
+    "claim_lines.procedure_code": "SV101-2, SV202-2 or SV301-2",
+    "claim_lines.modifiers": "procedure modifiers",
+    "claim_lines.line_item_control_number": "REF*6R REF02",
+    "remittances.payer_id": "N1*PR N104 (or REF*2U)",
+    "remittances.payer_name": "N1*PR N102",
+    "remittances.trace_number": "TRN02",
+    "remittances.credit_debit": "BPR03",
+    "remittances.payee_npi": "N1*PE N104",
+    "remittances.payee_tin": "N1*PE N104 or REF*TJ",
+    "claim_payments.patient_control_number": "CLP01",
+    "claim_payments.status": "CLP02",
+    "claim_payments.filing_indicator": "CLP06",
+    "claim_payments.payer_claim_control_number": "CLP07",
+    "claim_payments.member_id": "NM1*IL, QC or 74 NM109",
+    "claim_payments.patient_last": "NM1*QC NM103",
+    "claim_payments.patient_first": "NM1*QC NM104",
+    "claim_payments.crossover_carrier_id": "NM1*TT NM109",
+    "payment_lines.procedure_code": "SVC01-2 (SVC06-2)",
+    "payment_lines.modifiers": "SVC01-3..6 (SVC06-3..6)",
+    "payment_lines.line_item_control_number": "REF*6R REF02",
+    "adjustments.group_code": "CAS01",
+    "adjustments.reason": "CAS reason code",
+    "provider_adjustments.provider_id": "PLB01",
+    "provider_adjustments.reason": "PLB adjustment reason code",
+    "provider_adjustments.reference": "PLB reference",
+    "patient_payments.payment_id": "payment_id",
+    "patient_payments.patient_control_number": "patient_control_number",
+    "patient_payments.billing_npi": "billing_provider_npi",
+    "patient_payments.member_id": "patient_member_id",
+}
+
+
+def cut_rows(cuts: list[_Cut], name: str, sha: str, ordinal: int) -> list[dict[str, Any]]:
+    """The ``FIELD_TOO_LONG`` exception rows of the values of one transaction set (``ordinal``;
+    0 for a CSV file) that were cut to their columns.  The value itself is never repeated (it may
+    be a name or an id): the detail names the field and the lengths, the position finds it."""
+    rows = []
+    for n, cut in enumerate(cuts):
+        o = cut.too_long
+        field = f"{o.table}.{o.column}"
+        element = ELEMENTS.get(field)
+        detail = (
+            f"{field}{f' ({element})' if element else ''} has {o.length} characters and its column holds {o.limit}: "
+            f"its first {o.limit} are stored ({cut.where})"
+        )
+        key = [sha, ordinal, n, field, cut.where]
+        rows.append(exception_row(key, "FIELD_TOO_LONG", name, detail, severity="warning", segment=cut.segment, pcn=cut.pcn, payer_id=cut.payer_id))
+    return rows
+
+
+def _where(source: Source | None) -> tuple[int, str]:
+    if source is None:
+        return 0, "position unknown"
+    return source.segment, f"segment {source.segment}, byte {source.offset}"
+
+
+def _fit(fitter: Any, row: tuple[Any, ...], cuts: list[_Cut], source: Source | None, pcn: str, payer_id: str) -> tuple[Any, ...]:
+    """``row`` fitted to its columns; a cut is recorded at ``source``."""
+    over: list[TooLong] = []
+    row = fitter.fit(row, over)
+    if over:
+        segment, where = _where(source)
+        cuts.extend(_Cut(o, segment, where, pcn, payer_id) for o in over)
+    return row
+
+
+def _sourced(over: list[TooLong], cuts: list[_Cut], sources: dict[str, Party | None], default: Source | None, pcn: str, payer_id: str) -> None:
+    """Record the cuts of ``over`` (then empty it), each at the segment of the party its column
+    comes from (``sources``), else at ``default`` (the record's own segment)."""
+    for o in over:
+        party = sources.get(o.column)
+        segment, where = _where(party.source if party is not None and party.source is not None else default)
+        cuts.append(_Cut(o, segment, where, pcn, payer_id))
+    over.clear()
+
+
+_TRANSACTION_WIDTHS = widths(t.transactions, ["isa13", "gs06", "st02", "transaction_type"])
 
 
 # -- a transaction set as rows, before it is written -----------------------------------
@@ -407,6 +497,7 @@ class Ingestor:
 class _Claims:
     claims: list[tuple[Any, ...]]  # claim_row
     lines: list[tuple[Any, ...]]  # (claim index, *CLAIM_LINE_COLUMNS from line_number on)
+    cuts: list[_Cut]
 
     @property
     def size(self) -> int:
@@ -421,6 +512,9 @@ class _Remittance:
     lines: list[tuple[Any, ...]]  # (payment index, ordinal, *payment_line_row)
     adjustments: list[tuple[Any, ...]]  # (payment index, line ordinal or None, group, reason, amount)
     plbs: list[ProviderAdjustment]
+    header_row: dict[str, Any]  # remittance_row, fitted
+    plb_rows: list[dict[str, Any]]  # plb_row without its remittance_id, fitted
+    cuts: list[_Cut]
 
     @property
     def size(self) -> int:
@@ -439,7 +533,7 @@ class _StorageForm:
     __slots__ = ("day", "money")
 
     def __init__(self, text: bool):
-        self.money: Callable[[Any], Any] = _decimal_text if text else _same
+        self.money: Callable[[Any], Any] = to_storage if text else _same
         self.day: Callable[[Any], Any] = Converted(_iso_text, None).__getitem__ if text else _same
 
 
@@ -452,54 +546,92 @@ def _iso_text(day: Any) -> Any:
     return str(day) if isinstance(day, date) else day
 
 
-def _decimal_text(value: Any) -> Any:
-    """A Decimal as its exact text (``str``, what the SQLite adapter of ``engine.bulk`` binds)."""
-    return str(value) if type(value) is Decimal else value
-
-
 def _prepare_claims(records: Iterable[Claim], name: str, form: _StorageForm) -> _Claims:
     claims: list[tuple[Any, ...]] = []
     lines: list[tuple[Any, ...]] = []
+    cuts: list[_Cut] = []
+    over: list[TooLong] = []
     money, day = form.money, form.day
+    fit_claim = widths(t.claims, CLAIM_COLUMNS[2:]).fit  # from transaction_type on, as claim_row gives them
+    fit_line = widths(t.claim_lines, [None, *CLAIM_LINE_COLUMNS[2:]]).fit
+    pcn_at, payer_at = CLAIM_COLUMNS.index("patient_control_number") - 2, CLAIM_COLUMNS.index("payer_id") - 2
     for index, c in enumerate(records):
-        claims.append(claim_row(c, name, money, day))
-        lines.extend(
-            (
-                index,
-                line.number[:6],
-                line.procedure_code[:48],
-                ":".join(line.modifiers)[:20],
-                money(line.charge),
-                money(line.units),
-                day(line.service_date),
-                line.line_item_control_number[:50],
+        row = fit_claim(claim_row(c, name, money, day), over)
+        claims.append(row)
+        pcn, payer_id = row[pcn_at], row[payer_at]
+        if over:
+            bp, payer = c.billing_provider, c.payer
+            parties = {"billing_npi": bp, "billing_tin": bp, "member_id": c.subscriber, "patient_last": c.patient, "patient_first": c.patient}
+            _sourced(over, cuts, {**parties, "payer_id": payer, "payer_name": payer}, c.source, pcn, payer_id)
+        for line in c.lines:
+            lines.append(
+                fit_line(
+                    (
+                        index,
+                        line.number,
+                        line.procedure_code,
+                        ":".join(line.modifiers),
+                        money(line.charge),
+                        money(line.units),
+                        day(line.service_date),
+                        line.line_item_control_number,
+                    ),
+                    over,
+                )
             )
-            for line in c.lines
-        )
-    return _Claims(claims, lines)
+            if over:
+                _sourced(over, cuts, {}, line.source or c.source, pcn, payer_id)
+    return _Claims(claims, lines, cuts)
 
 
 def _prepare_remittance(records: Iterable[Any], name: str, form: _StorageForm) -> _Remittance:
-    out = _Remittance(None, "", [], [], [], [])
+    out = _Remittance(None, "", [], [], [], [], {}, [], [])
     money, day = form.money, form.day
-    payments, lines, adjustments = out.payments, out.lines, out.adjustments
+    payments, lines, adjustments, cuts = out.payments, out.lines, out.adjustments, out.cuts
+    over: list[TooLong] = []
+    fit_payment = widths(t.claim_payments, [None, *PAYMENT_COLUMNS[3:]]).fit  # (ordinal, *payment_row)
+    fit_line = widths(t.payment_lines, [None, None, *PAYMENT_LINE_COLUMNS[3:]]).fit
+    fit_adjustment = widths(t.adjustments, [None, *ADJUSTMENT_COLUMNS[2:]]).fit
+    fit_plb = widths(t.provider_adjustments).fit_mapping
+    pcn_at = PAYMENT_COLUMNS.index("patient_control_number") - 2
+    payer = ""
     ordinal = 0
     for record in records:
         if out.header is None:
             out.header = rem = record.remittance
             out.payer_id = rem.payer_id or (rem.payer.id if rem.payer else "")
+            out.header_row = widths(t.remittances).fit_mapping(remittance_row(rem, out.payer_id, name), over)
+            payer = out.header_row["payer_id"]
+            _sourced(over, cuts, {"payer_id": rem.payer, "payer_name": rem.payer, "payee_npi": rem.payee, "payee_tin": rem.payee}, rem.source, "", payer)
         ordinal += 1
         if isinstance(record, ProviderAdjustment):
             out.plbs.append(record)
+            row = fit_plb(plb_row(record, 0), over)
+            del row["remittance_id"]
+            out.plb_rows.append(row)
+            _sourced(over, cuts, {}, record.source, "", payer)
             continue
         index = len(payments)
-        payments.append((ordinal, *payment_row(record, name, money, day)))
+        row = fit_payment((ordinal, *payment_row(record, name, money, day)), over)
+        payments.append(row)
+        pcn = row[pcn_at]
+        if over:
+            person = record.insured or record.patient or record.corrected_insured
+            patient = record.patient or record.insured
+            parties = {"member_id": person, "patient_last": patient, "patient_first": patient, "crossover_carrier_id": record.crossover_carrier}
+            _sourced(over, cuts, parties, record.source, pcn, payer)
         for a in record.adjustments:
-            adjustments.append((index, None, a.group[:2], a.reason[:5], money(a.amount)))
+            adjustments.append(fit_adjustment((index, None, a.group, a.reason, money(a.amount)), over))
+            if over:
+                _sourced(over, cuts, {}, a.source, pcn, payer)
         for n, svc in enumerate(record.services, start=1):
-            lines.append((index, n, *payment_line_row(svc, money, day)))
+            lines.append(fit_line((index, n, *payment_line_row(svc, money, day)), over))
+            if over:
+                _sourced(over, cuts, {}, svc.source or record.source, pcn, payer)
             for a in svc.adjustments:
-                adjustments.append((index, n, a.group[:2], a.reason[:5], money(a.amount)))
+                adjustments.append(fit_adjustment((index, n, a.group, a.reason, money(a.amount)), over))
+                if over:
+                    _sourced(over, cuts, {}, a.source, pcn, payer)
     return out
 
 
@@ -580,6 +712,10 @@ PAYMENT_LINE_COLUMNS = [
 ADJUSTMENT_COLUMNS = ["id", "claim_payment_id", "line_ordinal", "group_code", "reason", "amount"]
 
 
+#: the other payers' ids are compared with payer ids as stored, so they are cut the same way
+_PAYER_ID = length(t.claims.c.payer_id)
+
+
 def claim_row(c: Claim, name: str, money: Callable[[Any], Any] = _same, day: Callable[[Any], Any] = _same) -> tuple[Any, ...]:
     """CLAIM_COLUMNS from transaction_type on (money and dates put by ``money`` and ``day``)."""
     bp = c.billing_provider
@@ -590,30 +726,30 @@ def claim_row(c: Claim, name: str, money: Callable[[Any], Any] = _same, day: Cal
         start, end = _dates([c.service_date, c.service_end_date, c.statement_from, c.statement_to])
     others = [op.subscriber.id for op in c.other_payers if op.subscriber is not None and op.subscriber.id]
     return (
-        c.transaction_type[:8],
-        c.patient_control_number[:38],
-        (bp.id if bp is not None and bp.id_qualifier == "XX" else "")[:80],
-        (bp.tin if bp is not None else "")[:80],
-        (subscriber.id if subscriber is not None else "")[:80],
+        c.transaction_type,
+        c.patient_control_number,
+        (bp.id if bp is not None and bp.id_qualifier == "XX" else ""),
+        (bp.tin if bp is not None else ""),
+        (subscriber.id if subscriber is not None else ""),
         "|".join(others),
-        "|".join(op.payer.id[:80] for op in c.other_payers if op.payer is not None and op.payer.id),
-        (patient.name if patient is not None else "")[:60],
-        (patient.first_name if patient is not None else "")[:35],
+        "|".join(op.payer.id[:_PAYER_ID] for op in c.other_payers if op.payer is not None and op.payer.id),
+        (patient.name if patient is not None else ""),
+        (patient.first_name if patient is not None else ""),
         day(patient.date_of_birth if patient is not None else None),
         day(start),
         day(end),
         money(c.total_charge),
-        c.frequency[:2],
-        c.original_reference[:50],
-        (c.payer.id if c.payer is not None else "")[:80],
-        (c.payer.name if c.payer is not None else "")[:60],
-        c.payer_responsibility[:2],
-        c.claim_filing_indicator[:2],
+        c.frequency,
+        c.original_reference,
+        (c.payer.id if c.payer is not None else ""),
+        (c.payer.name if c.payer is not None else ""),
+        c.payer_responsibility,
+        c.claim_filing_indicator,
         day(c.created_on),
         name,
         c.source.segment if c.source else 0,
         c.source.offset if c.source else 0,
-        c.type_of_bill[:4],
+        c.type_of_bill,
         day(c.statement_from),
         day(c.statement_to),
         day(c.admission_date),
@@ -622,15 +758,15 @@ def claim_row(c: Claim, name: str, money: Callable[[Any], Any] = _same, day: Cal
 
 def remittance_row(rem: Any, payer_id: str, name: str) -> dict[str, Any]:
     return {
-        "payer_id": payer_id[:80],
-        "payer_name": (rem.payer.name if rem.payer else "")[:60],
-        "trace_number": rem.trace_number[:50],
+        "payer_id": payer_id,
+        "payer_name": (rem.payer.name if rem.payer else ""),
+        "trace_number": rem.trace_number,
         "payment_amount": rem.payment_amount,
-        "credit_debit": rem.credit_debit[:1],
+        "credit_debit": rem.credit_debit,
         "payment_date": rem.payment_date,
         "production_date": rem.production_date,
-        "payee_npi": rem.payee_npi[:80],
-        "payee_tin": rem.payee_tin[:80],
+        "payee_npi": rem.payee_npi,
+        "payee_tin": rem.payee_tin,
         "source_file": name,
         "segment": rem.source.segment if rem.source else 0,
         "byte_offset": rem.source.offset if rem.source else 0,
@@ -645,22 +781,22 @@ def payment_row(p: ClaimPayment, name: str, money: Callable[[Any], Any] = _same,
     if start is None:
         start, end = _dates([p.statement_from, p.statement_to])
     return (
-        p.patient_control_number[:38],
-        p.status[:2],
+        p.patient_control_number,
+        p.status,
         money(p.charge),
         money(p.paid),
         money(p.patient_responsibility),
-        p.claim_filing_indicator[:2],
-        p.payer_claim_control_number[:50],
-        (person.id if person is not None else "")[:80],
-        (patient.name if patient is not None else "")[:60],
-        (patient.first_name if patient is not None else "")[:35],
+        p.claim_filing_indicator,
+        p.payer_claim_control_number,
+        (person.id if person is not None else ""),
+        (patient.name if patient is not None else ""),
+        (patient.first_name if patient is not None else ""),
         day(start),
         day(end),
         name,
         p.source.segment if p.source else 0,
         p.source.offset if p.source else 0,
-        (p.crossover_carrier.id if p.crossover_carrier is not None else "")[:80],
+        (p.crossover_carrier.id if p.crossover_carrier is not None else ""),
     )
 
 
@@ -669,24 +805,24 @@ def payment_line_row(svc: Any, money: Callable[[Any], Any] = _same, day: Callabl
     and dates put by ``money`` and ``day``)."""
     billed = bool(svc.original_procedure_code)
     return (
-        (svc.original_procedure_code if billed else svc.procedure_code)[:48],
-        ":".join(svc.original_modifiers if billed else svc.modifiers)[:20],
+        (svc.original_procedure_code if billed else svc.procedure_code),
+        ":".join(svc.original_modifiers if billed else svc.modifiers),
         money(svc.charge),
         money(svc.paid),
         money(svc.original_units if svc.original_units is not None else svc.units),
         day(svc.service_date),
-        svc.line_item_control_number[:50],
+        svc.line_item_control_number,
     )
 
 
 def plb_row(p: ProviderAdjustment, remittance_id: int) -> dict[str, Any]:
     return {
         "remittance_id": remittance_id,
-        "provider_id": p.provider_id[:50],
+        "provider_id": p.provider_id,
         "fiscal_period_date": p.fiscal_period_date,
         "position": p.position,
-        "reason": p.reason[:2],
-        "reference": p.reference[:50],
+        "reason": p.reason,
+        "reference": p.reference,
         "amount": p.amount,
         "segment": p.source.segment if p.source else 0,
         "byte_offset": p.source.offset if p.source else 0,
@@ -701,21 +837,18 @@ def patient_payment_row(row: dict[str, str | None]) -> tuple[str, dict[str, Any]
     paid_text = (row.get("paid_on") or "").strip()
     if not pcn or not payment_id:
         return "patient_control_number and payment_id are required", {}
-    try:
-        amount = Decimal(amount_text)
-        if not amount.is_finite():
-            raise InvalidOperation
-    except InvalidOperation:
+    amount = parse_amount(amount_text)
+    if amount is None:
         return f"amount {amount_text!r} is not a decimal amount", {}
     try:
         paid_on = date.fromisoformat(paid_text)
     except ValueError:
         return f"paid_on {paid_text!r} is not an ISO date (YYYY-MM-DD)", {}
     return "", {
-        "payment_id": payment_id[:80],
-        "patient_control_number": pcn[:38],
+        "payment_id": payment_id,
+        "patient_control_number": pcn,
         "amount": amount,
         "paid_on": paid_on,
-        "billing_npi": (row.get("billing_provider_npi") or "").strip()[:80],
-        "member_id": (row.get("patient_member_id") or "").strip()[:80],
+        "billing_npi": (row.get("billing_provider_npi") or "").strip(),
+        "member_id": (row.get("patient_member_id") or "").strip(),
     }

@@ -18,6 +18,7 @@ from typing import Any
 
 from edirecon.engine.decide.rules import Decisions
 from edirecon.engine.record.csvout import Lines
+from edirecon.money import ZERO, from_storage, text
 
 FORMAT_VERSION = 1
 
@@ -69,20 +70,8 @@ BALANCE_COLUMNS = [
 EXCEPTION_COLUMNS = ["kind", "severity", "source_file", "segment", "patient_control_number", "payer_id", "amount", "detail"]
 
 
-CENT = Decimal("0.01")
-_money_text: dict[Decimal, str] = {}
-
-
-def money(value: Decimal | None) -> str:
-    """Two-decimal text; the same few thousand amounts recur across a run's rows."""
-    if value is None:
-        return ""
-    text = _money_text.get(value)
-    if text is None:
-        if len(_money_text) > 100_000:
-            _money_text.clear()
-        text = _money_text[value] = str(Decimal(value).quantize(CENT))
-    return text
+#: an amount's two-decimal text (``edirecon.money``; the name reports and the CLI import)
+money = text
 
 
 def _scalar(value: Any) -> Any:
@@ -254,7 +243,7 @@ def summary(out: dict[str, Sequence[dict[str, Any]]], counts: dict[str, int], ta
     """summary.json: ``counts`` of the store, ``tally`` of the decisions (``tallies``)."""
     by_reason: dict[str, dict[str, Any]] = {}
     for r in out["refund_requests"]:
-        slot = by_reason.setdefault(r["reason"], {"count": 0, "amount": Decimal("0")})
+        slot = by_reason.setdefault(r["reason"], {"count": 0, "amount": ZERO})
         slot["count"] += 1
         slot["amount"] += r["amount"]
     return {
@@ -264,10 +253,8 @@ def summary(out: dict[str, Sequence[dict[str, Any]]], counts: dict[str, int], ta
         "encounters": tally["encounters"],
         "matched_payments": tally["matched_payments"],
         "refunds": {k: {"count": v["count"], "amount": money(v["amount"])} for k, v in sorted(by_reason.items())},
-        "refunds_open_amount": money(
-            sum((r["amount"] for r in out["refund_requests"] if r["status"] not in ("settled_by_recoupment", "acknowledged")), Decimal("0"))
-        ),
-        "recoupments": {"count": len(out["recoupments"]), "amount": money(sum((r["amount"] for r in out["recoupments"]), Decimal("0")))},
+        "refunds_open_amount": money(sum((r["amount"] for r in out["refund_requests"] if r["status"] not in ("settled_by_recoupment", "acknowledged")), ZERO)),
+        "recoupments": {"count": len(out["recoupments"]), "amount": money(sum((r["amount"] for r in out["recoupments"]), ZERO))},
         "credit_balances": tally["credit_balances"],
         "exceptions": dict(sorted(Counter(x["kind"] for x in out["exceptions"]).items())),
     }
@@ -355,7 +342,7 @@ def _decode(json_line: str) -> dict[str, Any]:
     for key, value in row.items():
         if value is not None and value != "":
             if key in _MONEY_COLUMNS:
-                row[key] = Decimal(value)
+                row[key] = from_storage(value)
             elif key in ("service_date", "identified_on", "due_by", "effective_date"):
                 row[key] = date.fromisoformat(value)
     return row

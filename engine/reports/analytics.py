@@ -17,8 +17,8 @@ from edirecon import mappings
 from edirecon.engine.decide.facts import PaymentFact
 from edirecon.engine.decide.rules import Refund
 from edirecon.engine.workflow.refunds import Book, credit_arose_on
+from edirecon.money import ZERO
 
-ZERO = Decimal("0.00")
 WINDOW = timedelta(days=90)
 REASONS = tuple(mappings.registry("refund_reason"))  # in the order of mappings/codes.csv: the columns of root_cause_months.csv
 

@@ -18,11 +18,11 @@ from typing import Any
 
 from edirecon import mappings
 from edirecon.engine.decide.rules import Refund, payer_member_id
-from edirecon.engine.record.writers import money
 from edirecon.engine.workflow.refunds import Book, View
 from edirecon.errors import UsageError
+from edirecon.money import ZERO
+from edirecon.money import text as money
 
-ZERO = Decimal("0.00")
 COLUMNS = [
     "medicare_part",
     "beneficiary_name",

@@ -16,11 +16,12 @@ from typing import Any
 from lxml import etree, html
 
 from edirecon import mappings
-from edirecon.engine.record.writers import _Atomic, money
+from edirecon.engine.record.writers import _Atomic
 from edirecon.engine.reports.model import Report
 from edirecon.engine.workflow.refunds import Book
+from edirecon.money import ZERO
+from edirecon.money import text as money
 
-ZERO = Decimal("0.00")
 PALETTE = {"DUPLICATE_PAYMENT": "#c2410c", "PAYER_OVERPAYMENT": "#7c3aed", "COB_OVERPAYMENT": "#0f766e", "PATIENT_OVERPAYMENT": "#2563eb"}
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0;background:#f4f5f7;color:#1f2937}

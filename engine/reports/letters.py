@@ -25,13 +25,13 @@ from fpdf.enums import XPos, YPos
 
 from edirecon.engine.config import Party
 from edirecon.engine.decide.rules import Refund, payer_member_id
-from edirecon.engine.record.writers import money
 from edirecon.engine.reports.cms838 import Quarter
 from edirecon.engine.reports.fonts import find_fonts
 from edirecon.engine.workflow.refunds import Book, View
+from edirecon.money import ZERO
+from edirecon.money import text as money
 
 log = structlog.get_logger("edirecon.letters")
-ZERO = Decimal("0.00")
 #: the family of the Unicode text font, once registered with a document
 UNICODE = "edirecon-text"
 REASON_TEXT = {

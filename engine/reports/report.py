@@ -23,7 +23,7 @@ from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.decide.rules import payer_member_id
 from edirecon.engine.record.csvout import AMOUNT, Lines
-from edirecon.engine.record.writers import _Atomic, _scalar, money, rows
+from edirecon.engine.record.writers import _Atomic, _scalar, rows
 from edirecon.engine.reports.analytics import REASONS, root_causes
 from edirecon.engine.reports.cms838 import COLUMNS, Quarter, cms838_rows
 from edirecon.engine.reports.dashboard import dashboard
@@ -31,10 +31,11 @@ from edirecon.engine.reports.letters import cms838_form, packets
 from edirecon.engine.reports.model import Report
 from edirecon.engine.store.tables import all_rows
 from edirecon.engine.workflow.refunds import TO_WORK, Book, View, book, open_store
+from edirecon.money import ZERO
+from edirecon.money import text as money
 
 log = structlog.get_logger("edirecon.reports")
 
-ZERO = Decimal("0.00")
 WORKLIST_COLUMNS = [
     "refund_id",
     "due_by",

@@ -16,9 +16,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, text
 
+from edirecon.money import from_storage, to_storage
+
 # SQLite stores money as exact decimal text and dates as ISO text (what schema.Money and
 # SQLAlchemy's Date write): the driver converts at C speed, and a Decimal never becomes a float
-sqlite3.register_adapter(Decimal, str)
+sqlite3.register_adapter(Decimal, to_storage)
 sqlite3.register_adapter(date, date.isoformat)
 
 
@@ -30,9 +32,7 @@ class Codec:
         self.placeholder = "?" if self.sqlite else "%s"
 
     def money(self, value: Any) -> Decimal | None:
-        if value is None:
-            return None
-        return value if isinstance(value, Decimal) else Decimal(value)
+        return from_storage(value)
 
     def day(self, value: Any) -> date | None:
         if value is None or isinstance(value, date):

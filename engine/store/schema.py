@@ -32,6 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from edirecon.money import from_storage, to_storage
+
 metadata = MetaData()
 
 
@@ -53,12 +55,10 @@ class Money(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
         if value is None or dialect.name != "sqlite":
             return value
-        return str(Decimal(value))
+        return to_storage(from_storage(value))
 
     def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
-        if value is None:
-            return None
-        return value if isinstance(value, Decimal) else Decimal(value)
+        return from_storage(value)
 
 
 files = Table(

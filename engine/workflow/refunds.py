@@ -37,15 +37,16 @@ from sqlalchemy import Connection, insert, select, text, update
 
 from edirecon import mappings
 from edirecon.engine.config import Config
-from edirecon.engine.decide.facts import ZERO, Facts, PaymentFact, PlbFact
+from edirecon.engine.decide.facts import Facts, PaymentFact, PlbFact
 from edirecon.engine.decide.offsets import Offset
 from edirecon.engine.decide.rules import Decisions, Refund, decide
-from edirecon.engine.record.writers import money
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.connection import Store
 from edirecon.engine.store.connection import open_store as _open_store
 from edirecon.engine.store.facts import load
 from edirecon.errors import NotAllowed, UsageError
+from edirecon.money import ZERO
+from edirecon.money import text as money
 
 log = structlog.get_logger("edirecon.refunds")
 
