@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_EDI = REPO / "sample_edi"
@@ -67,3 +68,13 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Each test starts from structlog's defaults: a command run by a CliRunner or under capsys
+    binds the logger to a stream that is closed when that test ends, and the next test that logs
+    from the library (not through the CLI) would write to it."""
+    yield
+    structlog.reset_defaults()
+
