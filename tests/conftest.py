@@ -77,4 +77,3 @@ def _fresh_logging() -> Iterator[None]:
     from the library (not through the CLI) would write to it."""
     yield
     structlog.reset_defaults()
-

@@ -129,6 +129,22 @@ def test_no_import_circle_counting_imports_inside_functions():
     assert _circles(_graph()) == []
 
 
+def _stage(module: str) -> str:
+    """The stage a module belongs to: ``edirecon.engine.<stage>``, or the top-level module or package."""
+    parts = module.split(".")
+    if parts[1:2] == ["engine"] and len(parts) > 3:
+        return ".".join(parts[:3])
+    return ".".join(parts[:2]) if parts[1:2] != ["engine"] else module
+
+
+def test_no_circle_between_stages():
+    """The stages depend on each other one way (docs/ARCHITECTURE.md), not only their modules."""
+    stages: dict[str, set[str]] = {}
+    for module, targets in _graph().items():
+        stages.setdefault(_stage(module), set()).update(_stage(t) for t in targets if _stage(t) != _stage(module))
+    assert _circles(stages) == []
+
+
 def test_circles_are_found_by_this_check():
     """The check itself sees a circle (a test that cannot fail proves nothing)."""
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

@@ -29,7 +29,6 @@ from edirecon.engine.store import intake
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.bulk import Converted
 from edirecon.engine.store.connection import Store
-from edirecon.engine.store.intake import insert_ignore, insert_new  # noqa: F401  (scale/ imports them from here)
 from edirecon.engine.store.lengths import TooLong, length, widths
 from edirecon.money import parse as parse_amount
 from edirecon.money import to_storage

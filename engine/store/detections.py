@@ -10,11 +10,9 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select
 
-# ingestor's INSERT ... ON CONFLICT DO NOTHING, the one both ingestion and detection use (its SQL
-# is to come here with the rest of ingestor's, which this change leaves alone)
-from edirecon.engine.ingest.ingestor import insert_ignore
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.bulk import member_of, query
+from edirecon.engine.store.intake import insert_ignore
 
 #: claim numbers per detection job: a job's queries bind this many parameters at most a few times
 BATCH = 1000

@@ -11,9 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-# ingestor's INSERT ... ON CONFLICT DO NOTHING (see store.detections)
-from edirecon.engine.ingest.ingestor import insert_ignore
 from edirecon.engine.store import schema as t
+from edirecon.engine.store.intake import insert_ignore
 
 #: the session-level advisory lock held while procrastinate's schema is created
 QUEUE_SCHEMA_LOCK = 727272
