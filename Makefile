@@ -1,12 +1,13 @@
 # Two entry points, each creating its own virtualenv on a fresh machine.
 #   make demo   set up, then run the main job (edirecon run) on sample_edi/
 #   make test   set up, then run the whole test suite
+#   make test-fast  the suite without the tests marked slow (for local work; docs/testing.md)
 #   make golden rewrite every golden output from the current code; review `git diff` before committing
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test golden setup bench clean
+.PHONY: demo test test-fast golden setup bench clean
 
 $(BIN)/edirecon: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +24,13 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
 # the golden tests in update mode: each rewrites its goldens, then checks them (corpus goldens only
 # where the corpus is; twice in a row gives no diff)
-GOLDEN_TESTS = tests/test_golden.py tests/test_golden_outputs.py tests/test_golden_x12.py \
-	tests/test_corpus.py::test_corpus_summary_matches_golden
+GOLDEN_TESTS = tests/golden/test_golden.py tests/golden/test_golden_outputs.py tests/golden/test_golden_x12.py \
+	tests/golden/test_corpus.py::test_corpus_summary_matches_golden
 golden: setup
 	EDIRECON_UPDATE_GOLDENS=1 $(BIN)/python -m pytest -q $(GOLDEN_TESTS)
 
