@@ -204,6 +204,7 @@ def _with_chunk_size(size: int, path: Path) -> tuple[list[parsers.Record], list[
     return records, [(f.code, f.severity, f.source) for f in s.findings]
 
 
+@pytest.mark.slow
 @settings(PROPERTY, phases=[Phase.explicit, Phase.generate])  # no shrinking: each example reads 70 KB twice
 @given(name=SAMPLE_NAMES, ops=MUTATIONS, size=st.integers(1, 4096))
 def test_chunk_size_never_changes_what_a_damaged_file_yields(scratch: Path, name: str, ops: list, size: int) -> None:
