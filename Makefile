@@ -1,13 +1,13 @@
 # Two entry points, each creating its own virtualenv on a fresh machine.
 #   make demo   set up, then run the main job (edirecon run) on sample_edi/
 #   make test   set up, then run the whole test suite
-#   make test-fast  the suite without the tests marked slow (for local work; docs/testing.md)
 #   make golden rewrite every golden output from the current code; review `git diff` before committing
+#   make test-fast  the suite without the tests marked slow, for local work (docs/testing.md)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test test-fast golden setup bench clean
+.PHONY: demo test golden setup bench clean
 
 $(BIN)/edirecon: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,12 @@ setup: $(BIN)/edirecon
 demo: setup
 	$(BIN)/edirecon run sample_edi/ --out out/
 
-test: setup
-	$(BIN)/python -m pytest
-
+.PHONY: test-fast
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
+
+test: setup
+	$(BIN)/python -m pytest
 
 # the golden tests in update mode: each rewrites its goldens, then checks them (corpus goldens only
 # where the corpus is; twice in a row gives no diff)
