@@ -3,6 +3,7 @@
 #   make test   set up, then run the whole test suite
 #   make lint   set up, then ruff (lint and format check) and mypy (strict on parsers/ and engine/decide/)
 #   make golden rewrite every golden output from the current code; review `git diff` before committing
+#   make test-fast  the suite without the tests marked slow, for local work (docs/testing.md)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -21,6 +22,10 @@ setup: $(BIN)/edirecon
 demo: setup
 	$(BIN)/edirecon run sample_edi/ --out out/
 
+.PHONY: test-fast
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
 test: setup
 	$(BIN)/python -m pytest
 
@@ -36,8 +41,8 @@ lint: setup
 
 # the golden tests in update mode: each rewrites its goldens, then checks them (corpus goldens only
 # where the corpus is; twice in a row gives no diff)
-GOLDEN_TESTS = tests/test_golden.py tests/test_golden_outputs.py tests/test_golden_x12.py \
-	tests/test_corpus.py::test_corpus_summary_matches_golden
+GOLDEN_TESTS = tests/golden/test_golden.py tests/golden/test_golden_outputs.py tests/golden/test_golden_x12.py \
+	tests/golden/test_corpus.py::test_corpus_summary_matches_golden
 golden: setup
 	EDIRECON_UPDATE_GOLDENS=1 $(BIN)/python -m pytest -q $(GOLDEN_TESTS)
 

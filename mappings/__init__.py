@@ -1,7 +1,7 @@
 """Code lists and structure tables, as data.
 
 Each table is a CSV file in this folder with a header row; ``code`` (or ``version``) is the key.
-Tables are read once and cached.  ``tests/test_mappings.py`` loads every one of them.
+Tables are read once and cached.  ``tests/unit/test_mappings.py`` loads every one of them.
 
 Add a table by dropping a CSV here and naming it in :data:`TABLES`.
 

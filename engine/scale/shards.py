@@ -11,7 +11,7 @@ decided and rendered into output lines in a process of its own, a fresh one per 
 memory of a run follows the size of a shard, not of the store.  The parent merges the rows
 (each shard's already in output order), decides the one rule about whole remittances (rule 7's
 BPR02 balance), keeps the refunds and writes the outputs: the same bytes as deciding everything
-in one process (``tests/test_shards.py`` holds them to it).
+in one process (``tests/integration/test_shards.py`` holds them to it).
 
 A PLB whose reference names nothing known goes to the first shard, where it is untied, as it
 would be anywhere.

@@ -26,6 +26,7 @@ def test_scenario_on_sqlite(folder: Path, tmp_path: Path) -> None:
         assert got[key] == want[key], key
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.parametrize("folder", SCENARIOS, ids=_id)
 def test_scenario_on_postgresql(folder: Path, tmp_path: Path, pg_url: str) -> None:

@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import REPO, SAMPLE_EDI
 from typer.testing import CliRunner
 
@@ -111,6 +112,7 @@ def _generate(folder: Path) -> None:
     gen.generate("835", str(folder / "remit.835"), claims=3000, seed=5, claims_per_transaction=100, duplicates=3, overpayments=3)
 
 
+@pytest.mark.slow
 def test_killed_run_then_new_run_equals_uninterrupted_run(tmp_path: Path) -> None:
     """SIGKILL in the middle of ingesting, then a new run: exactly the outputs of an uninterrupted run."""
     data = tmp_path / "in"

@@ -35,7 +35,7 @@ BOOKED_AS_REVERSAL = FIXTURES / "engine" / "refund-check-booked-as-claim-reversa
 TAKEN_BACK_TOO = FIXTURES / "reports" / "taken-back-after-acknowledgment"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.slow])])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh store: SQLite in tmp_path, or a throwaway PostgreSQL database."""
     if request.param == "sqlite":

@@ -3,8 +3,8 @@
 Counts are checked against an independent segment counter written here (it shares no code with
 the parser) and against the corpus MANIFEST.tsv.  ``tests/golden/corpus-summary.txt`` holds what
 ``edirecon parse --summary`` says about every file plus its findings by code; it was reviewed by
-hand.  After a deliberate change, rewrite it with ``python tests/test_corpus.py --update`` (or
-``EDIRECON_UPDATE_GOLDENS=1 python -m pytest tests/test_corpus.py``) and review the diff.
+hand.  After a deliberate change, rewrite it with ``python tests/golden/test_corpus.py --update`` (or
+``EDIRECON_UPDATE_GOLDENS=1 python -m pytest tests/golden/test_corpus.py``) and review the diff.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
-if __name__ == "__main__":  # run as a script: make the repository importable
+if __name__ == "__main__":  # run as a script: make the test helpers (conftest) importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pytest
@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from edirecon import parsers
 from edirecon.cli import app
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "corpus-summary.txt"
+GOLDEN = Path(__file__).resolve().parent / "corpus-summary.txt"
 #: a sentinel parameter when the corpus is absent, so the ``corpus`` fixture can skip (or fail in CI)
 FILES: list[Path | None] = list(corpus_files()) or [None]
 ENVELOPE_CODES = (
@@ -285,7 +285,7 @@ def test_corpus_summary_matches_golden(corpus: Path) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--update"]:
-        sys.exit("usage: python tests/test_corpus.py --update")
+        sys.exit("usage: python tests/golden/test_corpus.py --update")
     if not CORPUS.is_dir():
         sys.exit(f"no public corpus at {CORPUS}")
     update_golden()

@@ -54,7 +54,7 @@ class Case:
         return self.golden.relative_to(GOLDEN).as_posix()
 
 
-#: scenarios whose report is made later, for the quarter their Medicare credits arose in (as in tests/test_cms838_institutional.py)
+#: scenarios whose report is made later, for the quarter their Medicare credits arose in (as in tests/integration/test_cms838_institutional.py)
 REPORTED_LATER = {"medicare-part-a-inpatient-and-outpatient": ("2026-10-05", "2026Q3")}
 
 

@@ -633,6 +633,7 @@ def test_a_mistyped_root_creates_nothing_unless_create_is_given(tmp_path: Path) 
     assert sorted(p.name for p in (tmp_path / "srv" / "edi").iterdir()) == ["ack", "archive", "error", "inbound", "outbound", "work"]
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_watch_on_postgresql_publishes_what_sqlite_publishes(tmp_path: Path, pg_url: str) -> None:
     """The same drops give byte-identical run outputs with a PostgreSQL store and with SQLite."""

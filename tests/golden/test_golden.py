@@ -1,7 +1,7 @@
 """Golden parse output for every sample_edi/ X12 file: records, findings and counts.
 
 Each sample file ``X`` has ``X.expected.json`` next to it.  After a deliberate change, rewrite
-them with ``EDIRECON_UPDATE_GOLDENS=1 python -m pytest tests/test_golden.py`` and review the diff.
+them with ``EDIRECON_UPDATE_GOLDENS=1 python -m pytest tests/golden/test_golden.py`` and review the diff.
 """
 
 from __future__ import annotations

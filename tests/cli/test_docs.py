@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import typer.main
+from conftest import REPO
 
 from edirecon.cli import app
 
-REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 DOCS = REPO / "docs"
 PAGES = [README, *sorted(DOCS.glob("*.md"))]

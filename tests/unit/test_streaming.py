@@ -10,6 +10,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from conftest import REPO, SAMPLE_EDI
 
 from edirecon import parsers
@@ -34,6 +35,7 @@ def _peak(path: Path) -> tuple[int, int]:
         tracemalloc.stop()
 
 
+@pytest.mark.slow
 def test_memory_is_bounded_by_the_largest_transaction_set(tmp_path: Path, monkeypatch) -> None:
     """64 transaction sets of 100 claims peak like 16 such sets, far below one set of 6,400 claims."""
     # 64 KiB chunks, so that both multi-set files span many chunks (as large files do at 1 MiB)

@@ -204,6 +204,7 @@ def _with_chunk_size(size: int, path: Path) -> tuple[list[parsers.Record], list[
     return records, [(f.code, f.severity, f.source) for f in s.findings]
 
 
+@pytest.mark.slow
 @settings(PROPERTY, phases=[Phase.explicit, Phase.generate])  # no shrinking: each example reads 70 KB twice
 @given(name=SAMPLE_NAMES, ops=MUTATIONS, size=st.integers(1, 4096))
 # found by hypothesis: an ISA whose terminator is its element separator, in copies glued to a cut

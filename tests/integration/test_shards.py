@@ -69,6 +69,7 @@ def test_every_scenario_together_in_shards_equals_one_process(tmp_path: Path, mo
     assert _kept(url) == kept and kept
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "folder",
     [p for p in sorted(SAMPLE_EDI.iterdir()) if (p / "expected-run.json").exists()] + [p for p in FOLDERS[1:] if (p / "expected-run.json").exists()],
@@ -86,6 +87,7 @@ def test_each_scenario_in_shards_equals_one_process(folder: Path, tmp_path: Path
     assert one == sharded
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_shards_on_postgresql_equal_one_process(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same code path on PostgreSQL: shards there give the bytes one process gives there, and

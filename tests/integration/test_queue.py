@@ -25,7 +25,7 @@ from edirecon.engine.run import run
 AS_OF = date(2026, 11, 27)
 #: a replay for an audit: refunds due 60 days after it, long before the day the workers run
 PAST = date(2026, 1, 15)
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 #: every rule scenario but the one whose kept copy of a twice-sent remittance depends on arrival
 SCENARIOS = [
