@@ -7,7 +7,7 @@ Add a table by dropping a CSV here and naming it in :data:`TABLES`.
 
 ``codes.csv`` is the registry of edirecon's own codes (finding codes, exception kinds, refund
 reasons and statuses ...), by family (:data:`FAMILIES`): the code writes only registered codes
-(:func:`registered` raises on any other), and ``tests/test_registry.py`` checks that the docs
+(:func:`registered` raises on any other), and ``tests/unit/test_registry.py`` checks that the docs
 list exactly the codes of each family.
 """
 

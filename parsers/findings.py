@@ -30,7 +30,7 @@ class Severity(str, Enum):
 
 
 #: code -> (severity, what it means), from the registry: the ``finding`` family of
-#: mappings/codes.csv (docs/findings.md documents every one; tests/test_registry.py checks both)
+#: mappings/codes.csv (docs/findings.md documents every one; tests/unit/test_registry.py checks both)
 CODES: dict[str, tuple[Severity, str]] = {c.code: (Severity(c.severity), c.description) for c in mappings.registry("finding").values()}
 
 

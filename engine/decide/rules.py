@@ -69,7 +69,7 @@ class Refund:
         mappings.registered("refund_reason", self.reason)
 
     @property
-    def status(self) -> str:  # a refund_status of mappings/codes.csv (tests/test_registry.py)
+    def status(self) -> str:  # a refund_status of mappings/codes.csv (tests/unit/test_registry.py)
         if self.recouped >= self.amount:
             return "settled_by_recoupment"
         if self.acknowledged > 0:
@@ -94,7 +94,7 @@ class Recoupment:
         mappings.registered("recoupment_kind", self.kind)
 
     @property
-    def status(self) -> str:  # a recoupment_status of mappings/codes.csv (tests/test_registry.py)
+    def status(self) -> str:  # a recoupment_status of mappings/codes.csv (tests/unit/test_registry.py)
         return "applied" if self.encounter is not None else "untied"
 
 
