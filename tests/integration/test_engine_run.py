@@ -118,7 +118,7 @@ def test_killed_run_then_new_run_equals_uninterrupted_run(tmp_path: Path) -> Non
     data = tmp_path / "in"
     data.mkdir()
     _generate(data)
-    cmd = [sys.executable, "-m", "cli", "run", str(data), "--as-of", "2026-11-27"]
+    cmd = [sys.executable, "-m", "edirecon", "run", str(data), "--as-of", "2026-11-27"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     clean = subprocess.run([*cmd, "--db", f"sqlite:///{tmp_path}/clean.db", "--out", str(tmp_path / "clean")], env=env, capture_output=True, timeout=600)
     assert clean.returncode == 0, clean.stderr

@@ -47,7 +47,7 @@ def workers(
     days = as_of if isinstance(as_of, list) else [as_of] * n
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "cli", "worker", "--db", url, *(["--as-of", day] if day else []), "--stalled-after", str(stalled_after)],
+            [sys.executable, "-m", "edirecon", "worker", "--db", url, *(["--as-of", day] if day else []), "--stalled-after", str(stalled_after)],
             cwd=cwd,
             env=_env(**env),
             stdout=subprocess.DEVNULL,
@@ -167,7 +167,7 @@ def test_a_worker_killed_mid_job_loses_nothing_and_duplicates_nothing(tmp_path: 
             [
                 sys.executable,
                 "-m",
-                "cli",
+                "edirecon",
                 "run",
                 str(data),
                 "--db",
@@ -236,14 +236,14 @@ def test_a_failing_job_is_retried_parked_shown_by_status_and_rerun_by_retry(tmp_
         while _count(pg_url, f"SELECT COUNT(*) FROM procrastinate_jobs WHERE id = {job_id} AND status = 'failed'") == 0:
             assert time.monotonic() < deadline, "the job was not parked"
             time.sleep(0.2)
-        shown = subprocess.run([sys.executable, "-m", "cli", "status", "--db", pg_url, "--json"], cwd=REPO, env=_env(), capture_output=True, timeout=60)
+        shown = subprocess.run([sys.executable, "-m", "edirecon", "status", "--db", pg_url, "--json"], cwd=REPO, env=_env(), capture_output=True, timeout=60)
         assert shown.returncode == 0, shown.stderr
         doc = json.loads(shown.stdout)
         assert doc["failed"] == 1 and doc["files"] == {"incomplete": 1} and doc["workers"] == 1
         assert [j["id"] for j in doc["failed_jobs"]] == [job_id] and doc["failed_jobs"][0]["attempts"] == 2
         assert len(doc["last_errors"]) == 2 and all("cannot be read" in e["error"] for e in doc["last_errors"])
         (tmp_path / "away.835").rename(moved)  # fixed: the file is back
-        again = subprocess.run([sys.executable, "-m", "cli", "retry", "--db", pg_url], cwd=REPO, env=_env(), capture_output=True, timeout=60)
+        again = subprocess.run([sys.executable, "-m", "edirecon", "retry", "--db", pg_url], cwd=REPO, env=_env(), capture_output=True, timeout=60)
         assert again.returncode == 0 and f"1 job(s) back in the queue: {job_id}" in again.stdout.decode()
         deadline = time.monotonic() + 60
         while _count(pg_url, "SELECT COUNT(*) FROM files WHERE complete") == 0:
@@ -256,7 +256,9 @@ def test_a_failing_job_is_retried_parked_shown_by_status_and_rerun_by_retry(tmp_
 def test_worker_and_status_refuse_sqlite_with_one_line(tmp_path: Path) -> None:
     """The queue lives in PostgreSQL: a SQLite URL is a usage error (exit 2), never a traceback."""
     for args in (["worker"], ["status"], ["retry"]):
-        done = subprocess.run([sys.executable, "-m", "cli", *args, "--db", f"sqlite:///{tmp_path}/x.db"], cwd=REPO, env=_env(), capture_output=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "edirecon", *args, "--db", f"sqlite:///{tmp_path}/x.db"], cwd=REPO, env=_env(), capture_output=True, timeout=60
+        )
         assert done.returncode == 2 and b"Traceback" not in done.stderr
         assert done.stderr.decode().count("\n") == 1 and "PostgreSQL" in done.stderr.decode()
 
@@ -274,7 +276,21 @@ def test_watch_defers_each_dropped_file_to_the_workers(tmp_path: Path, pg_url: s
     expected = run(files, f"sqlite:///{tmp_path}/s.db", tmp_path / "sqlite", AS_OF, Config(), workers=1)
     with workers(pg_url, 2):
         done = subprocess.run(
-            [sys.executable, "-m", "cli", "watch", str(tmp_path / "root"), "--db", pg_url, "--once", "--queue", "--interval", "0.2", "--as-of", "2026-11-27"],
+            [
+                sys.executable,
+                "-m",
+                "edirecon",
+                "watch",
+                str(tmp_path / "root"),
+                "--db",
+                pg_url,
+                "--once",
+                "--queue",
+                "--interval",
+                "0.2",
+                "--as-of",
+                "2026-11-27",
+            ],
             cwd=REPO,
             env=_env(),
             capture_output=True,
@@ -418,7 +434,7 @@ def test_watch_queue_with_a_past_as_of_publishes_the_outputs_of_watch_alone(tmp_
     clocks, publishes byte for byte what `watch --once --as-of` alone publishes from the same drop."""
     for name in ("alone", "queued"):
         _drop(tmp_path / name)
-    watch = [sys.executable, "-m", "cli", "watch", "--once", "--interval", "0.2", "--as-of", PAST.isoformat()]
+    watch = [sys.executable, "-m", "edirecon", "watch", "--once", "--interval", "0.2", "--as-of", PAST.isoformat()]
     alone = subprocess.run([*watch, str(tmp_path / "alone"), "--db", f"sqlite:///{tmp_path}/s.db"], cwd=REPO, env=_env(), capture_output=True, timeout=180)
     with workers(pg_url, 2, as_of=[None, "2026-11-27"], cwd=tmp_path):
         queued = subprocess.run([*watch, str(tmp_path / "queued"), "--db", pg_url, "--queue"], cwd=REPO, env=_env(), capture_output=True, timeout=300)

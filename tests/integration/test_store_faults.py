@@ -206,7 +206,7 @@ def test_a_user_sees_one_line_from_the_installed_command(tmp_path: Path) -> None
     (tmp_path / "edirecon.db").write_bytes(b"\x00" * 512)
     for db in ("sqlite:///edirecon.db", f"mysql://app:{PASSWORD}@db.example/x"):
         done = subprocess.run(
-            [sys.executable, "-m", "cli", "refund", "list", "--db", db],
+            [sys.executable, "-m", "edirecon", "refund", "list", "--db", db],
             cwd=tmp_path,
             capture_output=True,
             timeout=120,

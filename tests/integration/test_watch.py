@@ -1,5 +1,5 @@
 """`edirecon watch`: clearinghouse drop folders, driven as a partner and a downstream system would
-drive them — real folder trees, `python -m cli watch` subprocesses, signals, and pyx12 reading the
+drive them — real folder trees, `python -m edirecon watch` subprocesses, signals, and pyx12 reading the
 acknowledgments back."""
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ IGNORED = ("acme/upload.837.part", "acme/upload.837.tmp", ".hidden.837", "acme/.
 
 # ------------------------------------------------------------------------------------ helpers
 def watch_cmd(root: Path, db: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "cli", "watch", str(root), "--db", db, "--as-of", AS_OF, *args]
+    return [sys.executable, "-m", "edirecon", "watch", str(root), "--db", db, "--as-of", AS_OF, *args]
 
 
 def watch(root: Path, db: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -271,7 +271,7 @@ def test_outbound_equals_edirecon_run_on_the_same_files(batch: dict[str, Any]) -
         (tree / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, tree / rel)
     done = subprocess.run(
-        [sys.executable, "-m", "cli", "run", ".", "--db", f"sqlite:///{base}/run.db", "--out", str(base / "run-out"), "--as-of", AS_OF],
+        [sys.executable, "-m", "edirecon", "run", ".", "--db", f"sqlite:///{base}/run.db", "--out", str(base / "run-out"), "--as-of", AS_OF],
         env=ENV,
         capture_output=True,
         cwd=tree,
@@ -406,7 +406,7 @@ def test_two_watchers_on_one_root_ingest_each_file_exactly_once(tmp_path: Path) 
         (tree / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, tree / rel)
     done = subprocess.run(
-        [sys.executable, "-m", "cli", "run", ".", "--db", f"sqlite:///{tmp_path}/run.db", "--out", str(tmp_path / "run-out"), "--as-of", AS_OF],
+        [sys.executable, "-m", "edirecon", "run", ".", "--db", f"sqlite:///{tmp_path}/run.db", "--out", str(tmp_path / "run-out"), "--as-of", AS_OF],
         env=ENV,
         capture_output=True,
         cwd=tree,
@@ -653,7 +653,7 @@ def test_as_of_default_is_today(tmp_path: Path) -> None:
     """Without --as-of, the outputs are made as of the day of the batch."""
     root = tmp_path / "root"
     drop(root, "blueriver/remit.835", GOOD["blueriver/remit.835"].read_bytes())
-    cmd = [sys.executable, "-m", "cli", "watch", str(root), "--db", f"sqlite:///{tmp_path}/s.db", "--once", "--interval", "0.1"]
+    cmd = [sys.executable, "-m", "edirecon", "watch", str(root), "--db", f"sqlite:///{tmp_path}/s.db", "--once", "--interval", "0.1"]
     done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads((root / "outbound" / "manifest.json").read_text())["as_of"] == date.today().isoformat()
