@@ -9,13 +9,13 @@ from datetime import date
 from decimal import Decimal
 
 from edirecon.engine.decide.facts import (
-    ZERO,
     ClaimFact,
     ClaimLine,
     PatientPaymentFact,
     PaymentFact,
     PaymentLine,
 )
+from edirecon.money import ZERO
 
 _SEQUENCE = {"P": 1, "S": 2, "T": 3}
 ONE = Decimal(1)

@@ -13,7 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, NamedTuple, TypedDict
 
-from edirecon.money import ZERO  # the rules take it from here as well
+from edirecon.money import ZERO
 
 
 class Evidence(TypedDict, total=False):

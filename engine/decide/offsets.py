@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from edirecon import mappings
-from edirecon.engine.decide.facts import ZERO, PaymentFact, PlbFact
+from edirecon.engine.decide.facts import PaymentFact, PlbFact
+from edirecon.money import ZERO
 
 #: a take-back: a positive PLB of a ``recovery`` reason, or a claim reversal (CLP02 = 22)
 TakeBack = PlbFact | PaymentFact

@@ -27,7 +27,6 @@ from edirecon.engine.decide.encounters import (
     stable_id,
 )
 from edirecon.engine.decide.facts import (
-    ZERO,
     ClaimFact,
     Evidence,
     Facts,
@@ -37,6 +36,7 @@ from edirecon.engine.decide.facts import (
     RemittanceFact,
 )
 from edirecon.engine.decide.offsets import Offset, identity, offset_of, offsets
+from edirecon.money import ZERO
 
 log = structlog.get_logger("edirecon.decide")
 

@@ -12,7 +12,6 @@ from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, 
 
 from edirecon import mappings
 from edirecon.engine.decide.facts import (
-    ZERO,
     ClaimFact,
     ClaimLine,
     Facts,
@@ -30,6 +29,7 @@ from edirecon.engine.store.bulk import (
     member_of,
     select_rows,
 )
+from edirecon.money import ZERO
 
 
 def load(conn: Connection, pcns: Sequence[str] | None = None) -> Facts:
