@@ -12,9 +12,12 @@ from sqlalchemy import Connection, func, insert, select, update
 from edirecon.engine.store import schema as t
 
 
-def user_by_name(conn: Connection, name: str) -> dict[str, Any] | None:
-    """The ``users`` row of this name, or None."""
-    row = conn.execute(select(t.users).where(t.users.c.name == name)).mappings().first()
+def user_by_name(conn: Connection, name: str, for_update: bool = False) -> dict[str, Any] | None:
+    """The ``users`` row of this name, or None.  ``for_update``: locked until the transaction
+    ends (PostgreSQL's SELECT ... FOR UPDATE; a SQLite write transaction holds the whole store),
+    so that two failed logins at once both count."""
+    query = select(t.users).where(t.users.c.name == name)
+    row = conn.execute(query.with_for_update() if for_update else query).mappings().first()
     return dict(row) if row is not None else None
 
 

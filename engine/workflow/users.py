@@ -183,7 +183,7 @@ def disable_user(store: Store, name: str) -> tuple[User, bool]:
     """Disable a user: its logins and tokens are refused from now on.  (the user, whether it was
     disabled by this call: False when it already was)."""
     with store.write() as conn:
-        row = _existing(st.user_by_name(conn, name), name)
+        row = _existing(st.user_by_name(conn, name, for_update=True), name)
         if row["disabled_at"] is not None:
             return _user(row), False
         row["disabled_at"] = now()
@@ -208,7 +208,7 @@ def login(store: Store, name: str, password: str, at: datetime | None = None) ->
     at = at or now()
     refused: Unauthorized | None = None
     with store.write() as conn:
-        row = st.user_by_name(conn, name)
+        row = st.user_by_name(conn, name, for_update=True)
         if row is None:
             _matches(_NOBODY, password)  # as long as for a known user; the name is not logged (it may be a password typed in the wrong field)
             log.info("login_refused", reason="unknown_user")

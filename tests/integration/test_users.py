@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,24 @@ def test_wrong_passwords_are_counted_and_lock_the_user(store: Store) -> None:
     assert u.get_user(store, "alice").state(at).startswith("locked until ")
     assert u.login(store, "alice", PASSWORD, at + timedelta(minutes=u.LOCK_MINUTES, seconds=1)).name == "alice"
     assert rows(store, t.users)[0]["locked_until"] is None
+
+
+def test_failed_logins_at_the_same_time_all_count(store: Store) -> None:
+    """Wrong passwords tried at once (the app serves requests in parallel) are each counted: the
+    user's row is read for update, so no count is lost and the lock cannot be outrun."""
+    u.add_user(store, "alice", "viewer", PASSWORD)
+    tries = u.MAX_FAILED_LOGINS - 1
+
+    def wrong(_: int) -> bool:
+        try:
+            u.login(store, "alice", "not the password")
+        except Unauthorized:
+            return True
+        return False
+
+    with ThreadPoolExecutor(tries) as pool:
+        assert all(pool.map(wrong, range(tries)))
+    assert rows(store, t.users)[0]["failed_logins"] == tries
 
 
 def test_a_disabled_user_cannot_log_in(store: Store) -> None:
