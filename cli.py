@@ -687,6 +687,135 @@ def refund_mark_recovered(
     _act(refund_ids, from_file, "mark-recovered", db, as_of, config, user, note, day=day, amount=got, reference=reference)
 
 
+# -- users, roles and API tokens (docs/users.md) -------------------------------------------------
+
+user_app = typer.Typer(
+    name="user",
+    help="The users of `edirecon serve`: add (with a role and a password), list, disable.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(user_app, name="user")
+token_app = typer.Typer(
+    name="token",
+    help="API tokens of `edirecon serve`: create one for a user (shown once), revoke one.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(token_app, name="token")
+
+UserNameArg = Annotated[str, typer.Argument(help="The user's name (letters, digits, '.', '_', '@', '-'; at most 64).", show_default=False)]
+
+
+def _new_password(from_stdin: bool) -> str:
+    """The password of `user add`: stdin's first line (--password-stdin), or typed twice, hidden."""
+    if from_stdin:
+        return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    return password
+
+
+@user_app.command("add")
+def user_add(
+    name: UserNameArg,
+    role: Annotated[str, typer.Option("--role", help="viewer, analyst, approver or admin (docs/users.md).", show_default=False)],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin instead of asking for it twice.")
+    ] = False,
+    db: DbOpt = DEFAULT_DB,
+) -> None:
+    """Add a user with a role and a password of at least 12 characters (the store is created when missing)."""
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, argon2)
+    from edirecon.engine.store.connection import open_store
+    from edirecon.engine.workflow.users import add_user, check_name, check_role
+
+    configure_logging(False)
+    check_name(name)
+    check_role(role)
+    password = _new_password(password_stdin)
+    store = open_store(db, create=True)
+    try:
+        user = add_user(store, name, role, password)
+    finally:
+        store.dispose()
+    typer.echo(f"user {user.name} added ({user.role})")
+
+
+@user_app.command("list")
+def user_list(db: DbOpt = DEFAULT_DB) -> None:
+    """List the users: role, state (active, locked, disabled), API tokens not revoked, when added."""
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, argon2)
+    from edirecon.engine.store.connection import open_store
+    from edirecon.engine.workflow.users import now, users
+
+    configure_logging(False)
+    store = open_store(db)
+    try:
+        found, at = users(store), now()
+    finally:
+        store.dispose()
+    typer.echo(f"{'user':<20}  {'role':<8}  {'tokens':>6}  {'added':<16}  state")
+    for u in found:
+        typer.echo(f"{u.name:<20}  {u.role:<8}  {u.active_tokens:>6}  {u.created_at:%Y-%m-%d %H:%M}  {u.state(at)}")
+    typer.echo(f"{len(found)} user(s)")
+
+
+@user_app.command("disable")
+def user_disable(name: UserNameArg, db: DbOpt = DEFAULT_DB) -> None:
+    """Disable a user: its logins and API tokens are refused from now on (it stays listed)."""
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, argon2)
+    from edirecon.engine.store.connection import open_store
+    from edirecon.engine.workflow.users import disable_user
+
+    configure_logging(False)
+    store = open_store(db)
+    try:
+        user, changed = disable_user(store, name)
+    finally:
+        store.dispose()
+    typer.echo(f"user {user.name} {'disabled' if changed else 'was already disabled'}")
+
+
+@token_app.command("create")
+def token_create(name: UserNameArg, db: DbOpt = DEFAULT_DB) -> None:
+    """Make an API token for a user and print it alone on the last line: it is shown once, and
+    only its SHA-256 is stored."""
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, argon2)
+    from edirecon.engine.store.connection import open_store
+    from edirecon.engine.workflow.users import create_token, get_user
+
+    configure_logging(False)
+    store = open_store(db)
+    try:
+        token = create_token(store, name)
+        role = get_user(store, name).role
+    finally:
+        store.dispose()
+    typer.echo(f"API token {token.token_id} for {token.user} ({role}); it is shown once, keep it now:")
+    typer.echo(token.text)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (the 8 characters after edr_), or the whole token.", show_default=False)],
+    db: DbOpt = DEFAULT_DB,
+) -> None:
+    """Revoke an API token: it is refused from now on."""
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, argon2)
+    from edirecon.engine.store.connection import open_store
+    from edirecon.engine.workflow.users import revoke_token
+
+    configure_logging(False)
+    store = open_store(db)
+    try:
+        known, user, changed = revoke_token(store, token_id)
+    finally:
+        store.dispose()
+    typer.echo(f"API token {known} of {user} {'revoked' if changed else 'was already revoked'}")
+
+
 @app.command()
 def report(
     db: DbOpt = DEFAULT_DB,

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 __all__ = [
     "EdireconError",
+    "Forbidden",
     "InputError",
     "NotAllowed",
     "QueueError",
     "ShardError",
     "StoreUnavailable",
+    "Unauthorized",
     "UsageError",
     "WatchError",
 ]
@@ -80,6 +82,20 @@ class QueueError(EdireconError):
 class NotAllowed(EdireconError):
     """A refund workflow action not allowed in the refund's current state (approve a sent refund,
     send more than is outstanding...) (exit 1)."""
+
+    exit_code = 1
+
+
+class Unauthorized(EdireconError):
+    """A login or an API token refused: a wrong user name or password, a user locked after too
+    many failed logins or disabled, an unknown or revoked token (exit 1; HTTP 401 in `serve`)."""
+
+    exit_code = 1
+
+
+class Forbidden(EdireconError):
+    """A user whose role does not allow the action (a viewer approving, an analyst voiding...)
+    (exit 1; HTTP 403 in `serve`)."""
 
     exit_code = 1
 

@@ -55,6 +55,7 @@ FAMILIES: dict[str, str] = {
     "audit_action": "the action of an audit event of the refund workflow (docs/workflow-and-reports.md)",
     "followup_kind": "the kind column of the report's followups.csv (docs/workflow-and-reports.md)",
     "refusal": "why the drop-folder watcher refuses an entry of inbound/ (docs/dropfolders.md)",
+    "role": "the role of a user of `edirecon serve` (`edirecon user add --role`), from least to most allowed (docs/users.md)",
 }
 
 

@@ -407,3 +407,39 @@ job_failures = Table(
     Column("detail", Text, nullable=False),
     Column("failed_at", DateTime, nullable=False),
 )
+
+# -- users, roles and API tokens (``edirecon user``, ``edirecon token``; docs/users.md) ------------
+# Who may use the store through ``edirecon serve``: a user has one role (the ``role`` family of
+# mappings/codes.csv) and an argon2 password hash, never the password.  Failed logins are counted
+# on the user: MAX_FAILED_LOGINS in a row lock it until ``locked_until``.  A disabled user
+# (``disabled_at`` set) stays listed, and is refused.  Times are UTC.
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),  # also the audit trail's user_name
+    Column("role", String(16), nullable=False),  # viewer, analyst, approver, admin
+    Column("password_hash", String(255), nullable=False),  # argon2id, in its PHC string form ($argon2id$v=19$...)
+    Column("failed_logins", Integer, nullable=False, default=0),  # failed logins in a row since the last success or lock
+    Column("locked_until", DateTime),  # no login before then (too many failed logins)
+    Column("disabled_at", DateTime),  # set: the user is disabled (its logins and tokens refused)
+    Column("created_at", DateTime, nullable=False),
+)
+
+# An API token is shown once, when made, and stored as the SHA-256 of its text: a token is 256
+# random bits (secrets.token_urlsafe(32)), so unlike a password it cannot be guessed from a fast
+# hash, and a fast hash lets each API call find its token by an indexed lookup (argon2 would cost
+# every call tens of milliseconds and could not be indexed).  ``token_id`` is a short random id,
+# also the token's first characters, by which `edirecon token revoke` names it.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_id", String(16), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),  # hex SHA-256 of the whole token
+    Column("created_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime),  # set: the token is refused
+)
+Index("ix_api_tokens_user", api_tokens.c.user_id)

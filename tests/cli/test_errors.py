@@ -40,6 +40,8 @@ EXIT_CODES = {
     "WatchError": 2,
     "QueueError": 2,
     "NotAllowed": 1,
+    "Unauthorized": 1,
+    "Forbidden": 1,
     "ShardError": 1,
 }
 CLASSES = [getattr(errors, name) for name in errors.__all__]

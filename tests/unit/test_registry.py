@@ -39,6 +39,7 @@ DOCUMENTED: dict[str, tuple[str, str]] = {
     "audit_action": ("docs/workflow-and-reports.md", "| action | by | meaning |"),
     "followup_kind": ("docs/workflow-and-reports.md", "| follow-up | meaning |"),
     "refusal": ("docs/dropfolders.md", "| refusal | meaning |"),
+    "role": ("docs/users.md", "| role | may |"),
 }
 #: the families whose codes have a severity (every code one of error, warning, info)
 WITH_SEVERITY = {"finding", "exception_kind", "refusal"}
