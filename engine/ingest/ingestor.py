@@ -22,16 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection
 
 from edirecon import mappings, parsers
 from edirecon.engine.store import intake
-from edirecon.engine.store import schema as t
-from edirecon.engine.store.bulk import Converted
-from edirecon.engine.store.connection import Store
-from edirecon.engine.store.lengths import TooLong, length, widths
+from edirecon.engine.store.connection import Connection, Store
+from edirecon.engine.store.lengths import TooLong, column_length, widths
 from edirecon.money import parse as parse_amount
-from edirecon.money import to_storage
 from edirecon.parsers.model import Claim, ClaimPayment, Party, ProviderAdjustment
 from edirecon.parsers.source import Source
 
@@ -102,8 +98,8 @@ def classify(path: Path) -> str:
     return "unsupported"
 
 
-_EXCEPTION_PCN = length(t.ingest_exceptions.c.patient_control_number)
-_EXCEPTION_PAYER = length(t.ingest_exceptions.c.payer_id)
+_EXCEPTION_PCN = column_length("ingest_exceptions", "patient_control_number")
+_EXCEPTION_PAYER = column_length("ingest_exceptions", "payer_id")
 
 
 def exception_key(*parts: object) -> str:
@@ -348,7 +344,7 @@ class Ingestor:
     def _patient_payments(self, path: Path, name: str, file_id: int, sha: str) -> None:
         rows: list[dict[str, Any]] = []
         cuts: list[_Cut] = []
-        fit = widths(t.patient_payments).fit_mapping
+        fit = widths("patient_payments").fit_mapping
         with self.store.write() as conn:
             with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
                 reader = csv.DictReader(fh)
@@ -485,7 +481,7 @@ def _sourced(over: list[TooLong], cuts: list[_Cut], sources: dict[str, Party | N
     over.clear()
 
 
-_TRANSACTION_WIDTHS = widths(t.transactions, ["isa13", "gs06", "st02", "transaction_type"])
+_TRANSACTION_WIDTHS = widths("transactions", ["isa13", "gs06", "st02", "transaction_type"])
 
 
 # -- a transaction set as rows, before it is written -----------------------------------
@@ -520,29 +516,13 @@ class _Remittance:
         return len(self.payments) + len(self.lines) + len(self.adjustments) + len(self.plbs)
 
 
-class _StorageForm:
-    """How the money and date values of the bulk-inserted rows are put.
-
-    As they are (``Decimal``, ``date``) for PostgreSQL's COPY; for SQLite already in the form the
-    driver's adapters (``engine.bulk``) would give them, exact decimal text and ISO text, so that
-    the conversion is done while parsing rather than inside the write transaction, and more cheaply
-    (a transaction set's dates repeat: each is converted once).
-    """
-
-    __slots__ = ("day", "money")
-
-    def __init__(self, text: bool):
-        self.money: Callable[[Any], Any] = to_storage if text else _same
-        self.day: Callable[[Any], Any] = Converted(_iso_text, None).__getitem__ if text else _same
+#: how the money and dates of a transaction set's rows are put: in the store's storage form on
+#: SQLite, as they are for PostgreSQL (one per transaction set: its dates are converted once)
+_StorageForm = intake.StorageForm
 
 
 def _same(value: Any) -> Any:
     return value
-
-
-def _iso_text(day: Any) -> Any:
-    """A date as its ISO text (``str``, what the SQLite adapter of ``engine.bulk`` binds)."""
-    return str(day) if isinstance(day, date) else day
 
 
 def _prepare_claims(records: Iterable[Claim], name: str, form: _StorageForm) -> _Claims:
@@ -551,8 +531,8 @@ def _prepare_claims(records: Iterable[Claim], name: str, form: _StorageForm) -> 
     cuts: list[_Cut] = []
     over: list[TooLong] = []
     money, day = form.money, form.day
-    fit_claim = widths(t.claims, CLAIM_COLUMNS[2:]).fit  # from transaction_type on, as claim_row gives them
-    fit_line = widths(t.claim_lines, [None, *CLAIM_LINE_COLUMNS[2:]]).fit
+    fit_claim = widths("claims", CLAIM_COLUMNS[2:]).fit  # from transaction_type on, as claim_row gives them
+    fit_line = widths("claim_lines", [None, *CLAIM_LINE_COLUMNS[2:]]).fit
     pcn_at, payer_at = CLAIM_COLUMNS.index("patient_control_number") - 2, CLAIM_COLUMNS.index("payer_id") - 2
     for index, c in enumerate(records):
         row = fit_claim(claim_row(c, name, money, day), over)
@@ -588,10 +568,10 @@ def _prepare_remittance(records: Iterable[Any], name: str, form: _StorageForm) -
     money, day = form.money, form.day
     payments, lines, adjustments, cuts = out.payments, out.lines, out.adjustments, out.cuts
     over: list[TooLong] = []
-    fit_payment = widths(t.claim_payments, [None, *PAYMENT_COLUMNS[3:]]).fit  # (ordinal, *payment_row)
-    fit_line = widths(t.payment_lines, [None, None, *PAYMENT_LINE_COLUMNS[3:]]).fit
-    fit_adjustment = widths(t.adjustments, [None, *ADJUSTMENT_COLUMNS[2:]]).fit
-    fit_plb = widths(t.provider_adjustments).fit_mapping
+    fit_payment = widths("claim_payments", [None, *PAYMENT_COLUMNS[3:]]).fit  # (ordinal, *payment_row)
+    fit_line = widths("payment_lines", [None, None, *PAYMENT_LINE_COLUMNS[3:]]).fit
+    fit_adjustment = widths("adjustments", [None, *ADJUSTMENT_COLUMNS[2:]]).fit
+    fit_plb = widths("provider_adjustments").fit_mapping
     pcn_at = PAYMENT_COLUMNS.index("patient_control_number") - 2
     payer = ""
     ordinal = 0
@@ -599,7 +579,7 @@ def _prepare_remittance(records: Iterable[Any], name: str, form: _StorageForm) -
         if out.header is None:
             out.header = rem = record.remittance
             out.payer_id = rem.payer_id or (rem.payer.id if rem.payer else "")
-            out.header_row = widths(t.remittances).fit_mapping(remittance_row(rem, out.payer_id, name), over)
+            out.header_row = widths("remittances").fit_mapping(remittance_row(rem, out.payer_id, name), over)
             payer = out.header_row["payer_id"]
             _sourced(over, cuts, {"payer_id": rem.payer, "payer_name": rem.payer, "payee_npi": rem.payee, "payee_tin": rem.payee}, rem.source, "", payer)
         ordinal += 1
@@ -712,7 +692,7 @@ ADJUSTMENT_COLUMNS = ["id", "claim_payment_id", "line_ordinal", "group_code", "r
 
 
 #: the other payers' ids are compared with payer ids as stored, so they are cut the same way
-_PAYER_ID = length(t.claims.c.payer_id)
+_PAYER_ID = column_length("claims", "payer_id")
 
 
 def claim_row(c: Claim, name: str, money: Callable[[Any], Any] = _same, day: Callable[[Any], Any] = _same) -> tuple[Any, ...]:

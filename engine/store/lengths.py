@@ -1,7 +1,8 @@
 """Column lengths, defined once: the ``String(n)`` of ``schema.py``.
 
 Ingest never repeats a length: it fits each row it builds to the table's columns with a
-:class:`Widths`, which reads them from the schema.  A text longer than its column is cut to the
+:class:`Widths`, which reads them from the schema (ingest names the table: it does not import the
+schema, whose tables are the store's).  A text longer than its column is cut to the
 column's length (PostgreSQL would refuse the row, SQLite would keep the whole text: both stores now
 hold the same value) and reported as a :class:`TooLong`, which ingest records as a
 ``FIELD_TOO_LONG`` exception with its position and field (docs/findings.md).
@@ -17,11 +18,18 @@ from typing import Any
 
 from sqlalchemy import Column, String, Table
 
+from edirecon.engine.store import schema as t
+
 
 def length(column: Column[Any]) -> int | None:
     """The length of a ``String(n)`` column; None for a column of unbounded text or not text."""
     kind = column.type
     return kind.length if isinstance(kind, String) and kind.length else None
+
+
+def column_length(table: str, column: str) -> int | None:
+    """The length of the column ``column`` of the table named ``table`` (:func:`length`)."""
+    return length(t.metadata.tables[table].c[column])
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +81,11 @@ class Widths:
         return out
 
 
-def widths(table: Table, columns: Sequence[str | None] | None = None) -> Widths:
-    """The :class:`Widths` of ``table`` for rows of ``columns`` (all its columns when not given)."""
+def widths(table: Table | str, columns: Sequence[str | None] | None = None) -> Widths:
+    """The :class:`Widths` of ``table`` (or the table of that name) for rows of ``columns`` (all
+    its columns when not given)."""
+    if isinstance(table, str):
+        table = t.metadata.tables[table]
     return _widths(table, tuple(columns) if columns is not None else tuple(c.name for c in table.columns))
 
 

@@ -33,15 +33,14 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, insert, select, text, update
 
 from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.decide.facts import Facts, PaymentFact, PlbFact
 from edirecon.engine.decide.offsets import Offset
 from edirecon.engine.decide.rules import Decisions, Refund, decide
-from edirecon.engine.store import schema as t
-from edirecon.engine.store.connection import Store
+from edirecon.engine.store import workflow as stored
+from edirecon.engine.store.connection import Connection, Store
 from edirecon.engine.store.connection import open_store as _open_store
 from edirecon.engine.store.facts import load
 from edirecon.errors import NotAllowed, UsageError
@@ -148,8 +147,7 @@ def _locked(store: Store) -> Iterator[Connection]:
     """A write transaction holding the workflow's lock (SQLite: the write lock; PostgreSQL: an
     advisory lock), so two commands never sync or change the same refund at once."""
     with store.write() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(6200300)"))
+        stored.lock(conn)
         yield conn
 
 
@@ -316,9 +314,7 @@ def _allowed(v: View, action: str, as_of: date, method: str, reference: str, day
 def events(store: Store, refund_id: str) -> list[dict[str, Any]]:
     """The audit trail of a refund, oldest first."""
     with store.engine.connect() as conn:
-        return [
-            dict(r) for r in conn.execute(select(t.refund_events).where(t.refund_events.c.refund_id == refund_id).order_by(t.refund_events.c.id)).mappings()
-        ]
+        return stored.events(conn, refund_id)
 
 
 # -- syncing with the engine --------------------------------------------------------------------
@@ -327,10 +323,7 @@ def events(store: Store, refund_id: str) -> list[dict[str, Any]]:
 def _read(conn: Connection, b: Book) -> None:
     by_id = {r.refund_id: r for r in b.decisions.refunds}
     arose = credit_arose_on(b.decisions)
-    b.views = {
-        row["refund_id"]: View(row, by_id.get(row["refund_id"]), arose.get(row["refund_id"]))
-        for row in (dict(r) for r in conn.execute(select(t.refund_workflow).order_by(t.refund_workflow.c.refund_id)).mappings())
-    }
+    b.views = {row["refund_id"]: View(row, by_id.get(row["refund_id"]), arose.get(row["refund_id"])) for row in stored.states(conn)}
 
 
 def _entry(r: Refund, config: Config) -> tuple[str, str, str]:
@@ -347,7 +340,7 @@ def _entry(r: Refund, config: Config) -> tuple[str, str, str]:
 
 
 def _sync(conn: Connection, b: Book) -> None:
-    rows = {r["refund_id"]: dict(r) for r in conn.execute(select(t.refund_workflow)).mappings()}
+    rows = stored.states_by_id(conn)
     engine = {r.refund_id: r for r in b.decisions.refunds}
     taken = {row["acknowledged_by"] for row in rows.values() if row["acknowledged_by"]}
     acted = _acted_on(conn)
@@ -356,21 +349,7 @@ def _sync(conn: Connection, b: Book) -> None:
         row = rows.get(refund_id)
         if row is None:
             status, action, note = _entry(r, b.config)
-            conn.execute(
-                insert(t.refund_workflow).values(
-                    refund_id=refund_id,
-                    status=status,
-                    reason=r.reason,
-                    payee_type=r.payee_type,
-                    payer_id=r.payer_id,
-                    amount=r.amount,
-                    method="",
-                    reference="",
-                    acknowledged_by="",
-                    double_refund_traces="",
-                    updated_at=now(),
-                )
-            )
+            stored.new_state(conn, refund_id, status, r.reason, r.payee_type, r.payer_id, r.amount, now())
             _event(conn, refund_id, SYSTEM_USER, action, "", status, note)
             log.info("refund_entered", refund_id=refund_id, status=status, reason=r.reason, payee_type=r.payee_type)
             if r.status == "acknowledged":  # met with the payer's booking of a check for it (an offset pair)
@@ -406,7 +385,7 @@ def _sync(conn: Connection, b: Book) -> None:
 
 def _acted_on(conn: Connection) -> set[str]:
     """The refunds a person has taken a manual action on (whoever ran the command)."""
-    return set(conn.execute(select(t.refund_events.c.refund_id).where(t.refund_events.c.action.in_(sorted(MANUAL))).distinct()).scalars())
+    return stored.acted_on(conn, sorted(MANUAL))
 
 
 def _rejudge(conn: Connection, row: dict[str, Any], r: Refund, config: Config) -> None:
@@ -535,7 +514,7 @@ def _change(conn: Connection, row: dict[str, Any], status: str, action: str, use
     """Change a refund's state and write the audit row, in the caller's transaction."""
     old = row["status"]
     values = {**changes, "status": status, "updated_at": now()}
-    conn.execute(update(t.refund_workflow).where(t.refund_workflow.c.refund_id == row["refund_id"]).values(**values))
+    stored.change_state(conn, row["refund_id"], values)
     _event(conn, row["refund_id"], user, action, old, status, note)
     row.update(values)
     if user == SYSTEM_USER:
@@ -547,7 +526,7 @@ def _event(conn: Connection, refund_id: str, user: str, action: str, old: str, n
     mappings.registered("workflow_status", new)
     if old:  # empty when the refund enters
         mappings.registered("workflow_status", old)
-    conn.execute(insert(t.refund_events).values(refund_id=refund_id, at=now(), user_name=user[:64], action=action, from_status=old, to_status=new, note=note))
+    stored.add_event(conn, refund_id, now(), user[:64], action, old, new, note)
 
 
 # -- when a credit arose ---------------------------------------------------------------------------

@@ -1,0 +1,78 @@
+"""The SQL of the refund workflow (``engine.workflow.refunds``): its lock, the state of each refund
+(``refund_workflow``) and the audit trail (``refund_events``), in the caller's transaction.
+
+The workflow decides what changes and when; these functions only read and write its rows, with
+the values given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, text, update
+
+from edirecon.engine.store import schema as t
+
+#: the transaction-level advisory lock (PostgreSQL) held while the workflow syncs or changes refunds
+WORKFLOW_LOCK = 6200300
+
+
+def lock(conn: Connection) -> None:
+    """Take the workflow's lock in the caller's write transaction: on PostgreSQL the advisory lock
+    ``WORKFLOW_LOCK``; on SQLite the write transaction (``Store.write()``) is the lock already."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"SELECT pg_advisory_xact_lock({WORKFLOW_LOCK})"))
+
+
+def states(conn: Connection) -> list[dict[str, Any]]:
+    """Every refund's ``refund_workflow`` row, in refund id order."""
+    return [dict(r) for r in conn.execute(select(t.refund_workflow).order_by(t.refund_workflow.c.refund_id)).mappings()]
+
+
+def states_by_id(conn: Connection) -> dict[str, dict[str, Any]]:
+    """refund id -> its ``refund_workflow`` row (in the order the database gives)."""
+    return {r["refund_id"]: dict(r) for r in conn.execute(select(t.refund_workflow)).mappings()}
+
+
+def new_state(conn: Connection, refund_id: str, status: str, reason: str, payee_type: str, payer_id: str, amount: Decimal, updated_at: datetime) -> None:
+    """A refund met for the first time: its ``refund_workflow`` row, nothing sent or acknowledged yet."""
+    conn.execute(
+        insert(t.refund_workflow).values(
+            refund_id=refund_id,
+            status=status,
+            reason=reason,
+            payee_type=payee_type,
+            payer_id=payer_id,
+            amount=amount,
+            method="",
+            reference="",
+            acknowledged_by="",
+            double_refund_traces="",
+            updated_at=updated_at,
+        )
+    )
+
+
+def change_state(conn: Connection, refund_id: str, values: dict[str, Any]) -> None:
+    """Set ``values`` (column -> value) in the refund's ``refund_workflow`` row."""
+    conn.execute(update(t.refund_workflow).where(t.refund_workflow.c.refund_id == refund_id).values(**values))
+
+
+def add_event(conn: Connection, refund_id: str, at: datetime, user_name: str, action: str, from_status: str, to_status: str, note: str) -> None:
+    """One ``refund_events`` row: a step of the refund's audit trail."""
+    conn.execute(
+        insert(t.refund_events).values(refund_id=refund_id, at=at, user_name=user_name, action=action, from_status=from_status, to_status=to_status, note=note)
+    )
+
+
+def acted_on(conn: Connection, actions: Sequence[str]) -> set[str]:
+    """The refunds with an audit event of one of ``actions``."""
+    return set(conn.execute(select(t.refund_events.c.refund_id).where(t.refund_events.c.action.in_(actions)).distinct()).scalars())
+
+
+def events(conn: Connection, refund_id: str) -> list[dict[str, Any]]:
+    """The refund's ``refund_events`` rows, oldest first."""
+    return [dict(r) for r in conn.execute(select(t.refund_events).where(t.refund_events.c.refund_id == refund_id).order_by(t.refund_events.c.id)).mappings()]
