@@ -86,13 +86,22 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
             other = svd = None
             st.loop = "2400"
         elif sid in _LINE_TYPES:
-            if line is None:
-                if claim is None:
-                    v.find("ORPHAN_SEGMENT", f"{sid} before any CLM claim; skipped", seg, off)
-                    continue
-                line = ServiceLine("", "", source=at(seg, off, "2400"))
-            if not line.kind and claim is not None:
-                claim.lines.append(line)
+            if claim is None:
+                v.find("ORPHAN_SEGMENT", f"{sid} before any CLM claim; skipped", seg, off)
+                continue
+            if line is None or line.kind:
+                # no LX of its own (none since the CLM, or its LX's line already has its SV): its
+                # loop (DTP, REF, SVD, CAS ...) goes to a line that never joins the claim, so none
+                # of it lands on the line before it, the claim or the claim's 2320 other payer
+                why = "no LX since the claim's CLM" if line is None else "the LX before it already has its service segment"
+                v.find(
+                    "MISSING_SEGMENT", f"{sid} has no LX of its own ({why}): a service line (loop 2400) starts with LX; it is not read as one", seg, off, "2400"
+                )
+                line = ServiceLine("", sid, source=at(seg, off, "2400"))
+                other = svd = None
+                st.loop = "2400"
+                continue
+            claim.lines.append(line)
             _service(line, sid, els, v, seg, off, comp)
             content_type = _LINE_TYPES[sid]
             if claim is not None and claim.transaction_type != content_type:

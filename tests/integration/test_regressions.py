@@ -10,6 +10,7 @@ import pytest
 from conftest import SAMPLE_EDI
 
 from edirecon import parsers
+from edirecon.parsers.serialize import record_dict
 
 
 def _segment_numbers(data: bytes) -> dict[int, bytes]:
@@ -366,3 +367,87 @@ def test_an_lx_without_sv1_is_a_finding_not_a_service_line(before: bytes, insert
         good_lines.append([("1", "SV1", "99213", Decimal("140.00"))])
     assert lines == good_lines
     assert summary.service_lines == data.count(b"SV1*")
+
+
+def _without_sources(value: object) -> object:
+    """A record's JSON form without its positions (they move when bytes are removed before them)."""
+    if isinstance(value, dict):
+        return {k: _without_sources(v) for k, v in value.items() if k != "source" and not k.endswith("_source")}
+    if isinstance(value, list):
+        return [_without_sources(v) for v in value]
+    return value
+
+
+def _claims_without_line_at(claims: list[parsers.Record], offset: int) -> list[object]:
+    """The claims' JSON forms, positions left out, without the service line whose LX is at ``offset``."""
+    out = []
+    for c in claims:
+        assert isinstance(c, parsers.Claim)
+        d = record_dict(c)
+        lines = d["lines"]
+        assert isinstance(lines, list)
+        d["lines"] = [ld for line, ld in zip(c.lines, lines, strict=True) if line.source is None or line.source.offset != offset]
+        out.append(_without_sources(d))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("sample", "lx"),
+    [
+        # a second service segment in one 2400 loop (its own LX dropped): it overwrote the first line
+        ("clean-payment/claims.837", b"LX*2~\n"),
+        ("institutional-and-dental/claims-institutional.837", b"LX*3~\n"),
+        ("institutional-and-dental/claims-dental.837", b"LX*2~\n"),
+        ("secondary-overpaid/claims-secondary.837", b"LX*2~\n"),  # after line 1's 2430 (SVD, CAS, DTP*573)
+        # a claim's first service segment with no LX before it: it made a line numbered ''
+        ("clean-payment/claims.837", b"LX*1~\n"),
+        ("institutional-and-dental/claims-institutional.837", b"LX*1~\n"),  # after a 2310 NM1*71
+        ("secondary-overpaid/claims-secondary.837", b"LX*1~\n"),  # after 2320/2330: its SVD and CAS
+    ],
+    ids=["sv1-second", "sv2-second", "sv3-second", "sv1-second-after-2430", "sv1-first", "sv2-first", "sv1-first-after-2330"],
+)
+def test_a_service_segment_without_its_own_lx_is_a_finding_and_no_line_is_lost_or_invented(sample: str, lx: bytes, tmp_path: Path) -> None:
+    """An SV1/SV2/SV3 with no LX of its own gives MISSING_SEGMENT at that segment; its loop is not
+    read, and every other line (the one before it in full: charge, DTP*472, REF*6R, 2430) is kept.
+
+    (Bugs: 'LX*1~SV1*A~SV1*B~' read B over A, so line 1's charge was lost without a finding, and
+    B's DTP/REF/SVD landed on it too; an SV1 with no LX before it made a line with an empty line
+    number, and no finding.)
+    """
+    raw = (SAMPLE_EDI / sample).read_bytes()
+    good, good_summary = parsers.parse_file(SAMPLE_EDI / sample)
+    at = raw.index(lx)
+    data = _with_se01_recounted(raw[:at] + raw[at + len(lx) :])
+    path = tmp_path / "service-segment-without-lx.837"
+    path.write_bytes(data)
+    records, summary = parsers.parse_file(path)
+    assert [(f.code, f.severity.value, f.source.offset, f.source.loop) for f in summary.findings] == [("MISSING_SEGMENT", "error", at, "2400")]
+    kind = data[at : at + 3].decode()
+    assert kind in ("SV1", "SV2", "SV3") and "LX" in summary.findings[0].message and kind in summary.findings[0].message
+    assert all(r.trusted for r in records)
+    assert _claims_without_line_at(records, -1) == _claims_without_line_at(good, at)
+    assert summary.service_lines == good_summary.service_lines - 1
+
+
+def test_a_repeated_service_segment_is_read_once(tmp_path: Path) -> None:
+    """'SV1*A~SV1*A~SV1*A~DTP~REF~' in one 2400 loop: one line with A's charge, a MISSING_SEGMENT at
+    each copy. What follows the last copy is that copy's loop, so it is not read onto line 1 either
+    (a wrong date or REF*6R on a line would be worse than none; the findings point at the copies)."""
+    raw = (SAMPLE_EDI / "clean-payment" / "claims.837").read_bytes()
+    good, _ = parsers.parse_file(SAMPLE_EDI / "clean-payment" / "claims.837")
+    sv1 = b"SV1*HC:99214*180.00*UN*1***1:2~\n"
+    first = raw.index(sv1)
+    data = _with_se01_recounted(raw[:first] + sv1 * 3 + raw[first + len(sv1) :])
+    path = tmp_path / "sv1-repeated.837"
+    path.write_bytes(data)
+    records, summary = parsers.parse_file(path)
+    copies = [first + len(sv1), first + 2 * len(sv1)]
+    assert [(f.code, f.source.offset) for f in summary.findings] == [("MISSING_SEGMENT", at) for at in copies]
+    claim, good_claim = records[0], good[0]
+    assert isinstance(claim, parsers.Claim) and isinstance(good_claim, parsers.Claim)
+    assert [(line.number, line.procedure_code, line.charge, line.service_date, line.line_item_control_number) for line in claim.lines] == [
+        ("1", "99214", Decimal("180.00"), None, ""),
+        ("2", "36415", Decimal("25.00"), good_claim.lines[1].service_date, "RFM2601001L2"),
+    ]
+    assert sum((line.charge or Decimal(0) for line in claim.lines), Decimal(0)) == claim.total_charge == Decimal("205.00")
+    assert _claims_without_line_at(records[1:], -1) == _claims_without_line_at(good[1:], -1)
