@@ -118,7 +118,7 @@ def refund_list(
         b = book(store, as_of, config)
     finally:
         store.dispose()
-    payer_names = _payer_names(b)
+    payer_names = _payer_names(b) if any(v.refund is None for v in b.views.values()) else {}
     rows = [
         _list_row(b, v, payer_names)
         for v in b.views.values()

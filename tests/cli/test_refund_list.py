@@ -18,14 +18,18 @@ import contextlib
 import csv
 import io
 import json
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import FIXTURES, REPO, SAMPLE_EDI
+from sqlalchemy import create_engine, insert
 from typer.testing import CliRunner
 
 from edirecon.cli import app
+from edirecon.engine.store import schema as t
 from edirecon.engine.workflow.views import LIST_COLUMNS
 
 CONFIG = FIXTURES / "reports" / "config.toml"
@@ -260,3 +264,44 @@ def test_hostile_names_are_neutralised_in_csv_and_kept_raw_in_json(tmp_path: Pat
     table = listing(db).stdout.splitlines()
     assert max(map(len, table)) <= 120
     assert table[1].startswith(f"{row['refund_id']}  pending  2027-01-26  155.50  RFM2602001  {HOSTILE_PATIENT[:10]}")
+
+
+# ------------------------------------------------------------------------------ a refund the engine no longer identifies
+def test_a_refund_the_engine_no_longer_identifies_keeps_its_payer_name_and_comes_last(tmp_path: Path) -> None:
+    """A pending refund the workflow met in an earlier run (its row written here as that run left
+    it) that the engine no longer identifies is withdrawn by the sync: it has no due day (last),
+    no account or patient, and the name of its payer from the payments of the store."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    dup = run(db, tmp_path / "out", AS_OF, "duplicate-payment")["RFM2602001"]
+    engine = create_engine(db)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(t.refund_workflow).values(
+                refund_id="RF-0000000000000000",
+                status="pending",
+                reason="PAYER_OVERPAYMENT",
+                payee_type="payer",
+                payer_id="87726",
+                amount=Decimal("12.00"),
+                method="",
+                reference="",
+                acknowledged_by="",
+                double_refund_traces="",
+                updated_at=datetime(2026, 11, 1),
+            )
+        )
+    engine.dispose()
+    rows = listed(db)
+    assert [r["refund_id"] for r in rows] == [dup, "RF-0000000000000000"]
+    gone = rows[1]
+    assert (gone["workflow_status"], gone["due_by"], gone["payer_name"], gone["patient_control_number"], gone["patient_name"]) == (
+        "withdrawn",
+        None,
+        "BLUE RIVER HEALTH PLAN",
+        "",
+        "",
+    )
+    assert (gone["amount"], gone["flags"]) == ("12.00", "not identified by the engine")
+    line = listing(db).stdout.splitlines()[2]
+    assert line.startswith("RF-0000000000000000  withdrawn" + " " * 15 + "12.00  ")  # no due day
+    assert "  BLUE RIVER HEAL…  not identified by the …" in line and len(line) == 120  # names and flags cut to 120 columns
