@@ -507,18 +507,36 @@ def refund_list(
     status: Annotated[list[str] | None, typer.Option("--status", help="Only refunds in this workflow status (repeatable).")] = None,
     payer: Annotated[str | None, typer.Option("--payer", help="Only refunds to this payer id.")] = None,
     escheatment: Annotated[bool, typer.Option("--escheatment", help="Only patient refunds sent and not cashed for the escheatment period.")] = False,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only refunds still to be worked (pending, held, approved) past their due day.")] = False,
+    due_before: Annotated[str | None, typer.Option("--due-before", help="Only refunds due before this day (YYYY-MM-DD).")] = None,
+    reason: Annotated[list[str] | None, typer.Option("--reason", help="Only refunds for this reason, e.g. DUPLICATE_PAYMENT (repeatable).")] = None,
+    payee_type: Annotated[str | None, typer.Option("--payee-type", help="Only refunds to a payer or to a patient: payer or patient.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table (for people, 120 columns), csv (spreadsheet-safe) or json (one document).")] = "table",
 ) -> None:
-    """List refunds with their workflow status, due date and flags (overdue, double refund,
-    escheatment candidate), after syncing the workflow with the engine's current decisions."""
+    """List refunds by due date: the work queue, with patient, account, payer, workflow status and
+    flags (overdue, double refund, escheatment candidate), after syncing the workflow with the
+    engine's current decisions."""
     # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
-    from edirecon.engine.workflow.views import refund_list as listing
+    from edirecon.engine.workflow import views
 
     configure_logging(False)
-    rows = listing(db, _today(as_of), Config.load(config), status or (), payer, escheatment)
-    typer.echo(f"{'refund_id':<19}  {'status':<13}  {'reason':<19}  {'payee':<13}  {'amount':>9}  {'due_by':<10}  flags")
-    for r in rows:
-        typer.echo(f"{r.refund_id:<19}  {r.status:<13}  {r.reason:<19}  {r.payee:<13}  {r.amount:>9}  {r.due_by:<10}  {r.flags}".rstrip())
-    typer.echo(f"{len(rows)} refund(s)")
+    if fmt not in views.LIST_FORMATS:
+        raise UsageError(f"--format {fmt!r} is not one of {', '.join(views.LIST_FORMATS)}")
+    before = _day(due_before, "--due-before")
+    rows = views.refund_list(
+        db,
+        _today(as_of),
+        Config.load(config),
+        status or (),
+        payer,
+        escheatment,
+        overdue=overdue,
+        due_before=before,
+        reasons=reason or (),
+        payee_type=payee_type,
+    )
+    render = {"table": views.list_table, "csv": views.list_csv, "json": views.list_json}[fmt]
+    typer.echo(render(rows), nl=False)
 
 
 @refund_app.command("show")

@@ -1,5 +1,7 @@
 """What the ``edirecon refund`` commands show, as plain data the CLI prints: the rows of
-``refund list``, the fields and audit trail of ``refund show``, and the outcome of an action.
+``refund list`` (the work queue: filtered and sorted here, so that every front end lists the
+same refunds) and their table, CSV and JSON, the fields and audit trail of ``refund show``, and
+the outcome of an action.
 
 Each function opens the store at a URL (it must exist: ``StoreUnavailable`` otherwise), syncs the
 workflow with the engine's decisions (``refunds.book``), builds its answer and closes the store.
@@ -8,28 +10,54 @@ Amounts are text with two decimals (``writers.money``), days ISO text.
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
+from edirecon import mappings
 from edirecon.engine.config import Config
+from edirecon.engine.record.csvout import Lines
 from edirecon.engine.record.writers import money
-from edirecon.engine.workflow.refunds import STATUSES, Book, View, act_many, book, default_user, events, open_store
+from edirecon.engine.workflow.refunds import STATUSES, TO_WORK, Book, View, act_many, book, default_user, events, open_store
 from edirecon.errors import UsageError
+
+#: the payee types of ``refund list --payee-type``
+PAYEE_TYPES = ("payer", "patient")
+#: the formats of ``refund list --format``
+LIST_FORMATS = ("table", "csv", "json")
 
 
 @dataclass(frozen=True)
 class ListRow:
-    """One line of ``refund list``."""
+    """One refund of ``refund list``; its fields, in order, are the columns of its CSV and the
+    keys of its JSON objects (the names of the outputs' columns, docs/outputs.md)."""
 
     refund_id: str
-    status: str
+    due_by: date | None
+    days_overdue: int  # 0 unless overdue: still to be worked (pending, held, approved) after its due day
+    workflow_status: str
     reason: str
-    payee: str  # "payer <id>" or "patient"
+    payee_type: str  # payer or patient
+    payer_id: str  # "" for a patient refund
+    payer_name: str  # "" for a patient refund
+    patient_control_number: str  # the account; "" when the engine no longer identifies the refund
+    patient_name: str  # "" when the engine no longer identifies the refund
     amount: str
-    due_by: str  # "" when none
-    flags: str  # overdue, engine status, double refund, escheatment candidate: comma separated
+    outstanding: str
+    flags: str  # overdue, double refund to recover, escheatment candidate, engine status: comma separated
+
+    def record(self) -> dict[str, Any]:
+        """The row as a JSON object: amounts as two-decimal strings, the due day ISO (or null)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["due_by"] = self.due_by.isoformat() if self.due_by else None
+        return out
+
+
+#: the columns of ``refund list --format csv`` (and the keys of ``--format json``)
+LIST_COLUMNS = [f.name for f in fields(ListRow)]
 
 
 @dataclass(frozen=True)
@@ -63,22 +91,53 @@ class Acted:
     refused: str | None  # the reason (a NotAllowed's message); None when done
 
 
-def refund_list(url: str, as_of: date, config: Config, statuses: Sequence[str] = (), payer: str | None = None, escheatment: bool = False) -> list[ListRow]:
-    """The refunds of the store after syncing, in refund_id order: only those in one of
-    ``statuses`` (none: all), to ``payer``, escheatment candidates (with ``escheatment``)."""
-    unknown = sorted(set(statuses) - set(STATUSES))
-    if unknown:
-        raise UsageError(f"--status {unknown[0]!r} is not one of {', '.join(STATUSES)}")
+def refund_list(
+    url: str,
+    as_of: date,
+    config: Config,
+    statuses: Sequence[str] = (),
+    payer: str | None = None,
+    escheatment: bool = False,
+    *,
+    overdue: bool = False,
+    due_before: date | None = None,
+    reasons: Sequence[str] = (),
+    payee_type: str | None = None,
+) -> list[ListRow]:
+    """The work queue: the refunds of the store after syncing, by due day (none: last), then
+    refund id.  Only those in one of ``statuses`` (none: all), to the payer id ``payer``,
+    escheatment candidates (with ``escheatment``), overdue (with ``overdue``: still to be worked
+    after their due day), due before ``due_before``, of one of ``reasons``, to a ``payee_type``.
+
+    An unknown status, reason or payee type is a ``UsageError``, raised before the store is opened."""
+    _one_of("--status", statuses, STATUSES)
+    _one_of("--reason", reasons, tuple(mappings.registry("refund_reason")))
+    _one_of("--payee-type", [payee_type] if payee_type is not None else [], PAYEE_TYPES)
     store = open_store(url)
     try:
         b = book(store, as_of, config)
     finally:
         store.dispose()
-    return [
-        _list_row(b, v)
+    payer_names = _payer_names(b) if any(v.refund is None for v in b.views.values()) else {}
+    rows = [
+        _list_row(b, v, payer_names)
         for v in b.views.values()
-        if (not statuses or v.status in statuses) and (payer is None or v.state["payer_id"] == payer) and (not escheatment or b.escheatment_candidate(v))
+        if (not statuses or v.status in statuses)
+        and (payer is None or v.state["payer_id"] == payer)
+        and (not escheatment or b.escheatment_candidate(v))
+        and (not reasons or v.state["reason"] in reasons)
+        and (payee_type is None or v.payee_type == payee_type)
+        and (not overdue or _days_overdue(b, v) > 0)
+        and (due_before is None or _due_before(v, due_before))
     ]
+    rows.sort(key=lambda r: (r.due_by or date.max, r.refund_id))
+    return rows
+
+
+def _one_of(option: str, given: Sequence[str], known: Sequence[str]) -> None:
+    unknown = [g for g in given if g not in known]
+    if unknown:
+        raise UsageError(f"{option} {unknown[0]!r} is not one of {', '.join(known)}")
 
 
 def refund_detail(url: str, refund_id: str, as_of: date, config: Config) -> Detail:
@@ -118,25 +177,172 @@ def take_action(
     return who, [Acted(o.refund_id, o.view.status, None if o.refused is None else str(o.refused)) for o in outcomes]
 
 
-def _list_row(b: Book, v: View) -> ListRow:
-    due = v.refund.due_by.isoformat() if v.refund is not None and v.refund.due_by else ""
-    payee = f"payer {v.state['payer_id']}" if v.payee_type == "payer" else "patient"
-    return ListRow(v.refund_id, v.status, v.state["reason"], payee, money(v.amount), due, _flags(b, v))
+def _due_by(v: View) -> date | None:
+    return v.refund.due_by if v.refund is not None else None
+
+
+def _due_before(v: View, day: date) -> bool:
+    due = _due_by(v)
+    return due is not None and due < day
+
+
+def _days_overdue(b: Book, v: View) -> int:
+    """Days past the due day of a refund still to be worked (pending, held, approved); else 0."""
+    due = _due_by(v)
+    return (b.as_of - due).days if v.status in TO_WORK and due is not None and b.as_of > due else 0
+
+
+def _payer_names(b: Book) -> dict[str, str]:
+    """payer id -> its name in the payments (for a refund the engine no longer identifies)."""
+    names: dict[str, str] = {}
+    for p in b.facts.payments:
+        if p.payer_name:
+            names.setdefault(p.payer_id, p.payer_name)
+    return names
+
+
+def _list_row(b: Book, v: View, payer_names: dict[str, str]) -> ListRow:
+    r = v.refund
+    payer_id = v.state["payer_id"] if v.payee_type == "payer" else ""
+    payer_name = (r.payer_name if r is not None else payer_names.get(payer_id, "")) if payer_id else ""
+    return ListRow(
+        refund_id=v.refund_id,
+        due_by=_due_by(v),
+        days_overdue=_days_overdue(b, v),
+        workflow_status=v.status,
+        reason=v.state["reason"],
+        payee_type=v.payee_type,
+        payer_id=payer_id,
+        payer_name=payer_name,
+        patient_control_number=r.encounter.pcn if r is not None else "",
+        patient_name=r.encounter.patient_name if r is not None else "",
+        amount=money(v.amount),
+        outstanding=money(v.outstanding),
+        flags=_flags(b, v),
+    )
+
+
+#: (workflow status, engine status) where the first says the second
+_SAID = {("settled", "settled_by_recoupment"), ("double_refund", "settled_by_recoupment"), ("acknowledged", "acknowledged")}
 
 
 def _flags(b: Book, v: View) -> str:
+    """What asks for attention first: overdue, a double refund to recover, an escheatment
+    candidate; then what the engine says of it, unless the workflow status says it already."""
     flags = []
-    if v.status in ("pending", "held", "approved") and v.refund is not None and v.refund.due_by and b.as_of > v.refund.due_by:
-        flags.append(f"overdue {(b.as_of - v.refund.due_by).days}d")
-    if v.refund is not None and v.refund.status != "open":
-        flags.append(f"engine:{v.refund.status}")
-    if v.refund is None:
-        flags.append("not identified by the engine")
+    days = _days_overdue(b, v)
+    if days:
+        flags.append(f"overdue {days}d")
     if v.status == "double_refund":
         flags.append(f"recover {money(v.state['double_refund_amount'])}")
     if b.escheatment_candidate(v):
         flags.append("escheatment candidate")
+    if v.refund is None:
+        flags.append("not identified by the engine")
+    elif v.refund.status != "open" and (v.status, v.refund.status) not in _SAID:
+        flags.append(f"engine:{v.refund.status}")
     return ", ".join(flags)
+
+
+# -- refund list: table, CSV, JSON ----------------------------------------------------------------
+
+#: the width the table of ``refund list`` keeps to
+TABLE_WIDTH = 120
+#: the columns of the table whose text is cut to fit: (header, widest, narrowest it is cut to)
+_NAMES = (("account", 20, 10), ("patient", 24, 16), ("payee", 24, 16))
+_GAP = "  "
+
+
+def list_table(rows: Sequence[ListRow], width: int = TABLE_WIDTH) -> str:
+    """``refund list`` as a table for people: a header, one line per refund, a count.  Each line
+    keeps to ``width`` columns: ids, statuses, days and amounts are shown whole; the account, the
+    patient and the payee (the payer's name, or ``patient``) are cut (``…``) to make room for the
+    flags, and the flags are cut at the last column (the CSV and JSON keep everything whole).
+    Control characters of names from 837/835 files are shown as ``?``."""
+    fixed = [
+        ("refund_id", [r.refund_id for r in rows]),
+        ("status", [r.workflow_status for r in rows]),
+        ("due_by", [r.due_by.isoformat() if r.due_by else "" for r in rows]),
+        ("amount", [r.amount for r in rows]),
+    ]
+    names = [
+        [_printable(r.patient_control_number) for r in rows],
+        [_printable(r.patient_name) for r in rows],
+        [_printable(r.payer_name or r.payer_id) if r.payee_type == "payer" else "patient" for r in rows],
+    ]
+    flags = [r.flags for r in rows]
+    fixed_widths = [max([_width(h), *map(_width, values)]) for h, values in fixed]
+    name_widths = [min(widest, max([_width(h), *map(_width, values)])) for (h, widest, _), values in zip(_NAMES, names, strict=True)]
+    floors = [min(narrowest, w) for (_, _, narrowest), w in zip(_NAMES, name_widths, strict=True)]
+    used = sum(fixed_widths) + sum(name_widths) + len(_GAP) * (len(fixed) + len(names))
+    need = max([0, *map(_width, flags)])
+    while used + need > width:
+        # the name with the most to spare above its narrowest gives a column (the first of equals)
+        spare = [w - f for w, f in zip(name_widths, floors, strict=True)]
+        if max(spare) <= 0:
+            break
+        name_widths[spare.index(max(spare))] -= 1
+        used -= 1
+    flag_width = max(width - used, len("flags"))
+    widths = [*fixed_widths, *name_widths]
+
+    def line(cells: list[str], flag: str) -> str:
+        out = [_fit(c, w, right=(i == 3)) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return (_GAP.join([*out, _fit(flag, flag_width)])).rstrip()
+
+    lines = [line([h for h, _ in fixed] + [h for h, _, _ in _NAMES], "flags")]
+    for i in range(len(rows)):
+        lines.append(line([values[i] for _, values in fixed] + [values[i] for values in names], flags[i]))
+    lines.append(f"{len(rows)} refund(s)")
+    return "\n".join(lines) + "\n"
+
+
+def list_csv(rows: Sequence[ListRow]) -> str:
+    """``refund list --format csv``: a header and one line per refund, every line made by
+    ``csvout`` (text cells that a spreadsheet would take for a formula start with ``'``)."""
+    lines = Lines(LIST_COLUMNS)
+    out = [lines.header()]
+    for r in rows:
+        rec = r.record()
+        out.append(lines.row([rec[c] if rec[c] is not None else "" for c in LIST_COLUMNS]))
+    return "".join(out)
+
+
+def list_json(rows: Sequence[ListRow]) -> str:
+    """``refund list --format json``: one JSON document, a list of objects (``ListRow.record``),
+    the text as it came (escaped as JSON, never neutralised)."""
+    return json.dumps([r.record() for r in rows], indent=1, ensure_ascii=False) + "\n"
+
+
+def _printable(text: str) -> str:
+    """Text for a terminal: control and format characters (escape sequences, line breaks,
+    bidirectional overrides) as ``?``."""
+    return "".join("?" if unicodedata.category(c)[0] == "C" else c for c in text)
+
+
+def _char_width(c: str) -> int:
+    if unicodedata.combining(c):
+        return 0
+    return 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+
+
+def _width(text: str) -> int:
+    """The columns a text takes on a terminal (East Asian wide characters take two)."""
+    return sum(map(_char_width, text))
+
+
+def _fit(text: str, width: int, right: bool = False) -> str:
+    """``text`` padded to ``width`` columns, or cut to them with a closing ``…``."""
+    if _width(text) > width:
+        kept, used = [], 0
+        for c in text:
+            if used + _char_width(c) > width - 1:
+                break
+            kept.append(c)
+            used += _char_width(c)
+        text = "".join(kept) + "…"
+    pad = " " * (width - _width(text))
+    return pad + text if right else text + pad
 
 
 def _iso(d: date | None) -> str:

@@ -85,8 +85,8 @@ def test_double_refund_is_caught_and_approval_is_audited(db: str, tmp_path: Path
     listed = refund(db, "list", as_of="2026-10-20")
     assert listed.exit_code == 0, listed.output
     assert listed.stdout.splitlines() == [
-        "refund_id            status         reason               payee             amount  due_by      flags",
-        f"{rid}  pending        DUPLICATE_PAYMENT    payer 12202        99.96  2026-12-19",
+        "refund_id            status   due_by      amount  account     patient          payee            flags",
+        f"{rid}  pending  2026-12-19   99.96  RFM2604001  JOHNSON, ROBERT  MEDICARE PART B",
         "1 refund(s)",
     ]
     approved = refund(db, "approve", rid, "--user", "alice", "--note", "duplicate confirmed with the EOBs", as_of="2026-10-21")
@@ -96,7 +96,7 @@ def test_double_refund_is_caught_and_approval_is_audited(db: str, tmp_path: Path
     run(db, tmp_path / "out", "2026-11-27", PLB / "remit-3.835")
     listed = refund(db, "list", "--status", "double_refund")
     assert listed.stdout.splitlines()[1:] == [
-        f"{rid}  double_refund  DUPLICATE_PAYMENT    payer 12202        99.96  2026-12-19  engine:settled_by_recoupment, recover 99.96",
+        f"{rid}  double_refund  2026-12-19   99.96  RFM2604001  JOHNSON, ROBERT  MEDICARE PART B  recover 99.96",
         "1 refund(s)",
     ]
     shown = refund(db, "show", rid)
@@ -160,7 +160,7 @@ def test_refund_check_booked_by_an_offset_pair_is_acknowledged_in_every_output(d
     assert "  acknowledged      155.50 on 2026-11-06 (PLB 87726|0009272703|26|1)" in shown
     assert "double refund" not in shown and "recouped" not in shown
     listed = refund(db, "list").stdout.splitlines()
-    assert listed[1:] == [f"{rid}  acknowledged   DUPLICATE_PAYMENT    payer 87726       155.50  2026-12-14  engine:acknowledged", "1 refund(s)"]
+    assert listed[1:] == [f"{rid}  acknowledged  2026-12-14  155.50  RFM2727001  NASH, EVELYN  BLUE RIVER HEALTH PLAN", "1 refund(s)"]
     assert [e[1:] for e in trail(db, rid)] == [
         ("identified", "", "pending"),
         ("approve", "pending", "approved"),
@@ -307,7 +307,7 @@ def test_patient_refund_not_cashed_is_an_escheatment_candidate(db: str, tmp_path
     assert refund(db, "mark-sent", rid, "--user", "alice", "--reference", "7001", "--date", "2026-08-20", as_of="2026-08-20").exit_code == 0
     assert refund(db, "list", "--escheatment", as_of="2026-11-17").stdout.splitlines()[-1] == "0 refund(s)"
     flagged = refund(db, "list", "--escheatment", as_of="2026-11-18").stdout.splitlines()
-    assert flagged[1:] == [f"{rid}  sent           PATIENT_OVERPAYMENT  patient            15.00  2026-10-09  escheatment candidate", "1 refund(s)"]
+    assert flagged[1:] == [f"{rid}  sent    2026-10-09   15.00  RFM2606001  LEE, KAREN  patient  escheatment candidate", "1 refund(s)"]
     assert refund(db, "mark-cashed", rid, "--user", "alice", "--date", "2026-11-20", as_of="2026-11-20").exit_code == 0
     assert refund(db, "list", "--escheatment", as_of="2026-12-31").stdout.splitlines()[-1] == "0 refund(s)"
 
