@@ -485,7 +485,7 @@ def retry(
 
 refund_app = typer.Typer(
     name="refund",
-    help="The refund workflow: list, show, approve, hold, mark-sent, void, mark-cashed, mark-recovered (with an audit trail).",
+    help="The refund workflow: list, show, approve, hold, mark-sent, void, mark-cashed, mark-recovered, acknowledge, assign, note (with an audit trail).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -602,7 +602,8 @@ def _act(
     who, outcomes = take_action(db, ids, action, user, _today(as_of), Config.load(config), note, **details)
     for o in outcomes:
         if o.refused is None:
-            typer.echo(f"{o.refund_id}: {action} by {who}; now {o.status}")
+            assigned = (f", assigned to {o.assigned_to}" if o.assigned_to else ", assigned to nobody") if action == "assign" else ""
+            typer.echo(f"{o.refund_id}: {action} by {who}; now {o.status}{assigned}")
         else:
             typer.echo(f"edirecon: {o.refused}", err=True)
     refused = sum(1 for o in outcomes if o.refused is not None)
@@ -703,6 +704,51 @@ def refund_mark_recovered(
     """Record that double refunds were recovered from the payer."""
     day, got = _day(recovered_on, "--date"), _amount(amount)
     _act(refund_ids, from_file, "mark-recovered", db, as_of, config, user, note, day=day, amount=got, reference=reference)
+
+
+@refund_app.command("acknowledge")
+def refund_acknowledge(
+    refund_ids: RefundIdsArg = None,
+    from_file: FromOpt = None,
+    reference: Annotated[str, typer.Option("--reference", help="The reference of the payer's letter or portal confirmation (required).")] = "",
+    confirmed_on: Annotated[str | None, typer.Option("--date", help="The day of the payer's confirmation, YYYY-MM-DD (required).")] = None,
+    db: DbOpt = DEFAULT_DB,
+    as_of: AsOfOpt = None,
+    config: WorkflowConfigOpt = None,
+    user: UserOpt = None,
+    note: NoteOpt = "",
+) -> None:
+    """Record that payers confirmed receipt of sent refunds by letter or portal (as a PLB 72 would): now acknowledged."""
+    _act(refund_ids, from_file, "acknowledge", db, as_of, config, user, note, reference=reference, day=_day(confirmed_on, "--date"))
+
+
+@refund_app.command("assign")
+def refund_assign(
+    refund_ids: RefundIdsArg = None,
+    from_file: FromOpt = None,
+    to: Annotated[str | None, typer.Option("--to", help='The user to assign them to (required); --to "" unassigns.')] = None,
+    db: DbOpt = DEFAULT_DB,
+    as_of: AsOfOpt = None,
+    config: WorkflowConfigOpt = None,
+    user: UserOpt = None,
+    note: NoteOpt = "",
+) -> None:
+    """Assign refunds to a user (or unassign them), in any status; the status does not change."""
+    _act(refund_ids, from_file, "assign", db, as_of, config, user, note, assignee=to)
+
+
+@refund_app.command("note")
+def refund_note(
+    refund_ids: RefundIdsArg = None,
+    from_file: FromOpt = None,
+    db: DbOpt = DEFAULT_DB,
+    as_of: AsOfOpt = None,
+    config: WorkflowConfigOpt = None,
+    user: UserOpt = None,
+    note: Annotated[str, typer.Option("--note", help="The text to record (required).")] = "",
+) -> None:
+    """Add a note to the audit trail of refunds, in any status; nothing else changes."""
+    _act(refund_ids, from_file, "note", db, as_of, config, user, note)
 
 
 # -- users, roles and API tokens (docs/users.md) -------------------------------------------------

@@ -369,8 +369,9 @@ refund_workflow = Table(
     Column("sent_on", Date),
     Column("sent_amount", Money()),
     Column("recouped_when_sent", Money()),  # what the payer had already taken back when it was sent
-    # the payer's acknowledgment (PLB 72) matched to it
-    Column("acknowledged_by", String(120), nullable=False),  # payer|trace|segment|position of the PLB 72
+    # the payer's acknowledgment: the PLB 72 matched to it (payer|trace|segment|position), or the
+    # payer's letter or portal confirmation recorded by `refund acknowledge` ("confirmation <reference>")
+    Column("acknowledged_by", String(120), nullable=False),
     Column("acknowledged_on", Date),
     Column("acknowledged_amount", Money()),
     # sent and also taken back by the payer: money to recover
@@ -380,6 +381,7 @@ refund_workflow = Table(
     Column("recovered_amount", Money()),
     Column("cashed_on", Date),  # a patient refund check cashed
     Column("updated_at", DateTime, nullable=False),
+    Column("assigned_to", String(64), nullable=False, server_default=""),  # a user name (refund assign); "" nobody
 )
 
 refund_events = Table(

@@ -16,9 +16,11 @@ command first *syncs* the workflow with the engine's current decisions (docs/wor
   (``offsets``, of PLB take-backs and claim reversals alike): a refund the engine reports
   ``acknowledged`` is acknowledged here too, and what a 72 offsets is no recoupment here either.
 
-People then ``approve``, ``hold``, ``mark-sent``, ``void``, ``mark-cashed`` and ``mark-recovered``
-(:data:`MANUAL`), one refund or many at a time (:func:`act_many`), each refund on its own.  Log
-events carry refund ids, statuses and user names, never patient data.
+People then ``approve``, ``hold``, ``mark-sent``, ``void``, ``mark-cashed``, ``mark-recovered`` and
+``acknowledge`` (a payer's letter or portal confirmation of a refund sent) (:data:`MANUAL`: each
+decides the refund's status), and ``assign`` and ``note`` (:data:`ANNOTATIONS`: the status stays
+as it is), one refund or many at a time (:func:`act_many`), each refund on its own.  Log events
+carry refund ids, statuses and user names, never patient data.
 """
 
 from __future__ import annotations
@@ -60,10 +62,22 @@ MANUAL: dict[str, tuple[frozenset[str], str]] = {
     "void": (frozenset({"pending", "held", "approved", "sent"}), "voided"),
     "mark-cashed": (frozenset({"sent"}), "cashed"),
     "mark-recovered": (frozenset({"double_refund"}), "recovered"),
+    # the payer's letter or portal confirmation, as its PLB 72 would (``_payer_answer``): a payer refund sent
+    "acknowledge": (frozenset({"sent"}), "acknowledged"),
 }
+#: the actions that leave the status as it is, taken from any status: they decide nothing, so a
+#: refund only assigned or noted is still re-judged by the entry rules (``_acted_on``)
+ANNOTATIONS = ("assign", "note")
+#: every action a person takes (the CLI's, and the app's: ``users.ROLE_ACTIONS``)
+ACTIONS = (*MANUAL, *ANNOTATIONS)
 METHODS = ("check", "eft", "adjustment")
 #: the user recorded for the steps the workflow takes by itself
 SYSTEM_USER = "edirecon"
+#: the longest assignee (a user name, as ``refund_events.user_name``) and acknowledgment reference
+ASSIGNEE_MAX = 64
+REFERENCE_MAX = 50
+#: how ``acknowledged_by`` names a payer's confirmation (a PLB 72 is named by ``plb_key``)
+CONFIRMATION = "confirmation "
 
 
 def default_user() -> str:
@@ -190,10 +204,11 @@ def act(
     reference: str = "",
     day: date | None = None,
     amount: Decimal | None = None,
+    assignee: str | None = None,
 ) -> View:
     """Take a manual action on a refund (after syncing); the audit trail records it.  Raises
     :class:`NotAllowed` when the refund's state does not allow it."""
-    (outcome,) = act_many(store, [refund_id], action, user, as_of, config, note, method=method, reference=reference, day=day, amount=amount)
+    (outcome,) = act_many(store, [refund_id], action, user, as_of, config, note, method=method, reference=reference, day=day, amount=amount, assignee=assignee)
     if outcome.refused is not None:
         raise outcome.refused
     return outcome.view
@@ -212,6 +227,7 @@ def act_many(
     reference: str = "",
     day: date | None = None,
     amount: Decimal | None = None,
+    assignee: str | None = None,
 ) -> list[Outcome]:
     """Take the same manual action on each of several refunds, each on its own (after one sync),
     in one transaction: one audit event per refund done; a refund whose state does not allow it
@@ -219,9 +235,9 @@ def act_many(
 
     Every id must be in the store: an unknown id is a :class:`UsageError` and nothing is done (the
     list, or the store, is not the one meant).  A repeated id is taken once.  ``amount`` is for one
-    refund at a time."""
+    refund at a time; ``assignee`` is whom ``assign`` assigns them to ("" unassigns)."""
     ids = list(dict.fromkeys(refund_ids))
-    _check_arguments(action, len(ids), note, method, reference, amount)
+    _check_arguments(action, len(ids), note, method, reference, amount, day, assignee)
     b = _decided(store, as_of, config)
     outcomes: list[Outcome] = []
     with _locked(store) as conn:
@@ -237,11 +253,12 @@ def act_many(
             v = b.views[refund_id]
             before = v.status
             try:
-                detail, changes = _allowed(v, action, as_of, method, reference, day, amount)
+                detail, changes = _allowed(v, action, as_of, method, reference, day, amount, assignee)
             except NotAllowed as exc:
                 outcomes.append(Outcome(refund_id, v, before, exc))
                 continue
-            _change(conn, v.state, MANUAL[action][1], action, user, "; ".join(p for p in (detail, note) if p), changes)
+            after = MANUAL[action][1] if action in MANUAL else before
+            _change(conn, v.state, after, action, user, "; ".join(p for p in (detail, note) if p), changes)
             outcomes.append(Outcome(refund_id, v, before))
     for o in outcomes:
         if o.refused is None:
@@ -251,14 +268,28 @@ def act_many(
     return outcomes
 
 
-def _check_arguments(action: str, count: int, note: str, method: str, reference: str, amount: Decimal | None) -> None:
+def _check_arguments(action: str, count: int, note: str, method: str, reference: str, amount: Decimal | None, day: date | None, assignee: str | None) -> None:
     """What is wrong with the action whatever the refunds' states: a usage error, before anything is done."""
-    if action not in MANUAL:
-        raise UsageError(f"unknown action {action!r}: one of {', '.join(MANUAL)}")
+    if action not in ACTIONS:
+        raise UsageError(f"unknown action {action!r}: one of {', '.join(ACTIONS)}")
     if count == 0:
         raise UsageError("no refund id given")
     if action == "void" and not note:
         raise UsageError("void needs --note saying why")
+    if action == "note" and not note.strip():
+        raise UsageError("note needs --note with the text to record")
+    if action == "assign":
+        if assignee is None:
+            raise UsageError('assign needs --to USER (--to "" unassigns)')
+        if len(assignee) > ASSIGNEE_MAX or not assignee.isprintable() or assignee != assignee.strip():
+            raise UsageError(f"--to {assignee[:ASSIGNEE_MAX]!r} is not a user name (at most {ASSIGNEE_MAX} printable characters, no surrounding spaces)")
+    if action == "acknowledge":
+        if not reference.strip():
+            raise UsageError("acknowledge needs --reference: the payer's letter or portal confirmation number")
+        if len(reference) > REFERENCE_MAX or not reference.isprintable():
+            raise UsageError(f"--reference is longer than {REFERENCE_MAX} characters, or not printable")
+        if day is None:
+            raise UsageError("acknowledge needs --date: the day of the payer's confirmation (YYYY-MM-DD)")
     if action == "mark-sent":
         if method not in METHODS:
             raise UsageError(f"--method must be one of {', '.join(METHODS)}")
@@ -271,10 +302,20 @@ def _check_arguments(action: str, count: int, note: str, method: str, reference:
             raise UsageError(f"--amount is for one refund at a time ({count} refund ids given)")
 
 
-def _allowed(v: View, action: str, as_of: date, method: str, reference: str, day: date | None, amount: Decimal | None) -> tuple[str, dict[str, Any]]:
+def _allowed(
+    v: View, action: str, as_of: date, method: str, reference: str, day: date | None, amount: Decimal | None, assignee: str | None = None
+) -> tuple[str, dict[str, Any]]:
     """The audit detail and the changes of the action on this refund; :class:`NotAllowed` (saying
     why) when its state does not allow it."""
     refund_id = v.refund_id
+    if action == "note":
+        return "", {}
+    if action == "assign":
+        was = v.state["assigned_to"] or ""
+        if (assignee or "") == was:
+            raise NotAllowed(f"{refund_id} is already assigned to {was}" if was else f"{refund_id} is not assigned to anyone")
+        detail = f"assigned to {assignee}" if assignee else "unassigned"
+        return detail + (f" (was {was})" if was else ""), {"assigned_to": assignee or ""}
     allowed_from, _target = MANUAL[action]
     if v.status == "settled" and action in ("approve", "mark-sent", "hold"):
         raise NotAllowed(
@@ -302,6 +343,16 @@ def _allowed(v: View, action: str, as_of: date, method: str, reference: str, day
         if v.payee_type != "patient":
             raise NotAllowed(f"{refund_id}: mark-cashed is for patient refunds; a payer refund is acknowledged by the payer's 835")
         return f"cashed on {when}", {"cashed_on": day or as_of}
+    if action == "acknowledge":
+        if v.payee_type != "payer":
+            raise NotAllowed(f"{refund_id}: acknowledge is for payer refunds; a patient refund check is closed by mark-cashed")
+        sent_on = v.state["sent_on"]
+        if day is not None and sent_on is not None and day < sent_on:
+            raise NotAllowed(f"{refund_id}: confirmed on {day.isoformat()}, before it was sent on {sent_on.isoformat()}")
+        return (
+            f"the payer's confirmation {reference} of {when}",
+            {"acknowledged_by": CONFIRMATION + reference, "acknowledged_on": day, "acknowledged_amount": v.state["sent_amount"]},
+        )
     if action == "mark-recovered":
         due = v.state["double_refund_amount"] or ZERO
         got = due if amount is None else amount
@@ -384,7 +435,8 @@ def _sync(conn: Connection, b: Book) -> None:
 
 
 def _acted_on(conn: Connection) -> set[str]:
-    """The refunds a person has taken a manual action on (whoever ran the command)."""
+    """The refunds a person has decided (a :data:`MANUAL` action, whoever ran the command); an
+    assignment or a note decides nothing."""
     return stored.acted_on(conn, sorted(MANUAL))
 
 

@@ -48,7 +48,7 @@ MANAGE_USERS = "manage-users"
 
 _ANALYST = frozenset({"hold", "note", "assign"})
 _APPROVER = _ANALYST | {"approve", "mark-sent", "void", "mark-cashed", "mark-recovered", "acknowledge"}
-#: role -> the workflow actions it may take (``refunds.MANUAL``'s, and those of issue 15's work queue); reading needs none
+#: role -> the workflow actions it may take (together, exactly ``refunds.ACTIONS``: tests/integration/test_refund_actions.py); reading needs none
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset(),
     "analyst": _ANALYST,

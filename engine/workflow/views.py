@@ -21,7 +21,7 @@ from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.record.csvout import Lines
 from edirecon.engine.record.writers import money
-from edirecon.engine.workflow.refunds import STATUSES, TO_WORK, Book, View, act_many, book, default_user, events, open_store
+from edirecon.engine.workflow.refunds import CONFIRMATION, STATUSES, TO_WORK, Book, View, act_many, book, default_user, events, open_store
 from edirecon.errors import UsageError
 
 #: the payee types of ``refund list --payee-type``
@@ -89,6 +89,7 @@ class Acted:
     refund_id: str
     status: str
     refused: str | None  # the reason (a NotAllowed's message); None when done
+    assigned_to: str = ""  # whom it is assigned to after the action ("" nobody)
 
 
 def refund_list(
@@ -174,7 +175,7 @@ def take_action(
         outcomes = act_many(store, refund_ids, action, who, as_of, config, note, **details)
     finally:
         store.dispose()
-    return who, [Acted(o.refund_id, o.view.status, None if o.refused is None else str(o.refused)) for o in outcomes]
+    return who, [Acted(o.refund_id, o.view.status, None if o.refused is None else str(o.refused), o.view.state["assigned_to"] or "") for o in outcomes]
 
 
 def _due_by(v: View) -> date | None:
@@ -354,6 +355,8 @@ def _fields(b: Book, v: View) -> list[tuple[str, str]]:
     it), then what people and payers did."""
     s, r = v.state, v.refund
     fields = [("status", v.status)]
+    if s["assigned_to"]:
+        fields.append(("assigned to", s["assigned_to"]))
     if r is not None:
         e = r.encounter
         fields += [
@@ -381,7 +384,9 @@ def _fields(b: Book, v: View) -> list[tuple[str, str]]:
     if s["sent_on"] is not None:
         fields.append(("sent", f"{s['method']} {s['reference']} of {money(s['sent_amount'])} on {s['sent_on'].isoformat()}"))
     if s["acknowledged_by"]:
-        fields.append(("acknowledged", f"{money(s['acknowledged_amount'])} on {_iso(s['acknowledged_on'])} (PLB {s['acknowledged_by']})"))
+        by = s["acknowledged_by"]
+        source = f"the payer's {by}" if by.startswith(CONFIRMATION) else f"PLB {by}"
+        fields.append(("acknowledged", f"{money(s['acknowledged_amount'])} on {_iso(s['acknowledged_on'])} ({source})"))
     if s["double_refund_amount"]:
         fields.append(("double refund", f"{money(s['double_refund_amount'])} to recover: {s['double_refund_traces']}"))
     if s["recovered_on"] is not None:

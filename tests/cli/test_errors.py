@@ -155,6 +155,7 @@ def _args(path: tuple[str, ...], tmp_path: Path) -> list[str]:
     """The command with what it needs besides its options (a refund id, a folder)."""
     needs = {"refund show": ["RF-1"], "refund approve": ["RF-1"], "refund hold": ["RF-1"], "refund mark-sent": ["RF-1"], "refund void": ["RF-1"]}
     needs |= {"refund mark-cashed": ["RF-1"], "refund mark-recovered": ["RF-1"], "run": [str(tmp_path)], "watch": [str(tmp_path)]}
+    needs |= {"refund acknowledge": ["RF-1"], "refund assign": ["RF-1"], "refund note": ["RF-1"]}
     return [*path, *needs.get(" ".join(path), [])]
 
 
