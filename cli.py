@@ -511,6 +511,9 @@ def refund_list(
     due_before: Annotated[str | None, typer.Option("--due-before", help="Only refunds due before this day (YYYY-MM-DD).")] = None,
     reason: Annotated[list[str] | None, typer.Option("--reason", help="Only refunds for this reason, e.g. DUPLICATE_PAYMENT (repeatable).")] = None,
     payee_type: Annotated[str | None, typer.Option("--payee-type", help="Only refunds to a payer or to a patient: payer or patient.")] = None,
+    assigned_to: Annotated[
+        str | None, typer.Option("--assigned-to", help='Only refunds assigned to this user (`refund assign`); "" for those assigned to nobody.')
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table (for people, 120 columns), csv (spreadsheet-safe) or json (one document).")] = "table",
 ) -> None:
     """List refunds by due date: the work queue, with patient, account, payer, workflow status and
@@ -534,6 +537,7 @@ def refund_list(
         due_before=before,
         reasons=reason or (),
         payee_type=payee_type,
+        assigned_to=assigned_to,
     )
     render = {"table": views.list_table, "csv": views.list_csv, "json": views.list_json}[fmt]
     typer.echo(render(rows), nl=False)

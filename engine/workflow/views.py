@@ -48,6 +48,7 @@ class ListRow:
     amount: str
     outstanding: str
     flags: str  # overdue, double refund to recover, escheatment candidate, engine status: comma separated
+    assigned_to: str  # whom the refund is assigned to (``refund assign``); "" nobody
 
     def record(self) -> dict[str, Any]:
         """The row as a JSON object: amounts as two-decimal strings, the due day ISO (or null)."""
@@ -104,11 +105,13 @@ def refund_list(
     due_before: date | None = None,
     reasons: Sequence[str] = (),
     payee_type: str | None = None,
+    assigned_to: str | None = None,
 ) -> list[ListRow]:
     """The work queue: the refunds of the store after syncing, by due day (none: last), then
     refund id.  Only those in one of ``statuses`` (none: all), to the payer id ``payer``,
     escheatment candidates (with ``escheatment``), overdue (with ``overdue``: still to be worked
-    after their due day), due before ``due_before``, of one of ``reasons``, to a ``payee_type``.
+    after their due day), due before ``due_before``, of one of ``reasons``, to a ``payee_type``,
+    assigned to ``assigned_to`` (``""``: assigned to nobody).
 
     An unknown status, reason or payee type is a ``UsageError``, raised before the store is opened."""
     _one_of("--status", statuses, STATUSES)
@@ -130,6 +133,7 @@ def refund_list(
         and (payee_type is None or v.payee_type == payee_type)
         and (not overdue or _days_overdue(b, v) > 0)
         and (due_before is None or _due_before(v, due_before))
+        and (assigned_to is None or (v.state["assigned_to"] or "") == assigned_to)
     ]
     rows.sort(key=lambda r: (r.due_by or date.max, r.refund_id))
     return rows
@@ -220,6 +224,7 @@ def _list_row(b: Book, v: View, payer_names: dict[str, str]) -> ListRow:
         amount=money(v.amount),
         outstanding=money(v.outstanding),
         flags=_flags(b, v),
+        assigned_to=v.state["assigned_to"] or "",
     )
 
 

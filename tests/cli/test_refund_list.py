@@ -137,6 +137,7 @@ def test_csv_has_every_column_and_the_same_rows(queue: tuple[str, dict[str, str]
         "amount": "155.50",
         "outstanding": "155.50",
         "flags": "",
+        "assigned_to": "",
     }
     settled = next(r for r in rows if r["refund_id"] == rf["settled"])
     assert (settled["workflow_status"], settled["amount"], settled["outstanding"]) == ("settled", "99.96", "0.00")
@@ -161,6 +162,7 @@ def test_json_is_one_document_with_amounts_as_strings_and_iso_days(queue: tuple[
         "amount": "15.00",
         "outstanding": "15.00",
         "flags": "",
+        "assigned_to": "",
     }
     assert (rows[0]["refund_id"], rows[0]["days_overdue"], rows[0]["flags"]) == (rf["dup"], 15, "overdue 15d")
 
@@ -305,3 +307,19 @@ def test_a_refund_the_engine_no_longer_identifies_keeps_its_payer_name_and_comes
     line = listing(db).stdout.splitlines()[2]
     assert line.startswith("RF-0000000000000000  withdrawn" + " " * 15 + "12.00  ")  # no due day
     assert "  BLUE RIVER HEAL…  not identified by the …" in line and len(line) == 120  # names and flags cut to 120 columns
+
+
+def test_assigned_to_filters_and_is_a_column(tmp_path: Path) -> None:
+    """`--assigned-to USER` keeps the refunds `refund assign` gave to USER, `--assigned-to ""` those
+    assigned to nobody; CSV and JSON carry the assignee."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    ids = run(db, tmp_path / "out", AS_OF, "secondary-overpaid", "patient-copay-overpaid")
+    cob, patient = ids["RFM2605001"], ids["RFM2606001"]
+    assigned = cli("refund", "assign", cob, "--to", "alice", "--db", db, "--as-of", AS_OF, "--config", CONFIG)
+    assert assigned.exit_code == 0, assigned.output
+    assert ids_of(db, "--assigned-to", "alice") == [cob]
+    assert ids_of(db, "--assigned-to", "") == [patient]
+    assert ids_of(db, "--assigned-to", "bob") == []
+    assert {r["refund_id"]: r["assigned_to"] for r in listed(db)} == {cob: "alice", patient: ""}
+    rows = list(csv.DictReader(io.StringIO(listing(db, "--format", "csv").stdout)))
+    assert {r["refund_id"]: r["assigned_to"] for r in rows} == {cob: "alice", patient: ""}
