@@ -48,7 +48,7 @@ class ListRow:
     amount: str
     outstanding: str
     flags: str  # overdue, double refund to recover, escheatment candidate, engine status: comma separated
-    assigned_to: str  # whom the refund is assigned to (``refund assign``); "" nobody
+    assigned_to: str = ""  # whom the refund is assigned to (``refund assign``); "" nobody
 
     def record(self) -> dict[str, Any]:
         """The row as a JSON object: amounts as two-decimal strings, the due day ISO (or null)."""
