@@ -919,5 +919,35 @@ def report(
         )
 
 
+SECRET_ENV = "EDIRECON_SECRET"
+
+
+@app.command()
+def serve(
+    db: DbOpt = DEFAULT_DB,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; localhost by default (put a TLS-terminating reverse proxy in front).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
+    config: WorkflowConfigOpt = None,
+    verbose: Annotated[bool, verbose_option("Log each request as a structured event on stderr.")] = False,
+) -> None:
+    """Serve the web work queue (/login, /worklist) and the JSON API (/api/v1) over the store.
+
+    Sessions are signed with $EDIRECON_SECRET; without it, with a random secret, and every
+    session ends when the server stops."""
+    # deferred: each command loads only the libraries it uses (FastAPI and uvicorn only here)
+    import os
+    import secrets
+
+    import uvicorn
+
+    from edirecon.engine.web.app import create_app
+
+    configure_logging(verbose)
+    secret = os.environ.get(SECRET_ENV) or secrets.token_urlsafe(32)
+    uvicorn.run(create_app(db, Config.load(config), secret), host=host, port=port, log_config=None, access_log=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
