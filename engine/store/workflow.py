@@ -76,3 +76,12 @@ def acted_on(conn: Connection, actions: Sequence[str]) -> set[str]:
 def events(conn: Connection, refund_id: str) -> list[dict[str, Any]]:
     """The refund's ``refund_events`` rows, oldest first."""
     return [dict(r) for r in conn.execute(select(t.refund_events).where(t.refund_events.c.refund_id == refund_id).order_by(t.refund_events.c.id)).mappings()]
+
+
+def events_after(conn: Connection, after_id: int, limit: int) -> list[dict[str, Any]]:
+    """At most ``limit`` ``refund_events`` rows of any refund whose id is above ``after_id``, in id
+    order (the changes feed of the API).  Every event is written holding the workflow's lock
+    (``lock``), so ids become visible in order: a reader that resumes after the last id it saw
+    misses none."""
+    query = select(t.refund_events).where(t.refund_events.c.id > after_id).order_by(t.refund_events.c.id).limit(limit)
+    return [dict(r) for r in conn.execute(query).mappings()]
