@@ -51,7 +51,9 @@ class SafeJSON(JSONResponse):
         self.raw_headers.append((b"x-content-type-options", b"nosniff"))
 
 
-router = APIRouter(prefix="/api/v1", default_response_class=SafeJSON)
+router = APIRouter(
+    prefix="/api/v1", default_response_class=SafeJSON, responses={401: {"description": "No valid API token (missing, unknown, revoked, or of a disabled user)"}}
+)
 
 #: the page size of every list when ``limit`` is not given, and the largest one allowed
 DEFAULT_LIMIT = 100
@@ -373,7 +375,7 @@ def act_on_refund(request: Request, refund_id: RefundId, action: Action, user: U
         user.require(action)
     except Forbidden as exc:
         raise HTTPException(403, str(exc)) from exc
-    body = body or ActionBody()
+    body = body or ActionBody.model_validate({})
     s = served(request)
     try:
         refunds.act(
