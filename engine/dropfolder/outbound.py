@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from edirecon.engine.config import Config
+from edirecon.engine.ingest.ingestor import sha256_of
 from edirecon.engine.record import manifest
 from edirecon.engine.record.manifest import MANIFEST as MANIFEST  # re-exported
-from edirecon.engine.record.manifest import sha256_of
 from edirecon.engine.record.manifest import write_atomically as write_atomically  # re-exported
 from edirecon.engine.run import decide_and_record
 from edirecon.engine.store import interchanges

@@ -8,7 +8,6 @@ means a newer set of outputs is being written, and it reads the manifest again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -16,6 +15,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from edirecon.engine.ingest.ingestor import sha256_of
 from edirecon.engine.record.writers import FORMAT_VERSION
 
 MANIFEST = "manifest.json"
@@ -29,15 +29,6 @@ def utcnow() -> datetime:
 def batch_name(now: datetime) -> str:
     """The name of one publication: its UTC time and this process's id."""
     return f"{now:%Y%m%dT%H%M%S}Z-{os.getpid()}"
-
-
-def sha256_of(path: Path) -> str:
-    """The hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_atomically(target: Path, data: bytes) -> None:
