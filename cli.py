@@ -306,7 +306,9 @@ def run(
     verbose: Annotated[bool, verbose_option("Log every file as a structured event on stderr.")] = False,
 ) -> None:
     """Find credit balances: ingest claims, remittances and patient payments, then write refund
-    requests, recoupments, credit balances, exceptions and a summary to --out.
+    requests, recoupments, credit balances, exceptions and a summary to --out, the team's work on
+    each refund as the store holds it (workflow.csv, workflow.jsonl: status, assignee, last action,
+    by whom and when, what was sent), and last manifest.json (every file with its SHA-256).
 
     Running the same inputs again changes nothing.
     """
@@ -895,7 +897,8 @@ def report(
 ) -> None:
     """Write the credit-balance reports from the store: the refund worklist with aging and totals
     per payer, follow-ups (double refunds, escheatment candidates), the reconciliation audit,
-    root-cause analytics, the CMS-838, refund packets (PDF) and a self-contained HTML dashboard.
+    root-cause analytics, the CMS-838, refund packets (PDF), a self-contained HTML dashboard, and
+    the team's work on each refund (workflow.csv, workflow.jsonl).
     """
     # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
     from edirecon.engine.record.writers import money

@@ -26,6 +26,9 @@ from edirecon.engine.ingest.ingestor import (
     Ingestor,
     IngestReport,
 )
+from edirecon.engine.record.manifest import MANIFEST, batch_name, output_entries, utcnow, write_manifest
+from edirecon.engine.record.workflow import NAME as WORKFLOW
+from edirecon.engine.record.workflow import workflow_rows, write_workflow
 from edirecon.engine.record.writers import rows, summary, tallies, write
 from edirecon.engine.scale import shards
 from edirecon.engine.scale.detect import keep
@@ -33,6 +36,7 @@ from edirecon.engine.scale.processes import die_with_parent
 from edirecon.engine.store.connection import Store, open_store
 from edirecon.engine.store.facts import load
 from edirecon.engine.store.tables import count_rows
+from edirecon.engine.store.workflow import with_last_event
 from edirecon.parsers import find_files
 
 log = structlog.get_logger("edirecon.run")
@@ -82,6 +86,7 @@ def run(
         seconds["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
         peak = {"ingest": _peak_mib()}
         decisions, outputs, doc, written = decide_and_record(store, out_dir, as_of, config, seconds, peak, max(1, workers or os.cpu_count() or 1))
+        written += publish_workflow(store, out_dir, as_of, written, {name: len(table) for name, table in outputs.items()})
         log.info(
             "run_finished",
             refunds=len(outputs["refund_requests"]),
@@ -94,6 +99,19 @@ def run(
         return RunResult(report, decisions, outputs, doc, written)
     finally:
         store.dispose()
+
+
+def publish_workflow(store: Store, out_dir: Path, as_of: date, written: list[Path], row_counts: dict[str, int]) -> list[Path]:
+    """What ``run`` writes after the engine's outputs (``written``, with ``row_counts`` per table):
+    the team's work as the store holds it (``workflow.csv``/``.jsonl``: ``record.workflow``), then
+    ``manifest.json`` listing every output (``record.manifest``, as ``watch`` writes it), last.
+    Returns the paths written."""
+    with store.engine.connect() as conn:
+        team = workflow_rows(with_last_event(conn))
+    files = write_workflow(out_dir, team)
+    now = utcnow()
+    write_manifest(out_dir, output_entries([*written, *files], {**row_counts, WORKFLOW: len(team)}), as_of, batch_name(now), now)
+    return [*files, out_dir / MANIFEST]
 
 
 def decide_and_record(

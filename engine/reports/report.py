@@ -4,7 +4,8 @@ decisions (``facts.load`` → ``decide``) and the refund workflow (``refunds.boo
 Writes to ``--out`` (docs/workflow-and-reports.md): the worklist with aging and totals per payer, follow-ups
 (double refunds, escheatment candidates, refunds awaiting the payer), the reconciliation audit,
 root-cause analytics (``analytics.py``), the CMS-838 (``cms838.py``), refund packets
-(``letters.py``) and the dashboard (``dashboard.py``).  CSV files are UTF-8 with a header row,
+(``letters.py``), the dashboard (``dashboard.py``) and the team's work on each refund
+(``workflow.csv``/``.jsonl``: ``record.workflow``).  CSV files are UTF-8 with a header row,
 amounts as two-decimal strings and ISO dates, each written under a temporary name and renamed.
 """
 
@@ -23,6 +24,7 @@ from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.decide.rules import payer_member_id
 from edirecon.engine.record.csvout import AMOUNT, Lines
+from edirecon.engine.record.workflow import workflow_rows, write_workflow
 from edirecon.engine.record.writers import _Atomic, _scalar, rows
 from edirecon.engine.reports.analytics import REASONS, root_causes
 from edirecon.engine.reports.cms838 import COLUMNS, Quarter, cms838_rows
@@ -30,6 +32,7 @@ from edirecon.engine.reports.dashboard import dashboard
 from edirecon.engine.reports.letters import cms838_form, packets
 from edirecon.engine.reports.model import Report
 from edirecon.engine.store.tables import all_rows
+from edirecon.engine.store.workflow import with_last_event
 from edirecon.engine.workflow.refunds import TO_WORK, Book, View, book, open_store
 from edirecon.money import ZERO
 from edirecon.money import text as money
@@ -99,6 +102,7 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
         b = book(store, as_of, config)
         with store.engine.connect() as conn:
             remittance_rows = all_rows(conn, "remittances")
+            team = with_last_event(conn)
     finally:
         store.dispose()
     rep = Report(as_of, quarter)
@@ -129,6 +133,8 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
     rep.written.append(cms838_form(out_dir / f"cms838-{quarter}.pdf", b, quarter, rep.cms838, rep.unprintable))
     rep.written += packets(out_dir / "packets", b, rep.unprintable)
     rep.written.append(dashboard(out_dir / "dashboard.html", b, rep))
+    rep.workflow = workflow_rows(team)
+    rep.written += write_workflow(out_dir, rep.workflow)
     summary = {
         "as_of": as_of.isoformat(),
         "quarter": str(quarter),
