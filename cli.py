@@ -916,7 +916,8 @@ class LateProgress:
         if self.timer is not None:
             self.timer.cancel()
             self.timer.join()
-        self.bar.stop()
+        if self.bar.live.is_started:  # stopping a bar never started would still write a line
+            self.bar.stop()
 
 
 @app.command()

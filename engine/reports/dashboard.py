@@ -97,7 +97,8 @@ SCRIPT = """
       });
       body.appendChild(tr);
     });
-    shown.textContent = 'showing ' + Math.min(rows.length, limit) + ' of ' + rows.length + (rows.length === data.length ? '' : ' matching (' + data.length + ' open)');
+    function n(x) { return x.toLocaleString('en-US'); }
+    shown.textContent = 'showing ' + n(Math.min(rows.length, limit)) + ' of ' + n(rows.length) + (rows.length === data.length ? '' : ' matching (' + n(data.length) + ' open)');
   }
   heads.forEach(function (th) {
     th.addEventListener('click', function () {

@@ -119,6 +119,40 @@ def test_dashboard_in_headless_chromium(browser: Any, dashboard: Path, tmp_path:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
 
+HOSTILE = "</script><img src=x id=injected>&amp; <b>RIVER</b>"
+
+
+def test_text_of_the_835_stays_text(browser: Any, in_repo: Path, tmp_path: Path) -> None:
+    """A payer name that is markup (an 835's N1*PR) is shown as its characters in the charts, the
+    worklist and the payee filter, and breaks neither the page nor its JSON."""
+    from selenium.webdriver.common.by import By
+
+    scenario = in_repo / "tests" / "fixtures" / "engine" / "formula-payloads-in-names-and-ids"
+    folder = tmp_path / "in"
+    shutil.copytree(scenario, folder, ignore=shutil.ignore_patterns("*.json", "*.md"))
+    for remit in folder.glob("*.835"):
+        remit.write_bytes(remit.read_bytes().replace(b'=HYPERLINK("//x.example/p","MEDICARE PART B")', HOSTILE.encode()))
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    for args in (
+        ["run", str(folder), "--db", db, "--out", str(tmp_path / "out"), "--as-of", "2026-11-27", "--workers", "1"],
+        ["report", "--db", db, "--out", str(tmp_path / "report"), "--as-of", "2026-11-27"],
+    ):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+    browser.get((tmp_path / "report" / "dashboard.html").as_uri())
+    assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("data-ready") == "yes"
+    assert browser.find_elements(By.ID, "injected") == [] and browser.find_elements(By.CSS_SELECTOR, "main b") == []
+    assert f"{HOSTILE} (12202)" in [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#filter-payer option")]
+    assert f"{HOSTILE} (12202)" in [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#worklist td.payee")]
+    labels = " ".join(t.get_attribute("textContent") for t in browser.find_elements(By.CSS_SELECTOR, "svg[aria-label=payers] title"))
+    assert HOSTILE in labels
+    browser.find_element(By.ID, "only-overdue").click()  # the script re-renders the rows from its JSON
+    browser.find_element(By.ID, "only-overdue").click()
+    assert f"{HOSTILE} (12202)" in [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#worklist td.payee")]
+    assert browser.find_elements(By.ID, "injected") == []
+
+
 # -- at scale -------------------------------------------------------------------------------------
 
 
@@ -196,11 +230,11 @@ def test_dashboard_of_20000_encounters(browser: Any, big_report: Path, tmp_path:
     patients = [r for r in work if r["reason"] == "PATIENT_OVERPAYMENT"]
     rows = _cells(browser)
     assert len(rows) == 100 and {r[2] for r in rows} == {"PATIENT_OVERPAYMENT"} and rows[0][0] == patients[0]["refund_id"]
-    assert browser.find_element(By.ID, "worklist-shown").text == f"showing 100 of {len(patients)} matching (2333 open)"
+    assert browser.find_element(By.ID, "worklist-shown").text == f"showing 100 of {len(patients):,} matching (2,333 open)"
     Select(browser.find_element(By.ID, "filter-reason")).select_by_value("")
     Select(browser.find_element(By.ID, "filter-payer")).select_by_value("60054")
     payer = [r for r in work if r["payer_id"] == "60054"]
-    assert browser.find_element(By.ID, "worklist-shown").text == f"showing 100 of {len(payer)} matching (2333 open)"
+    assert browser.find_element(By.ID, "worklist-shown").text == f"showing 100 of {len(payer):,} matching (2,333 open)"
     assert {r[3] for r in _cells(browser)} == {"ACME HEALTH PLAN (60054)"}
     Select(browser.find_element(By.ID, "filter-payer")).select_by_value("")
 
