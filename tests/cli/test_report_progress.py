@@ -1,16 +1,15 @@
 """`edirecon report` shows its progress on stderr when it takes more than a second, on a terminal
-only: never in a pipe, a log or a test's output (stdout stays the three summary lines)."""
+only: never in a pipe, a log or a test's output (tests/integration/test_reports.py runs `report`
+itself off a terminal: stdout the summary, stderr empty)."""
 
 from __future__ import annotations
 
 import io
 import time
-from pathlib import Path
 
 from rich.console import Console
-from typer.testing import CliRunner
 
-from edirecon.cli import LateProgress, app
+from edirecon.cli import LateProgress
 from edirecon.engine.reports.report import STEPS
 
 
@@ -37,18 +36,3 @@ def test_no_progress_off_a_terminal() -> None:
         for name in STEPS:
             progress.step(name)
     assert progress.timer is None and out.getvalue() == ""
-
-
-def test_report_output_is_unchanged(in_repo: Path, tmp_path: Path) -> None:
-    """Run from a test (no terminal): stdout is the summary, stderr is empty, and every step ran."""
-    db = f"sqlite:///{tmp_path / 'e.db'}"
-    run = CliRunner().invoke(app, ["run", "sample_edi/duplicate-payment", "--db", db, "--out", str(tmp_path / "out"), "--as-of", "2026-11-27"])
-    assert run.exit_code == 0, run.output
-    result = CliRunner().invoke(app, ["report", "--db", db, "--out", str(tmp_path / "report"), "--as-of", "2026-11-27"])
-    assert result.exit_code == 0, result.output
-    assert result.stderr == ""
-    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [
-        "worklist",
-        "follow-ups",
-        "reports written to " + str(tmp_path / "report") + "/",
-    ]

@@ -358,3 +358,19 @@ def test_report_summary_and_usage_errors(reports: dict[str, Any], tmp_path: Path
     assert "dashboard.html" in summary["files"] and "cms838-2026Q4.pdf" in summary["files"]
     bad = CliRunner().invoke(app, ["report", "--db", reports["db"], "--out", str(tmp_path), "--quarter", "2026Q5"])
     assert (bad.exit_code, bad.output) == (2, "edirecon: --quarter '2026Q5' is not a quarter like 2026Q4\n")
+
+
+def test_report_shows_no_progress_off_a_terminal(in_repo: Path, tmp_path: Path) -> None:
+    """Run off a terminal (as here), `report` writes its summary to stdout and nothing to stderr:
+    no progress bar (tests/cli/test_report_progress.py), not even an empty line."""
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    run = CliRunner().invoke(app, ["run", "sample_edi/duplicate-payment", "--db", db, "--out", str(tmp_path / "out"), "--as-of", "2026-11-27"])
+    assert run.exit_code == 0, run.output
+    result = CliRunner().invoke(app, ["report", "--db", db, "--out", str(tmp_path / "report"), "--as-of", "2026-11-27"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [
+        "worklist",
+        "follow-ups",
+        "reports written to " + str(tmp_path / "report") + "/",
+    ]
