@@ -29,6 +29,8 @@ PALETTE = {"DUPLICATE_PAYMENT": "#c2410c", "PAYER_OVERPAYMENT": "#7c3aed", "COB_
 DEADLINE_BARS, WORKLIST_ROWS, PAYER_BARS = 20, 100, 10
 #: one size for the text of every chart: an SVG is drawn at its own width or narrower, never scaled up
 CHART_FONT = 11
+#: the room left of a horizontal bar chart for its labels: two lines of 22 capitals at CHART_FONT
+LABEL_WIDTH = 180
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0;background:#f4f5f7;color:#1f2937}
 header{background:#1e3a5f;color:#fff;padding:14px 24px}header h1{margin:0;font-size:20px}header p{margin:4px 0 0;font-size:13px;opacity:.85}
@@ -138,8 +140,8 @@ def _rect(parent: etree._Element, x: Any, y: Any, w: Any, h: Any, color: str, ti
     )
 
 
-def wrap(name: str, width: int = 24, lines: int = 2) -> list[str]:
-    """A label in at most ``lines`` lines of about ``width`` characters, broken between words (a
+def wrap(name: str, width: int = 22, lines: int = 2) -> list[str]:
+    """A label in at most ``lines`` lines of at most ``width`` characters, broken between words (a
     word longer than a line is cut); the last line ends with an ellipsis when the name is longer."""
     out: list[str] = []
     words = name.split()
@@ -205,7 +207,7 @@ def bars(
     ``keys`` name what each bar stands for (``data-key``)."""
     height = int(row * max(len(items), 1) + 16)
     svg = _svg(width, height, label)
-    left, right = Decimal(150), Decimal(width - 100)
+    left, right = Decimal(LABEL_WIDTH), Decimal(width - 100)
     low = min((v for _, v, _, _ in items), default=ZERO)
     high = max((v for _, v, _, _ in items), default=ZERO)
     span = (max(high, ZERO) - min(low, ZERO)) or Decimal(1)
