@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -95,8 +96,15 @@ PAYER_MONTH_COLUMNS = [
 DISCREPANCY_COLUMNS = ["kind", "severity", "source_file", "segment", "patient_control_number", "payer_id", "amount", "detail"]
 
 
-def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Quarter) -> Report:
-    """Sync the workflow, compute every report and write it to ``out_dir``."""
+#: the steps of ``report``, in order: ``progress`` is called with each as it begins
+STEPS = ("reading the store and deciding", "worklist and audit", "root causes", "CMS-838", "writing the tables", "CMS-838 form", "packets", "dashboard")
+
+
+def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Quarter, progress: Callable[[str], None] | None = None) -> Report:
+    """Sync the workflow, compute every report and write it to ``out_dir``; ``progress`` (when
+    given) is called with the name of each step of :data:`STEPS` as it begins."""
+    step = progress or (lambda _name: None)
+    step(STEPS[0])
     store = open_store(db_url)
     try:
         b = book(store, as_of, config)
@@ -105,6 +113,7 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
             team = with_last_event(conn)
     finally:
         store.dispose()
+    step(STEPS[1])
     rep = Report(as_of, quarter)
     rep.worklist = worklist(b)
     rep.totals = totals(rep.worklist)
@@ -113,8 +122,11 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
     rep.recoupments = list(outputs["recoupments"])
     rep.remittances, rep.payer_months = audit(b, remittance_rows)
     rep.discrepancies = discrepancies(outputs["exceptions"], b)
+    step(STEPS[2])
     rep.causes = root_causes(b)
+    step(STEPS[3])
     rep.cms838 = cms838_rows(b, quarter)
+    step(STEPS[4])
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = {
         "worklist": (WORKLIST_COLUMNS, rep.worklist),
@@ -130,8 +142,11 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
     amounts = dict.fromkeys([*(code for code, *_ in mappings.aging_buckets()), *REASONS], AMOUNT)
     for name, (columns, table) in tables.items():
         rep.written.append(write_csv(out_dir / f"{name}.csv", columns, table, amounts))
+    step(STEPS[5])
     rep.written.append(cms838_form(out_dir / f"cms838-{quarter}.pdf", b, quarter, rep.cms838, rep.unprintable))
+    step(STEPS[6])
     rep.written += packets(out_dir / "packets", b, rep.unprintable)
+    step(STEPS[7])
     rep.written.append(dashboard(out_dir / "dashboard.html", b, rep))
     rep.workflow = workflow_rows(team)
     rep.written += write_workflow(out_dir, rep.workflow)

@@ -235,8 +235,9 @@ def test_root_cause_analytics(reports: dict[str, Any]) -> None:
     assert dims[("payer", "87726")] == ("1", "155.50", "0.00", "0.00", "flat")  # 04-08 is older than both windows
     assert dims[("payer", "12202")][:2] == ("1", "99.96")
     assert dims[("billing_provider", "1467523894")] == ("4", "297.46", "99.96", "42.00", "up")
-    # CARCs and procedures of the payments behind each refund
-    assert dims[("carc", "CO-45")][:2] == ("4", "297.46")
+    # CARCs and procedures of the payments behind each refund; the routine ones (contractual CO-45,
+    # PR-1/2/3 on a normal adjudication, mappings/routine_adjustment_codes.csv) are no cause
+    assert {k[1] for k in dims if k[0] == "carc"} == {"CO-253", "OA-23"}
     assert dims[("carc", "CO-253")][:2] == ("1", "99.96")  # Medicare sequestration
     assert dims[("carc", "OA-23")][:2] == ("1", "27.00")  # the secondary's prior-payer adjustment
     assert dims[("procedure", "99214")][:2] == ("2", "126.96")  # Medicare 99.96 + Medicaid 27.00
@@ -357,3 +358,19 @@ def test_report_summary_and_usage_errors(reports: dict[str, Any], tmp_path: Path
     assert "dashboard.html" in summary["files"] and "cms838-2026Q4.pdf" in summary["files"]
     bad = CliRunner().invoke(app, ["report", "--db", reports["db"], "--out", str(tmp_path), "--quarter", "2026Q5"])
     assert (bad.exit_code, bad.output) == (2, "edirecon: --quarter '2026Q5' is not a quarter like 2026Q4\n")
+
+
+def test_report_shows_no_progress_off_a_terminal(in_repo: Path, tmp_path: Path) -> None:
+    """Run off a terminal (as here), `report` writes its summary to stdout and nothing to stderr:
+    no progress bar (tests/cli/test_report_progress.py), not even an empty line."""
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    run = CliRunner().invoke(app, ["run", "sample_edi/duplicate-payment", "--db", db, "--out", str(tmp_path / "out"), "--as-of", "2026-11-27"])
+    assert run.exit_code == 0, run.output
+    result = CliRunner().invoke(app, ["report", "--db", db, "--out", str(tmp_path / "report"), "--as-of", "2026-11-27"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [
+        "worklist",
+        "follow-ups",
+        "reports written to " + str(tmp_path / "report") + "/",
+    ]
