@@ -402,7 +402,7 @@ def packets(folder: Path, b: Book, mail: Mailing, missing: dict[str, int]) -> Pa
     """Per payer and billing NPI, the refund letter and remittance form of its approved refunds;
     per patient, the notice of each approved or held patient refund; and the print batches
     ``payers.pdf`` and ``patients.pdf`` (every letter of its kind, each on a new page, in worklist
-    order).  ``missing`` collects, per PDF, the number of characters printed as '?' (no installed
+    order; none without a letter).  ``missing`` collects, per PDF, the number of characters printed as '?' (no installed
     font has them)."""
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -435,12 +435,9 @@ def packets(folder: Path, b: Book, mail: Mailing, missing: dict[str, int]) -> Pa
         out.letters.append(letter)
         out.written.append(path)
     for kind, name in (("payer", "payers.pdf"), ("patient", "patients.pdf")):
-        doc = batches[kind]
-        if doc.page == 0:
-            doc.add_page()
-            doc.line_of(f"No {kind} letters in this report.")
-        doc.save(folder / name, missing)
-        out.written.append(folder / name)
+        if batches[kind].page:  # no letter of its kind, no batch (nothing to print)
+            batches[kind].save(folder / name, missing)
+            out.written.append(folder / name)
     out.written.sort()
     out.unnamed = sorted(mail.unnamed)
     return out
