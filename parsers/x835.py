@@ -241,9 +241,9 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
                 claim = svc = None
         elif sid == "N3" or sid == "N4" or sid == "PER":
             # the payer's (1000A) and the payee's (1000B) address, and the payer's contacts (PER*CX, BL, IC)
-            party = rem.payer if n1 == "PR" else rem.payee if n1 == "PE" else None
-            if party is not None and claim is None:
-                (n3_address if sid == "N3" else n4_place if sid == "N4" else per_contact)(party, els, v, seg, off, "1000A" if n1 == "PR" else "1000B")
+            named = rem.payer if n1 == "PR" else rem.payee if n1 == "PE" else None
+            if named is not None and claim is None:
+                (n3_address if sid == "N3" else n4_place if sid == "N4" else per_contact)(named, els, v, seg, off, "1000A" if n1 == "PR" else "1000B")
     if claim is not None:
         yield claim
 
