@@ -587,8 +587,8 @@ def cms838_form(path: Path, b: Book, mail: Mailing, quarter: Quarter, rows: list
     set per Medicare part, with totals.  The provider's name, contact and telephone are those of
     ``[cms838]``, else of the letterhead of the billing NPI of its credits."""
     s = b.config.cms838
-    npis = sorted({b.views[r["refund_id"]].refund.encounter.npi for r in rows if b.views[r["refund_id"]].refund is not None})  # type: ignore[union-attr]
-    npis = npis or sorted({r.encounter.npi for r in b.decisions.refunds if r.payee_type == "payer"})
+    credits = [v.refund for r in rows if (v := b.views.get(r["refund_id"])) is not None and v.refund is not None]
+    npis = sorted({r.encounter.npi for r in credits}) or sorted({r.encounter.npi for r in b.decisions.refunds if r.payee_type == "payer"})
     head = mail.resolve(npis[0], "") if npis else Letterhead("", "", "")
     if npis and not s.provider_name and head.origin == "npi":
         mail.unnamed.add(npis[0])
