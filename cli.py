@@ -954,6 +954,10 @@ def report(
     typer.echo(f"worklist: {total['count']} open refund(s), {money(total['outstanding'])} outstanding, {total['overdue_count']} overdue")
     typer.echo(f"follow-ups: {len(rep.followups)}; audit discrepancies: {len(rep.discrepancies)}; CMS-838 {q}: {len(rep.cms838)} row(s)")
     typer.echo(f"reports written to {out}/")
+    for warning in rep.warnings:
+        typer.echo(f"edirecon: warning: {warning}", err=True)
+    if rep.not_mailable:
+        typer.echo(f"edirecon: {len(rep.not_mailable)} letter(s) have no address and cannot be mailed: see letters.not_mailable in {out}/report.json", err=True)
     for pdf, count in sorted(rep.unprintable.items()):
         typer.echo(
             f"edirecon: {pdf}: {count} character(s) have no glyph in any installed font and print as '?' "

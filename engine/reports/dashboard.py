@@ -2,7 +2,8 @@
 open it: inline CSS, inline SVG charts built with lxml, a little inline JavaScript for tooltips and
 a filter, and a Content-Security-Policy that forbids loading anything).
 
-Amounts shown are the reports' Decimal amounts as text; floats are used only for pixel coordinates.
+Amounts shown are the reports' Decimal amounts written for people (``money.dollars``: $285,129.00); floats are used
+only for pixel coordinates.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from edirecon.engine.record.writers import _Atomic
 from edirecon.engine.reports.model import Report
 from edirecon.engine.workflow.refunds import Book
 from edirecon.money import ZERO
-from edirecon.money import text as money
+from edirecon.money import dollars as money  # amounts for people: $285,129.00 (CSV and JSON keep the plain form)
 
 PALETTE = {"DUPLICATE_PAYMENT": "#c2410c", "PAYER_OVERPAYMENT": "#7c3aed", "COB_OVERPAYMENT": "#0f766e", "PATIENT_OVERPAYMENT": "#2563eb"}
 #: refunds in the deadline chart, rows of the worklist table (the rest in worklist.csv), payers in the payer chart

@@ -30,8 +30,9 @@ from edirecon.engine.record.writers import _Atomic, _scalar, rows
 from edirecon.engine.reports.analytics import REASONS, root_causes
 from edirecon.engine.reports.cms838 import COLUMNS, Quarter, cms838_rows
 from edirecon.engine.reports.dashboard import dashboard
-from edirecon.engine.reports.letters import cms838_form, packets
+from edirecon.engine.reports.letters import MAIL_MERGE_COLUMNS, Mailing, cms838_form, mail_merge_rows, mailing_claim_ids, packets
 from edirecon.engine.reports.model import Report
+from edirecon.engine.store.mailing import claim_mailing
 from edirecon.engine.store.tables import all_rows
 from edirecon.engine.store.workflow import with_last_event
 from edirecon.engine.workflow.refunds import TO_WORK, Book, View, book, open_store
@@ -111,6 +112,7 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
         with store.engine.connect() as conn:
             remittance_rows = all_rows(conn, "remittances")
             team = with_last_event(conn)
+            mailing = claim_mailing(conn, mailing_claim_ids(b))
     finally:
         store.dispose()
     step(STEPS[1])
@@ -143,9 +145,19 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
     for name, (columns, table) in tables.items():
         rep.written.append(write_csv(out_dir / f"{name}.csv", columns, table, amounts))
     step(STEPS[5])
-    rep.written.append(cms838_form(out_dir / f"cms838-{quarter}.pdf", b, quarter, rep.cms838, rep.unprintable))
+    mail = Mailing(b, mailing, remittance_rows)
+    rep.written.append(cms838_form(out_dir / f"cms838-{quarter}.pdf", b, mail, quarter, rep.cms838, rep.unprintable))
     step(STEPS[6])
-    rep.written += packets(out_dir / "packets", b, rep.unprintable)
+    folder = out_dir / "packets"
+    made = packets(folder, b, mail, rep.unprintable)
+    rep.written += made.written
+    rep.written.append(write_csv(folder / "mail_merge.csv", MAIL_MERGE_COLUMNS, mail_merge_rows(made.letters, folder)))
+    rep.not_mailable = [
+        {"letter": str(letter.path.relative_to(out_dir)), "kind": letter.kind, "refund_ids": letter.refund_ids, "missing": f"the {letter.kind}'s address"}
+        for letter in made.letters
+        if not letter.recipient.address
+    ]
+    rep.warnings = letterhead_warnings(sorted(mail.unnamed), bool(rep.cms838) and not config.cms838.provider_number)
     step(STEPS[7])
     rep.written.append(dashboard(out_dir / "dashboard.html", b, rep))
     rep.workflow = workflow_rows(team)
@@ -161,6 +173,12 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
         "followups": {kind: sum(1 for f in rep.followups if f["kind"] == kind) for kind in sorted({f["kind"] for f in rep.followups})},
         "discrepancies": len(rep.discrepancies),
         "cms838_rows": len(rep.cms838),
+        "letters": {
+            "payer": sum(1 for r in made.letters if r.kind == "payer"),
+            "patient": sum(1 for r in made.letters if r.kind == "patient"),
+            "not_mailable": rep.not_mailable,
+        },
+        "warnings": rep.warnings,
         "files": sorted(str(p.relative_to(out_dir)) for p in rep.written),
     }
     with _Atomic(out_dir / "report.json") as fh:
@@ -178,6 +196,22 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
         files=len(rep.written),
     )
     return rep
+
+
+def letterhead_warnings(unnamed: list[str], no_provider_number: bool) -> list[str]:
+    """What the office should configure so that its documents are signed and complete: the
+    billing NPIs whose letters fell back to the number (neither ``[providers."NPI"]`` nor an
+    837 names them), and the CMS-838's provider number.  No patient data: NPIs are the provider's."""
+    out = []
+    if unnamed:
+        tables = ", ".join(f'[providers."{npi}"]' for npi in unnamed)
+        out.append(
+            f"letters of billing NPI {', '.join(unnamed)} are signed with the number only (no name in the configuration or the 837s): "
+            f"configure {tables} with name, address, contact and phone in --config"
+        )
+    if no_provider_number:
+        out.append("the CMS-838 has no provider number: configure [cms838] provider_number in --config")
+    return out
 
 
 def _cms838_columns() -> list[str]:

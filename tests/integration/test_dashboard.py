@@ -94,17 +94,17 @@ def test_dashboard_in_headless_chromium(browser: Any, dashboard: Path, tmp_path:
     assert errors == []
     root = browser.find_element(By.TAG_NAME, "html")
     assert (root.get_attribute("data-ready"), root.get_attribute("data-charts")) == ("yes", "6")
-    assert browser.find_element(By.CSS_SELECTOR, "#kpi-open .v").text == "197.50"
+    assert browser.find_element(By.CSS_SELECTOR, "#kpi-open .v").text == "$197.50"
     assert browser.find_element(By.CSS_SELECTOR, "#kpi-open .l").text == "open credits to refund (3)"
-    assert browser.find_element(By.CSS_SELECTOR, "#kpi-overdue .v").text == "0.00"
-    assert browser.find_element(By.CSS_SELECTOR, "#kpi-double .v").text == "0.00"
+    assert browser.find_element(By.CSS_SELECTOR, "#kpi-overdue .v").text == "$0.00"
+    assert browser.find_element(By.CSS_SELECTOR, "#kpi-double .v").text == "$0.00"
     aging = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "svg[aria-label=aging] text")]
-    assert aging == ["0.00", "0-30", "0.00", "31-60", "0.00", "61-90", "197.50", "over-90"]
+    assert aging == ["$0.00", "0-30", "$0.00", "31-60", "$0.00", "61-90", "$197.50", "over-90"]
     causes = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "svg[aria-label=causes] text")]
-    assert causes == ["duplicate payment", "255.46", "cob overpayment", "27.00", "patient overpayment", "15.00"]
+    assert causes == ["duplicate payment", "$255.46", "cob overpayment", "$27.00", "patient overpayment", "$15.00"]
     rows = browser.find_elements(By.CSS_SELECTOR, "#worklist tbody tr")
     # all three are due 2027-01-26: the tie is broken by refund id
-    assert sorted(r.find_elements(By.TAG_NAME, "td")[-1].text for r in rows) == ["15.00", "155.50", "27.00"]
+    assert sorted(r.find_elements(By.TAG_NAME, "td")[-1].text for r in rows) == ["$15.00", "$155.50", "$27.00"]
     assert {r.find_elements(By.TAG_NAME, "td")[4].text for r in rows} == {"2027-01-26"}
     assert {r.find_elements(By.TAG_NAME, "td")[3].text for r in rows} == {"BLUE RIVER HEALTH PLAN (87726)", "STATE MEDICAID (77099)", "patient"}
     browser.find_element(By.ID, "only-overdue").click()  # none is overdue: the filter leaves no row
