@@ -22,6 +22,7 @@ import os
 import shutil
 import sys
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from lxml import html
 from typer.testing import CliRunner
 
 from edirecon.cli import app
+from edirecon.money import dollars
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -244,7 +246,7 @@ def test_dashboard_of_20000_encounters(browser: Any, big_report: Path, tmp_path:
     head.click()
     assert head.get_attribute("aria-sort") == "descending"
     largest = max(work, key=lambda r: (int(r["outstanding"].replace(".", "")), -work.index(r)))
-    assert _cells(browser)[0][-1] == largest["outstanding"]
+    assert _cells(browser)[0][-1] == dollars(Decimal(largest["outstanding"]))
     assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
 
     browser.execute_script("window.scrollTo(0, 0)")
