@@ -19,14 +19,16 @@ audit trail (with the logged-in user's name) and log events.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import structlog
@@ -39,9 +41,10 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.staticfiles import StaticFiles
 
 from edirecon import mappings
+from edirecon.engine.config import Config
 from edirecon.engine.reports.cms838 import Quarter
 from edirecon.engine.reports.report import report as write_report
-from edirecon.engine.web.app import Served
+from edirecon.engine.store.connection import Store
 from edirecon.engine.workflow import users as us
 from edirecon.engine.workflow import views
 from edirecon.engine.workflow.refunds import ACTIONS, MANUAL, METHODS, STATUSES
@@ -74,6 +77,15 @@ _HEADERS = {
 }
 
 
+class Served(Protocol):
+    """``app.Served`` as the pages read it (not imported: app.py imports this module)."""
+
+    store: Store
+    db_url: str
+    config: Config
+    secret: str
+
+
 def clock() -> float:
     """Seconds since the epoch (tests move it to see a session expire)."""
     return time.time()
@@ -102,7 +114,15 @@ def install(app: FastAPI) -> None:
     served: Served = app.state.served
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True)
     templates = Jinja2Templates(env=env)
-    app.state.report_dir = Path(tempfile.mkdtemp(prefix="edirecon-reports-"))
+    # the reports' folder: made at the first POST /reports, removed when the server stops
+    app.state.report_dir = None
+    writing = asyncio.Lock()  # one report at a time: each rewrites the folder in full
+
+    def _remove_reports() -> None:
+        if app.state.report_dir is not None:
+            shutil.rmtree(app.state.report_dir, ignore_errors=True)
+
+    app.router.on_shutdown.append(_remove_reports)
     app.add_middleware(
         SessionMiddleware,
         secret_key=served.secret,
@@ -115,7 +135,7 @@ def install(app: FastAPI) -> None:
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
         user = context.pop("user", None)
-        body = {"user": user, "csrf": csrf_token(request), "may": (lambda a: user is not None and user.may(a)), **context}
+        body = {"user": user, "csrf": csrf_token(request), **context}
         return templates.TemplateResponse(request, name, body, status_code=status, headers=_HEADERS)
 
     @app.exception_handler(LoginNeeded)
@@ -250,9 +270,9 @@ def install(app: FastAPI) -> None:
     @app.get("/reports", include_in_schema=False)
     async def reports(request: Request) -> Response:
         user = await _current_user(request, served)
-        folder: Path = app.state.report_dir
-        files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-        written = (folder / "report.json").stat().st_mtime if (folder / "report.json").exists() else None
+        folder: Path | None = app.state.report_dir
+        files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder else []
+        written = (folder / "report.json").stat().st_mtime if folder and (folder / "report.json").exists() else None
         return page(
             request,
             "reports.html",
@@ -266,16 +286,19 @@ def install(app: FastAPI) -> None:
         user = await _current_user(request, served)
         await _checked_form(request)
         day = today()
-        await run_in_threadpool(write_report, served.db_url, app.state.report_dir, day, served.config, Quarter.last_ended(day))
+        async with writing:
+            if app.state.report_dir is None:
+                app.state.report_dir = Path(tempfile.mkdtemp(prefix="edirecon-reports-"))
+            await run_in_threadpool(write_report, served.db_url, app.state.report_dir, day, served.config, Quarter.last_ended(day))
         log.info("report_written", user=user.name, as_of=day.isoformat())
         return RedirectResponse("/reports", status_code=303)
 
     @app.get("/reports/files/{name:path}", include_in_schema=False)
     async def report_file(request: Request, name: str) -> Response:
         await _current_user(request, served)
-        folder: Path = app.state.report_dir.resolve()
-        path = (folder / name).resolve()
-        if not path.is_relative_to(folder) or not path.is_file():
+        folder = app.state.report_dir.resolve() if app.state.report_dir is not None else None
+        path = (folder / name).resolve() if folder is not None else None
+        if folder is None or path is None or not path.is_relative_to(folder) or not path.is_file():
             return page(request, "error.html", 404, user=request.state.user, title="Not found", message="no such report file: write the reports first")
         return FileResponse(path, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
 

@@ -504,3 +504,15 @@ def test_pages_forbid_scripts_and_framing(client: TestClient) -> None:
     for path in ("/login", "/worklist", f"/refunds/{LEE}", "/reports"):
         policy = client.get(path).headers["content-security-policy"]
         assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy and "script-src" not in policy
+
+
+def test_the_reports_folder_is_removed_when_the_server_stops(built: Path, tmp_path: Path) -> None:
+    db = tmp_path / "e.db"
+    shutil.copy(built, db)
+    with TestClient(create_app(f"sqlite:///{db}", Config.load(None), SECRET)) as c:
+        logged_in(c, "vic")
+        assert c.app.state.report_dir is None  # type: ignore[attr-defined]
+        c.post("/reports", data={"csrf": token(c.get("/reports"))})
+        folder = c.app.state.report_dir  # type: ignore[attr-defined]
+        assert (folder / "dashboard.html").is_file()
+    assert not folder.exists()
