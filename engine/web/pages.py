@@ -43,13 +43,15 @@ from starlette.staticfiles import StaticFiles
 from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.reports.cms838 import Quarter
+from edirecon.engine.reports.report import recoupment_source
 from edirecon.engine.reports.report import report as write_report
 from edirecon.engine.store.connection import Store
 from edirecon.engine.workflow import users as us
 from edirecon.engine.workflow import views
-from edirecon.engine.workflow.refunds import ACTIONS, MANUAL, METHODS, STATUSES
+from edirecon.engine.workflow.refunds import ACTIONS, MANUAL, METHODS, STATUSES, book
 from edirecon.errors import Forbidden, Unauthorized, UsageError
 from edirecon.money import parse as parse_money
+from edirecon.money import text as money
 
 log = structlog.get_logger("edirecon.web")
 
@@ -191,7 +193,7 @@ def install(app: FastAPI) -> None:
         descending = q.get("order") == "desc"
         try:
             rows = await run_in_threadpool(_list, served, filters)
-            since = await run_in_threadpool(views.credit_since, served.db_url, today(), served.config) if sort == "days_in_credit" else None
+            since = await run_in_threadpool(_credit_since, served) if sort == "days_in_credit" else None
         except UsageError as exc:
             raise BadRequest(str(exc)) from exc
         rows = _sorted(rows, sort, descending, since)
@@ -400,6 +402,13 @@ def _list(served: Served, f: dict[str, Any]) -> list[views.ListRow]:
     )
 
 
+def _credit_since(served: Served) -> dict[str, date | None]:
+    """refund id -> the day the money that made its credit came in (None: not known), from the
+    workflow's picture of the store (``refunds.book``: synced as every view is)."""
+    b = book(served.store, today(), served.config)
+    return {refund_id: v.arose_on for refund_id, v in b.views.items()}
+
+
 def _sorted(rows: list[views.ListRow], sort: str, descending: bool, since: dict[str, date | None] | None) -> list[views.ListRow]:
     """By due date (none last), amount or days in credit (unknown last), then refund id."""
     if sort == "amount":
@@ -457,6 +466,26 @@ async def _act(served: Served, ids: Sequence[str], action: str, user: us.User, n
         raise BadRequest(str(exc)) from exc
 
 
+def _recoupments(served: Served, refund_id: str) -> list[dict[str, str]]:
+    """The payer's take-backs tied to a refund (PLB or claim reversal), each with its file:segment."""
+    b = book(served.store, today(), served.config)
+    out = []
+    for rc in b.decisions.recoupments:
+        if rc.refund_id == refund_id:
+            source, segment = recoupment_source(b, rc)
+            out.append(
+                {
+                    "kind": rc.kind,
+                    "payer": f"{rc.payer_id} {rc.payer_name}".strip(),
+                    "trace": rc.trace_number,
+                    "date": rc.effective_date.isoformat() if rc.effective_date else "",
+                    "amount": money(rc.amount),
+                    "source": f"{source}:{segment}" if source else "",
+                }
+            )
+    return out
+
+
 #: the sections of a refund's page: label of ``refund show`` -> section
 _SECTION = {
     "claim": "encounter",
@@ -478,6 +507,7 @@ async def _refund(
 ) -> Response:
     try:
         detail = await run_in_threadpool(views.refund_detail, served.db_url, refund_id, today(), served.config)
+        recoupments = await run_in_threadpool(_recoupments, served, refund_id)
     except UsageError as exc:
         return page(request, "error.html", 404, user=user, title="No such refund", message=str(exc))
     sections: dict[str, list[tuple[str, str]]] = {"workflow": [], "encounter": [], "payments": [], "recoupments": []}
@@ -494,6 +524,7 @@ async def _refund(
         user=user,
         detail=detail,
         sections=sections,
+        recoupments=recoupments,
         current=current,
         actions=actions,
         methods=METHODS,

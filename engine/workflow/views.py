@@ -403,14 +403,3 @@ def _fields(b: Book, v: View) -> list[tuple[str, str]]:
             ("escheatment", f"sent {s['sent_on'].isoformat()} and not cashed for {b.config.refunds.escheatment_days} days: unclaimed-property candidate")
         )
     return fields
-
-
-def credit_since(url: str, as_of: date, config: Config) -> dict[str, date | None]:
-    """refund id -> the day the money that made its credit came in (None: not known), after
-    syncing: what the work queue of ``edirecon serve`` sorts by when asked for days in credit."""
-    store = open_store(url)
-    try:
-        b = book(store, as_of, config)
-    finally:
-        store.dispose()
-    return {refund_id: v.arose_on for refund_id, v in b.views.items()}
