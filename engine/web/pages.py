@@ -507,7 +507,10 @@ async def _refund(
 ) -> Response:
     try:
         detail = await run_in_threadpool(views.refund_detail, served.db_url, refund_id, today(), served.config)
-        recoupments = await run_in_threadpool(_recoupments, served, refund_id)
+        labels = dict(detail.fields)
+        # only a refund the payer took back (some or all of it) has take-backs to list
+        taken = "recouped" in labels.get("engine status", "") or "double refund" in labels
+        recoupments = await run_in_threadpool(_recoupments, served, refund_id) if taken else []
     except UsageError as exc:
         return page(request, "error.html", 404, user=user, title="No such refund", message=str(exc))
     sections: dict[str, list[tuple[str, str]]] = {"workflow": [], "encounter": [], "payments": [], "recoupments": []}
