@@ -521,3 +521,18 @@ def test_the_reports_folder_is_removed_when_the_server_stops(built: Path, tmp_pa
         folder = c.app.state.report_dir  # type: ignore[attr-defined]
         assert (folder / "dashboard.html").is_file()
     assert not folder.exists()
+
+
+def test_requests_side_by_side(client: TestClient) -> None:
+    """Several users at once: each request opens the store in its own thread (alembic's upgrade
+    of each open is not thread-safe by itself: connection._UPGRADING)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sessions = [logged_in(TestClient(client.app), name) for name in ("alice", "ann", "vic", "alice", "ann", "vic")]
+
+    def work(c: TestClient) -> list[int]:
+        return [c.get(path).status_code for path in ("/worklist", f"/refunds/{LEE}", "/worklist?sort=amount")]
+
+    with ThreadPoolExecutor(len(sessions)) as pool:
+        codes = list(pool.map(work, sessions))
+    assert codes == [[200, 200, 200]] * len(sessions)
