@@ -20,11 +20,12 @@ audit trail (with the logged-in user's name) and log events.
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -98,19 +99,6 @@ def today() -> date:
     return datetime.now(UTC).date()
 
 
-class LoginNeeded(Exception):
-    """No session, an expired one, or its user disabled: the page redirects to /login."""
-
-
-class PageForbidden(Exception):
-    """A page's 403: the user's role does not allow the action, or a form's CSRF token is wrong.
-    (Its own class: the API answers ``Forbidden`` in JSON.)"""
-
-
-class BadRequest(Exception):
-    """A form or a filter that cannot be read (400, with the reason)."""
-
-
 def install(app: FastAPI) -> None:
     """Add the pages, their session middleware and their static files to ``app``."""
     served: Served = app.state.served
@@ -140,28 +128,37 @@ def install(app: FastAPI) -> None:
         body = {"user": user, "csrf": csrf_token(request), **context}
         return templates.TemplateResponse(request, name, body, status_code=status, headers=_HEADERS)
 
-    @app.exception_handler(LoginNeeded)
-    async def _login_needed(request: Request, exc: LoginNeeded) -> Response:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse("/login?" + urlencode({"next": target}) if request.method == "GET" else "/login", status_code=303)
+    def guarded(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
+        """The page's answer to what its handler raises (caught here, not by app-wide handlers,
+        which are the API's): Unauthorized (no session, an idle one, its user disabled) -> the
+        login page; Forbidden (the role, a CSRF token) -> 403; UsageError (a form, a filter) -> 400."""
 
-    @app.exception_handler(PageForbidden)
-    async def _forbidden(request: Request, exc: PageForbidden) -> Response:
-        return page(request, "error.html", 403, user=getattr(request.state, "user", None), title="Not allowed", message=str(exc))
+        @functools.wraps(handler)
+        async def answer(request: Request, **kwargs: Any) -> Response:
+            try:
+                return await handler(request, **kwargs)
+            except Unauthorized:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse("/login?" + urlencode({"next": target}) if request.method == "GET" else "/login", status_code=303)
+            except Forbidden as exc:
+                return page(request, "error.html", 403, user=getattr(request.state, "user", None), title="Not allowed", message=str(exc))
+            except UsageError as exc:
+                return page(request, "error.html", 400, user=getattr(request.state, "user", None), title="Cannot do that", message=str(exc))
 
-    @app.exception_handler(BadRequest)
-    async def _bad_request(request: Request, exc: BadRequest) -> Response:
-        return page(request, "error.html", 400, user=getattr(request.state, "user", None), title="Cannot do that", message=str(exc))
+        return answer
 
     @app.get("/", include_in_schema=False)
+    @guarded
     async def home(request: Request) -> Response:
         return RedirectResponse("/worklist", status_code=303)
 
     @app.get("/login", include_in_schema=False)
+    @guarded
     async def login_form(request: Request, next: str = "/worklist") -> Response:
         return page(request, "login.html", next=_safe_next(next), error=None, username="")
 
     @app.post("/login", include_in_schema=False)
+    @guarded
     async def login(request: Request) -> Response:
         form = await _checked_form(request)
         name, password, target = str(form.get("username", "")), str(form.get("password", "")), _safe_next(str(form.get("next", "")))
@@ -176,6 +173,7 @@ def install(app: FastAPI) -> None:
         return RedirectResponse(target, status_code=303)
 
     @app.post("/logout", include_in_schema=False)
+    @guarded
     async def logout(request: Request) -> Response:
         await _checked_form(request)
         name = request.session.get("user")
@@ -185,17 +183,15 @@ def install(app: FastAPI) -> None:
         return RedirectResponse("/login", status_code=303)
 
     @app.get("/worklist", include_in_schema=False)
+    @guarded
     async def worklist(request: Request) -> Response:
         user = await _current_user(request, served)
         q = request.query_params
         filters = _filters(q)
         sort = q.get("sort", "due") if q.get("sort") in SORTS else "due"
         descending = q.get("order") == "desc"
-        try:
-            rows = await run_in_threadpool(_list, served, filters)
-            since = await run_in_threadpool(_credit_since, served) if sort == "days_in_credit" else None
-        except UsageError as exc:
-            raise BadRequest(str(exc)) from exc
+        rows = await run_in_threadpool(_list, served, filters)  # an unknown status or reason: UsageError, 400
+        since = await run_in_threadpool(_credit_since, served) if sort == "days_in_credit" else None
         rows = _sorted(rows, sort, descending, since)
         pages = max(1, -(-len(rows) // PAGE_SIZE))
         number = min(max(_int(q.get("page"), 1), 1), pages)
@@ -232,18 +228,19 @@ def install(app: FastAPI) -> None:
         )
 
     @app.post("/worklist/act", include_in_schema=False)
+    @guarded
     async def worklist_act(request: Request) -> Response:
         user = await _current_user(request, served)
         form = await _checked_form(request)
         action = str(form.get("action", ""))
         if action not in BULK_ACTIONS:
-            raise BadRequest(f"the work queue's form approves, holds or assigns ({action[:30]!r} is none of them)")
+            raise UsageError(f"the work queue's form approves, holds or assigns ({action[:30]!r} is none of them)")
         _require(user, action)
         ids = [str(i) for i in form.getlist("refund_id")]
         if not ids:
-            raise BadRequest("no refund selected: tick the refunds to act on")
+            raise UsageError("no refund selected: tick the refunds to act on")
         if len(ids) > BULK_MAX:
-            raise BadRequest(f"{len(ids)} refunds selected: at most {BULK_MAX} at a time")
+            raise UsageError(f"{len(ids)} refunds selected: at most {BULK_MAX} at a time")
         details: dict[str, Any] = {}
         if action == "assign":
             details["assignee"] = str(form.get("assignee", ""))
@@ -252,16 +249,18 @@ def install(app: FastAPI) -> None:
         return page(request, "acted.html", user=user, action=action, who=who, acted=acted, back=back if back.startswith("/worklist") else "/worklist")
 
     @app.get("/refunds/{refund_id}", include_in_schema=False)
+    @guarded
     async def refund_page(request: Request, refund_id: str) -> Response:
         user = await _current_user(request, served)
         return await _refund(request, served, user, refund_id, page)
 
     @app.post("/refunds/{refund_id}/{action}", include_in_schema=False)
+    @guarded
     async def refund_action(request: Request, refund_id: str, action: str) -> Response:
         user = await _current_user(request, served)
         form = await _checked_form(request)
         if action not in ACTIONS:
-            raise BadRequest(f"no action {action[:30]!r}: one of {', '.join(ACTIONS)}")
+            raise UsageError(f"no action {action[:30]!r}: one of {', '.join(ACTIONS)}")
         _require(user, action)
         details = _details(action, form)
         _, (acted,) = await _act(served, [refund_id], action, user, str(form.get("note", "")), details)
@@ -270,6 +269,7 @@ def install(app: FastAPI) -> None:
         return RedirectResponse(f"/refunds/{refund_id}?" + urlencode({"done": action}), status_code=303)
 
     @app.get("/reports", include_in_schema=False)
+    @guarded
     async def reports(request: Request) -> Response:
         user = await _current_user(request, served)
         folder: Path | None = app.state.report_dir
@@ -284,6 +284,7 @@ def install(app: FastAPI) -> None:
         )
 
     @app.post("/reports", include_in_schema=False)
+    @guarded
     async def reports_run(request: Request) -> Response:
         user = await _current_user(request, served)
         await _checked_form(request)
@@ -296,6 +297,7 @@ def install(app: FastAPI) -> None:
         return RedirectResponse("/reports", status_code=303)
 
     @app.get("/reports/files/{name:path}", include_in_schema=False)
+    @guarded
     async def report_file(request: Request, name: str) -> Response:
         await _current_user(request, served)
         folder = app.state.report_dir.resolve() if app.state.report_dir is not None else None
@@ -323,12 +325,12 @@ async def _checked_form(request: Request) -> Any:
     sent, kept = form.get(CSRF_FIELD), request.session.get(CSRF_FIELD)
     if not isinstance(sent, str) or not isinstance(kept, str) or not kept or not secrets.compare_digest(sent, kept):
         log.info("csrf_refused", path=request.url.path)
-        raise PageForbidden("the form's security token is missing or out of date: reload the page and try again")
+        raise Forbidden("the form's security token is missing or out of date: reload the page and try again")  # 403
     return form
 
 
 async def _current_user(request: Request, served: Served) -> us.User:
-    """The logged-in user; :class:`LoginNeeded` when there is none, the session has been idle too
+    """The logged-in user; :class:`Unauthorized` when there is none, the session has been idle too
     long, or the user is disabled since."""
     name, seen = request.session.get("user"), request.session.get("seen")
     now = clock()
@@ -336,25 +338,24 @@ async def _current_user(request: Request, served: Served) -> us.User:
         if name:
             log.info("session_expired", user=name)
         request.session.pop("user", None)
-        raise LoginNeeded
+        raise Unauthorized("no session")
     try:
         user = await run_in_threadpool(us.get_user, served.store, name)
     except UsageError:
         user = None
     if user is None or user.disabled_at is not None:
         request.session.clear()
-        raise LoginNeeded
+        raise Unauthorized("no session")
     request.session["seen"] = now
     request.state.user = user
     return user
 
 
 def _require(user: us.User, action: str) -> None:
-    try:
-        user.require(action)
-    except Forbidden as exc:
+    """:class:`Forbidden` (403) unless the user's role allows the action."""
+    if not user.may(action):
         log.info("page_action_refused", user=user.name, role=user.role, action=action)
-        raise PageForbidden(str(exc)) from exc
+    user.require(action)
 
 
 def _safe_next(target: str) -> str:
@@ -374,7 +375,7 @@ def _filters(q: Any) -> dict[str, Any]:
         try:
             due_before = date.fromisoformat(due_before)
         except ValueError as exc:
-            raise BadRequest(f"due before {due_before[:20]!r} is not a day (YYYY-MM-DD)") from exc
+            raise UsageError(f"due before {due_before[:20]!r} is not a day (YYYY-MM-DD)") from exc
     assigned = q.get("assigned_to") or None
     return {
         "statuses": [s for s in q.getlist("status") if s],
@@ -447,23 +448,20 @@ def _details(action: str, form: Any) -> dict[str, Any]:
             try:
                 out["day"] = date.fromisoformat(text)
             except ValueError as exc:
-                raise BadRequest(f"{text[:20]!r} is not a day (YYYY-MM-DD)") from exc
+                raise UsageError(f"{text[:20]!r} is not a day (YYYY-MM-DD)") from exc
     if action in ("mark-sent", "mark-recovered"):
         text = str(form.get("amount", "")).strip()
         if text:
             amount = parse_money(text)
             if amount is None:
-                raise BadRequest(f"{text[:20]!r} is not an amount (e.g. 155.50)")
+                raise UsageError(f"{text[:20]!r} is not an amount (e.g. 155.50)")
             out["amount"] = amount
     return out
 
 
 async def _act(served: Served, ids: Sequence[str], action: str, user: us.User, note: str, details: dict[str, Any]) -> tuple[str, list[views.Acted]]:
     """``views.take_action`` by the logged-in user (a usage error, e.g. void without a note: 400)."""
-    try:
-        return await run_in_threadpool(views.take_action, served.db_url, list(ids), action, user.name, today(), served.config, note.strip(), **details)
-    except UsageError as exc:
-        raise BadRequest(str(exc)) from exc
+    return await run_in_threadpool(views.take_action, served.db_url, list(ids), action, user.name, today(), served.config, note.strip(), **details)
 
 
 def _recoupments(served: Served, refund_id: str) -> list[dict[str, str]]:
