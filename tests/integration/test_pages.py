@@ -145,7 +145,7 @@ def test_session_cookie_is_signed_httponly_lax_and_expires(client: TestClient, m
     start = pages.clock()
     monkeypatch.setattr(pages, "clock", lambda: start + us.SESSION_HOURS * 3600 + 60)
     assert client.get("/worklist").url.path == "/login"
-    # and each request counts as activity: 7 hours after the last one it still works
+    # each request renews the session: a minute under 8 hours after the last one it still works
     logged_in(client)
     monkeypatch.setattr(pages, "clock", lambda: start + 2 * us.SESSION_HOURS * 3600)
     assert client.get("/worklist").url.path == "/worklist"
