@@ -501,7 +501,9 @@ def test_hostile_text_is_escaped_on_every_page(hostile: TestClient) -> None:
         if name.endswith(".html"):  # the dashboard: its own script only, the names escaped
             dash = c.get(name).text
             assert SCRIPT not in dash and "<img" not in dash and "</td><b>" not in dash
-            assert [s.get("src") for s in html.fromstring(dash).xpath("//script")] == [None]
+            # its own inline script and its worklist's JSON data, nothing loaded from elsewhere
+            scripts = html.fromstring(dash).xpath("//script")
+            assert [(s.get("src"), s.get("type")) for s in scripts] == [(None, "application/json"), (None, None)]
 
 
 def test_pages_forbid_scripts_and_framing(client: TestClient) -> None:
