@@ -51,6 +51,7 @@ from edirecon.engine.workflow import users as us
 from edirecon.engine.workflow import views
 from edirecon.engine.workflow.refunds import ACTIONS, MANUAL, METHODS, STATUSES, book
 from edirecon.errors import Forbidden, Unauthorized, UsageError
+from edirecon.money import dollars
 from edirecon.money import parse as parse_money
 from edirecon.money import text as money
 
@@ -103,6 +104,8 @@ def install(app: FastAPI) -> None:
     """Add the pages, their session middleware and their static files to ``app``."""
     served: Served = app.state.served
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    # amounts for people ($1,234.50); the rows carry the plain text of the CSV and JSON
+    env.filters["dollars"] = lambda amount: dollars(Decimal(amount)) if amount not in (None, "") else ""
     templates = Jinja2Templates(env=env)
     # the reports' folder: made at the first POST /reports, removed when the server stops
     app.state.report_dir = None

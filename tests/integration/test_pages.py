@@ -343,7 +343,7 @@ def test_refund_page_shows_encounter_evidence_and_audit_trail(client: TestClient
     assert "settled_by_recoupment" in recouped and "recouped 99.96" in recouped
     doc = html.fromstring(client.get(f"/refunds/{MEDICARE}").text)
     ((kind, payer, trace, day, amount, source),) = [[td.text_content() for td in tr.xpath("td")] for tr in doc.xpath("//table[@id='recoupment-list']/tbody/tr")]
-    assert (kind, amount, day) == ("PLB_WO", "99.96", "2026-11-20") and "MEDICARE PART B" in payer and trace
+    assert (kind, amount, day) == ("PLB_WO", "$99.96", "2026-11-20") and "MEDICARE PART B" in payer and trace
     assert re.fullmatch(r"\S*sample_edi/plb-recoupment-settles-refund/[^:]+\.835:\d+", source), source
     assert html.fromstring(client.get(f"/refunds/{BLUE_RIVER}").text).xpath("string(//*[@id='no-recoupment'])").startswith("No take-back")
     assert client.get("/refunds/RF-0000000000000000").status_code == 404
