@@ -538,3 +538,25 @@ def test_requests_side_by_side(client: TestClient) -> None:
     with ThreadPoolExecutor(len(sessions)) as pool:
         codes = list(pool.map(work, sessions))
     assert codes == [[200, 200, 200]] * len(sessions)
+
+
+def test_each_request_is_one_event_naming_its_route_not_its_path(client: TestClient) -> None:
+    """`serve --verbose` logs a `request` event per request: the route's template, never the path
+    or query as given (they may carry 837/835 text), nor the password or cookie."""
+    import structlog
+    from structlog.testing import capture_logs
+
+    structlog.reset_defaults()  # the store was built by a CLI run, which set the log level
+    with capture_logs() as logs:
+        logged_in(client)
+        client.get(f"/refunds/{LEE}?x=LEE%2C+KAREN")
+        client.get("/worklist?payer=%3Cscript%3E")
+    requests = [e for e in logs if e["event"] == "request"]
+    assert [(e["method"], e["route"], e["status"]) for e in requests] == [
+        ("GET", "/login", 200),
+        ("POST", "/login", 303),
+        ("GET", "/refunds/{refund_id}", 200),
+        ("GET", "/worklist", 200),
+    ]
+    text = repr(logs)
+    assert "KAREN" not in text and "script" not in text and PASSWORD not in text and SECRET not in text
