@@ -295,3 +295,33 @@ def test_a_store_without_current_records_is_decided_once_and_recorded(
             assert conn.execute(select(func.count()).select_from(t.decision_records)).scalar_one() == 1
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize("story", sorted(STORIES))
+def test_a_run_in_shards_syncs_the_workflow_as_one_process_does(story: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run`` deciding in shards (no decisions in hand) keeps the refunds and then syncs, set by
+    set, the refunds whose kept decision the workflow has not followed: the same audit trails,
+    answers and records as a run in one process, and the records are current after it."""
+    from edirecon.engine.scale import shards
+
+    answers: dict[str, list[Any]] = {"one": [], "shards": []}
+    urls = {name: f"sqlite:///{tmp_path / (name + '.db')}" for name in answers}
+    for step, (as_of, files) in enumerate(STORIES[story]):
+        for name, url in urls.items():
+            if name == "shards":
+                monkeypatch.setattr(shards, "SHARD_CLAIMS", 0)
+                result = run(files, url, tmp_path / f"out-{name}-{step}", as_of, CONFIG, workers=2)
+                assert result.decisions is None, "decided in shards"
+                monkeypatch.undo()
+            else:
+                run_files(url, tmp_path / f"out-{name}-{step}", as_of, files)
+            loaded: list[bool] = []
+            real_load = refunds.load
+            monkeypatch.setattr(refunds, "load", lambda conn, pcns=None: (loaded.append(pcns is None), real_load(conn, pcns))[1])
+            answers[name].append([asdict(r) for r in views.refund_list(url, as_of, CONFIG)])
+            assert loaded == [], "the records are current after the run"
+            monkeypatch.undo()
+            answers[name].append(transcript(url, as_of, CONFIG, step))
+    assert answers["shards"] == answers["one"]
+    assert entries(urls["shards"]) == entries(urls["one"])
+    assert kept_rows(urls["shards"]) == kept_rows(urls["one"])
