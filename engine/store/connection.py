@@ -31,6 +31,8 @@ HEAD = max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9
 def is_migration_error(exc: BaseException) -> bool:
     """An alembic ``CommandError`` (told by its class: alembic is imported only to migrate)."""
     return any(c.__name__ == "CommandError" and c.__module__.startswith("alembic") for c in type(exc).__mro__)
+
+
 DEFAULT_URL = "sqlite:///edirecon.db"
 #: seconds a SQLite writer waits for another process's write transaction (one transaction set)
 SQLITE_BUSY_TIMEOUT = 600

@@ -56,8 +56,7 @@ def listing(conn: Connection) -> list[dict[str, Any]]:
     ``kept`` (None when the engine no longer identifies it)."""
     kept = {r["refund_id"]: dict(r) for r in conn.execute(select(t.detections)).mappings()}
     return [
-        {"state": dict(r), "kept": kept.get(r["refund_id"])}
-        for r in conn.execute(select(t.refund_workflow).order_by(t.refund_workflow.c.refund_id)).mappings()
+        {"state": dict(r), "kept": kept.get(r["refund_id"])} for r in conn.execute(select(t.refund_workflow).order_by(t.refund_workflow.c.refund_id)).mappings()
     ]
 
 

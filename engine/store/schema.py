@@ -29,8 +29,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
-from sqlalchemy import false
 from sqlalchemy.types import TypeDecorator
 
 from edirecon.money import from_storage, to_storage

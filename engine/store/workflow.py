@@ -85,7 +85,9 @@ def acted_on(conn: Connection, actions: Sequence[str], refund_ids: Collection[st
     if refund_ids is None:
         return set(conn.execute(select(e.refund_id).where(e.action.in_(actions)).distinct()).scalars())
     return {
-        rid for chunk in _chunks(sorted(refund_ids)) for rid in conn.execute(select(e.refund_id).where(e.action.in_(actions), e.refund_id.in_(chunk)).distinct()).scalars()
+        rid
+        for chunk in _chunks(sorted(refund_ids))
+        for rid in conn.execute(select(e.refund_id).where(e.action.in_(actions), e.refund_id.in_(chunk)).distinct()).scalars()
     }
 
 

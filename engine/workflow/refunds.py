@@ -2,8 +2,12 @@
 audit trail of every change.
 
 The engine recomputes refunds on every run (``decide``); the workflow keeps its own state per
-``refund_id`` in the store (``refund_workflow``) and one ``refund_events`` row per change.  Each
-command first *syncs* the workflow with the engine's current decisions (docs/workflow-and-reports.md):
+``refund_id`` in the store (``refund_workflow``) and one ``refund_events`` row per change.  ``run``
+records the decisions (``detections``, ``decision_records``: :func:`record`) and *syncs* the
+workflow with them in the same transaction; each command then syncs only what it touches, from
+the records (:func:`listing`) or by deciding its refunds' encounters again (:func:`refunds_book`),
+and a store whose records are stale is decided as a whole once (:func:`book`)
+(docs/workflow-and-reports.md).  A sync:
 
 - a refund met for the first time enters as ``pending``, or ``approved`` by an auto-approval rule,
   or ``held`` when it is a patient credit below the hold threshold; until a person acts on it, it

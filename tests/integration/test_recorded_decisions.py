@@ -54,7 +54,10 @@ STORIES: dict[str, list[tuple[date, list[Path]]]] = {
     # the payer's 72 for check 5001, alone in its remittance (no offset pair), is in the store
     # before the refund is sent: the sync after mark-sent (not a run) acknowledges it
     "acknowledged-when-sent": [
-        (date(2026, 10, 20), [PLB / "claims.837", PLB / "remit-1.835", PLB / "remit-2.835", FIXTURES / "reports" / "acknowledged-by-check-number" / "remit-4-72-alone.835"]),
+        (
+            date(2026, 10, 20),
+            [PLB / "claims.837", PLB / "remit-1.835", PLB / "remit-2.835", FIXTURES / "reports" / "acknowledged-by-check-number" / "remit-4-72-alone.835"],
+        ),
         (date(2026, 11, 28), []),
         (date(2026, 11, 29), []),
     ],

@@ -18,30 +18,30 @@ from alembic import op
 
 from edirecon.engine.store.schema import Money
 
-revision = '0010'
-down_revision = '0009'
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column('detections', sa.Column('acknowledged', Money(), nullable=False, server_default='0.00'))
-    op.add_column('detections', sa.Column('payer_name', sa.Text(), nullable=False, server_default=''))
-    op.add_column('detections', sa.Column('patient_name', sa.Text(), nullable=False, server_default=''))
-    op.add_column('refund_workflow', sa.Column('needs_sync', sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("detections", sa.Column("acknowledged", Money(), nullable=False, server_default="0.00"))
+    op.add_column("detections", sa.Column("payer_name", sa.Text(), nullable=False, server_default=""))
+    op.add_column("detections", sa.Column("patient_name", sa.Text(), nullable=False, server_default=""))
+    op.add_column("refund_workflow", sa.Column("needs_sync", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_table(
-        'decision_records',
-        sa.Column('id', sa.Integer(), primary_key=True),
-        sa.Column('facts', sa.String(length=200), nullable=False),
-        sa.Column('config', sa.String(length=64), nullable=False),
-        sa.Column('as_of', sa.Date(), nullable=True),
-        sa.Column('recorded_at', sa.DateTime(), nullable=False),
+        "decision_records",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("facts", sa.String(length=200), nullable=False),
+        sa.Column("config", sa.String(length=64), nullable=False),
+        sa.Column("as_of", sa.Date(), nullable=True),
+        sa.Column("recorded_at", sa.DateTime(), nullable=False),
     )
 
 
 def downgrade() -> None:
-    op.drop_table('decision_records')
-    op.drop_column('refund_workflow', 'needs_sync')
-    op.drop_column('detections', 'patient_name')
-    op.drop_column('detections', 'payer_name')
-    op.drop_column('detections', 'acknowledged')
+    op.drop_table("decision_records")
+    op.drop_column("refund_workflow", "needs_sync")
+    op.drop_column("detections", "patient_name")
+    op.drop_column("detections", "payer_name")
+    op.drop_column("detections", "acknowledged")
