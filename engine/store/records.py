@@ -53,10 +53,15 @@ def forget(conn: Connection) -> None:
 
 def listing(conn: Connection) -> list[dict[str, Any]]:
     """Every ``refund_workflow`` row (in refund id order) with the kept refund of the same id under
-    ``kept`` (None when the engine no longer identifies it)."""
-    kept = {r["refund_id"]: dict(r) for r in conn.execute(select(t.detections)).mappings()}
+    ``kept`` (None when the engine no longer identifies it): one query, a join on the key."""
+    w, d = t.refund_workflow, t.detections
+    names = [c.name for c in w.c]
+    kept_names = [c.name for c in d.c]
+    n = len(names)
+    query_ = select(*w.c, *d.c).select_from(w.outerjoin(d, d.c.refund_id == w.c.refund_id)).order_by(w.c.refund_id)
     return [
-        {"state": dict(r), "kept": kept.get(r["refund_id"])} for r in conn.execute(select(t.refund_workflow).order_by(t.refund_workflow.c.refund_id)).mappings()
+        {"state": dict(zip(names, row[:n], strict=True)), "kept": dict(zip(kept_names, row[n:], strict=True)) if row[n] is not None else None}
+        for row in conn.execute(query_)
     ]
 
 

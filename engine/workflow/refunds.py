@@ -323,7 +323,7 @@ def _sync_some(conn: Connection, refund_ids: list[str], as_of: date, config: Con
     return b
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RecordedEncounter:
     """What ``refund list`` shows of a refund's encounter, from the records."""
 
@@ -331,7 +331,7 @@ class RecordedEncounter:
     patient_name: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Recorded:
     """A refund as the records keep it (a row of ``detections``): what ``refund list`` needs of
     the engine's :class:`Refund`, without deciding it again."""
