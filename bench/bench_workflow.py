@@ -98,6 +98,40 @@ def measure(url: str, ids: list[str], env: dict[str, str] | None, repeat: int) -
     return out
 
 
+#: the same three calls in one long-lived process, as the web app makes them (``views``): no
+#: interpreter start or imports; best of ``repeat`` after one warm-up call each
+IN_PROCESS = """
+import json, sys, time
+from datetime import date
+from edirecon.engine.config import Config
+from edirecon.engine.workflow import views
+url, day, repeat, ids = sys.argv[1], date.fromisoformat(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+config, out = Config(), {}
+def best(call):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter(); call(); times.append(time.perf_counter() - t)
+    return round(min(times), 3)
+views.refund_detail(url, ids[0], day, config)
+out["show"] = best(lambda: views.refund_detail(url, ids[0], day, config))
+approvals = iter(ids[1:])
+views.take_action(url, [next(approvals)], "approve", "bench", day, config)
+out["approve"] = best(lambda: views.take_action(url, [next(approvals)], "approve", "bench", day, config))
+views.refund_list(url, day, config)
+out["list"] = best(lambda: views.list_csv(views.refund_list(url, day, config)))
+print(json.dumps(out))
+"""
+
+
+def in_process(url: str, ids: list[str], repeat: int) -> dict[str, float]:
+    """Best of ``repeat`` of the library calls behind the commands, in one process (approves
+    ``repeat + 1`` refunds of ``ids``)."""
+    proc = subprocess.run([sys.executable, "-c", IN_PROCESS, url, AS_OF, str(repeat), *ids], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"in-process calls failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def pg_database(name: str, fresh: bool) -> str | None:
     """The URL of database ``name`` on the local PostgreSQL (created, or dropped and created
     with ``fresh``); None when no server answers."""
@@ -176,13 +210,14 @@ def main(argv: list[str] | None = None) -> int:
                 (work / "build_seconds").write_text(f"{build(url, inputs, work):.1f}\n")
         build_seconds = float((work / "build_seconds").read_text())
         ids = pending(url)
-        need = 1 + 2 * a.repeat
+        need = 1 + 3 * a.repeat + 1
         if len(ids) < need:
             print(f"{kind}: only {len(ids)} pending refunds left: remove {work} (and the database) to build the store again")
             return 1
         figures = {"build_seconds": build_seconds, "recorded": measure(url, ids[:need], None, a.repeat)}
         if a.peer:
-            figures["peer"] = measure(url, [ids[0], *ids[1 + a.repeat : need]], {"EDIRECON_WORKFLOW_FULL": "1"}, a.repeat)
+            figures["peer"] = measure(url, [ids[0], *ids[1 + a.repeat : 1 + 2 * a.repeat]], {"EDIRECON_WORKFLOW_FULL": "1"}, a.repeat)
+        figures["in_process"] = in_process(url, [ids[0], *ids[1 + 2 * a.repeat : need]], a.repeat)
         results[kind] = figures
         print(f"{kind}: store of {a.claims:,} claims built by `edirecon run` in {build_seconds:.0f} s; best of {a.repeat} (s), peak RSS (MiB):", flush=True)
         for name, target in TARGETS.items():
@@ -197,6 +232,12 @@ def main(argv: list[str] | None = None) -> int:
             if name == "list":
                 line += f"; {rec['refunds']:,} refunds"
             print(line, flush=True)
+        calls = figures["in_process"]
+        print(
+            f"  in one process (the app's calls, no start-up): refund_detail {calls['show']:.3f} s, take_action {calls['approve']:.3f} s, "
+            f"refund_list + CSV {calls['list']:.3f} s",
+            flush=True,
+        )
     out = Path(a.out or BENCH / "results" / f"workflow-{a.claims}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
