@@ -15,10 +15,10 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Boolean, Connection, Date, DateTime, delete, insert, select, update
 
 from edirecon.engine.store import schema as t
-from edirecon.engine.store.bulk import query
+from edirecon.engine.store.bulk import Converted, codec, query, raw_rows
 from edirecon.engine.store.detections import BATCH
 
 
@@ -53,16 +53,39 @@ def forget(conn: Connection) -> None:
 
 def listing(conn: Connection) -> list[dict[str, Any]]:
     """Every ``refund_workflow`` row (in refund id order) with the kept refund of the same id under
-    ``kept`` (None when the engine no longer identifies it): one query, a join on the key."""
+    ``kept`` (None when the engine no longer identifies it): one join on the key, read as plain
+    tuples at the driver level (``bulk.raw_rows``) and converted column by column as SQLAlchemy's
+    types would (amounts, days, times, flags), each distinct value once."""
     w, d = t.refund_workflow, t.detections
+    columns = [*w.c, *d.c]
+    convert = [_converter(conn, c) for c in columns]
     names = [c.name for c in w.c]
     kept_names = [c.name for c in d.c]
     n = len(names)
-    query_ = select(*w.c, *d.c).select_from(w.outerjoin(d, d.c.refund_id == w.c.refund_id)).order_by(w.c.refund_id)
-    return [
-        {"state": dict(zip(names, row[:n], strict=True)), "kept": dict(zip(kept_names, row[n:], strict=True)) if row[n] is not None else None}
-        for row in conn.execute(query_)
-    ]
+    sql = (
+        f"SELECT {', '.join(f'w.{c.name}' for c in w.c)}, {', '.join(f'd.{c.name}' for c in d.c)} "
+        "FROM refund_workflow w LEFT JOIN detections d ON d.refund_id = w.refund_id ORDER BY w.refund_id"
+    )
+    out = []
+    for raw in raw_rows(conn, sql):
+        row = [f(v) if f is not None else v for f, v in zip(convert, raw, strict=True)]
+        out.append({"state": dict(zip(names, row[:n], strict=True)), "kept": dict(zip(kept_names, row[n:], strict=True)) if row[n] is not None else None})
+    return out
+
+
+def _converter(conn: Connection, column: Any) -> Any:
+    """How a value of ``column`` comes back from the driver into what SQLAlchemy's type gives
+    (None: as it is)."""
+    c = codec(conn)
+    if isinstance(column.type, t.Money):
+        return Converted(c.money, None).__getitem__
+    if isinstance(column.type, DateTime):
+        return Converted(lambda v: v if isinstance(v, datetime) else datetime.fromisoformat(v), None).__getitem__
+    if isinstance(column.type, Date):
+        return Converted(c.day, None).__getitem__
+    if isinstance(column.type, Boolean):
+        return Converted(bool, None).__getitem__
+    return None
 
 
 def claim_numbers(conn: Connection, refund_ids: Sequence[str]) -> dict[str, str]:
