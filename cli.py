@@ -21,7 +21,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -101,6 +100,9 @@ app = typer.Typer(
 
 
 def _version() -> str:
+    # deferred: importlib.metadata (a tenth of a command's start) only for --version
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("edirecon")
     except PackageNotFoundError:  # running from a source tree that is not installed
