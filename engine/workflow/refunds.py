@@ -258,11 +258,17 @@ def refunds_book(store: Store, refund_ids: list[str], as_of: date, config: Confi
     synced and recorded once (``book``)."""
     with _locked(store) as conn:
         if _current(conn, as_of, config):
-            ids = sorted(set(refund_ids))
-            b = _sync_some(conn, sorted(set(ids) | set(records.to_sync(conn)) | set(records.unfollowed(conn, sorted(TO_WORK)))), as_of, config)
-            _read(conn, b, ids)
-            return b
+            return _some(conn, refund_ids, as_of, config)
     return book(store, as_of, config)
+
+
+def _some(conn: Connection, refund_ids: list[str], as_of: date, config: Config) -> Book:
+    """In the caller's locked transaction, records current: sync ``refund_ids`` (with the refunds
+    acted on since their last sync, and any the workflow has not met yet or lost) and read them."""
+    ids = sorted(set(refund_ids))
+    b = _sync_some(conn, sorted(set(ids) | set(records.to_sync(conn)) | set(records.unfollowed(conn, sorted(TO_WORK)))), as_of, config)
+    _read(conn, b, ids)
+    return b
 
 
 def listing(store: Store, as_of: date, config: Config) -> Book:
@@ -424,28 +430,41 @@ def act_many(
     refund at a time; ``assignee`` is whom ``assign`` assigns them to ("" unassigns)."""
     ids = list(dict.fromkeys(refund_ids))
     _check_arguments(action, len(ids), note, method, reference, amount, day, assignee)
-    b = refunds_book(store, ids, as_of, config)
-    outcomes: list[Outcome] = []
-    with _locked(store) as conn:
+
+    def act_on(conn: Connection, b: Book) -> list[Outcome]:
+        """The action on each refund, in the transaction that synced and read them."""
         unknown = [refund_id for refund_id in ids if refund_id not in b.views]
         if unknown:
             raise UsageError(
                 f"no refund {', '.join(repr(u[:40]) for u in unknown)} in the store (see `edirecon refund list`)"
                 + (f": none of the {len(ids)} refunds was acted on" if len(ids) > 1 else "")
             )
+        done: list[Outcome] = []
         for refund_id in ids:
             v = b.views[refund_id]
             before = v.status
             try:
                 detail, changes = _allowed(v, action, as_of, method, reference, day, amount, assignee)
             except NotAllowed as exc:
-                outcomes.append(Outcome(refund_id, v, before, exc))
+                done.append(Outcome(refund_id, v, before, exc))
                 continue
             after = MANUAL[action][1] if action in MANUAL else before
             if action in MANUAL:  # decided by a person: the next sync may match the payer's answer to it
                 changes = {**changes, "needs_sync": True}
             _change(conn, v.state, after, action, user, "; ".join(p for p in (detail, note) if p), changes)
-            outcomes.append(Outcome(refund_id, v, before))
+            done.append(Outcome(refund_id, v, before))
+        return done
+
+    outcomes: list[Outcome] | None = None
+    with _locked(store) as conn:
+        if _current(conn, as_of, config):  # decide only their encounters, sync and act in one transaction
+            outcomes = act_on(conn, _some(conn, ids, as_of, config))
+    if outcomes is None:  # stale records: decide everything (outside the lock), then sync, record and act
+        b, facts_key = _decided(store, as_of, config)
+        with _locked(store) as conn:
+            record(conn, b, facts_key, history=False)
+            _read(conn, b)
+            outcomes = act_on(conn, b)
     for o in outcomes:
         if o.refused is None:
             log.info("refund_action", refund_id=o.refund_id, action=action, from_status=o.from_status, to_status=o.view.status, user=user)

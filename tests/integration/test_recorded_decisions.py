@@ -328,3 +328,31 @@ def test_a_run_in_shards_syncs_the_workflow_as_one_process_does(story: str, tmp_
     assert answers["shards"] == answers["one"]
     assert entries(urls["shards"]) == entries(urls["one"])
     assert kept_rows(urls["shards"]) == kept_rows(urls["one"])
+
+
+def test_an_action_on_a_store_without_records_decides_everything_once_then_acts(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(4) ``approve`` as the first command on a store without records: one full decide, the
+    workflow synced and recorded, the refund approved in the same transaction; the next action
+    loads only its closure."""
+    url = new_url(kind, tmp_path, "act", request)
+    (as_of, files), *_ = STORIES["check-booked-then-taken-back"]
+    run_files(url, tmp_path / "out", as_of, files)
+    store = open_store(url)
+    try:
+        with store.write() as conn:
+            conn.execute(delete(t.decision_records))
+    finally:
+        store.dispose()
+    loaded: list[bool] = []
+    real_load = refunds.load
+    monkeypatch.setattr(refunds, "load", lambda conn, pcns=None: (loaded.append(pcns is None), real_load(conn, pcns))[1])
+    rid = kept_rows(url)[0]["refund_id"]
+    _, acted = views.take_action(url, [rid], "approve", "alice", as_of, CONFIG, "first command")
+    assert [(a.refund_id, a.status, a.refused) for a in acted] == [(rid, "approved", None)]
+    assert loaded == [True]
+    loaded.clear()
+    _, acted = views.take_action(url, [rid], "hold", "bob", as_of, CONFIG, "second thoughts")
+    assert [a.status for a in acted] == ["held"] and loaded == [False]
+    assert [e[1] for e in entries(url)[rid]] == ["identified", "approve", "hold"]
