@@ -51,6 +51,7 @@ bench: setup
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/bench_queue.py
 	$(BIN)/python bench/bench_hostile.py
+	$(BIN)/python bench/bench_workflow.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

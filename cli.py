@@ -22,7 +22,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -56,10 +55,9 @@ def _failures(meta: dict[str, Any]) -> Iterator[None]:
     no password (masked) and no SQL parameters (a database error is named by its kind, and its
     store by the command's --db, which ``meta`` holds once the command's options are read)."""
     # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
-    from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from edirecon.engine.store.connection import mask_credentials, store_error
+    from edirecon.engine.store.connection import is_migration_error, mask_credentials, store_error
 
     try:
         yield
@@ -68,7 +66,7 @@ def _failures(meta: dict[str, Any]) -> Iterator[None]:
     except EdireconError as exc:
         typer.echo(f"edirecon: {mask_credentials(exc)}", err=True)
         raise typer.Exit(exc.exit_code) from None
-    except (SQLAlchemyError, CommandError) as exc:
+    except SQLAlchemyError as exc:
         typer.echo(f"edirecon: {store_error(exc, meta.get(_DB_META) or '')}", err=True)
         raise typer.Exit(2) from None
     except OSError as exc:
@@ -76,6 +74,9 @@ def _failures(meta: dict[str, Any]) -> Iterator[None]:
         typer.echo(f"edirecon: {mask_credentials(where)}{exc.strerror or type(exc).__name__}", err=True)
         raise typer.Exit(2) from None
     except Exception as exc:  # a bug: its kind only (its text could quote patient data)
+        if is_migration_error(exc):  # alembic's CommandError (alembic is loaded only to migrate)
+            typer.echo(f"edirecon: {store_error(exc, meta.get(_DB_META) or '')}", err=True)
+            raise typer.Exit(2) from None
         typer.echo(f"edirecon: internal error ({type(exc).__name__}); please report it with the command that failed", err=True)
         raise typer.Exit(2) from None
 
@@ -100,6 +101,9 @@ app = typer.Typer(
 
 
 def _version() -> str:
+    # deferred: importlib.metadata (a tenth of a command's start) only for --version
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("edirecon")
     except PackageNotFoundError:  # running from a source tree that is not installed

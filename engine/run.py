@@ -31,12 +31,12 @@ from edirecon.engine.record.workflow import NAME as WORKFLOW
 from edirecon.engine.record.workflow import workflow_rows, write_workflow
 from edirecon.engine.record.writers import rows, summary, tallies, write
 from edirecon.engine.scale import shards
-from edirecon.engine.scale.detect import keep
 from edirecon.engine.scale.processes import die_with_parent
 from edirecon.engine.store.connection import Store, open_store
 from edirecon.engine.store.facts import load
 from edirecon.engine.store.tables import count_rows
 from edirecon.engine.store.workflow import with_last_event
+from edirecon.engine.workflow import refunds as workflow
 from edirecon.parsers import find_files
 
 log = structlog.get_logger("edirecon.run")
@@ -133,10 +133,13 @@ def decide_and_record(
     seconds = {} if seconds is None else seconds
     peak = {} if peak is None else peak
     clock = time.perf_counter()
+    facts_key = workflow.facts_key(store)  # before reading them: facts added meanwhile leave the records stale
     if workers > 1 and _count(store, "claims") > shards.SHARD_CLAIMS:
         store.checkpoint()  # measured: the shards read a checkpointed store about 1 s faster (100,000 claims)
         with tempfile.TemporaryDirectory(prefix="edirecon-shards-") as spool:
             outputs, tally, counts = shards.decide_sharded(store, as_of, config, workers, Path(spool))
+            # the refunds are kept: the workflow follows those whose decision changed, set by set
+            workflow.sync_changed(store, as_of, config, facts_key)
             seconds["decide"], clock = time.perf_counter() - clock, time.perf_counter()
             peak["decide"] = max(_peak_mib(), _peak_mib(children=True))
             doc = summary(outputs, {"files": _count(store, "files"), **counts}, tally, as_of)
@@ -161,8 +164,8 @@ def decide_and_record(
         decisions = decide(facts, as_of, config)
         seconds["decide"], clock = time.perf_counter() - clock, time.perf_counter()
         peak["decide"] = _peak_mib()
-        with store.write() as conn:  # the refund history, and the refunds detection keeps, from everything known
-            keep(conn, None, decisions.refunds)
+        with store.write() as conn:  # the refund history, the refunds kept, and the workflow synced with them, from everything known
+            workflow.record(conn, workflow.Book(as_of, config, facts, decisions), facts_key)
         outputs = rows(decisions, as_of, facts.ingest_exceptions)
         counts = {
             "files": _count(store, "files"),

@@ -51,10 +51,11 @@ def detect(store: Store, pcns: Sequence[str], as_of: date, config: Config) -> De
         return decisions
 
 
-def keep(conn: Connection, pcns: Sequence[str] | None, refunds: list[Refund]) -> None:
+def keep(conn: Connection, pcns: Sequence[str] | None, refunds: list[Refund], history: bool = True) -> None:
     """Replace the kept refunds of ``pcns`` (all of them when None) with ``refunds``, recording the
-    day each was first identified (``decide`` sets it from the history, else the run's day)."""
-    keep_rows(conn, pcns, [detection_row(r) for r in refunds])
+    day each was first identified (``decide`` sets it from the history, else the run's day; not
+    recorded without ``history``: a ``refund`` command dates no refund for good)."""
+    keep_rows(conn, pcns, [detection_row(r) for r in refunds], history)
 
 
 def detection_row(r: Refund) -> dict[str, Any]:
@@ -71,4 +72,7 @@ def detection_row(r: Refund) -> dict[str, Any]:
         "status": r.status,
         "identified_on": r.identified_on,
         "due_by": r.due_by,
+        "acknowledged": r.acknowledged,
+        "payer_name": r.payer_name,
+        "patient_name": r.encounter.patient_name,
     }

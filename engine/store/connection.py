@@ -18,9 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
@@ -30,6 +27,17 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 #: alembic's ``command.upgrade`` keeps its context in module globals: one upgrade at a time in a
 #: process whose threads open stores side by side (the requests of ``edirecon serve``)
 _UPGRADING = threading.Lock()
+
+#: the newest schema revision: its file is the highest numbered under migrations/versions/
+#: (revision ids are those numbers, one after the other)
+HEAD = max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+def is_migration_error(exc: BaseException) -> bool:
+    """An alembic ``CommandError`` (told by its class: alembic is imported only to migrate)."""
+    return any(c.__name__ == "CommandError" and c.__module__.startswith("alembic") for c in type(exc).__mro__)
+
+
 DEFAULT_URL = "sqlite:///edirecon.db"
 #: seconds a SQLite writer waits for another process's write transaction (one transaction set)
 SQLITE_BUSY_TIMEOUT = 600
@@ -51,7 +59,7 @@ def store_error(exc: BaseException, url: str) -> StoreUnavailable:
     """What a database or migration error means for the user, as one line without SQL, its
     parameters or a password."""
     where = f"the store at {mask_credentials(url)}" if url else "the store"
-    if isinstance(exc, CommandError):
+    if is_migration_error(exc):
         found = re.search(r"revision identified by '([^']*)'", str(exc))
         if found:
             return StoreUnavailable(
@@ -82,7 +90,7 @@ def store_error(exc: BaseException, url: str) -> StoreUnavailable:
 def error_text(exc: BaseException) -> str:
     """Any error as one line for a message or a record: a database error by its kind
     (``store_error``), any other by its type and text; passwords masked."""
-    if isinstance(exc, (SQLAlchemyError, CommandError)):
+    if isinstance(exc, SQLAlchemyError) or is_migration_error(exc):
         return f"{type(exc).__name__}: {store_error(exc, '')}"
     return mask_credentials(f"{type(exc).__name__}: {_first_line(exc)}")
 
@@ -159,7 +167,15 @@ class Store:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def upgrade(self, revision: str = "head") -> None:
-        """Create the schema or bring it to the newest revision (alembic), or to ``revision``."""
+        """Create the schema or bring it to the newest revision (alembic), or to ``revision``.  A
+        store at the newest revision already is left as it is without loading alembic (one query:
+        every command opens its store this way)."""
+        if revision == "head" and self.revision() == HEAD:
+            return
+        # deferred: alembic (and its migration scripts) only when the schema has to change
+        from alembic import command
+        from alembic.config import Config
+
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         with _UPGRADING, self.engine.begin() as connection:
@@ -167,6 +183,15 @@ class Store:
                 connection.exec_driver_sql("SELECT pg_advisory_xact_lock(727271)")
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, revision)
+
+    def revision(self) -> str | None:
+        """The store's schema revision (None: no schema yet, or not readable)."""
+        try:
+            with self.engine.connect() as conn:
+                found = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except SQLAlchemyError:
+            return None
+        return None if found is None else str(found)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -183,11 +208,16 @@ def open_store(url: str, create: bool = False) -> Store:
         if not create:
             _require(store)
         store.upgrade()
-    except (SQLAlchemyError, CommandError) as exc:
+    except SQLAlchemyError as exc:
         store.dispose()
         raise store_error(exc, url) from None
     except EdireconError:
         store.dispose()
+        raise
+    except Exception as exc:
+        store.dispose()
+        if is_migration_error(exc):
+            raise store_error(exc, url) from None
         raise
     return store
 

@@ -69,15 +69,18 @@ def lock_key(pcn: str) -> int:
     return int.from_bytes(hashlib.sha256(b"edirecon-pcn\x1f" + pcn.encode()).digest()[:8], "big", signed=True)
 
 
-def keep_rows(conn: Connection, pcns: Sequence[str] | None, rows: list[dict[str, Any]]) -> None:
+def keep_rows(conn: Connection, pcns: Sequence[str] | None, rows: list[dict[str, Any]], history: bool = True) -> None:
     """Replace the kept refunds of ``pcns`` (all of them when None) with ``rows`` (rows of
     ``detections``); a refund id not in ``refund_history`` yet enters it with its
-    ``identified_on``."""
+    ``identified_on`` (with ``history``)."""
     if pcns is None:
         conn.execute(delete(t.detections))
     else:
         for chunk in _chunks(list(pcns)):
             conn.execute(delete(t.detections).where(t.detections.c.patient_control_number.in_(chunk)))
+    if not history:
+        insert_ignore(conn, t.detections, rows)
+        return
     ids = [r["refund_id"] for r in rows]
     known = {
         rid for chunk in _chunks(ids) for rid in conn.execute(select(t.refund_history.c.refund_id).where(t.refund_history.c.refund_id.in_(chunk))).scalars()

@@ -53,6 +53,19 @@ def load(conn: Connection, pcns: Sequence[str] | None = None) -> Facts:
     return _load(conn, _conditions(pcn_in, keys, plb_of, keys * 2 + codes + keys * 2 + keys), whole=False)
 
 
+def plbs_referencing(conn: Connection, references: Sequence[str]) -> list[PlbFact]:
+    """The PLB adjustments whose reference is one of ``references`` (e.g. the check or EFT number
+    of a refund sent, which the payer's acknowledgment may name), with their remittances' fields."""
+    if not references:
+        return []
+    reference_in, params = member_of(conn, "reference", sorted(set(references)))
+    nothing = ("1 = 0", [])
+    by_part: dict[str, tuple[str, list[Any]]] = dict.fromkeys(_PARTS, nothing)
+    by_part["plbs"] = (reference_in, params)
+    by_part["remittances"] = (f"id IN (SELECT remittance_id FROM provider_adjustments WHERE {reference_in})", params)
+    return _load(conn, by_part, whole=False).plbs
+
+
 def acknowledgment_condition() -> tuple[str, list[str]]:
     """The SQL condition on ``provider_adjustments`` of a payer's acknowledgment of a refund (a
     negative PLB 72: ``mappings/refund_acknowledgment_codes.csv``), and its parameters."""

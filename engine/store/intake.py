@@ -13,8 +13,6 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.bulk import Converted, allocate_ids, insert_rows
@@ -23,7 +21,15 @@ from edirecon.money import to_storage
 
 def _upsert(conn: Connection) -> Any:
     """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL alike)."""
-    return postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    if conn.dialect.name == "postgresql":
+        # deferred: the PostgreSQL dialect's modules (a fifth of a command's start) only on PostgreSQL
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    # deferred: the connection's own dialect, loaded by then
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -362,8 +363,25 @@ detections = Table(
     Column("status", String(24), nullable=False),
     Column("identified_on", Date, nullable=False),
     Column("due_by", Date, nullable=False),
+    # what ``refund list`` shows of it without deciding again (issue 15: decisions recorded, not recomputed)
+    Column("acknowledged", Money(), nullable=False, server_default="0.00"),  # what the payer booked a refund check for (offset pairs)
+    Column("payer_name", Text, nullable=False, server_default=""),
+    Column("patient_name", Text, nullable=False, server_default=""),
 )
 Index("ix_detections_pcn", detections.c.patient_control_number)
+
+#: which facts (a fingerprint of the fact tables: ``records.facts_fingerprint``) and which
+#: configuration the kept refunds (``detections``) and the refund workflow were last decided and
+#: synced from, by ``run`` or by a command that found them stale; one row (none: an older store)
+decision_records = Table(
+    "decision_records",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("facts", String(200), nullable=False),
+    Column("config", String(64), nullable=False),
+    Column("as_of", Date),  # set when a kept refund was dated by the day decided (not in refund_history yet)
+    Column("recorded_at", DateTime, nullable=False),
+)
 
 # -- refund workflow (``edirecon refund``) ----------------------------------------------------
 # The engine recomputes refunds on every run; what people decided about them lives here, keyed
@@ -400,6 +418,8 @@ refund_workflow = Table(
     Column("cashed_on", Date),  # a patient refund check cashed
     Column("updated_at", DateTime, nullable=False),
     Column("assigned_to", String(64), nullable=False, server_default=""),  # a user name (refund assign); "" nobody
+    # a person acted on it since it was last synced: the next command syncs it (the payer's answer to a refund sent)
+    Column("needs_sync", Boolean, nullable=False, server_default=false()),
 )
 
 refund_events = Table(

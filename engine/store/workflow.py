@@ -7,7 +7,7 @@ the values given.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -27,14 +27,25 @@ def lock(conn: Connection) -> None:
         conn.execute(text(f"SELECT pg_advisory_xact_lock({WORKFLOW_LOCK})"))
 
 
-def states(conn: Connection) -> list[dict[str, Any]]:
-    """Every refund's ``refund_workflow`` row, in refund id order."""
-    return [dict(r) for r in conn.execute(select(t.refund_workflow).order_by(t.refund_workflow.c.refund_id)).mappings()]
+def states(conn: Connection, refund_ids: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """Every refund's ``refund_workflow`` row (or those of ``refund_ids``), in refund id order."""
+    return sorted(states_by_id(conn, refund_ids).values(), key=lambda r: str(r["refund_id"]))
 
 
-def states_by_id(conn: Connection) -> dict[str, dict[str, Any]]:
-    """refund id -> its ``refund_workflow`` row (in the order the database gives)."""
-    return {r["refund_id"]: dict(r) for r in conn.execute(select(t.refund_workflow)).mappings()}
+def states_by_id(conn: Connection, refund_ids: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
+    """refund id -> its ``refund_workflow`` row (every refund's, or those of ``refund_ids``)."""
+    if refund_ids is None:
+        return {r["refund_id"]: dict(r) for r in conn.execute(select(t.refund_workflow)).mappings()}
+    out: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(sorted(refund_ids)):
+        out.update((r["refund_id"], dict(r)) for r in conn.execute(select(t.refund_workflow).where(t.refund_workflow.c.refund_id.in_(chunk))).mappings())
+    return out
+
+
+def taken(conn: Connection) -> set[str]:
+    """The PLB adjustments and confirmations that acknowledge a refund (``acknowledged_by``)."""
+    w = t.refund_workflow.c
+    return set(conn.execute(select(w.acknowledged_by).where(w.acknowledged_by != "").distinct()).scalars())
 
 
 def new_state(conn: Connection, refund_id: str, status: str, reason: str, payee_type: str, payer_id: str, amount: Decimal, updated_at: datetime) -> None:
@@ -68,9 +79,16 @@ def add_event(conn: Connection, refund_id: str, at: datetime, user_name: str, ac
     )
 
 
-def acted_on(conn: Connection, actions: Sequence[str]) -> set[str]:
-    """The refunds with an audit event of one of ``actions``."""
-    return set(conn.execute(select(t.refund_events.c.refund_id).where(t.refund_events.c.action.in_(actions)).distinct()).scalars())
+def acted_on(conn: Connection, actions: Sequence[str], refund_ids: Collection[str] | None = None) -> set[str]:
+    """The refunds (of ``refund_ids``, or any) with an audit event of one of ``actions``."""
+    e = t.refund_events.c
+    if refund_ids is None:
+        return set(conn.execute(select(e.refund_id).where(e.action.in_(actions)).distinct()).scalars())
+    return {
+        rid
+        for chunk in _chunks(sorted(refund_ids))
+        for rid in conn.execute(select(e.refund_id).where(e.action.in_(actions), e.refund_id.in_(chunk)).distinct()).scalars()
+    }
 
 
 def events(conn: Connection, refund_id: str) -> list[dict[str, Any]]:
@@ -106,3 +124,8 @@ def with_last_event(conn: Connection) -> list[dict[str, Any]]:
     )
     # sorted here too: the order of the ids is the same bytes whatever the database's collation
     return sorted((dict(r) for r in conn.execute(query).mappings()), key=lambda r: str(r["refund_id"]))
+
+
+def _chunks(values: list[str], size: int = 1000) -> Iterator[list[str]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]

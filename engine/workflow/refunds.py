@@ -2,8 +2,12 @@
 audit trail of every change.
 
 The engine recomputes refunds on every run (``decide``); the workflow keeps its own state per
-``refund_id`` in the store (``refund_workflow``) and one ``refund_events`` row per change.  Each
-command first *syncs* the workflow with the engine's current decisions (docs/workflow-and-reports.md):
+``refund_id`` in the store (``refund_workflow``) and one ``refund_events`` row per change.  ``run``
+records the decisions (``detections``, ``decision_records``: :func:`record`) and *syncs* the
+workflow with them in the same transaction; each command then syncs only what it touches, from
+the records (:func:`listing`) or by deciding its refunds' encounters again (:func:`refunds_book`),
+and a store whose records are stale is decided as a whole once (:func:`book`)
+(docs/workflow-and-reports.md).  A sync:
 
 - a refund met for the first time enters as ``pending``, or ``approved`` by an auto-approval rule,
   or ``held`` when it is a patient credit below the hold threshold; until a person acts on it, it
@@ -26,10 +30,12 @@ carry refund ids, statuses and user names, never patient data.
 from __future__ import annotations
 
 import getpass
+import hashlib
+import os
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -41,10 +47,13 @@ from edirecon.engine.config import Config
 from edirecon.engine.decide.facts import Facts, PaymentFact, PlbFact
 from edirecon.engine.decide.offsets import Offset
 from edirecon.engine.decide.rules import Decisions, Refund, decide
+from edirecon.engine.scale.detect import keep
+from edirecon.engine.store import records
 from edirecon.engine.store import workflow as stored
 from edirecon.engine.store.connection import Connection, Store
 from edirecon.engine.store.connection import open_store as _open_store
-from edirecon.engine.store.facts import load
+from edirecon.engine.store.detections import closure
+from edirecon.engine.store.facts import load, plbs_referencing
 from edirecon.errors import NotAllowed, UsageError
 from edirecon.money import ZERO
 from edirecon.money import text as money
@@ -99,7 +108,7 @@ class View:
     no longer identifies it) and what follows from them on the as-of day."""
 
     state: dict[str, Any]
-    refund: Refund | None
+    refund: Refund | Recorded | None  # Recorded: as ``refund list`` reads it from the records
     arose_on: date | None = None  # the day the money that made the credit came in
 
     @property
@@ -138,6 +147,8 @@ class Book:
     facts: Facts
     decisions: Decisions
     views: dict[str, View] = field(default_factory=dict)
+    #: payer id -> name, for the refunds the engine no longer identifies (None: from ``facts``)
+    payer_names: dict[str, str] | None = None
 
     def view(self, refund_id: str) -> View:
         found = self.views.get(refund_id)
@@ -165,20 +176,201 @@ def _locked(store: Store) -> Iterator[Connection]:
         yield conn
 
 
-def _decided(store: Store, as_of: date, config: Config) -> Book:
-    """The facts and the engine's decisions, before the workflow is synced with them."""
+def _decided(store: Store, as_of: date, config: Config) -> tuple[Book, str]:
+    """The facts and the engine's decisions, before the workflow is synced with them, and the
+    fingerprint of the facts they were decided from (taken first: facts added meanwhile leave
+    the records stale, never wrongly current)."""
     with store.engine.connect() as conn:
+        facts_key = records.facts_fingerprint(conn)
         facts = load(conn)
-    return Book(as_of, config, facts, decide(facts, as_of, config))
+    return Book(as_of, config, facts, decide(facts, as_of, config)), facts_key
 
 
 def book(store: Store, as_of: date, config: Config) -> Book:
-    """Load and decide, sync the workflow with the decisions, and return the picture."""
-    b = _decided(store, as_of, config)
+    """Load and decide everything, sync the whole workflow with the decisions, record them (the
+    next commands read the records), and return the picture."""
+    b, facts_key = _decided(store, as_of, config)
     with _locked(store) as conn:
-        _sync(conn, b)
+        record(conn, b, facts_key, history=False)
         _read(conn, b)
     return b
+
+
+def record(conn: Connection, b: Book, facts_key: str, history: bool = True) -> None:
+    """In the caller's transaction: keep every refund of ``b`` (``detections``; with ``history``
+    also the day each was first identified, as ``run`` does), sync the whole workflow with them,
+    and record which facts and configuration that was (``decision_records``)."""
+    keep(conn, None, b.decisions.refunds, history)
+    stored.lock(conn)
+    _sync(conn, b)
+    records.synced(conn)
+    dated = not history and any(r.refund_id not in b.facts.identified for r in b.decisions.refunds)
+    records.set_recorded(conn, facts_key, config_key(b.config), b.as_of if dated else None, now())
+
+
+#: set (to anything but "" or "0") to decide the whole store on every ``refund`` command, as
+#: before the decisions were recorded: the peer of bench/bench_workflow.py
+FULL_ENV = "EDIRECON_WORKFLOW_FULL"
+
+
+def facts_key(store: Store) -> str:
+    """The fingerprint of the store's facts now (``records.facts_fingerprint``)."""
+    with store.engine.connect() as conn:
+        return records.facts_fingerprint(conn)
+
+
+def _current(conn: Connection, as_of: date, config: Config) -> bool:
+    """Whether the recorded decisions and the workflow's sync are those of the store's facts now,
+    under ``config`` (and ``as_of``, when a recorded refund was dated by the day decided)."""
+    if os.environ.get(FULL_ENV, "") not in ("", "0"):
+        return False
+    rec = records.recorded(conn)
+    return (
+        rec is not None
+        and rec["config"] == config_key(config)
+        and (rec["as_of"] is None or rec["as_of"] == as_of)
+        and rec["facts"] == records.facts_fingerprint(conn)
+    )
+
+
+def config_key(config: Config) -> str:
+    """A fingerprint of the configuration (decisions and entry rules depend on it)."""
+    return hashlib.sha256(repr(_canonical(config)).encode()).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` as nested tuples in a stable order (sets sorted: their order is not)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__, tuple((f.name, _canonical(getattr(value, f.name))) for f in fields(value)))
+    if isinstance(value, dict):
+        return tuple(sorted((repr(k), _canonical(v)) for k, v in value.items()))
+    if isinstance(value, (set, frozenset)):
+        return tuple(sorted(repr(_canonical(v)) for v in value))
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v) for v in value)
+    return repr(value)
+
+
+def refunds_book(store: Store, refund_ids: list[str], as_of: date, config: Config) -> Book:
+    """The refunds ``refund_ids`` synced and read.  When the recorded decisions are current, only
+    their encounters (the claim-number closure) are loaded and decided again, and only they (and
+    the refunds a person acted on since their last sync) are synced; else everything is decided,
+    synced and recorded once (``book``)."""
+    with _locked(store) as conn:
+        if _current(conn, as_of, config):
+            return _some(conn, refund_ids, as_of, config)
+    return book(store, as_of, config)
+
+
+def _some(conn: Connection, refund_ids: list[str], as_of: date, config: Config) -> Book:
+    """In the caller's locked transaction, records current: sync ``refund_ids`` (with the refunds
+    acted on since their last sync, and any the workflow has not met yet or lost) and read them."""
+    ids = sorted(set(refund_ids))
+    b = _sync_some(conn, sorted(set(ids) | set(records.to_sync(conn)) | set(records.unfollowed(conn, sorted(TO_WORK)))), as_of, config)
+    _read(conn, b, ids)
+    return b
+
+
+def listing(store: Store, as_of: date, config: Config) -> Book:
+    """Every refund of the workflow as the records hold it (``Recorded``), after syncing the
+    refunds a person acted on since their last sync; when the records are not current, everything
+    is decided, synced and recorded once (``book``).  Facts and decisions of the book are empty."""
+    with _locked(store) as conn:
+        if _current(conn, as_of, config):
+            dirty = sorted(set(records.to_sync(conn)) | set(records.unfollowed(conn, sorted(TO_WORK))))
+            if dirty:
+                _sync_some(conn, dirty, as_of, config)
+            b = Book(as_of, config, Facts([], [], [], [], [], [], {}), Decisions([]))
+            for item in records.listing(conn):
+                state, kept = item["state"], item["kept"]
+                b.views[state["refund_id"]] = View(state, None if kept is None else _recorded(kept))
+            unidentified = [v.state["payer_id"] for v in b.views.values() if v.refund is None and v.payee_type == "payer" and v.state["payer_id"]]
+            b.payer_names = records.payer_names(conn, unidentified) if unidentified else {}
+            return b
+    return book(store, as_of, config)
+
+
+def sync_changed(store: Store, as_of: date, config: Config, facts_key: str) -> int:
+    """After the refunds were kept without their decisions in hand (``run`` in shards): sync, set
+    by set, the refunds whose kept decision differs from the workflow's state (new, amount,
+    settled, acknowledged, withdrawn, identified again), every payer refund sent or acknowledged
+    (the payer's answer), and every refund still to be worked when the configuration changed; then
+    record the decisions as current.  Returns how many refunds were synced."""
+    with _locked(store) as conn:
+        rec = records.recorded(conn)
+        ids = records.changed(conn, sorted(TO_WORK), rejudge=rec is None or rec["config"] != config_key(config))
+        for i in range(0, len(ids), _SYNC_BATCH):
+            _sync_some(conn, ids[i : i + _SYNC_BATCH], as_of, config)
+        records.synced(conn)
+        records.set_recorded(conn, facts_key, config_key(config), None, now())
+    return len(ids)
+
+
+#: refunds synced per closure loaded by ``sync_changed``
+_SYNC_BATCH = 500
+
+
+def _sync_some(conn: Connection, refund_ids: list[str], as_of: date, config: Config) -> Book:
+    """Sync the refunds ``refund_ids`` alone (in the caller's locked transaction): load and decide
+    the claim-number closure of their kept refunds, with the PLBs that name a check sent for one
+    of them (the payer's acknowledgment), and run the workflow's rules on those refunds only."""
+    pcns = sorted(set(records.claim_numbers(conn, refund_ids).values()))
+    keys = closure(conn, pcns) if pcns else []
+    facts = load(conn, keys) if keys else Facts([], [], [], [], [], [], {})
+    decisions = decide(facts, as_of, config)
+    rows = stored.states_by_id(conn, refund_ids)
+    references = sorted({row["reference"] for row in rows.values() if row["reference"] and row["status"] in ("sent", "acknowledged", "double_refund")})
+    if references:
+        have = {plb_key(p) for p in facts.plbs}
+        facts.plbs += [p for p in plbs_referencing(conn, references) if plb_key(p) not in have]
+    b = Book(as_of, config, facts, decisions)
+    _sync(conn, b, set(refund_ids), rows)
+    records.synced(conn, refund_ids)
+    return b
+
+
+@dataclass(slots=True)
+class RecordedEncounter:
+    """What ``refund list`` shows of a refund's encounter, from the records."""
+
+    pcn: str
+    patient_name: str
+
+
+@dataclass(slots=True)
+class Recorded:
+    """A refund as the records keep it (a row of ``detections``): what ``refund list`` needs of
+    the engine's :class:`Refund`, without deciding it again."""
+
+    refund_id: str
+    reason: str
+    payee_type: str
+    payer_id: str
+    payer_name: str
+    encounter: RecordedEncounter
+    amount: Decimal
+    recouped: Decimal
+    acknowledged: Decimal
+    status: str
+    identified_on: date
+    due_by: date
+
+
+def _recorded(row: dict[str, Any]) -> Recorded:
+    return Recorded(
+        row["refund_id"],
+        row["reason"],
+        row["payee_type"],
+        row["payer_id"],
+        row["payer_name"],
+        RecordedEncounter(row["patient_control_number"], row["patient_name"]),
+        row["amount"],
+        row["recouped"],
+        row["acknowledged"],
+        row["status"],
+        row["identified_on"],
+        row["due_by"],
+    )
 
 
 @dataclass
@@ -238,28 +430,41 @@ def act_many(
     refund at a time; ``assignee`` is whom ``assign`` assigns them to ("" unassigns)."""
     ids = list(dict.fromkeys(refund_ids))
     _check_arguments(action, len(ids), note, method, reference, amount, day, assignee)
-    b = _decided(store, as_of, config)
-    outcomes: list[Outcome] = []
-    with _locked(store) as conn:
-        _sync(conn, b)
-        _read(conn, b)
+
+    def act_on(conn: Connection, b: Book) -> list[Outcome]:
+        """The action on each refund, in the transaction that synced and read them."""
         unknown = [refund_id for refund_id in ids if refund_id not in b.views]
         if unknown:
             raise UsageError(
                 f"no refund {', '.join(repr(u[:40]) for u in unknown)} in the store (see `edirecon refund list`)"
                 + (f": none of the {len(ids)} refunds was acted on" if len(ids) > 1 else "")
             )
+        done: list[Outcome] = []
         for refund_id in ids:
             v = b.views[refund_id]
             before = v.status
             try:
                 detail, changes = _allowed(v, action, as_of, method, reference, day, amount, assignee)
             except NotAllowed as exc:
-                outcomes.append(Outcome(refund_id, v, before, exc))
+                done.append(Outcome(refund_id, v, before, exc))
                 continue
             after = MANUAL[action][1] if action in MANUAL else before
+            if action in MANUAL:  # decided by a person: the next sync may match the payer's answer to it
+                changes = {**changes, "needs_sync": True}
             _change(conn, v.state, after, action, user, "; ".join(p for p in (detail, note) if p), changes)
-            outcomes.append(Outcome(refund_id, v, before))
+            done.append(Outcome(refund_id, v, before))
+        return done
+
+    outcomes: list[Outcome] | None = None
+    with _locked(store) as conn:
+        if _current(conn, as_of, config):  # decide only their encounters, sync and act in one transaction
+            outcomes = act_on(conn, _some(conn, ids, as_of, config))
+    if outcomes is None:  # stale records: decide everything (outside the lock), then sync, record and act
+        b, facts_key = _decided(store, as_of, config)
+        with _locked(store) as conn:
+            record(conn, b, facts_key, history=False)
+            _read(conn, b)
+            outcomes = act_on(conn, b)
     for o in outcomes:
         if o.refused is None:
             log.info("refund_action", refund_id=o.refund_id, action=action, from_status=o.from_status, to_status=o.view.status, user=user)
@@ -378,10 +583,11 @@ def changes(store: Store, after_id: int, limit: int) -> list[dict[str, Any]]:
 # -- syncing with the engine --------------------------------------------------------------------
 
 
-def _read(conn: Connection, b: Book) -> None:
+def _read(conn: Connection, b: Book, refund_ids: list[str] | None = None) -> None:
+    """The views of every refund (or of ``refund_ids``) after syncing."""
     by_id = {r.refund_id: r for r in b.decisions.refunds}
     arose = credit_arose_on(b.decisions)
-    b.views = {row["refund_id"]: View(row, by_id.get(row["refund_id"]), arose.get(row["refund_id"])) for row in stored.states(conn)}
+    b.views = {row["refund_id"]: View(row, by_id.get(row["refund_id"]), arose.get(row["refund_id"])) for row in stored.states(conn, refund_ids)}
 
 
 def _entry(r: Refund, config: Config) -> tuple[str, str, str]:
@@ -397,11 +603,14 @@ def _entry(r: Refund, config: Config) -> tuple[str, str, str]:
     return "pending", "identified", ""
 
 
-def _sync(conn: Connection, b: Book) -> None:
-    rows = stored.states_by_id(conn)
-    engine = {r.refund_id: r for r in b.decisions.refunds}
-    taken = {row["acknowledged_by"] for row in rows.values() if row["acknowledged_by"]}
-    acted = _acted_on(conn)
+def _sync(conn: Connection, b: Book, only: set[str] | None = None, rows: dict[str, dict[str, Any]] | None = None) -> None:
+    """Sync the workflow with the engine's decisions of ``b``: every refund, or those of ``only``
+    (whose rows may be given, read in the same transaction)."""
+    if rows is None:
+        rows = stored.states_by_id(conn, only)
+    engine = {r.refund_id: r for r in b.decisions.refunds if only is None or r.refund_id in only}
+    taken = {row["acknowledged_by"] for row in rows.values() if row["acknowledged_by"]} if only is None else stored.taken(conn)
+    acted = _acted_on(conn, only)
     for refund_id in sorted(engine):
         r = engine[refund_id]
         row = rows.get(refund_id)
@@ -441,10 +650,10 @@ def _sync(conn: Connection, b: Book) -> None:
             _change(conn, row, "withdrawn", "withdrawn", SYSTEM_USER, "the engine no longer identifies this refund", {})
 
 
-def _acted_on(conn: Connection) -> set[str]:
-    """The refunds a person has decided (a :data:`MANUAL` action, whoever ran the command); an
-    assignment or a note decides nothing."""
-    return stored.acted_on(conn, sorted(MANUAL))
+def _acted_on(conn: Connection, only: set[str] | None = None) -> set[str]:
+    """The refunds (of ``only``, or all) a person has decided (a :data:`MANUAL` action, whoever
+    ran the command); an assignment or a note decides nothing."""
+    return stored.acted_on(conn, sorted(MANUAL), only)
 
 
 def _rejudge(conn: Connection, row: dict[str, Any], r: Refund, config: Config) -> None:

@@ -4,7 +4,10 @@ same refunds) and their table, CSV and JSON, the fields and audit trail of ``ref
 the outcome of an action.
 
 Each function opens the store at a URL (it must exist: ``StoreUnavailable`` otherwise), syncs the
-workflow with the engine's decisions (``refunds.book``), builds its answer and closes the store.
+workflow with the engine's decisions, builds its answer and closes the store: ``refund list`` reads
+the recorded decisions (``refunds.listing``), ``refund show`` and the actions decide only the
+encounters of their refunds (``refunds.refunds_book``); a store whose records are stale is
+decided as a whole once (``refunds.book``).
 Amounts are text with two decimals (``writers.money``), days ISO text.
 """
 
@@ -21,7 +24,7 @@ from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.record.csvout import Lines
 from edirecon.engine.record.writers import money
-from edirecon.engine.workflow.refunds import CONFIRMATION, STATUSES, TO_WORK, Book, View, act_many, book, default_user, events, open_store
+from edirecon.engine.workflow.refunds import CONFIRMATION, STATUSES, TO_WORK, Book, View, act_many, default_user, events, listing, open_store, refunds_book
 from edirecon.errors import UsageError
 
 #: the payee types of ``refund list --payee-type``
@@ -119,7 +122,7 @@ def refund_list(
     _one_of("--payee-type", [payee_type] if payee_type is not None else [], PAYEE_TYPES)
     store = open_store(url)
     try:
-        b = book(store, as_of, config)
+        b = listing(store, as_of, config)
     finally:
         store.dispose()
     payer_names = _payer_names(b) if any(v.refund is None for v in b.views.values()) else {}
@@ -150,7 +153,7 @@ def refund_detail(url: str, refund_id: str, as_of: date, config: Config) -> Deta
     An unknown id is a ``UsageError``."""
     store = open_store(url)
     try:
-        b = book(store, as_of, config)
+        b = refunds_book(store, [refund_id], as_of, config)
         v = b.view(refund_id)
         trail = events(store, refund_id)
     finally:
@@ -199,6 +202,8 @@ def _days_overdue(b: Book, v: View) -> int:
 
 def _payer_names(b: Book) -> dict[str, str]:
     """payer id -> its name in the payments (for a refund the engine no longer identifies)."""
+    if b.payer_names is not None:  # read from the store (``refunds.listing``)
+        return b.payer_names
     names: dict[str, str] = {}
     for p in b.facts.payments:
         if p.payer_name:

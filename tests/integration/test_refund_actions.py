@@ -231,6 +231,8 @@ def test_assign_usage_errors(tmp_path: Path) -> None:
     """No --to, or a name that cannot be a user's: exit 2, one line, nothing done."""
     db = f"sqlite:///{tmp_path / 'e.db'}"
     cob, _patient, dup = three_refunds(db, tmp_path / "out")
+    entered = trail(db, dup)
+    assert [e[1] for e in entered] == ["identified"]  # run syncs the workflow
     missing = refund(db, "assign", dup, "--user", "carol")
     assert (missing.exit_code, missing.stdout, missing.stderr) == (2, "", 'edirecon: assign needs --to USER (--to "" unassigns)\n')
     for bad in ("x" * 65, " alice", "ali\nce"):
@@ -238,7 +240,7 @@ def test_assign_usage_errors(tmp_path: Path) -> None:
         assert result.exit_code == 2 and result.stderr.startswith("edirecon: --to ") and result.stderr.count("\n") == 1, result.output
     unknown = refund(db, "assign", dup, "RF-0000000000000000", "--to", "alice")
     assert unknown.exit_code == 2 and "none of the 2 refunds was acted on" in unknown.stderr
-    assert trail(db, dup) == []  # nothing written, not even the sync (run does not sync the workflow)
+    assert trail(db, dup) == entered  # nothing written
     assert "assigned to" not in refund(db, "show", dup).stdout
 
 
@@ -363,7 +365,7 @@ def test_upgrade_of_a_store_made_at_revision_0008(store_url: str) -> None:
     upgraded = open_any_store(store_url)  # what every command does
     try:
         with upgraded.engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0010"
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0011"
             assert [tuple(r) for r in conn.execute(select(t.refund_workflow.c.refund_id, t.refund_workflow.c.assigned_to))] == [("RF-1", "")]
             diff = compare_metadata(MigrationContext.configure(conn), t.metadata)
         assert [d for d in diff if "refund_workflow" in repr(d)] == []

@@ -329,20 +329,23 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_workflow_logs_carry_no_patient_data(tmp_path: Path) -> None:
-    """The workflow's log events name refunds, statuses and users, never a patient's name or member id."""
+    """The workflow's log events name refunds, statuses and users, never a patient's name or member id
+    (the refunds enter the workflow at ``run``, which syncs it)."""
+    from edirecon.engine.run import run as run_library
     from edirecon.engine.workflow.refunds import act, book, open_store
 
     db = f"sqlite:///{tmp_path / 'e.db'}"
-    rid = refund_id(run(db, tmp_path / "out", "2026-10-20", PLB / "claims.837", PLB / "remit-1.835", PLB / "remit-2.835"), "RFM2604001")
     config = Config.load(CONFIG)
-    store = open_store(db)
     structlog.reset_defaults()  # the CLI configured a WARNING filter in this process
-    try:
-        with capture_logs() as logs:
+    with capture_logs() as logs:
+        result = run_library([PLB / "claims.837", PLB / "remit-1.835", PLB / "remit-2.835"], db, tmp_path / "out", date(2026, 10, 20), config, workers=1)
+        rid = refund_id([{k: str(v) for k, v in r.items()} for r in result.outputs["refund_requests"]], "RFM2604001")
+        store = open_store(db)
+        try:
             book(store, date(2026, 10, 20), config)
             act(store, rid, "approve", "alice", date(2026, 10, 21), config)
-    finally:
-        store.dispose()
+        finally:
+            store.dispose()
     assert {e["event"] for e in logs} >= {"refund_entered", "refund_action"}
     text = repr(logs)
     for secret in ("JOHNSON", "ROBERT", "1EG4TE5MK73", "MILLER", "5TW8HN2RJ41"):

@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""Benchmark of the refund workflow's commands on a large store (issue 15, step 0: decisions
+recorded, not recomputed).
+
+    python bench/bench_workflow.py [--claims 1000000] [--duplicates 7500] [--overpayments 7500]
+                                   [--db sqlite|postgresql|both] [--no-peer] [--cache DIR]
+
+Builds (or reuses, cached under ``--cache``, default /tmp/edirecon-bench-workflow) a store of N
+generated claims and the 835 that pays them, with planted duplicate payments and overpayments
+(bench/generate.py, as bench/bench_run.py), by ``edirecon run`` (which records the decisions and
+syncs the workflow).  Then times, as whole commands in fresh processes (``python -m edirecon``),
+best of 3: ``refund show`` of a refund, one ``refund approve`` (a different pending refund each
+time), and ``refund list`` of every refund (``--format csv``), on SQLite and on PostgreSQL.
+The peer is the same commands deciding the whole store on every command, as before the records
+(``EDIRECON_WORKFLOW_FULL=1``).  Prints the figures, the peak RSS, and the ratio against the
+targets (``refund show`` and an action under 0.5 s, ``refund list`` of ~15,000 refunds under 2 s,
+on 1,000,000 claims); writes bench/results/workflow-<claims>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+AS_OF = "2026-11-27"
+TARGETS = {"show": 0.5, "approve": 0.5, "list": 2.0}
+PG_ADMIN = os.environ.get("EDIRECON_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def generate(folder: Path, claims: int, duplicates: int, overpayments: int, per: int, seed: int) -> None:
+    sys.path.insert(0, str(BENCH))
+    from generate import generate as gen
+
+    folder.mkdir(parents=True, exist_ok=True)
+    gen("837p", str(folder / "claims.837"), claims, seed=seed, claims_per_transaction=per)
+    gen("835", str(folder / "remit.835"), claims, seed=seed, claims_per_transaction=per, duplicates=duplicates, overpayments=overpayments)
+    for leftover in folder.glob("*.planted.json"):
+        leftover.unlink()
+
+
+def timed(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str, float]:
+    """``python -m edirecon ARGS`` in a fresh process: wall seconds, peak RSS (MiB, ``os.wait4``),
+    stdout, and the CPU seconds it used (user + system: what other load on the machine does not
+    inflate)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "edirecon", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+    # the outputs are small but a list of 15,000 refunds is ~3 MB: read it while waiting
+    out = proc.stdout.read()  # type: ignore[union-attr]
+    err = proc.stderr.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"edirecon {' '.join(args[:3])} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024, out.decode(), usage.ru_utime + usage.ru_stime
+
+
+def build(url: str, inputs: Path, work: Path) -> float:
+    start = time.perf_counter()
+    timed(["run", str(inputs), "--db", url, "--out", str(work / "out"), "--as-of", AS_OF])
+    return time.perf_counter() - start
+
+
+def pending(url: str) -> list[str]:
+    out = timed(["refund", "list", "--db", url, "--as-of", AS_OF, "--status", "pending", "--format", "csv"])[2]
+    return [r["refund_id"] for r in csv.DictReader(io.StringIO(out))]
+
+
+def measure(url: str, ids: list[str], env: dict[str, str] | None, repeat: int) -> dict[str, dict[str, float]]:
+    """Best of ``repeat`` of each command (and its peak RSS); approves ``repeat`` refunds of ``ids``."""
+    out: dict[str, dict[str, float]] = {}
+    runs = {
+        "show": [["refund", "show", ids[0], "--db", url, "--as-of", AS_OF]] * repeat,
+        "approve": [["refund", "approve", rid, "--db", url, "--as-of", AS_OF, "--user", "bench"] for rid in ids[1 : 1 + repeat]],
+        "list": [["refund", "list", "--db", url, "--as-of", AS_OF, "--format", "csv"]] * repeat,
+    }
+    for name, commands in runs.items():
+        results = [timed(args, env) for args in commands]
+        best = min(results, key=lambda r: r[0])
+        out[name] = {
+            "seconds": round(best[0], 3),
+            "cpu_seconds": round(min(r[3] for r in results), 3),
+            "peak_rss_mib": round(max(r[1] for r in results)),
+            "all": [round(r[0], 3) for r in results],
+        }
+        if name == "list":
+            out[name]["refunds"] = best[2].count("\n") - 1
+    return out
+
+
+#: the same three calls in one long-lived process, as the web app makes them (``views``): no
+#: interpreter start or imports; best of ``repeat`` after one warm-up call each
+IN_PROCESS = """
+import json, sys, time
+from datetime import date
+from edirecon.engine.config import Config
+from edirecon.engine.workflow import views
+url, day, repeat, ids = sys.argv[1], date.fromisoformat(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+config, out = Config(), {}
+def best(call):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter(); call(); times.append(time.perf_counter() - t)
+    return round(min(times), 3)
+views.refund_detail(url, ids[0], day, config)
+out["show"] = best(lambda: views.refund_detail(url, ids[0], day, config))
+approvals = iter(ids[1:])
+views.take_action(url, [next(approvals)], "approve", "bench", day, config)
+out["approve"] = best(lambda: views.take_action(url, [next(approvals)], "approve", "bench", day, config))
+views.refund_list(url, day, config)
+out["list"] = best(lambda: views.list_csv(views.refund_list(url, day, config)))
+print(json.dumps(out))
+"""
+
+
+def in_process(url: str, ids: list[str], repeat: int) -> dict[str, float]:
+    """Best of ``repeat`` of the library calls behind the commands, in one process (approves
+    ``repeat + 1`` refunds of ``ids``)."""
+    proc = subprocess.run([sys.executable, "-c", IN_PROCESS, url, AS_OF, str(repeat), *ids], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"in-process calls failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def pg_database(name: str, fresh: bool) -> str | None:
+    """The URL of database ``name`` on the local PostgreSQL (created, or dropped and created
+    with ``fresh``); None when no server answers."""
+    try:
+        import psycopg
+    except ImportError:
+        return None
+    admin = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+            if exists and fresh:
+                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            if not exists or fresh:
+                conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError:
+        return None
+    return admin.rsplit("/", 1)[0] + f"/{name}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--claims", type=int, default=1_000_000)
+    ap.add_argument("--duplicates", type=int, default=7500)
+    ap.add_argument("--overpayments", type=int, default=7500)
+    ap.add_argument("--claims-per-transaction", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-peer", dest="peer", action="store_false", help="skip the peer (deciding the whole store on every command)")
+    ap.add_argument("--cache", default="/tmp/edirecon-bench-workflow", help="where the generated files and stores are kept between runs")
+    ap.add_argument("--out", default="")
+    a = ap.parse_args(argv)
+    cache = Path(a.cache) / f"{a.claims}-{a.duplicates}-{a.overpayments}-{a.seed}"
+    inputs = cache / "in"
+    if not (inputs / "remit.835").exists():
+        t0 = time.perf_counter()
+        generate(inputs, a.claims, a.duplicates, a.overpayments, a.claims_per_transaction, a.seed)
+        print(f"generated {a.claims:,} claims and their 835 in {time.perf_counter() - t0:.0f} s", flush=True)
+    results: dict[str, object] = {
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "claims": a.claims,
+        "planted": {"duplicates": a.duplicates, "overpayments": a.overpayments},
+        "load_average_at_start": os.getloadavg()[0],
+    }
+    # the floor: Python, typer and SQLAlchemy starting, no store touched
+    floor = [timed(["refund", "show", "--help"]) for _ in range(a.repeat)]
+    results["floor"] = {"seconds": round(min(f[0] for f in floor), 3), "cpu_seconds": round(min(f[3] for f in floor), 3)}
+    print(
+        f"floor (`edirecon refund show --help`, best of {a.repeat}): {results['floor']['seconds']:.3f} s, {results['floor']['cpu_seconds']:.3f} s CPU; load average {os.getloadavg()[0]:.1f}"
+    )
+    kinds = ["sqlite", "postgresql"] if a.db == "both" else [a.db]
+    for kind in kinds:
+        work = cache / kind
+        work.mkdir(parents=True, exist_ok=True)
+        if kind == "sqlite":
+            pristine = work / "store.db"
+            if not pristine.exists():
+                seconds = build(f"sqlite:///{work / 'building.db'}", inputs, work)
+                (work / "building.db").rename(pristine)
+                (work / "build_seconds").write_text(f"{seconds:.1f}\n")
+            copy = work / "bench.db"  # every benchmark acts on a copy of the store as run left it
+            shutil.copyfile(pristine, copy)
+            url = f"sqlite:///{copy}"
+        else:
+            name = f"edirecon_bench_workflow_{a.claims}_{a.seed}"
+            built = (work / "build_seconds").exists()
+            found = pg_database(name, fresh=not built)
+            if found is None:
+                print("PostgreSQL: no server reachable, skipped")
+                continue
+            url = found
+            if not built:
+                (work / "build_seconds").write_text(f"{build(url, inputs, work):.1f}\n")
+        build_seconds = float((work / "build_seconds").read_text())
+        ids = pending(url)
+        need = 1 + 3 * a.repeat + 1
+        if len(ids) < need:
+            print(f"{kind}: only {len(ids)} pending refunds left: remove {work} (and the database) to build the store again")
+            return 1
+        figures = {"build_seconds": build_seconds, "recorded": measure(url, ids[:need], None, a.repeat)}
+        if a.peer:
+            figures["peer"] = measure(url, [ids[0], *ids[1 + a.repeat : 1 + 2 * a.repeat]], {"EDIRECON_WORKFLOW_FULL": "1"}, a.repeat)
+        figures["in_process"] = in_process(url, [ids[0], *ids[1 + 2 * a.repeat : need]], a.repeat)
+        results[kind] = figures
+        print(f"{kind}: store of {a.claims:,} claims built by `edirecon run` in {build_seconds:.0f} s; best of {a.repeat} (s), peak RSS (MiB):", flush=True)
+        for name, target in TARGETS.items():
+            rec = figures["recorded"][name]
+            line = (
+                f"  refund {name:<8} {rec['seconds']:7.3f} s ({rec['cpu_seconds']:.3f} s CPU) {rec['peak_rss_mib']:5.0f} MiB  target < {target} s: "
+                f"{'met' if rec['seconds'] < target else 'MISSED'} (x{rec['seconds'] / target:.2f} of it)"
+            )
+            if a.peer:
+                peer = figures["peer"][name]
+                line += f"; peer (decide everything) {peer['seconds']:.2f} s ({peer['cpu_seconds']:.2f} s CPU) {peer['peak_rss_mib']:.0f} MiB, {peer['seconds'] / rec['seconds']:.0f}x slower"
+            if name == "list":
+                line += f"; {rec['refunds']:,} refunds"
+            print(line, flush=True)
+        calls = figures["in_process"]
+        print(
+            f"  in one process (the app's calls, no start-up): refund_detail {calls['show']:.3f} s, take_action {calls['approve']:.3f} s, "
+            f"refund_list + CSV {calls['list']:.3f} s",
+            flush=True,
+        )
+    out = Path(a.out or BENCH / "results" / f"workflow-{a.claims}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

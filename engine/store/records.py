@@ -1,0 +1,170 @@
+"""The SQL of the recorded decisions (``engine.workflow.refunds``: decisions recorded, not
+recomputed): which facts and configuration the kept refunds and the workflow were last decided
+and synced from (``decision_records``), the fingerprint of the fact tables that says whether they
+still are, and the reads the ``refund`` commands make instead of deciding the whole store again:
+the kept refunds joined with their workflow rows, the claim numbers of some refunds, payer names.
+
+Facts are only ever added (one database transaction per transaction set, nothing deleted), so the
+count and the largest id of ``transactions`` and of ``patient_payments`` change whenever facts
+come in: that is the fingerprint (four index look-ups and two counts of small tables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Connection, Date, DateTime, delete, insert, select, update
+
+from edirecon.engine.store import schema as t
+from edirecon.engine.store.bulk import Converted, codec, query, raw_rows
+from edirecon.engine.store.detections import BATCH
+
+
+def facts_fingerprint(conn: Connection) -> str:
+    """What changes whenever facts are added to the store: the count and the largest id of the
+    transaction sets and of the patient payments."""
+    (row,) = query(
+        conn,
+        "SELECT (SELECT COUNT(*) FROM transactions), (SELECT MAX(id) FROM transactions), "
+        "(SELECT COUNT(*) FROM patient_payments), (SELECT MAX(id) FROM patient_payments), "
+        "(SELECT COUNT(*) FROM ingest_exceptions)",
+    ).all()
+    return ":".join("" if v is None else str(v) for v in row)
+
+
+def recorded(conn: Connection) -> dict[str, Any] | None:
+    """The ``decision_records`` row (None: nothing recorded yet, a store of an older version)."""
+    row = conn.execute(select(t.decision_records).order_by(t.decision_records.c.id.desc()).limit(1)).mappings().first()
+    return None if row is None else dict(row)
+
+
+def set_recorded(conn: Connection, facts: str, config: str, as_of: date | None, at: datetime) -> None:
+    """Record, in the caller's transaction, which facts and configuration were decided and synced."""
+    conn.execute(delete(t.decision_records))
+    conn.execute(insert(t.decision_records).values(id=1, facts=facts, config=config, as_of=as_of, recorded_at=at))
+
+
+def forget(conn: Connection) -> None:
+    """No decisions recorded any more: the next command decides everything again."""
+    conn.execute(delete(t.decision_records))
+
+
+def listing(conn: Connection) -> list[dict[str, Any]]:
+    """Every ``refund_workflow`` row (in refund id order) with the kept refund of the same id under
+    ``kept`` (None when the engine no longer identifies it): one join on the key, read as plain
+    tuples at the driver level (``bulk.raw_rows``) and converted column by column as SQLAlchemy's
+    types would (amounts, days, times, flags), each distinct value once."""
+    w, d = t.refund_workflow, t.detections
+    columns = [*w.c, *d.c]
+    convert = [_converter(conn, c) for c in columns]
+    names = [c.name for c in w.c]
+    kept_names = [c.name for c in d.c]
+    n = len(names)
+    sql = (
+        f"SELECT {', '.join(f'w.{c.name}' for c in w.c)}, {', '.join(f'd.{c.name}' for c in d.c)} "
+        "FROM refund_workflow w LEFT JOIN detections d ON d.refund_id = w.refund_id ORDER BY w.refund_id"
+    )
+    out = []
+    for raw in raw_rows(conn, sql):
+        row = [f(v) if f is not None else v for f, v in zip(convert, raw, strict=True)]
+        out.append({"state": dict(zip(names, row[:n], strict=True)), "kept": dict(zip(kept_names, row[n:], strict=True)) if row[n] is not None else None})
+    return out
+
+
+def _converter(conn: Connection, column: Any) -> Any:
+    """How a value of ``column`` comes back from the driver into what SQLAlchemy's type gives
+    (None: as it is)."""
+    c = codec(conn)
+    if isinstance(column.type, t.Money):
+        return Converted(c.money, None).__getitem__
+    if isinstance(column.type, DateTime):
+        return Converted(lambda v: v if isinstance(v, datetime) else datetime.fromisoformat(v), None).__getitem__
+    if isinstance(column.type, Date):
+        return Converted(c.day, None).__getitem__
+    if isinstance(column.type, Boolean):
+        return Converted(bool, None).__getitem__
+    return None
+
+
+def claim_numbers(conn: Connection, refund_ids: Sequence[str]) -> dict[str, str]:
+    """refund id -> the patient control number of its kept refund (only those kept)."""
+    out: dict[str, str] = {}
+    d = t.detections.c
+    for chunk in _chunks(list(refund_ids)):
+        out.update((rid, pcn) for rid, pcn in conn.execute(select(d.refund_id, d.patient_control_number).where(d.refund_id.in_(chunk))))
+    return out
+
+
+def to_sync(conn: Connection) -> list[str]:
+    """The refunds a person acted on since they were last synced (``needs_sync``)."""
+    w = t.refund_workflow.c
+    return list(conn.execute(select(w.refund_id).where(w.needs_sync.is_(True)).order_by(w.refund_id)).scalars())
+
+
+def synced(conn: Connection, refund_ids: Iterable[str] | None = None) -> None:
+    """Clear ``needs_sync`` of ``refund_ids`` (all refunds when None)."""
+    w = t.refund_workflow.c
+    if refund_ids is None:
+        conn.execute(update(t.refund_workflow).where(w.needs_sync.is_(True)).values(needs_sync=False))
+        return
+    for chunk in _chunks(sorted(set(refund_ids))):
+        conn.execute(update(t.refund_workflow).where(w.refund_id.in_(chunk), w.needs_sync.is_(True)).values(needs_sync=False))
+
+
+def changed(conn: Connection, to_work: Sequence[str], rejudge: bool) -> list[str]:
+    """The refunds whose kept decision the workflow has not followed yet: kept and new to the
+    workflow, or withdrawn there; still to be worked (``to_work``) with another amount, or settled
+    or acknowledged by the engine; a payer refund sent, acknowledged or to recover (the payer's
+    answer may have come); still to be worked and no longer kept; with ``rejudge`` (the
+    configuration changed), every refund still to be worked.  In refund id order."""
+    work = ", ".join("?" * len(to_work))
+    answered = ("sent", "acknowledged", "double_refund")
+    sql = (
+        "SELECT d.refund_id FROM detections d LEFT JOIN refund_workflow w ON w.refund_id = d.refund_id "
+        "WHERE w.refund_id IS NULL OR w.status = 'withdrawn' "
+        f"OR (w.status IN ({work}) AND (w.amount <> d.amount OR d.status IN ('settled_by_recoupment', 'acknowledged'))) "
+        f"OR (w.status IN ({', '.join('?' * len(answered))}) AND d.payee_type = 'payer') "
+        "UNION SELECT w.refund_id FROM refund_workflow w LEFT JOIN detections d ON d.refund_id = w.refund_id "
+        f"WHERE d.refund_id IS NULL AND w.status IN ({work})"
+    )
+    params = [*to_work, *answered, *to_work]
+    if rejudge:
+        sql += f" UNION SELECT refund_id FROM refund_workflow WHERE status IN ({work})"
+        params += list(to_work)
+    return sorted(v for (v,) in query(conn, sql, params))
+
+
+def unfollowed(conn: Connection, to_work: Sequence[str]) -> list[str]:
+    """The refunds kept and not in the workflow yet, and those still to be worked (``to_work``)
+    in the workflow and no longer kept: whatever ``changed`` lists that a sync made at the
+    recording (or a person's action) does not account for.  In refund id order."""
+    work = ", ".join("?" * len(to_work))
+    sql = (
+        "SELECT d.refund_id FROM detections d LEFT JOIN refund_workflow w ON w.refund_id = d.refund_id WHERE w.refund_id IS NULL "
+        "UNION SELECT w.refund_id FROM refund_workflow w LEFT JOIN detections d ON d.refund_id = w.refund_id "
+        f"WHERE d.refund_id IS NULL AND w.status IN ({work})"
+    )
+    return sorted(v for (v,) in query(conn, sql, list(to_work)))
+
+
+def payer_names(conn: Connection, payer_ids: Sequence[str]) -> dict[str, str]:
+    """payer id -> its name in the remittances of its claim payments (the first remittance, in
+    store order, with a name and a claim payment), as the facts read back give it."""
+    out: dict[str, str] = {}
+    for payer_id in sorted(set(payer_ids)):
+        row = query(
+            conn,
+            "SELECT r.payer_name FROM remittances r WHERE r.payer_id = ? AND r.payer_name <> '' "
+            "AND EXISTS (SELECT 1 FROM claim_payments p WHERE p.remittance_id = r.id) ORDER BY r.id LIMIT 1",
+            [payer_id],
+        ).first()
+        if row is not None:
+            out[payer_id] = row[0]
+    return out
+
+
+def _chunks(values: list[Any], size: int = BATCH) -> Iterable[list[Any]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]

@@ -1,0 +1,358 @@
+"""Decisions recorded, not recomputed (issue 15, step 0).
+
+``run`` keeps the engine's refunds (``detections``) and syncs the refund workflow in the same
+transaction; ``refund list`` then reads the records, ``refund show`` and the actions decide only
+the encounters of their refunds.  These tests check that (1) the audit trail holds the entry
+events right after ``run``; (2) ``refund show``, an action and ``refund list`` load only what they
+touch; (3) the records and every answer equal those of deciding the whole store on each command
+(``EDIRECON_WORKFLOW_FULL``, the behaviour before), through several runs with new files
+(acknowledgments, reversals, recoupments) and people's actions in between; (4) a store without
+records (an older version's) or with stale ones (facts ingested since, another configuration)
+still gets the right answer, and then records it.  On SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FIXTURES, REPO, SAMPLE_EDI
+from sqlalchemy import delete, func, select
+
+from edirecon.engine.config import Config
+from edirecon.engine.decide.rules import decide
+from edirecon.engine.ingest.ingestor import Ingestor
+from edirecon.engine.run import run
+from edirecon.engine.scale.detect import detection_row
+from edirecon.engine.store import schema as t
+from edirecon.engine.store.connection import open_store
+from edirecon.engine.store.facts import load
+from edirecon.engine.workflow import refunds, views
+
+CONFIG = Config.load(FIXTURES / "reports" / "config.toml")
+PLB = SAMPLE_EDI / "plb-recoupment-settles-refund"
+CHECK_BOOKED = FIXTURES / "engine" / "refund-check-acknowledged-by-plb-72"
+REVERSAL = SAMPLE_EDI / "reversal-with-correction"
+TAKEN_BACK_TOO = FIXTURES / "reports" / "taken-back-after-acknowledgment"
+
+#: (as-of day, files) of each run of a story, in order
+STORIES: dict[str, list[tuple[date, list[Path]]]] = {
+    "plb-settles-then-acknowledged": [
+        (date(2026, 10, 20), [PLB / "claims.837", PLB / "remit-1.835", PLB / "remit-2.835"]),
+        (date(2026, 11, 27), [FIXTURES / "reports" / "acknowledged" / "remit-3-acknowledged.835"]),
+        (date(2026, 12, 10), [PLB / "remit-3.835"]),
+    ],
+    "check-booked-then-taken-back": [
+        (date(2026, 10, 15), [CHECK_BOOKED / n for n in ("claims-1.837", "claims-2.837", "remit-1.835", "remit-2.835")]),
+        (date(2026, 11, 30), [CHECK_BOOKED / "remit-3.835"]),
+        (date(2026, 12, 15), sorted(TAKEN_BACK_TOO.glob("*.8*"))),
+    ],
+    # the payer's 72 for check 5001, alone in its remittance (no offset pair), is in the store
+    # before the refund is sent: the sync after mark-sent (not a run) acknowledges it
+    "acknowledged-when-sent": [
+        (
+            date(2026, 10, 20),
+            [PLB / "claims.837", PLB / "remit-1.835", PLB / "remit-2.835", FIXTURES / "reports" / "acknowledged-by-check-number" / "remit-4-72-alone.835"],
+        ),
+        (date(2026, 11, 28), []),
+        (date(2026, 11, 29), []),
+    ],
+    "reversal-with-correction": [
+        (date(2026, 9, 1), [REVERSAL / "claims.837", REVERSAL / "remit-1.835"]),
+        (date(2026, 9, 20), [REVERSAL / "remit-2.835", REVERSAL / "claims-denied-then-paid.837", REVERSAL / "remit-denial.835"]),
+        (date(2026, 10, 5), [REVERSAL / "remit-after-denial.835"]),
+    ],
+}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres])])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def new_url(kind: str, tmp_path: Path, name: str, request: pytest.FixtureRequest) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / (name + '.db')}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def run_files(url: str, out: Path, as_of: date, files: list[Path], config: Config = CONFIG) -> list[dict[str, Any]]:
+    result = run(files, url, out, as_of, config, workers=1)
+    return list(result.outputs["refund_requests"])
+
+
+def entries(url: str) -> dict[str, list[tuple[str, str, str, str]]]:
+    """refund id -> its audit trail as (user, action, from, to), oldest first."""
+    store = open_store(url)
+    try:
+        with store.engine.connect() as conn:
+            e = t.refund_events.c
+            out: dict[str, list[tuple[str, str, str, str]]] = {}
+            for r in conn.execute(select(e.refund_id, e.user_name, e.action, e.from_status, e.to_status).order_by(e.id)):
+                out.setdefault(r[0], []).append(tuple(r[1:]))
+            return out
+    finally:
+        store.dispose()
+
+
+def kept_rows(url: str) -> list[dict[str, Any]]:
+    store = open_store(url)
+    try:
+        with store.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(t.detections).order_by(t.detections.c.refund_id)).mappings()]
+    finally:
+        store.dispose()
+
+
+def full_decision_rows(url: str, as_of: date, config: Config) -> list[dict[str, Any]]:
+    """The refunds of a full decide of the store, as ``detections`` keeps them."""
+    store = open_store(url)
+    try:
+        with store.engine.connect() as conn:
+            facts = load(conn)
+        return sorted((detection_row(r) for r in decide(facts, as_of, config).refunds), key=lambda r: r["refund_id"])
+    finally:
+        store.dispose()
+
+
+def transcript(url: str, as_of: date, config: Config, step: int) -> list[Any]:
+    """What the commands answer, acting along the way: the list, each refund shown, and people's
+    actions chosen by the refund's place and status (approve, hold, send the approved ones by
+    check 5001, 30 days back), then the list again."""
+    out: list[Any] = [[asdict(r) for r in views.refund_list(url, as_of, config)]]
+    ids = [r["refund_id"] for r in out[0]]
+    for i, rid in enumerate(ids):
+        detail = views.refund_detail(url, rid, as_of, config)
+        out.append((detail.refund_id, detail.fields, [(h.user, h.action, h.from_status, h.to_status, h.note) for h in detail.history]))
+        status = dict(detail.fields)["status"]
+        if status == "pending" and (i + step) % 3 == 0:
+            out.append(views.take_action(url, [rid], "approve", "alice", as_of, config, "looks right")[1])
+        elif status == "pending" and (i + step) % 3 == 1:
+            out.append(views.take_action(url, [rid], "hold", "bob", as_of, config, "ask the payer")[1])
+        elif status == "approved":
+            out.append(views.take_action(url, [rid], "mark-sent", "carol", as_of, config, method="check", reference="5001", day=as_of - timedelta(days=30))[1])
+    out.append([asdict(r) for r in views.refund_list(url, as_of, config)])
+    out.append([asdict(r) for r in views.refund_list(url, as_of, config, overdue=True)])
+    return out
+
+
+def test_run_records_the_decisions_and_enters_every_refund_in_the_audit_trail(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """(1) Right after ``run``, with no ``refund`` command: every refund of refund_requests has its
+    workflow row and its entry event (by edirecon), and the records equal a full decide."""
+    url = new_url(kind, tmp_path, "s", request)
+    (as_of, files), *_ = STORIES["plb-settles-then-acknowledged"]
+    refunds_out = run_files(url, tmp_path / "out", as_of, files)
+    assert refunds_out
+    trails = entries(url)
+    assert sorted(trails) == sorted(r["refund_id"] for r in refunds_out)
+    for rid, trail in trails.items():
+        assert trail[0][:3] == ("edirecon", trail[0][1], ""), rid
+        assert trail[0][1] in ("identified", "auto-approved"), rid
+    assert kept_rows(url) == full_decision_rows(url, as_of, CONFIG)
+
+
+@pytest.mark.parametrize("story", sorted(STORIES))
+def test_records_and_answers_equal_deciding_everything_on_each_command(
+    story: str, kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(3) The same story (runs with new files, people acting between them) on two stores: one
+    answered from the records, one deciding the whole store on every command (the peer).  Every
+    answer, every audit trail and the records are the same, and after each run the records equal a
+    full decide of the store."""
+    recorded_url = new_url(kind, tmp_path, "recorded", request)
+    full_url = f"sqlite:///{tmp_path / 'full.db'}" if kind == "sqlite" else _second_pg(request)
+    answers: dict[str, list[Any]] = {"recorded": [], "full": []}
+    for step, (as_of, files) in enumerate(STORIES[story]):
+        for name, url in (("recorded", recorded_url), ("full", full_url)):
+            if name == "full":
+                monkeypatch.setenv(refunds.FULL_ENV, "1")
+            else:
+                monkeypatch.delenv(refunds.FULL_ENV, raising=False)
+            run_files(url, tmp_path / f"out-{name}-{step}", as_of, files)
+            if name == "recorded":
+                assert kept_rows(url) == full_decision_rows(url, as_of, CONFIG), f"run {step}: the records are a full decide"
+            answers[name].append(transcript(url, as_of, CONFIG, step))
+    monkeypatch.delenv(refunds.FULL_ENV, raising=False)
+    assert answers["recorded"] == answers["full"]
+    assert entries(recorded_url) == entries(full_url)
+    assert kept_rows(recorded_url) == kept_rows(full_url)
+
+
+def _second_pg(request: pytest.FixtureRequest) -> str:
+    """Another throwaway PostgreSQL database (``pg_url`` gives one per test)."""
+    import uuid
+
+    from conftest import PG_ADMIN
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    name = f"edirecon_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    request.addfinalizer(drop)
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def generated_store(url: str, tmp_path: Path, claims: int = 3000) -> date:
+    """A store of ``claims`` generated claims (bench/generate.py) with planted duplicates and
+    overpayments, run once; returns the as-of day."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from generate import generate
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    generate("837p", str(inputs / "claims.837"), claims, seed=3, claims_per_transaction=500)
+    generate("835", str(inputs / "remit.835"), claims, seed=3, claims_per_transaction=500, duplicates=6, overpayments=6)
+    for leftover in inputs.glob("*.planted.json"):
+        leftover.unlink()
+    as_of = date(2026, 11, 1)
+    run_files(url, tmp_path / "out", as_of, [inputs])
+    return as_of
+
+
+def test_show_and_act_load_only_their_encounters_and_list_loads_no_facts(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(2) On a store of 3,000 generated claims: ``refund show`` and ``approve`` load the facts of
+    their refund's claim-number closure only (a few claims, never the whole store), ``refund
+    list`` loads no facts at all; the peer (deciding everything) loads all 3,000 claims."""
+    url = new_url(kind, tmp_path, "g", request)
+    as_of = generated_store(url, tmp_path)
+    loaded: list[tuple[bool, int]] = []
+    real_load = refunds.load
+
+    def counting(conn: Any, pcns: Any = None) -> Any:
+        facts = real_load(conn, pcns)
+        loaded.append((pcns is None, len(facts.claims)))
+        return facts
+
+    monkeypatch.setattr(refunds, "load", counting)
+    listed = views.refund_list(url, as_of, CONFIG)
+    assert len(listed) >= 10 and loaded == []
+    pending = [r.refund_id for r in listed if r.workflow_status == "pending"]
+    assert pending
+    views.refund_detail(url, pending[0], as_of, CONFIG)
+    views.take_action(url, [pending[0]], "approve", "alice", as_of, CONFIG)
+    views.refund_detail(url, pending[0], as_of, CONFIG)
+    assert loaded and not any(whole for whole, _ in loaded)
+    assert max(n for _, n in loaded) <= 10, loaded
+    assert [r.workflow_status for r in views.refund_list(url, as_of, CONFIG) if r.refund_id == pending[0]] == ["approved"]
+    loaded.clear()
+    monkeypatch.setenv(refunds.FULL_ENV, "1")
+    views.refund_detail(url, pending[0], as_of, CONFIG)
+    assert loaded == [(True, 3000)]
+
+
+@pytest.mark.parametrize("how", ["older-version", "ingested-since", "other-configuration"])
+def test_a_store_without_current_records_is_decided_once_and_recorded(
+    how: str, kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(4) A store written by an older version (no records, the workflow never synced by run), one
+    with facts ingested since the records (without a run), or asked under another configuration:
+    the first command decides everything (as the peer does) and records it; the next one reads
+    the records, with the same answers."""
+    url = new_url(kind, tmp_path, "old", request)
+    (as_of, files), (later, more), _ = STORIES["plb-settles-then-acknowledged"]
+    run_files(url, tmp_path / "out", as_of, files)
+    config = CONFIG
+    store = open_store(url)
+    try:
+        if how == "older-version":  # what revision 0009 left after a run: refunds kept, no names, no records, no workflow
+            with store.write() as conn:
+                conn.execute(delete(t.decision_records))
+                conn.execute(delete(t.refund_events))
+                conn.execute(delete(t.refund_workflow))
+                conn.execute(t.detections.update().values(payer_name="", patient_name="", acknowledged="0.00"))
+        elif how == "ingested-since":
+            for path in more:
+                Ingestor(store).ingest(path)
+            as_of = later
+        else:
+            config = Config()
+    finally:
+        store.dispose()
+    loaded: list[bool] = []
+    real_load = refunds.load
+    monkeypatch.setattr(refunds, "load", lambda conn, pcns=None: (loaded.append(pcns is None), real_load(conn, pcns))[1])
+    first = [asdict(r) for r in views.refund_list(url, as_of, config)]
+    assert loaded == [True]  # decided everything once
+    loaded.clear()
+    again = [asdict(r) for r in views.refund_list(url, as_of, config)]
+    assert loaded == [] and again == first  # then from the records
+    assert kept_rows(url) == full_decision_rows(url, as_of, config)
+    monkeypatch.setenv(refunds.FULL_ENV, "1")
+    assert [asdict(r) for r in views.refund_list(url, as_of, config)] == first
+    store = open_store(url)
+    try:
+        with store.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(t.decision_records)).scalar_one() == 1
+    finally:
+        store.dispose()
+
+
+@pytest.mark.parametrize("story", sorted(STORIES))
+def test_a_run_in_shards_syncs_the_workflow_as_one_process_does(story: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run`` deciding in shards (no decisions in hand) keeps the refunds and then syncs, set by
+    set, the refunds whose kept decision the workflow has not followed: the same audit trails,
+    answers and records as a run in one process, and the records are current after it."""
+    from edirecon.engine.scale import shards
+
+    answers: dict[str, list[Any]] = {"one": [], "shards": []}
+    urls = {name: f"sqlite:///{tmp_path / (name + '.db')}" for name in answers}
+    for step, (as_of, files) in enumerate(STORIES[story]):
+        for name, url in urls.items():
+            if name == "shards":
+                monkeypatch.setattr(shards, "SHARD_CLAIMS", 0)
+                result = run(files, url, tmp_path / f"out-{name}-{step}", as_of, CONFIG, workers=2)
+                assert result.decisions is None, "decided in shards"
+                monkeypatch.undo()
+            else:
+                run_files(url, tmp_path / f"out-{name}-{step}", as_of, files)
+            loaded: list[bool] = []
+            real_load = refunds.load
+            monkeypatch.setattr(refunds, "load", lambda conn, pcns=None: (loaded.append(pcns is None), real_load(conn, pcns))[1])
+            answers[name].append([asdict(r) for r in views.refund_list(url, as_of, CONFIG)])
+            assert loaded == [], "the records are current after the run"
+            monkeypatch.undo()
+            answers[name].append(transcript(url, as_of, CONFIG, step))
+    assert answers["shards"] == answers["one"]
+    assert entries(urls["shards"]) == entries(urls["one"])
+    assert kept_rows(urls["shards"]) == kept_rows(urls["one"])
+
+
+def test_an_action_on_a_store_without_records_decides_everything_once_then_acts(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(4) ``approve`` as the first command on a store without records: one full decide, the
+    workflow synced and recorded, the refund approved in the same transaction; the next action
+    loads only its closure."""
+    url = new_url(kind, tmp_path, "act", request)
+    (as_of, files), *_ = STORIES["check-booked-then-taken-back"]
+    run_files(url, tmp_path / "out", as_of, files)
+    store = open_store(url)
+    try:
+        with store.write() as conn:
+            conn.execute(delete(t.decision_records))
+    finally:
+        store.dispose()
+    loaded: list[bool] = []
+    real_load = refunds.load
+    monkeypatch.setattr(refunds, "load", lambda conn, pcns=None: (loaded.append(pcns is None), real_load(conn, pcns))[1])
+    rid = kept_rows(url)[0]["refund_id"]
+    _, acted = views.take_action(url, [rid], "approve", "alice", as_of, CONFIG, "first command")
+    assert [(a.refund_id, a.status, a.refused) for a in acted] == [(rid, "approved", None)]
+    assert loaded == [True]
+    loaded.clear()
+    _, acted = views.take_action(url, [rid], "hold", "bob", as_of, CONFIG, "second thoughts")
+    assert [a.status for a in acted] == ["held"] and loaded == [False]
+    assert [e[1] for e in entries(url)[rid]] == ["identified", "approve", "hold"]
