@@ -785,3 +785,19 @@ def payer_member_id(r: Refund) -> str:
             if c.payer_id == r.payer_id and c.member_id:
                 return str(c.member_id)
     return str(r.encounter.member_id)
+
+
+def credit_arose_on(d: Decisions) -> dict[str, date | None]:
+    """refund_id -> the day the money that made the credit came in: the duplicate payment's date for
+    a duplicate; for the other reasons, the day the encounter went into credit (the engine's
+    ``days_in_credit`` counts from it)."""
+    since = {id(b.encounter): b.in_credit_since for b in d.balances}
+    out: dict[str, date | None] = {}
+    for r in d.refunds:
+        if r.reason == "DUPLICATE_PAYMENT":
+            out[r.refund_id] = next((p.payment_date for p in r.encounter.payments if p.key == r.payment_key), None)
+        else:
+            out[r.refund_id] = since.get(id(r.encounter)) or max(
+                [*(p.payment_date for p in r.encounter.payments if p.payment_date), *(pp.paid_on for pp in r.encounter.patient_payments)], default=None
+            )
+    return out

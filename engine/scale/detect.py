@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 
 from edirecon.engine.config import Config
-from edirecon.engine.decide.rules import Decisions, Refund, decide
+from edirecon.engine.decide.rules import Decisions, Refund, credit_arose_on, decide
 from edirecon.engine.store.connection import Connection, Store
 from edirecon.engine.store.detections import BATCH as BATCH  # re-exported: the size of a detection job
 from edirecon.engine.store.detections import closure, keep_rows, lock_claim_numbers
@@ -46,19 +46,26 @@ def detect(store: Store, pcns: Sequence[str], as_of: date, config: Config) -> De
                     continue
             facts = load(conn, keys)
             decisions = decide(facts, as_of, config)
-            keep(conn, keys, decisions.refunds)
+            keep(conn, keys, decisions)
         log.info("detected", claim_numbers=len(keys), claims=len(facts.claims), payments=len(facts.payments), refunds=len(decisions.refunds))
         return decisions
 
 
-def keep(conn: Connection, pcns: Sequence[str] | None, refunds: list[Refund], history: bool = True) -> None:
-    """Replace the kept refunds of ``pcns`` (all of them when None) with ``refunds``, recording the
-    day each was first identified (``decide`` sets it from the history, else the run's day; not
-    recorded without ``history``: a ``refund`` command dates no refund for good)."""
-    keep_rows(conn, pcns, [detection_row(r) for r in refunds], history)
+def keep(conn: Connection, pcns: Sequence[str] | None, decisions: Decisions, history: bool = True) -> None:
+    """Replace the kept refunds of ``pcns`` (all of them when None) with the refunds of
+    ``decisions``, recording the day each was first identified (``decide`` sets it from the
+    history, else the run's day; not recorded without ``history``: a ``refund`` command dates no
+    refund for good) and the day its credit arose."""
+    keep_rows(conn, pcns, detection_rows(decisions), history)
 
 
-def detection_row(r: Refund) -> dict[str, Any]:
+def detection_rows(decisions: Decisions) -> list[dict[str, Any]]:
+    """The refunds of ``decisions`` as detection keeps them, each with the day its credit arose."""
+    since = credit_arose_on(decisions)
+    return [detection_row(r, since.get(r.refund_id)) for r in decisions.refunds]
+
+
+def detection_row(r: Refund, credit_since: date | None = None) -> dict[str, Any]:
     """A refund as detection keeps it (a row of ``detections``)."""
     return {
         "refund_id": r.refund_id,
@@ -75,4 +82,5 @@ def detection_row(r: Refund) -> dict[str, Any]:
         "acknowledged": r.acknowledged,
         "payer_name": r.payer_name,
         "patient_name": r.encounter.patient_name,
+        "credit_since": credit_since,
     }

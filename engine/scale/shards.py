@@ -46,7 +46,7 @@ from edirecon.engine.record.writers import (
     rows,
     tallies,
 )
-from edirecon.engine.scale.detect import detection_row
+from edirecon.engine.scale.detect import detection_rows
 from edirecon.engine.scale.processes import die_with_parent
 from edirecon.engine.store import shard_keys
 from edirecon.engine.store.connection import Connection, Store, error_text
@@ -312,7 +312,7 @@ def _decide_shard(url: str, keys: Path, as_of: date, config: Config, balances_pa
             list(out["exceptions"]),
             balances_path,
             count,
-            [detection_row(r) for r in decisions.refunds],
+            detection_rows(decisions),
             tallies(decisions),
             {"claims": len(facts.claims), "claim_payments": len(facts.payments), "patient_payments": len(facts.patient_payments)},
         )

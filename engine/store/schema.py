@@ -367,6 +367,7 @@ detections = Table(
     Column("acknowledged", Money(), nullable=False, server_default="0.00"),  # what the payer booked a refund check for (offset pairs)
     Column("payer_name", Text, nullable=False, server_default=""),
     Column("patient_name", Text, nullable=False, server_default=""),
+    Column("credit_since", Date),  # the day the money that made the credit came in (``credit_arose_on``): days in credit
 )
 Index("ix_detections_pcn", detections.c.patient_control_number)
 

@@ -49,7 +49,7 @@ from edirecon.engine.reports.report import report as write_report
 from edirecon.engine.store.connection import Store
 from edirecon.engine.workflow import users as us
 from edirecon.engine.workflow import views
-from edirecon.engine.workflow.refunds import ACTIONS, MANUAL, METHODS, STATUSES, book
+from edirecon.engine.workflow.refunds import ACTIONS, MANUAL, METHODS, STATUSES, listing, refunds_book
 from edirecon.errors import Forbidden, Unauthorized, UsageError
 from edirecon.money import dollars
 from edirecon.money import parse as parse_money
@@ -407,9 +407,9 @@ def _list(served: Served, f: dict[str, Any]) -> list[views.ListRow]:
 
 
 def _credit_since(served: Served) -> dict[str, date | None]:
-    """refund id -> the day the money that made its credit came in (None: not known), from the
-    workflow's picture of the store (``refunds.book``: synced as every view is)."""
-    b = book(served.store, today(), served.config)
+    """refund id -> the day the money that made its credit came in (None: not known), as the
+    decisions recorded at run keep it (``refunds.listing``: synced as every view is)."""
+    b = listing(served.store, today(), served.config)
     return {refund_id: v.arose_on for refund_id, v in b.views.items()}
 
 
@@ -468,8 +468,9 @@ async def _act(served: Served, ids: Sequence[str], action: str, user: us.User, n
 
 
 def _recoupments(served: Served, refund_id: str) -> list[dict[str, str]]:
-    """The payer's take-backs tied to a refund (PLB or claim reversal), each with its file:segment."""
-    b = book(served.store, today(), served.config)
+    """The payer's take-backs tied to a refund (PLB or claim reversal), each with its file:segment:
+    only the refund's encounters are decided (``refunds.refunds_book``)."""
+    b = refunds_book(served.store, [refund_id], today(), served.config)
     out = []
     for rc in b.decisions.recoupments:
         if rc.refund_id == refund_id:

@@ -46,7 +46,7 @@ from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.decide.facts import Facts, PaymentFact, PlbFact
 from edirecon.engine.decide.offsets import Offset
-from edirecon.engine.decide.rules import Decisions, Refund, decide
+from edirecon.engine.decide.rules import Decisions, Refund, credit_arose_on, decide
 from edirecon.engine.scale.detect import keep
 from edirecon.engine.store import records
 from edirecon.engine.store import workflow as stored
@@ -200,7 +200,7 @@ def record(conn: Connection, b: Book, facts_key: str, history: bool = True) -> N
     """In the caller's transaction: keep every refund of ``b`` (``detections``; with ``history``
     also the day each was first identified, as ``run`` does), sync the whole workflow with them,
     and record which facts and configuration that was (``decision_records``)."""
-    keep(conn, None, b.decisions.refunds, history)
+    keep(conn, None, b.decisions, history)
     stored.lock(conn)
     _sync(conn, b)
     records.synced(conn)
@@ -283,7 +283,7 @@ def listing(store: Store, as_of: date, config: Config) -> Book:
             b = Book(as_of, config, Facts([], [], [], [], [], [], {}), Decisions([]))
             for item in records.listing(conn):
                 state, kept = item["state"], item["kept"]
-                b.views[state["refund_id"]] = View(state, None if kept is None else _recorded(kept))
+                b.views[state["refund_id"]] = View(state, None if kept is None else _recorded(kept), None if kept is None else kept["credit_since"])
             unidentified = [v.state["payer_id"] for v in b.views.values() if v.refund is None and v.payee_type == "payer" and v.state["payer_id"]]
             b.payer_names = records.payer_names(conn, unidentified) if unidentified else {}
             return b
@@ -798,22 +798,6 @@ def _event(conn: Connection, refund_id: str, user: str, action: str, old: str, n
 
 
 # -- when a credit arose ---------------------------------------------------------------------------
-
-
-def credit_arose_on(d: Decisions) -> dict[str, date | None]:
-    """refund_id -> the day the money that made the credit came in: the duplicate payment's date for
-    a duplicate; for the other reasons, the day the encounter went into credit (the engine's
-    ``days_in_credit`` counts from it)."""
-    since = {id(b.encounter): b.in_credit_since for b in d.balances}
-    out: dict[str, date | None] = {}
-    for r in d.refunds:
-        if r.reason == "DUPLICATE_PAYMENT":
-            out[r.refund_id] = next((p.payment_date for p in r.encounter.payments if p.key == r.payment_key), None)
-        else:
-            out[r.refund_id] = since.get(id(r.encounter)) or max(
-                [*(p.payment_date for p in r.encounter.payments if p.payment_date), *(pp.paid_on for pp in r.encounter.patient_payments)], default=None
-            )
-    return out
 
 
 def status_counts(b: Book) -> dict[str, dict[str, Any]]:

@@ -27,7 +27,7 @@ from edirecon.engine.config import Config
 from edirecon.engine.decide.rules import decide
 from edirecon.engine.ingest.ingestor import Ingestor
 from edirecon.engine.run import run
-from edirecon.engine.scale.detect import detection_row
+from edirecon.engine.scale.detect import detection_rows
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.connection import open_store
 from edirecon.engine.store.facts import load
@@ -114,7 +114,7 @@ def full_decision_rows(url: str, as_of: date, config: Config) -> list[dict[str, 
     try:
         with store.engine.connect() as conn:
             facts = load(conn)
-        return sorted((detection_row(r) for r in decide(facts, as_of, config).refunds), key=lambda r: r["refund_id"])
+        return sorted(detection_rows(decide(facts, as_of, config)), key=lambda r: r["refund_id"])
     finally:
         store.dispose()
 
@@ -251,6 +251,28 @@ def test_show_and_act_load_only_their_encounters_and_list_loads_no_facts(
     monkeypatch.setenv(refunds.FULL_ENV, "1")
     views.refund_detail(url, pending[0], as_of, CONFIG)
     assert loaded == [(True, 3000)]
+
+
+def test_days_in_credit_are_recorded_as_deciding_everything_gives_them(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The work queue sorts by days in credit from the records (``refunds.listing``, no facts
+    loaded): the day each refund's credit arose equals the one a full decide gives."""
+    url = new_url(kind, tmp_path, "g", request)
+    as_of = generated_store(url, tmp_path, claims=1500)
+    store = open_store(url)
+    try:
+        loaded: list[bool] = []
+        real_load = refunds.load
+        monkeypatch.setattr(refunds, "load", lambda conn, pcns=None: (loaded.append(pcns is None), real_load(conn, pcns))[1])
+        recorded = {rid: v.arose_on for rid, v in refunds.listing(store, as_of, CONFIG).views.items()}
+        assert loaded == []
+        monkeypatch.setenv(refunds.FULL_ENV, "1")
+        full = {rid: v.arose_on for rid, v in refunds.book(store, as_of, CONFIG).views.items()}
+    finally:
+        store.dispose()
+    assert len(recorded) >= 10 and any(recorded.values())
+    assert recorded == full
 
 
 @pytest.mark.parametrize("how", ["older-version", "ingested-since", "other-configuration"])

@@ -28,6 +28,7 @@ def upgrade() -> None:
     op.add_column("detections", sa.Column("acknowledged", Money(), nullable=False, server_default="0.00"))
     op.add_column("detections", sa.Column("payer_name", sa.Text(), nullable=False, server_default=""))
     op.add_column("detections", sa.Column("patient_name", sa.Text(), nullable=False, server_default=""))
+    op.add_column("detections", sa.Column("credit_since", sa.Date(), nullable=True))
     op.add_column("refund_workflow", sa.Column("needs_sync", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_table(
         "decision_records",
@@ -42,6 +43,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("decision_records")
     op.drop_column("refund_workflow", "needs_sync")
+    op.drop_column("detections", "credit_since")
     op.drop_column("detections", "patient_name")
     op.drop_column("detections", "payer_name")
     op.drop_column("detections", "acknowledged")
