@@ -274,20 +274,35 @@ def _some(conn: Connection, refund_ids: list[str], as_of: date, config: Config) 
 def listing(store: Store, as_of: date, config: Config) -> Book:
     """Every refund of the workflow as the records hold it (``Recorded``), after syncing the
     refunds a person acted on since their last sync; when the records are not current, everything
-    is decided, synced and recorded once (``book``).  Facts and decisions of the book are empty."""
+    is decided, synced and recorded once (``book``).  Facts and decisions of the book are empty.
+
+    When the records are current and nothing waits to be synced, the rows are read in one read
+    transaction without the workflow's lock, so many readers (the app's users) list side by side."""
+    with store.engine.connect() as conn:
+        if _current(conn, as_of, config) and not _dirty(conn):
+            return _listed(conn, as_of, config)
     with _locked(store) as conn:
         if _current(conn, as_of, config):
-            dirty = sorted(set(records.to_sync(conn)) | set(records.unfollowed(conn, sorted(TO_WORK))))
+            dirty = _dirty(conn)
             if dirty:
                 _sync_some(conn, dirty, as_of, config)
-            b = Book(as_of, config, Facts([], [], [], [], [], [], {}), Decisions([]))
-            for item in records.listing(conn):
-                state, kept = item["state"], item["kept"]
-                b.views[state["refund_id"]] = View(state, None if kept is None else _recorded(kept), None if kept is None else kept["credit_since"])
-            unidentified = [v.state["payer_id"] for v in b.views.values() if v.refund is None and v.payee_type == "payer" and v.state["payer_id"]]
-            b.payer_names = records.payer_names(conn, unidentified) if unidentified else {}
-            return b
+            return _listed(conn, as_of, config)
     return book(store, as_of, config)
+
+
+def _dirty(conn: Connection) -> list[str]:
+    """The refunds whose workflow state waits for a sync: acted on since, or not followed yet."""
+    return sorted(set(records.to_sync(conn)) | set(records.unfollowed(conn, sorted(TO_WORK))))
+
+
+def _listed(conn: Connection, as_of: date, config: Config) -> Book:
+    b = Book(as_of, config, Facts([], [], [], [], [], [], {}), Decisions([]))
+    for item in records.listing(conn):
+        state, kept = item["state"], item["kept"]
+        b.views[state["refund_id"]] = View(state, None if kept is None else _recorded(kept), None if kept is None else kept["credit_since"])
+    unidentified = [v.state["payer_id"] for v in b.views.values() if v.refund is None and v.payee_type == "payer" and v.state["payer_id"]]
+    b.payer_names = records.payer_names(conn, unidentified) if unidentified else {}
+    return b
 
 
 def sync_changed(store: Store, as_of: date, config: Config, facts_key: str) -> int:

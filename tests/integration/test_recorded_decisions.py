@@ -378,3 +378,29 @@ def test_an_action_on_a_store_without_records_decides_everything_once_then_acts(
     _, acted = views.take_action(url, [rid], "hold", "bob", as_of, CONFIG, "second thoughts")
     assert [a.status for a in acted] == ["held"] and loaded == [False]
     assert [e[1] for e in entries(url)[rid]] == ["identified", "approve", "hold"]
+
+
+def test_listing_reads_beside_a_writer_when_nothing_waits_to_be_synced(tmp_path: Path) -> None:
+    """With the records current and nothing to sync, ``refund list`` (and the app's work queue)
+    reads without the workflow's lock: it answers while another connection holds the write lock."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    (as_of, files), *_ = STORIES["plb-settles-then-acknowledged"]
+    run_files(url, tmp_path / "out", as_of, files)
+    expected = [asdict(r) for r in views.refund_list(url, as_of, CONFIG)]
+    writer = sqlite3.connect(tmp_path / "s.db", timeout=0.1)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # the write lock, as a running action holds it
+        store = open_store(url)
+        try:
+            store.engine.dispose()
+            with store.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA busy_timeout = 100")
+            listed = refunds.listing(store, as_of, CONFIG)
+        finally:
+            store.dispose()
+    finally:
+        writer.rollback()
+        writer.close()
+    assert sorted(listed.views) == sorted(r["refund_id"] for r in expected) and expected
