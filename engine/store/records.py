@@ -12,13 +12,15 @@ come in: that is the fingerprint (four index look-ups and two counts of small ta
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Date, DateTime, delete, insert, select, update
+from sqlalchemy import Boolean, Connection, Date, DateTime, and_, delete, func, insert, select, update
 
 from edirecon.engine.store import schema as t
-from edirecon.engine.store.bulk import Converted, codec, query, raw_rows
+from edirecon.engine.store.bulk import Converted, codec, in_list, query, raw_rows
 from edirecon.engine.store.detections import BATCH
 
 
@@ -51,11 +53,12 @@ def forget(conn: Connection) -> None:
     conn.execute(delete(t.decision_records))
 
 
-def listing(conn: Connection) -> list[dict[str, Any]]:
-    """Every ``refund_workflow`` row (in refund id order) with the kept refund of the same id under
-    ``kept`` (None when the engine no longer identifies it): one join on the key, read as plain
-    tuples at the driver level (``bulk.raw_rows``) and converted column by column as SQLAlchemy's
-    types would (amounts, days, times, flags), each distinct value once."""
+def listing(conn: Connection, refund_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Every ``refund_workflow`` row (in refund id order; only ``refund_ids`` when given) with the
+    kept refund of the same id under ``kept`` (None when the engine no longer identifies it): one
+    join on the key, read as plain tuples at the driver level (``bulk.raw_rows``) and converted
+    column by column as SQLAlchemy's types would (amounts, days, times, flags), each distinct value
+    once."""
     w, d = t.refund_workflow, t.detections
     columns = [*w.c, *d.c]
     convert = [_converter(conn, c) for c in columns]
@@ -64,13 +67,63 @@ def listing(conn: Connection) -> list[dict[str, Any]]:
     n = len(names)
     sql = (
         f"SELECT {', '.join(f'w.{c.name}' for c in w.c)}, {', '.join(f'd.{c.name}' for c in d.c)} "
-        "FROM refund_workflow w LEFT JOIN detections d ON d.refund_id = w.refund_id ORDER BY w.refund_id"
+        "FROM refund_workflow w LEFT JOIN detections d ON d.refund_id = w.refund_id"
     )
+    params: list[Any] = []
+    if refund_ids is not None:
+        sql += f" WHERE w.refund_id IN {in_list(list(refund_ids))}"
+        params = list(refund_ids)
+    sql += " ORDER BY w.refund_id"
     out = []
-    for raw in raw_rows(conn, sql):
+    for raw in raw_rows(conn, sql, params):
         row = [f(v) if f is not None else v for f, v in zip(convert, raw, strict=True)]
         out.append({"state": dict(zip(names, row[:n], strict=True)), "kept": dict(zip(kept_names, row[n:], strict=True)) if row[n] is not None else None})
     return out
+
+
+@dataclass(frozen=True)
+class Where:
+    """The filters of the work queue (``refund list``), as the store applies them: none given, none
+    applied.  ``overdue`` and ``escheatment_sent_by`` are worked out by the workflow from the
+    as-of day (still to be worked past the due day; a patient refund sent and not cashed since)."""
+
+    statuses: Sequence[str] = ()
+    payer: str | None = None
+    reasons: Sequence[str] = ()
+    payee_type: str | None = None
+    assigned_to: str | None = None
+    due_before: date | None = None
+    overdue_on: date | None = None  # still to be worked (``to_work``) with a due day before it
+    to_work: Sequence[str] = ()
+    escheatment_sent_by: date | None = None  # patient refunds sent on or before it and still ``sent``
+
+
+def keys(conn: Connection, where: Where) -> list[tuple[str, date | None, Decimal, date | None]]:
+    """The refunds of the workflow that pass ``where``, each as (refund id, due day, amount,
+    the day its credit arose): what the work queue sorts and pages by, without the rest of the
+    rows.  The amount is the kept refund's, else the workflow's (``View.amount``)."""
+    w, d = t.refund_workflow, t.detections
+    conds: list[Any] = []
+    if where.statuses:
+        conds.append(w.c.status.in_(list(where.statuses)))
+    if where.payer is not None:
+        conds.append(w.c.payer_id == where.payer)
+    if where.reasons:
+        conds.append(w.c.reason.in_(list(where.reasons)))
+    if where.payee_type is not None:
+        conds.append(w.c.payee_type == where.payee_type)
+    if where.assigned_to is not None:
+        conds.append(func.coalesce(w.c.assigned_to, "") == where.assigned_to)
+    if where.due_before is not None:
+        conds.append(d.c.due_by < where.due_before)
+    if where.overdue_on is not None:
+        conds += [w.c.status.in_(list(where.to_work)), d.c.due_by < where.overdue_on]
+    if where.escheatment_sent_by is not None:
+        conds += [w.c.status == "sent", w.c.payee_type == "patient", w.c.sent_on.is_not(None), w.c.sent_on <= where.escheatment_sent_by]
+    q = select(w.c.refund_id, d.c.due_by, d.c.amount, w.c.amount, d.c.credit_since).select_from(w.outerjoin(d, d.c.refund_id == w.c.refund_id))
+    if conds:
+        q = q.where(and_(*conds))
+    return [(rid, due, kept if kept is not None else amount, since) for rid, due, kept, amount, since in conn.execute(q)]
 
 
 def _converter(conn: Connection, column: Any) -> Any:

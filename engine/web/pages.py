@@ -49,7 +49,7 @@ from edirecon.engine.reports.report import report as write_report
 from edirecon.engine.store.connection import Store
 from edirecon.engine.workflow import users as us
 from edirecon.engine.workflow import views
-from edirecon.engine.workflow.refunds import ACTIONS, MANUAL, METHODS, STATUSES, listing, refunds_book
+from edirecon.engine.workflow.refunds import ACTIONS, MANUAL, METHODS, STATUSES, refunds_book
 from edirecon.errors import Forbidden, Unauthorized, UsageError
 from edirecon.money import dollars
 from edirecon.money import parse as parse_money
@@ -193,12 +193,15 @@ def install(app: FastAPI) -> None:
         filters = _filters(q)
         sort = q.get("sort", "due") if q.get("sort") in SORTS else "due"
         descending = q.get("order") == "desc"
-        rows = await run_in_threadpool(_list, served, filters)  # an unknown status or reason: UsageError, 400
-        since = await run_in_threadpool(_credit_since, served) if sort == "days_in_credit" else None
-        rows = _sorted(rows, sort, descending, since)
-        pages = max(1, -(-len(rows) // PAGE_SIZE))
-        number = min(max(_int(q.get("page"), 1), 1), pages)
-        shown = rows[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+        number = max(_int(q.get("page"), 1), 1)
+        # an unknown status or reason: UsageError, 400
+        found = await run_in_threadpool(_list, served, filters, sort, descending, number)
+        pages = max(1, -(-found.total // PAGE_SIZE))
+        if number > pages:  # past the last page: the last one
+            number = pages
+            found = await run_in_threadpool(_list, served, filters, sort, descending, number)
+        shown = found.rows
+        since = found.credit_since if sort == "days_in_credit" else None
         kept = [(k, v) for k, v in q.multi_items() if k != "page"]
         names = [u.name for u in await run_in_threadpool(us.users, served.store) if u.disabled_at is None]
         return page(
@@ -206,7 +209,7 @@ def install(app: FastAPI) -> None:
             "worklist.html",
             user=user,
             rows=shown,
-            total=len(rows),
+            total=found.total,
             page=number,
             pages=pages,
             page_url=lambda n: "/worklist?" + urlencode([*kept, ("page", str(n))]),
@@ -391,8 +394,10 @@ def _filters(q: Any) -> dict[str, Any]:
     }
 
 
-def _list(served: Served, f: dict[str, Any]) -> list[views.ListRow]:
-    return views.refund_list(
+def _list(served: Served, f: dict[str, Any], sort: str, descending: bool, number: int) -> views.Page:
+    """Page ``number`` of the work queue with the filters ``f``: the store filters, and only the
+    page's rows are read whole (``views.refund_page``)."""
+    return views.refund_page(
         served.db_url,
         today(),
         served.config,
@@ -403,27 +408,11 @@ def _list(served: Served, f: dict[str, Any]) -> list[views.ListRow]:
         reasons=f["reasons"],
         payee_type=f["payee_type"],
         assigned_to=f["assigned_to"],
+        sort=sort,
+        descending=descending,
+        offset=(number - 1) * PAGE_SIZE,
+        limit=PAGE_SIZE,
     )
-
-
-def _credit_since(served: Served) -> dict[str, date | None]:
-    """refund id -> the day the money that made its credit came in (None: not known), as the
-    decisions recorded at run keep it (``refunds.listing``: synced as every view is)."""
-    b = listing(served.store, today(), served.config)
-    return {refund_id: v.arose_on for refund_id, v in b.views.items()}
-
-
-def _sorted(rows: list[views.ListRow], sort: str, descending: bool, since: dict[str, date | None] | None) -> list[views.ListRow]:
-    """By due date (none last), amount or days in credit (unknown last), then refund id."""
-    if sort == "amount":
-        return sorted(rows, key=lambda r: (Decimal(r.amount), r.refund_id), reverse=descending)
-    if sort == "days_in_credit" and since is not None:
-        known = [r for r in rows if since.get(r.refund_id)]
-        # more days in credit = an earlier day; ascending = fewest days first
-        known.sort(key=lambda r: (since[r.refund_id], r.refund_id), reverse=not descending)
-        return known + [r for r in rows if not since.get(r.refund_id)]
-    dated = sorted((r for r in rows if r.due_by), key=lambda r: (r.due_by, r.refund_id), reverse=descending)
-    return dated + [r for r in rows if not r.due_by]
 
 
 def _int(text: str | None, default: int) -> int:

@@ -33,7 +33,7 @@ import getpass
 import hashlib
 import os
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, date, datetime
@@ -290,14 +290,49 @@ def listing(store: Store, as_of: date, config: Config) -> Book:
     return book(store, as_of, config)
 
 
+#: a refund as the work queue sorts it: (refund id, due day, amount, day its credit arose)
+Key = tuple[str, date | None, Decimal, date | None]
+
+
+def listing_page(
+    store: Store, as_of: date, config: Config, where: records.Where, order: Callable[[list[Key]], list[Key]], offset: int, limit: int
+) -> tuple[Book, list[Key]]:
+    """One page of the work queue: the refunds passing ``where`` (their keys: refund id, due day,
+    amount, day the credit arose), put in ``order``, and the views of the ``limit`` from ``offset``
+    alone, read from the records (synced first as :func:`listing` does).  What a page costs follows
+    the refunds that pass the filters (their keys) and the page, not the store's facts.  When the
+    records are not current, everything is decided, synced and recorded once first."""
+    with store.engine.connect() as conn:
+        if _current(conn, as_of, config) and not _dirty(conn):
+            return _page(conn, as_of, config, where, order, offset, limit)
+    with _locked(store) as conn:
+        if _current(conn, as_of, config):
+            dirty = _dirty(conn)
+            if dirty:
+                _sync_some(conn, dirty, as_of, config)
+            return _page(conn, as_of, config, where, order, offset, limit)
+    book(store, as_of, config)  # decided, synced and recorded: the records are current now
+    with store.engine.connect() as conn:
+        return _page(conn, as_of, config, where, order, offset, limit)
+
+
+def _page(
+    conn: Connection, as_of: date, config: Config, where: records.Where, order: Callable[[list[Key]], list[Key]], offset: int, limit: int
+) -> tuple[Book, list[Key]]:
+    ordered = order(records.keys(conn, where))
+    shown = [k[0] for k in ordered[offset : offset + limit]]
+    b = _listed(conn, as_of, config, shown)
+    return b, ordered
+
+
 def _dirty(conn: Connection) -> list[str]:
     """The refunds whose workflow state waits for a sync: acted on since, or not followed yet."""
     return sorted(set(records.to_sync(conn)) | set(records.unfollowed(conn, sorted(TO_WORK))))
 
 
-def _listed(conn: Connection, as_of: date, config: Config) -> Book:
+def _listed(conn: Connection, as_of: date, config: Config, refund_ids: list[str] | None = None) -> Book:
     b = Book(as_of, config, Facts([], [], [], [], [], [], {}), Decisions([]))
-    for item in records.listing(conn):
+    for item in records.listing(conn, refund_ids) if refund_ids is None or refund_ids else []:
         state, kept = item["state"], item["kept"]
         b.views[state["refund_id"]] = View(state, None if kept is None else _recorded(kept), None if kept is None else kept["credit_since"])
     unidentified = [v.state["payer_id"] for v in b.views.values() if v.refund is None and v.payee_type == "payer" and v.state["payer_id"]]

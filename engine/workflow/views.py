@@ -17,14 +17,29 @@ import json
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.record.csvout import Lines
 from edirecon.engine.record.writers import money
-from edirecon.engine.workflow.refunds import CONFIRMATION, STATUSES, TO_WORK, Book, View, act_many, default_user, events, listing, open_store, refunds_book
+from edirecon.engine.store.records import Where
+from edirecon.engine.workflow.refunds import (
+    CONFIRMATION,
+    STATUSES,
+    TO_WORK,
+    Book,
+    Key,
+    View,
+    act_many,
+    default_user,
+    events,
+    listing,
+    listing_page,
+    open_store,
+    refunds_book,
+)
 from edirecon.errors import UsageError
 
 #: the payee types of ``refund list --payee-type``
@@ -140,6 +155,77 @@ def refund_list(
     ]
     rows.sort(key=lambda r: (r.due_by or date.max, r.refund_id))
     return rows
+
+
+#: how a page of the work queue is sorted (``refund_page``)
+SORTS = ("due", "amount", "days_in_credit")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the work queue: its rows, how many refunds pass the filters in all, and the
+    day the credit of each row shown arose (None: not known)."""
+
+    rows: list[ListRow]
+    total: int
+    credit_since: dict[str, date | None]
+
+
+def refund_page(
+    url: str,
+    as_of: date,
+    config: Config,
+    statuses: Sequence[str] = (),
+    payer: str | None = None,
+    escheatment: bool = False,
+    *,
+    overdue: bool = False,
+    due_before: date | None = None,
+    reasons: Sequence[str] = (),
+    payee_type: str | None = None,
+    assigned_to: str | None = None,
+    sort: str = "due",
+    descending: bool = False,
+    offset: int = 0,
+    limit: int = 100,
+) -> Page:
+    """The rows ``offset`` to ``offset + limit`` of the work queue with :func:`refund_list`'s
+    filters (the same rows), sorted by due day (none last), amount, or days in credit (unknown
+    last), then refund id; ``descending`` reverses the known ones.  The store filters; only the
+    keys of the refunds that pass are sorted here, and only the page's rows are read whole."""
+    _one_of("--status", statuses, STATUSES)
+    _one_of("--reason", reasons, tuple(mappings.registry("refund_reason")))
+    _one_of("--payee-type", [payee_type] if payee_type is not None else [], PAYEE_TYPES)
+    _one_of("sort", [sort], SORTS)
+    where = Where(
+        statuses=tuple(statuses),
+        payer=payer,
+        reasons=tuple(reasons),
+        payee_type=payee_type,
+        assigned_to=assigned_to,
+        due_before=due_before,
+        overdue_on=as_of if overdue else None,
+        to_work=tuple(sorted(TO_WORK)),
+        escheatment_sent_by=as_of - timedelta(days=config.refunds.escheatment_days) if escheatment else None,
+    )
+    store = open_store(url)
+    try:
+        b, ordered = listing_page(store, as_of, config, where, lambda keys: _ordered(keys, sort, descending), offset, limit)
+    finally:
+        store.dispose()
+    payer_names = _payer_names(b) if any(v.refund is None for v in b.views.values()) else {}
+    shown = [k[0] for k in ordered[offset : offset + limit]]
+    return Page([_list_row(b, b.views[rid], payer_names) for rid in shown], len(ordered), {rid: b.views[rid].arose_on for rid in shown})
+
+
+def _ordered(keys: list[Key], sort: str, descending: bool) -> list[Key]:
+    """The work queue's order: the keys with the value sorted by first (``descending`` or not),
+    those without it last, each group then by refund id."""
+    if sort == "amount":
+        return sorted(keys, key=lambda k: (k[2], k[0]), reverse=descending)
+    at = 1 if sort == "due" else 3
+    known = sorted((k for k in keys if k[at] is not None), key=lambda k: (k[at], k[0]), reverse=descending if sort == "due" else not descending)
+    return known + sorted((k for k in keys if k[at] is None), key=lambda k: k[0])
 
 
 def _one_of(option: str, given: Sequence[str], known: Sequence[str]) -> None:

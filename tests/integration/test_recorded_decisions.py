@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -404,3 +405,84 @@ def test_listing_reads_beside_a_writer_when_nothing_waits_to_be_synced(tmp_path:
         writer.rollback()
         writer.close()
     assert sorted(listed.views) == sorted(r["refund_id"] for r in expected) and expected
+
+
+def test_a_page_of_the_work_queue_is_the_same_rows_as_the_list(tmp_path: Path) -> None:
+    """``views.refund_page`` filters in the store and reads only the page's rows whole: page by page
+    its rows are ``refund list``'s, filter by filter (statuses, reasons, payer, payee type,
+    overdue, due before, assigned to, escheatment), sorted by due day, amount or days in credit
+    as the work queue sorts them."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from generate import generate, write_patient_payments
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    generate("837p", str(inputs / "claims.837"), 1500, seed=5, claims_per_transaction=500)
+    generate("835", str(inputs / "remit.835"), 1500, seed=5, claims_per_transaction=500, duplicates=15, overpayments=15)
+    with open(inputs / "patient-payments.csv", "w", encoding="ascii", newline="") as out:
+        write_patient_payments(out, 1500, seed=5)
+    for leftover in inputs.glob("*.planted.json"):
+        leftover.unlink()
+    as_of = date(2026, 11, 1)
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    run_files(url, tmp_path / "out", as_of, [inputs])
+    listed = views.refund_list(url, as_of, CONFIG)
+    patients = [r.refund_id for r in listed if r.payee_type == "patient" and r.workflow_status == "pending"]
+    payers = [r.refund_id for r in listed if r.payee_type == "payer" and r.workflow_status == "pending"]
+    assert len(patients) >= 6 and len(payers) >= 12
+    views.take_action(url, patients[:4] + payers[:4], "approve", "alice", as_of, CONFIG)
+    views.take_action(url, payers[4:8], "hold", "bob", as_of, CONFIG)
+    views.take_action(url, payers[8:12] + patients[4:6], "assign", "alice", as_of, CONFIG, assignee="ann")
+    views.take_action(url, patients[:2], "mark-sent", "carol", as_of, CONFIG, method="check", reference="7", day=as_of - timedelta(days=400))
+    later = as_of + timedelta(days=70)  # some are overdue by then
+    everything = views.refund_list(url, later, CONFIG)
+    payer = next(r.payer_id for r in everything if r.payer_id)
+    due = sorted({r.due_by for r in everything if r.due_by})
+    filters: list[dict[str, Any]] = [
+        {},
+        {"statuses": ["pending", "held"]},
+        {"reasons": ["DUPLICATE_PAYMENT"]},
+        {"payer": payer},
+        {"payee_type": "patient"},
+        {"overdue": True},
+        {"due_before": due[-1]},
+        {"due_before": due[-1] + timedelta(days=1)},
+        {"assigned_to": "ann"},
+        {"assigned_to": ""},
+        {"escheatment": True},
+    ]
+    for f in filters:
+        expected = views.refund_list(url, later, CONFIG, **f)
+        got: list[Any] = []
+        offset = 0
+        while True:
+            page = views.refund_page(url, later, CONFIG, **f, offset=offset, limit=7)
+            assert page.total == len(expected), f
+            got += page.rows
+            offset += 7
+            if offset >= page.total:
+                break
+        assert got == expected, f
+        assert expected or f == {"due_before": due[-1]}, f  # the refunds due on the last day are not before it
+    store = open_store(url)
+    try:
+        since = {rid: v.arose_on for rid, v in refunds.listing(store, later, CONFIG).views.items()}
+    finally:
+        store.dispose()
+    for sort, descending, key in (
+        ("amount", True, lambda r: (Decimal(r.amount), r.refund_id)),
+        ("amount", False, lambda r: (Decimal(r.amount), r.refund_id)),
+        ("due", True, None),
+        ("days_in_credit", False, None),
+    ):
+        page = views.refund_page(url, later, CONFIG, sort=sort, descending=descending, limit=10_000)
+        assert sorted(r.refund_id for r in page.rows) == sorted(r.refund_id for r in everything)
+        if key is not None:
+            assert page.rows == sorted(everything, key=key, reverse=descending)
+        elif sort == "due":
+            dated = [r for r in page.rows if r.due_by]
+            assert [r.due_by for r in dated] == sorted((r.due_by for r in dated), reverse=True)
+        else:
+            days = [since[r.refund_id] for r in page.rows if since[r.refund_id]]
+            assert days == sorted(days, reverse=True) and all(page.credit_since[r.refund_id] == since[r.refund_id] for r in page.rows)
+    assert views.refund_page(url, later, CONFIG, statuses=["approved"], limit=2).total == len(views.refund_list(url, later, CONFIG, ["approved"]))
