@@ -202,10 +202,22 @@ def list_refunds(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
-    """The rows of `refund list --format json`, filtered as it filters; cursor-paged."""
+    """The rows of `refund list --format json`, filtered as it filters; cursor-paged.  The store
+    filters, and only the page's rows are read whole (``views.refund_page``)."""
+    after: tuple[date | None, str] | None = None
+    if cursor:
+        payload = _decode(cursor)
+        last = payload.get("k")
+        if not isinstance(last, list) or len(last) != 2 or not all(isinstance(p, str) for p in last) or payload.get("n") != 1:
+            raise HTTPException(422, "not a cursor of this list (give back the one a response gave)")
+        try:
+            due = date.fromisoformat(last[0])
+        except ValueError as exc:
+            raise HTTPException(422, "not a cursor of this list (give back the one a response gave)") from exc
+        after = (None if due == date.max else due, last[1])
     s = served(request)
     try:
-        found = views.refund_list(
+        found = views.refund_page(
             s.db_url,
             as_of,
             s.config,
@@ -217,13 +229,17 @@ def list_refunds(
             reasons=reason or (),
             payee_type=payee_type,
             assigned_to=assigned_to,
+            limit=limit,
+            after=after,
         )
     except UsageError as exc:
         raise HTTPException(422, str(exc)) from exc
     except StoreUnavailable as exc:
         raise HTTPException(503, str(exc)) from exc
-    keyed = ((((r.due_by or date.max).isoformat(), r.refund_id), r.record()) for r in found)
-    return _listing(request, _page(keyed, cursor, limit))
+    more = found.start + len(found.rows) < found.total and found.rows
+    # the cursor names the last row given (its due day, date.max for none, and refund id: unique)
+    following = _encode({"k": [(found.rows[-1].due_by or date.max).isoformat(), found.rows[-1].refund_id], "n": 1}) if more else None
+    return _listing(request, Page([r.record() for r in found.rows], following))
 
 
 RefundId = Annotated[str, Path(description="A refund id (RF-…).", max_length=32)]

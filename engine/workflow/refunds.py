@@ -295,11 +295,12 @@ Key = tuple[str, date | None, Decimal, date | None]
 
 
 def listing_page(
-    store: Store, as_of: date, config: Config, where: records.Where, order: Callable[[list[Key]], list[Key]], offset: int, limit: int
-) -> tuple[Book, list[Key]]:
+    store: Store, as_of: date, config: Config, where: records.Where, order: Callable[[list[Key]], list[Key]], offset: Callable[[list[Key]], int], limit: int
+) -> tuple[Book, list[Key], int]:
     """One page of the work queue: the refunds passing ``where`` (their keys: refund id, due day,
     amount, day the credit arose), put in ``order``, and the views of the ``limit`` from ``offset``
-    alone, read from the records (synced first as :func:`listing` does).  What a page costs follows
+    (worked out from the ordered keys) alone, with the keys and that offset, read from the
+    records (synced first as :func:`listing` does).  What a page costs follows
     the refunds that pass the filters (their keys) and the page, not the store's facts.  When the
     records are not current, everything is decided, synced and recorded once first."""
     with store.engine.connect() as conn:
@@ -317,12 +318,12 @@ def listing_page(
 
 
 def _page(
-    conn: Connection, as_of: date, config: Config, where: records.Where, order: Callable[[list[Key]], list[Key]], offset: int, limit: int
-) -> tuple[Book, list[Key]]:
+    conn: Connection, as_of: date, config: Config, where: records.Where, order: Callable[[list[Key]], list[Key]], offset: Callable[[list[Key]], int], limit: int
+) -> tuple[Book, list[Key], int]:
     ordered = order(records.keys(conn, where))
-    shown = [k[0] for k in ordered[offset : offset + limit]]
-    b = _listed(conn, as_of, config, shown)
-    return b, ordered
+    start = offset(ordered)
+    shown = [k[0] for k in ordered[start : start + limit]]
+    return _listed(conn, as_of, config, shown), ordered, start
 
 
 def _dirty(conn: Connection) -> list[str]:

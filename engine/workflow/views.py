@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
@@ -163,12 +164,13 @@ SORTS = ("due", "amount", "days_in_credit")
 
 @dataclass(frozen=True)
 class Page:
-    """One page of the work queue: its rows, how many refunds pass the filters in all, and the
-    day the credit of each row shown arose (None: not known)."""
+    """One page of the work queue: its rows, how many refunds pass the filters in all, the day the
+    credit of each row shown arose (None: not known), and where the page starts among them all."""
 
     rows: list[ListRow]
     total: int
     credit_since: dict[str, date | None]
+    start: int = 0
 
 
 def refund_page(
@@ -188,15 +190,22 @@ def refund_page(
     descending: bool = False,
     offset: int = 0,
     limit: int = 100,
+    after: tuple[date | None, str] | None = None,
 ) -> Page:
     """The rows ``offset`` to ``offset + limit`` of the work queue with :func:`refund_list`'s
     filters (the same rows), sorted by due day (none last), amount, or days in credit (unknown
     last), then refund id; ``descending`` reverses the known ones.  The store filters; only the
-    keys of the refunds that pass are sorted here, and only the page's rows are read whole."""
+    keys of the refunds that pass are sorted here, and only the page's rows are read whole.
+
+    With ``after`` (a due day, None for none, and a refund id: the last row of the page before),
+    the page starts at the first row after it in due-day order (``offset`` is then not used): a
+    page after a cursor, wherever rows came and went since."""
     _one_of("--status", statuses, STATUSES)
     _one_of("--reason", reasons, tuple(mappings.registry("refund_reason")))
     _one_of("--payee-type", [payee_type] if payee_type is not None else [], PAYEE_TYPES)
     _one_of("sort", [sort], SORTS)
+    if after is not None and (sort != "due" or descending):
+        raise UsageError("a page after a refund is in due-day order, earliest first")
     where = Where(
         statuses=tuple(statuses),
         payer=payer,
@@ -210,12 +219,26 @@ def refund_page(
     )
     store = open_store(url)
     try:
-        b, ordered = listing_page(store, as_of, config, where, lambda keys: _ordered(keys, sort, descending), offset, limit)
+        b, ordered, start = listing_page(
+            store,
+            as_of,
+            config,
+            where,
+            lambda keys: _ordered(keys, sort, descending),
+            (lambda keys: _after(keys, after)) if after else (lambda keys: offset),
+            limit,
+        )
     finally:
         store.dispose()
     payer_names = _payer_names(b) if any(v.refund is None for v in b.views.values()) else {}
-    shown = [k[0] for k in ordered[offset : offset + limit]]
-    return Page([_list_row(b, b.views[rid], payer_names) for rid in shown], len(ordered), {rid: b.views[rid].arose_on for rid in shown})
+    shown = [k[0] for k in ordered[start : start + limit]]
+    return Page([_list_row(b, b.views[rid], payer_names) for rid in shown], len(ordered), {rid: b.views[rid].arose_on for rid in shown}, start)
+
+
+def _after(keys: list[Key], after: tuple[date | None, str]) -> int:
+    """Where the first key after ``after`` is among ``keys`` in due-day order (none last)."""
+    last = (after[0] or date.max, after[1])
+    return bisect_right([(k[1] or date.max, k[0]) for k in keys], last)
 
 
 def _ordered(keys: list[Key], sort: str, descending: bool) -> list[Key]:

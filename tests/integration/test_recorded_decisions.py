@@ -486,3 +486,18 @@ def test_a_page_of_the_work_queue_is_the_same_rows_as_the_list(tmp_path: Path) -
             days = [since[r.refund_id] for r in page.rows if since[r.refund_id]]
             assert days == sorted(days, reverse=True) and all(page.credit_since[r.refund_id] == since[r.refund_id] for r in page.rows)
     assert views.refund_page(url, later, CONFIG, statuses=["approved"], limit=2).total == len(views.refund_list(url, later, CONFIG, ["approved"]))
+    # after a row (the API's cursor): the same rows, page by page, and a removed row skips nothing
+    got: list[Any] = []
+    after: tuple[date | None, str] | None = None
+    while True:
+        page = views.refund_page(url, later, CONFIG, limit=9, after=after)
+        got += page.rows
+        if page.start + len(page.rows) >= page.total:
+            break
+        after = (page.rows[-1].due_by, page.rows[-1].refund_id)
+    assert got == everything
+    fifth = everything[4]
+    rest = views.refund_page(
+        url, later, CONFIG, statuses=[s for s in refunds.STATUSES if s != fifth.workflow_status] or ["voided"], after=(fifth.due_by, fifth.refund_id)
+    )
+    assert all((r.due_by or date.max, r.refund_id) > (fifth.due_by or date.max, fifth.refund_id) for r in rest.rows)
