@@ -17,6 +17,7 @@ import gc
 import io
 import json
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -308,7 +309,9 @@ def run(
     verbose: Annotated[bool, verbose_option("Log every file as a structured event on stderr.")] = False,
 ) -> None:
     """Find credit balances: ingest claims, remittances and patient payments, then write refund
-    requests, recoupments, credit balances, exceptions and a summary to --out.
+    requests, recoupments, credit balances, exceptions and a summary to --out, the team's work on
+    each refund as the store holds it (workflow.csv, workflow.jsonl: status, assignee, last action,
+    by whom and when, what was sent), and last manifest.json (every file with its SHA-256).
 
     Running the same inputs again changes nothing.
     """
@@ -886,6 +889,41 @@ def token_revoke(
     typer.echo(f"API token {known} of {user} {'revoked' if changed else 'was already revoked'}")
 
 
+class LateProgress:
+    """A progress bar on stderr that appears only when the work takes more than ``delay`` seconds,
+    and only on a terminal (never in a pipe, a log or a test's captured output); it is gone when
+    the work ends."""
+
+    def __init__(self, console: Any, total: int, delay: float = 1.0) -> None:
+        # deferred: rich only where a command shows progress
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console, transient=True
+        )
+        self.task = self.bar.add_task("starting", total=total)
+        self.timer = threading.Timer(delay, self.bar.start) if console.is_terminal else None
+        self.steps = 0
+
+    def step(self, name: str) -> None:
+        """A step begins: the bar shows its name and the steps done."""
+        self.bar.update(self.task, description=name, completed=self.steps)
+        self.steps += 1
+
+    def __enter__(self) -> LateProgress:
+        if self.timer is not None:
+            self.timer.daemon = True
+            self.timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer.join()
+        if self.bar.live.is_started:  # stopping a bar never started would still write a line
+            self.bar.stop()
+
+
 @app.command()
 def report(
     db: DbOpt = DEFAULT_DB,
@@ -897,22 +935,31 @@ def report(
 ) -> None:
     """Write the credit-balance reports from the store: the refund worklist with aging and totals
     per payer, follow-ups (double refunds, escheatment candidates), the reconciliation audit,
-    root-cause analytics, the CMS-838, refund packets (PDF) and a self-contained HTML dashboard.
+    root-cause analytics, the CMS-838, refund packets (PDF), a self-contained HTML dashboard, and
+    the team's work on each refund (workflow.csv, workflow.jsonl).
     """
-    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate; rich)
+    from rich.console import Console
+
     from edirecon.engine.record.writers import money
     from edirecon.engine.reports.cms838 import Quarter
+    from edirecon.engine.reports.report import STEPS
     from edirecon.engine.reports.report import report as write_report
 
     configure_logging(verbose)
     _out_folder(out)
     day, cfg = _today(as_of), Config.load(config)
     q = Quarter.parse(quarter) if quarter else Quarter.last_ended(day)
-    rep = write_report(db, out, day, cfg, q)
+    with LateProgress(Console(stderr=True), len(STEPS)) as progress:
+        rep = write_report(db, out, day, cfg, q, progress=progress.step)
     total = rep.totals[-1]
     typer.echo(f"worklist: {total['count']} open refund(s), {money(total['outstanding'])} outstanding, {total['overdue_count']} overdue")
     typer.echo(f"follow-ups: {len(rep.followups)}; audit discrepancies: {len(rep.discrepancies)}; CMS-838 {q}: {len(rep.cms838)} row(s)")
     typer.echo(f"reports written to {out}/")
+    for warning in rep.warnings:
+        typer.echo(f"edirecon: warning: {warning}", err=True)
+    if rep.not_mailable:
+        typer.echo(f"edirecon: {len(rep.not_mailable)} letter(s) have no address and cannot be mailed: see letters.not_mailable in {out}/report.json", err=True)
     for pdf, count in sorted(rep.unprintable.items()):
         typer.echo(
             f"edirecon: {pdf}: {count} character(s) have no glyph in any installed font and print as '?' "

@@ -7,7 +7,8 @@ outputs all take these definitions from here (``edirecon.money``), which imports
 * ``CENT`` is the quantum of an amount written out (two decimal places); ``ZERO`` is ``0.00``.
 * :func:`parse` reads decimal text ("125", "-12.50", ".5") and refuses what is not an amount.
 * :func:`quantise` rounds to the cent (the decimal context's rounding, half to even); :func:`text`
-  is the two-decimal text every CSV, JSON and report cell shows; :func:`exact_text` is the JSON
+  is the two-decimal text every CSV and JSON cell shows; :func:`dollars` the form people read in the
+  PDFs and the HTML (``$285,129.00``); :func:`exact_text` is the JSON
   form of a parsed amount, which keeps every digit sent (``edirecon parse``).
 * :func:`to_storage` / :func:`from_storage`: on SQLite an amount is stored as its exact decimal
   text (SQLite has no decimal type; its NUMERIC is a binary float); on PostgreSQL it is
@@ -57,6 +58,15 @@ def text(value: Decimal | None) -> str:
             _texts.clear()
         got = _texts[value] = str(quantise(Decimal(value)))
     return got
+
+
+def dollars(value: Decimal | None) -> str:
+    """An amount as people read it, in the PDFs and the HTML: ``$285,129.00``, ``-$12.50`` ("" for
+    None).  CSV and JSON keep :func:`text` (``285129.00``), which billing systems read."""
+    if value is None:
+        return ""
+    amount = quantise(Decimal(value))
+    return f"{'-' if amount < 0 else ''}${abs(amount):,.2f}"
 
 
 def exact_text(value: Decimal | None) -> str | None:

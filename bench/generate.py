@@ -7,6 +7,7 @@ grow with the number of claims (a planted-case set of a few indices aside).
     python bench/generate.py --kind 837p --claims 20000 --out bench/data/837p.x12
     python bench/generate.py --kind 835  --claims 20000 --out bench/data/835.x12 \
         --duplicates 5 --overpayments 5
+    python bench/generate.py --kind payments --claims 20000 --out bench/data/desk-1.csv --part 1 --parts 3
 
 As a module::
 
@@ -498,6 +499,30 @@ def write_835(
     return {"duplicates": [pcn(i) for i in dup], "overpayments": [pcn(i) for i in sorted(over)]}
 
 
+# ---------------------------------------------------------------- patient payments
+def write_patient_payments(out: IO[str], claims: int, seed: int = 0, share: float = 0.25, part: int = 1, parts: int = 1) -> int:
+    """A patient-payments CSV: what the front desk collected at the visit on *share* of the claims
+    the 835 leaves a patient responsibility on (a copay guessed before adjudication: 20.00 to
+    50.00, more than the responsibility about half the time, which is a patient credit).  The
+    claims are split into *parts* files by index (claim i in part ``1 + i % parts``); returns the
+    number of payments written."""
+    when = file_date(seed) + _dt.timedelta(days=21)
+    out.write("patient_control_number,amount,paid_on,payment_id\n")
+    n = 0
+    for i in range(1, claims + 1):
+        if 1 + i % parts != part:
+            continue
+        r = random.Random(f"{seed}/desk/{i}")
+        if r.random() >= share:
+            continue
+        c = claim(seed, i, when)
+        if adjudicate(seed, i, c, overpaid=False, claim_cas_rate=0.0)["patient"] <= 0:
+            continue
+        out.write(f"{c['pcn']},{r.choice((20, 25, 30, 40, 50))}.00,{_dt.datetime.strptime(c['service'], '%Y%m%d').date()},DESK{seed}-{i:07d}\n")
+        n += 1
+    return n
+
+
 # ---------------------------------------------------------------- entry points
 def generate(
     kind: str,
@@ -524,7 +549,7 @@ def generate(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--kind", required=True, choices=["835", "837p"])
+    ap.add_argument("--kind", required=True, choices=["835", "837p", "payments"])
     ap.add_argument("--claims", type=int, required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
@@ -533,7 +558,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overpayments", type=int, default=0, help="835: claims paid past allowed")
     ap.add_argument("--no-plb", action="store_true", help="835: no provider-level adjustments")
     ap.add_argument("--claim-cas-rate", type=float, default=0.0, help="835: share of claims whose deductible is a claim-level CAS")
+    ap.add_argument("--share", type=float, default=0.25, help="payments: share of the claims with a patient responsibility paid at the desk")
+    ap.add_argument("--part", type=int, default=1, help="payments: which part of the claims (1..--parts)")
+    ap.add_argument("--parts", type=int, default=1, help="payments: the claims split into this many files")
     a = ap.parse_args(argv)
+    if a.kind == "payments":
+        with open(a.out, "w", encoding="ascii", newline="") as out:
+            n = write_patient_payments(out, a.claims, a.seed, a.share, a.part, a.parts)
+        json.dump({"path": a.out, "kind": a.kind, "claims": a.claims, "seed": a.seed, "payments": n}, sys.stdout)
+        print()
+        return 0
     planted = generate(a.kind, a.out, a.claims, a.seed, a.claims_per_transaction, a.duplicates, a.overpayments, not a.no_plb, a.claim_cas_rate)
     if planted["duplicates"] or planted["overpayments"]:
         with open(a.out + ".planted.json", "w") as fh:

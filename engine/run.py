@@ -26,12 +26,17 @@ from edirecon.engine.ingest.ingestor import (
     Ingestor,
     IngestReport,
 )
+from edirecon.engine.record.manifest import MANIFEST, batch_name, output_entries, utcnow, write_manifest
+from edirecon.engine.record.workflow import NAME as WORKFLOW
+from edirecon.engine.record.workflow import workflow_rows, write_workflow
 from edirecon.engine.record.writers import rows, summary, tallies, write
 from edirecon.engine.scale import shards
 from edirecon.engine.scale.processes import die_with_parent
 from edirecon.engine.store.connection import Store, open_store
 from edirecon.engine.store.facts import load
 from edirecon.engine.store.tables import count_rows
+from edirecon.engine.store.workflow import with_last_event
+from edirecon.engine.workflow import lists
 from edirecon.engine.workflow import refunds as workflow
 from edirecon.parsers import find_files
 
@@ -82,6 +87,7 @@ def run(
         seconds["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
         peak = {"ingest": _peak_mib()}
         decisions, outputs, doc, written = decide_and_record(store, out_dir, as_of, config, seconds, peak, max(1, workers or os.cpu_count() or 1))
+        written += publish_workflow(store, out_dir, as_of, written, {name: len(table) for name, table in outputs.items()})
         log.info(
             "run_finished",
             refunds=len(outputs["refund_requests"]),
@@ -94,6 +100,19 @@ def run(
         return RunResult(report, decisions, outputs, doc, written)
     finally:
         store.dispose()
+
+
+def publish_workflow(store: Store, out_dir: Path, as_of: date, written: list[Path], row_counts: dict[str, int]) -> list[Path]:
+    """What ``run`` writes after the engine's outputs (``written``, with ``row_counts`` per table):
+    the team's work as the store holds it (``workflow.csv``/``.jsonl``: ``record.workflow``), then
+    ``manifest.json`` listing every output (``record.manifest``, as ``watch`` writes it), last.
+    Returns the paths written."""
+    with store.engine.connect() as conn:
+        team = workflow_rows(with_last_event(conn))
+    files = write_workflow(out_dir, team)
+    now = utcnow()
+    write_manifest(out_dir, output_entries([*written, *files], {**row_counts, WORKFLOW: len(team)}), as_of, batch_name(now), now)
+    return [*files, out_dir / MANIFEST]
 
 
 def decide_and_record(
@@ -146,9 +165,12 @@ def decide_and_record(
         decisions = decide(facts, as_of, config)
         seconds["decide"], clock = time.perf_counter() - clock, time.perf_counter()
         peak["decide"] = _peak_mib()
-        with store.write() as conn:  # the refund history, the refunds kept, and the workflow synced with them, from everything known
-            workflow.record(conn, workflow.Book(as_of, config, facts, decisions), facts_key)
         outputs = rows(decisions, as_of, facts.ingest_exceptions)
+        # the refund history, the refunds kept, the workflow synced with them, and the rows of the
+        # API's lists, from everything known, in one transaction
+        with store.write() as conn:
+            workflow.record(conn, workflow.Book(as_of, config, facts, decisions), facts_key)
+            lists.record(conn, outputs, facts_key, as_of, config)
         counts = {
             "files": _count(store, "files"),
             "claims": len(facts.claims),

@@ -40,6 +40,8 @@ TABLES: dict[str, str] = {
     "facility_type_codes": "CLM05-1 facility type codes of an 837I (type of facility + bill classification), with whether the claim is inpatient "
     "(the CMS-838 gives admission/discharge dates, else from/through)",
     "root_cause_patterns": "recurring overpayment patterns of the root-cause report, by refund reason",
+    "routine_adjustment_codes": "CAS group-reason codes on nearly every normal payment (CO-45, PR-1/2/3), left out of the root-cause `carc` "
+    "dimension unless they made the credit (a negative amount, or on a claim status other than normal_claim_statuses)",
     "codes": "the registry of edirecon's own codes, by family (FAMILIES): finding codes, exception kinds, refund reasons, statuses ...",
 }
 
@@ -124,6 +126,12 @@ def element_max_lengths() -> dict[str, tuple[int | None, ...]]:
         limit = row["max"].strip()
         table.setdefault(row["segment"], {})[int(row["position"])] = int(limit) if limit.isdigit() else None
     return {seg: tuple(positions.get(i) for i in range(max(positions) + 1)) for seg, positions in table.items()}
+
+
+@cache
+def routine_adjustment_codes() -> dict[str, frozenset[str]]:
+    """Group-reason code (``CO-45``) -> the claim statuses (CLP02) on which it is routine, not a cause."""
+    return {row["code"]: frozenset(row["normal_claim_statuses"].split()) for row in rows("routine_adjustment_codes")}
 
 
 @cache

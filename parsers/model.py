@@ -21,6 +21,35 @@ from .source import Source
 
 
 @dataclass(slots=True)
+class Address:
+    """A mailing address: an N3 segment and the N4 after it (837 2010AA/2010BA/2010CA, 835 1000A/1000B)."""
+
+    lines: list[str]  # N301, N302 (the second only when sent)
+    city: str = ""  # N401
+    state: str = ""  # N402 (US and Canada)
+    postal_code: str = ""  # N403
+    country: str = ""  # N404 (outside the US only)
+    source: Source | None = None  # the N3 segment (the N4's position when there is no N3)
+
+
+@dataclass(slots=True)
+class Contact:
+    """A PER segment: who to call (837 1000A/2010AA, 835 1000A)."""
+
+    function: str  # PER01 (IC information contact, BL technical, CX claims ...)
+    name: str  # PER02
+    numbers: list[tuple[str, str]] = field(default_factory=list)  # PER03/04, 05/06, 07/08: (TE phone, EX extension, FX fax, EM e-mail ..., number)
+    source: Source | None = None
+
+    @property
+    def phone(self) -> str:
+        """The first telephone number (TE), with its extension (EX) when one follows it."""
+        phone = next((n for q, n in self.numbers if q == "TE"), "")
+        ext = next((n for q, n in self.numbers if q == "EX"), "")
+        return f"{phone} ext. {ext}" if phone and ext else phone
+
+
+@dataclass(slots=True)
 class Party:
     """A person or organisation named by an NM1 (or N1) segment."""
 
@@ -36,6 +65,8 @@ class Party:
     tin: str = ""  # REF*EI / REF*TJ / NM108=FI|24|34
     secondary_ids: list[tuple[str, str]] = field(default_factory=list)  # other REF qualifier/value pairs
     source: Source | None = None
+    address: Address | None = None  # N3/N4 of the party's loop
+    contacts: list[Contact] = field(default_factory=list)  # PER of the party's loop
 
 
 @dataclass(slots=True)

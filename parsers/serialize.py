@@ -27,6 +27,7 @@ PAIR_FIELDS = {
     "secondary_ids": ("qualifier", "value"),
     "diagnosis_codes": ("qualifier", "code"),
     "amounts": ("qualifier", "amount"),
+    "numbers": ("qualifier", "number"),
 }
 #: an amount as a string with (at least) two decimals, never rounded (``edirecon.money``)
 money = exact_text

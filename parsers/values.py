@@ -19,7 +19,7 @@ from edirecon.money import PLACES
 from edirecon.money import parse as parse_amount
 
 from .findings import Finding
-from .model import Party
+from .model import Address, Contact, Party
 from .source import Envelope, Source
 
 #: code tables checked for unknown codes, by the name used in messages
@@ -178,3 +178,26 @@ def nm1_party(els: list[str], v: Values, seg: int, off: int, loop: str) -> Party
         tin=ident if qual in ("24", "34", "FI") else "",
         source=v.at(seg, off, loop),
     )
+
+
+def n3_address(party: Party, els: list[str], v: Values, seg: int, off: int, loop: str) -> None:
+    """The N3 of a party's loop: its address lines (a second N3 replaces the first, as the guides
+    allow one)."""
+    party.address = Address([x for x in els[1:3] if x], source=v.at(seg, off, loop))
+
+
+def n4_place(party: Party, els: list[str], v: Values, seg: int, off: int, loop: str) -> None:
+    """The N4 of a party's loop: city, state, postal code and country, on the address its N3 began."""
+    address = party.address
+    if address is None:
+        address = party.address = Address([], source=v.at(seg, off, loop))
+    address.city = element(els, 1)
+    address.state = element(els, 2)
+    address.postal_code = element(els, 3)
+    address.country = element(els, 4)
+
+
+def per_contact(party: Party, els: list[str], v: Values, seg: int, off: int, loop: str) -> None:
+    """A PER of a party's loop: the function, the name and the (qualifier, number) pairs."""
+    numbers = [(els[i], els[i + 1]) for i in range(3, min(len(els) - 1, 9), 2) if els[i] and els[i + 1]]
+    party.contacts.append(Contact(element(els, 1), element(els, 2), numbers, v.at(seg, off, loop)))

@@ -19,7 +19,7 @@ from .model import (
     ServicePayment,
 )
 from .source import Source
-from .values import Values, element, nm1_party, procedure
+from .values import Values, element, n3_address, n4_place, nm1_party, per_contact, procedure
 from .x12 import LONG_SEGMENT, TransactionSet, segment_length
 
 _NM1_ROLES = {"QC": "patient", "IL": "insured", "74": "corrected_insured", "82": "rendering_provider", "TT": "crossover_carrier", "PR": "corrected_payer"}
@@ -239,6 +239,11 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
             if claim is not None:
                 yield claim
                 claim = svc = None
+        elif sid == "N3" or sid == "N4" or sid == "PER":
+            # the payer's (1000A) and the payee's (1000B) address, and the payer's contacts (PER*CX, BL, IC)
+            named = rem.payer if n1 == "PR" else rem.payee if n1 == "PE" else None
+            if named is not None and claim is None:
+                (n3_address if sid == "N3" else n4_place if sid == "N4" else per_contact)(named, els, v, seg, off, "1000A" if n1 == "PR" else "1000B")
     if claim is not None:
         yield claim
 

@@ -13,7 +13,7 @@ from datetime import date
 
 from .findings import Finding
 from .model import Adjustment, Claim, LineAdjudication, OtherPayer, Party, ServiceLine
-from .values import Values, element, nm1_party, procedure
+from .values import Values, element, n3_address, n4_place, nm1_party, per_contact, procedure
 from .x12 import LONG_SEGMENT, TransactionSet, segment_length
 
 #: HI qualifiers that carry diagnosis codes (ICD-10 ABK/ABF/ABJ/ABN/APR, ICD-9 BK/BF/BJ/BN/PR, DR)
@@ -233,6 +233,11 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
         elif sid == "CL1":
             if claim is not None and claim.transaction_type == "837":
                 claim.transaction_type = "837I"
+        elif sid == "N3" or sid == "N4" or sid == "PER":
+            # the address and contact of a party above the claims (1000A, 2010AA, 2010BA, 2010CA ...);
+            # those of the claim's own loops (2310, 2330, 2420) are not read
+            if claim is None and st.entity is not None:
+                (n3_address if sid == "N3" else n4_place if sid == "N4" else per_contact)(st.entity, els, v, seg, off, st.loop)
     _unserviced(line, v)
     if claim is not None:
         yield claim

@@ -9,7 +9,12 @@ What is normalised, and why (each value is made by the clock of the run, never b
   group control number) become letters of the same width.  IEA02 = ISA13 and GE02 = GS06 are
   checked before they are replaced;
 - a PDF is compared by its text (pypdf), one ``.pdf.txt`` per PDF: its bytes carry the creation
-  time and a random file id.
+  time and a random file id;
+- in ``workflow.csv`` and ``workflow.jsonl`` (``run``, ``report``), the time of each refund's last
+  action (``last_action_at``, the UTC time of its audit event) becomes ``YYYY-MM-DDTHH:MM:SSZ``;
+- in the ``manifest.json`` of ``run``, ``generated_at`` and ``batch`` (the clock and the process
+  id) become letters of the same form, and the SHA-256 of a file normalised above becomes that of
+  its normalised bytes, once the manifest's own SHA-256 is checked against the file as written.
 
 Nothing else is touched: outputs are produced with a fixed ``--as-of``, inputs named by their path
 relative to the repository (or the corpus folder), and a check refuses any output that carries
@@ -19,6 +24,8 @@ the temporary folder of the run or the repository's absolute path.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -36,6 +43,31 @@ HISTORY_TIME = re.compile(rb"^  \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z  ", re.MULT
 def normalise_history(stdout: bytes) -> bytes:
     """``refund show`` with the wall-clock time of each audit event replaced."""
     return HISTORY_TIME.sub(b"  YYYY-MM-DDTHH:MM:SSZ  ", stdout)
+
+
+ACTION_TIME = re.compile(rb"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+#: the outputs whose cells carry the time of an audit event
+TIMED_OUTPUTS = ("workflow.csv", "workflow.jsonl")
+
+
+def normalise_outputs(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The outputs of ``run`` or ``report`` (``read_tree``) with the clock taken out: the time of
+    each refund's last action, and the manifest's time, batch and the SHA-256 of those files."""
+    out = dict(files)
+    for name in TIMED_OUTPUTS:
+        if name in out:
+            out[name] = ACTION_TIME.sub(b"YYYY-MM-DDTHH:MM:SSZ", out[name])
+    if "manifest.json" in out:
+        text = out["manifest.json"].decode("utf-8")
+        for entry in json.loads(text)["files"]:
+            path = entry["path"]
+            assert entry["sha256"] == hashlib.sha256(files[path]).hexdigest(), f"manifest.json: the SHA-256 of {path} is not that of the file"
+            if out[path] != files[path]:
+                text = text.replace(entry["sha256"], hashlib.sha256(out[path]).hexdigest())
+        text = re.sub(r'"generated_at": "\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"', '"generated_at": "YYYY-MM-DDTHH:MM:SSZ"', text)
+        text = re.sub(r'"batch": "\d{8}T\d{6}Z-\d+"', '"batch": "YYYYMMDDTHHMMSSZ-PID"', text)
+        out["manifest.json"] = text.encode("utf-8")
+    return out
 
 
 def normalise_ack(data: bytes) -> bytes:

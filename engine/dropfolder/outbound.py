@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections import defaultdict
 from datetime import date, datetime
@@ -24,26 +23,16 @@ from typing import Any
 
 from edirecon.engine.config import Config
 from edirecon.engine.ingest.ingestor import sha256_of
-from edirecon.engine.record.writers import FORMAT_VERSION
+from edirecon.engine.record import manifest
+from edirecon.engine.record.manifest import MANIFEST as MANIFEST  # re-exported
+from edirecon.engine.record.manifest import write_atomically as write_atomically  # re-exported
 from edirecon.engine.run import decide_and_record
 from edirecon.engine.store import interchanges
 from edirecon.engine.store.connection import Store
 
-MANIFEST = "manifest.json"
 REEMITTED = "835"
 #: interchange sender of a re-emitted 835 (ISA05/ISA06); the receiver is the payee NPI (ZZ)
 SENDER_QUALIFIER, SENDER_ID = "ZZ", "EDIRECON"
-
-
-def write_atomically(target: Path, data: bytes) -> None:
-    """Write ``data`` under ``.<name>.tmp`` beside ``target``, flush it to disk, rename it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
 
 
 # -- the outputs of `run` -------------------------------------------------------------------
@@ -167,13 +156,7 @@ def write_manifest(
     """``manifest.json``: every output of this batch and every re-emitted 835 present in
     ``outbound/835/`` (``reemitted``: file name -> transaction sets, claim payments), each with
     its SHA-256, size and counts.  Written last."""
-    files = []
-    for path in outputs:
-        entry: dict[str, Any] = {"path": path.name, "sha256": sha256_of(path), "bytes": path.stat().st_size}
-        table = path.name.rsplit(".", 1)[0]
-        if path.suffix in (".csv", ".jsonl") and table in row_counts:
-            entry["rows"] = row_counts[table]
-        files.append(entry)
+    files = manifest.output_entries(outputs, row_counts)
     folder = out_dir / REEMITTED
     for path in sorted(folder.glob("*.835")) if folder.is_dir() else []:
         if path.name.startswith("."):
@@ -190,15 +173,7 @@ def write_manifest(
         except FileNotFoundError:  # the consumer took it meanwhile
             continue
         files.append(entry)
-    doc = {
-        "format_version": FORMAT_VERSION,
-        "as_of": as_of.isoformat(),
-        "generated_at": now.isoformat(timespec="seconds") + "Z",
-        "batch": batch,
-        "files": files,
-    }
-    write_atomically(out_dir / MANIFEST, (json.dumps(doc, indent=1) + "\n").encode())
-    return doc
+    return manifest.write_manifest(out_dir, files, as_of, batch, now)
 
 
 def reemitted_counts(store: Store) -> dict[str, tuple[int, int]]:

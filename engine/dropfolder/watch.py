@@ -71,6 +71,7 @@ from edirecon.engine.dropfolder.outbound import (
 )
 from edirecon.engine.dropfolder.rejects import reject
 from edirecon.engine.ingest.ingestor import Ingestor, record_exception
+from edirecon.engine.record.manifest import batch_name
 from edirecon.engine.run import ingest_files
 from edirecon.engine.store import inbound
 from edirecon.engine.store.connection import open_store, store_error
@@ -484,7 +485,7 @@ class Watcher:
             as_of = self.options.as_of or date.today()
             written, row_counts = publish_outputs(self.store, self.layout.outbound, as_of, self.options.config)
             emitted = reemit_835s(self.store, self.layout.spool, self.layout.outbound / REEMITTED, self._finished_spools(), now)
-            batch = f"{now:%Y%m%dT%H%M%S}Z-{os.getpid()}"
+            batch = batch_name(now)
             manifest = write_manifest(self.layout.outbound, written, row_counts, reemitted_counts(self.store), as_of, batch, now)
         for e in emitted:
             log.info(

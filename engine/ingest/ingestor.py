@@ -26,9 +26,9 @@ import structlog
 from edirecon import mappings, parsers
 from edirecon.engine.store import intake
 from edirecon.engine.store.connection import Connection, Store
-from edirecon.engine.store.lengths import TooLong, column_length, widths
+from edirecon.engine.store.lengths import ADDRESS_PARTS, TooLong, column_length, widths
 from edirecon.money import parse as parse_amount
-from edirecon.parsers.model import Claim, ClaimPayment, Party, ProviderAdjustment
+from edirecon.parsers.model import Address, Claim, ClaimPayment, Contact, Party, ProviderAdjustment
 from edirecon.parsers.source import Source
 
 log = structlog.get_logger("edirecon.ingest")
@@ -404,6 +404,14 @@ ELEMENTS = {
     "claims.payer_responsibility": "SBR01",
     "claims.filing_indicator": "SBR09",
     "claims.type_of_bill": "CLM05-1 and CLM05-3",
+    "claims.billing_name": "2010AA NM103",
+    "claims.billing_contact": "2010AA PER02 (or 1000A)",
+    "claims.billing_phone": "2010AA PER04 (or 1000A)",
+    **{
+        f"{prefix}_{part}": f"{loop} {element}"
+        for prefix, loop in (("claims.billing", "2010AA"), ("claims.patient", "2010CA or 2010BA"), ("remittances.payer", "N1*PR"))
+        for part, element in zip(ADDRESS_PARTS, ("N301", "N302", "N401", "N402", "N403", "N404"), strict=True)
+    },
     "claim_lines.line_number": "LX01",
     "claim_lines.procedure_code": "SV101-2, SV202-2 or SV301-2",
     "claim_lines.modifiers": "procedure modifiers",
@@ -471,9 +479,11 @@ def _fit(fitter: Any, row: tuple[Any, ...], cuts: list[_Cut], source: Source | N
     return row
 
 
-def _sourced(over: list[TooLong], cuts: list[_Cut], sources: dict[str, Party | None], default: Source | None, pcn: str, payer_id: str) -> None:
+def _sourced(
+    over: list[TooLong], cuts: list[_Cut], sources: dict[str, Party | Address | Contact | None], default: Source | None, pcn: str, payer_id: str
+) -> None:
     """Record the cuts of ``over`` (then empty it), each at the segment of the party its column
-    comes from (``sources``), else at ``default`` (the record's own segment)."""
+    comes from (``sources``: a party, or an address for its columns), else at ``default`` (the record's own segment)."""
     for o in over:
         party = sources.get(o.column)
         segment, where = _where(party.source if party is not None and party.source is not None else default)
@@ -541,6 +551,10 @@ def _prepare_claims(records: Iterable[Claim], name: str, form: _StorageForm) -> 
         if over:
             bp, payer = c.billing_provider, c.payer
             parties = {"billing_npi": bp, "billing_tin": bp, "member_id": c.subscriber, "patient_last": c.patient, "patient_first": c.patient}
+            per = billing_contact(c)
+            parties.update(billing_name=bp, billing_contact=per or bp, billing_phone=per or bp)
+            for prefix, party in (("billing", bp), ("patient", c.patient if c.patient is not None and c.patient.address is not None else c.subscriber)):
+                parties.update(dict.fromkeys((f"{prefix}_{part}" for part in ADDRESS_PARTS), party.address if party is not None else None))
             _sourced(over, cuts, {**parties, "payer_id": payer, "payer_name": payer}, c.source, pcn, payer_id)
         for line in c.lines:
             lines.append(
@@ -581,7 +595,10 @@ def _prepare_remittance(records: Iterable[Any], name: str, form: _StorageForm) -
             out.payer_id = rem.payer_id or (rem.payer.id if rem.payer else "")
             out.header_row = widths("remittances").fit_mapping(remittance_row(rem, out.payer_id, name), over)
             payer = out.header_row["payer_id"]
-            _sourced(over, cuts, {"payer_id": rem.payer, "payer_name": rem.payer, "payee_npi": rem.payee, "payee_tin": rem.payee}, rem.source, "", payer)
+            address = dict.fromkeys(PAYER_ADDRESS_COLUMNS, rem.payer.address if rem.payer is not None else None)
+            _sourced(
+                over, cuts, {"payer_id": rem.payer, "payer_name": rem.payer, "payee_npi": rem.payee, "payee_tin": rem.payee, **address}, rem.source, "", payer
+            )
         ordinal += 1
         if isinstance(record, ProviderAdjustment):
             out.plbs.append(record)
@@ -653,7 +670,13 @@ CLAIM_COLUMNS = [
     "statement_from",
     "statement_to",
     "admission_date",
+    "billing_name",
+    *(f"billing_{part}" for part in ADDRESS_PARTS),
+    "billing_contact",
+    "billing_phone",
+    *(f"patient_{part}" for part in ADDRESS_PARTS),
 ]
+PAYER_ADDRESS_COLUMNS = [f"payer_{part}" for part in ADDRESS_PARTS]
 CLAIM_LINE_COLUMNS = ["id", "claim_id", "line_number", "procedure_code", "modifiers", "charge", "units", "service_date", "line_item_control_number"]
 PAYMENT_COLUMNS = [
     "id",
@@ -732,7 +755,33 @@ def claim_row(c: Claim, name: str, money: Callable[[Any], Any] = _same, day: Cal
         day(c.statement_from),
         day(c.statement_to),
         day(c.admission_date),
+        (bp.name if bp is not None else ""),
+        *_address(bp),
+        *((per.name, per.phone) if (per := billing_contact(c)) is not None else ("", "")),
+        *_address(patient if patient is not None and patient.address is not None else subscriber),
     )
+
+
+def _address(party: Party | None) -> tuple[str, ...]:
+    """The ADDRESS_PARTS of a party's N3/N4 ("" each when it has none)."""
+    a = party.address if party is not None else None
+    if a is None:
+        return _NO_ADDRESS
+    return ((a.lines[0] if a.lines else ""), (a.lines[1] if len(a.lines) > 1 else ""), a.city, a.state, a.postal_code, a.country)
+
+
+_NO_ADDRESS = ("",) * 6
+
+
+def billing_contact(c: Claim) -> Contact | None:
+    """The billing provider's contact: the first PER of 2010AA with a name or a telephone, else
+    of the submitter's 1000A when the submitter is the billing provider itself (a clearinghouse's
+    contact is no one a patient should call)."""
+    bp, sub = c.billing_provider, c.submitter
+    contacts = bp.contacts if bp is not None else []
+    if not contacts and sub is not None and bp is not None and sub.name and sub.name == bp.name:
+        contacts = sub.contacts
+    return next((per for per in contacts if per.phone or per.name), None)
 
 
 def remittance_row(rem: Any, payer_id: str, name: str) -> dict[str, Any]:
@@ -749,6 +798,7 @@ def remittance_row(rem: Any, payer_id: str, name: str) -> dict[str, Any]:
         "source_file": name,
         "segment": rem.source.segment if rem.source else 0,
         "byte_offset": rem.source.offset if rem.source else 0,
+        **dict(zip(PAYER_ADDRESS_COLUMNS, _address(rem.payer), strict=True)),
     }
 
 

@@ -53,12 +53,31 @@ def pattern(r: Refund, payments: dict[tuple[str, str, str], PaymentFact]) -> str
     return {"COB_OVERPAYMENT": "COB_SECONDARY_OVERPAID", "PAYER_OVERPAYMENT": "PAYER_PAID_OVER_BALANCE"}.get(r.reason, "PATIENT_PAID_OVER_RESPONSIBILITY")
 
 
+def causing_carcs(payments: list[PaymentFact]) -> list[str]:
+    """The group-reason codes (``CO-94``) of the adjustments on the payments behind a refund, but
+    the routine ones (``mappings/routine_adjustment_codes.csv``: CO-45, PR-1/2/3) where they are
+    routine: every amount of the code positive, on claims of a normal status (processed as
+    primary, secondary or tertiary). A routine code stays when it made the credit itself: a
+    negative amount (the payer gave back its write-off or the patient's share and paid it
+    instead) or one on a claim of another status."""
+    routine = mappings.routine_adjustment_codes()
+    found: dict[str, bool] = {}  # code -> made the credit (not routine) at least once
+    for p in payments:
+        for group, reason, amount in p.all_adjustments:
+            if not amount:
+                continue
+            code = f"{group}-{reason}"
+            cause = code not in routine or amount < 0 or p.status not in routine[code]
+            found[code] = found.get(code, False) or cause
+    return sorted(code for code, cause in found.items() if cause)
+
+
 def _trend(last: Decimal, previous: Decimal) -> str:
     return "up" if last > previous else "down" if last < previous else "flat"
 
 
 def root_causes(b: Book) -> dict[str, list[dict[str, Any]]]:
-    """Three tables: ``dimensions`` (by reason, payer, CARC, procedure code, billing provider and
+    """Three tables: ``dimensions`` (by reason, payer, CARC (routine codes left out: ``causing_carcs``), procedure code, billing provider and
     month: count, amount, the two 90-day windows and the trend), ``months`` (count and amount per
     month and reason, every month from the first to the as-of month) and ``patterns`` (the
     recurring patterns, most frequent first)."""
@@ -73,7 +92,7 @@ def root_causes(b: Book) -> dict[str, list[dict[str, Any]]]:
         day = arose.get(r.refund_id)
         window = "last" if day and last_from < day <= b.as_of else "previous" if day and previous_from < day <= last_from else ""
         paid = behind(r)
-        carcs = sorted({f"{g}-{reason}" for p in paid for g, reason, amount in p.all_adjustments if amount})
+        carcs = causing_carcs(paid)
         procedures = sorted({line.procedure for p in paid for line in p.lines} or {ln.procedure_code for ln in r.encounter.billing_claim.lines})
         month = day.strftime("%Y-%m") if day else ""
         keys = [

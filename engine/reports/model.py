@@ -25,6 +25,12 @@ class Report:
     causes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     cms838: list[dict[str, Any]] = field(default_factory=list)
     recoupments: list[dict[str, Any]] = field(default_factory=list)
+    #: workflow.csv's rows: the team's work on each refund (``record.workflow``)
+    workflow: list[dict[str, Any]] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     #: PDF path -> characters printed as '?' because no installed font has a glyph for them
     unprintable: dict[str, int] = field(default_factory=dict)
+    #: the letters without an address (report.json ``letters.not_mailable``): letter, kind, refund ids, what is missing
+    not_mailable: list[dict[str, Any]] = field(default_factory=list)
+    #: what the office should configure (report.json ``warnings``, one stderr line each)
+    warnings: list[str] = field(default_factory=list)

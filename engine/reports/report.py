@@ -4,7 +4,8 @@ decisions (``facts.load`` → ``decide``) and the refund workflow (``refunds.boo
 Writes to ``--out`` (docs/workflow-and-reports.md): the worklist with aging and totals per payer, follow-ups
 (double refunds, escheatment candidates, refunds awaiting the payer), the reconciliation audit,
 root-cause analytics (``analytics.py``), the CMS-838 (``cms838.py``), refund packets
-(``letters.py``) and the dashboard (``dashboard.py``).  CSV files are UTF-8 with a header row,
+(``letters.py``), the dashboard (``dashboard.py``) and the team's work on each refund
+(``workflow.csv``/``.jsonl``: ``record.workflow``).  CSV files are UTF-8 with a header row,
 amounts as two-decimal strings and ISO dates, each written under a temporary name and renamed.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -23,13 +25,16 @@ from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.decide.rules import payer_member_id
 from edirecon.engine.record.csvout import AMOUNT, Lines
+from edirecon.engine.record.workflow import workflow_rows, write_workflow
 from edirecon.engine.record.writers import _Atomic, _scalar, rows
 from edirecon.engine.reports.analytics import REASONS, root_causes
 from edirecon.engine.reports.cms838 import COLUMNS, Quarter, cms838_rows
 from edirecon.engine.reports.dashboard import dashboard
-from edirecon.engine.reports.letters import cms838_form, packets
+from edirecon.engine.reports.letters import MAIL_MERGE_COLUMNS, Mailing, cms838_form, mail_merge_rows, mailing_claim_ids, packets
 from edirecon.engine.reports.model import Report
+from edirecon.engine.store.mailing import claim_mailing
 from edirecon.engine.store.tables import all_rows
+from edirecon.engine.store.workflow import with_last_event
 from edirecon.engine.workflow.refunds import TO_WORK, Book, View, book, open_store
 from edirecon.money import ZERO
 from edirecon.money import text as money
@@ -92,15 +97,25 @@ PAYER_MONTH_COLUMNS = [
 DISCREPANCY_COLUMNS = ["kind", "severity", "source_file", "segment", "patient_control_number", "payer_id", "amount", "detail"]
 
 
-def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Quarter) -> Report:
-    """Sync the workflow, compute every report and write it to ``out_dir``."""
+#: the steps of ``report``, in order: ``progress`` is called with each as it begins
+STEPS = ("reading the store and deciding", "worklist and audit", "root causes", "CMS-838", "writing the tables", "CMS-838 form", "packets", "dashboard")
+
+
+def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Quarter, progress: Callable[[str], None] | None = None) -> Report:
+    """Sync the workflow, compute every report and write it to ``out_dir``; ``progress`` (when
+    given) is called with the name of each step of :data:`STEPS` as it begins."""
+    step = progress or (lambda _name: None)
+    step(STEPS[0])
     store = open_store(db_url)
     try:
         b = book(store, as_of, config)
         with store.engine.connect() as conn:
             remittance_rows = all_rows(conn, "remittances")
+            team = with_last_event(conn)
+            mailing = claim_mailing(conn, mailing_claim_ids(b))
     finally:
         store.dispose()
+    step(STEPS[1])
     rep = Report(as_of, quarter)
     rep.worklist = worklist(b)
     rep.totals = totals(rep.worklist)
@@ -109,8 +124,11 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
     rep.recoupments = list(outputs["recoupments"])
     rep.remittances, rep.payer_months = audit(b, remittance_rows)
     rep.discrepancies = discrepancies(outputs["exceptions"], b)
+    step(STEPS[2])
     rep.causes = root_causes(b)
+    step(STEPS[3])
     rep.cms838 = cms838_rows(b, quarter)
+    step(STEPS[4])
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = {
         "worklist": (WORKLIST_COLUMNS, rep.worklist),
@@ -126,9 +144,24 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
     amounts = dict.fromkeys([*(code for code, *_ in mappings.aging_buckets()), *REASONS], AMOUNT)
     for name, (columns, table) in tables.items():
         rep.written.append(write_csv(out_dir / f"{name}.csv", columns, table, amounts))
-    rep.written.append(cms838_form(out_dir / f"cms838-{quarter}.pdf", b, quarter, rep.cms838, rep.unprintable))
-    rep.written += packets(out_dir / "packets", b, rep.unprintable)
+    step(STEPS[5])
+    mail = Mailing(b, mailing, remittance_rows)
+    rep.written.append(cms838_form(out_dir / f"cms838-{quarter}.pdf", b, mail, quarter, rep.cms838, rep.unprintable))
+    step(STEPS[6])
+    folder = out_dir / "packets"
+    made = packets(folder, b, mail, rep.unprintable)
+    rep.written += made.written
+    rep.written.append(write_csv(folder / "mail_merge.csv", MAIL_MERGE_COLUMNS, mail_merge_rows(made.letters, folder)))
+    rep.not_mailable = [
+        {"letter": str(letter.path.relative_to(out_dir)), "kind": letter.kind, "refund_ids": letter.refund_ids, "missing": f"the {letter.kind}'s address"}
+        for letter in made.letters
+        if not letter.recipient.address
+    ]
+    rep.warnings = letterhead_warnings(sorted(mail.unnamed), bool(rep.cms838) and not config.cms838.provider_number)
+    step(STEPS[7])
     rep.written.append(dashboard(out_dir / "dashboard.html", b, rep))
+    rep.workflow = workflow_rows(team)
+    rep.written += write_workflow(out_dir, rep.workflow)
     summary = {
         "as_of": as_of.isoformat(),
         "quarter": str(quarter),
@@ -140,6 +173,12 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
         "followups": {kind: sum(1 for f in rep.followups if f["kind"] == kind) for kind in sorted({f["kind"] for f in rep.followups})},
         "discrepancies": len(rep.discrepancies),
         "cms838_rows": len(rep.cms838),
+        "letters": {
+            "payer": sum(1 for r in made.letters if r.kind == "payer"),
+            "patient": sum(1 for r in made.letters if r.kind == "patient"),
+            "not_mailable": rep.not_mailable,
+        },
+        "warnings": rep.warnings,
         "files": sorted(str(p.relative_to(out_dir)) for p in rep.written),
     }
     with _Atomic(out_dir / "report.json") as fh:
@@ -157,6 +196,22 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
         files=len(rep.written),
     )
     return rep
+
+
+def letterhead_warnings(unnamed: list[str], no_provider_number: bool) -> list[str]:
+    """What the office should configure so that its documents are signed and complete: the
+    billing NPIs whose letters fell back to the number (neither ``[providers."NPI"]`` nor an
+    837 names them), and the CMS-838's provider number.  No patient data: NPIs are the provider's."""
+    out = []
+    if unnamed:
+        tables = ", ".join(f'[providers."{npi}"]' for npi in unnamed)
+        out.append(
+            f"letters of billing NPI {', '.join(unnamed)} are signed with the number only (no name in the configuration or the 837s): "
+            f"configure {tables} with name, address, contact and phone in --config"
+        )
+    if no_provider_number:
+        out.append("the CMS-838 has no provider number: configure [cms838] provider_number in --config")
+    return out
 
 
 def _cms838_columns() -> list[str]:

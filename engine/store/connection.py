@@ -13,6 +13,7 @@ Every text that can carry a database URL goes through ``mask_credentials``.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,9 @@ def is_migration_error(exc: BaseException) -> bool:
     return any(c.__name__ == "CommandError" and c.__module__.startswith("alembic") for c in type(exc).__mro__)
 
 
+#: alembic's ``command.upgrade`` keeps its context in module globals: one upgrade at a time in a
+#: process whose threads open stores side by side (the requests of ``edirecon serve``)
+_UPGRADING = threading.Lock()
 DEFAULT_URL = "sqlite:///edirecon.db"
 #: seconds a SQLite writer waits for another process's write transaction (one transaction set)
 SQLITE_BUSY_TIMEOUT = 600
@@ -173,7 +177,7 @@ class Store:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as connection:
+        with _UPGRADING, self.engine.begin() as connection:
             if self.engine.dialect.name == "postgresql":  # processes starting together upgrade one at a time
                 connection.exec_driver_sql("SELECT pg_advisory_xact_lock(727271)")
             cfg.attributes["connection"] = connection

@@ -20,6 +20,9 @@ from sqlalchemy import Column, String, Table
 
 from edirecon.engine.store import schema as t
 
+#: the parts of a stored mailing address, as column suffixes (``schema.address_columns``)
+ADDRESS_PARTS = t.ADDRESS_PARTS
+
 
 def length(column: Column[Any]) -> int | None:
     """The length of a ``String(n)`` column; None for a column of unbounded text or not text."""

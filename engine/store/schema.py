@@ -62,6 +62,17 @@ class Money(TypeDecorator[Decimal]):
         return from_storage(value)
 
 
+#: the parts of a mailing address kept (N301, N302, N401, N402, N403, N404), as column suffixes
+ADDRESS_PARTS = ("address1", "address2", "city", "state", "postal_code", "country")
+_ADDRESS_LENGTHS = (55, 55, 30, 2, 15, 3)
+
+
+def address_columns(prefix: str) -> list[Column[Any]]:
+    """The nullable columns of a mailing address: ``{prefix}_address1`` ... ``{prefix}_country``
+    (NULL: stored before revision 0010, not known; "" when the file had none)."""
+    return [Column(f"{prefix}_{part}", String(n)) for part, n in zip(ADDRESS_PARTS, _ADDRESS_LENGTHS, strict=True)]
+
+
 files = Table(
     "files",
     metadata,
@@ -119,6 +130,12 @@ claims = Table(
     Column("statement_from", Date),  # DTP*434
     Column("statement_to", Date),
     Column("admission_date", Date),  # DTP*435
+    # the letters' letterhead and envelope (revision 0010; NULL on claims stored before it: not known)
+    Column("billing_name", String(60)),  # 2010AA NM103
+    *address_columns("billing"),  # 2010AA N3/N4
+    Column("billing_contact", String(60)),  # 2010AA PER02, else 1000A PER02
+    Column("billing_phone", String(80)),  # the telephone (TE, EX) of that PER
+    *address_columns("patient"),  # 2010CA N3/N4, else the subscriber's 2010BA
 )
 Index("ix_claims_pcn", claims.c.patient_control_number, claims.c.billing_npi)
 
@@ -155,6 +172,7 @@ remittances = Table(
     Column("segment", Integer, nullable=False),
     Column("byte_offset", Integer, nullable=False),
     UniqueConstraint("payer_id", "trace_number", name="uq_remittance_payer_trace"),
+    *address_columns("payer"),  # N1*PR N3/N4 (revision 0010; NULL on remittances stored before it)
 )
 
 claim_payments = Table(
@@ -362,6 +380,34 @@ decision_records = Table(
     Column("facts", String(200), nullable=False),
     Column("config", String(64), nullable=False),
     Column("as_of", Date),  # set when a kept refund was dated by the day decided (not in refund_history yet)
+    Column("recorded_at", DateTime, nullable=False),
+)
+
+#: the rows of the API's lists of what the engine decided (recoupments, credit balances,
+#: exceptions: ``record.decided``) as ``run`` recorded them: each row's JSON item under its
+#: ``kind`` with the text that orders it (``sort_key``, compared code point by code point:
+#: collation "C" on PostgreSQL) and its position among equal keys (``seq``); a page is one
+#: indexed query
+decided_rows = Table(
+    "decided_rows",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("sort_key", Text().with_variant(Text(collation="C"), "postgresql"), nullable=False),
+    Column("row_json", Text, nullable=False),
+)
+Index("ix_decided_rows_kind_key", decided_rows.c.kind, decided_rows.c.sort_key, decided_rows.c.seq)
+
+#: which facts, configuration and day the ``decided_rows`` were decided from (one row; none: not
+#: recorded yet, an older store): they are current only while all three are the same
+decided_lists = Table(
+    "decided_lists",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("facts", String(200), nullable=False),
+    Column("config", String(64), nullable=False),
+    Column("as_of", Date, nullable=False),
     Column("recorded_at", DateTime, nullable=False),
 )
 

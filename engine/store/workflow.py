@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, func, insert, select, text, update
 
 from edirecon.engine.store import schema as t
 
@@ -99,3 +99,33 @@ def events(conn: Connection, refund_id: str) -> list[dict[str, Any]]:
 def _chunks(values: list[str], size: int = 1000) -> Iterator[list[str]]:
     for i in range(0, len(values), size):
         yield values[i : i + size]
+
+
+def events_after(conn: Connection, after_id: int, limit: int) -> list[dict[str, Any]]:
+    """At most ``limit`` ``refund_events`` rows of any refund whose id is above ``after_id``, in id
+    order (the changes feed of the API).  Every event is written holding the workflow's lock
+    (``lock``), so ids become visible in order: a reader that resumes after the last id it saw
+    misses none."""
+    query = select(t.refund_events).where(t.refund_events.c.id > after_id).order_by(t.refund_events.c.id).limit(limit)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def with_last_event(conn: Connection) -> list[dict[str, Any]]:
+    """Every refund's ``refund_workflow`` row with its last ``refund_events`` row (the highest id) as
+    ``last_action``, ``last_action_by``, ``last_action_at`` and ``last_note`` (None when it has no
+    event), in refund id order: the rows of ``workflow.csv`` (``engine.record.workflow``)."""
+    w, e = t.refund_workflow, t.refund_events
+    last = select(e.c.refund_id, func.max(e.c.id).label("id")).group_by(e.c.refund_id).subquery()
+    query = (
+        select(
+            w,
+            e.c.action.label("last_action"),
+            e.c.user_name.label("last_action_by"),
+            e.c.at.label("last_action_at"),
+            e.c.note.label("last_note"),
+        )
+        .select_from(w.outerjoin(last, last.c.refund_id == w.c.refund_id).outerjoin(e, e.c.id == last.c.id))
+        .order_by(w.c.refund_id)
+    )
+    # sorted here too: the order of the ids is the same bytes whatever the database's collation
+    return sorted((dict(r) for r in conn.execute(query).mappings()), key=lambda r: str(r["refund_id"]))

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import FastAPI
+import structlog
+from fastapi import FastAPI, Request, Response
 
 from edirecon.engine.config import Config
 from edirecon.engine.store.connection import Store, open_store
+
+log = structlog.get_logger("edirecon.serve")
 
 
 @dataclass
@@ -30,4 +35,17 @@ def create_app(db_url: str, config: Config, secret: str) -> FastAPI:
     app.state.served = Served(open_store(db_url), db_url, config, secret)
     app.include_router(api.router)
     pages.install(app)
+
+    @app.middleware("http")
+    async def request_event(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """One ``request`` event per request (seen with ``serve --verbose``): the method, the route's
+        template (``/refunds/{refund_id}``, never the path or query given, which may carry text from
+        outside), the status and the milliseconds; no token, cookie or form value."""
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", None) or "(no route)"
+        log.info("request", method=request.method, route=template, status=response.status_code, ms=round((time.perf_counter() - started) * 1000, 1))
+        return response
+
     return app

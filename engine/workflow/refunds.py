@@ -554,6 +554,13 @@ def events(store: Store, refund_id: str) -> list[dict[str, Any]]:
         return stored.events(conn, refund_id)
 
 
+def changes(store: Store, after_id: int, limit: int) -> list[dict[str, Any]]:
+    """The audit events of every refund after the event ``after_id`` (0: from the first), at most
+    ``limit``, oldest first: the feed of what the workflow and the engine changed."""
+    with store.engine.connect() as conn:
+        return stored.events_after(conn, after_id, limit)
+
+
 # -- syncing with the engine --------------------------------------------------------------------
 
 

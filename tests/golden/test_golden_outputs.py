@@ -29,6 +29,7 @@ from goldens import (
     UPDATE,
     check_tree,
     normalise_history,
+    normalise_outputs,
     read_tree,
     refuse_machine_paths,
 )
@@ -92,7 +93,7 @@ def produce(case: Case, root: Path) -> dict[str, dict[str, bytes]]:
         for line in (root / "out" / "refund_requests.jsonl").read_text(encoding="utf-8").splitlines():
             refund_id = json.loads(line)["refund_id"]
             refund[f"show-{refund_id}.txt"] = normalise_history(cli("refund", "show", refund_id, *common))
-    outputs = {"run": read_tree(root / "out"), "report": read_tree(root / "report"), "refund": refund}
+    outputs = {"run": normalise_outputs(read_tree(root / "out")), "report": normalise_outputs(read_tree(root / "report")), "refund": refund}
     for files in outputs.values():
         refuse_machine_paths(files, root, REPO)
     return outputs
@@ -106,7 +107,7 @@ def case_outputs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 def test_run_outputs_match_golden(case_outputs: tuple[Case, dict[str, dict[str, bytes]]]) -> None:
-    """Every CSV, JSON Lines file and summary.json of `edirecon run` is byte for byte its golden."""
+    """Every CSV, JSON Lines file, summary.json and manifest.json of `edirecon run` is byte for byte its golden."""
     case, outputs = case_outputs
     check_tree(case.golden / "run", outputs["run"])
 

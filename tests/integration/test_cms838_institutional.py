@@ -166,11 +166,14 @@ def test_upgrade_of_a_store_made_at_revision_0004(store_url: str, tmp_path: Path
     store.upgrade("0004")
     row = ingest.claim_row
     payment_row = ingest.payment_row
+    remittance_row = ingest.remittance_row
     with monkeypatch.context() as m:  # the claim and claim payment columns as revision 0004 had them
-        # without 0005's four institutional columns (last) and 0006's other_payer_ids
+        # without 0005's four institutional columns and 0010's mailing columns (last), and 0006's other_payer_ids
         skip = ingest.CLAIM_COLUMNS.index("other_payer_ids") - ingest.CLAIM_COLUMNS.index("transaction_type")  # claim_row starts there
-        m.setattr(ingest, "CLAIM_COLUMNS", [c for c in ingest.CLAIM_COLUMNS[:-4] if c != "other_payer_ids"])
-        m.setattr(ingest, "claim_row", lambda *a: (lambda r: r[:skip] + r[skip + 1 :])(row(*a)[:-4]))
+        later = len(ingest.CLAIM_COLUMNS) - ingest.CLAIM_COLUMNS.index("type_of_bill")
+        m.setattr(ingest, "CLAIM_COLUMNS", [c for c in ingest.CLAIM_COLUMNS[:-later] if c != "other_payer_ids"])
+        m.setattr(ingest, "claim_row", lambda *a: (lambda r: r[:skip] + r[skip + 1 :])(row(*a)[:-later]))
+        m.setattr(ingest, "remittance_row", lambda *a: {k: v for k, v in remittance_row(*a).items() if k not in ingest.PAYER_ADDRESS_COLUMNS})
         # and without 0007's crossover_carrier_id (last)
         m.setattr(ingest, "PAYMENT_COLUMNS", ingest.PAYMENT_COLUMNS[:-1])
         m.setattr(ingest, "payment_row", lambda *a: payment_row(*a)[:-1])
@@ -181,7 +184,7 @@ def test_upgrade_of_a_store_made_at_revision_0004(store_url: str, tmp_path: Path
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM claims").scalar_one() == 2
     report = run_and_report(store_url, tmp_path, SCENARIO, SAMPLE_EDI / "institutional-and-dental" / "claims-institutional.837")
     with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0010"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0012"
         c = t.claims.c
         rows = conn.execute(
             select(c.patient_control_number, c.type_of_bill, c.statement_from, c.statement_to, c.admission_date).order_by(c.patient_control_number)

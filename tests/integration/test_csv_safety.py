@@ -72,13 +72,14 @@ def every_csv(outputs: dict[str, Path]) -> list[Path]:
 
 
 def test_every_csv_of_run_and_report_is_found(outputs: dict[str, Path]) -> None:
-    """The check below reads the run's 4 CSVs and the report's 10, the formula payloads among their rows."""
+    """The check below reads the run's 5 CSVs and the report's 12, the formula payloads among their rows."""
     names = {p.relative_to(p.parent.parent).as_posix() for p in every_csv(outputs)}
     assert names == {
         "run/refund_requests.csv",
         "run/recoupments.csv",
         "run/credit_balances.csv",
         "run/exceptions.csv",
+        "run/workflow.csv",
         "report/worklist.csv",
         "report/worklist_totals.csv",
         "report/followups.csv",
@@ -89,6 +90,8 @@ def test_every_csv_of_run_and_report_is_found(outputs: dict[str, Path]) -> None:
         "report/root_cause_months.csv",
         "report/root_cause_patterns.csv",
         "report/cms838-2026Q3.csv",
+        "report/workflow.csv",
+        "packets/mail_merge.csv",  # report/packets/ (no letter here: nothing approved; tests/integration/test_letters.py has them)
     }
 
 

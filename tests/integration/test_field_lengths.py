@@ -17,7 +17,7 @@ from edirecon.engine.ingest import ingestor as ingest
 from edirecon.engine.run import run
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.lengths import TooLong, length, widths
-from edirecon.parsers.model import Adjustment, Claim, ClaimPayment, Party, ProviderAdjustment, Remittance, ServiceLine, ServicePayment
+from edirecon.parsers.model import Address, Adjustment, Claim, ClaimPayment, Contact, Party, ProviderAdjustment, Remittance, ServiceLine, ServicePayment
 from edirecon.parsers.source import Source
 
 AS_OF = date(2026, 11, 27)
@@ -117,7 +117,12 @@ def _long(n: int = 200) -> str:
 
 
 def _party(entity: str, segment: int) -> Party:
-    return Party(entity, _long(), _long(), id_qualifier="XX", id=_long(), tin=_long(), source=Source("f", segment, segment * 100))
+    """A party at ``segment``, its N3/N4 at ``segment + 50`` and its PER at ``segment + 60``."""
+    address = Address([_long(), _long()], _long(), _long(), _long(), _long(), Source("f", segment + 50, (segment + 50) * 100))
+    contact = Contact("IC", _long(), [("TE", _long()), ("EX", _long())], Source("f", segment + 60, (segment + 60) * 100))
+    return Party(
+        entity, _long(), _long(), id_qualifier="XX", id=_long(), tin=_long(), source=Source("f", segment, segment * 100), address=address, contacts=[contact]
+    )
 
 
 def _bounded(table: sqlalchemy.Table) -> set[str]:
@@ -147,6 +152,9 @@ def test_every_bounded_column_ingest_fills_is_checked_none_cut_silently() -> Non
         where["patient_last"] == "segment 12, byte 1200" and where["billing_tin"] == "segment 11, byte 1100" and where["payer_name"] == "segment 13, byte 1300"
     )
     assert where["original_reference"] == "segment 10, byte 1000"
+    # an address is found at its N3, a contact at its PER
+    assert where["patient_city"] == "segment 62, byte 6200" and where["billing_address1"] == "segment 61, byte 6100"
+    assert where["billing_contact"] == where["billing_phone"] == "segment 71, byte 7100"
 
     rem = Remittance(
         "005010X221A1",

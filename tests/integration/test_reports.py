@@ -235,8 +235,9 @@ def test_root_cause_analytics(reports: dict[str, Any]) -> None:
     assert dims[("payer", "87726")] == ("1", "155.50", "0.00", "0.00", "flat")  # 04-08 is older than both windows
     assert dims[("payer", "12202")][:2] == ("1", "99.96")
     assert dims[("billing_provider", "1467523894")] == ("4", "297.46", "99.96", "42.00", "up")
-    # CARCs and procedures of the payments behind each refund
-    assert dims[("carc", "CO-45")][:2] == ("4", "297.46")
+    # CARCs and procedures of the payments behind each refund; the routine ones (contractual CO-45,
+    # PR-1/2/3 on a normal adjudication, mappings/routine_adjustment_codes.csv) are no cause
+    assert {k[1] for k in dims if k[0] == "carc"} == {"CO-253", "OA-23"}
     assert dims[("carc", "CO-253")][:2] == ("1", "99.96")  # Medicare sequestration
     assert dims[("carc", "OA-23")][:2] == ("1", "27.00")  # the secondary's prior-payer adjustment
     assert dims[("procedure", "99214")][:2] == ("2", "126.96")  # Medicare 99.96 + Medicaid 27.00
@@ -329,22 +330,29 @@ def test_refund_packets(reports: dict[str, Any]) -> None:
     plain-language notice; Medicare's (sent, then a double refund) gets no new packet."""
     folder = reports["november"] / "packets"
     assert sorted(p.name for p in folder.iterdir()) == [
+        "mail_merge.csv",
         f"patient-{reports['ids']['RFM2606001']}.pdf",
+        "patients.pdf",
         "payer-77099-1467523894.pdf",
         "payer-87726-1467523894.pdf",
+        "payers.pdf",
     ]
     blue = pdf_text(folder / "payer-87726-1467523894.pdf")
     assert "Re: Refund of overpayments - 1 claim, total $155.50" in blue
-    assert "NPI 1467523894 TIN 376012345" in blue and "Overpayment Recovery Unit" in blue
+    assert "NPI 1467523894 TIN 376012345" in blue and "Overpayment Recovery Unit" in blue  # configured [payers."87726"]
     assert "Check amount: $155.50" in blue
-    assert "GARCIA, MARIA BRH112233401 BRH2604060342 RFM2602001 2026-03-04 Duplicate payment 155.50" in blue
+    assert "GARCIA, MARIA BRH112233401 BRH2604060342 RFM2602001 2026-03-04 Duplicate payment $155.50" in blue
     medicaid = pdf_text(folder / "payer-77099-1467523894.pdf")
     assert "TAYLOR, DAVID SM40028813 SM2618100773 RFM2605001 2026-06-09" in medicaid and "$27.00" in medicaid
+    # STATE MEDICAID is not configured: its address is that of its 835 (N1*PR N3/N4)
+    assert "STATE MEDICAID PO BOX 19122 SPRINGFIELD, IL 62794-9122" in medicaid
     notice = pdf_text(folder / f"patient-{reports['ids']['RFM2606001']}.pdf")
     assert "Dear Karen Lee," in notice
     assert "credit of $15.00 for your visit on July 21, 2026" in notice
     assert "you paid $40.00 for this visit" in notice and "your share of the cost was $25.00" in notice
     assert "less than $20.00, we are keeping it on your account" in notice
+    # Karen Lee is the subscriber (no 2010CA): her 2010BA address, under her name
+    assert "KAREN LEE 4401 SUNSET TERRACE SPRINGFIELD, IL 62711" in notice
 
 
 def test_report_summary_and_usage_errors(reports: dict[str, Any], tmp_path: Path) -> None:
@@ -355,5 +363,24 @@ def test_report_summary_and_usage_errors(reports: dict[str, Any], tmp_path: Path
     assert summary["worklist"] == {"count": 3, "outstanding": "197.50", "overdue": 3}
     assert summary["followups"] == {"DOUBLE_REFUND": 1} and summary["cms838_rows"] == 1
     assert "dashboard.html" in summary["files"] and "cms838-2026Q4.pdf" in summary["files"]
+    assert {"packets/payers.pdf", "packets/patients.pdf", "packets/mail_merge.csv"} <= set(summary["files"])
+    assert summary["letters"] == {"payer": 2, "patient": 1, "not_mailable": []}
+    assert summary["warnings"] == []  # RIVERBEND is configured, and so is the CMS-838's provider number
     bad = CliRunner().invoke(app, ["report", "--db", reports["db"], "--out", str(tmp_path), "--quarter", "2026Q5"])
     assert (bad.exit_code, bad.output) == (2, "edirecon: --quarter '2026Q5' is not a quarter like 2026Q4\n")
+
+
+def test_report_shows_no_progress_off_a_terminal(in_repo: Path, tmp_path: Path) -> None:
+    """Run off a terminal (as here), `report` writes its summary to stdout and nothing to stderr:
+    no progress bar (tests/cli/test_report_progress.py), not even an empty line."""
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    run = CliRunner().invoke(app, ["run", "sample_edi/duplicate-payment", "--db", db, "--out", str(tmp_path / "out"), "--as-of", "2026-11-27"])
+    assert run.exit_code == 0, run.output
+    result = CliRunner().invoke(app, ["report", "--db", db, "--out", str(tmp_path / "report"), "--as-of", "2026-11-27"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [
+        "worklist",
+        "follow-ups",
+        "reports written to " + str(tmp_path / "report") + "/",
+    ]

@@ -37,6 +37,17 @@ def test_text_is_two_decimals_rounded_half_even_and_empty_for_none() -> None:
     assert money.quantise(Decimal("7")) == Decimal("7.00") and money.quantise(Decimal("7")).as_tuple().exponent == -2
 
 
+def test_dollars_is_the_form_people_read() -> None:
+    """PDFs and HTML: thousands separated, a dollar sign, the minus before it; CSV/JSON keep ``text``."""
+    assert money.dollars(Decimal("285129")) == "$285,129.00"
+    assert money.dollars(Decimal("1234567.891")) == "$1,234,567.89"
+    assert money.dollars(Decimal("-12.5")) == "-$12.50"
+    assert money.dollars(Decimal("-0.001")) == "$0.00"  # rounds to zero: no minus sign
+    assert money.dollars(Decimal("999.995")) == "$1,000.00"
+    assert money.dollars(None) == ""
+    assert money.text(Decimal("285129")) == "285129.00"
+
+
 def test_exact_text_keeps_every_digit_sent() -> None:
     assert money.exact_text(Decimal("125")) == "125.00"
     assert money.exact_text(Decimal("12.345")) == "12.345"

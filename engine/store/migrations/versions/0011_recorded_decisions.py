@@ -7,8 +7,8 @@ person acted on since (its next sync may match the payer's answer to it).
 A store made before this revision has no ``decision_records`` row: its first ``refund`` command
 decides everything once and records the result.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from alembic import op
 
 from edirecon.engine.store.schema import Money
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""The web work queue's latency (issue 15, step 0): ``edirecon serve`` in its own process over a
+SQLite store of N generated claims, its pages called over HTTP by 1 user, then by U users at once.
+
+    python bench/bench_pages.py [--claims 10000] [--users 1,20] [--rounds 3]
+
+Each user logs in (its own session), then does ``--rounds`` times: the work queue
+(``/worklist``), the pending refunds by amount (``/worklist?status=pending&sort=amount&order=desc``),
+one refund's page (``/refunds/{id}``, a different refund each time) and a note on it (``POST
+/refunds/{id}/note``: an action that is always allowed, with its audit event).  Per page: the
+median, the 95th percentile and the slowest, in seconds; the targets are 0.3 s at the 95th
+percentile for one user and 1 s for 20.
+
+Generated inputs are kept in bench/data/ (not in git) and reused, the store in
+bench/data/pages-<claims>.db.  Figures go to bench/results/pages.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+DATA = BENCH / "data"
+sys.path.insert(0, str(BENCH))
+
+PASSWORD = "bench-password-long-enough"
+TARGETS = {1: 0.3, 20: 1.0}
+
+
+def edirecon(*args: str, stdin: str | None = None) -> None:
+    subprocess.run([sys.executable, "-m", "edirecon", *args], input=stdin, text=True, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+def store(claims: int) -> str:
+    """A SQLite store of ``claims`` generated claims, their payments (3% paid twice, 1% overpaid)
+    and N users bench-0..bench-N (approvers), built once."""
+    from generate import generate
+
+    db = DATA / f"pages-{claims}.db"
+    url = f"sqlite:///{db}"
+    if not db.exists():
+        folder = DATA / f"pages-{claims}"
+        folder.mkdir(parents=True, exist_ok=True)
+        generate("837p", str(folder / "claims.837"), claims, seed=7, claims_per_transaction=1000)
+        generate("835", str(folder / "remit.835"), claims, seed=7, claims_per_transaction=1000, duplicates=claims * 3 // 100, overpayments=claims // 100)
+        edirecon("run", str(folder), "--db", url + ".tmp", "--out", str(folder / "out"), "--workers", "1")
+        os.replace(f"{db}.tmp", db)
+    return url
+
+
+def users(url: str, count: int) -> None:
+    from edirecon.engine.store.connection import open_store
+    from edirecon.engine.workflow import users as us
+
+    s = open_store(url)
+    try:
+        known = {u.name for u in us.users(s)}
+        for i in range(count):
+            if f"bench-{i}" not in known:
+                us.add_user(s, f"bench-{i}", "approver", PASSWORD)
+    finally:
+        s.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def session(base: str, name: str) -> tuple[Any, str]:
+    import httpx
+
+    client = httpx.Client(base_url=base, timeout=600)
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    r = client.post("/login", data={"username": name, "password": PASSWORD, "csrf": csrf})
+    assert r.status_code == 303, r.text[:300]
+    page = client.get("/worklist")
+    return client, re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+
+
+def user_rounds(base: str, name: str, refund_ids: list[str], rounds: int) -> dict[str, list[float]]:
+    client, csrf = session(base, name)
+    times: dict[str, list[float]] = {"worklist": [], "worklist pending by amount": [], "refund page": [], "note (POST)": []}
+    for i in range(rounds):
+        refund_id = refund_ids[i % len(refund_ids)]
+        for label, method, path, data in (
+            ("worklist", "GET", "/worklist", None),
+            ("worklist pending by amount", "GET", "/worklist?status=pending&sort=amount&order=desc", None),
+            ("refund page", "GET", f"/refunds/{refund_id}", None),
+            ("note (POST)", "POST", f"/refunds/{refund_id}/note", {"csrf": csrf, "note": f"bench {name} {i}"}),
+        ):
+            start = time.perf_counter()
+            r = client.request(method, path, data=data)
+            times[label].append(time.perf_counter() - start)
+            assert r.status_code in (200, 303), (label, r.status_code, r.text[:300])
+    client.close()
+    return times
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--claims", type=int, default=10_000)
+    ap.add_argument("--users", default="1,20", help="concurrent users, comma separated")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the four calls per user")
+    args = ap.parse_args()
+    counts = [int(u) for u in args.users.split(",")]
+    url = store(args.claims)
+    users(url, max(counts))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = open(DATA / "pages-serve.log", "w")  # the server's log events and errors, for a look afterwards
+    server = subprocess.Popen(
+        [sys.executable, "-m", "edirecon", "serve", "--db", url, "--port", str(port), "--verbose"],
+        cwd=ROOT,
+        env={**os.environ, "EDIRECON_SECRET": "bench-secret-bench-secret-bench-secret"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    results: dict[str, Any] = {"claims": args.claims, "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}", "runs": []}
+    try:
+        import httpx
+
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/login").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        client, _ = session(base, "bench-0")
+        refund_ids = re.findall(r'data-refund="([^"]+)"', client.get("/worklist").text)
+        total = re.search(r'id="total">(\d+)', client.get("/worklist").text).group(1)  # type: ignore[union-attr]
+        client.close()
+        results["refunds"] = int(total)
+        print(f"{args.claims} claims, {total} refunds; {results['machine']}")
+        for count in counts:
+            with ThreadPoolExecutor(count) as pool:
+                per_user = list(pool.map(lambda i: user_rounds(base, f"bench-{i}", refund_ids[i * args.rounds :] or refund_ids, args.rounds), range(count)))
+            target = TARGETS.get(count)
+            for label in per_user[0]:
+                values = [t for times in per_user for t in times[label]]
+                row = {"users": count, "page": label, "calls": len(values), "median": statistics.median(values), "p95": p95(values), "max": max(values)}
+                results["runs"].append(row)
+                verdict = f" (target p95 {target} s: {'met' if row['p95'] <= target else 'missed'})" if target else ""
+                print(f"{count:>3} user(s)  {label:<28} median {row['median']:.3f} s  p95 {row['p95']:.3f} s  max {row['max']:.3f} s{verdict}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    out = BENCH / "results" / "pages.json"
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"figures written to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
