@@ -145,6 +145,8 @@ def decide_and_record(
             peak["decide"] = max(_peak_mib(), _peak_mib(children=True))
             doc = summary(outputs, {"files": _count(store, "files"), **counts}, tally, as_of)
             written = write(out_dir, outputs, doc)
+            with store.write() as conn:  # the rows of the API's lists (the balances read back from their file)
+                lists.record(conn, outputs, facts_key, as_of, config)
         seconds["record"] = time.perf_counter() - clock
         peak["record"] = _peak_mib()
         return None, outputs, doc, written

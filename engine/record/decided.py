@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from edirecon import money
-from edirecon.engine.record.writers import balance_order
+from edirecon.engine.record.writers import Rendered, balance_order
 
 Key = tuple[str, ...]
 
@@ -69,7 +69,12 @@ _KEYS: dict[str, Callable[[dict[str, Any]], Key]] = {
 def keyed(outputs: dict[str, Sequence[dict[str, Any]]], name: str) -> Iterator[tuple[Key, dict[str, Any]]]:
     """(key, JSON item) of every row of the output ``name`` (of ``writers.rows``), in output order."""
     if name == "credit_balances":
-        pairs = outputs[name].pairs()  # type: ignore[attr-defined]
+        table = outputs[name]
+        if isinstance(table, Rendered):  # rendered by the shards and written: the keys they kept, the rows read back
+            if len(table.keys) != len(table):
+                raise RuntimeError("the credit balances were rendered without their keys")
+            return ((tuple(map(key_part, key)), jsonable(row)) for key, row in zip(table.keys, table, strict=True))
+        pairs = table.pairs()  # type: ignore[attr-defined]
         return ((tuple(map(key_part, balance_order(item))), jsonable(row)) for item, row in pairs)
     key = _KEYS[name]
     return ((key(row), jsonable(row)) for row in outputs[name])

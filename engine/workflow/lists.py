@@ -13,14 +13,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection
-
 from edirecon.engine.config import Config
 from edirecon.engine.record import decided
 from edirecon.engine.record.writers import rows
 from edirecon.engine.store import decided as stored
 from edirecon.engine.store import records
-from edirecon.engine.store.connection import Store
+from edirecon.engine.store.connection import Connection, Store
 from edirecon.engine.workflow import refunds
 
 

@@ -29,6 +29,8 @@ from edirecon.engine.decide.rules import decide
 from edirecon.engine.record import decided
 from edirecon.engine.record.writers import rows
 from edirecon.engine.run import ingest_files, input_files
+from edirecon.engine.run import run as run_inputs
+from edirecon.engine.scale import shards
 from edirecon.engine.store import decided as stored
 from edirecon.engine.store.connection import Store
 from edirecon.engine.store.facts import load
@@ -131,6 +133,26 @@ def test_stale_records_fall_back_and_are_recorded_again(in_repo: Path, tmp_path:
         assert loads.whole == 3
         assert a.every("/api/v1/recoupments", limit=2) == expected_later["recoupments"]
         assert loads.whole == 3
+    finally:
+        a.store.dispose()
+
+
+def test_a_run_in_shards_records_the_same_rows(in_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decided in shards (the credit balances rendered in the shard processes, merged in key
+    order), the recorded rows are a full re-decide's, and current after the run."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setattr(shards, "SHARD_CLAIMS", 0)
+    result = run_inputs([Path("sample_edi") / s for s in FIRST + LATER], db, tmp_path / "out", _day(AS_OF), Config.load(CONFIG), workers=2)
+    assert result.decisions is None, "decided in shards"
+    monkeypatch.undo()
+    a = Api(db)
+    try:
+        loads = Loads(monkeypatch)
+        expected = redecided(a.store, AS_OF)
+        assert len(expected["credit_balances"]) > 2
+        for path, name in LISTS:
+            assert a.every(f"/api/v1/{path}", limit=2) == expected[name], name
+        assert loads.whole == 0
     finally:
         a.store.dispose()
 
