@@ -191,7 +191,9 @@ def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spoo
     outputs: dict[str, Any] = {
         "refund_requests": sorted((r for res in results for r in res.refunds), key=ORDER["refund_requests"]),
         "recoupments": sorted((r for res in results for r in res.recoupments), key=ORDER["recoupments"]),
-        "credit_balances": Rendered(_keeping(heapq.merge(*(_read(res.balances) for res in results), key=itemgetter(0)), keys), sum(res.balance_count for res in results), keys),
+        "credit_balances": Rendered(
+            _keeping(heapq.merge(*(_read(res.balances) for res in results), key=itemgetter(0)), keys), sum(res.balance_count for res in results), keys
+        ),
         "exceptions": sorted([*whole, *(x for res in results for x in res.exceptions)], key=ORDER["exceptions"]),
     }
     tally = {k: sum(res.tally[k] for res in results) for k in results[0].tally}
