@@ -238,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="")
     ap.add_argument("--api-calls", type=int, default=100, help="calls of each API endpoint per measure (0: no API calls)")
     ap.add_argument("--users", type=int, default=20, help="users calling the API at once")
+    ap.add_argument(
+        "--pg-prefix", default="edirecon_bench_workflow", help="the PostgreSQL database is <prefix>_<claims>_<seed> (dropped and made again with a new cache)"
+    )
     ap.add_argument("--api-only", action="store_true", help="only the API's calls (no command timings)")
     a = ap.parse_args(argv)
     cache = Path(a.cache) / f"{a.claims}-{a.duplicates}-{a.overpayments}-{a.seed}"
@@ -274,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(pristine, copy)
             url = f"sqlite:///{copy}"
         else:
-            name = f"edirecon_bench_workflow_{a.claims}_{a.seed}"
+            name = f"{a.pg_prefix}_{a.claims}_{a.seed}"
             built = (work / "build_seconds").exists()
             found = pg_database(name, fresh=not built)
             if found is None:

@@ -444,7 +444,11 @@ def list_changes(
         if not isinstance(payload.get("e"), int) or payload["e"] < 0:
             raise HTTPException(422, "not a cursor of the changes feed (give back the one a response gave)")
         after = payload["e"]
-    _book(request, as_of)  # record the engine's changes first
+    s = served(request)
+    try:
+        lists.sync_changes(s.store, as_of, s.config)  # record the engine's changes first
+    except StoreUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
     found = refunds.changes(served(request).store, after, limit)
     items = [
         {

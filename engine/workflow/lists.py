@@ -62,6 +62,17 @@ def page(store: Store, kind: str, as_of: date, config: Config, last: decided.Key
         return _read(conn, kind, last, seen, limit)
 
 
+def sync_changes(store: Store, as_of: date, config: Config) -> None:
+    """Before the changes feed is read: sync the refunds a person acted on since their last sync
+    and those the recorded decisions have that the workflow does not follow yet, as
+    ``refunds.refunds_book(store, [])`` does (everything when the records are stale); when there
+    are none and the records are current, nothing is written (no wait on the workflow's lock)."""
+    with store.engine.connect() as conn:
+        if refunds._current(conn, as_of, config) and not records.to_sync(conn) and not records.unfollowed(conn, sorted(refunds.TO_WORK)):
+            return
+    refunds.refunds_book(store, [], as_of, config)
+
+
 def _read(conn: Connection, kind: str, last: decided.Key | None, seen: int, limit: int) -> Page:
     key = None if last is None else decided.sort_text(last)
     found = stored.after(conn, kind, key, limit + 1 + (seen if key is not None else 0))

@@ -180,3 +180,30 @@ def test_lists_on_postgresql(in_repo: Path, tmp_path: Path, pg_url: str, monkeyp
         assert loads.whole == 1
     finally:
         a.store.dispose()
+
+
+def test_the_changes_feed_syncs_only_when_something_changed(in_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right after a run nothing is to sync: the feed is read without a sync; after an action of
+    the CLI (the refund to sync again: the API's own actions sync it as they answer) or a file a worker ingested, the feed syncs first."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    run(db, tmp_path / "out", AS_OF, *(Path("sample_edi") / s for s in FIRST))
+    a = Api(db)
+    try:
+        synced: list[list[str]] = []
+        real = refunds.refunds_book
+        monkeypatch.setattr(refunds, "refunds_book", lambda store, ids, *rest: (synced.append(list(ids)), real(store, ids, *rest))[1])
+        assert a.get("/api/v1/changes").status_code == 200
+        assert synced == []
+        refund_id = a.get("/api/v1/refunds", status="pending").json()["items"][0]["refund_id"]
+        refunds.act(a.store, refund_id, "approve", "paul", _day(AS_OF), Config.load(CONFIG), "checked")  # as `refund approve` does
+        synced.clear()
+        feed = a.get("/api/v1/changes").json()["items"]
+        assert synced == [[]] and feed[-1]["action"] == "approve"
+        synced.clear()
+        assert a.get("/api/v1/changes").status_code == 200
+        assert synced == []  # synced by the call before
+        ingest_files(a.store, input_files([SAMPLE_EDI / "reversal-with-correction"]), workers=1)
+        assert a.get("/api/v1/changes").status_code == 200
+        assert synced == [[]]
+    finally:
+        a.store.dispose()
