@@ -209,7 +209,11 @@ RefundId = Annotated[str, Path(description="A refund id (RF-…).", max_length=3
 
 @router.get("/refunds/{refund_id}", summary="One refund: its request, workflow state, evidence, recoupments and audit trail")
 def get_refund(request: Request, refund_id: RefundId, user: User, as_of: AsOf) -> dict[str, Any]:
-    b = _book(request, as_of, [refund_id])
+    s = served(request)
+    try:
+        b = lists.refund_book(s.store, refund_id, as_of, s.config)
+    except StoreUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
     v = b.views.get(refund_id)
     if v is None:
         raise HTTPException(404, f"no refund {refund_id[:40]!r} in the store")

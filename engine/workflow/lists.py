@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from edirecon.engine.config import Config
+from edirecon.engine.decide.facts import Facts
 from edirecon.engine.record import decided
 from edirecon.engine.record.writers import rows
 from edirecon.engine.store import decided as stored
@@ -60,6 +61,23 @@ def page(store: Store, kind: str, as_of: date, config: Config, last: decided.Key
         refunds.record(conn, b, facts_key, history=False)
         record(conn, rows(b.decisions, as_of, b.facts.ingest_exceptions), facts_key, as_of, config)
         return _read(conn, kind, last, seen, limit)
+
+
+def refund_book(store: Store, refund_id: str, as_of: date, config: Config) -> refunds.Book:
+    """The refund ``refund_id`` read with its claim-number closure decided (``GET
+    /api/v1/refunds/{id}``).  When the recorded decisions are current and neither it nor any
+    other refund is to sync (no person acted since the last sync, the workflow follows every kept
+    refund), a sync would change nothing: the closure is decided and the refund read without
+    writing (no wait on the workflow's lock); else as ``refunds.refunds_book``."""
+    with store.engine.connect() as conn:
+        if refunds._current(conn, as_of, config) and not records.to_sync(conn) and not records.unfollowed(conn, sorted(refunds.TO_WORK)):
+            pcns = sorted(set(records.claim_numbers(conn, [refund_id]).values()))
+            keys = refunds.closure(conn, pcns) if pcns else []
+            facts = refunds.load(conn, keys) if keys else Facts([], [], [], [], [], [], {})
+            b = refunds.Book(as_of, config, facts, refunds.decide(facts, as_of, config))
+            refunds._read(conn, b, [refund_id])
+            return b
+    return refunds.refunds_book(store, [refund_id], as_of, config)
 
 
 def sync_changes(store: Store, as_of: date, config: Config) -> None:

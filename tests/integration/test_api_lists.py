@@ -207,3 +207,25 @@ def test_the_changes_feed_syncs_only_when_something_changed(in_repo: Path, tmp_p
         assert synced == [[]]
     finally:
         a.store.dispose()
+
+
+def test_one_refund_read_without_a_sync_is_the_synced_one(in_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the records current and nothing to sync, `GET /refunds/{id}` decides the refund's
+    closure without syncing (nothing written); each refund reads as deciding the whole store
+    and syncing gives it."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    run(db, tmp_path / "out", AS_OF, *(Path("sample_edi") / s for s in FIRST + LATER))
+    a = Api(db)
+    try:
+        ids = [r["refund_id"] for r in a.every("/api/v1/refunds", limit=100)]
+        assert len(ids) > 3
+        synced: list[list[str]] = []
+        real = refunds.refunds_book
+        monkeypatch.setattr(refunds, "refunds_book", lambda store, ids, *rest: (synced.append(list(ids)), real(store, ids, *rest))[1])
+        read = {rid: a.get(f"/api/v1/refunds/{rid}").json() for rid in ids}
+        assert synced == []
+        monkeypatch.setenv(refunds.FULL_ENV, "1")  # the records taken as stale: everything decided and synced
+        assert {rid: a.get(f"/api/v1/refunds/{rid}").json() for rid in ids} == read
+        assert len(synced) == len(ids)
+    finally:
+        a.store.dispose()
