@@ -274,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
                 (work / "building.db").rename(pristine)
                 (work / "build_seconds").write_text(f"{seconds:.1f}\n")
             copy = work / "bench.db"  # every benchmark acts on a copy of the store as run left it
+            for leftover in (work / "bench.db-wal", work / "bench.db-shm"):  # the last copy's log would be applied to this one
+                leftover.unlink(missing_ok=True)
             shutil.copyfile(pristine, copy)
             url = f"sqlite:///{copy}"
         else:
