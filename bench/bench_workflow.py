@@ -132,6 +132,78 @@ def in_process(url: str, ids: list[str], repeat: int) -> dict[str, float]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+#: the JSON API's calls (``engine/web/api.py``) in one long-lived process, through FastAPI's
+#: TestClient (the app's whole request path but the socket): after one warm-up call each, N calls
+#: of each with one user, then N calls of each spread over 20 users at once; p50/p95/max in seconds
+API_CALLS = """
+import json, statistics, sys, time, uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from fastapi.testclient import TestClient
+from edirecon.engine.config import Config
+from edirecon.engine.web import api
+from edirecon.engine.web.app import create_app
+from edirecon.engine.workflow import users as u
+url, day, n, users, ids = sys.argv[1], date.fromisoformat(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:]
+app = create_app(url, Config(), "b" * 43)
+app.dependency_overrides[api.today] = lambda: day
+store = app.state.served.store
+name = "bench-" + uuid.uuid4().hex[:8]
+u.add_user(store, name, "approver", "a bench password of some length")
+auth = {"Authorization": "Bearer " + u.create_token(store, name).text}
+clients = [TestClient(app) for _ in range(users)]
+warm = clients[0]
+def cursor_of(path, pages=3):
+    # the next URL after a few pages of 100: a page from the middle of the list
+    got = warm.get(path, params={"limit": 100}, headers=auth).json()
+    for _ in range(pages - 1):
+        if got["next"] is None:
+            break
+        got = warm.get(got["next"], headers=auth).json()
+    return got["next"] or path
+approvals = iter(ids[1:])
+calls = {
+    "recoupments": lambda c: c.get("/api/v1/recoupments", headers=auth),
+    "credit-balances": lambda c: c.get("/api/v1/credit-balances", headers=auth),
+    "credit-balances (a later page)": lambda c, nxt=[]: c.get(nxt[0] if nxt else "/api/v1/credit-balances", headers=auth),
+    "exceptions": lambda c: c.get("/api/v1/exceptions", headers=auth),
+    "refunds/{id}": lambda c: c.get("/api/v1/refunds/" + ids[0], headers=auth),
+    "changes": lambda c: c.get("/api/v1/changes", params={"limit": 100}, headers=auth),
+    "refunds/{id}/note": lambda c: c.post("/api/v1/refunds/" + ids[0] + "/note", json={"note": "bench"}, headers=auth),
+}
+first = {}
+t = time.perf_counter(); warm.get("/api/v1/recoupments", headers=auth); first["recoupments (first call)"] = round(time.perf_counter() - t, 3)
+later = cursor_of("/api/v1/credit-balances")
+calls["credit-balances (a later page)"] = lambda c: c.get(later, headers=auth)
+def one(call, c):
+    t = time.perf_counter()
+    r = call(c)
+    if r.status_code != 200:
+        raise SystemExit(f"{r.status_code}: {r.text[:300]}")
+    return time.perf_counter() - t
+def figures(times):
+    times = sorted(times)
+    return {"p50": round(statistics.median(times), 4), "p95": round(times[max(0, int(len(times) * 0.95 + 0.5) - 1)], 4), "max": round(times[-1], 4), "calls": len(times)}
+out = {"first": first, "one_user": {}, "concurrent": {}, "users": users}
+for label, call in calls.items():
+    one(call, warm)
+    out["one_user"][label] = figures([one(call, warm) for _ in range(n)])
+with ThreadPoolExecutor(users) as pool:
+    for label, call in calls.items():
+        out["concurrent"][label] = figures(list(pool.map(lambda i: one(call, clients[i % users]), range(max(n, users) * 1))))
+print(json.dumps(out))
+"""
+
+
+def api_calls(url: str, ids: list[str], n: int, users: int) -> dict[str, object]:
+    """The API's calls in one process (``API_CALLS``): p50/p95/max of ``n`` calls each, with one
+    user and with ``users`` at once."""
+    proc = subprocess.run([sys.executable, "-c", API_CALLS, url, AS_OF, str(n), str(users), *ids], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"API calls failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
 def pg_database(name: str, fresh: bool) -> str | None:
     """The URL of database ``name`` on the local PostgreSQL (created, or dropped and created
     with ``fresh``); None when no server answers."""
@@ -164,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-peer", dest="peer", action="store_false", help="skip the peer (deciding the whole store on every command)")
     ap.add_argument("--cache", default="/tmp/edirecon-bench-workflow", help="where the generated files and stores are kept between runs")
     ap.add_argument("--out", default="")
+    ap.add_argument("--api-calls", type=int, default=100, help="calls of each API endpoint per measure (0: no API calls)")
+    ap.add_argument("--users", type=int, default=20, help="users calling the API at once")
+    ap.add_argument(
+        "--pg-prefix", default="edirecon_bench_workflow", help="the PostgreSQL database is <prefix>_<claims>_<seed> (dropped and made again with a new cache)"
+    )
+    ap.add_argument("--api-only", action="store_true", help="only the API's calls (no command timings)")
     a = ap.parse_args(argv)
     cache = Path(a.cache) / f"{a.claims}-{a.duplicates}-{a.overpayments}-{a.seed}"
     inputs = cache / "in"
@@ -196,10 +274,12 @@ def main(argv: list[str] | None = None) -> int:
                 (work / "building.db").rename(pristine)
                 (work / "build_seconds").write_text(f"{seconds:.1f}\n")
             copy = work / "bench.db"  # every benchmark acts on a copy of the store as run left it
+            for leftover in (work / "bench.db-wal", work / "bench.db-shm"):  # the last copy's log would be applied to this one
+                leftover.unlink(missing_ok=True)
             shutil.copyfile(pristine, copy)
             url = f"sqlite:///{copy}"
         else:
-            name = f"edirecon_bench_workflow_{a.claims}_{a.seed}"
+            name = f"{a.pg_prefix}_{a.claims}_{a.seed}"
             built = (work / "build_seconds").exists()
             found = pg_database(name, fresh=not built)
             if found is None:
@@ -214,7 +294,18 @@ def main(argv: list[str] | None = None) -> int:
         if len(ids) < need:
             print(f"{kind}: only {len(ids)} pending refunds left: remove {work} (and the database) to build the store again")
             return 1
-        figures = {"build_seconds": build_seconds, "recorded": measure(url, ids[:need], None, a.repeat)}
+        figures: dict[str, object] = {"build_seconds": build_seconds}
+        if a.api_calls:
+            figures["api"] = calls = api_calls(url, ids[:2], a.api_calls, a.users)
+            print(f"{kind}: the API in one process, {a.api_calls} calls of each; p95 (s) one user / {a.users} users at once (targets 0.3 / 1.0):", flush=True)
+            for label, one in calls["one_user"].items():  # type: ignore[attr-defined]
+                many = calls["concurrent"][label]  # type: ignore[index]
+                print(f"  {label:<32} {one['p95']:.4f} / {many['p95']:.4f}  {'met' if one['p95'] < 0.3 and many['p95'] < 1.0 else 'MISSED'}", flush=True)
+            print(f"  first call after the run: {calls['first']}", flush=True)  # type: ignore[index]
+        if a.api_only:
+            results[kind] = figures
+            continue
+        figures["recorded"] = measure(url, ids[:need], None, a.repeat)
         if a.peer:
             figures["peer"] = measure(url, [ids[0], *ids[1 + a.repeat : 1 + 2 * a.repeat]], {"EDIRECON_WORKFLOW_FULL": "1"}, a.repeat)
         figures["in_process"] = in_process(url, [ids[0], *ids[1 + 2 * a.repeat : need]], a.repeat)

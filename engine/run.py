@@ -36,6 +36,7 @@ from edirecon.engine.store.connection import Store, open_store
 from edirecon.engine.store.facts import load
 from edirecon.engine.store.tables import count_rows
 from edirecon.engine.store.workflow import with_last_event
+from edirecon.engine.workflow import lists
 from edirecon.engine.workflow import refunds as workflow
 from edirecon.parsers import find_files
 
@@ -144,6 +145,8 @@ def decide_and_record(
             peak["decide"] = max(_peak_mib(), _peak_mib(children=True))
             doc = summary(outputs, {"files": _count(store, "files"), **counts}, tally, as_of)
             written = write(out_dir, outputs, doc)
+            with store.write() as conn:  # the rows of the API's lists (the balances read back from their file)
+                lists.record(conn, outputs, facts_key, as_of, config)
         seconds["record"] = time.perf_counter() - clock
         peak["record"] = _peak_mib()
         return None, outputs, doc, written
@@ -164,9 +167,12 @@ def decide_and_record(
         decisions = decide(facts, as_of, config)
         seconds["decide"], clock = time.perf_counter() - clock, time.perf_counter()
         peak["decide"] = _peak_mib()
-        with store.write() as conn:  # the refund history, the refunds kept, and the workflow synced with them, from everything known
-            workflow.record(conn, workflow.Book(as_of, config, facts, decisions), facts_key)
         outputs = rows(decisions, as_of, facts.ingest_exceptions)
+        # the refund history, the refunds kept, the workflow synced with them, and the rows of the
+        # API's lists, from everything known, in one transaction
+        with store.write() as conn:
+            workflow.record(conn, workflow.Book(as_of, config, facts, decisions), facts_key)
+            lists.record(conn, outputs, facts_key, as_of, config)
         counts = {
             "files": _count(store, "files"),
             "claims": len(facts.claims),

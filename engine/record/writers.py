@@ -312,9 +312,11 @@ class Rendered(Sequence[dict[str, Any]]):
     rows are read back as dicts (amounts ``Decimal``, dates ``date``) from the JSON Lines file
     written."""
 
-    def __init__(self, lines: Iterable[tuple[str, str]], count: int):
+    def __init__(self, lines: Iterable[tuple[str, str]], count: int, keys: Sequence[tuple[str, str]] = ()):
         self.lines: Iterable[tuple[str, str]] | None = lines
         self.count = count
+        #: the ``balance_order`` of each row, in order, once written (when the renderer kept them)
+        self.keys = keys
         self.path: Path | None = None
 
     def take(self) -> Iterable[tuple[str, str]]:

@@ -185,13 +185,14 @@ def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spoo
         store.dispose()
 
     whole: list[dict[str, Any]] = []
+    keys: list[tuple[str, str]] = []  # the order of each credit balance row, as it is written (the API's list: run.py)
     results: list[ShardResult] = _in_processes(_decide_shard, jobs, processes, meanwhile)
     log.info("decided_in_shards", shards=len(keys), processes=processes)
     outputs: dict[str, Any] = {
         "refund_requests": sorted((r for res in results for r in res.refunds), key=ORDER["refund_requests"]),
         "recoupments": sorted((r for res in results for r in res.recoupments), key=ORDER["recoupments"]),
         "credit_balances": Rendered(
-            ((c, j) for _, c, j in heapq.merge(*(_read(res.balances) for res in results), key=itemgetter(0))), sum(res.balance_count for res in results)
+            _keeping(heapq.merge(*(_read(res.balances) for res in results), key=itemgetter(0)), keys), sum(res.balance_count for res in results), keys
         ),
         "exceptions": sorted([*whole, *(x for res in results for x in res.exceptions)], key=ORDER["exceptions"]),
     }
@@ -318,6 +319,13 @@ def _decide_shard(url: str, keys: Path, as_of: date, config: Config, balances_pa
         )
     finally:
         store.dispose()
+
+
+def _keeping(merged: Iterator[tuple[tuple[str, str], str, str]], keys: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    """The (CSV line, JSON line) of each merged row, its key appended to ``keys`` as it goes."""
+    for key, c, j in merged:
+        keys.append(key)
+        yield c, j
 
 
 def _read(path: Path) -> Iterator[tuple[tuple[str, str], str, str]]:

@@ -384,6 +384,34 @@ decision_records = Table(
     Column("recorded_at", DateTime, nullable=False),
 )
 
+#: the rows of the API's lists of what the engine decided (recoupments, credit balances,
+#: exceptions: ``record.decided``) as ``run`` recorded them: each row's JSON item under its
+#: ``kind`` with the text that orders it (``sort_key``, compared code point by code point:
+#: collation "C" on PostgreSQL) and its position among equal keys (``seq``); a page is one
+#: indexed query
+decided_rows = Table(
+    "decided_rows",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("sort_key", Text().with_variant(Text(collation="C"), "postgresql"), nullable=False),
+    Column("row_json", Text, nullable=False),
+)
+Index("ix_decided_rows_kind_key", decided_rows.c.kind, decided_rows.c.sort_key, decided_rows.c.seq)
+
+#: which facts, configuration and day the ``decided_rows`` were decided from (one row; none: not
+#: recorded yet, an older store): they are current only while all three are the same
+decided_lists = Table(
+    "decided_lists",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("facts", String(200), nullable=False),
+    Column("config", String(64), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("recorded_at", DateTime, nullable=False),
+)
+
 # -- refund workflow (``edirecon refund``) ----------------------------------------------------
 # The engine recomputes refunds on every run; what people decided about them lives here, keyed
 # by the deterministic refund_id, so it survives later runs.  ``refund_workflow`` holds the

@@ -18,7 +18,7 @@ import base64
 import binascii
 import json
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -29,9 +29,9 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from edirecon import money
-from edirecon.engine.record.writers import balance_order, rows
-from edirecon.engine.workflow import refunds, views
+from edirecon.engine.record import decided
+from edirecon.engine.record.decided import jsonable
+from edirecon.engine.workflow import lists, refunds, views
 from edirecon.engine.workflow import users as accounts
 from edirecon.engine.workflow.refunds import Book, View
 from edirecon.errors import Forbidden, NotAllowed, StoreUnavailable, Unauthorized, UsageError
@@ -91,10 +91,13 @@ AsOf = Annotated[date, Depends(today)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page (at most {MAX_LIMIT}).")]
 
 
-def _book(request: Request, as_of: date) -> Book:
+def _book(request: Request, as_of: date, refund_ids: Sequence[str] = ()) -> Book:
+    """The refunds ``refund_ids`` synced and read (none: only what a person or the engine changed
+    since the last sync is synced): the claim-number closure of those refunds is decided when the
+    recorded decisions are current, the whole store once when not (``refunds.refunds_book``)."""
     s = served(request)
     try:
-        return refunds.book(s.store, as_of, s.config)
+        return refunds.refunds_book(s.store, list(refund_ids), as_of, s.config)
     except StoreUnavailable as exc:
         raise HTTPException(503, str(exc)) from exc
 
@@ -102,34 +105,9 @@ def _book(request: Request, as_of: date) -> Book:
 # -- JSON values ------------------------------------------------------------------------------------
 
 
-def jsonable(value: Any) -> Any:
-    """A value as JSON: an amount as its two-decimal text, a day ISO, a time ISO in UTC, lists and objects
-    through; never a float."""
-    if isinstance(value, Decimal):
-        return money.text(value)
-    if isinstance(value, datetime):  # the store's times are naive UTC
-        return value.isoformat() + "Z" if value.tzinfo is None else value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    return value
-
-
 # -- paging -----------------------------------------------------------------------------------------
 
-Key = tuple[str, ...]
-
-
-def _key_part(value: Any) -> str:
-    """A part of a sort key as text ordered as the value: numbers zero-padded, None empty."""
-    if value is None:
-        return ""
-    if isinstance(value, int):
-        return f"{value:020d}"
-    return str(value)
+Key = decided.Key
 
 
 def _encode(payload: dict[str, Any]) -> str:
@@ -247,7 +225,11 @@ RefundId = Annotated[str, Path(description="A refund id (RF-…).", max_length=3
 
 @router.get("/refunds/{refund_id}", summary="One refund: its request, workflow state, evidence, recoupments and audit trail")
 def get_refund(request: Request, refund_id: RefundId, user: User, as_of: AsOf) -> dict[str, Any]:
-    b = _book(request, as_of)
+    s = served(request)
+    try:
+        b = lists.refund_book(s.store, refund_id, as_of, s.config)
+    except StoreUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
     v = b.views.get(refund_id)
     if v is None:
         raise HTTPException(404, f"no refund {refund_id[:40]!r} in the store")
@@ -411,7 +393,7 @@ def act_on_refund(request: Request, refund_id: RefundId, action: Action, user: U
     except NotAllowed as exc:
         raise HTTPException(409, str(exc)) from exc
     except UsageError as exc:
-        b = _book(request, as_of)
+        b = _book(request, as_of, [refund_id])
         raise HTTPException(422 if refund_id in b.views else 404, str(exc) if refund_id in b.views else f"no refund {refund_id[:40]!r} in the store") from exc
     except StoreUnavailable as exc:
         raise HTTPException(503, str(exc)) from exc
@@ -422,26 +404,23 @@ def act_on_refund(request: Request, refund_id: RefundId, action: Action, user: U
 
 
 def _decided_list(request: Request, as_of: date, name: str, cursor: str | None, limit: int) -> dict[str, Any]:
-    b = _book(request, as_of)
-    out = rows(b.decisions, as_of, b.facts.ingest_exceptions)
-    keyed: Iterable[tuple[Key, dict[str, Any]]]
-    if name == "credit_balances":
-        pairs = out[name].pairs()  # type: ignore[attr-defined]
-        keyed = ((tuple(map(_key_part, balance_order(item))), jsonable(row)) for item, row in pairs)
-    else:
-        keyed = ((_KEYS[name](row), jsonable(row)) for row in out[name])
-    return _listing(request, _page(keyed, cursor, limit))
-
-
-_KEYS: dict[str, Callable[[dict[str, Any]], Key]] = {
-    "recoupments": lambda r: tuple(map(_key_part, (r["kind"], r["trace_number"], r["payer_claim_control_number"], r["recoupment_id"]))),
-    "exceptions": lambda x: tuple(
-        map(
-            _key_part,
-            (x["kind"], x["source_file"], x["segment"], x["patient_control_number"], x["detail"], x["payer_id"], x["severity"], money.text(x["amount"])),
-        )
-    ),
-}
+    """One page of the rows ``run`` recorded of the output ``name`` (``workflow.lists``: one indexed
+    query while they are current), in the order of their keys, with the cursor ``_page`` gives."""
+    last: Key | None = None
+    seen = 0
+    if cursor:
+        payload = _decode(cursor)
+        k, n = payload.get("k"), payload.get("n")
+        if not isinstance(k, list) or not all(isinstance(p, str) for p in k) or not isinstance(n, int) or n < 1:
+            raise HTTPException(422, "not a cursor of this list (give back the one a response gave)")
+        last, seen = tuple(k), n
+    s = served(request)
+    try:
+        found = lists.page(s.store, name, as_of, s.config, last, seen, limit)
+    except StoreUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
+    following = None if found.last is None else _encode({"k": list(found.last), "n": found.given})
+    return _listing(request, Page(found.items, following))
 
 
 @router.get("/recoupments", summary="The payers' take-backs (the rows of recoupments.csv)")
@@ -485,7 +464,11 @@ def list_changes(
         if not isinstance(payload.get("e"), int) or payload["e"] < 0:
             raise HTTPException(422, "not a cursor of the changes feed (give back the one a response gave)")
         after = payload["e"]
-    _book(request, as_of)  # record the engine's changes first
+    s = served(request)
+    try:
+        lists.sync_changes(s.store, as_of, s.config)  # record the engine's changes first
+    except StoreUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
     found = refunds.changes(served(request).store, after, limit)
     items = [
         {

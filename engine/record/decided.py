@@ -1,0 +1,116 @@
+"""The items of the API's lists of what the engine decided (recoupments, credit balances,
+exceptions) as ``run`` records them in the store (``store.decided``) and the API pages them: each
+row as its JSON item, with the key that orders it.
+
+A key is a tuple of texts (numbers zero-padded, None empty), compared part by part; ``sort_text``
+joins its parts into one text that a database orders exactly as Python orders the tuples (code
+point by code point: SQLite's default collation, PostgreSQL's "C"), so a page is one indexed query.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from edirecon import money
+from edirecon.engine.record.writers import Rendered, balance_order
+
+Key = tuple[str, ...]
+
+#: the lists of the API, by the name of their output
+KINDS = ("recoupments", "credit_balances", "exceptions")
+
+# the parts of a key are joined by "\x01\x01"; inside a part "\x00" is "\x01\x02" and "\x01" is
+# "\x01\x03": the order of the texts is the order of the tuples, and no NUL reaches PostgreSQL
+_SEP = "\x01\x01"
+_ESCAPE = str.maketrans({"\x00": "\x01\x02", "\x01": "\x01\x03"})
+_UNESCAPE = {"\x02": "\x00", "\x03": "\x01"}
+
+
+def jsonable(value: Any) -> Any:
+    """A value as JSON: an amount as its two-decimal text, a day ISO, a time ISO in UTC, lists and objects
+    through; never a float."""
+    if isinstance(value, Decimal):
+        return money.text(value)
+    if isinstance(value, datetime):  # the store's times are naive UTC
+        return value.isoformat() + "Z" if value.tzinfo is None else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def key_part(value: Any) -> str:
+    """A part of a sort key as text ordered as the value: numbers zero-padded, None empty."""
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        return f"{value:020d}"
+    return str(value)
+
+
+_KEYS: dict[str, Callable[[dict[str, Any]], Key]] = {
+    "recoupments": lambda r: tuple(map(key_part, (r["kind"], r["trace_number"], r["payer_claim_control_number"], r["recoupment_id"]))),
+    "exceptions": lambda x: tuple(
+        map(
+            key_part,
+            (x["kind"], x["source_file"], x["segment"], x["patient_control_number"], x["detail"], x["payer_id"], x["severity"], money.text(x["amount"])),
+        )
+    ),
+}
+
+
+def keyed(outputs: dict[str, Sequence[dict[str, Any]]], name: str) -> Iterator[tuple[Key, dict[str, Any]]]:
+    """(key, JSON item) of every row of the output ``name`` (of ``writers.rows``), in output order."""
+    if name == "credit_balances":
+        table = outputs[name]
+        if isinstance(table, Rendered):  # rendered by the shards and written: the keys they kept, the rows read back
+            if len(table.keys) != len(table):
+                raise RuntimeError("the credit balances were rendered without their keys")
+            return ((tuple(map(key_part, key)), jsonable(row)) for key, row in zip(table.keys, table, strict=True))
+        pairs = table.pairs()  # type: ignore[attr-defined]
+        return ((tuple(map(key_part, balance_order(item))), jsonable(row)) for item, row in pairs)
+    key = _KEYS[name]
+    return ((key(row), jsonable(row)) for row in outputs[name])
+
+
+def sort_text(key: Key) -> str:
+    """The key as one text ordered as the tuple."""
+    return _SEP.join(part.translate(_ESCAPE) for part in key)
+
+
+def key_of(text: str) -> Key:
+    """The key ``sort_text`` made ``text`` from."""
+    parts: list[str] = []
+    current: list[str] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\x01":
+            nxt = text[i + 1]
+            if nxt == "\x01":
+                parts.append("".join(current))
+                current = []
+            else:
+                current.append(_UNESCAPE[nxt])
+            i += 2
+            continue
+        current.append(c)
+        i += 1
+    parts.append("".join(current))
+    return tuple(parts)
+
+
+def records(outputs: dict[str, Sequence[dict[str, Any]]]) -> Iterator[tuple[str, int, str, str]]:
+    """(kind, position, sort text, item JSON) of every row of the API's lists, each list in the
+    order of its keys (ties in output order)."""
+    for name in KINDS:
+        ordered = sorted(keyed(outputs, name), key=lambda pair: pair[0])
+        for seq, (key, item) in enumerate(ordered):
+            yield name, seq, sort_text(key), json.dumps(item, separators=(",", ":"))
