@@ -17,7 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Date, DateTime, and_, delete, func, insert, select, update
+from sqlalchemy import Boolean, Connection, Date, DateTime, and_, case, delete, func, insert, or_, select, true, update
 
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.bulk import Converted, codec, in_list, query, raw_rows
@@ -98,10 +98,7 @@ class Where:
     escheatment_sent_by: date | None = None  # patient refunds sent on or before it and still ``sent``
 
 
-def keys(conn: Connection, where: Where) -> list[tuple[str, date | None, Decimal, date | None]]:
-    """The refunds of the workflow that pass ``where``, each as (refund id, due day, amount,
-    the day its credit arose): what the work queue sorts and pages by, without the rest of the
-    rows.  The amount is the kept refund's, else the workflow's (``View.amount``)."""
+def _conditions(where: Where) -> list[Any]:
     w, d = t.refund_workflow, t.detections
     conds: list[Any] = []
     if where.statuses:
@@ -120,10 +117,48 @@ def keys(conn: Connection, where: Where) -> list[tuple[str, date | None, Decimal
         conds += [w.c.status.in_(list(where.to_work)), d.c.due_by < where.overdue_on]
     if where.escheatment_sent_by is not None:
         conds += [w.c.status == "sent", w.c.payee_type == "patient", w.c.sent_on.is_not(None), w.c.sent_on <= where.escheatment_sent_by]
-    q = select(w.c.refund_id, d.c.due_by, d.c.amount, w.c.amount, d.c.credit_since).select_from(w.outerjoin(d, d.c.refund_id == w.c.refund_id))
+    return conds
+
+
+def _joined() -> Any:
+    w, d = t.refund_workflow, t.detections
+    return w.outerjoin(d, d.c.refund_id == w.c.refund_id)
+
+
+def keys(conn: Connection, where: Where) -> list[tuple[str, date | None, Decimal, date | None]]:
+    """The refunds of the workflow that pass ``where``, each as (refund id, due day, amount,
+    the day its credit arose): what the work queue sorts and pages by, without the rest of the
+    rows.  The amount is the kept refund's, else the workflow's (``View.amount``)."""
+    w, d = t.refund_workflow, t.detections
+    q = select(w.c.refund_id, d.c.due_by, d.c.amount, w.c.amount, d.c.credit_since).select_from(_joined())
+    conds = _conditions(where)
     if conds:
         q = q.where(and_(*conds))
     return [(rid, due, kept if kept is not None else amount, since) for rid, due, kept, amount, since in conn.execute(q)]
+
+
+def due_page(conn: Connection, where: Where, descending: bool, offset: int, limit: int, after: tuple[date | None, str] | None) -> tuple[list[str], int, int]:
+    """The work queue by due day, paged by the database: the ids of the ``limit`` refunds passing
+    ``where`` from ``offset`` (or, with ``after``, from the first after that due day and refund
+    id, earliest first), how many pass in all, and where the page starts among them.  Due days
+    earliest first (``descending``: latest first), refunds without one last, each group by refund
+    id (descending with the days); ids compared byte by byte on PostgreSQL too."""
+    w, d = t.refund_workflow, t.detections
+    rid = w.c.refund_id.collate("C") if conn.dialect.name == "postgresql" else w.c.refund_id
+    due = func.coalesce(d.c.due_by, date.max)
+    conds = _conditions(where)
+    total = conn.execute(select(func.count()).select_from(_joined()).where(and_(true(), *conds))).scalar_one()
+    if after is not None:
+        last = (after[0] or date.max, after[1])
+        before = or_(due < last[0], and_(due == last[0], rid <= last[1]))
+        offset = conn.execute(select(func.count()).select_from(_joined()).where(and_(true(), *conds, before))).scalar_one()
+        descending = False
+    if descending:
+        order = [d.c.due_by.is_(None), d.c.due_by.desc(), case((d.c.due_by.is_(None), rid), else_="").asc(), rid.desc()]
+    else:
+        order = [due, rid]
+    q = select(w.c.refund_id).select_from(_joined()).where(and_(true(), *conds)).order_by(*order).offset(offset).limit(limit)
+    return list(conn.execute(q).scalars()), total, offset
 
 
 def _converter(conn: Connection, column: Any) -> Any:

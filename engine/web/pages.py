@@ -47,9 +47,9 @@ from edirecon.engine.reports.cms838 import Quarter
 from edirecon.engine.reports.report import recoupment_source
 from edirecon.engine.reports.report import report as write_report
 from edirecon.engine.store.connection import Store
+from edirecon.engine.workflow import lists, views
 from edirecon.engine.workflow import users as us
-from edirecon.engine.workflow import views
-from edirecon.engine.workflow.refunds import ACTIONS, MANUAL, METHODS, STATUSES, refunds_book
+from edirecon.engine.workflow.refunds import ACTIONS, MANUAL, METHODS, STATUSES
 from edirecon.errors import Forbidden, Unauthorized, UsageError
 from edirecon.money import dollars
 from edirecon.money import parse as parse_money
@@ -458,8 +458,9 @@ async def _act(served: Served, ids: Sequence[str], action: str, user: us.User, n
 
 def _recoupments(served: Served, refund_id: str) -> list[dict[str, str]]:
     """The payer's take-backs tied to a refund (PLB or claim reversal), each with its file:segment:
-    only the refund's encounters are decided (``refunds.refunds_book``)."""
-    b = refunds_book(served.store, [refund_id], today(), served.config)
+    only the refund's encounters are decided, without the workflow's lock when nothing waits to
+    be synced (``lists.refund_book``)."""
+    b = lists.refund_book(served.store, refund_id, today(), served.config)
     out = []
     for rc in b.decisions.recoupments:
         if rc.refund_id == refund_id:

@@ -317,6 +317,31 @@ def listing_page(
         return _page(conn, as_of, config, where, order, offset, limit)
 
 
+def listing_due_page(
+    store: Store, as_of: date, config: Config, where: records.Where, descending: bool, offset: int, limit: int, after: tuple[date | None, str] | None
+) -> tuple[Book, list[str], int, int]:
+    """As :func:`listing_page`, by due day with the database sorting and paging
+    (``records.due_page``): the views of the page, its refund ids in order, how many refunds pass
+    ``where`` and where the page starts."""
+
+    def read(conn: Connection) -> tuple[Book, list[str], int, int]:
+        ids, total, start = records.due_page(conn, where, descending, offset, limit, after)
+        return _listed(conn, as_of, config, ids), ids, total, start
+
+    with store.engine.connect() as conn:
+        if _current(conn, as_of, config) and not _dirty(conn):
+            return read(conn)
+    with _locked(store) as conn:
+        if _current(conn, as_of, config):
+            dirty = _dirty(conn)
+            if dirty:
+                _sync_some(conn, dirty, as_of, config)
+            return read(conn)
+    book(store, as_of, config)  # decided, synced and recorded: the records are current now
+    with store.engine.connect() as conn:
+        return read(conn)
+
+
 def _page(
     conn: Connection, as_of: date, config: Config, where: records.Where, order: Callable[[list[Key]], list[Key]], offset: Callable[[list[Key]], int], limit: int
 ) -> tuple[Book, list[Key], int]:

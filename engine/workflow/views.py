@@ -6,8 +6,10 @@ the outcome of an action.
 Each function opens the store at a URL (it must exist: ``StoreUnavailable`` otherwise), syncs the
 workflow with the engine's decisions, builds its answer and closes the store: ``refund list`` reads
 the recorded decisions (``refunds.listing``), ``refund show`` and the actions decide only the
-encounters of their refunds (``refunds.refunds_book``); a store whose records are stale is
-decided as a whole once (``refunds.book``).
+encounters of their refunds (``refunds.refunds_book``; ``refund show`` without writing when
+nothing waits to be synced: ``lists.refund_book``); a page of the work queue is sorted and paged
+by the database (``refund_page``); a store whose records are stale is decided as a whole once
+(``refunds.book``).
 Amounts are text with two decimals (``writers.money``), days ISO text.
 """
 
@@ -26,6 +28,7 @@ from edirecon.engine.config import Config
 from edirecon.engine.record.csvout import Lines
 from edirecon.engine.record.writers import money
 from edirecon.engine.store.records import Where
+from edirecon.engine.workflow import lists
 from edirecon.engine.workflow.refunds import (
     CONFIRMATION,
     STATUSES,
@@ -37,9 +40,9 @@ from edirecon.engine.workflow.refunds import (
     default_user,
     events,
     listing,
+    listing_due_page,
     listing_page,
     open_store,
-    refunds_book,
 )
 from edirecon.errors import UsageError
 
@@ -219,20 +222,23 @@ def refund_page(
     )
     store = open_store(url)
     try:
-        b, ordered, start = listing_page(
-            store,
-            as_of,
-            config,
-            where,
-            lambda keys: _ordered(keys, sort, descending),
-            (lambda keys: _after(keys, after)) if after else (lambda keys: offset),
-            limit,
-        )
+        if sort == "due":  # the database sorts and pages
+            b, shown, total, start = listing_due_page(store, as_of, config, where, descending, offset, limit, after)
+        else:
+            b, ordered, start = listing_page(
+                store,
+                as_of,
+                config,
+                where,
+                lambda keys: _ordered(keys, sort, descending),
+                (lambda keys: _after(keys, after)) if after else (lambda keys: offset),
+                limit,
+            )
+            total, shown = len(ordered), [k[0] for k in ordered[start : start + limit]]
     finally:
         store.dispose()
     payer_names = _payer_names(b) if any(v.refund is None for v in b.views.values()) else {}
-    shown = [k[0] for k in ordered[start : start + limit]]
-    return Page([_list_row(b, b.views[rid], payer_names) for rid in shown], len(ordered), {rid: b.views[rid].arose_on for rid in shown}, start)
+    return Page([_list_row(b, b.views[rid], payer_names) for rid in shown], total, {rid: b.views[rid].arose_on for rid in shown}, start)
 
 
 def _after(keys: list[Key], after: tuple[date | None, str]) -> int:
@@ -262,7 +268,7 @@ def refund_detail(url: str, refund_id: str, as_of: date, config: Config) -> Deta
     An unknown id is a ``UsageError``."""
     store = open_store(url)
     try:
-        b = refunds_book(store, [refund_id], as_of, config)
+        b = lists.refund_book(store, refund_id, as_of, config)
         v = b.view(refund_id)
         trail = events(store, refund_id)
     finally:
