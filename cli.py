@@ -33,7 +33,7 @@ from edirecon import parsers
 from edirecon.engine.config import Config
 from edirecon.engine.logging import configure_logging
 from edirecon.errors import EdireconError, UsageError
-from edirecon.parsers.serialize import record_dict
+from edirecon.parsers.serialize import CompactWriter, record_dict, write_lines
 
 #: the environment variables giving every command its default --db and --config (the option wins)
 DB_ENV, CONFIG_ENV = "EDIRECON_DB", "EDIRECON_CONFIG"
@@ -229,24 +229,35 @@ FilesArg = Annotated[list[Path], typer.Argument(help="X12 files, or folders to r
 def parse(
     files: FilesArg,
     summary: Annotated[bool, typer.Option("--summary", help="One line per file with counts instead of records.")] = False,
+    format_version: Annotated[
+        int,
+        typer.Option("--format-version", min=1, max=2, help="JSON Lines format: 2 (compact, the default) or 1 (one self-contained object per record; kept for one release)."),
+    ] = 2,
 ) -> None:
-    """Parse 837 and 835 files into JSON Lines: one object per claim, claim payment and PLB adjustment.
+    """Parse 837 and 835 files into JSON Lines (docs/outputs.md).
 
-    Each object has "record" (claim, claim_payment, provider_adjustment), "transaction_type"
-    (837P, 837I, 837D, 835), every field read, "trusted" (false when its transaction set has
-    envelope errors) and "source" (file, segment, offset, isa13, gs06, st02, loop).
+    Format version 2 (the default): a "transaction_set" line per transaction set (file, ordinal,
+    isa13, gs06, st02, trusted, the 835's "remittance" or the 837's header), then one object per
+    claim, claim payment and PLB adjustment naming it by "ts"; sources are [segment, offset, loop];
+    null and empty fields are left out.  Format version 1 (--format-version 1): one object per
+    record with "record", "transaction_type", every field, "trusted" and a full "source".
     """
     had_errors = False
     out = sys.stdout
+    writer = CompactWriter()
     for path in expand_inputs(files):
         file_summary = parsers.FileSummary(str(path))
         if summary:
-            for _ in parsers.iter_records(path, file_summary, str(path)):
-                pass
+            for parsed in parsers.iter_transactions(path, file_summary, str(path)):
+                for _ in parsed.records:
+                    pass
             out.write(_summary_line(file_summary) + "\n")
-        else:
+        elif format_version == 1:
             for record in parsers.iter_records(path, file_summary, str(path)):
                 out.write(json.dumps(record_dict(record), separators=(",", ":")) + "\n")
+        else:
+            for parsed in parsers.iter_transactions(path, file_summary, str(path)):
+                out.write(write_lines(writer.lines(parsed)))
         out.flush()
         _report(file_summary.findings)
         had_errors |= file_summary.has_errors

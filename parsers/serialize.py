@@ -9,11 +9,16 @@ from __future__ import annotations
 import dataclasses
 from datetime import date
 from decimal import Decimal
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
+
+import orjson
 
 from edirecon.money import exact_text
 
-from .model import INSTITUTIONAL_FIELDS, Record
+from .document import ParsedTransaction
+from . import model
+from .model import INSTITUTIONAL_FIELDS, Claim, ClaimPayment, Party, ProviderAdjustment, Record
 from .source import Source
 
 if TYPE_CHECKING:
@@ -69,3 +74,217 @@ def record_dict(record: Record) -> dict[str, object]:
     out.update(body)
     out["source"] = source
     return out
+
+
+# ------------------------------------------------------------------------------ format version 2
+#: the ``parse`` JSON Lines format versions: 2 is the default, 1 is kept for one release
+FORMAT_VERSIONS = (1, 2)
+#: field kinds of the version-2 plan of a dataclass (see ``_plan``)
+_PLAIN, _MONEY, _QTY, _DATE, _SOURCE, _OBJECT, _PAIRS, _LIST = range(8)
+#: 837 claim fields written once on the transaction_set line (when every claim shares them)
+HEADER_837 = ("version", "submitter", "receiver", "created_on")
+
+
+def _plan(cls: type) -> tuple[tuple[str, int, str], ...]:
+    """For each field of a dataclass: its name, how version 2 writes it, and for pairs whether
+    the second member is money ("money") or text ("")."""
+    out = []
+    for f in dataclasses.fields(cls):
+        name, typ = f.name, str(f.type)
+        if name in PAIR_FIELDS:
+            out.append((name, _PAIRS, "money" if PAIR_FIELDS[name][1] == "amount" else ""))
+        elif typ.startswith("Source"):
+            out.append((name, _SOURCE, ""))
+        elif typ.startswith("Decimal"):
+            out.append((name, _QTY if name in QUANTITY_FIELDS else _MONEY, ""))
+        elif typ.startswith("date"):
+            out.append((name, _DATE, ""))
+        elif typ.startswith("list[str]") or typ.startswith("tuple[str"):
+            out.append((name, _PLAIN, ""))
+        elif typ.startswith("list["):
+            out.append((name, _LIST, ""))
+        elif typ[:1].isupper():
+            out.append((name, _OBJECT, ""))
+        else:
+            out.append((name, _PLAIN, ""))
+    return tuple(out)
+
+
+#: nested objects written as arrays in version 2: the column name of each class
+ARRAY_KINDS = {
+    "Party": "party",
+    "Address": "address",
+    "Contact": "contact",
+    "Adjustment": "adjustment",
+    "ServiceLine": "service_line",
+    "LineAdjudication": "line_adjudication",
+    "OtherPayer": "other_payer",
+    "ServicePayment": "service_payment",
+}
+
+
+def columns() -> dict[str, list[str]]:
+    """The field order of every nested object kind of format version 2 (the ``format`` line)."""
+    return {kind: [f.name for f in dataclasses.fields(getattr(model, cls))] for cls, kind in ARRAY_KINDS.items()}
+
+
+class CompactWriter:
+    """Format version 2 of ``edirecon parse`` (docs/outputs.md).
+
+    The first line is a ``format`` line (the version and the column order of every nested object
+    kind); then per transaction set one ``transaction_set`` line (file, envelope ids, trust, and the
+    remittance of an 835 or the header of an 837) followed by its records, each naming it by
+    ``"ts"``.  Records are objects without null, empty or default fields; nested objects are arrays
+    in their kind's column order (absent values ``null``, trailing ones cut); sources are
+    ``[segment, offset, loop]`` (file and envelope ids are on the transaction_set line).  A party
+    already written in the same transaction set is written as the segment number of its source.
+    """
+
+    def __init__(self) -> None:
+        self.next_id = 1
+        self._plans: dict[type, tuple[tuple[str, int, str], ...]] = {}
+        self._money: dict[str, str | None] = {}
+        self._env: tuple[str, str, str, str] = ("", "", "", "")
+        self._parties: dict[int, tuple[object, int]] = {}
+        self._started = False
+
+    def lines(self, parsed: ParsedTransaction) -> Iterator[dict[str, object]]:
+        """The JSON objects of one transaction set, its transaction_set line first (the format
+        line before the very first one)."""
+        if not self._started:
+            self._started = True
+            yield {"record": "format", "format_version": 2, "columns": columns()}
+        ts = parsed.transaction
+        ident = self.next_id
+        self.next_id += 1
+        env = ts.envelope
+        self._env = (env.file, env.isa13, env.gs06, env.st02)
+        self._parties = {}
+        head: dict[str, object] = {
+            "record": "transaction_set",
+            "ts": ident,
+            "transaction_type": parsed.transaction_type,
+            "file": env.file,
+            "ordinal": parsed.ordinal,
+            "isa13": env.isa13,
+            "gs06": env.gs06,
+            "st02": env.st02,
+            "trusted": ts.trusted,
+            "source": self._source(ts.source),
+        }
+        shared: tuple[object, ...] = ()  # (remittance,) of an 835, or the 837 header values on the head line
+        headed = False
+        for record in parsed.records:
+            if not headed:
+                headed = True
+                if type(record) is Claim:
+                    shared = tuple(getattr(record, n) for n in HEADER_837)
+                    for name, value in zip(HEADER_837, shared, strict=True):
+                        self._put(head, name, value, _DATE if name == "created_on" else _PLAIN if name == "version" else _OBJECT, "")
+                elif isinstance(record, (ClaimPayment, ProviderAdjustment)):
+                    shared = (record.remittance,)
+                    head["remittance"] = self._keyed(record.remittance)
+                yield head
+            yield self.record(record, ident, shared)
+        if not headed:
+            yield head
+
+    def record(self, record: Record, ident: int, shared: tuple[object, ...]) -> dict[str, object]:
+        """The version-2 object of one record of transaction set ``ident``."""
+        out: dict[str, object] = {"record": record.record, "ts": ident}
+        cls = type(record)
+        plan = self._plans.get(cls) or self._plans.setdefault(cls, _plan(cls))
+        claim = cls is Claim
+        for name, kind, extra in plan:
+            value = getattr(record, name)
+            if name == "remittance" and shared and value is shared[0]:
+                continue
+            if claim:
+                if name == "transaction_type":
+                    continue
+                if name in HEADER_837 and shared and value is shared[HEADER_837.index(name)]:
+                    continue
+                if name in INSTITUTIONAL_FIELDS and record.transaction_type != "837I":
+                    continue
+            if name == "trusted":
+                if value is False:
+                    out["trusted"] = False
+                continue
+            self._put(out, name, value, kind, extra)
+        return out
+
+    def _put(self, out: dict[str, object], name: str, value: object, kind: int, extra: str) -> None:
+        if value is None or value == "" or value == [] or value == ():
+            return
+        out[name] = self._json(value, kind, extra)
+
+    def _json(self, value: object, kind: int, extra: str) -> object:
+        if value is None:
+            return None
+        if kind == _PLAIN:
+            return list(value) if isinstance(value, (list, tuple)) else value
+        if kind == _MONEY:
+            return self._money_text(value)  # type: ignore[arg-type]
+        if kind == _QTY:
+            return str(value)
+        if kind == _DATE:
+            return value.isoformat()  # type: ignore[attr-defined]
+        if kind == _SOURCE:
+            return self._source(value)  # type: ignore[arg-type]
+        if kind == _OBJECT:
+            return self._array(value)
+        if kind == _PAIRS:
+            if extra:
+                return [[q, self._money_text(x)] for q, x in value]  # type: ignore[attr-defined]
+            return [list(p) for p in value]  # type: ignore[attr-defined]
+        return [self._array(item) for item in value]  # type: ignore[attr-defined]
+
+    def _keyed(self, obj: object) -> dict[str, object]:
+        """A top-level object (the remittance) with field names, empty fields left out."""
+        cls = type(obj)
+        plan = self._plans.get(cls) or self._plans.setdefault(cls, _plan(cls))
+        out: dict[str, object] = {}
+        for name, kind, extra in plan:
+            self._put(out, name, getattr(obj, name), kind, extra)
+        return out
+
+    def _array(self, obj: object) -> object:
+        """A nested object as the array of its fields in column order (a repeated party: its segment number)."""
+        cls = type(obj)
+        if cls is Party:
+            seen = self._parties.get(id(obj))
+            if seen is not None:
+                return seen[1]
+            src = obj.source  # type: ignore[attr-defined]
+            if src is not None:
+                self._parties[id(obj)] = (obj, src.segment)  # the object is kept so its id is not reused
+        plan = self._plans.get(cls) or self._plans.setdefault(cls, _plan(cls))
+        out: list[object] = []
+        for name, kind, extra in plan:
+            value = getattr(obj, name)
+            out.append(None if value is None or value == "" or value == [] or value == () else self._json(value, kind, extra))
+        while out and out[-1] is None:
+            out.pop()
+        return out
+
+    def _money_text(self, value: Decimal | None) -> str | None:
+        if value is None:
+            return None
+        key = str(value)
+        text = self._money.get(key)
+        if text is None:
+            if len(self._money) > 100_000:
+                self._money.clear()
+            text = self._money[key] = money(value)
+        return text
+
+    def _source(self, src: Source) -> object:
+        if (src.file, src.isa13, src.gs06, src.st02) == self._env:
+            return [src.segment, src.offset, src.loop] if src.loop else [src.segment, src.offset]
+        return src.as_dict()
+
+
+def write_lines(objects: Iterable[dict[str, object]]) -> str:
+    """JSON Lines text of *objects* (format version 2): compact, UTF-8 as is, by orjson."""
+    dumps = orjson.dumps
+    return b"".join([dumps(o) + b"\n" for o in objects]).decode()
