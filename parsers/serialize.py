@@ -7,17 +7,17 @@ more than two decimals (already a finding) is written exactly, never rounded.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Iterator
 from datetime import date
 from decimal import Decimal
-from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import orjson
 
 from edirecon.money import exact_text
 
-from .document import ParsedTransaction
 from . import model
+from .document import ParsedTransaction
 from .model import INSTITUTIONAL_FIELDS, Claim, ClaimPayment, Party, ProviderAdjustment, Record
 from .source import Source
 
@@ -123,9 +123,19 @@ ARRAY_KINDS = {
 }
 
 
+#: record fields not in a record's values: on the transaction_set line, or implied by the record kind
+_RECORD_SKIP = frozenset({"transaction_type", "remittance", *HEADER_837, "trusted"})
+
+
+def _record_columns(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.name not in _RECORD_SKIP or f.name == "trusted"]
+
+
 def columns() -> dict[str, list[str]]:
-    """The field order of every nested object kind of format version 2 (the ``format`` line)."""
-    return {kind: [f.name for f in dataclasses.fields(getattr(model, cls))] for cls, kind in ARRAY_KINDS.items()}
+    """The field order of every record kind and nested object kind of format version 2 (the ``format`` line)."""
+    out = {cls.record: _record_columns(cls) for cls in (Claim, ClaimPayment, ProviderAdjustment)}
+    out.update({kind: [f.name for f in dataclasses.fields(getattr(model, cls))] for cls, kind in ARRAY_KINDS.items()})
+    return out
 
 
 class CompactWriter:
@@ -185,40 +195,34 @@ class CompactWriter:
                     shared = (record.remittance,)
                     head["remittance"] = self._keyed(record.remittance)
                 yield head
-            yield self.record(record, ident, shared)
+            yield self.record(record, ident)
         if not headed:
             yield head
 
-    def record(self, record: Record, ident: int, shared: tuple[object, ...]) -> dict[str, object]:
-        """The version-2 object of one record of transaction set ``ident``."""
-        out: dict[str, object] = {"record": record.record, "ts": ident}
+    def record(self, record: Record, ident: int) -> dict[str, object]:
+        """The version-2 object of one record of transaction set ``ident``: its values in the
+        column order of its kind (``RECORD_COLUMNS``), absent ones ``null``, trailing ones cut."""
         cls = type(record)
         plan = self._plans.get(cls) or self._plans.setdefault(cls, _plan(cls))
-        claim = cls is Claim
+        values: list[object] = []
+        loop = record.source.loop if record.source is not None else ""
         for name, kind, extra in plan:
             value = getattr(record, name)
-            if name == "remittance" and shared and value is shared[0]:
+            if name in _RECORD_SKIP:  # on the transaction_set line (shared by every record of it)
+                if name == "trusted":
+                    values.append(None if value else False)
                 continue
-            if claim:
-                if name == "transaction_type":
-                    continue
-                if name in HEADER_837 and shared and value is shared[HEADER_837.index(name)]:
-                    continue
-                if name in INSTITUTIONAL_FIELDS and record.transaction_type != "837I":
-                    continue
-            if name == "trusted":
-                if value is False:
-                    out["trusted"] = False
-                continue
-            self._put(out, name, value, kind, extra)
-        return out
+            values.append(None if value is None or value == "" or value == [] or value == () else self._json(value, kind, extra, loop))
+        while values and values[-1] is None:
+            values.pop()
+        return {"record": record.record, "ts": ident, "values": values}
 
     def _put(self, out: dict[str, object], name: str, value: object, kind: int, extra: str) -> None:
         if value is None or value == "" or value == [] or value == ():
             return
         out[name] = self._json(value, kind, extra)
 
-    def _json(self, value: object, kind: int, extra: str) -> object:
+    def _json(self, value: object, kind: int, extra: str, loop: str = "") -> object:
         if value is None:
             return None
         if kind == _PLAIN:
@@ -230,14 +234,14 @@ class CompactWriter:
         if kind == _DATE:
             return value.isoformat()  # type: ignore[attr-defined]
         if kind == _SOURCE:
-            return self._source(value)  # type: ignore[arg-type]
+            return self._source(value, loop)  # type: ignore[arg-type]
         if kind == _OBJECT:
-            return self._array(value)
+            return self._array(value, loop)
         if kind == _PAIRS:
             if extra:
                 return [[q, self._money_text(x)] for q, x in value]  # type: ignore[attr-defined]
             return [list(p) for p in value]  # type: ignore[attr-defined]
-        return [self._array(item) for item in value]  # type: ignore[attr-defined]
+        return [self._array(item, loop) for item in value]  # type: ignore[attr-defined]
 
     def _keyed(self, obj: object) -> dict[str, object]:
         """A top-level object (the remittance) with field names, empty fields left out."""
@@ -248,8 +252,9 @@ class CompactWriter:
             self._put(out, name, getattr(obj, name), kind, extra)
         return out
 
-    def _array(self, obj: object) -> object:
-        """A nested object as the array of its fields in column order (a repeated party: its segment number)."""
+    def _array(self, obj: object, loop: str) -> object:
+        """A nested object as the array of its fields in column order (a repeated party: its segment
+        number); its sources leave out the loop when it is *loop*, the loop of the object holding it."""
         cls = type(obj)
         if cls is Party:
             seen = self._parties.get(id(obj))
@@ -259,10 +264,12 @@ class CompactWriter:
             if src is not None:
                 self._parties[id(obj)] = (obj, src.segment)  # the object is kept so its id is not reused
         plan = self._plans.get(cls) or self._plans.setdefault(cls, _plan(cls))
+        own = getattr(obj, "source", None)
+        inner = loop if own is None or own.loop == loop else own.loop
         out: list[object] = []
         for name, kind, extra in plan:
             value = getattr(obj, name)
-            out.append(None if value is None or value == "" or value == [] or value == () else self._json(value, kind, extra))
+            out.append(None if value is None or value == "" or value == [] or value == () else self._json(value, kind, extra, inner))
         while out and out[-1] is None:
             out.pop()
         return out
@@ -278,9 +285,9 @@ class CompactWriter:
             text = self._money[key] = money(value)
         return text
 
-    def _source(self, src: Source) -> object:
+    def _source(self, src: Source, loop: str = "") -> object:
         if (src.file, src.isa13, src.gs06, src.st02) == self._env:
-            return [src.segment, src.offset, src.loop] if src.loop else [src.segment, src.offset]
+            return [src.segment, src.offset, src.loop] if src.loop and src.loop != loop else [src.segment, src.offset]
         return src.as_dict()
 
 
