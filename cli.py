@@ -231,7 +231,12 @@ def parse(
     summary: Annotated[bool, typer.Option("--summary", help="One line per file with counts instead of records.")] = False,
     format_version: Annotated[
         int,
-        typer.Option("--format-version", min=1, max=2, help="JSON Lines format: 2 (compact, the default) or 1 (one self-contained object per record; kept for one release)."),
+        typer.Option(
+            "--format-version",
+            min=1,
+            max=2,
+            help="JSON Lines format: 2 (compact, the default) or 1 (one self-contained object per record; kept for one release).",
+        ),
     ] = 2,
 ) -> None:
     """Parse 837 and 835 files into JSON Lines (docs/outputs.md).

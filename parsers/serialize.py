@@ -128,7 +128,9 @@ _RECORD_SKIP = frozenset({"transaction_type", "remittance", *HEADER_837, "truste
 
 
 def _record_columns(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls) if f.name not in _RECORD_SKIP or f.name == "trusted"]
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in _RECORD_SKIP or f.name == "trusted"]
+    # a claim read as another type than its transaction set's (TYPE_MISMATCH): that type, else null
+    return [*names, "transaction_type"] if cls is Claim else names
 
 
 def columns() -> dict[str, list[str]]:
@@ -156,6 +158,7 @@ class CompactWriter:
         self._money: dict[str, str | None] = {}
         self._env: tuple[str, str, str, str] = ("", "", "", "")
         self._parties: dict[int, tuple[object, int]] = {}
+        self._type = ""
         self._started = False
 
     def lines(self, parsed: ParsedTransaction) -> Iterator[dict[str, object]]:
@@ -169,6 +172,7 @@ class CompactWriter:
         self.next_id += 1
         env = ts.envelope
         self._env = (env.file, env.isa13, env.gs06, env.st02)
+        self._type = parsed.transaction_type
         self._parties = {}
         head: dict[str, object] = {
             "record": "transaction_set",
@@ -212,7 +216,11 @@ class CompactWriter:
                 if name == "trusted":
                     values.append(None if value else False)
                 continue
-            values.append(None if value is None or value == "" or value == [] or value == () else self._json(value, kind, extra, loop))
+            values.append(
+                None if value is None or value == "" or value == [] or value == () else self._json(value, kind, extra, "" if kind == _SOURCE else loop)
+            )
+        if cls is Claim:
+            values.append(record.transaction_type if record.transaction_type != self._type else None)
         while values and values[-1] is None:
             values.pop()
         return {"record": record.record, "ts": ident, "values": values}
@@ -269,7 +277,9 @@ class CompactWriter:
         out: list[object] = []
         for name, kind, extra in plan:
             value = getattr(obj, name)
-            out.append(None if value is None or value == "" or value == [] or value == () else self._json(value, kind, extra, inner))
+            out.append(
+                None if value is None or value == "" or value == [] or value == () else self._json(value, kind, extra, loop if kind == _SOURCE else inner)
+            )
         while out and out[-1] is None:
             out.pop()
         return out
