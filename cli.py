@@ -262,7 +262,8 @@ def parse(
                 out.write(json.dumps(record_dict(record), separators=(",", ":")) + "\n")
         else:
             for parsed in parsers.iter_transactions(path, file_summary, str(path)):
-                out.write(write_lines(writer.lines(parsed)))
+                for text in write_lines(writer.lines(parsed)):
+                    out.write(text)
         out.flush()
         _report(file_summary.findings)
         had_errors |= file_summary.has_errors

@@ -7,7 +7,7 @@ more than two decimals (already a finding) is written exactly, never rounded.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -140,6 +140,27 @@ def columns() -> dict[str, list[str]]:
     return out
 
 
+def _expression(name: str, typ: str, kind: int, extra: str, i: int) -> str:
+    """The Python expression (for ``_compile``) of one field's version-2 value, ``None`` when absent or empty."""
+    x = f"x{i}"
+    get = f"({x} := o.{name})"
+    if name == "trusted":
+        return "(None if o.trusted else False)"
+    if kind == _PLAIN:
+        if typ == "str":
+            return f"({get} or None)"
+        if typ.startswith(("list", "tuple")):
+            return f"(list({x}) if {get} else None)"
+        return f"o.{name}"
+    if kind == _PAIRS:
+        body = f"[[q, M(a)] for q, a in {x}]" if extra else f"[list(p) for p in {x}]"
+        return f"({body} if {get} else None)"
+    if kind == _LIST:
+        return f"([A(e, inner) for e in {x}] if {get} else None)"
+    call = {_MONEY: f"M({x})", _QTY: f"str({x})", _DATE: f"{x}.isoformat()", _SOURCE: f"S({x}, loop)", _OBJECT: f"A({x}, inner)"}[kind]
+    return f"({call} if {get} is not None else None)"
+
+
 class CompactWriter:
     """Format version 2 of ``edirecon parse`` (docs/outputs.md).
 
@@ -159,6 +180,8 @@ class CompactWriter:
         self._env: tuple[str, str, str, str] = ("", "", "", "")
         self._parties: dict[int, tuple[object, int]] = {}
         self._type = ""
+        self._encoders: dict[type, Callable[[object, str, str], list[object]]] = {}
+        self._claim_columns = len(_record_columns(Claim)) - 1  # before its trailing transaction_type
         self._started = False
 
     def lines(self, parsed: ParsedTransaction) -> Iterator[dict[str, object]]:
@@ -205,24 +228,13 @@ class CompactWriter:
 
     def record(self, record: Record, ident: int) -> dict[str, object]:
         """The version-2 object of one record of transaction set ``ident``: its values in the
-        column order of its kind (``RECORD_COLUMNS``), absent ones ``null``, trailing ones cut."""
+        column order of its kind (``columns()``), absent ones ``null``, trailing ones cut."""
         cls = type(record)
-        plan = self._plans.get(cls) or self._plans.setdefault(cls, _plan(cls))
-        values: list[object] = []
-        loop = record.source.loop if record.source is not None else ""
-        for name, kind, extra in plan:
-            value = getattr(record, name)
-            if name in _RECORD_SKIP:  # on the transaction_set line (shared by every record of it)
-                if name == "trusted":
-                    values.append(None if value else False)
-                continue
-            values.append(
-                None if value is None or value == "" or value == [] or value == () else self._json(value, kind, extra, "" if kind == _SOURCE else loop)
-            )
-        if cls is Claim:
-            values.append(record.transaction_type if record.transaction_type != self._type else None)
-        while values and values[-1] is None:
-            values.pop()
+        enc = self._encoders.get(cls) or self._encoder(cls, _RECORD_SKIP)
+        values = enc(record, "", record.source.loop if record.source is not None else "")
+        if cls is Claim and record.transaction_type != self._type:
+            values.extend([None] * (self._claim_columns - len(values)))
+            values.append(record.transaction_type)
         return {"record": record.record, "ts": ident, "values": values}
 
     def _put(self, out: dict[str, object], name: str, value: object, kind: int, extra: str) -> None:
@@ -264,25 +276,30 @@ class CompactWriter:
         """A nested object as the array of its fields in column order (a repeated party: its segment
         number); its sources leave out the loop when it is *loop*, the loop of the object holding it."""
         cls = type(obj)
+        own = getattr(obj, "source", None)
         if cls is Party:
             seen = self._parties.get(id(obj))
             if seen is not None:
                 return seen[1]
-            src = obj.source  # type: ignore[attr-defined]
-            if src is not None:
-                self._parties[id(obj)] = (obj, src.segment)  # the object is kept so its id is not reused
-        plan = self._plans.get(cls) or self._plans.setdefault(cls, _plan(cls))
-        own = getattr(obj, "source", None)
-        inner = loop if own is None or own.loop == loop else own.loop
-        out: list[object] = []
-        for name, kind, extra in plan:
-            value = getattr(obj, name)
-            out.append(
-                None if value is None or value == "" or value == [] or value == () else self._json(value, kind, extra, loop if kind == _SOURCE else inner)
-            )
-        while out and out[-1] is None:
-            out.pop()
-        return out
+            if own is not None:
+                self._parties[id(obj)] = (obj, own.segment)  # the object is kept so its id is not reused
+        enc = self._encoders.get(cls) or self._encoder(cls)
+        return enc(obj, loop, loop if own is None else own.loop)
+
+    def _encoder(self, cls: type, skip: frozenset[str] = frozenset()) -> Callable[[object, str, str], list[object]]:
+        """A function writing the version-2 array of a *cls* object: its fields in column order (those
+        in *skip* left out), trailing ``None`` cut; called with the loop its source is compared to
+        and the loop its nested objects' sources are compared to.  Generated once per class."""
+        enc = self._encoders.get(cls)
+        if enc is None:
+            hints = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+            fields = [(n, k, e) for n, k, e in _plan(cls) if n not in skip or n == "trusted"]
+            items = ",\n        ".join(_expression(n, hints[n], k, e, i) for i, (n, k, e) in enumerate(fields))
+            source = f"def enc(o, loop, inner):\n    out = [\n        {items},\n    ]\n    while out and out[-1] is None:\n        out.pop()\n    return out\n"
+            scope: dict[str, object] = {"M": self._money_text, "S": self._source, "A": self._array}
+            exec(compile(source, f"<version-2 encoder of {cls.__name__}>", "exec"), scope)  # noqa: S102  # generated from the dataclass fields only
+            enc = self._encoders[cls] = scope["enc"]  # type: ignore[assignment]
+        return enc  # type: ignore[return-value]
 
     def _money_text(self, value: Decimal | None) -> str | None:
         if value is None:
@@ -296,12 +313,20 @@ class CompactWriter:
         return text
 
     def _source(self, src: Source, loop: str = "") -> object:
-        if (src.file, src.isa13, src.gs06, src.st02) == self._env:
+        if src[5] == self._env[3] and src[0] == self._env[0] and src[3] == self._env[1] and src[4] == self._env[2]:
             return [src.segment, src.offset, src.loop] if src.loop and src.loop != loop else [src.segment, src.offset]
         return src.as_dict()
 
 
-def write_lines(objects: Iterable[dict[str, object]]) -> str:
-    """JSON Lines text of *objects* (format version 2): compact, UTF-8 as is, by orjson."""
+def write_lines(objects: Iterable[dict[str, object]], batch: int = 1000) -> Iterator[str]:
+    """JSON Lines text of *objects* (format version 2) by orjson (compact, UTF-8 as is), handed out
+    *batch* lines at a time so memory does not grow with a transaction set's records."""
     dumps = orjson.dumps
-    return b"".join([dumps(o) + b"\n" for o in objects]).decode()
+    lines: list[bytes] = []
+    for obj in objects:
+        lines.append(dumps(obj))
+        if len(lines) >= batch:
+            yield b"\n".join(lines).decode() + "\n"
+            lines = []
+    if lines:
+        yield b"\n".join(lines).decode() + "\n"
