@@ -297,7 +297,7 @@ class CompactWriter:
             items = ",\n        ".join(_expression(n, hints[n], k, e, i) for i, (n, k, e) in enumerate(fields))
             source = f"def enc(o, loop, inner):\n    out = [\n        {items},\n    ]\n    while out and out[-1] is None:\n        out.pop()\n    return out\n"
             scope: dict[str, object] = {"M": self._money_text, "S": self._source, "A": self._array}
-            exec(compile(source, f"<version-2 encoder of {cls.__name__}>", "exec"), scope)  # noqa: S102  # generated from the dataclass fields only
+            exec(compile(source, f"<version-2 encoder of {cls.__name__}>", "exec"), scope)  # generated from the dataclass fields only
             enc = self._encoders[cls] = scope["enc"]  # type: ignore[assignment]
         return enc  # type: ignore[return-value]
 
