@@ -239,13 +239,15 @@ def parse(
         ),
     ] = 2,
 ) -> None:
-    """Parse 837 and 835 files into JSON Lines (docs/outputs.md).
+    """Parse 837 and 835 files into JSON Lines: one record per claim, claim payment and PLB adjustment.
 
-    Format version 2 (the default): a "transaction_set" line per transaction set (file, ordinal,
-    isa13, gs06, st02, trusted, the 835's "remittance" or the 837's header), then one object per
-    claim, claim payment and PLB adjustment naming it by "ts"; sources are [segment, offset, loop];
-    null and empty fields are left out.  Format version 1 (--format-version 1): one object per
-    record with "record", "transaction_type", every field, "trusted" and a full "source".
+    Format version 2 (the default; docs/commands.md): a "format" line with the columns of every
+    kind, then per transaction set a "transaction_set" line (file, envelope ids, "trusted", and the
+    835's "remittance" or the 837's header, written once), then its records as
+    {"record", "ts", "values"}, "ts" naming that line; nested objects are arrays in their columns,
+    sources are segment, offset and loop, empty values null.  --format-version 1 (kept for one
+    release): one self-contained object per record with "record", "transaction_type", every
+    field, "trusted" and a full "source".  Findings go to stderr.
     """
     had_errors = False
     out = sys.stdout
