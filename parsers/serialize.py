@@ -282,6 +282,8 @@ class CompactWriter:
             if seen is not None:
                 return seen[1]
             if own is not None:
+                if len(self._parties) >= 1024:  # memory stays flat: a party forgotten is written in full again
+                    self._parties.clear()
                 self._parties[id(obj)] = (obj, own.segment)  # the object is kept so its id is not reused
         enc = self._encoders.get(cls) or self._encoder(cls)
         return enc(obj, loop, loop if own is None else own.loop)
