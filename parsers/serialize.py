@@ -309,7 +309,7 @@ class CompactWriter:
         key = str(value)
         text = self._money.get(key)
         if text is None:
-            if len(self._money) > 100_000:
+            if len(self._money) > 8192:  # memory stays flat
                 self._money.clear()
             text = self._money[key] = money(value)
         return text
@@ -320,7 +320,7 @@ class CompactWriter:
         return src.as_dict()
 
 
-def write_lines(objects: Iterable[dict[str, object]], batch: int = 1000) -> Iterator[str]:
+def write_lines(objects: Iterable[dict[str, object]], batch: int = 200) -> Iterator[str]:
     """JSON Lines text of *objects* (format version 2) by orjson (compact, UTF-8 as is), handed out
     *batch* lines at a time so memory does not grow with a transaction set's records."""
     dumps = orjson.dumps

@@ -195,3 +195,50 @@ def test_version_2_decodes_to_version_1_on_the_corpus(corpus: Path) -> None:
         v2 = runner.invoke(app, ["parse", *batch])
         assert (v1.exit_code, v1.stderr) == (v2.exit_code, v2.stderr)
         assert Decoder().decode(v2.stdout) == [json.loads(line) for line in v1.stdout.splitlines()], batch
+
+
+@pytest.mark.slow  # tracemalloc over 8,000 claims, twice per kind: about 30 s
+def test_version_2_writing_keeps_memory_flat(tmp_path: Path) -> None:
+    """Writing version 2 of one transaction set of 8,000 claims (about 7 MB of output) peaks within
+    4 MiB of parsing it alone: lines go out 200 at a time, the parties and amount texts remembered
+    are bounded."""
+    import importlib.util
+    import io
+    import sys
+    import tracemalloc
+
+    from edirecon import parsers
+    from edirecon.parsers.serialize import CompactWriter, write_lines
+
+    spec = importlib.util.spec_from_file_location("bench_generate", REPO / "bench" / "generate.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_generate"] = module
+    spec.loader.exec_module(module)
+    peaks = []
+    for kind in ("835", "837p"):
+        path = tmp_path / f"one.{kind}"
+        module.generate(kind, str(path), 8000, seed=1)
+
+        def parse_only(path: Path = path) -> None:
+            for _ in parsers.iter_records(path):
+                pass
+
+        def write_v2(path: Path = path) -> None:
+            writer, sink = CompactWriter(), io.StringIO()
+            for parsed in parsers.iter_transactions(path):
+                for text in write_lines(writer.lines(parsed)):
+                    sink.seek(0)
+                    sink.truncate()  # a sink that keeps nothing, as a pipe would
+                    sink.write(text)
+                assert len(writer._parties) <= 1024
+
+        for run in (parse_only, write_v2):
+            tracemalloc.start()
+            try:
+                run()
+                peaks.append(tracemalloc.get_traced_memory()[1])
+            finally:
+                tracemalloc.stop()
+    for parse_peak, write_peak in zip(peaks[::2], peaks[1::2], strict=True):
+        assert write_peak < parse_peak + 4 * 1024 * 1024, (parse_peak, write_peak)
