@@ -222,7 +222,12 @@ class CompactWriter:
                     shared = (record.remittance,)
                     head["remittance"] = self._keyed(record.remittance)
                 yield head
-            yield self.record(record, ident)
+            line = self.record(record, ident)
+            own = [getattr(record, n) for n in (HEADER_837 if type(record) is Claim else ("remittance",))]
+            if any(mine is not theirs and mine != theirs for mine, theirs in zip(own, shared, strict=False)):
+                # not that of the transaction_set line (a second BHT, say): this record carries its own
+                line["header"] = self._keyed_fields(record, HEADER_837 if type(record) is Claim else ("remittance",))
+            yield line
         if not headed:
             yield head
 
@@ -262,6 +267,18 @@ class CompactWriter:
                 return [[q, self._money_text(x)] for q, x in value]  # type: ignore[attr-defined]
             return [list(p) for p in value]  # type: ignore[attr-defined]
         return [self._array(item, loop) for item in value]  # type: ignore[attr-defined]
+
+    def _keyed_fields(self, obj: object, names: tuple[str, ...]) -> dict[str, object]:
+        """Some fields of *obj* by name, as the transaction_set line writes them."""
+        out: dict[str, object] = {}
+        for name, kind, extra in _plan(type(obj)):
+            if name in names:
+                value = getattr(obj, name)
+                if kind == _OBJECT and name == "remittance":
+                    out[name] = self._keyed(value)
+                else:
+                    self._put(out, name, value, kind, extra)
+        return out
 
     def _keyed(self, obj: object) -> dict[str, object]:
         """A top-level object (the remittance) with field names, empty fields left out."""

@@ -139,6 +139,15 @@ class Decoder:
                     if key in obj:
                         obj[key] = _Done(self.nested(model.Party, obj[key], ""))
             else:
+                if "header" in obj:  # this record's own header values, not the transaction_set line's
+                    head = self.head
+                    self.head = {**head, **obj["header"]}
+                    for key in ("submitter", "receiver"):
+                        if key in obj["header"]:
+                            self.head[key] = _Done(self.nested(model.Party, obj["header"][key], ""))
+                    records.append(self.record(obj))
+                    self.head = head
+                    continue
                 records.append(self.record(obj))
         return records
 
@@ -167,6 +176,24 @@ def test_version_2_decodes_to_version_1(name: str, in_repo: Path) -> None:
     expected = [json.loads(line) for line in v1.stdout.splitlines()]
     assert Decoder().decode(v2.stdout) == expected
     assert len(v2.stdout_bytes) < len(v1.stdout_bytes) or not expected
+
+
+def test_a_claim_after_a_second_bht_carries_its_own_header(tmp_path: Path, in_repo: Path) -> None:
+    """Header values that change inside a transaction set (a second BHT: another creation date)
+    are written on the claims they belong to, and decode to version 1 exactly."""
+    text = (REPO / "sample_edi/clean-payment/claims.837").read_text()
+    first, rest = text.split("HL*2*1*22*0", 1)
+    second_claim = rest.index("HL*")
+    changed = first + "HL*2*1*22*0" + rest[:second_claim] + "BHT*0019*00*RFM260213B*20260301*1015*CH~\n" + rest[second_claim:]
+    path = tmp_path / "two-bht.837"
+    path.write_text(changed)
+    runner = CliRunner()
+    v1 = runner.invoke(app, ["parse", "--format-version", "1", str(path)])
+    v2 = runner.invoke(app, ["parse", str(path)])
+    expected = [json.loads(line) for line in v1.stdout.splitlines()]
+    assert [o["created_on"] for o in expected] == ["2026-02-13", "2026-03-01"]
+    assert [("header" in json.loads(line)) for line in v2.stdout.splitlines()[2:]] == [False, True]
+    assert Decoder().decode(v2.stdout) == expected
 
 
 def test_version_2_has_no_empty_noise_and_a_header_per_transaction_set(in_repo: Path) -> None:
