@@ -77,8 +77,6 @@ def record_dict(record: Record) -> dict[str, object]:
 
 
 # ------------------------------------------------------------------------------ format version 2
-#: the ``parse`` JSON Lines format versions: 2 is the default, 1 is kept for one release
-FORMAT_VERSIONS = (1, 2)
 #: field kinds of the version-2 plan of a dataclass (see ``_plan``)
 _PLAIN, _MONEY, _QTY, _DATE, _SOURCE, _OBJECT, _PAIRS, _LIST = range(8)
 #: 837 claim fields written once on the transaction_set line (when every claim shares them)
