@@ -2,6 +2,9 @@
 
 Amounts keep every digit they were sent with: ``125`` becomes ``"125.00"``, and an amount sent with
 more than two decimals (already a finding) is written exactly, never rounded.
+
+``record_dict`` is format version 1 (one self-contained object per record); ``CompactWriter`` and
+``write_lines`` are format version 2, the default of ``edirecon parse`` (docs/commands.md).
 """
 
 from __future__ import annotations
