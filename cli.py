@@ -32,7 +32,7 @@ from edirecon import parsers
 from edirecon.engine.config import Config
 from edirecon.engine.logging import configure_logging
 from edirecon.errors import EdireconError, UsageError
-from edirecon.parsers.serialize import record_dict
+from edirecon.parsers.serialize import CompactWriter, record_dict, write_lines
 
 #: the environment variables giving every command its default --db and --config (the option wins)
 DB_ENV, CONFIG_ENV = "EDIRECON_DB", "EDIRECON_CONFIG"
@@ -233,24 +233,43 @@ FilesArg = Annotated[list[Path], typer.Argument(help="X12 files, or folders to r
 def parse(
     files: FilesArg,
     summary: Annotated[bool, typer.Option("--summary", help="One line per file with counts instead of records.")] = False,
+    format_version: Annotated[
+        int,
+        typer.Option(
+            "--format-version",
+            min=1,
+            max=2,
+            help="JSON Lines format: 2 (compact, the default) or 1 (one self-contained object per record; kept for one release).",
+        ),
+    ] = 2,
 ) -> None:
-    """Parse 837 and 835 files into JSON Lines: one object per claim, claim payment and PLB adjustment.
+    """Parse 837 and 835 files into JSON Lines: one record per claim, claim payment and PLB adjustment.
 
-    Each object has "record" (claim, claim_payment, provider_adjustment), "transaction_type"
-    (837P, 837I, 837D, 835), every field read, "trusted" (false when its transaction set has
-    envelope errors) and "source" (file, segment, offset, isa13, gs06, st02, loop).
+    Format version 2 (the default; docs/commands.md): a "format" line with the columns of every
+    kind, then per transaction set a "transaction_set" line (file, envelope ids, "trusted", and the
+    835's "remittance" or the 837's header, written once), then its records as
+    {"record", "ts", "values"}, "ts" naming that line; nested objects are arrays in their columns,
+    sources are segment, offset and loop, empty values null.  --format-version 1 (kept for one
+    release): one self-contained object per record with "record", "transaction_type", every
+    field, "trusted" and a full "source".  Findings go to stderr.
     """
     had_errors = False
     out = sys.stdout
+    writer = CompactWriter()
     for path in expand_inputs(files):
         file_summary = parsers.FileSummary(str(path))
         if summary:
-            for _ in parsers.iter_records(path, file_summary, str(path)):
-                pass
+            for parsed in parsers.iter_transactions(path, file_summary, str(path)):
+                for _ in parsed.records:
+                    pass
             out.write(_summary_line(file_summary) + "\n")
-        else:
+        elif format_version == 1:
             for record in parsers.iter_records(path, file_summary, str(path)):
                 out.write(json.dumps(record_dict(record), separators=(",", ":")) + "\n")
+        else:
+            for parsed in parsers.iter_transactions(path, file_summary, str(path)):
+                for text in write_lines(writer.lines(parsed)):
+                    out.write(text)
         out.flush()
         _report(file_summary.findings)
         had_errors |= file_summary.has_errors

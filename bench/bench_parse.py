@@ -2,7 +2,7 @@
 """Parse-speed and memory benchmark: edirecon's typed parse against a bare split and pyx12.
 
     python bench/bench_parse.py [--claims 20000] [--pyx12-claims 2000] [--repeat 3]
-                                [--memory-claims 100000] [--check]
+                                [--memory-claims 100000] [--no-pyx12] [--check]
 
 For the generated 835 and 837P (bench/generate.py, written to bench/data/ when
 missing) it times four legs:
@@ -11,8 +11,12 @@ missing) it times four legs:
   bare split        bytes -> latin-1 -> split on the terminator -> strip -> split elements,
    -> document      every segment kept as a list of elements: the document a split-based
                     reader hands out (the peer of the target "typed within 2x the bare split")
-  bare split,       the same split, each segment dropped at once: the floor no parser can beat
-   streamed         (printed for information: a typed model in pure Python costs more than that)
+  bare split,       the same split, each segment dropped at once: the floor no parser can beat,
+   streamed         and the peer of the ``parse`` legs below (issue 17: ratios against it)
+  parse --summary   ``edirecon parse --summary`` (the command's function, stdout to a scratch file)
+  parse JSONL v1    ``edirecon parse --format-version 1``: its time and its output bytes
+  parse JSONL v2    ``edirecon parse`` (format version 2, orjson): its time and its output bytes
+  v2, stdlib json   the same version-2 objects written with the standard library's json
   pyx12 reader      ``pyx12.x12file.X12Reader(path)`` iterated to the end
   pyx12 validator   ``pyx12.x12n_document.x12n_document`` (slow: run on a smaller file
                     of --pyx12-claims claims; compare it per MiB)
@@ -38,9 +42,22 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 MIB = 1 << 20
-LEGS = {"typed": "edirecon typed", "document": "split->document", "bare": "split, streamed", "reader": "pyx12 reader", "validator": "pyx12 validator"}
+LEGS = {
+    "typed": "edirecon typed",
+    "summary": "parse --summary",
+    "jsonl1": "parse JSONL v1",
+    "jsonl2": "parse JSONL v2",
+    "jsonl2std": "v2, stdlib json",
+    "document": "split->document",
+    "bare": "split, streamed",
+    "reader": "pyx12 reader",
+    "validator": "pyx12 validator",
+}
 TARGETS = {  # name: (comparison, bound)
     "typed/bare split->document": ("<=", 2.0),
+    "summary/bare split, streamed": ("<=", 1.2),
+    "jsonl v2/bare split, streamed": ("<=", 2.5),
+    "jsonl v2 bytes/input bytes": ("<=", 2.0),
     "validator/typed per MiB": (">=", 10.0),
     "memory peak RSS MiB": ("<", 150.0),
 }
@@ -55,6 +72,60 @@ def leg_typed(path: str) -> dict:
     for rec in iter_records(path):
         counts[rec.record] = counts.get(rec.record, 0) + 1
     return {"seconds": time.perf_counter() - t, "count": sum(counts.values()), "records": counts}
+
+
+def _cli_parse(path: str, *args: str) -> dict:
+    """``edirecon parse [args] PATH`` as the command runs it, stdout to a scratch file (its bytes counted)."""
+    import tempfile
+
+    import typer
+
+    from edirecon.cli import parse  # imported before the clock starts
+
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as out:
+        saved, sys.stdout = sys.stdout, out
+        t = time.perf_counter()
+        try:
+            parse([Path(path)], summary="--summary" in args, format_version=int(args[-1]) if args and args[-1].isdigit() else 2)
+        except typer.Exit:
+            pass
+        finally:
+            seconds = time.perf_counter() - t
+            sys.stdout = saved
+        size = out.tell()
+    return {"seconds": seconds, "out_bytes": size}
+
+
+def leg_summary(path: str) -> dict:
+    return _cli_parse(path, "--summary")
+
+
+def leg_jsonl1(path: str) -> dict:
+    return _cli_parse(path, "1")
+
+
+def leg_jsonl2(path: str) -> dict:
+    return _cli_parse(path, "2")
+
+
+def leg_jsonl2std(path: str) -> dict:
+    """Format version 2 written with the standard library's json instead of orjson (same objects)."""
+    import json as stdjson
+    import tempfile
+
+    from edirecon import parsers
+    from edirecon.parsers.serialize import CompactWriter
+
+    dumps = stdjson.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as out:
+        t = time.perf_counter()
+        writer = CompactWriter()
+        for parsed in parsers.iter_transactions(path):
+            for o in writer.lines(parsed):
+                out.write(dumps(o) + "\n")
+        seconds = time.perf_counter() - t
+        size = out.tell()
+    return {"seconds": seconds, "out_bytes": size}
 
 
 def leg_bare(path: str) -> dict:
@@ -126,6 +197,20 @@ def run_child(leg: str, path: Path) -> dict:
 def measure(leg: str, path: Path, claims: int, repeat: int) -> dict:
     """Best-of-*repeat* wall time and the highest peak RSS of *leg* on *path*."""
     runs = [run_child(leg, path) for _ in range(repeat)]
+    return summarise(leg, path, claims, runs)
+
+
+def measure_round_robin(legs: tuple[str, ...], path: Path, claims: int, repeat: int) -> dict[str, dict]:
+    """Every leg of *legs* on *path*, one run of each leg per round, *repeat* rounds: on a machine
+    shared with other work each leg sees the same load, so the ratios hold (best of *repeat* each)."""
+    runs: dict[str, list[dict]] = {leg: [] for leg in legs}
+    for _ in range(repeat):
+        for leg in legs:
+            runs[leg].append(run_child(leg, path))
+    return {leg: summarise(leg, path, claims, runs[leg]) for leg in legs}
+
+
+def summarise(leg: str, path: Path, claims: int, runs: list[dict]) -> dict:
     failed = [r for r in runs if "error" in r]
     if failed:
         return {"leg": leg, "claims": claims, "error": failed[0]["error"]}
@@ -180,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-claims", type=int, default=100_000, help="claims in the single-ST 835 of the memory leg (0 to skip)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--kinds", default="835,837p")
+    ap.add_argument("--no-pyx12", action="store_true", help="skip the pyx12 legs (reader, validator)")
     ap.add_argument("--out", default=str(BENCH / "results" / "parse.json"))
     ap.add_argument("--check", action="store_true", help="exit 1 when a target FAILs")
     ap.add_argument("--leg", nargs=2, metavar=("LEG", "PATH"), help=argparse.SUPPRESS)
@@ -207,9 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     failed = False
     for kind in a.kinds.split(","):
-        big, small = data_file(kind, n, a.seed), data_file(kind, m, a.seed)
-        legs = {leg: measure(leg, big, n, a.repeat) for leg in ("typed", "document", "bare", "reader")}
-        legs["validator"] = measure("validator", small, m, a.repeat)
+        big = data_file(kind, n, a.seed)
+        small = big if a.no_pyx12 else data_file(kind, m, a.seed)
+        names = ("typed", "summary", "jsonl1", "jsonl2", "jsonl2std", "document", "bare") + (() if a.no_pyx12 else ("reader",))
+        legs = measure_round_robin(names, big, n, a.repeat)
+        if not a.no_pyx12:
+            legs["validator"] = measure("validator", small, m, a.repeat)
         ok = {k: v for k, v in legs.items() if "error" not in v}
         s_per_mib = {k: v["seconds"] / v["mib"] for k, v in ok.items()}
         ratios = {
@@ -218,6 +307,14 @@ def main(argv: list[str] | None = None) -> int:
             "validator/typed per MiB": s_per_mib["validator"] / s_per_mib["typed"] if {"typed", "validator"} <= ok.keys() else None,
             "reader/typed": ok["reader"]["seconds"] / ok["typed"]["seconds"] if {"typed", "reader"} <= ok.keys() else None,
         }
+        size = big.stat().st_size
+        for leg, name in (("summary", "summary"), ("jsonl1", "jsonl v1"), ("jsonl2", "jsonl v2"), ("jsonl2std", "jsonl v2 stdlib")):
+            ratios[f"{name}/bare split, streamed"] = ok[leg]["seconds"] / ok["bare"]["seconds"] if {leg, "bare"} <= ok.keys() else None
+        for leg, name in (("jsonl1", "jsonl v1"), ("jsonl2", "jsonl v2")):
+            ratios[f"{name} bytes/input bytes"] = ok[leg]["out_bytes"] / size if leg in ok else None
+        for leg, name in (("summary", "summary"), ("jsonl2", "jsonl v2")):
+            ratios[f"{name}/bare split->document"] = ok[leg]["seconds"] / ok["document"]["seconds"] if {leg, "document"} <= ok.keys() else None
+        ratios["stdlib json/orjson (v2)"] = ok["jsonl2std"]["seconds"] / ok["jsonl2"]["seconds"] if {"jsonl2", "jsonl2std"} <= ok.keys() else None
         print(
             f"\n{kind.upper()}: {big.name} ({n:,} claims, {big.stat().st_size / MIB:.2f} MiB); "
             f"validator on {small.name} ({m:,} claims, {small.stat().st_size / MIB:.2f} MiB)"
@@ -228,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {LEGS[leg]:<17}{r['claims']:>9,}  unavailable: {r['error']}")
                 continue
             extra = f"   records {r['records']}" if "records" in r else (f"   valid={r['valid']}" if "valid" in r else "")
+            extra += f"   out {r['out_bytes'] / MIB:.2f} MiB" if "out_bytes" in r else ""
             print(f"  {LEGS[leg]:<17}{r['claims']:>9,}{r['seconds']:>10.3f}{r['mib_per_s']:>9.2f}{r['claims_per_s']:>11,.0f}{r['rss_mib']:>14.1f}{extra}")
         for name, value in ratios.items():
             target = TARGETS.get(name)

@@ -66,7 +66,7 @@ def money_values(obj: Any) -> list[Any]:
 # ------------------------------------------------------------------------------------ parse
 def test_parse_clean_claims_prints_one_json_object_per_claim(in_repo: Path) -> None:
     """`parse` on a clean 837 exits 0, prints nothing on stderr and one JSON object per CLM."""
-    result = run("parse", CLEAN_CLAIMS)
+    result = run("parse", "--format-version", "1", CLEAN_CLAIMS)
     assert result.exit_code == 0
     assert result.stderr == ""
     objects = json_lines(result.stdout)
@@ -89,7 +89,7 @@ def test_parse_clean_claims_prints_one_json_object_per_claim(in_repo: Path) -> N
 
 def test_parse_remit_amounts_are_two_decimal_strings(in_repo: Path) -> None:
     """`parse` on a clean 835: claim_payment objects whose every amount is a two-decimal string."""
-    result = run("parse", CLEAN_REMIT)
+    result = run("parse", "--format-version", "1", CLEAN_REMIT)
     assert result.exit_code == 0
     assert result.stderr == ""
     objects = json_lines(result.stdout)
@@ -116,7 +116,7 @@ def test_parse_summary_prints_the_exact_line(in_repo: Path) -> None:
 
 def test_parse_truncated_file_exits_1_with_positioned_findings(in_repo: Path) -> None:
     """A truncated 835 exits 1; stderr is `file:segment:offset: CODE message` lines with the exact MISSING_SE."""
-    result = run("parse", TRUNCATED_REMIT)
+    result = run("parse", "--format-version", "1", TRUNCATED_REMIT)
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     matches = [FINDING_LINE.match(line) for line in lines]
@@ -134,7 +134,7 @@ def test_parse_truncated_file_does_not_read_the_half_written_segment(in_repo: Pa
     data = (REPO / TRUNCATED_REMIT).read_bytes()
     assert data.endswith(b"~\nCAS*CO*4")
     cut = len(data) - len(b"CAS*CO*4")
-    result = run("parse", TRUNCATED_REMIT)
+    result = run("parse", "--format-version", "1", TRUNCATED_REMIT)
     adjustments = [a for o in json_lines(result.stdout) for s in o["services"] for a in s["adjustments"]]
     assert [a for a in adjustments if a["source"]["offset"] == cut] == []
     assert any(f":{cut}: " in line for line in result.stderr.splitlines()), result.stderr
@@ -146,7 +146,7 @@ MALFORMED_AMOUNT_AND_DATE = "tests/fixtures/bad/malformed-amount-and-date.835"
 
 def test_parse_never_repeats_a_date_of_birth(in_repo: Path) -> None:
     """Regression: `DMG02 is '19771304'` put a mistyped birth date on stderr; the finding names DMG02 and CCYYMMDD only."""
-    result = run("parse", DMG02_NOT_A_DATE)
+    result = run("parse", "--format-version", "1", DMG02_NOT_A_DATE)
     assert result.exit_code == 1
     dmg = byte_offset(DMG02_NOT_A_DATE, b"DMG*D8*19771304")
     assert result.stderr == f"{DMG02_NOT_A_DATE}:19:{dmg}: INVALID_DATE DMG02 is not a real date; expected CCYYMMDD\n"

@@ -35,16 +35,20 @@ CORPUS_FILES = (
 
 
 def test_parse_of_corpus_files_matches_golden(corpus: Path) -> None:
-    """`edirecon parse FILE`, run in the corpus folder: stdout (JSON Lines) and stderr (findings) are byte for byte their goldens."""
+    """`edirecon parse [--format-version 1] FILE`, run in the corpus folder: stdout (JSON Lines, format
+    versions 1 and 2) and stderr (findings, the same for both) are byte for byte their goldens."""
     missing = [name for name in CORPUS_FILES if not (corpus / name).is_file()]
     assert missing == [], f"the corpus at {corpus} lacks files these goldens were made from"
     actual: dict[str, bytes] = {}
     with contextlib.chdir(corpus):  # files named as given, with no machine path
         for name in CORPUS_FILES:
-            result = CliRunner().invoke(app, ["parse", name])
+            result = CliRunner().invoke(app, ["parse", "--format-version", "1", name])
             assert result.exit_code in (0, 1), result.output
             actual[f"{name}.jsonl"] = result.stdout_bytes
             actual[f"{name}.stderr.txt"] = result.stderr_bytes
+            v2 = CliRunner().invoke(app, ["parse", name])  # format version 2, the default
+            assert (v2.exit_code, v2.stderr_bytes) == (result.exit_code, result.stderr_bytes)
+            actual[f"{name}.v2.jsonl"] = v2.stdout_bytes
     refuse_machine_paths(actual, corpus.resolve(), REPO)
     check_tree(GOLDEN / "parse", actual)
 

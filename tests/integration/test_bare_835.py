@@ -30,11 +30,17 @@ AS_OF = date(2026, 11, 27)
 
 def test_parse_reads_a_bare_835_with_a_warning() -> None:
     """`edirecon parse` prints the bare 835's claim payment, warns NO_ENVELOPE once and exits 0."""
-    result = CliRunner().invoke(app, ["parse", str(BARE)])
+    result = CliRunner().invoke(app, ["parse", "--format-version", "1", str(BARE)])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) == 1 and '"patient_control_number":"RFM3102001"' in lines[0]
     assert '"isa13":"","gs06":"","st02":"35240"' in lines[0]
+    v2 = CliRunner().invoke(app, ["parse", str(BARE)])  # format version 2: the envelope ids on the transaction_set line
+    assert (v2.exit_code, v2.stderr) == (0, result.stderr)
+    kinds = [line.split(",", 1)[0] for line in v2.stdout.splitlines()]
+    assert kinds == ['{"record":"format"', '{"record":"transaction_set"', '{"record":"claim_payment"']
+    assert '"isa13":"","gs06":"","st02":"35240"' in v2.stdout.splitlines()[1]
+    assert '"values":["RFM3102001",' in v2.stdout.splitlines()[2]
     assert [line.split(": ", 1)[1].split(" ", 1)[0] for line in result.stderr.splitlines()] == ["NO_ENVELOPE"]
     assert f"{BARE}:1:0: NO_ENVELOPE transaction set ST02=35240 has no ISA/GS envelope" in result.stderr
 
