@@ -137,12 +137,19 @@ def keys(conn: Connection, where: Where) -> list[tuple[str, date | None, Decimal
     return [(rid, due, kept if kept is not None else amount, since) for rid, due, kept, amount, since in conn.execute(q)]
 
 
-def due_page(conn: Connection, where: Where, descending: bool, offset: int, limit: int, after: tuple[date | None, str] | None) -> tuple[list[str], int, int]:
+def due_page(
+    conn: Connection, where: Where, descending: bool, offset: int, limit: int, after: tuple[date | None, str] | None, by_amount: bool = False
+) -> tuple[list[str], int, int]:
     """The work queue by due day, paged by the database: the ids of the ``limit`` refunds passing
     ``where`` from ``offset`` (or, with ``after``, from the first after that due day and refund
     id, earliest first), how many pass in all, and where the page starts among them.  Due days
     earliest first (``descending``: latest first), refunds without one last, each group by refund
-    id (descending with the days); ids compared byte by byte on PostgreSQL too."""
+    id (descending with the days); ids compared byte by byte on PostgreSQL too.
+
+    ``by_amount``: by the amount instead (the kept refund's, else the workflow's), then refund id,
+    both reversed with ``descending`` (``after`` not used).  On SQLite an amount is its exact text
+    with two decimals (``Money``), never negative here: ordered by its length, then its text, which
+    is the order of the numbers without turning them into floats."""
     w, d = t.refund_workflow, t.detections
     rid = w.c.refund_id.collate("C") if conn.dialect.name == "postgresql" else w.c.refund_id
     due = func.coalesce(d.c.due_by, date.max)
@@ -153,7 +160,11 @@ def due_page(conn: Connection, where: Where, descending: bool, offset: int, limi
         before = or_(due < last[0], and_(due == last[0], rid <= last[1]))
         offset = conn.execute(select(func.count()).select_from(_joined()).where(and_(true(), *conds, before))).scalar_one()
         descending = False
-    if descending:
+    if by_amount:
+        amount = func.coalesce(d.c.amount, w.c.amount)
+        keys_ = [func.length(amount), amount, rid] if conn.dialect.name == "sqlite" else [amount, rid]
+        order = [k.desc() for k in keys_] if descending else keys_
+    elif descending:
         order = [d.c.due_by.is_(None), d.c.due_by.desc(), case((d.c.due_by.is_(None), rid), else_="").asc(), rid.desc()]
     else:
         order = [due, rid]

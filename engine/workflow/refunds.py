@@ -318,14 +318,22 @@ def listing_page(
 
 
 def listing_due_page(
-    store: Store, as_of: date, config: Config, where: records.Where, descending: bool, offset: int, limit: int, after: tuple[date | None, str] | None
+    store: Store,
+    as_of: date,
+    config: Config,
+    where: records.Where,
+    descending: bool,
+    offset: int,
+    limit: int,
+    after: tuple[date | None, str] | None,
+    by_amount: bool = False,
 ) -> tuple[Book, list[str], int, int]:
     """As :func:`listing_page`, by due day with the database sorting and paging
     (``records.due_page``): the views of the page, its refund ids in order, how many refunds pass
     ``where`` and where the page starts."""
 
     def read(conn: Connection) -> tuple[Book, list[str], int, int]:
-        ids, total, start = records.due_page(conn, where, descending, offset, limit, after)
+        ids, total, start = records.due_page(conn, where, descending, offset, limit, after, by_amount)
         return _listed(conn, as_of, config, ids), ids, total, start
 
     with store.engine.connect() as conn:

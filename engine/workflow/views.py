@@ -222,8 +222,8 @@ def refund_page(
     )
     store = open_store(url)
     try:
-        if sort == "due":  # the database sorts and pages
-            b, shown, total, start = listing_due_page(store, as_of, config, where, descending, offset, limit, after)
+        if sort in ("due", "amount"):  # the database sorts and pages
+            b, shown, total, start = listing_due_page(store, as_of, config, where, descending, offset, limit, after, sort == "amount")
         else:
             b, ordered, start = listing_page(
                 store,

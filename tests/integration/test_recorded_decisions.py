@@ -407,7 +407,7 @@ def test_listing_reads_beside_a_writer_when_nothing_waits_to_be_synced(tmp_path:
     assert sorted(listed.views) == sorted(r["refund_id"] for r in expected) and expected
 
 
-def test_a_page_of_the_work_queue_is_the_same_rows_as_the_list(tmp_path: Path) -> None:
+def test_a_page_of_the_work_queue_is_the_same_rows_as_the_list(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """``views.refund_page`` filters in the store and reads only the page's rows whole: page by page
     its rows are ``refund list``'s, filter by filter (statuses, reasons, payer, payee type,
     overdue, due before, assigned to, escheatment), sorted by due day, amount or days in credit
@@ -424,7 +424,7 @@ def test_a_page_of_the_work_queue_is_the_same_rows_as_the_list(tmp_path: Path) -
     for leftover in inputs.glob("*.planted.json"):
         leftover.unlink()
     as_of = date(2026, 11, 1)
-    url = f"sqlite:///{tmp_path / 'g.db'}"
+    url = new_url(kind, tmp_path, "g", request)
     run_files(url, tmp_path / "out", as_of, [inputs])
     listed = views.refund_list(url, as_of, CONFIG)
     patients = [r.refund_id for r in listed if r.payee_type == "patient" and r.workflow_status == "pending"]
