@@ -792,12 +792,24 @@ def credit_arose_on(d: Decisions) -> dict[str, date | None]:
     a duplicate; for the other reasons, the day the encounter went into credit (the engine's
     ``days_in_credit`` counts from it)."""
     since = {id(b.encounter): b.in_credit_since for b in d.balances}
+    # per encounter, worked out once (an encounter may hold many refunds and many payments):
+    # payment key -> its day (the first payment of a key), and the last day money came in
+    paid_on: dict[int, dict[tuple[str, ...], date | None]] = {}
+    last_in: dict[int, date | None] = {}
     out: dict[str, date | None] = {}
     for r in d.refunds:
+        e = id(r.encounter)
         if r.reason == "DUPLICATE_PAYMENT":
-            out[r.refund_id] = next((p.payment_date for p in r.encounter.payments if p.key == r.payment_key), None)
+            if e not in paid_on:
+                days: dict[tuple[str, ...], date | None] = {}
+                for p in r.encounter.payments:
+                    days.setdefault(p.key, p.payment_date)
+                paid_on[e] = days
+            out[r.refund_id] = paid_on[e].get(r.payment_key)
         else:
-            out[r.refund_id] = since.get(id(r.encounter)) or max(
-                [*(p.payment_date for p in r.encounter.payments if p.payment_date), *(pp.paid_on for pp in r.encounter.patient_payments)], default=None
-            )
+            if e not in last_in:
+                last_in[e] = max(
+                    [*(p.payment_date for p in r.encounter.payments if p.payment_date), *(pp.paid_on for pp in r.encounter.patient_payments)], default=None
+                )
+            out[r.refund_id] = since.get(e) or last_in[e]
     return out
