@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from edirecon.engine.decide.rules import Decisions
+from edirecon.engine.decide.rules import Decisions, Refund
 from edirecon.engine.record.csvout import Lines
 from edirecon.money import ZERO, from_storage, text
 
@@ -123,31 +123,31 @@ class Rows(Sequence[dict[str, Any]]):
         return isinstance(other, Sequence) and list(self) == list(other)
 
 
+def refund_request(r: Refund) -> dict[str, Any]:
+    """A refund as a row of ``refund_requests`` (its evidence aside), as the API also shows it."""
+    e = r.encounter
+    return {
+        "refund_id": r.refund_id,
+        "reason": r.reason,
+        "payee_type": r.payee_type,
+        "payer_id": r.payer_id,
+        "payer_name": r.payer_name,
+        "patient_control_number": e.pcn,
+        "payer_claim_control_number": r.icn,
+        "billing_provider_npi": e.npi,
+        "patient_name": e.patient_name,
+        "member_id": e.member_id,
+        "service_date": e.service_from,
+        "amount": r.amount,
+        "identified_on": r.identified_on,
+        "due_by": r.due_by,
+        "status": r.status,
+    }
+
+
 def rows(d: Decisions, as_of: date, ingest_exceptions: list[dict[str, Any]]) -> dict[str, Sequence[dict[str, Any]]]:
     """The output rows of a run, as plain dicts (JSON form: evidence nested)."""
-    refunds = []
-    for r in d.refunds:
-        e = r.encounter
-        refunds.append(
-            {
-                "refund_id": r.refund_id,
-                "reason": r.reason,
-                "payee_type": r.payee_type,
-                "payer_id": r.payer_id,
-                "payer_name": r.payer_name,
-                "patient_control_number": e.pcn,
-                "payer_claim_control_number": r.icn,
-                "billing_provider_npi": e.npi,
-                "patient_name": e.patient_name,
-                "member_id": e.member_id,
-                "service_date": e.service_from,
-                "amount": r.amount,
-                "identified_on": r.identified_on,
-                "due_by": r.due_by,
-                "status": r.status,
-                "evidence": r.evidence,
-            }
-        )
+    refunds = [{**refund_request(r), "evidence": r.evidence} for r in d.refunds]
     recoupments = []
     for rc in d.recoupments:
         recoupments.append(

@@ -137,10 +137,10 @@ def keys(conn: Connection, where: Where) -> list[tuple[str, date | None, Decimal
     return [(rid, due, kept if kept is not None else amount, since) for rid, due, kept, amount, since in conn.execute(q)]
 
 
-def due_page(
+def sorted_page(
     conn: Connection, where: Where, descending: bool, offset: int, limit: int, after: tuple[date | None, str] | None, by_amount: bool = False
 ) -> tuple[list[str], int, int]:
-    """The work queue by due day, paged by the database: the ids of the ``limit`` refunds passing
+    """The work queue by due day (or amount), sorted and paged by the database: the ids of the ``limit`` refunds passing
     ``where`` from ``offset`` (or, with ``after``, from the first after that due day and refund
     id, earliest first), how many pass in all, and where the page starts among them.  Due days
     earliest first (``descending``: latest first), refunds without one last, each group by refund

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edirecon.engine.record import decided
 from edirecon.engine.record.decided import jsonable
+from edirecon.engine.record.writers import refund_request
 from edirecon.engine.workflow import lists, refunds, views
 from edirecon.engine.workflow import users as accounts
 from edirecon.engine.workflow.refunds import Book, View
@@ -246,24 +247,7 @@ def refund_document(b: Book, v: View, trail: Sequence[dict[str, Any]]) -> dict[s
     evidence: list[dict[str, Any]] = []
     tied: list[dict[str, Any]] = []
     if r is not None:
-        e = r.encounter
-        request_fields = {
-            "refund_id": r.refund_id,
-            "reason": r.reason,
-            "payee_type": r.payee_type,
-            "payer_id": r.payer_id,
-            "payer_name": r.payer_name,
-            "patient_control_number": e.pcn,
-            "payer_claim_control_number": r.icn,
-            "billing_provider_npi": e.npi,
-            "patient_name": e.patient_name,
-            "member_id": e.member_id,
-            "service_date": e.service_from,
-            "amount": r.amount,
-            "identified_on": r.identified_on,
-            "due_by": r.due_by,
-            "status": r.status,
-        }
+        request_fields = refund_request(r)
         for ev in r.evidence:
             item = dict(ev)
             if "file" in item:
@@ -302,19 +286,21 @@ def refund_document(b: Book, v: View, trail: Sequence[dict[str, Any]]) -> dict[s
         "workflow": workflow,
         "evidence": evidence,
         "recoupments": tied,
-        "history": [
-            {
-                "at": ev["at"],
-                "user": ev["user_name"],
-                "action": ev["action"],
-                "from_status": ev["from_status"] or None,
-                "to_status": ev["to_status"],
-                "note": ev["note"] or "",
-            }
-            for ev in trail
-        ],
+        "history": [_event(ev) for ev in trail],
     }
     return jsonable(doc)  # type: ignore[no-any-return]
+
+
+def _event(ev: dict[str, Any]) -> dict[str, Any]:
+    """A ``refund_events`` row as the API shows it: in a refund's history and in the changes feed."""
+    return {
+        "at": ev["at"],
+        "user": ev["user_name"],
+        "action": ev["action"],
+        "from_status": ev["from_status"] or None,
+        "to_status": ev["to_status"],
+        "note": ev["note"] or "",
+    }
 
 
 #: the columns of ``refund_workflow`` the API shows under ``workflow`` (what people and payers did)
@@ -470,19 +456,7 @@ def list_changes(
     except StoreUnavailable as exc:
         raise HTTPException(503, str(exc)) from exc
     found = refunds.changes(served(request).store, after, limit)
-    items = [
-        {
-            "cursor": _event_cursor(ev["id"]),
-            "refund_id": ev["refund_id"],
-            "at": ev["at"],
-            "user": ev["user_name"],
-            "action": ev["action"],
-            "from_status": ev["from_status"] or None,
-            "to_status": ev["to_status"],
-            "note": ev["note"] or "",
-        }
-        for ev in found
-    ]
+    items = [{"cursor": _event_cursor(ev["id"]), "refund_id": ev["refund_id"], **_event(ev)} for ev in found]
     last = items[-1]["cursor"] if items else since
     following = str(request.url.include_query_params(since=last)) if last else str(request.url.remove_query_params("since"))
     return {"items": jsonable(items), "next": following, "cursor": last}

@@ -70,7 +70,7 @@ def refund_book(store: Store, refund_id: str, as_of: date, config: Config) -> re
     refund), a sync would change nothing: the closure is decided and the refund read without
     writing (no wait on the workflow's lock); else as ``refunds.refunds_book``."""
     with store.engine.connect() as conn:
-        if refunds._current(conn, as_of, config) and not records.to_sync(conn) and not records.unfollowed(conn, sorted(refunds.TO_WORK)):
+        if refunds._current(conn, as_of, config) and not refunds._dirty(conn):
             pcns = sorted(set(records.claim_numbers(conn, [refund_id]).values()))
             keys = refunds.closure(conn, pcns) if pcns else []
             facts = refunds.load(conn, keys) if keys else Facts([], [], [], [], [], [], {})
@@ -86,7 +86,7 @@ def sync_changes(store: Store, as_of: date, config: Config) -> None:
     ``refunds.refunds_book(store, [])`` does (everything when the records are stale); when there
     are none and the records are current, nothing is written (no wait on the workflow's lock)."""
     with store.engine.connect() as conn:
-        if refunds._current(conn, as_of, config) and not records.to_sync(conn) and not records.unfollowed(conn, sorted(refunds.TO_WORK)):
+        if refunds._current(conn, as_of, config) and not refunds._dirty(conn):
             return
     refunds.refunds_book(store, [], as_of, config)
 

@@ -295,12 +295,11 @@ Key = tuple[str, date | None, Decimal, date | None]
 
 
 def listing_page(
-    store: Store, as_of: date, config: Config, where: records.Where, order: Callable[[list[Key]], list[Key]], offset: Callable[[list[Key]], int], limit: int
-) -> tuple[Book, list[Key], int]:
+    store: Store, as_of: date, config: Config, where: records.Where, order: Callable[[list[Key]], list[Key]], offset: int, limit: int
+) -> tuple[Book, list[Key]]:
     """One page of the work queue: the refunds passing ``where`` (their keys: refund id, due day,
     amount, day the credit arose), put in ``order``, and the views of the ``limit`` from ``offset``
-    (worked out from the ordered keys) alone, with the keys and that offset, read from the
-    records (synced first as :func:`listing` does).  What a page costs follows
+    alone, with the keys, read from the records (synced first as :func:`listing` does).  What a page costs follows
     the refunds that pass the filters (their keys) and the page, not the store's facts.  When the
     records are not current, everything is decided, synced and recorded once first."""
     with store.engine.connect() as conn:
@@ -317,7 +316,7 @@ def listing_page(
         return _page(conn, as_of, config, where, order, offset, limit)
 
 
-def listing_due_page(
+def listing_sorted_page(
     store: Store,
     as_of: date,
     config: Config,
@@ -328,12 +327,12 @@ def listing_due_page(
     after: tuple[date | None, str] | None,
     by_amount: bool = False,
 ) -> tuple[Book, list[str], int, int]:
-    """As :func:`listing_page`, by due day with the database sorting and paging
-    (``records.due_page``): the views of the page, its refund ids in order, how many refunds pass
+    """As :func:`listing_page`, by due day or amount with the database sorting and paging
+    (``records.sorted_page``): the views of the page, its refund ids in order, how many refunds pass
     ``where`` and where the page starts."""
 
     def read(conn: Connection) -> tuple[Book, list[str], int, int]:
-        ids, total, start = records.due_page(conn, where, descending, offset, limit, after, by_amount)
+        ids, total, start = records.sorted_page(conn, where, descending, offset, limit, after, by_amount)
         return _listed(conn, as_of, config, ids), ids, total, start
 
     with store.engine.connect() as conn:
@@ -351,12 +350,10 @@ def listing_due_page(
 
 
 def _page(
-    conn: Connection, as_of: date, config: Config, where: records.Where, order: Callable[[list[Key]], list[Key]], offset: Callable[[list[Key]], int], limit: int
-) -> tuple[Book, list[Key], int]:
+    conn: Connection, as_of: date, config: Config, where: records.Where, order: Callable[[list[Key]], list[Key]], offset: int, limit: int
+) -> tuple[Book, list[Key]]:
     ordered = order(records.keys(conn, where))
-    start = offset(ordered)
-    shown = [k[0] for k in ordered[start : start + limit]]
-    return _listed(conn, as_of, config, shown), ordered, start
+    return _listed(conn, as_of, config, [k[0] for k in ordered[offset : offset + limit]]), ordered
 
 
 def _dirty(conn: Connection) -> list[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
@@ -40,8 +39,8 @@ from edirecon.engine.workflow.refunds import (
     default_user,
     events,
     listing,
-    listing_due_page,
     listing_page,
+    listing_sorted_page,
     open_store,
 )
 from edirecon.errors import UsageError
@@ -223,38 +222,22 @@ def refund_page(
     store = open_store(url)
     try:
         if sort in ("due", "amount"):  # the database sorts and pages
-            b, shown, total, start = listing_due_page(store, as_of, config, where, descending, offset, limit, after, sort == "amount")
+            b, shown, total, start = listing_sorted_page(store, as_of, config, where, descending, offset, limit, after, sort == "amount")
         else:
-            b, ordered, start = listing_page(
-                store,
-                as_of,
-                config,
-                where,
-                lambda keys: _ordered(keys, sort, descending),
-                (lambda keys: _after(keys, after)) if after else (lambda keys: offset),
-                limit,
-            )
-            total, shown = len(ordered), [k[0] for k in ordered[start : start + limit]]
+            # by days in credit: the recorded day each credit arose, sorted here
+            b, ordered = listing_page(store, as_of, config, where, lambda keys: _by_days_in_credit(keys, descending), offset, limit)
+            total, shown, start = len(ordered), [k[0] for k in ordered[offset : offset + limit]], offset
     finally:
         store.dispose()
     payer_names = _payer_names(b) if any(v.refund is None for v in b.views.values()) else {}
     return Page([_list_row(b, b.views[rid], payer_names) for rid in shown], total, {rid: b.views[rid].arose_on for rid in shown}, start)
 
 
-def _after(keys: list[Key], after: tuple[date | None, str]) -> int:
-    """Where the first key after ``after`` is among ``keys`` in due-day order (none last)."""
-    last = (after[0] or date.max, after[1])
-    return bisect_right([(k[1] or date.max, k[0]) for k in keys], last)
-
-
-def _ordered(keys: list[Key], sort: str, descending: bool) -> list[Key]:
-    """The work queue's order: the keys with the value sorted by first (``descending`` or not),
-    those without it last, each group then by refund id."""
-    if sort == "amount":
-        return sorted(keys, key=lambda k: (k[2], k[0]), reverse=descending)
-    at = 1 if sort == "due" else 3
-    known = sorted((k for k in keys if k[at] is not None), key=lambda k: (k[at], k[0]), reverse=descending if sort == "due" else not descending)
-    return known + sorted((k for k in keys if k[at] is None), key=lambda k: k[0])
+def _by_days_in_credit(keys: list[Key], descending: bool) -> list[Key]:
+    """Fewest days in credit first (the latest day the credit arose; ``descending``: most days
+    first), then refund id; those whose day is not known last, by refund id."""
+    known = sorted((k for k in keys if k[3] is not None), key=lambda k: (k[3], k[0]), reverse=not descending)
+    return known + sorted((k for k in keys if k[3] is None), key=lambda k: k[0])
 
 
 def _one_of(option: str, given: Sequence[str], known: Sequence[str]) -> None:
