@@ -8,6 +8,7 @@ depend on the order files arrived in or on the database used.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -215,4 +216,4 @@ class Facts:
     remittances: list[RemittanceFact]
     patient_payments: list[PatientPaymentFact]
     ingest_exceptions: list[dict[str, Any]]  # rows of the store's table as SQLAlchemy gives them: passed through, never read here
-    identified: dict[str, date]
+    identified: Mapping[str, date]  # refund id -> the day it was first identified (``refund_history``)

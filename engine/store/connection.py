@@ -130,6 +130,10 @@ class Store:
             ) from exc
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        # the threads of one process (``edirecon serve``) take turns at SQLite's write lock here,
+        # in order, rather than each polling the lock in SQLite's busy handler (sleeps of up to
+        # 100 ms between tries); other processes still queue in the busy handler
+        self._writer = threading.RLock()
 
     @property
     def where(self) -> str:
@@ -144,9 +148,12 @@ class Store:
     def write(self) -> Iterator[Connection]:
         """A write transaction.  On SQLite it takes the write lock at once (BEGIN IMMEDIATE), so
         that processes ingesting side by side queue for it instead of failing on a stale read."""
-        with self.engine.begin() as conn:
-            if self.engine.dialect.name == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if self.engine.dialect.name != "sqlite":
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._writer, self.engine.begin() as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
 
     def analyze(self) -> None:

@@ -8,7 +8,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, select, update
 
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.bulk import member_of, query
@@ -72,7 +72,9 @@ def lock_key(pcn: str) -> int:
 def keep_rows(conn: Connection, pcns: Sequence[str] | None, rows: list[dict[str, Any]], history: bool = True) -> None:
     """Replace the kept refunds of ``pcns`` (all of them when None) with ``rows`` (rows of
     ``detections``); a refund id not in ``refund_history`` yet enters it with its
-    ``identified_on`` (with ``history``)."""
+    ``identified_on`` (with ``history``).  The recorded decisions are marked as kept since the
+    workflow last followed them (``records.kept_since_sync``) until a sync follows them all."""
+    conn.execute(update(t.decision_records).where(t.decision_records.c.kept_since_sync.is_(False)).values(kept_since_sync=True))
     if pcns is None:
         conn.execute(delete(t.detections))
     else:

@@ -48,6 +48,25 @@ def set_recorded(conn: Connection, facts: str, config: str, as_of: date | None, 
     conn.execute(insert(t.decision_records).values(id=1, facts=facts, config=config, as_of=as_of, recorded_at=at))
 
 
+def kept_since_sync(conn: Connection) -> bool:
+    """Whether a detection kept refunds since the workflow last followed every kept refund (and
+    so ``unfollowed`` may find some); a store with nothing recorded says yes."""
+    found = conn.execute(select(t.decision_records.c.kept_since_sync).order_by(t.decision_records.c.id.desc()).limit(1)).scalar()
+    return found is None or bool(found)
+
+
+def mark_kept(conn: Connection) -> None:
+    """In the caller's transaction: refunds were kept (``detections``) without the workflow
+    following them in the same transaction."""
+    conn.execute(update(t.decision_records).where(t.decision_records.c.kept_since_sync.is_(False)).values(kept_since_sync=True))
+
+
+def mark_followed(conn: Connection) -> None:
+    """In the caller's transaction: the workflow follows every kept refund again (``unfollowed``
+    was synced)."""
+    conn.execute(update(t.decision_records).where(t.decision_records.c.kept_since_sync.is_(True)).values(kept_since_sync=False))
+
+
 def forget(conn: Connection) -> None:
     """No decisions recorded any more: the next command decides everything again."""
     conn.execute(delete(t.decision_records))

@@ -382,6 +382,9 @@ decision_records = Table(
     Column("config", String(64), nullable=False),
     Column("as_of", Date),  # set when a kept refund was dated by the day decided (not in refund_history yet)
     Column("recorded_at", DateTime, nullable=False),
+    # a detection kept refunds since the workflow last followed every kept refund: only then may a
+    # refund be kept and not followed, or followed and no longer kept (``records.unfollowed``)
+    Column("kept_since_sync", Boolean, nullable=False, server_default=false()),
 )
 
 #: the rows of the API's lists of what the engine decided (recoupments, credit balances,
@@ -464,6 +467,7 @@ refund_events = Table(
     Column("note", Text, nullable=False),
 )
 Index("ix_refund_events_refund", refund_events.c.refund_id, refund_events.c.id)
+Index("ix_refund_workflow_needs_sync", refund_workflow.c.needs_sync)
 
 #: jobs that failed (each attempt), for ``edirecon status``: the error, never patient data
 job_failures = Table(

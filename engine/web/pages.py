@@ -47,9 +47,9 @@ from edirecon.engine.reports.cms838 import Quarter
 from edirecon.engine.reports.report import recoupment_source
 from edirecon.engine.reports.report import report as write_report
 from edirecon.engine.store.connection import Store
-from edirecon.engine.workflow import lists, views
 from edirecon.engine.workflow import users as us
-from edirecon.engine.workflow.refunds import ACTIONS, MANUAL, METHODS, STATUSES
+from edirecon.engine.workflow import views
+from edirecon.engine.workflow.refunds import ACTIONS, MANUAL, METHODS, STATUSES, Book
 from edirecon.errors import Forbidden, Unauthorized, UsageError
 from edirecon.money import dollars
 from edirecon.money import parse as parse_money
@@ -398,7 +398,7 @@ def _list(served: Served, f: dict[str, Any], sort: str, descending: bool, number
     """Page ``number`` of the work queue with the filters ``f``: the store filters, and only the
     page's rows are read whole (``views.refund_page``)."""
     return views.refund_page(
-        served.db_url,
+        served.store,
         today(),
         served.config,
         f["statuses"],
@@ -453,14 +453,12 @@ def _details(action: str, form: Any) -> dict[str, Any]:
 
 async def _act(served: Served, ids: Sequence[str], action: str, user: us.User, note: str, details: dict[str, Any]) -> tuple[str, list[views.Acted]]:
     """``views.take_action`` by the logged-in user (a usage error, e.g. void without a note: 400)."""
-    return await run_in_threadpool(views.take_action, served.db_url, list(ids), action, user.name, today(), served.config, note.strip(), **details)
+    return await run_in_threadpool(views.take_action, served.store, list(ids), action, user.name, today(), served.config, note.strip(), **details)
 
 
-def _recoupments(served: Served, refund_id: str) -> list[dict[str, str]]:
-    """The payer's take-backs tied to a refund (PLB or claim reversal), each with its file:segment:
-    only the refund's encounters are decided, without the workflow's lock when nothing waits to
-    be synced (``lists.refund_book``)."""
-    b = lists.refund_book(served.store, refund_id, today(), served.config)
+def _recoupments(b: Book, refund_id: str) -> list[dict[str, str]]:
+    """The payer's take-backs tied to a refund (PLB or claim reversal), each with its file:segment,
+    from the book its page was read from (its encounters decided: ``views.refund_detail_book``)."""
     out = []
     for rc in b.decisions.recoupments:
         if rc.refund_id == refund_id:
@@ -498,11 +496,11 @@ async def _refund(
     request: Request, served: Served, user: us.User, refund_id: str, page: Callable[..., Response], refused: str | None = None, status: int = 200
 ) -> Response:
     try:
-        detail = await run_in_threadpool(views.refund_detail, served.db_url, refund_id, today(), served.config)
+        detail, b = await run_in_threadpool(views.refund_detail_book, served.store, refund_id, today(), served.config)
         labels = dict(detail.fields)
         # only a refund the payer took back (some or all of it) has take-backs to list
         taken = "recouped" in labels.get("engine status", "") or "double refund" in labels
-        recoupments = await run_in_threadpool(_recoupments, served, refund_id) if taken else []
+        recoupments = _recoupments(b, refund_id) if taken else []
     except UsageError as exc:
         return page(request, "error.html", 404, user=user, title="No such refund", message=str(exc))
     sections: dict[str, list[tuple[str, str]]] = {"workflow": [], "encounter": [], "payments": [], "recoupments": []}

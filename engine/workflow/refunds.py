@@ -266,7 +266,8 @@ def _some(conn: Connection, refund_ids: list[str], as_of: date, config: Config) 
     """In the caller's locked transaction, records current: sync ``refund_ids`` (with the refunds
     acted on since their last sync, and any the workflow has not met yet or lost) and read them."""
     ids = sorted(set(refund_ids))
-    b = _sync_some(conn, sorted(set(ids) | set(records.to_sync(conn)) | set(records.unfollowed(conn, sorted(TO_WORK)))), as_of, config)
+    b = _sync_some(conn, sorted(set(ids) | set(_dirty(conn))), as_of, config)
+    records.mark_followed(conn)
     _read(conn, b, ids)
     return b
 
@@ -286,6 +287,7 @@ def listing(store: Store, as_of: date, config: Config) -> Book:
             dirty = _dirty(conn)
             if dirty:
                 _sync_some(conn, dirty, as_of, config)
+            records.mark_followed(conn)
             return _listed(conn, as_of, config)
     return book(store, as_of, config)
 
@@ -310,6 +312,7 @@ def listing_page(
             dirty = _dirty(conn)
             if dirty:
                 _sync_some(conn, dirty, as_of, config)
+            records.mark_followed(conn)
             return _page(conn, as_of, config, where, order, offset, limit)
     book(store, as_of, config)  # decided, synced and recorded: the records are current now
     with store.engine.connect() as conn:
@@ -343,6 +346,7 @@ def listing_sorted_page(
             dirty = _dirty(conn)
             if dirty:
                 _sync_some(conn, dirty, as_of, config)
+            records.mark_followed(conn)
             return read(conn)
     book(store, as_of, config)  # decided, synced and recorded: the records are current now
     with store.engine.connect() as conn:
@@ -357,8 +361,12 @@ def _page(
 
 
 def _dirty(conn: Connection) -> list[str]:
-    """The refunds whose workflow state waits for a sync: acted on since, or not followed yet."""
-    return sorted(set(records.to_sync(conn)) | set(records.unfollowed(conn, sorted(TO_WORK))))
+    """The refunds whose workflow state waits for a sync: acted on since (an indexed query), or not
+    followed yet (looked for only when a detection kept refunds since the workflow last followed
+    every kept refund: ``records.kept_since_sync``), so that a page or an action costs what it
+    touches, not the number of refunds in the store."""
+    unfollowed = records.unfollowed(conn, sorted(TO_WORK)) if records.kept_since_sync(conn) else []
+    return sorted(set(records.to_sync(conn)) | set(unfollowed))
 
 
 def _listed(conn: Connection, as_of: date, config: Config, refund_ids: list[str] | None = None) -> Book:

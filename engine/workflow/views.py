@@ -3,7 +3,8 @@
 same refunds) and their table, CSV and JSON, the fields and audit trail of ``refund show``, and
 the outcome of an action.
 
-Each function opens the store at a URL (it must exist: ``StoreUnavailable`` otherwise), syncs the
+Each function opens the store at a URL (it must exist: ``StoreUnavailable`` otherwise; or uses the
+open ``Store`` given, as ``edirecon serve`` does for every request, its connections pooled), syncs the
 workflow with the engine's decisions, builds its answer and closes the store: ``refund list`` reads
 the recorded decisions (``refunds.listing``), ``refund show`` and the actions decide only the
 encounters of their refunds (``refunds.refunds_book``; ``refund show`` without writing when
@@ -17,7 +18,8 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -26,6 +28,7 @@ from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.record.csvout import Lines
 from edirecon.engine.record.writers import money
+from edirecon.engine.store.connection import Store
 from edirecon.engine.store.records import Where
 from edirecon.engine.workflow import lists
 from edirecon.engine.workflow.refunds import (
@@ -115,7 +118,7 @@ class Acted:
 
 
 def refund_list(
-    url: str,
+    url: str | Store,
     as_of: date,
     config: Config,
     statuses: Sequence[str] = (),
@@ -138,11 +141,8 @@ def refund_list(
     _one_of("--status", statuses, STATUSES)
     _one_of("--reason", reasons, tuple(mappings.registry("refund_reason")))
     _one_of("--payee-type", [payee_type] if payee_type is not None else [], PAYEE_TYPES)
-    store = open_store(url)
-    try:
+    with _opened(url) as store:
         b = listing(store, as_of, config)
-    finally:
-        store.dispose()
     payer_names = _payer_names(b) if any(v.refund is None for v in b.views.values()) else {}
     rows = [
         _list_row(b, v, payer_names)
@@ -176,7 +176,7 @@ class Page:
 
 
 def refund_page(
-    url: str,
+    url: str | Store,
     as_of: date,
     config: Config,
     statuses: Sequence[str] = (),
@@ -219,16 +219,13 @@ def refund_page(
         to_work=tuple(sorted(TO_WORK)),
         escheatment_sent_by=as_of - timedelta(days=config.refunds.escheatment_days) if escheatment else None,
     )
-    store = open_store(url)
-    try:
+    with _opened(url) as store:
         if sort in ("due", "amount"):  # the database sorts and pages
             b, shown, total, start = listing_sorted_page(store, as_of, config, where, descending, offset, limit, after, sort == "amount")
         else:
             # by days in credit: the recorded day each credit arose, sorted here
             b, ordered = listing_page(store, as_of, config, where, lambda keys: _by_days_in_credit(keys, descending), offset, limit)
             total, shown, start = len(ordered), [k[0] for k in ordered[offset : offset + limit]], offset
-    finally:
-        store.dispose()
     payer_names = _payer_names(b) if any(v.refund is None for v in b.views.values()) else {}
     return Page([_list_row(b, b.views[rid], payer_names) for rid in shown], total, {rid: b.views[rid].arose_on for rid in shown}, start)
 
@@ -246,22 +243,25 @@ def _one_of(option: str, given: Sequence[str], known: Sequence[str]) -> None:
         raise UsageError(f"{option} {unknown[0]!r} is not one of {', '.join(known)}")
 
 
-def refund_detail(url: str, refund_id: str, as_of: date, config: Config) -> Detail:
+def refund_detail(url: str | Store, refund_id: str, as_of: date, config: Config) -> Detail:
     """One refund after syncing: what the engine found, its workflow state, its audit trail.
     An unknown id is a ``UsageError``."""
-    store = open_store(url)
-    try:
+    return refund_detail_book(url, refund_id, as_of, config)[0]
+
+
+def refund_detail_book(url: str | Store, refund_id: str, as_of: date, config: Config) -> tuple[Detail, Book]:
+    """:func:`refund_detail`, with the book it was read from (its refund's encounters decided:
+    the take-backs tied to it, without deciding them again)."""
+    with _opened(url) as store:
         b = lists.refund_book(store, refund_id, as_of, config)
         v = b.view(refund_id)
         trail = events(store, refund_id)
-    finally:
-        store.dispose()
     history = [HistoryRow(ev["at"], ev["user_name"], ev["action"], ev["from_status"], ev["to_status"], ev["note"] or "") for ev in trail]
-    return Detail(v.refund_id, _fields(b, v), history)
+    return Detail(v.refund_id, _fields(b, v), history), b
 
 
 def take_action(
-    url: str,
+    url: str | Store,
     refund_ids: list[str],
     action: str,
     user: str | None,
@@ -274,13 +274,24 @@ def take_action(
     and the outcome for each refund."""
     if not refund_ids:
         raise UsageError("no refund id: give refund ids (RF-…) or --from FILE")
-    store = open_store(url)
-    try:
+    with _opened(url) as store:
         who = user or default_user()
         outcomes = act_many(store, refund_ids, action, who, as_of, config, note, **details)
+    return who, [Acted(o.refund_id, o.view.status, None if o.refused is None else str(o.refused), o.view.state["assigned_to"] or "") for o in outcomes]
+
+
+@contextmanager
+def _opened(where: str | Store) -> Iterator[Store]:
+    """The store at the URL ``where``, opened for the call and closed after it; or the open store
+    ``where``, left open."""
+    if isinstance(where, Store):
+        yield where
+        return
+    store = open_store(where)
+    try:
+        yield store
     finally:
         store.dispose()
-    return who, [Acted(o.refund_id, o.view.status, None if o.refused is None else str(o.refused), o.view.state["assigned_to"] or "") for o in outcomes]
 
 
 def _due_by(v: View) -> date | None:

@@ -501,3 +501,66 @@ def test_a_page_of_the_work_queue_is_the_same_rows_as_the_list(kind: str, tmp_pa
         url, later, CONFIG, statuses=[s for s in refunds.STATUSES if s != fifth.workflow_status] or ["voided"], after=(fifth.due_by, fifth.refund_id)
     )
     assert all((r.due_by or date.max, r.refund_id) > (fifth.due_by or date.max, fifth.refund_id) for r in rest.rows)
+
+
+def test_a_refund_page_and_an_action_read_no_table_whole(kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A person's action costs what it touches (issue 15): on a store of 3,000 generated claims,
+    a refund's page and a note on it read neither the whole refund history (the days refunds
+    were identified are read for the refunds decided) nor every refund of the workflow (whether
+    one waits to be followed is looked up only after a detection kept refunds unsynced), and
+    show what deciding everything shows: a week later, the day the refund was first identified."""
+    from sqlalchemy import event
+
+    url = new_url(kind, tmp_path, "g", request)
+    as_of = generated_store(url, tmp_path)
+    pending = [r.refund_id for r in views.refund_list(url, as_of, CONFIG) if r.workflow_status == "pending"]
+    store = open_store(url)
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda conn, cursor, sql, *rest: statements.append(" ".join(sql.split())))
+    later = as_of + timedelta(days=7)
+    try:
+        detail = views.refund_detail(store, pending[0], later, CONFIG)
+        views.take_action(store, [pending[1]], "note", "alice", later, CONFIG, "called the payer")
+    finally:
+        store.dispose()
+    history = [s for s in statements if "FROM refund_history" in s]
+    assert history and all("WHERE" in s for s in history), history
+    assert not [s for s in statements if "LEFT JOIN refund_workflow" in s or "LEFT JOIN detections" in s]
+    assert [s for s in statements if "needs_sync" in s]  # the refunds acted on since their sync: looked up by its index
+    fields = dict(detail.fields)
+    monkeypatch.setenv(refunds.FULL_ENV, "1")
+    assert dict(views.refund_detail(url, pending[0], later, CONFIG).fields) == fields
+    assert fields["identified on"].startswith(f"{as_of.isoformat()}, due by ")
+
+
+def test_a_refund_kept_by_a_detection_after_the_records_is_followed_by_the_next_command(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The workflow lost a refund the engine keeps (as a store may hold when a detection kept it
+    after the records were made current); once a detection keeps that claim number again, the
+    next command follows it (``records.kept_since_sync``): it is listed, with its entry event, and
+    the flag is cleared by that sync."""
+    from edirecon.engine.scale.detect import detect
+    from edirecon.engine.store import records
+
+    url = new_url(kind, tmp_path, "lost", request)
+    (as_of, files), *_ = STORIES["plb-settles-then-acknowledged"]
+    run_files(url, tmp_path / "out", as_of, files)
+    listed = [asdict(r) for r in views.refund_list(url, as_of, CONFIG)]
+    lost = listed[0]["refund_id"]
+    store = open_store(url)
+    try:
+        with store.write() as conn:
+            pcn = conn.execute(select(t.detections.c.patient_control_number).where(t.detections.c.refund_id == lost)).scalar_one()
+            conn.execute(delete(t.refund_events).where(t.refund_events.c.refund_id == lost))
+            conn.execute(delete(t.refund_workflow).where(t.refund_workflow.c.refund_id == lost))
+            assert not records.kept_since_sync(conn)
+        assert lost not in {r.refund_id for r in views.refund_list(store, as_of, CONFIG)}  # nothing says to look for it
+        detect(store, [pcn], as_of, CONFIG)
+        with store.engine.connect() as conn:
+            assert records.kept_since_sync(conn)
+        assert [asdict(r) for r in views.refund_list(store, as_of, CONFIG)] == listed
+        with store.engine.connect() as conn:
+            assert not records.kept_since_sync(conn)
+    finally:
+        store.dispose()
+    (entered,) = entries(url)[lost]
+    assert entered[:3] == ("edirecon", entered[1], "") and entered[1] in ("identified", "auto-approved")

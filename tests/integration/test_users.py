@@ -278,7 +278,7 @@ def test_upgrade_of_a_store_made_at_revision_0007(store_url: str) -> None:
     upgraded = open_store(store_url)  # what every user command does
     try:
         with upgraded.engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0012"
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0013"
             assert [r.refund_id for r in conn.execute(select(t.refund_workflow.c.refund_id))] == ["RF-1"]
         assert u.users(upgraded) == []
         u.add_user(upgraded, "alice", "admin", PASSWORD)
