@@ -11,13 +11,15 @@ come in: that is the fingerprint (four index look-ups and two counts of small ta
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Date, DateTime, and_, case, delete, func, insert, or_, select, true, update
+from sqlalchemy import Boolean, Connection, Date, DateTime, and_, delete, exists, func, insert, or_, select, true, update
 
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.bulk import Converted, codec, in_list, query, raw_rows
@@ -168,27 +170,61 @@ def sorted_page(
     ``by_amount``: by the amount instead (the kept refund's, else the workflow's), then refund id,
     both reversed with ``descending`` (``after`` not used).  On SQLite an amount is its exact text
     with two decimals (``Money``), never negative here: ordered by its length, then its text, which
-    is the order of the numbers without turning them into floats."""
+    is the order of the numbers without turning them into floats.
+
+    A page costs what it shows, not the size of the queue: the kept refunds (those with a due day)
+    are read in order by an index of ``detections`` (due day or amount, then id), each checked
+    against the filters, until the page is full; the refunds the engine no longer keeps (no due
+    day) are looked for only when there can be some (the workflow holds more refunds than are
+    kept, or a detection kept refunds since the last sync) and merged in.  A kept refund's due day
+    is always before ``date.max``, where the others sort."""
     w, d = t.refund_workflow, t.detections
-    rid = w.c.refund_id.collate("C") if conn.dialect.name == "postgresql" else w.c.refund_id
-    due = func.coalesce(d.c.due_by, date.max)
+    pg = conn.dialect.name == "postgresql"
     conds = _conditions(where)
-    total = conn.execute(select(func.count()).select_from(_joined()).where(and_(true(), *conds))).scalar_one()
+    only_kept = where.due_before is not None or where.overdue_on is not None  # a refund without a due day never passes
+    total = conn.execute(select(func.count()).select_from(_joined() if only_kept else w).where(and_(true(), *conds))).scalar_one()
     if after is not None:
+        rid = w.c.refund_id.collate("C") if pg else w.c.refund_id
         last = (after[0] or date.max, after[1])
+        due = func.coalesce(d.c.due_by, date.max)
         before = or_(due < last[0], and_(due == last[0], rid <= last[1]))
         offset = conn.execute(select(func.count()).select_from(_joined()).where(and_(true(), *conds, before))).scalar_one()
-        descending = False
+        descending, by_amount = False, False
+    wanted = limit if after is not None else offset + limit
+
+    def ordered(keys: list[Any]) -> list[Any]:
+        return [k.desc() for k in keys] if descending else keys
+
+    drid = d.c.refund_id.collate("C") if pg else d.c.refund_id
+    kept_q = select(d.c.refund_id, d.c.amount).where(exists(select(1).select_from(w).where(w.c.refund_id == d.c.refund_id, *conds)))
     if by_amount:
-        amount = func.coalesce(d.c.amount, w.c.amount)
-        keys_ = [func.length(amount), amount, rid] if conn.dialect.name == "sqlite" else [amount, rid]
-        order = [k.desc() for k in keys_] if descending else keys_
-    elif descending:
-        order = [d.c.due_by.is_(None), d.c.due_by.desc(), case((d.c.due_by.is_(None), rid), else_="").asc(), rid.desc()]
+        kept_q = kept_q.order_by(*ordered([d.c.amount, drid] if pg else [func.length(d.c.amount), d.c.amount, drid]))
     else:
-        order = [due, rid]
-    q = select(w.c.refund_id).select_from(_joined()).where(and_(true(), *conds)).order_by(*order).offset(offset).limit(limit)
-    return list(conn.execute(q).scalars()), total, offset
+        kept_q = kept_q.order_by(*ordered([d.c.due_by, drid]))
+    if after is not None and after[0] is not None:
+        kept_q = kept_q.where(or_(d.c.due_by > after[0], and_(d.c.due_by == after[0], drid > after[1])))
+    kept = [] if after is not None and after[0] is None else [(rid_, amount) for rid_, amount in conn.execute(kept_q.limit(wanted))]
+    unkept: list[tuple[str, Decimal]] = []
+    if not only_kept and (kept_since_sync(conn) or _count(conn, w) != _count(conn, d)):
+        wrid = w.c.refund_id.collate("C") if pg else w.c.refund_id
+        unkept_q = select(w.c.refund_id, w.c.amount).where(~exists(select(1).select_from(d).where(d.c.refund_id == w.c.refund_id)), *conds)
+        if after is not None and after[0] is None:
+            unkept_q = unkept_q.where(wrid > after[1])
+        if by_amount:
+            unkept_q = unkept_q.order_by(*ordered([w.c.amount, wrid] if pg else [func.length(w.c.amount), w.c.amount, wrid]))
+        else:
+            unkept_q = unkept_q.order_by(wrid)  # after the kept ones, by refund id, either way
+        unkept = [(rid_, amount) for rid_, amount in conn.execute(unkept_q.limit(wanted))]
+    if by_amount:  # the two sequences merged by (amount, refund id), each already in that order
+        rows = heapq.merge(kept, unkept, key=lambda r: (r[1], r[0]), reverse=descending)
+    else:
+        rows = iter(kept + unkept)
+    start = 0 if after is not None else offset
+    return [r[0] for r in itertools.islice(rows, start, start + limit)], total, offset
+
+
+def _count(conn: Connection, table: Any) -> int:
+    return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
 def _converter(conn: Connection, column: Any) -> Any:

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    func,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -370,6 +371,11 @@ detections = Table(
     Column("credit_since", Date),  # the day the money that made the credit came in (``credit_arose_on``): days in credit
 )
 Index("ix_detections_pcn", detections.c.patient_control_number)
+# the work queue's page in order (``records.sorted_page``): by due day, and by amount (on SQLite
+# the amount's text by length, then itself: the order of the numbers)
+Index("ix_detections_due", detections.c.due_by, detections.c.refund_id)
+Index("ix_detections_amount", func.length(detections.c.amount), detections.c.amount, detections.c.refund_id).ddl_if(dialect="sqlite")
+Index("ix_detections_amount_pg", detections.c.amount, detections.c.refund_id).ddl_if(dialect="postgresql")
 
 #: which facts (a fingerprint of the fact tables: ``records.facts_fingerprint``) and which
 #: configuration the kept refunds (``detections``) and the refund workflow were last decided and

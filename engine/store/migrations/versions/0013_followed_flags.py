@@ -2,7 +2,9 @@
 15, step 0: an action costs what it touches): ``decision_records.kept_since_sync`` says whether a
 detection kept refunds since the workflow last followed every kept refund (only then can a refund
 be kept and not followed, or followed and no longer kept), and an index on
-``refund_workflow.needs_sync`` finds the refunds a person acted on since their last sync.
+``refund_workflow.needs_sync`` finds the refunds a person acted on since their last sync.  The
+work queue's page is read in order by an index of the kept refunds (``detections``) by due day
+and by amount (on SQLite the amount's text by its length, then itself: ``records.sorted_page``).
 
 A store made before this revision may have such refunds: its row is marked, and the next sync
 looks for them.
@@ -26,8 +28,15 @@ def upgrade() -> None:
     op.add_column("decision_records", sa.Column("kept_since_sync", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.execute("UPDATE decision_records SET kept_since_sync = TRUE")
     op.create_index("ix_refund_workflow_needs_sync", "refund_workflow", ["needs_sync"])
+    op.create_index("ix_detections_due", "detections", ["due_by", "refund_id"])
+    if op.get_bind().dialect.name == "sqlite":
+        op.create_index("ix_detections_amount", "detections", [sa.text("length(amount)"), "amount", "refund_id"])
+    else:
+        op.create_index("ix_detections_amount_pg", "detections", ["amount", "refund_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_detections_amount" if op.get_bind().dialect.name == "sqlite" else "ix_detections_amount_pg", table_name="detections")
+    op.drop_index("ix_detections_due", table_name="detections")
     op.drop_index("ix_refund_workflow_needs_sync", table_name="refund_workflow")
     op.drop_column("decision_records", "kept_since_sync")  # plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+)
