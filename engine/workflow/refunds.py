@@ -262,11 +262,12 @@ def refunds_book(store: Store, refund_ids: list[str], as_of: date, config: Confi
     return book(store, as_of, config)
 
 
-def _some(conn: Connection, refund_ids: list[str], as_of: date, config: Config) -> Book:
+def _some(conn: Connection, refund_ids: list[str], as_of: date, config: Config, pre: Predecided | None = None) -> Book:
     """In the caller's locked transaction, records current: sync ``refund_ids`` (with the refunds
-    acted on since their last sync, and any the workflow has not met yet or lost) and read them."""
+    acted on since their last sync, and any the workflow has not met yet or lost) and read them
+    (their closure decided before the lock when ``pre`` is still good: ``_sync_some``)."""
     ids = sorted(set(refund_ids))
-    b = _sync_some(conn, sorted(set(ids) | set(_dirty(conn))), as_of, config)
+    b = _sync_some(conn, sorted(set(ids) | set(_dirty(conn))), as_of, config, pre)
     records.mark_followed(conn)
     _read(conn, b, ids)
     return b
@@ -399,14 +400,46 @@ def sync_changed(store: Store, as_of: date, config: Config, facts_key: str) -> i
 _SYNC_BATCH = 500
 
 
-def _sync_some(conn: Connection, refund_ids: list[str], as_of: date, config: Config) -> Book:
-    """Sync the refunds ``refund_ids`` alone (in the caller's locked transaction): load and decide
-    the claim-number closure of their kept refunds, with the PLBs that name a check sent for one
-    of them (the payer's acknowledgment), and run the workflow's rules on those refunds only."""
+@dataclass
+class Predecided:
+    """The claim-number closure of some refunds loaded and decided before the workflow's lock was
+    taken (``predecide``), with the fingerprint of the facts it was decided from."""
+
+    refund_ids: list[str]
+    facts_key: str
+    facts: Facts
+    decisions: Decisions
+
+
+def predecide(store: Store, refund_ids: list[str], as_of: date, config: Config) -> Predecided | None:
+    """Outside the workflow's lock (a read transaction): when the records are current, the
+    closure of ``refund_ids`` and of every refund waiting to be synced, loaded and decided, so that
+    an action holds the lock only to check the facts are still those and to write (None: the
+    records are not current; the action decides under the lock)."""
+    with store.engine.connect() as conn:
+        if not _current(conn, as_of, config):
+            return None
+        ids = sorted(set(refund_ids) | set(_dirty(conn)))
+        facts, decisions = _closure_decided(conn, ids, as_of, config)
+        return Predecided(ids, records.facts_fingerprint(conn), facts, decisions)
+
+
+def _closure_decided(conn: Connection, refund_ids: list[str], as_of: date, config: Config) -> tuple[Facts, Decisions]:
     pcns = sorted(set(records.claim_numbers(conn, refund_ids).values()))
     keys = closure(conn, pcns) if pcns else []
     facts = load(conn, keys) if keys else Facts([], [], [], [], [], [], {})
-    decisions = decide(facts, as_of, config)
+    return facts, decide(facts, as_of, config)
+
+
+def _sync_some(conn: Connection, refund_ids: list[str], as_of: date, config: Config, pre: Predecided | None = None) -> Book:
+    """Sync the refunds ``refund_ids`` alone (in the caller's locked transaction): load and decide
+    the claim-number closure of their kept refunds (or take ``pre``'s, decided before the lock for
+    the same refunds from the same facts), with the PLBs that name a check sent for one of them
+    (the payer's acknowledgment), and run the workflow's rules on those refunds only."""
+    if pre is not None and pre.refund_ids == sorted(set(refund_ids)) and pre.facts_key == records.facts_fingerprint(conn):
+        facts, decisions = pre.facts, pre.decisions
+    else:
+        facts, decisions = _closure_decided(conn, refund_ids, as_of, config)
     rows = stored.states_by_id(conn, refund_ids)
     references = sorted({row["reference"] for row in rows.values() if row["reference"] and row["status"] in ("sent", "acknowledged", "double_refund")})
     if references:
@@ -545,9 +578,10 @@ def act_many(
         return done
 
     outcomes: list[Outcome] | None = None
+    pre = predecide(store, ids, as_of, config)  # their encounters decided before the lock: it is held only to check and write
     with _locked(store) as conn:
         if _current(conn, as_of, config):  # decide only their encounters, sync and act in one transaction
-            outcomes = act_on(conn, _some(conn, ids, as_of, config))
+            outcomes = act_on(conn, _some(conn, ids, as_of, config, pre))
     if outcomes is None:  # stale records: decide everything (outside the lock), then sync, record and act
         b, facts_key = _decided(store, as_of, config)
         with _locked(store) as conn:

@@ -605,3 +605,29 @@ def test_a_refund_kept_by_a_detection_after_the_records_is_followed_by_the_next_
         store.dispose()
     (entered,) = entries(url)[lost]
     assert entered[:3] == ("edirecon", entered[1], "") and entered[1] in ("identified", "auto-approved")
+
+
+def test_an_action_uses_its_closure_decided_before_the_lock_only_while_the_facts_are_those(tmp_path: Path) -> None:
+    """An action decides its refund's encounters before taking the workflow's lock
+    (``refunds.predecide``) and holds the lock only to check and write: the decisions made
+    beforehand are taken only for the same refunds and the same facts; otherwise the action
+    decides again under the lock, from the facts then."""
+    url = f"sqlite:///{tmp_path / 'pre.db'}"
+    (as_of, files), *_ = STORIES["plb-settles-then-acknowledged"]
+    run_files(url, tmp_path / "out", as_of, files)
+    rid = views.refund_list(url, as_of, CONFIG)[0].refund_id
+    store = open_store(url)
+    try:
+        pre = refunds.predecide(store, [rid], as_of, CONFIG)
+        assert pre is not None and pre.refund_ids == [rid] and any(r.refund_id == rid for r in pre.decisions.refunds)
+        with refunds._locked(store) as conn:
+            assert refunds._some(conn, [rid], as_of, CONFIG, pre).decisions is pre.decisions
+        for stale in (
+            refunds.Predecided(pre.refund_ids, pre.facts_key + "-other", pre.facts, refunds.Decisions([])),  # facts added since
+            refunds.Predecided([*pre.refund_ids, "RF-OTHER"], pre.facts_key, pre.facts, refunds.Decisions([])),  # other refunds
+        ):
+            with refunds._locked(store) as conn:
+                b = refunds._some(conn, [rid], as_of, CONFIG, stale)
+            assert b.decisions is not stale.decisions and [r.refund_id for r in b.decisions.refunds] == [r.refund_id for r in pre.decisions.refunds]
+    finally:
+        store.dispose()
