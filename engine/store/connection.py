@@ -113,7 +113,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 class Store:
     """Where facts, ingestion records and refund history live."""
 
-    def __init__(self, url: str = DEFAULT_URL):
+    def __init__(self, url: str = DEFAULT_URL, connections: int | None = None):
+        """``connections``: how many connections the pool keeps open and how many more it may open
+        at a busy moment (SQLAlchemy's defaults, 5 and 10, when None): ``edirecon serve`` answers
+        many requests at once, each with a connection or two."""
         # "postgresql://" means the driver edirecon ships with (psycopg 3), not SQLAlchemy's default
         given = self.given_url = url  # as the user wrote it: what messages show (masked)
         if url.startswith(("postgresql://", "postgres://")):
@@ -121,7 +124,8 @@ class Store:
         self.url = url
         try:
             connect_args = {"timeout": SQLITE_BUSY_TIMEOUT} if url.startswith("sqlite") else {}
-            self.engine: Engine = create_engine(url, future=True, connect_args=connect_args)
+            pool = {} if connections is None else {"pool_size": connections, "max_overflow": connections}
+            self.engine: Engine = create_engine(url, future=True, connect_args=connect_args, **pool)
         except ValueError as exc:  # SQLAlchemy's URL parser: a port that is not a number
             raise UsageError(f"--db {mask_credentials(given)!r} is not a usable database URL (its port is not a number)") from exc
         except (ArgumentError, ImportError) as exc:
@@ -204,13 +208,13 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(url: str, create: bool = False) -> Store:
+def open_store(url: str, create: bool = False, connections: int | None = None) -> Store:
     """The store at ``url``, its schema created (``create``) or brought to the newest revision.
 
     Without ``create`` (every command but run, watch and worker) a store must already be there:
     none is a :class:`StoreUnavailable` and nothing is created.  Any failure is one
     :class:`StoreUnavailable` line (``store_error``), and the store is left as it was."""
-    store = Store(url)
+    store = Store(url, connections)
     try:
         if not create:
             _require(store)

@@ -15,6 +15,9 @@ from edirecon.engine.store.connection import Store, open_store
 
 log = structlog.get_logger("edirecon.serve")
 
+#: the connections the app's pool keeps, and as many more at a busy moment
+SERVE_CONNECTIONS = 20
+
 
 @dataclass
 class Served:
@@ -32,7 +35,8 @@ def create_app(db_url: str, config: Config, secret: str) -> FastAPI:
     from edirecon.engine.web import api, pages
 
     app = FastAPI(title="edirecon", openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None)
-    app.state.served = Served(open_store(db_url), db_url, config, secret)
+    # one or two connections per request being answered: the threads of the pool (40) at most
+    app.state.served = Served(open_store(db_url, connections=SERVE_CONNECTIONS), db_url, config, secret)
     app.include_router(api.router)
     pages.install(app)
 
