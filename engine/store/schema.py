@@ -372,10 +372,11 @@ detections = Table(
 )
 Index("ix_detections_pcn", detections.c.patient_control_number)
 # the work queue's page in order (``records.sorted_page``): by due day, and by amount (on SQLite
-# the amount's text by length, then itself: the order of the numbers)
-Index("ix_detections_due", detections.c.due_by, detections.c.refund_id)
+# the amount's text by length, then itself: the order of the numbers; on PostgreSQL the ids byte by byte)
+Index("ix_detections_due", detections.c.due_by, detections.c.refund_id).ddl_if(dialect="sqlite")
 Index("ix_detections_amount", func.length(detections.c.amount), detections.c.amount, detections.c.refund_id).ddl_if(dialect="sqlite")
-Index("ix_detections_amount_pg", detections.c.amount, detections.c.refund_id).ddl_if(dialect="postgresql")
+Index("ix_detections_due_pg", detections.c.due_by, detections.c.refund_id.collate("C")).ddl_if(dialect="postgresql")
+Index("ix_detections_amount_pg", detections.c.amount, detections.c.refund_id.collate("C")).ddl_if(dialect="postgresql")
 
 #: which facts (a fingerprint of the fact tables: ``records.facts_fingerprint``) and which
 #: configuration the kept refunds (``detections``) and the refund workflow were last decided and

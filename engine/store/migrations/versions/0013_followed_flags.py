@@ -28,15 +28,17 @@ def upgrade() -> None:
     op.add_column("decision_records", sa.Column("kept_since_sync", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.execute("UPDATE decision_records SET kept_since_sync = TRUE")
     op.create_index("ix_refund_workflow_needs_sync", "refund_workflow", ["needs_sync"])
-    op.create_index("ix_detections_due", "detections", ["due_by", "refund_id"])
     if op.get_bind().dialect.name == "sqlite":
+        op.create_index("ix_detections_due", "detections", ["due_by", "refund_id"])
         op.create_index("ix_detections_amount", "detections", [sa.text("length(amount)"), "amount", "refund_id"])
-    else:
-        op.create_index("ix_detections_amount_pg", "detections", ["amount", "refund_id"])
+    else:  # the ids ordered byte by byte (collation "C"), as the work queue orders them
+        op.create_index("ix_detections_due_pg", "detections", ["due_by", sa.text('refund_id COLLATE "C"')])
+        op.create_index("ix_detections_amount_pg", "detections", ["amount", sa.text('refund_id COLLATE "C"')])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_detections_amount" if op.get_bind().dialect.name == "sqlite" else "ix_detections_amount_pg", table_name="detections")
-    op.drop_index("ix_detections_due", table_name="detections")
+    suffix = "" if op.get_bind().dialect.name == "sqlite" else "_pg"
+    op.drop_index(f"ix_detections_amount{suffix}", table_name="detections")
+    op.drop_index(f"ix_detections_due{suffix}", table_name="detections")
     op.drop_index("ix_refund_workflow_needs_sync", table_name="refund_workflow")
     op.drop_column("decision_records", "kept_since_sync")  # plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+)
