@@ -292,6 +292,8 @@ def test_a_refund_the_engine_no_longer_identifies_keeps_its_payer_name_and_comes
                 updated_at=datetime(2026, 11, 1),
             )
         )
+        # as a detection leaves the records when it no longer keeps a refund the workflow follows
+        conn.execute(t.decision_records.update().values(kept_since_sync=True))
     engine.dispose()
     rows = listed(db)
     assert [r["refund_id"] for r in rows] == [dup, "RF-0000000000000000"]
