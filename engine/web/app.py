@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import anyio.to_thread
 import structlog
 from fastapi import FastAPI, Request, Response
 
@@ -25,8 +26,6 @@ SERVE_THREADS = 8
 
 
 async def _limit_threads() -> None:
-    import anyio.to_thread
-
     anyio.to_thread.current_default_thread_limiter().total_tokens = SERVE_THREADS
 
 
