@@ -76,13 +76,27 @@ def server(in_repo: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 def _go(driver: Any, element: Any) -> None:
     """Click a link or a submit button and wait for the next page to replace this one."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))
+
+    def replaced(_driver: Any) -> bool:
+        """The page before the click is gone: its root is stale, or (Chromium, when asked in the
+        middle of the navigation) no longer belongs to the document."""
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    WebDriverWait(driver, 30).until(replaced)
     WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
