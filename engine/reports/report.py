@@ -34,8 +34,8 @@ from edirecon.engine.reports.cms838 import COLUMNS, Quarter, cms838_rows
 from edirecon.engine.reports.dashboard import dashboard
 from edirecon.engine.reports.letters import MAIL_MERGE_COLUMNS, Mailing, cms838_form, mail_merge_rows, mailing_claim_ids, packets
 from edirecon.engine.reports.model import Report
-from edirecon.engine.store.mailing import claim_mailing
 from edirecon.engine.scale import shards
+from edirecon.engine.store.mailing import claim_mailing
 from edirecon.engine.store.tables import all_rows, count_rows
 from edirecon.engine.store.workflow import with_last_event
 from edirecon.engine.workflow.refunds import TO_WORK, Book, View, book, book_in_shards, open_store

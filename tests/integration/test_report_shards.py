@@ -55,8 +55,18 @@ def states(url: str) -> list[tuple[Any, ...]]:
     store = Store(url)
     try:
         with store.engine.connect() as conn:
-            got = [tuple(r) for r in conn.execute(text("SELECT refund_id, status, amount, sent_amount, acknowledged_by, double_refund_amount, double_refund_traces, needs_sync FROM refund_workflow ORDER BY refund_id"))]
-            got += [tuple(r) for r in conn.execute(text("SELECT refund_id, user_name, action, from_status, to_status, note FROM refund_events ORDER BY refund_id, id"))]
+            got = [
+                tuple(r)
+                for r in conn.execute(
+                    text(
+                        "SELECT refund_id, status, amount, sent_amount, acknowledged_by, double_refund_amount, double_refund_traces, needs_sync FROM refund_workflow ORDER BY refund_id"
+                    )
+                )
+            ]
+            got += [
+                tuple(r)
+                for r in conn.execute(text("SELECT refund_id, user_name, action, from_status, to_status, note FROM refund_events ORDER BY refund_id, id"))
+            ]
             got += [tuple(r) for r in conn.execute(text("SELECT * FROM detections ORDER BY refund_id"))]
     finally:
         store.dispose()
@@ -100,7 +110,23 @@ def test_the_reports_store_in_shards_equals_one_process(tmp_path: Path, monkeypa
         ids = {r["patient_control_number"]: r["refund_id"] for r in csv.DictReader(fh)}
     for pcn in ("RFM2602001", "RFM2604001"):
         cli("refund", "approve", ids[pcn], "--db", url, "--as-of", "2026-10-21", "--config", CONFIG, "--user", "alice")
-    cli("refund", "mark-sent", ids["RFM2604001"], "--db", url, "--as-of", "2026-11-02", "--config", CONFIG, "--user", "bob", "--reference", "5001", "--date", "2026-11-02")
+    cli(
+        "refund",
+        "mark-sent",
+        ids["RFM2604001"],
+        "--db",
+        url,
+        "--as-of",
+        "2026-11-02",
+        "--config",
+        CONFIG,
+        "--user",
+        "bob",
+        "--reference",
+        "5001",
+        "--date",
+        "2026-11-02",
+    )
     run("2026-11-27", PLB / "remit-3.835")
     one, sharded = one_process_and_shards(db, tmp_path, monkeypatch, date(2026, 11, 27), "2026Q4")
     assert files(one) == files(sharded)
@@ -123,7 +149,23 @@ def test_every_scenario_together_in_shards_equals_one_process(tmp_path: Path, mo
         cli("refund", "approve", refund_id, "--db", url, "--as-of", "2026-11-27", "--config", CONFIG, "--user", "alice")
     cli("refund", "hold", ids[3], "--db", url, "--as-of", "2026-11-27", "--config", CONFIG, "--user", "alice", "--note", "asked the payer")
     for refund_id in ids[:2]:
-        cli("refund", "mark-sent", refund_id, "--db", url, "--as-of", "2026-11-27", "--config", CONFIG, "--user", "bob", "--reference", "77" + refund_id[-4:], "--date", "2026-06-01")
+        cli(
+            "refund",
+            "mark-sent",
+            refund_id,
+            "--db",
+            url,
+            "--as-of",
+            "2026-11-27",
+            "--config",
+            CONFIG,
+            "--user",
+            "bob",
+            "--reference",
+            "77" + refund_id[-4:],
+            "--date",
+            "2026-06-01",
+        )
     for per_shard in (3, 1):
         folder = tmp_path / f"per-{per_shard}"
         folder.mkdir()
