@@ -172,3 +172,40 @@ def test_every_scenario_together_in_shards_equals_one_process(tmp_path: Path, mo
         one, sharded = one_process_and_shards(db, folder, monkeypatch, date(2026, 11, 27), "2026Q4", per_shard)
         assert files(one) == files(sharded)
         assert os.path.getsize(one / "worklist.csv") > 200
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_report_in_shards_on_postgresql_equals_one_process(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same path on PostgreSQL (one store: the report in one process, then again in shards of
+    three claim numbers, whose sync then finds nothing new): the same files, and those of one
+    process on SQLite."""
+    config = Config.load(CONFIG)
+    day, quarter = date(2026, 11, 27), Quarter.parse("2026Q4")
+    for url in (pg_url, f"sqlite:///{tmp_path / 'edirecon.db'}"):
+        cli("run", *FOLDERS, "--db", url, "--out", tmp_path / "out", "--as-of", "2026-11-27", "--config", CONFIG, "--workers", "1")
+        pending = cli("refund", "list", "--db", url, "--as-of", "2026-11-27", "--config", CONFIG, "--status", "pending", "--format", "csv").splitlines()[1:]
+        ids = [line.split(",")[0] for line in pending]
+        cli("refund", "approve", *ids[:2], "--db", url, "--as-of", "2026-11-27", "--config", CONFIG, "--user", "alice")
+        cli(
+            "refund",
+            "mark-sent",
+            ids[0],
+            "--db",
+            url,
+            "--as-of",
+            "2026-11-27",
+            "--config",
+            CONFIG,
+            "--user",
+            "bob",
+            "--reference",
+            "9001",
+            "--date",
+            "2026-06-01",
+        )
+    report(pg_url, tmp_path / "pg-one", day, config, quarter, workers=1)
+    report(f"sqlite:///{tmp_path / 'edirecon.db'}", tmp_path / "sqlite-one", day, config, quarter, workers=1)
+    monkeypatch.setattr(shards, "SHARD_CLAIMS", 3)
+    report(pg_url, tmp_path / "pg-sharded", day, config, quarter, workers=2)
+    assert files(tmp_path / "pg-sharded") == files(tmp_path / "pg-one") == files(tmp_path / "sqlite-one")
