@@ -54,6 +54,7 @@ from edirecon.engine.store.detections import keep_rows
 from edirecon.engine.store.facts import load_shard, remittance_facts
 from edirecon.engine.store.tables import all_rows
 from edirecon.errors import ShardError
+from edirecon.money import ZERO
 
 log = structlog.get_logger("edirecon.shards")
 
@@ -417,9 +418,9 @@ def _report_shard(url: str, keys: Path, as_of: date, config: Config) -> ReportPa
         matched: dict[tuple[str, str], Any] = {}
         for p in facts.payments:
             key = (p.payer_id, p.trace_number)
-            paid[key] = paid[key] + p.paid if key in paid else p.paid
+            paid[key] = paid.get(key, ZERO) + p.paid  # as report.payment_sums adds them
             if p.id in matched_ids:
-                matched[key] = matched[key] + p.paid if key in matched else p.paid
+                matched[key] = matched.get(key, ZERO) + p.paid
         # the claim payments the reports look up: the claim reversals (where a take-back came
         # from) and those with the key of a duplicate's earlier payment (its root cause)
         earlier = {
