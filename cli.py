@@ -952,6 +952,10 @@ def report(
     as_of: AsOfOpt = None,
     quarter: Annotated[str | None, typer.Option("--quarter", help="The CMS-838 quarter, e.g. 2026Q4; default the last quarter ended by --as-of.")] = None,
     config: WorkflowConfigOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Processes deciding a large store shard by shard (as run does); 1: in one process; default: one per core."),
+    ] = None,
     verbose: Annotated[bool, verbose_option("Log the report as a structured event on stderr.")] = False,
 ) -> None:
     """Write the credit-balance reports from the store: the refund worklist with aging and totals
@@ -972,7 +976,7 @@ def report(
     day, cfg = _today(as_of), Config.load(config)
     q = Quarter.parse(quarter) if quarter else Quarter.last_ended(day)
     with LateProgress(Console(stderr=True), len(STEPS)) as progress:
-        rep = write_report(db, out, day, cfg, q, progress=progress.step)
+        rep = write_report(db, out, day, cfg, q, progress=progress.step, workers=workers)
     total = rep.totals[-1]
     typer.echo(f"worklist: {total['count']} open refund(s), {money(total['outstanding'])} outstanding, {total['overdue_count']} overdue")
     typer.echo(f"follow-ups: {len(rep.followups)}; audit discrepancies: {len(rep.discrepancies)}; CMS-838 {q}: {len(rep.cms838)} row(s)")

@@ -15,6 +15,12 @@ The peer is the same commands deciding the whole store on every command, as befo
 (``EDIRECON_WORKFLOW_FULL=1``).  Prints the figures, the peak RSS, and the ratio against the
 targets (``refund show`` and an action under 0.5 s, ``refund list`` of ~15,000 refunds under 2 s,
 on 1,000,000 claims); writes bench/results/workflow-<claims>.json.
+
+With ``--report`` (or ``--report-only``, which writes bench/results/report-<claims>.json) it also
+times ``edirecon report`` on SQLite, best of 3, each on a fresh copy of the store: in shards (a
+store of more than 25,000 claims, as ``run`` decides it), and once (``--report-peer-runs``) in one
+process as peer (``--workers 1``); peak RSS of the largest process, against the targets of 60 s and
+500 MB on 1,000,000 claims.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 AS_OF = "2026-11-27"
 TARGETS = {"show": 0.5, "approve": 0.5, "list": 2.0}
+#: ``edirecon report`` on 1,000,000 claims: seconds and peak RSS of the largest process (MiB)
+REPORT_TARGET = (60.0, 500.0)
 PG_ADMIN = os.environ.get("EDIRECON_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -69,6 +77,36 @@ def build(url: str, inputs: Path, work: Path) -> float:
     start = time.perf_counter()
     timed(["run", str(inputs), "--db", url, "--out", str(work / "out"), "--as-of", AS_OF])
     return time.perf_counter() - start
+
+
+def report_leg(pristine: Path, work: Path, repeat: int, peer_runs: int) -> dict[str, object]:
+    """``edirecon report`` as a whole command, each time on a fresh copy of the store as ``run``
+    left it (the report syncs and records the workflow): best of ``repeat``, and the peak RSS of
+    its largest process (``os.wait4`` reports the largest of the command and the shard processes
+    it waited for).  The peer is the same command in one process (``--workers 1``: the whole
+    store loaded and decided, as before the shards), ``peer_runs`` times (0: not run)."""
+    copy = work / "report.db"
+
+    def once(extra: list[str]) -> tuple[float, float, str, float]:
+        for leftover in (work / "report.db-wal", work / "report.db-shm"):
+            leftover.unlink(missing_ok=True)
+        shutil.copyfile(pristine, copy)
+        return timed(["report", "--db", f"sqlite:///{copy}", "--out", str(work / "report"), "--as-of", AS_OF, *extra])
+
+    out: dict[str, object] = {}
+    for name, extra, runs in (("shards", [], repeat), ("peer", ["--workers", "1"], peer_runs)):
+        if not runs:
+            continue
+        results = [once(extra) for _ in range(runs)]
+        out[name] = {
+            "seconds": round(min(r[0] for r in results), 3),
+            "cpu_seconds": round(min(r[3] for r in results), 3),
+            "peak_rss_mib": round(max(r[1] for r in results)),
+            "all": [round(r[0], 3) for r in results],
+            "runs": runs,
+        }
+    copy.unlink(missing_ok=True)
+    return out
 
 
 def pending(url: str) -> list[str]:
@@ -242,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         "--pg-prefix", default="edirecon_bench_workflow", help="the PostgreSQL database is <prefix>_<claims>_<seed> (dropped and made again with a new cache)"
     )
     ap.add_argument("--api-only", action="store_true", help="only the API's calls (no command timings)")
+    ap.add_argument("--report", action="store_true", help="also time `edirecon report` (SQLite; in shards, and in one process as peer)")
+    ap.add_argument("--report-only", action="store_true", help="only `edirecon report` (implies --report)")
+    ap.add_argument("--report-peer-runs", type=int, default=1, help="runs of the report's peer (one process: at 1,000,000 claims minutes and GBs; 0: none)")
     a = ap.parse_args(argv)
     cache = Path(a.cache) / f"{a.claims}-{a.duplicates}-{a.overpayments}-{a.seed}"
     inputs = cache / "in"
@@ -289,6 +330,27 @@ def main(argv: list[str] | None = None) -> int:
             if not built:
                 (work / "build_seconds").write_text(f"{build(url, inputs, work):.1f}\n")
         build_seconds = float((work / "build_seconds").read_text())
+        if (a.report or a.report_only) and kind == "sqlite":
+            figures_report = report_leg(pristine, work, a.repeat, a.report_peer_runs if a.peer else 0)
+            results["report"] = {"db": kind, **figures_report}
+            seconds_target, rss_target = REPORT_TARGET
+            got = figures_report["shards"]
+            print(
+                f"{kind}: `edirecon report` on {a.claims:,} claims, best of {a.repeat}: {got['seconds']:.1f} s ({got['cpu_seconds']:.1f} s CPU), "  # type: ignore[index]
+                f"peak RSS {got['peak_rss_mib']:.0f} MiB (largest process); targets {seconds_target:.0f} s / {rss_target:.0f} MiB: "  # type: ignore[index]
+                f"time {'met' if got['seconds'] <= seconds_target else 'MISSED'} (x{got['seconds'] / seconds_target:.2f}), "  # type: ignore[index]
+                f"memory {'met' if got['peak_rss_mib'] <= rss_target else 'MISSED'} (x{got['peak_rss_mib'] / rss_target:.2f})",  # type: ignore[index]
+                flush=True,
+            )
+            if "peer" in figures_report:
+                peer = figures_report["peer"]
+                print(
+                    f"  peer (one process, --workers 1), {peer['runs']} run(s): {peer['seconds']:.1f} s ({peer['cpu_seconds']:.1f} s CPU), "  # type: ignore[index]
+                    f"peak RSS {peer['peak_rss_mib']:.0f} MiB: {peer['seconds'] / got['seconds']:.1f}x the time, {peer['peak_rss_mib'] / got['peak_rss_mib']:.1f}x the memory",  # type: ignore[index]
+                    flush=True,
+                )
+        if a.report_only:
+            continue
         ids = pending(url)
         need = 1 + 3 * a.repeat + 1
         if len(ids) < need:
@@ -329,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             f"refund_list + CSV {calls['list']:.3f} s",
             flush=True,
         )
-    out = Path(a.out or BENCH / "results" / f"workflow-{a.claims}.json")
+    out = Path(a.out or BENCH / "results" / f"{'report' if a.report_only else 'workflow'}-{a.claims}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
     return 0

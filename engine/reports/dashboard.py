@@ -284,7 +284,7 @@ def dashboard(path: Path, b: Book, rep: Report) -> Path:
     top = etree.SubElement(body, "header")
     etree.SubElement(top, "h1").text = "Credit balances and refunds"
     etree.SubElement(top, "p").text = (
-        f"As of {b.as_of.isoformat()} - {len(b.decisions.encounters)} encounters, {len(b.decisions.refunds)} refunds found, "
+        f"As of {b.as_of.isoformat()} - {rep.encounters} encounters, {len(b.decisions.refunds)} refunds found, "
         f"{len(rep.recoupments)} recoupments; CMS-838 quarter {rep.quarter}"
     )
     main = etree.SubElement(body, "main")

@@ -16,6 +16,8 @@ class Report:
 
     as_of: date
     quarter: Quarter
+    #: the encounters the engine built from the store's claims
+    encounters: int = 0
     worklist: list[dict[str, Any]] = field(default_factory=list)
     totals: list[dict[str, Any]] = field(default_factory=list)
     followups: list[dict[str, Any]] = field(default_factory=list)

@@ -12,6 +12,8 @@ amounts as two-decimal strings and ISO dates, each written under a temporary nam
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import date
@@ -32,10 +34,11 @@ from edirecon.engine.reports.cms838 import COLUMNS, Quarter, cms838_rows
 from edirecon.engine.reports.dashboard import dashboard
 from edirecon.engine.reports.letters import MAIL_MERGE_COLUMNS, Mailing, cms838_form, mail_merge_rows, mailing_claim_ids, packets
 from edirecon.engine.reports.model import Report
+from edirecon.engine.scale import shards
 from edirecon.engine.store.mailing import claim_mailing
-from edirecon.engine.store.tables import all_rows
+from edirecon.engine.store.tables import all_rows, count_rows
 from edirecon.engine.store.workflow import with_last_event
-from edirecon.engine.workflow.refunds import TO_WORK, Book, View, book, open_store
+from edirecon.engine.workflow.refunds import TO_WORK, Book, View, book, book_in_shards, open_store
 from edirecon.money import ZERO
 from edirecon.money import text as money
 
@@ -101,14 +104,37 @@ DISCREPANCY_COLUMNS = ["kind", "severity", "source_file", "segment", "patient_co
 STEPS = ("reading the store and deciding", "worklist and audit", "root causes", "CMS-838", "writing the tables", "CMS-838 form", "packets", "dashboard")
 
 
-def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Quarter, progress: Callable[[str], None] | None = None) -> Report:
+def report(
+    db_url: str,
+    out_dir: Path,
+    as_of: date,
+    config: Config,
+    quarter: Quarter,
+    progress: Callable[[str], None] | None = None,
+    workers: int | None = None,
+) -> Report:
     """Sync the workflow, compute every report and write it to ``out_dir``; ``progress`` (when
-    given) is called with the name of each step of :data:`STEPS` as it begins."""
+    given) is called with the name of each step of :data:`STEPS` as it begins.  A store of more
+    than ``shards.SHARD_CLAIMS`` claims is decided in shards, ``workers`` processes at a time
+    (default: the number of cores; 1: in this process): the same bytes."""
     step = progress or (lambda _name: None)
     step(STEPS[0])
     store = open_store(db_url)
     try:
-        b = book(store, as_of, config)
+        with store.engine.connect() as conn:
+            large = count_rows(conn, "claims") > shards.SHARD_CLAIMS
+        workers = max(1, workers or os.cpu_count() or 1)
+        if large and workers > 1:
+            # a large store is decided shard by shard in processes of their own (as ``run`` does):
+            # this process holds the refunds and what the reports sum, never the whole store
+            with tempfile.TemporaryDirectory(prefix="edirecon-report-") as spool:
+                b, whole = book_in_shards(store, as_of, config, workers, Path(spool))
+            outputs: dict[str, Any] = whole.outputs
+            sums, encounters = (whole.paid, whole.matched), whole.encounters
+        else:
+            b = book(store, as_of, config)
+            outputs = rows(b.decisions, as_of, b.facts.ingest_exceptions)
+            sums, encounters = payment_sums(b), len(b.decisions.encounters)
         with store.engine.connect() as conn:
             remittance_rows = all_rows(conn, "remittances")
             team = with_last_event(conn)
@@ -116,13 +142,12 @@ def report(db_url: str, out_dir: Path, as_of: date, config: Config, quarter: Qua
     finally:
         store.dispose()
     step(STEPS[1])
-    rep = Report(as_of, quarter)
+    rep = Report(as_of, quarter, encounters=encounters)
     rep.worklist = worklist(b)
     rep.totals = totals(rep.worklist)
     rep.followups = followups(b)
-    outputs = rows(b.decisions, as_of, b.facts.ingest_exceptions)
     rep.recoupments = list(outputs["recoupments"])
-    rep.remittances, rep.payer_months = audit(b, remittance_rows)
+    rep.remittances, rep.payer_months = audit(b, remittance_rows, *sums)
     rep.discrepancies = discrepancies(outputs["exceptions"], b)
     step(STEPS[2])
     rep.causes = root_causes(b)
@@ -338,16 +363,27 @@ def followups(b: Book) -> list[dict[str, Any]]:
 # -- the reconciliation audit ------------------------------------------------------------------
 
 
-def audit(b: Book, remittance_rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Per remittance, BPR02 against Σ CLP04 − Σ PLB; per payer and month (of BPR16), money
-    received vs. matched to encounters vs. unmatched vs. recouped."""
+Sums = dict[tuple[str, str], Decimal]
+
+
+def payment_sums(b: Book) -> tuple[Sums, Sums]:
+    """Per payer and trace number, the claim payments (CLP04), and those matched to an encounter."""
     matched_ids = {p.id for e in b.decisions.encounters for p in e.payments}
-    paid: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
-    matched: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+    paid: Sums = {}
+    matched: Sums = {}
     for p in b.facts.payments:
-        paid[(p.payer_id, p.trace_number)] += p.paid
+        key = (p.payer_id, p.trace_number)
+        paid[key] = paid.get(key, ZERO) + p.paid
         if p.id in matched_ids:
-            matched[(p.payer_id, p.trace_number)] += p.paid
+            matched[key] = matched.get(key, ZERO) + p.paid
+    return paid, matched
+
+
+def audit(b: Book, remittance_rows: list[dict[str, Any]], paid_sums: Sums, matched_sums: Sums) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per remittance, BPR02 against Σ CLP04 − Σ PLB (``paid_sums``: ``payment_sums``); per payer
+    and month (of BPR16), money received vs. matched to encounters vs. unmatched vs. recouped."""
+    paid: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO, paid_sums)
+    matched: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO, matched_sums)
     plb: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
     for adj in b.facts.plbs:
         plb[(adj.payer_id, adj.trace_number)] += adj.amount

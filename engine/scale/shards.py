@@ -54,6 +54,7 @@ from edirecon.engine.store.detections import keep_rows
 from edirecon.engine.store.facts import load_shard, remittance_facts
 from edirecon.engine.store.tables import all_rows
 from edirecon.errors import ShardError
+from edirecon.money import ZERO
 
 log = structlog.get_logger("edirecon.shards")
 
@@ -316,6 +317,129 @@ def _decide_shard(url: str, keys: Path, as_of: date, config: Config, balances_pa
             detection_rows(decisions),
             tallies(decisions),
             {"claims": len(facts.claims), "claim_payments": len(facts.payments), "patient_payments": len(facts.patient_payments)},
+        )
+    finally:
+        store.dispose()
+
+
+@dataclass
+class ReportPart:
+    """What a shard's process sends back to ``report`` (``decide_for_report``): the refunds, the
+    recoupments and the credit balances of the refunds' encounters as decided (pickled together, so
+    that they share their encounters as in one process), the claim payments and PLBs the reports
+    look up, each payer and trace's claim payments (all, and those matched to an encounter), the
+    days the refunds were first identified, its output rows of recoupments and exceptions, and its
+    count of encounters."""
+
+    decided: tuple[list[Any], list[Any], list[Any]]
+    payments: list[Any]
+    plbs: list[Any]
+    paid: dict[tuple[str, str], Any]
+    matched: dict[tuple[str, str], Any]
+    identified: dict[str, date]
+    recoupments: list[dict[str, Any]]
+    exceptions: list[dict[str, Any]]
+    encounters: int
+
+
+@dataclass
+class ReportWhole:
+    """The parts of every shard merged (``decide_for_report``)."""
+
+    refunds: list[Any]
+    recoupments: list[Any]
+    balances: list[Any]
+    payments: list[Any]
+    plbs: list[Any]
+    paid: dict[tuple[str, str], Any]
+    matched: dict[tuple[str, str], Any]
+    identified: dict[str, date]
+    outputs: dict[str, list[dict[str, Any]]]
+    encounters: int
+
+
+def decide_for_report(store: Store, as_of: date, config: Config, workers: int, spool: Path) -> ReportWhole:
+    """Decide the whole store shard by shard in ``workers`` processes, as ``decide_sharded`` does,
+    and bring back what ``report`` reads of the decisions: the refunds with their encounters and
+    what the reports sum over every claim payment (``ReportPart``), so that this process never
+    holds the facts of the whole store."""
+    store.dispose()  # no open database handle may cross a fork
+    (keys,) = _in_processes(_plan_job, [(store.url, workers, spool)], 1)
+    jobs = [(store.url, path, as_of, config) for path in keys]
+    whole: list[dict[str, Any]] = []
+
+    def meanwhile() -> None:
+        with store.engine.connect() as conn:
+            whole.extend(exception_rows(all_rows(conn, "ingest_exceptions"), unbalanced_remittances(remittance_facts(conn))))
+        store.dispose()
+
+    parts: list[ReportPart] = _in_processes(_report_shard, jobs, min(workers, len(jobs)), meanwhile)
+    log.info("decided_in_shards", shards=len(keys), processes=min(workers, len(jobs)), purpose="report")
+    paid: dict[tuple[str, str], Any] = {}
+    matched: dict[tuple[str, str], Any] = {}
+    for part in parts:
+        for mine, theirs in ((paid, part.paid), (matched, part.matched)):
+            for key, amount in theirs.items():
+                mine[key] = mine[key] + amount if key in mine else amount
+    payments = {p.id: p for part in parts for p in part.payments}
+    return ReportWhole(
+        refunds=[r for part in parts for r in part.decided[0]],
+        recoupments=[rc for part in parts for rc in part.decided[1]],
+        balances=[b for part in parts for b in part.decided[2]],
+        payments=[payments[k] for k in sorted(payments)],  # in the order the store gives them (by id)
+        plbs=sorted((plb for part in parts for plb in part.plbs), key=lambda plb: plb.order),
+        paid=paid,
+        matched=matched,
+        identified={k: v for part in parts for k, v in part.identified.items()},
+        outputs={
+            "recoupments": sorted((r for part in parts for r in part.recoupments), key=ORDER["recoupments"]),
+            "exceptions": sorted([*whole, *(x for part in parts for x in part.exceptions)], key=ORDER["exceptions"]),
+        },
+        encounters=sum(part.encounters for part in parts),
+    )
+
+
+def _report_shard(url: str, keys: Path, as_of: date, config: Config) -> ReportPart:
+    """One shard (its keys in the file ``keys``) for ``report``: load, decide, keep what the
+    reports read (``ReportPart``)."""
+    with open(keys, "rb") as fh:
+        shard: Shard = pickle.load(fh)  # written by _plan_job in this run's own temporary folder
+    store = Store(url)
+    gc.disable()  # long-lived facts without cycles: see run.decide_and_record
+    try:
+        with store.engine.connect() as conn:
+            facts = load_shard(conn, shard.pcns, shard.plbs)
+            conn.rollback()
+        decisions = decide(facts, as_of, config)
+        out = rows(decisions, as_of, [])
+        mine = {id(r.encounter) for r in decisions.refunds}
+        matched_ids = {p.id for e in decisions.encounters for p in e.payments}
+        paid: dict[tuple[str, str], Any] = {}
+        matched: dict[tuple[str, str], Any] = {}
+        for p in facts.payments:
+            key = (p.payer_id, p.trace_number)
+            paid[key] = paid.get(key, ZERO) + p.paid  # as report.payment_sums adds them
+            if p.id in matched_ids:
+                matched[key] = matched.get(key, ZERO) + p.paid
+        # the claim payments the reports look up: the claim reversals (where a take-back came
+        # from) and those with the key of a duplicate's earlier payment (its root cause)
+        earlier = {
+            (ev["payer_id"], ev["trace_number"], ev["payer_claim_control_number"])
+            for r in decisions.refunds
+            for ev in r.evidence
+            if ev.get("role") == "earlier payment"
+        }
+        looked_up = [p for p in facts.payments if p.status == "22" or (p.payer_id, p.trace_number, p.icn) in earlier]
+        return ReportPart(
+            (list(decisions.refunds), list(decisions.recoupments), [b for b in decisions.balances if id(b.encounter) in mine]),
+            looked_up,
+            list(facts.plbs),
+            paid,
+            matched,
+            {r.refund_id: facts.identified[r.refund_id] for r in decisions.refunds if r.refund_id in facts.identified},
+            list(out["recoupments"]),
+            list(out["exceptions"]),
+            len(decisions.encounters),
         )
     finally:
         store.dispose()

@@ -298,7 +298,7 @@ def install(app: FastAPI) -> None:
         async with writing:
             if app.state.report_dir is None:
                 app.state.report_dir = Path(tempfile.mkdtemp(prefix="edirecon-reports-"))
-            await run_in_threadpool(write_report, served.db_url, app.state.report_dir, day, served.config, Quarter.last_ended(day))
+            await run_in_threadpool(write_report, served.db_url, app.state.report_dir, day, served.config, Quarter.last_ended(day), None, 1)
         log.info("report_written", user=user.name, as_of=day.isoformat())
         return RedirectResponse("/reports", status_code=303)
 

@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -47,7 +48,9 @@ from edirecon.engine.config import Config
 from edirecon.engine.decide.facts import Facts, PaymentFact, PlbFact
 from edirecon.engine.decide.offsets import Offset
 from edirecon.engine.decide.rules import Decisions, Refund, credit_arose_on, decide
+from edirecon.engine.scale import shards
 from edirecon.engine.scale.detect import keep
+from edirecon.engine.scale.shards import ReportWhole
 from edirecon.engine.store import records
 from edirecon.engine.store import workflow as stored
 from edirecon.engine.store.connection import Connection, Store
@@ -194,6 +197,24 @@ def book(store: Store, as_of: date, config: Config) -> Book:
         record(conn, b, facts_key, history=False)
         _read(conn, b)
     return b
+
+
+def book_in_shards(store: Store, as_of: date, config: Config, workers: int, spool: Path) -> tuple[Book, ReportWhole]:
+    """``book`` for a large store without holding its facts: decided shard by shard in
+    ``workers`` processes (``shards.decide_for_report``), then synced, recorded and read as
+    ``book`` does.  The book holds the refunds, the recoupments, the credit balances of the
+    refunds' encounters, and the claim payments and PLBs the reports look up (no claims, no
+    encounters): what the workflow and the reports read of it; the rest comes with the merge."""
+    fingerprint = facts_key(store)  # taken first, as ``_decided`` does
+    store.checkpoint()
+    whole = shards.decide_for_report(store, as_of, config, workers, spool)
+    facts = Facts([], whole.payments, whole.plbs, [], [], [], whole.identified)
+    decisions = Decisions([], whole.refunds, whole.recoupments, whole.balances)
+    b = Book(as_of, config, facts, decisions)
+    with _locked(store) as conn:
+        record(conn, b, fingerprint, history=False)
+        _read(conn, b)
+    return b, whole
 
 
 def record(conn: Connection, b: Book, facts_key: str, history: bool = True) -> None:

@@ -1,0 +1,211 @@
+"""`report` on a large store decides it in shards (``shards.decide_for_report``) and writes exactly
+what deciding in one process writes.
+
+The shards are forced small (a few claim numbers each, so that every rule's keys cross shard
+boundaries somewhere), on the store of tests/integration/test_reports.py (the sample scenarios met
+over 2026, refunds approved, one sent and acknowledged by the payer's PLB, letters, the CMS-838)
+and on every scenario folder together in one store with refunds approved, held and sent.  Each
+report is made on its own copy of the same store: one in this process, one in shards; every file
+byte for byte (a PDF by its text, and the times of audit events normalised, as the goldens
+compare them), and the workflow's states after the report's sync, must be the same.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FIXTURES, REPO, SAMPLE_EDI
+from goldens import normalise_outputs, read_tree
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from edirecon.cli import app
+from edirecon.engine.config import Config
+from edirecon.engine.reports.cms838 import Quarter
+from edirecon.engine.reports.report import report
+from edirecon.engine.scale import shards
+from edirecon.engine.store.connection import Store
+
+CONFIG = FIXTURES / "reports" / "config.toml"
+S = SAMPLE_EDI
+PLB = S / "plb-recoupment-settles-refund"
+FOLDERS = [SAMPLE_EDI, *sorted(p for p in (FIXTURES / "engine").iterdir() if p.is_dir())]
+
+
+def cli(*args: Any) -> str:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return str(result.output)
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    """Every file of a report, a PDF as its text and the times of the audit events normalised, as
+    the goldens compare them (tests/goldens.py: a PDF's bytes carry the clock and a random id)."""
+    return normalise_outputs(read_tree(folder))
+
+
+def states(url: str) -> list[tuple[Any, ...]]:
+    """The workflow's states and the audit trail without the clock (the time an event was written)."""
+    store = Store(url)
+    try:
+        with store.engine.connect() as conn:
+            got = [
+                tuple(r)
+                for r in conn.execute(
+                    text(
+                        "SELECT refund_id, status, amount, sent_amount, acknowledged_by, double_refund_amount, double_refund_traces, needs_sync FROM refund_workflow ORDER BY refund_id"
+                    )
+                )
+            ]
+            got += [
+                tuple(r)
+                for r in conn.execute(text("SELECT refund_id, user_name, action, from_status, to_status, note FROM refund_events ORDER BY refund_id, id"))
+            ]
+            got += [tuple(r) for r in conn.execute(text("SELECT * FROM detections ORDER BY refund_id"))]
+    finally:
+        store.dispose()
+    return got
+
+
+def one_process_and_shards(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_of: date, quarter: str, per_shard: int = 3) -> tuple[Path, Path]:
+    """The report of a copy of the store ``db`` in one process, and of another copy in shards of
+    ``per_shard`` claim numbers: their folders (and the stores compared after)."""
+    config = Config.load(CONFIG)
+    one_db, sharded_db = tmp_path / "one.db", tmp_path / "sharded.db"
+    shutil.copyfile(db, one_db)
+    shutil.copyfile(db, sharded_db)
+    called: list[int] = []
+    decide = shards.decide_for_report
+    monkeypatch.setattr(shards, "decide_for_report", lambda *a: called.append(1) or decide(*a))
+    report(f"sqlite:///{one_db}", tmp_path / "one", as_of, config, Quarter.parse(quarter), workers=1)
+    assert not called
+    monkeypatch.setattr(shards, "SHARD_CLAIMS", per_shard)
+    report(f"sqlite:///{sharded_db}", tmp_path / "sharded", as_of, config, Quarter.parse(quarter), workers=2)
+    assert called, "the report was not made in shards"
+    assert states(f"sqlite:///{one_db}") == states(f"sqlite:///{sharded_db}")
+    return tmp_path / "one", tmp_path / "sharded"
+
+
+def test_the_reports_store_in_shards_equals_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sample scenarios met over 2026 (tests/integration/test_reports.py): two refunds approved,
+    one sent and then acknowledged by Medicare's PLB; the reports of 2026Q4 with letters."""
+    db = tmp_path / "edirecon.db"
+    url = f"sqlite:///{db}"
+    monkeypatch.chdir(REPO)  # inputs named relative to the repository, as the positions in the reports are
+
+    def run(as_of: str, *inputs: Path) -> None:
+        cli("run", *(p.relative_to(REPO) for p in inputs), "--db", url, "--out", tmp_path / "out", "--as-of", as_of, "--config", CONFIG, "--workers", "1")
+
+    run("2026-04-10", S / "clean-payment", S / "duplicate-payment")
+    run("2026-07-20", S / "institutional-and-dental", S / "reversal-with-correction", S / "secondary-overpaid")
+    run("2026-09-15", S / "patient-copay-overpaid", S / "unmatched-payment", S / "broken-file")
+    run("2026-10-20", PLB / "claims.837", PLB / "remit-1.835", PLB / "remit-2.835")
+    with open(tmp_path / "out" / "refund_requests.csv", newline="", encoding="utf-8") as fh:
+        ids = {r["patient_control_number"]: r["refund_id"] for r in csv.DictReader(fh)}
+    for pcn in ("RFM2602001", "RFM2604001"):
+        cli("refund", "approve", ids[pcn], "--db", url, "--as-of", "2026-10-21", "--config", CONFIG, "--user", "alice")
+    cli(
+        "refund",
+        "mark-sent",
+        ids["RFM2604001"],
+        "--db",
+        url,
+        "--as-of",
+        "2026-11-02",
+        "--config",
+        CONFIG,
+        "--user",
+        "bob",
+        "--reference",
+        "5001",
+        "--date",
+        "2026-11-02",
+    )
+    run("2026-11-27", PLB / "remit-3.835")
+    one, sharded = one_process_and_shards(db, tmp_path, monkeypatch, date(2026, 11, 27), "2026Q4")
+    assert files(one) == files(sharded)
+    made = files(one)
+    assert any(name.startswith("packets/") and name.endswith(".pdf.txt") for name in made), "no letters were written"
+    assert made["worklist.csv"].count(b"\n") > 1
+
+
+def test_every_scenario_together_in_shards_equals_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every scenario folder in one store (their claim numbers meet across folders), refunds
+    approved, held and sent (payer and patient), reported in shards of three claim numbers and of
+    one: byte-identical reports and workflow."""
+    db = tmp_path / "edirecon.db"
+    url = f"sqlite:///{db}"
+    cli("run", *FOLDERS, "--db", url, "--out", tmp_path / "out", "--as-of", "2026-11-27", "--config", CONFIG, "--workers", "1")
+    pending = cli("refund", "list", "--db", url, "--as-of", "2026-11-27", "--config", CONFIG, "--status", "pending", "--format", "csv").splitlines()[1:]
+    ids = [line.split(",")[0] for line in pending]
+    assert len(ids) >= 4, ids
+    for refund_id in ids[:3]:
+        cli("refund", "approve", refund_id, "--db", url, "--as-of", "2026-11-27", "--config", CONFIG, "--user", "alice")
+    cli("refund", "hold", ids[3], "--db", url, "--as-of", "2026-11-27", "--config", CONFIG, "--user", "alice", "--note", "asked the payer")
+    for refund_id in ids[:2]:
+        cli(
+            "refund",
+            "mark-sent",
+            refund_id,
+            "--db",
+            url,
+            "--as-of",
+            "2026-11-27",
+            "--config",
+            CONFIG,
+            "--user",
+            "bob",
+            "--reference",
+            "77" + refund_id[-4:],
+            "--date",
+            "2026-06-01",
+        )
+    for per_shard in (3, 1):
+        folder = tmp_path / f"per-{per_shard}"
+        folder.mkdir()
+        one, sharded = one_process_and_shards(db, folder, monkeypatch, date(2026, 11, 27), "2026Q4", per_shard)
+        assert files(one) == files(sharded)
+        assert os.path.getsize(one / "worklist.csv") > 200
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_report_in_shards_on_postgresql_equals_one_process(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same path on PostgreSQL (one store: the report in one process, then again in shards of
+    three claim numbers, whose sync then finds nothing new): the same files, and those of one
+    process on SQLite."""
+    config = Config.load(CONFIG)
+    day, quarter = date(2026, 11, 27), Quarter.parse("2026Q4")
+    for url in (pg_url, f"sqlite:///{tmp_path / 'edirecon.db'}"):
+        cli("run", *FOLDERS, "--db", url, "--out", tmp_path / "out", "--as-of", "2026-11-27", "--config", CONFIG, "--workers", "1")
+        pending = cli("refund", "list", "--db", url, "--as-of", "2026-11-27", "--config", CONFIG, "--status", "pending", "--format", "csv").splitlines()[1:]
+        ids = [line.split(",")[0] for line in pending]
+        cli("refund", "approve", *ids[:2], "--db", url, "--as-of", "2026-11-27", "--config", CONFIG, "--user", "alice")
+        cli(
+            "refund",
+            "mark-sent",
+            ids[0],
+            "--db",
+            url,
+            "--as-of",
+            "2026-11-27",
+            "--config",
+            CONFIG,
+            "--user",
+            "bob",
+            "--reference",
+            "9001",
+            "--date",
+            "2026-06-01",
+        )
+    report(pg_url, tmp_path / "pg-one", day, config, quarter, workers=1)
+    report(f"sqlite:///{tmp_path / 'edirecon.db'}", tmp_path / "sqlite-one", day, config, quarter, workers=1)
+    monkeypatch.setattr(shards, "SHARD_CLAIMS", 3)
+    report(pg_url, tmp_path / "pg-sharded", day, config, quarter, workers=2)
+    assert files(tmp_path / "pg-sharded") == files(tmp_path / "pg-one") == files(tmp_path / "sqlite-one")
