@@ -8,16 +8,18 @@ files.
 How: the envelopes are read by the same :class:`~parsers.x12.X12Reader` (ISA/IEA, GS/GE, ST/SE
 counts and control numbers, truncation, delimiters, text encoding: all its findings are the
 typed path's own).  For an 835 transaction set the claim payments -- from its first CLP to its
-first PLB or its SE -- are checked in one regular-expression match at C speed against the shapes
-the typed reader reads without a finding: ASCII text without control bytes, segments of at most
-80 bytes (so no element-length check applies), CLP01 present and at most 38 characters, known
-CLP02/CLP06/CAS01 codes, well-formed amounts, quantities and dates (no 29 February: it falls
-back), and only the segments CLP, CAS, DTM, REF, AMT, SVC, NM1,
-LQ, MIA and MOA (no LX/TS2/TS3, which end a claim payment).  The CARC codes of every CAS are
-then checked as a set.  When all of that holds, the claim payments and service lines are
-counted (CLP and SVC segments) and the header before the first CLP and the tail from the first
-PLB (only PLB segments, then SE) are read by the typed reader, whose findings and records they
-are.
+first PLB or its SE -- are checked at C speed against what the typed reader reads without a
+finding: each distinct *shape* of segment (every digit read as 0; a remittance of 20,000 claim
+payments has some 9,000) is matched once against a pattern -- ASCII text without control bytes,
+segments of at most 80 bytes (so no element-length check applies), CLP01 present, at most 38
+characters and not starting with a space, known CAS01 codes, well-formed amounts and quantities,
+and only the segments CLP, CAS, DTM, REF, AMT, SVC, NM1, LQ, MIA and MOA (no LX/TS2/TS3, which end
+a claim payment) -- and what a shape hides is collected from the original text with
+``findall`` and checked as sets: the CLP02 and CLP06 codes, the DTM02 dates (real dates; 29
+February falls back) and the CAS reason codes.  When all of that holds, the claim payments and
+service lines are counted (CLP and SVC segments), and the header before the first CLP and the
+tail from the first PLB (only PLB segments, then SE) are read by the typed reader, whose
+findings and records they are.
 
 **Fallback:** any transaction set where the fast scan sees something it does not check --
 an 837 (every 837 is read by the typed path for now), an 835 whose claim payments hold any other
@@ -32,6 +34,7 @@ import os
 import re
 from collections.abc import Iterator
 from functools import lru_cache
+from typing import Any
 
 from .document import FileSummary, _counted, iter_transactions, transaction_type
 from .limits import refuse_oversized
@@ -89,7 +92,7 @@ def summarize(path: str | os.PathLike[str], summary: FileSummary | None = None, 
 class _Patterns:
     """The compiled patterns of the 835 fast scan for one set of delimiters."""
 
-    __slots__ = ("body", "cas_reasons", "first_clp", "tail")
+    __slots__ = ("cas_reasons", "clp_codes", "date", "dtm_dates", "first_clp", "shapes", "tail")
 
     def __init__(self, d: Delimiters, known: dict[str, frozenset[str]]):
         t, e = re.escape(d.segment), re.escape(d.element)
@@ -114,23 +117,56 @@ class _Patterns:
         rest = f"(?:{e}{el})*"
         triple = f"{e}{el}{e}(?:{amt})?{e}(?:{num})?"
         last = f"(?:{e}{el}(?:{e}(?:{amt})?(?:{e}(?:{num})?)?)?)?"
+        # the segments as shapes: every digit read as 0 (codes with digits and dates: checked on the original text)
         segs = "|".join(
             (
-                f"CLP{e}[^ \\x00-\\x1f\\x7f-\\xff{e}{t}]{ch}{{0,37}}"
-                + opt(f"{codes('CLP02')}?", f"(?:{amt})?", f"(?:{amt})?", f"(?:{amt})?", f"{codes('filing indicator')}?" + rest),
+                f"CLP{e}[^ \\x00-\\x1f\\x7f-\\xff{e}{t}]{ch}{{0,37}}" + opt(el, f"(?:{amt})?", f"(?:{amt})?", f"(?:{amt})?", el + rest),
                 f"CAS(?:{e}{codes('CAS01')}?(?:{triple}){{0,5}}{last})?",
-                f"DTM{opt(el, f'(?:{date})?' + rest)}",
+                f"DTM{opt(el, '(?:0{8})?' + rest)}",
                 f"AMT{opt(el, f'(?:{amt})?' + rest)}",
                 f"SVC{opt(el, f'(?:{amt})?', f'(?:{amt})?', el, f'(?:{num})?', el, f'(?:{num})?' + rest)}",
-                f"(?:REF|NM1|LQ|MIA|MOA){rest}",
+                f"(?:REF|NM0|LQ|MIA|MOA){rest}",  # NM0: NM1 with its digit read as 0 (NM2..NM9 are ignored)
             )
         )
         # every segment at most LONG_SEGMENT bytes (no element-length check applies), then its terminator
         seg = f"{nl}(?=[^\\x00-\\x1f\\x7f-\\xff{t}]{{0,{LONG_SEGMENT}}}{t})(?:{segs}){t}"
-        self.body = re.compile(f"(?:{seg})*")
+        self.shapes = re.compile(f"(?:{seg})*")
+        self.date = re.compile(date)
         self.first_clp = re.compile(f"(?:\\A|{t})[{_WS}]*(CLP{e})")
         self.tail = re.compile(f"(?:PLB{e}[^{t}]*{t}[{_WS}]*)*")
-        self.cas_reasons = re.compile(f"(?<![^{t}\\n])CAS{e}{el}((?:{e}[^{e}{t}]*){{0,18}})")
+        # on the original text (a match inside an element only adds a value to check): CLP02 and
+        # CLP06; DTM02; the reason codes CAS02, 05, ... 17
+        x = f"[^{e}{t}]*"
+        self.clp_codes = re.compile(f"CLP{e}{x}(?:{e}({x})(?:{e}{x}){{0,3}}(?:{e}({x}))?)?")
+        self.dtm_dates = re.compile(f"DTM{e}{x}{e}({x})")
+        nested = ""
+        for _ in range(6):
+            nested = f"(?:{e}({x})(?:{e}{x}(?:{e}{x}{nested})?)?)?"
+        self.cas_reasons = re.compile(f"CAS{e}{x}{nested}")
+
+
+_ZEROS = str.maketrans("123456789", "000000000")
+
+
+def _body_clean(body: str, term: str, p: _Patterns, known: dict[str, Any]) -> bool:
+    """Whether the claim payments of an 835 (``body``, from its first CLP) raise no finding.
+
+    Their order raises none once the first is a CLP, so each distinct *shape* of segment (every
+    digit read as 0: amounts, quantities and ids keep their form) is checked once against the
+    pattern, and what a shape hides (CLP02 and CLP06 codes, DTM02 dates, CAS reason codes) is
+    collected from the original text at C speed and checked as sets."""
+    shapes = set(body.translate(_ZEROS).split(term))
+    shapes.difference_update(("", "\n", "\r\n"))
+    if p.shapes.fullmatch(term.join(shapes) + term) is None:
+        return False
+    for clp02, clp06 in set(p.clp_codes.findall(body)):
+        if (clp02 and clp02 not in known["CLP02"]) or (clp06 and clp06 not in known["filing indicator"]):
+            return False
+    date = p.date.fullmatch
+    if not all(date(d) for d in set(p.dtm_dates.findall(body)) if d):
+        return False
+    carc = known["CARC"]
+    return all(r in carc for found in set(p.cas_reasons.findall(body)) for r in found if r)
 
 
 @lru_cache(maxsize=16)
@@ -155,7 +191,9 @@ def _fast_835(ts: TransactionSet, v: Values, summary: FileSummary) -> bool:
     if not text.startswith("SE" + elem, se_at):
         return False
     known = v._known
-    p = _patterns(d, tuple((name, frozenset(known[name])) for name in ("CLP02", "filing indicator", "CAS01")))
+    if any(not c.isalpha() for c in known["CAS01"]):
+        return False  # the shapes keep CAS01 as it is only when no group code has a digit
+    p = _patterns(d, tuple((name, frozenset(known[name])) for name in ("CAS01",)))
     m = p.first_clp.search(text)
     if m is None:
         return False
@@ -170,20 +208,7 @@ def _fast_835(ts: TransactionSet, v: Values, summary: FileSummary) -> bool:
         # the tail: only PLB segments, then SE
         if p.tail.match(text, t0, se_at).end() != se_at:  # type: ignore[union-attr]
             return False
-    # each distinct segment checked once: the claim payments' segments repeat a lot (dates,
-    # adjustments), and the order of these segments raises no finding once the first is a CLP
-    distinct = set(text[b0:t0].split(term))
-    distinct.difference_update(("", "\n", "\r\n"))
-    joined = term.join(distinct) + term
-    body = p.body.fullmatch(joined)
-    if body is None:
-        return False
-    # every CARC of every CAS must be known
-    reasons: set[str] = set()
-    for rest in set(p.cas_reasons.findall(joined)):
-        reasons.update(rest.split(elem)[1::3])
-    reasons.discard("")
-    if not reasons <= known["CARC"].keys():
+    if not _body_clean(text[b0:t0], term, p, known):
         return False
     # the header (ST to the first CLP) and the tail (PLB ... SE) are read by the typed reader
     reader = ts._reader
