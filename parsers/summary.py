@@ -40,7 +40,7 @@ from .document import FileSummary, _counted, iter_transactions, transaction_type
 from .limits import refuse_oversized
 from .model import Record
 from .values import Values
-from .x12 import LONG_SEGMENT, Delimiters, TransactionSet, X12Reader, _count_segments
+from .x12 import LONG_SEGMENT, MAX_SEGMENT, Delimiters, TransactionSet, X12Reader, _count_segments
 from .x835 import read_835
 from .x837 import read_837
 
@@ -146,27 +146,42 @@ class _Patterns:
 
 
 _ZEROS = str.maketrans("123456789", "000000000")
+#: the claim payments are scanned a block of about this many characters at a time
+BLOCK = 1 << 20
 
 
-def _body_clean(body: str, term: str, p: _Patterns, known: dict[str, Any]) -> bool:
-    """Whether the claim payments of an 835 (``body``, from its first CLP) raise no finding.
+def _body_clean(text: str, start: int, end: int, term: str, p: _Patterns, known: dict[str, Any]) -> bool:
+    """Whether the claim payments of an 835 (``text[start:end]``, from its first CLP) raise no finding.
 
     Their order raises none once the first is a CLP, so each distinct *shape* of segment (every
     digit read as 0: amounts, quantities and ids keep their form) is checked once against the
     pattern, and what a shape hides (CLP02 and CLP06 codes, DTM02 dates, CAS reason codes) is
     collected from the original text at C speed and checked as sets."""
-    shapes = set(body.translate(_ZEROS).split(term))
+    shapes: set[str] = set()
+    clp_codes: set[tuple[str, str]] = set()
+    dates: set[str] = set()
+    reasons: set[tuple[str, ...]] = set()
+    # a block of about BLOCK characters at a time, cut after a terminator: memory stays bounded
+    i, n = start, end
+    while i < n:
+        j = text.find(term, i + BLOCK, n) + 1 if i + BLOCK < n else 0
+        block = text[i : j or n]
+        shapes.update(block.translate(_ZEROS).split(term))
+        clp_codes.update(p.clp_codes.findall(block))
+        dates.update(p.dtm_dates.findall(block))
+        reasons.update(p.cas_reasons.findall(block))
+        i = j or n
     shapes.difference_update(("", "\n", "\r\n"))
     if p.shapes.fullmatch(term.join(shapes) + term) is None:
         return False
-    for clp02, clp06 in set(p.clp_codes.findall(body)):
+    for clp02, clp06 in clp_codes:
         if (clp02 and clp02 not in known["CLP02"]) or (clp06 and clp06 not in known["filing indicator"]):
             return False
     date = p.date.fullmatch
-    if not all(date(d) for d in set(p.dtm_dates.findall(body)) if d):
+    if not all(date(d) for d in dates if d):
         return False
     carc = known["CARC"]
-    return all(r in carc for found in set(p.cas_reasons.findall(body)) for r in found if r)
+    return all(r in carc for found in reasons for r in found if r)
 
 
 @lru_cache(maxsize=16)
@@ -183,11 +198,16 @@ def _fast_835(ts: TransactionSet, v: Values, summary: FileSummary) -> bool:
         return False
     text = ts._text
     # the transaction set must end with its SE segment and terminator
-    stripped = text.rstrip(_WS)
+    last = len(text)
+    while last and text[last - 1] in _WS:
+        last -= 1
+    stripped = text[max(0, last - MAX_SEGMENT) : last]
     if not stripped.endswith(term):
         return False
     k = stripped.rfind(term, 0, len(stripped) - 1) + 1
-    se_at = k + len(stripped[k:]) - len(stripped[k:].lstrip(_WS))
+    if k == 0:
+        return False
+    se_at = max(0, last - MAX_SEGMENT) + k + len(stripped[k:]) - len(stripped[k:].lstrip(_WS))
     if not text.startswith("SE" + elem, se_at):
         return False
     known = v._known
@@ -208,7 +228,7 @@ def _fast_835(ts: TransactionSet, v: Values, summary: FileSummary) -> bool:
         # the tail: only PLB segments, then SE
         if p.tail.match(text, t0, se_at).end() != se_at:  # type: ignore[union-attr]
             return False
-    if not _body_clean(text[b0:t0], term, p, known):
+    if not _body_clean(text, b0, t0, term, p, known):
         return False
     # the header (ST to the first CLP) and the tail (PLB ... SE) are read by the typed reader
     reader = ts._reader

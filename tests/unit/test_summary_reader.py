@@ -80,7 +80,9 @@ def test_clean_835_claim_payments_are_not_built(typed_reads: list[str]) -> None:
     assert not any("CLP*" in text for text in typed_reads)
 
 
-def test_generated_remittance_takes_the_fast_path(tmp_path: Path, typed_reads: list[str]) -> None:
+@pytest.mark.parametrize("block", [summary_mod.BLOCK, 64, 1])
+def test_generated_remittance_takes_the_fast_path(tmp_path: Path, typed_reads: list[str], monkeypatch: pytest.MonkeyPatch, block: int) -> None:
+    monkeypatch.setattr(summary_mod, "BLOCK", block)  # claim payments scanned in blocks of any size
     sys.path.insert(0, str(REPO / "bench"))
     try:
         from generate import generate
@@ -91,6 +93,14 @@ def test_generated_remittance_takes_the_fast_path(tmp_path: Path, typed_reads: l
     s = assert_same(path)
     assert s.claim_payments == 300 and s.transaction_sets == 3
     assert not any("CLP*" in text for text in typed_reads)
+    # one bad date in the last claim payment: the whole transaction set is read by the typed path
+    data = path.read_bytes()
+    at = data.rindex(b"DTM*472*") + 8
+    path.write_bytes(data[:at] + b"20241340" + data[at + 8 :])
+    typed_reads.clear()
+    s = assert_same(path)
+    assert s.findings.counts["INVALID_DATE"] == 1
+    assert sum("CLP*" in text for text in typed_reads) == 1
 
 
 def damaged(tmp_path: Path, old: bytes, new: bytes, count: int = 1) -> Path:
