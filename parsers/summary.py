@@ -157,6 +157,9 @@ def _body_clean(text: str, start: int, end: int, term: str, p: _Patterns, known:
     digit read as 0: amounts, quantities and ids keep their form) is checked once against the
     pattern, and what a shape hides (CLP02 and CLP06 codes, DTM02 dates, CAS reason codes) is
     collected from the original text at C speed and checked as sets."""
+    # an empty or blank segment inside is not numbered by the typed reader: not counted here either
+    if any(text.find(term + gap + term, start, end) >= 0 for gap in ("", "\n", "\r\n")):
+        return False
     shapes: set[str] = set()
     clp_codes: set[tuple[str, str]] = set()
     dates: set[str] = set()

@@ -177,3 +177,16 @@ def test_same_summary_on_broken_files(tmp_path: Path, name: str, data: Any) -> N
 def test_same_summary_on_a_bad_count_837() -> None:
     # 837s are read by the typed path: the same summary by construction, checked all the same
     assert_same(SAMPLE_EDI / "broken-file" / "claims-bad-counts.837")
+
+
+@pytest.mark.parametrize("gap", [b"~", b"~\n", b"~\r\n", b"~ "], ids=["empty", "LF", "CRLF", "space"])
+def test_empty_segment_in_claim_payments_keeps_later_positions(tmp_path: Path, gap: bytes) -> None:
+    """An empty segment between claim payments is not numbered: the PLB findings after it keep
+    the typed path's segment numbers (regression: the fast scan counted it)."""
+    data = CLEAN_835.read_bytes()
+    data = data.replace(b"~\nCAS*CO*45*50.00", b"~" + gap + b"\nCAS*CO*45*50.00", 1)
+    data = data.replace(b"SE*39", b"PLB*1467523894*20261331*WO:X1*1.00~\nSE*40", 1)
+    path = tmp_path / "gap.835"
+    path.write_bytes(data)
+    s = assert_same(path)
+    assert "INVALID_DATE" in s.findings.counts
