@@ -190,3 +190,13 @@ def test_empty_segment_in_claim_payments_keeps_later_positions(tmp_path: Path, g
     path.write_bytes(data)
     s = assert_same(path)
     assert "INVALID_DATE" in s.findings.counts
+
+
+@pytest.mark.parametrize(("limit", "refused"), [(5, True), (30, False)])
+def test_same_summary_past_the_stretch_limit(monkeypatch: pytest.MonkeyPatch, limit: int, refused: bool) -> None:
+    from edirecon.parsers import limits
+
+    monkeypatch.setattr(limits, "MAX_STRETCH_SEGMENTS", limit)  # the remittance: 39 segments, claim payments of 13-15
+    s = assert_same(CLEAN_835)
+    assert ("TRANSACTION_TOO_LARGE" in s.findings.counts) is refused
+    assert s.claim_payments == (0 if refused else 2)
