@@ -33,6 +33,7 @@ from edirecon.engine.config import Config
 from edirecon.engine.logging import configure_logging
 from edirecon.errors import EdireconError, UsageError
 from edirecon.parsers.serialize import CompactWriter, record_dict, write_lines
+from edirecon.parsers.summary import summarize
 
 #: the environment variables giving every command its default --db and --config (the option wins)
 DB_ENV, CONFIG_ENV = "EDIRECON_DB", "EDIRECON_CONFIG"
@@ -259,9 +260,7 @@ def parse(
     for path in expand_inputs(files):
         file_summary = parsers.FileSummary(str(path))
         if summary:
-            for parsed in parsers.iter_transactions(path, file_summary, str(path)):
-                for _ in parsed.records:
-                    pass
+            summarize(path, file_summary, str(path))
             out.write(_summary_line(file_summary) + "\n")
         elif format_version == 1:
             for record in parsers.iter_records(path, file_summary, str(path)):

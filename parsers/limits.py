@@ -41,7 +41,9 @@ def oversized(ts: TransactionSet) -> tuple[int, str, int] | None:
     marker = re.compile(re.escape(term) + r"[ \t\r\n]*(" + "|".join(ids) + ")" + re.escape(elem))
     start, opener = 0, "ST"
     for m in marker.finditer(text):
-        if text.count(term, start, m.start() + len(term)) > MAX_STRETCH_SEGMENTS:
+        stop = m.start() + len(term)
+        # a stretch holds at most one terminator per character: counted only when it could be past the limit
+        if stop - start > MAX_STRETCH_SEGMENTS and text.count(term, start, stop) > MAX_STRETCH_SEGMENTS:
             break
         start, opener = m.start() + len(term), m.group(1)
     else:
