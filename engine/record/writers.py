@@ -16,6 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from edirecon.engine.decide.encounters import Encounter
+from edirecon.engine.decide.facts import PaymentFact
 from edirecon.engine.decide.rules import Decisions, Refund
 from edirecon.engine.record.csvout import Lines
 from edirecon.money import ZERO, from_storage, text
@@ -121,6 +123,25 @@ class Rows(Sequence[dict[str, Any]]):
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and list(self) == list(other)
+
+
+#: an amount per (payer id, trace number)
+Sums = dict[tuple[str, str], Decimal]
+
+
+def trace_sums(payments: Iterable[PaymentFact], encounters: Iterable[Encounter]) -> tuple[Sums, Sums]:
+    """Per payer and trace number, the claim payments (CLP04) of ``payments``, and those matched
+    to one of ``encounters``: what the reconciliation audit compares with BPR02, summed from
+    ZERO (the same quantum however the payments are split, e.g. into shards)."""
+    matched_ids = {p.id for e in encounters for p in e.payments}
+    paid: Sums = {}
+    matched: Sums = {}
+    for p in payments:
+        key = (p.payer_id, p.trace_number)
+        paid[key] = paid.get(key, ZERO) + p.paid
+        if p.id in matched_ids:
+            matched[key] = matched.get(key, ZERO) + p.paid
+    return paid, matched
 
 
 def refund_request(r: Refund) -> dict[str, Any]:

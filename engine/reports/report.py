@@ -28,7 +28,7 @@ from edirecon.engine.config import Config
 from edirecon.engine.decide.rules import payer_member_id
 from edirecon.engine.record.csvout import AMOUNT, Lines
 from edirecon.engine.record.workflow import workflow_rows, write_workflow
-from edirecon.engine.record.writers import _Atomic, _scalar, rows
+from edirecon.engine.record.writers import Sums, _Atomic, _scalar, rows, trace_sums
 from edirecon.engine.reports.analytics import REASONS, root_causes
 from edirecon.engine.reports.cms838 import COLUMNS, Quarter, cms838_rows
 from edirecon.engine.reports.dashboard import dashboard
@@ -363,20 +363,9 @@ def followups(b: Book) -> list[dict[str, Any]]:
 # -- the reconciliation audit ------------------------------------------------------------------
 
 
-Sums = dict[tuple[str, str], Decimal]
-
-
 def payment_sums(b: Book) -> tuple[Sums, Sums]:
-    """Per payer and trace number, the claim payments (CLP04), and those matched to an encounter."""
-    matched_ids = {p.id for e in b.decisions.encounters for p in e.payments}
-    paid: Sums = {}
-    matched: Sums = {}
-    for p in b.facts.payments:
-        key = (p.payer_id, p.trace_number)
-        paid[key] = paid.get(key, ZERO) + p.paid
-        if p.id in matched_ids:
-            matched[key] = matched.get(key, ZERO) + p.paid
-    return paid, matched
+    """Per payer and trace number, the claim payments (CLP04) of ``b``, and those matched to an encounter."""
+    return trace_sums(b.facts.payments, b.decisions.encounters)
 
 
 def audit(b: Book, remittance_rows: list[dict[str, Any]], paid_sums: Sums, matched_sums: Sums) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -26,6 +26,7 @@ import multiprocessing
 import pickle
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from multiprocessing.connection import wait
@@ -36,7 +37,8 @@ from typing import Any
 import structlog
 
 from edirecon.engine.config import Config
-from edirecon.engine.decide.rules import decide, unbalanced_remittances
+from edirecon.engine.decide.facts import Facts
+from edirecon.engine.decide.rules import Decisions, decide, unbalanced_remittances
 from edirecon.engine.record.writers import (
     ORDER,
     Rendered,
@@ -45,6 +47,7 @@ from edirecon.engine.record.writers import (
     exception_rows,
     rows,
     tallies,
+    trace_sums,
 )
 from edirecon.engine.scale.detect import detection_rows
 from edirecon.engine.scale.processes import die_with_parent
@@ -54,7 +57,6 @@ from edirecon.engine.store.detections import keep_rows
 from edirecon.engine.store.facts import load_shard, remittance_facts
 from edirecon.engine.store.tables import all_rows
 from edirecon.errors import ShardError
-from edirecon.money import ZERO
 
 log = structlog.get_logger("edirecon.shards")
 
@@ -181,9 +183,7 @@ def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spoo
     processes = min(workers, len(jobs))
 
     def meanwhile() -> None:  # what is decided of the store as a whole, while the shards run
-        with store.engine.connect() as conn:
-            whole.extend(exception_rows(all_rows(conn, "ingest_exceptions"), unbalanced_remittances(remittance_facts(conn))))
-        store.dispose()
+        whole.extend(_whole_store_exceptions(store))
 
     whole: list[dict[str, Any]] = []
     keys: list[tuple[str, str]] = []  # the order of each credit balance row, as it is written (the API's list: run.py)
@@ -202,6 +202,15 @@ def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spoo
     with store.write() as conn:
         keep_rows(conn, None, [d for res in results for d in res.detections])
     return outputs, tally, counts
+
+
+def _whole_store_exceptions(store: Store) -> list[dict[str, Any]]:
+    """The exception rows no shard can decide: the ingest exceptions, and the remittances whose
+    BPR02 does not balance (rule 7 asks it of a remittance as a whole)."""
+    with store.engine.connect() as conn:
+        found = exception_rows(all_rows(conn, "ingest_exceptions"), unbalanced_remittances(remittance_facts(conn)))
+    store.dispose()
+    return found
 
 
 def _in_processes(target: Callable[..., Any], jobs: list[tuple[Any, ...]], processes: int, meanwhile: Callable[[], None] | None = None) -> list[Any]:
@@ -284,9 +293,10 @@ def _plan_job(url: str, workers: int, spool: Path) -> list[Path]:
 _CHUNK = 2000
 
 
-def _decide_shard(url: str, keys: Path, as_of: date, config: Config, balances_path: Path) -> ShardResult:
-    """One shard (its keys in the file ``keys``): load, decide, render; the credit balances,
-    rendered in order, go to a file."""
+@contextmanager
+def _shard_decided(url: str, keys: Path, as_of: date, config: Config) -> Iterator[tuple[Facts, Decisions]]:
+    """The facts of one shard (its keys in the file ``keys``) and the engine's decisions on them,
+    the store open while the caller uses them."""
     with open(keys, "rb") as fh:
         shard: Shard = pickle.load(fh)  # written by _plan_job in this run's own temporary folder
     store = Store(url)
@@ -295,7 +305,15 @@ def _decide_shard(url: str, keys: Path, as_of: date, config: Config, balances_pa
         with store.engine.connect() as conn:
             facts = load_shard(conn, shard.pcns, shard.plbs)
             conn.rollback()
-        decisions = decide(facts, as_of, config)
+        yield facts, decide(facts, as_of, config)
+    finally:
+        store.dispose()
+
+
+def _decide_shard(url: str, keys: Path, as_of: date, config: Config, balances_path: Path) -> ShardResult:
+    """One shard (its keys in the file ``keys``): load, decide, render; the credit balances,
+    rendered in order, go to a file."""
+    with _shard_decided(url, keys, as_of, config) as (facts, decisions):
         out = rows(decisions, as_of, [])
         render = Renderer("credit_balances")
         count = 0
@@ -318,8 +336,6 @@ def _decide_shard(url: str, keys: Path, as_of: date, config: Config, balances_pa
             tallies(decisions),
             {"claims": len(facts.claims), "claim_payments": len(facts.payments), "patient_payments": len(facts.patient_payments)},
         )
-    finally:
-        store.dispose()
 
 
 @dataclass
@@ -369,9 +385,7 @@ def decide_for_report(store: Store, as_of: date, config: Config, workers: int, s
     whole: list[dict[str, Any]] = []
 
     def meanwhile() -> None:
-        with store.engine.connect() as conn:
-            whole.extend(exception_rows(all_rows(conn, "ingest_exceptions"), unbalanced_remittances(remittance_facts(conn))))
-        store.dispose()
+        whole.extend(_whole_store_exceptions(store))
 
     parts: list[ReportPart] = _in_processes(_report_shard, jobs, min(workers, len(jobs)), meanwhile)
     log.info("decided_in_shards", shards=len(keys), processes=min(workers, len(jobs)), purpose="report")
@@ -402,25 +416,10 @@ def decide_for_report(store: Store, as_of: date, config: Config, workers: int, s
 def _report_shard(url: str, keys: Path, as_of: date, config: Config) -> ReportPart:
     """One shard (its keys in the file ``keys``) for ``report``: load, decide, keep what the
     reports read (``ReportPart``)."""
-    with open(keys, "rb") as fh:
-        shard: Shard = pickle.load(fh)  # written by _plan_job in this run's own temporary folder
-    store = Store(url)
-    gc.disable()  # long-lived facts without cycles: see run.decide_and_record
-    try:
-        with store.engine.connect() as conn:
-            facts = load_shard(conn, shard.pcns, shard.plbs)
-            conn.rollback()
-        decisions = decide(facts, as_of, config)
+    with _shard_decided(url, keys, as_of, config) as (facts, decisions):
         out = rows(decisions, as_of, [])
         mine = {id(r.encounter) for r in decisions.refunds}
-        matched_ids = {p.id for e in decisions.encounters for p in e.payments}
-        paid: dict[tuple[str, str], Any] = {}
-        matched: dict[tuple[str, str], Any] = {}
-        for p in facts.payments:
-            key = (p.payer_id, p.trace_number)
-            paid[key] = paid.get(key, ZERO) + p.paid  # as report.payment_sums adds them
-            if p.id in matched_ids:
-                matched[key] = matched.get(key, ZERO) + p.paid
+        paid, matched = trace_sums(facts.payments, decisions.encounters)
         # the claim payments the reports look up: the claim reversals (where a take-back came
         # from) and those with the key of a duplicate's earlier payment (its root cause)
         earlier = {
@@ -441,8 +440,6 @@ def _report_shard(url: str, keys: Path, as_of: date, config: Config) -> ReportPa
             list(out["exceptions"]),
             len(decisions.encounters),
         )
-    finally:
-        store.dispose()
 
 
 def _keeping(merged: Iterator[tuple[tuple[str, str], str, str]], keys: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:

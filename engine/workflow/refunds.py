@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -294,6 +294,9 @@ def _some(conn: Connection, refund_ids: list[str], as_of: date, config: Config, 
     return b
 
 
+T = TypeVar("T")
+
+
 def listing(store: Store, as_of: date, config: Config) -> Book:
     """Every refund of the workflow as the records hold it (``Recorded``), after syncing the
     refunds a person acted on since their last sync; when the records are not current, everything
@@ -301,17 +304,30 @@ def listing(store: Store, as_of: date, config: Config) -> Book:
 
     When the records are current and nothing waits to be synced, the rows are read in one read
     transaction without the workflow's lock, so many readers (the app's users) list side by side."""
+    return _from_records(store, as_of, config, lambda conn: _listed(conn, as_of, config), stale=lambda b: b)
+
+
+def _from_records(store: Store, as_of: date, config: Config, read: Callable[[Connection], T], stale: Callable[[Book], T] | None = None) -> T:
+    """``read`` of the records, synced first: in a read transaction without the workflow's lock
+    when they are current and nothing waits to be synced; else under the lock, after syncing the
+    refunds that wait (the workflow then follows every kept refund); else, the records stale,
+    after everything is decided, synced and recorded once (``book``), whose book ``stale`` answers
+    from when given."""
     with store.engine.connect() as conn:
         if _current(conn, as_of, config) and not _dirty(conn):
-            return _listed(conn, as_of, config)
+            return read(conn)
     with _locked(store) as conn:
         if _current(conn, as_of, config):
             dirty = _dirty(conn)
             if dirty:
                 _sync_some(conn, dirty, as_of, config)
             records.mark_followed(conn)
-            return _listed(conn, as_of, config)
-    return book(store, as_of, config)
+            return read(conn)
+    b = book(store, as_of, config)  # decided, synced and recorded: the records are current now
+    if stale is not None:
+        return stale(b)
+    with store.engine.connect() as conn:
+        return read(conn)
 
 
 #: a refund as the work queue sorts it: (refund id, due day, amount, day its credit arose)
@@ -326,19 +342,7 @@ def listing_page(
     alone, with the keys, read from the records (synced first as :func:`listing` does).  What a page costs follows
     the refunds that pass the filters (their keys) and the page, not the store's facts.  When the
     records are not current, everything is decided, synced and recorded once first."""
-    with store.engine.connect() as conn:
-        if _current(conn, as_of, config) and not _dirty(conn):
-            return _page(conn, as_of, config, where, order, offset, limit)
-    with _locked(store) as conn:
-        if _current(conn, as_of, config):
-            dirty = _dirty(conn)
-            if dirty:
-                _sync_some(conn, dirty, as_of, config)
-            records.mark_followed(conn)
-            return _page(conn, as_of, config, where, order, offset, limit)
-    book(store, as_of, config)  # decided, synced and recorded: the records are current now
-    with store.engine.connect() as conn:
-        return _page(conn, as_of, config, where, order, offset, limit)
+    return _from_records(store, as_of, config, lambda conn: _page(conn, as_of, config, where, order, offset, limit))
 
 
 def listing_sorted_page(
@@ -360,19 +364,7 @@ def listing_sorted_page(
         ids, total, start = records.sorted_page(conn, where, descending, offset, limit, after, by_amount)
         return _listed(conn, as_of, config, ids), ids, total, start
 
-    with store.engine.connect() as conn:
-        if _current(conn, as_of, config) and not _dirty(conn):
-            return read(conn)
-    with _locked(store) as conn:
-        if _current(conn, as_of, config):
-            dirty = _dirty(conn)
-            if dirty:
-                _sync_some(conn, dirty, as_of, config)
-            records.mark_followed(conn)
-            return read(conn)
-    book(store, as_of, config)  # decided, synced and recorded: the records are current now
-    with store.engine.connect() as conn:
-        return read(conn)
+    return _from_records(store, as_of, config, read)
 
 
 def _page(
