@@ -137,6 +137,11 @@ class Decisions:
     matched: int = 0
 
 
+def unmatched_detail(icn: str | None, trace_number: str) -> str:
+    """The detail of the UNMATCHED_PAYMENT exception of a claim payment (its CLP07 and trace)."""
+    return f"claim payment {icn or '(no CLP07)'} of trace {trace_number} matches no encounter (CLP01 + payee NPI/TIN)"
+
+
 def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
     encounters = build_encounters(facts.claims)
     out = Decisions(encounters)
@@ -150,7 +155,7 @@ def decide(facts: Facts, as_of: date, config: Config) -> Decisions:
                 p.pcn,
                 p.payer_id,
                 p.paid,
-                f"claim payment {p.icn or '(no CLP07)'} of trace {p.trace_number} matches no encounter (CLP01 + payee NPI/TIN)",
+                unmatched_detail(p.icn, p.trace_number),
             )
         )
     for pp in match_patient_payments(encounters, facts.patient_payments):

@@ -361,7 +361,11 @@ class Rendered(Sequence[dict[str, Any]]):
 
 
 def _decode(json_line: str) -> dict[str, Any]:
-    row = json.loads(json_line)
+    return typed(json.loads(json_line))
+
+
+def typed(row: dict[str, Any]) -> dict[str, Any]:
+    """An output row read back from its JSON form (in place): amounts ``Decimal``, days ``date``."""
     for key, value in row.items():
         if value is not None and value != "":
             if key in _MONEY_COLUMNS:

@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -34,6 +34,7 @@ from edirecon.engine.reports.cms838 import COLUMNS, Quarter, cms838_rows
 from edirecon.engine.reports.dashboard import dashboard
 from edirecon.engine.reports.letters import MAIL_MERGE_COLUMNS, Mailing, cms838_form, mail_merge_rows, mailing_claim_ids, packets
 from edirecon.engine.reports.model import Report
+from edirecon.engine.reports.recorded import from_records
 from edirecon.engine.scale import shards
 from edirecon.engine.store.mailing import claim_mailing
 from edirecon.engine.store.tables import all_rows, count_rows
@@ -124,17 +125,27 @@ def report(
         with store.engine.connect() as conn:
             large = count_rows(conn, "claims") > shards.SHARD_CLAIMS
         workers = max(1, workers or os.cpu_count() or 1)
-        if large and workers > 1:
+        recorded = from_records(store, as_of, config)
+        if recorded is not None:
+            # what ``run`` recorded is current: the refunds' encounters alone are decided again
+            b = recorded.book
+            outputs: dict[str, Any] = dict(recorded.outputs)
+            sums, encounters = (recorded.paid, recorded.matched), recorded.encounters
+            how = "records"
+        elif large and workers > 1:
             # a large store is decided shard by shard in processes of their own (as ``run`` does):
             # this process holds the refunds and what the reports sum, never the whole store
             with tempfile.TemporaryDirectory(prefix="edirecon-report-") as spool:
                 b, whole = book_in_shards(store, as_of, config, workers, Path(spool))
-            outputs: dict[str, Any] = whole.outputs
+            outputs = whole.outputs
             sums, encounters = (whole.paid, whole.matched), whole.encounters
+            how = "shards"
         else:
             b = book(store, as_of, config)
             outputs = rows(b.decisions, as_of, b.facts.ingest_exceptions)
             sums, encounters = payment_sums(b), len(b.decisions.encounters)
+            how = "one process"
+        log.info("report_book", source=how, refunds=len(b.views))
         with store.engine.connect() as conn:
             remittance_rows = all_rows(conn, "remittances")
             team = with_last_event(conn)
@@ -147,7 +158,7 @@ def report(
     rep.totals = totals(rep.worklist)
     rep.followups = followups(b)
     rep.recoupments = list(outputs["recoupments"])
-    rep.remittances, rep.payer_months = audit(b, remittance_rows, *sums)
+    rep.remittances, rep.payer_months = audit(b, remittance_rows, *sums, rep.recoupments)
     rep.discrepancies = discrepancies(outputs["exceptions"], b)
     step(STEPS[2])
     rep.causes = root_causes(b)
@@ -368,9 +379,12 @@ def payment_sums(b: Book) -> tuple[Sums, Sums]:
     return trace_sums(b.facts.payments, b.decisions.encounters)
 
 
-def audit(b: Book, remittance_rows: list[dict[str, Any]], paid_sums: Sums, matched_sums: Sums) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def audit(
+    b: Book, remittance_rows: list[dict[str, Any]], paid_sums: Sums, matched_sums: Sums, recoupments: Sequence[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per remittance, BPR02 against Σ CLP04 − Σ PLB (``paid_sums``: ``payment_sums``); per payer
-    and month (of BPR16), money received vs. matched to encounters vs. unmatched vs. recouped."""
+    and month (of BPR16), money received vs. matched to encounters vs. unmatched vs. recouped
+    (the rows of ``recoupments``, every one of the store)."""
     paid: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO, paid_sums)
     matched: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO, matched_sums)
     plb: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
@@ -422,11 +436,11 @@ def audit(b: Book, remittance_rows: list[dict[str, Any]], paid_sums: Sums, match
         slot["unmatched"] += paid[key] - matched[key]
         slot["provider_adjustments"] += plb[key]
         slot["difference"] += bpr - expected
-    for rc in b.decisions.recoupments:
-        month = rc.effective_date.strftime("%Y-%m") if rc.effective_date else ""
-        slot = months.get((rc.payer_id, month))
+    for rc in recoupments:
+        month = rc["effective_date"].strftime("%Y-%m") if rc["effective_date"] else ""
+        slot = months.get((rc["payer_id"], month))
         if slot is not None:
-            slot["recouped"] += rc.amount
+            slot["recouped"] += rc["amount"]
     return remittances, [months[k] for k in sorted(months)]
 
 

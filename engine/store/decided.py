@@ -51,3 +51,9 @@ def after(conn: Connection, kind: str, key: str | None, limit: int) -> list[tupl
     if key is not None:
         query = query.where(d.sort_key >= key)
     return [(k, item) for k, item in conn.execute(query.order_by(d.sort_key, d.seq).limit(limit))]
+
+
+def every(conn: Connection, kind: str) -> list[str]:
+    """The item JSON of every recorded row of ``kind``, in key order (ties in their recorded order)."""
+    d = t.decided_rows.c
+    return list(conn.execute(select(d.row_json).where(d.kind == kind).order_by(d.sort_key, d.seq)).scalars())

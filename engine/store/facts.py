@@ -42,8 +42,13 @@ def load(conn: Connection, pcns: Sequence[str] | None = None) -> Facts:
     each refund decided from them was first identified is read as ``decide`` asks (``History``)."""
     if pcns is None:
         return _load(conn, dict.fromkeys(_PARTS, ("", [])), whole=True)
-    pcn_in, keys = member_of(conn, "patient_control_number", list(pcns))
-    reference_in, _ = member_of(conn, "reference", list(pcns))
+    if len(pcns) > _BOUND:  # many claim numbers (a report's refunds): in a temporary table, as a shard's
+        _keep_keys(conn, pcns, [])
+        keys: list[Any] = []
+        pcn_in, reference_in = (f"{column} IN (SELECT pcn FROM {SHARD_PCNS})" for column in ("patient_control_number", "reference"))
+    else:
+        pcn_in, keys = member_of(conn, "patient_control_number", list(pcns))
+        reference_in, _ = member_of(conn, "reference", list(pcns))
     named = f"({reference_in} OR reference IN (SELECT payer_claim_control_number FROM claim_payments WHERE {pcn_in}))"
     acknowledging, codes = acknowledgment_condition()
     # and the negative 72s of their remittances and of their claim reversals', which may offset them (rule 6's offset pairs)
@@ -87,17 +92,67 @@ def load_shard(conn: Connection, pcns: Sequence[str], plb_ids: Sequence[int]) ->
     of ``pcns``, and the PLBs ``plb_ids``.  The keys go into temporary tables of this connection,
     so a shard of any size is a handful of joins.  The remittances are left out of the facts
     returned: whether a remittance balances is a question about all of it (``remittance_facts``)."""
+    _keep_keys(conn, pcns, plb_ids)
+    pcn_in = f"patient_control_number IN (SELECT pcn FROM {SHARD_PCNS})"
+    facts = _load(conn, _conditions(pcn_in, [], f"id IN (SELECT id FROM {SHARD_PLBS})", []), whole=False)
+    facts.remittances = []
+    return facts
+
+
+#: claim numbers ``load`` binds as parameters; more go into a temporary table (a query binds each
+#: several times, and SQLite binds 32,766 parameters at most)
+_BOUND = 2000
+
+
+def _keep_keys(conn: Connection, pcns: Sequence[str], plb_ids: Sequence[int]) -> None:
+    """The claim numbers and PLB ids of a shard (or of ``load``'s many claim numbers) in the
+    temporary tables of this connection, replacing what they held."""
     conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {SHARD_PCNS} (pcn VARCHAR PRIMARY KEY)")
     conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {SHARD_PLBS} (id BIGINT PRIMARY KEY)")
     conn.exec_driver_sql(f"DELETE FROM {SHARD_PCNS}")
     conn.exec_driver_sql(f"DELETE FROM {SHARD_PLBS}")
     temporary = MetaData()
-    insert_rows(conn, Table(SHARD_PCNS, temporary, Column("pcn", String)), ["pcn"], [(k,) for k in pcns])
+    insert_rows(conn, Table(SHARD_PCNS, temporary, Column("pcn", String)), ["pcn"], [(k,) for k in sorted(set(pcns))])
     insert_rows(conn, Table(SHARD_PLBS, temporary, Column("id", BigInteger)), ["id"], [(k,) for k in plb_ids])
-    pcn_in = f"patient_control_number IN (SELECT pcn FROM {SHARD_PCNS})"
-    facts = _load(conn, _conditions(pcn_in, [], f"id IN (SELECT id FROM {SHARD_PLBS})", []), whole=False)
-    facts.remittances = []
-    return facts
+
+
+def looked_up(conn: Connection, icns: Sequence[str]) -> Facts:
+    """What ``report`` looks up beside the refunds' own facts (``refunds.book_from_records``):
+    every PLB of the store, and the claim payments that are claim reversals (CLP02 = 22) or
+    whose payer claim number is one of ``icns`` (those of the refunds' earlier payments), with
+    their remittances' fields; no claims, no patient payments, no refund history."""
+    nothing = ("1 = 0", [])
+    # a payment without CLP07 has "" or NULL there
+    none = " OR payer_claim_control_number IS NULL" if "" in icns else ""
+    if len(icns) > _BOUND:
+        _keep_keys(conn, icns, [])
+        chosen, keys = f"(status = '22' OR payer_claim_control_number IN (SELECT pcn FROM {SHARD_PCNS}){none})", []
+    elif icns:
+        icn_in, keys = member_of(conn, "payer_claim_control_number", sorted(set(icns)))
+        chosen = f"(status = '22' OR {icn_in}{none})"
+    else:
+        chosen, keys = "status = '22'", []
+    by_part: dict[str, tuple[str, list[Any]]] = dict.fromkeys(_PARTS, nothing)
+    by_part["payments"] = (chosen, keys)
+    by_part["payment_children"] = (f"claim_payment_id IN (SELECT id FROM claim_payments WHERE {chosen})", keys)
+    by_part["remittances"] = ("", [])
+    by_part["plbs"] = ("", [])
+    return _load(conn, by_part, whole=False, history=False)
+
+
+def claims_of(conn: Connection, pcns: Sequence[str]) -> list[ClaimFact]:
+    """The claims (with their lines) of the claim numbers ``pcns``, and nothing else."""
+    if not pcns:
+        return []
+    by_part: dict[str, tuple[str, list[Any]]] = dict.fromkeys(_PARTS, ("1 = 0", []))
+    if len(pcns) > _BOUND:
+        _keep_keys(conn, pcns, [])
+        pcn_in, keys = f"patient_control_number IN (SELECT pcn FROM {SHARD_PCNS})", []
+    else:
+        pcn_in, keys = member_of(conn, "patient_control_number", sorted(set(pcns)))
+    by_part["claims"] = (pcn_in, keys)
+    by_part["claim_lines"] = (f"claim_id IN (SELECT id FROM claims WHERE {pcn_in})", keys)
+    return _load(conn, by_part, whole=False, history=False).claims
 
 
 _PARTS = ("claims", "claim_lines", "payments", "payment_children", "remittances", "plbs", "patient")

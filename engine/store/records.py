@@ -24,6 +24,7 @@ from sqlalchemy import Boolean, Connection, Date, DateTime, and_, delete, exists
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.bulk import Converted, codec, in_list, query, raw_rows
 from edirecon.engine.store.detections import BATCH
+from edirecon.money import ZERO
 
 
 def facts_fingerprint(conn: Connection) -> str:
@@ -322,3 +323,58 @@ def payer_names(conn: Connection, payer_ids: Sequence[str]) -> dict[str, str]:
 def _chunks(values: list[Any], size: int = BATCH) -> Iterable[list[Any]]:
     for i in range(0, len(values), size):
         yield values[i : i + size]
+
+
+# -- what ``report`` reads instead of deciding the whole store (``refunds.book_from_records``) --
+
+
+def kept(conn: Connection) -> dict[str, dict[str, Any]]:
+    """refund id -> what the records keep of each refund the engine identifies (``detections``):
+    its claim number, amount, what was recouped and the engine's status."""
+    d = t.detections.c
+    return {
+        rid: {"patient_control_number": pcn, "amount": amount, "recouped": recouped, "status": status}
+        for rid, pcn, amount, recouped, status in conn.execute(select(d.refund_id, d.patient_control_number, d.amount, d.recouped, d.status))
+    }
+
+
+def trace_paid(conn: Connection) -> dict[tuple[str, str], Decimal]:
+    """Per payer and trace number (of the remittance), the sum of the store's claim payments
+    (CLP04), summed exactly from ``ZERO`` in Python (SQLite keeps an amount as its text: its SUM
+    would be a float)."""
+    money = codec(conn).money  # each amount converted as it comes: a million of them, mostly distinct, none kept
+    by_remittance: dict[int, Decimal] = {}
+    for rid, paid in raw_rows(conn, "SELECT remittance_id, paid FROM claim_payments", stream=True):
+        by_remittance[rid] = by_remittance.get(rid, ZERO) + (ZERO if paid is None else money(paid))  # type: ignore[operator]
+    out: dict[tuple[str, str], Decimal] = {}
+    for rid, payer_id, number in raw_rows(conn, "SELECT id, payer_id, trace_number FROM remittances"):
+        if rid in by_remittance:
+            out[(payer_id, number)] = out.get((payer_id, number), ZERO) + by_remittance[rid]
+    return out
+
+
+def payments_at(conn: Connection, segments: Sequence[int]) -> list[tuple[str, int, str, str, str, str | None, Decimal]]:
+    """The claim payments at the segments ``segments`` of any file, each as (source file, segment,
+    claim number, payer id, trace number, payer claim number, CLP04)."""
+    money = Converted(codec(conn).money, ZERO).__getitem__
+    out = []
+    for chunk in _chunks(sorted(set(segments))):
+        sql = (
+            "SELECT p.source_file, p.segment, p.patient_control_number, r.payer_id, r.trace_number, p.payer_claim_control_number, p.paid "
+            f"FROM claim_payments p JOIN remittances r ON r.id = p.remittance_id WHERE p.segment IN {in_list(chunk)}"
+        )
+        out += [(*row[:6], money(row[6])) for row in raw_rows(conn, sql, chunk)]
+    return out
+
+
+def claim_groups(conn: Connection) -> tuple[int, list[tuple[str, str]]]:
+    """The claims by billing NPI and claim number: how many such groups hold a single claim, and
+    the (NPI, claim number) of those with more."""
+    single = query(conn, "SELECT COUNT(*) FROM (SELECT 1 FROM claims GROUP BY billing_npi, patient_control_number HAVING COUNT(*) = 1) g", []).scalar_one()
+    more = [
+        (npi, pcn)
+        for npi, pcn in query(
+            conn, "SELECT billing_npi, patient_control_number FROM claims GROUP BY billing_npi, patient_control_number HAVING COUNT(*) > 1", []
+        )
+    ]
+    return int(single), more

@@ -16,7 +16,7 @@ from typing import Any
 from edirecon.engine.config import Config
 from edirecon.engine.decide.facts import Facts
 from edirecon.engine.record import decided
-from edirecon.engine.record.writers import rows
+from edirecon.engine.record.writers import ORDER, rows, typed
 from edirecon.engine.store import decided as stored
 from edirecon.engine.store import records
 from edirecon.engine.store.connection import Connection, Store
@@ -105,3 +105,17 @@ def _read(conn: Connection, kind: str, last: decided.Key | None, seen: int, limi
     last_text = chosen[-1][0]
     given = sum(1 for k, _ in chosen if k == last_text) + (skip if last_text == key else 0)
     return Page([json.loads(item) for _, item in chosen], decided.key_of(last_text), given)
+
+
+def recorded_rows(conn: Connection, as_of: date, config: Config) -> dict[str, list[dict[str, Any]]] | None:
+    """The recorded rows of recoupments and exceptions as ``writers.rows`` gives them (amounts
+    ``Decimal``, days ``date``, in output order: ``writers.ORDER``), when they are current (None
+    otherwise): what ``report`` reads of them instead of deciding the whole store."""
+    if not current(conn, as_of, config):
+        return None
+    out: dict[str, list[dict[str, Any]]] = {}
+    for kind in ("recoupments", "exceptions"):
+        table = [typed(json.loads(item)) for item in stored.every(conn, kind)]
+        table.sort(key=ORDER[kind])  # stable: rows of equal order stay in their recorded order
+        out[kind] = table
+    return out

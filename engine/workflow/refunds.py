@@ -56,7 +56,7 @@ from edirecon.engine.store import workflow as stored
 from edirecon.engine.store.connection import Connection, Store
 from edirecon.engine.store.connection import open_store as _open_store
 from edirecon.engine.store.detections import closure
-from edirecon.engine.store.facts import load, plbs_referencing
+from edirecon.engine.store.facts import load, looked_up, plbs_referencing
 from edirecon.errors import NotAllowed, UsageError
 from edirecon.money import ZERO
 from edirecon.money import text as money
@@ -215,6 +215,59 @@ def book_in_shards(store: Store, as_of: date, config: Config, workers: int, spoo
         record(conn, b, fingerprint, history=False)
         _read(conn, b)
     return b, whole
+
+
+def book_from_records(store: Store, as_of: date, config: Config) -> Book | None:
+    """``book`` for ``report`` from what ``run`` recorded, without deciding the whole store: when
+    the records are current (:func:`_current`), the refunds waiting for a sync are synced (as
+    :func:`listing` does), and the claim-number closure of every kept refund is loaded and decided
+    (as ``refund show`` decides one refund's).  The book holds those refunds, each checked against
+    its record, the recoupments and credit balances decided with them, and what the reports look
+    up across the store (``facts.looked_up``): every PLB, the claim reversals and the payments
+    with the keys of the refunds' earlier payments, as ``book_in_shards`` gives them.  None when
+    the records are not current, or a refund decided again is not as recorded: the caller then
+    decides everything."""
+    with store.engine.connect() as conn:
+        current = _current(conn, as_of, config)
+        waiting = current and bool(_dirty(conn))
+    if not current:
+        return None
+    if waiting:
+        with _locked(store) as conn:
+            if not _current(conn, as_of, config):
+                return None
+            dirty = _dirty(conn)
+            if dirty:
+                _sync_some(conn, dirty, as_of, config)
+            records.mark_followed(conn)
+    with store.engine.connect() as conn:
+        if not _current(conn, as_of, config):  # facts came in meanwhile
+            return None
+        kept = records.kept(conn)
+        pcns = sorted({row["patient_control_number"] for row in kept.values()})
+        keys = closure(conn, pcns) if pcns else []
+        facts = load(conn, keys) if keys else Facts([], [], [], [], [], [], {})
+        decisions = decide(facts, as_of, config)
+        refunds = [r for r in decisions.refunds if r.refund_id in kept]
+        differs = len(refunds) != len(kept) or any(
+            (r.amount, r.recouped, r.status) != (kept[r.refund_id]["amount"], kept[r.refund_id]["recouped"], kept[r.refund_id]["status"]) for r in refunds
+        )
+        if differs:
+            log.warning("records_differ", refunds=len(kept), decided=len(refunds))
+            return None
+        mine = {id(r.encounter) for r in refunds}
+        # the claim payments the reports look up: the claim reversals (where a take-back came from)
+        # and those with the key of a duplicate's earlier payment (its root cause)
+        earlier = {
+            (ev["payer_id"], ev["trace_number"], ev["payer_claim_control_number"]) for r in refunds for ev in r.evidence if ev.get("role") == "earlier payment"
+        }
+        seen = looked_up(conn, sorted({icn or "" for _payer, _trace, icn in earlier}))
+        payments = sorted((p for p in seen.payments if p.status == "22" or (p.payer_id, p.trace_number, p.icn) in earlier), key=lambda p: p.id)
+        plbs = sorted(seen.plbs, key=lambda plb: plb.order)
+        balances = [x for x in decisions.balances if id(x.encounter) in mine]
+        b = Book(as_of, config, Facts([], payments, plbs, [], [], [], {}), Decisions([], refunds, decisions.recoupments, balances))
+        _read(conn, b)
+    return b
 
 
 def record(conn: Connection, b: Book, facts_key: str, history: bool = True) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from conftest import FIXTURES, REPO, SAMPLE_EDI
 from goldens import normalise_outputs, read_tree
 from sqlalchemy import text
@@ -27,10 +28,13 @@ from typer.testing import CliRunner
 
 from edirecon.cli import app
 from edirecon.engine.config import Config
+from edirecon.engine.reports import report as report_module
 from edirecon.engine.reports.cms838 import Quarter
 from edirecon.engine.reports.report import report
+from edirecon.engine.run import ingest_files, input_files
 from edirecon.engine.scale import shards
 from edirecon.engine.store.connection import Store
+from edirecon.engine.workflow.refunds import FULL_ENV
 
 CONFIG = FIXTURES / "reports" / "config.toml"
 S = SAMPLE_EDI
@@ -40,6 +44,7 @@ FOLDERS = [SAMPLE_EDI, *sorted(p for p in (FIXTURES / "engine").iterdir() if p.i
 
 def cli(*args: Any) -> str:
     result = CliRunner().invoke(app, [str(a) for a in args])
+    structlog.reset_defaults()  # the command logged to the runner's stderr, closed now: the report's warnings go to the real one
     assert result.exit_code == 0, result.output
     return str(result.output)
 
@@ -74,22 +79,46 @@ def states(url: str) -> list[tuple[Any, ...]]:
 
 
 def one_process_and_shards(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_of: date, quarter: str, per_shard: int = 3) -> tuple[Path, Path]:
-    """The report of a copy of the store ``db`` in one process, and of another copy in shards of
-    ``per_shard`` claim numbers: their folders (and the stores compared after)."""
+    """The report of a copy of the store ``db`` in one process, of another copy in shards of
+    ``per_shard`` claim numbers (both deciding the whole store: ``EDIRECON_WORKFLOW_FULL``), and
+    of a third from the records ``run`` made (``reports.recorded``, the default when they are
+    current): the folders of the first two, the third's checked equal to the first's (and the
+    stores compared after)."""
     config = Config.load(CONFIG)
-    one_db, sharded_db = tmp_path / "one.db", tmp_path / "sharded.db"
-    shutil.copyfile(db, one_db)
-    shutil.copyfile(db, sharded_db)
-    called: list[int] = []
-    decide = shards.decide_for_report
-    monkeypatch.setattr(shards, "decide_for_report", lambda *a: called.append(1) or decide(*a))
-    report(f"sqlite:///{one_db}", tmp_path / "one", as_of, config, Quarter.parse(quarter), workers=1)
-    assert not called
-    monkeypatch.setattr(shards, "SHARD_CLAIMS", per_shard)
-    report(f"sqlite:///{sharded_db}", tmp_path / "sharded", as_of, config, Quarter.parse(quarter), workers=2)
-    assert called, "the report was not made in shards"
-    assert states(f"sqlite:///{one_db}") == states(f"sqlite:///{sharded_db}")
+    one_db, sharded_db, recorded_db = tmp_path / "one.db", tmp_path / "sharded.db", tmp_path / "recorded.db"
+    for copy in (one_db, sharded_db, recorded_db):
+        shutil.copyfile(db, copy)
+    called = spy(monkeypatch)
+    with monkeypatch.context() as full:
+        full.setenv(FULL_ENV, "1")
+        report(f"sqlite:///{one_db}", tmp_path / "one", as_of, config, Quarter.parse(quarter), workers=1)
+        assert called == ["decided"]
+        monkeypatch.setattr(shards, "SHARD_CLAIMS", per_shard)
+        report(f"sqlite:///{sharded_db}", tmp_path / "sharded", as_of, config, Quarter.parse(quarter), workers=2)
+        assert called[1:] == ["decided", "shards"], "the report was not made in shards"
+    del called[:]
+    report(f"sqlite:///{recorded_db}", tmp_path / "recorded", as_of, config, Quarter.parse(quarter), workers=2)
+    assert called == ["records"], "the report was not made from the records"
+    assert states(f"sqlite:///{one_db}") == states(f"sqlite:///{sharded_db}") == states(f"sqlite:///{recorded_db}")
+    assert files(tmp_path / "recorded") == files(tmp_path / "one")
     return tmp_path / "one", tmp_path / "sharded"
+
+
+def spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Which way each report took, in order: "records" (read from the records, the refunds' closure
+    decided), "decided" (the records not used: stale, or ``EDIRECON_WORKFLOW_FULL``), then
+    "shards" when decided in shards."""
+    called: list[str] = []
+    decide, recorded = shards.decide_for_report, report_module.from_records
+
+    def from_records(*a: Any) -> Any:
+        got = recorded(*a)
+        called.append("decided" if got is None else "records")
+        return got
+
+    monkeypatch.setattr(shards, "decide_for_report", lambda *a: called.append("shards") or decide(*a))
+    monkeypatch.setattr(report_module, "from_records", from_records)
+    return called
 
 
 def test_the_reports_store_in_shards_equals_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -204,8 +233,65 @@ def test_report_in_shards_on_postgresql_equals_one_process(tmp_path: Path, pg_ur
             "--date",
             "2026-06-01",
         )
-    report(pg_url, tmp_path / "pg-one", day, config, quarter, workers=1)
-    report(f"sqlite:///{tmp_path / 'edirecon.db'}", tmp_path / "sqlite-one", day, config, quarter, workers=1)
-    monkeypatch.setattr(shards, "SHARD_CLAIMS", 3)
-    report(pg_url, tmp_path / "pg-sharded", day, config, quarter, workers=2)
-    assert files(tmp_path / "pg-sharded") == files(tmp_path / "pg-one") == files(tmp_path / "sqlite-one")
+    called = spy(monkeypatch)
+    report(pg_url, tmp_path / "pg-recorded", day, config, quarter, workers=2)  # the records run left, refunds acted on since
+    assert called == ["records"]
+    with monkeypatch.context() as full:
+        full.setenv(FULL_ENV, "1")
+        report(pg_url, tmp_path / "pg-one", day, config, quarter, workers=1)
+        report(f"sqlite:///{tmp_path / 'edirecon.db'}", tmp_path / "sqlite-one", day, config, quarter, workers=1)
+        monkeypatch.setattr(shards, "SHARD_CLAIMS", 3)
+        report(pg_url, tmp_path / "pg-sharded", day, config, quarter, workers=2)
+    assert called == ["records", "decided", "decided", "decided", "shards"]
+    report(pg_url, tmp_path / "pg-recorded-again", day, config, quarter, workers=2)
+    assert called[-1] == "records"
+    assert files(tmp_path / "pg-sharded") == files(tmp_path / "pg-one") == files(tmp_path / "sqlite-one") == files(tmp_path / "pg-recorded")
+    assert files(tmp_path / "pg-recorded-again") == files(tmp_path / "pg-one")
+
+
+def test_stale_records_are_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Facts ingested after `run` recorded its decisions (no run since), and a kept refund no
+    longer as the engine decides it: the report decides the store instead of reading the records
+    (``reports.recorded``), and writes what deciding writes; once `run` has recorded the new facts,
+    the report reads the records again, and still writes the same."""
+    config = Config.load(CONFIG)
+    day, quarter = date(2026, 11, 27), Quarter.parse("2026Q4")
+    db = tmp_path / "edirecon.db"
+    url = f"sqlite:///{db}"
+    monkeypatch.chdir(REPO)
+    cli("run", S.relative_to(REPO), "--db", url, "--out", tmp_path / "out", "--as-of", "2026-11-27", "--config", CONFIG, "--workers", "1")
+    store = Store(url)
+    try:
+        ingest_files(store, input_files([(FIXTURES / "engine").relative_to(REPO)]), workers=1)
+    finally:
+        store.dispose()
+    for copy in ("stale.db", "full.db"):
+        shutil.copyfile(db, tmp_path / copy)
+    called = spy(monkeypatch)
+    report(f"sqlite:///{tmp_path / 'stale.db'}", tmp_path / "stale", day, config, quarter, workers=1)
+    with monkeypatch.context() as full:
+        full.setenv(FULL_ENV, "1")
+        report(f"sqlite:///{tmp_path / 'full.db'}", tmp_path / "full", day, config, quarter, workers=1)
+    assert called == ["decided", "decided"]
+    assert files(tmp_path / "stale") == files(tmp_path / "full")
+    assert states(f"sqlite:///{tmp_path / 'stale.db'}") == states(f"sqlite:///{tmp_path / 'full.db'}")
+
+    # the new facts recorded by a run: the records are read again, and give the same files
+    cli("run", S.relative_to(REPO), "--db", url, "--out", tmp_path / "out", "--as-of", "2026-11-27", "--config", CONFIG, "--workers", "1")
+    shutil.copyfile(db, tmp_path / "tampered.db")
+    report(url, tmp_path / "recorded", day, config, quarter, workers=1)
+    assert called[-1] == "records"
+    assert files(tmp_path / "recorded") == files(tmp_path / "full")
+
+    # a kept refund whose record no longer says what the engine decides (an amount changed by
+    # hand): the records are not trusted, the store is decided (and recorded again)
+    tampered = Store(f"sqlite:///{tmp_path / 'tampered.db'}")
+    try:
+        with tampered.write() as conn:
+            first = conn.execute(text("SELECT refund_id FROM detections ORDER BY refund_id LIMIT 1")).scalar_one()
+            conn.execute(text("UPDATE detections SET amount = '9999.99' WHERE refund_id = :r"), {"r": first})
+    finally:
+        tampered.dispose()
+    report(f"sqlite:///{tmp_path / 'tampered.db'}", tmp_path / "tampered", day, config, quarter, workers=1)
+    assert called[-1] == "decided"
+    assert files(tmp_path / "tampered") == files(tmp_path / "full")
