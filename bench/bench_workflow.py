@@ -17,10 +17,12 @@ targets (``refund show`` and an action under 0.5 s, ``refund list`` of ~15,000 r
 on 1,000,000 claims); writes bench/results/workflow-<claims>.json.
 
 With ``--report`` (or ``--report-only``, which writes bench/results/report-<claims>.json) it also
-times ``edirecon report`` on SQLite, best of 3, each on a fresh copy of the store: in shards (a
-store of more than 25,000 claims, as ``run`` decides it), and once (``--report-peer-runs``) in one
-process as peer (``--workers 1``); peak RSS of the largest process, against the targets of 60 s and
-500 MB on 1,000,000 claims.
+times ``edirecon report`` on SQLite, best of 3, each on a fresh copy of the store: from the records
+``run`` made (the default while they are current), against the peers that decide the whole store
+(``EDIRECON_WORKFLOW_FULL=1``): in shards (a store of more than 25,000 claims, as ``run`` decides
+it; ``--report-shards-runs``, default 3), and in one process (``--workers 1``;
+``--report-peer-runs``, default 1); peak RSS of the largest process, against the targets of 60 s
+and 500 MB on 1,000,000 claims, and which files of the peers differ from the records' (none should).
 """
 
 from __future__ import annotations
@@ -79,33 +81,54 @@ def build(url: str, inputs: Path, work: Path) -> float:
     return time.perf_counter() - start
 
 
-def report_leg(pristine: Path, work: Path, repeat: int, peer_runs: int) -> dict[str, object]:
+def report_leg(pristine: Path, work: Path, repeat: int, shards_runs: int, peer_runs: int) -> dict[str, object]:
     """``edirecon report`` as a whole command, each time on a fresh copy of the store as ``run``
-    left it (the report syncs and records the workflow): best of ``repeat``, and the peak RSS of
-    its largest process (``os.wait4`` reports the largest of the command and the shard processes
-    it waited for).  The peer is the same command in one process (``--workers 1``: the whole
-    store loaded and decided, as before the shards), ``peer_runs`` times (0: not run)."""
+    left it: best of ``repeat`` from the records ``run`` made (the default when they are current:
+    ``reports.recorded``), and the peak RSS of its largest process (``os.wait4`` reports the
+    largest of the command and the shard processes it waited for).  The peers decide the whole
+    store (``EDIRECON_WORKFLOW_FULL=1``): in shards (a store of more than 25,000 claims, as
+    ``run`` decides it; ``shards_runs`` times), and in one process (``--workers 1``, as before the
+    shards; ``peer_runs`` times; 0: not run).  Each leg writes its own folder; the files of the
+    peers are compared with the records' (``same_as_records``: the names that differ, the PDFs and
+    the workflow's times of action aside)."""
     copy = work / "report.db"
+    full = {"EDIRECON_WORKFLOW_FULL": "1"}
 
-    def once(extra: list[str]) -> tuple[float, float, str, float]:
+    def once(name: str, extra: list[str], env: dict[str, str] | None) -> tuple[float, float, str, float]:
         for leftover in (work / "report.db-wal", work / "report.db-shm"):
             leftover.unlink(missing_ok=True)
         shutil.copyfile(pristine, copy)
-        return timed(["report", "--db", f"sqlite:///{copy}", "--out", str(work / "report"), "--as-of", AS_OF, *extra])
+        return timed(["report", "--db", f"sqlite:///{copy}", "--out", str(work / f"report-{name}"), "--as-of", AS_OF, *extra], env)
 
     out: dict[str, object] = {}
-    for name, extra, runs in (("shards", [], repeat), ("peer", ["--workers", "1"], peer_runs)):
+    for name, extra, env, runs in (("records", [], None, repeat), ("shards", [], full, shards_runs), ("peer", ["--workers", "1"], full, peer_runs)):
         if not runs:
             continue
-        results = [once(extra) for _ in range(runs)]
+        results = [once(name, extra, env) for _ in range(runs)]
         out[name] = {
             "seconds": round(min(r[0] for r in results), 3),
             "cpu_seconds": round(min(r[3] for r in results), 3),
             "peak_rss_mib": round(max(r[1] for r in results)),
             "all": [round(r[0], 3) for r in results],
             "runs": runs,
+            "load_average": round(os.getloadavg()[0], 2),
         }
+        if name != "records":
+            out[name]["differs_from_records"] = differing(work / "report-records", work / f"report-{name}")  # type: ignore[index]
     copy.unlink(missing_ok=True)
+    return out
+
+
+def differing(a: Path, b: Path) -> list[str]:
+    """The files of report folder ``a`` and ``b`` whose bytes differ (or that one lacks), but the
+    PDFs (their bytes carry the clock) and the team's work (its times of action)."""
+    names = {p.relative_to(a) for p in a.rglob("*") if p.is_file()} | {p.relative_to(b) for p in b.rglob("*") if p.is_file()}
+    out = []
+    for name in sorted(names):
+        if name.suffix == ".pdf" or name.stem == "workflow":
+            continue
+        if not (a / name).is_file() or not (b / name).is_file() or (a / name).read_bytes() != (b / name).read_bytes():
+            out.append(str(name))
     return out
 
 
@@ -282,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--api-only", action="store_true", help="only the API's calls (no command timings)")
     ap.add_argument("--report", action="store_true", help="also time `edirecon report` (SQLite; in shards, and in one process as peer)")
     ap.add_argument("--report-only", action="store_true", help="only `edirecon report` (implies --report)")
-    ap.add_argument("--report-peer-runs", type=int, default=1, help="runs of the report's peer (one process: at 1,000,000 claims minutes and GBs; 0: none)")
+    ap.add_argument("--report-shards-runs", type=int, default=3, help="runs of the report's peer deciding the store in shards (0: none)")
+    ap.add_argument("--report-peer-runs", type=int, default=1, help="runs of the report's peer in one process (at 1,000,000 claims minutes and GBs; 0: none)")
     a = ap.parse_args(argv)
     cache = Path(a.cache) / f"{a.claims}-{a.duplicates}-{a.overpayments}-{a.seed}"
     inputs = cache / "in"
@@ -331,24 +355,28 @@ def main(argv: list[str] | None = None) -> int:
                 (work / "build_seconds").write_text(f"{build(url, inputs, work):.1f}\n")
         build_seconds = float((work / "build_seconds").read_text())
         if (a.report or a.report_only) and kind == "sqlite":
-            figures_report = report_leg(pristine, work, a.repeat, a.report_peer_runs if a.peer else 0)
+            figures_report = report_leg(pristine, work, a.repeat, a.report_shards_runs if a.peer else 0, a.report_peer_runs if a.peer else 0)
             results["report"] = {"db": kind, **figures_report}
             seconds_target, rss_target = REPORT_TARGET
-            got = figures_report["shards"]
+            got = figures_report["records"]
             print(
-                f"{kind}: `edirecon report` on {a.claims:,} claims, best of {a.repeat}: {got['seconds']:.1f} s ({got['cpu_seconds']:.1f} s CPU), "  # type: ignore[index]
+                f"{kind}: `edirecon report` on {a.claims:,} claims from the records, best of {a.repeat}: {got['seconds']:.1f} s ({got['cpu_seconds']:.1f} s CPU), "  # type: ignore[index]
                 f"peak RSS {got['peak_rss_mib']:.0f} MiB (largest process); targets {seconds_target:.0f} s / {rss_target:.0f} MiB: "  # type: ignore[index]
                 f"time {'met' if got['seconds'] <= seconds_target else 'MISSED'} (x{got['seconds'] / seconds_target:.2f}), "  # type: ignore[index]
-                f"memory {'met' if got['peak_rss_mib'] <= rss_target else 'MISSED'} (x{got['peak_rss_mib'] / rss_target:.2f})",  # type: ignore[index]
+                f"memory {'met' if got['peak_rss_mib'] <= rss_target else 'MISSED'} (x{got['peak_rss_mib'] / rss_target:.2f}); "  # type: ignore[index]
+                f"load average {got['load_average']:.1f}",  # type: ignore[index]
                 flush=True,
             )
-            if "peer" in figures_report:
-                peer = figures_report["peer"]
-                print(
-                    f"  peer (one process, --workers 1), {peer['runs']} run(s): {peer['seconds']:.1f} s ({peer['cpu_seconds']:.1f} s CPU), "  # type: ignore[index]
-                    f"peak RSS {peer['peak_rss_mib']:.0f} MiB: {peer['seconds'] / got['seconds']:.1f}x the time, {peer['peak_rss_mib'] / got['peak_rss_mib']:.1f}x the memory",  # type: ignore[index]
-                    flush=True,
-                )
+            for name, what in (("shards", "deciding the store in shards"), ("peer", "deciding the store in one process, --workers 1")):
+                if name in figures_report:
+                    peer = figures_report[name]
+                    print(
+                        f"  peer ({what}), best of {peer['runs']}: {peer['seconds']:.1f} s ({peer['cpu_seconds']:.1f} s CPU), "  # type: ignore[index]
+                        f"peak RSS {peer['peak_rss_mib']:.0f} MiB: {peer['seconds'] / got['seconds']:.1f}x the time, "  # type: ignore[index]
+                        f"{peer['cpu_seconds'] / got['cpu_seconds']:.1f}x the CPU, {peer['peak_rss_mib'] / got['peak_rss_mib']:.1f}x the memory; "  # type: ignore[index]
+                        f"load average {peer['load_average']:.1f}; files differing from the records': {peer['differs_from_records'] or 'none'}",  # type: ignore[index]
+                        flush=True,
+                    )
         if a.report_only:
             continue
         ids = pending(url)

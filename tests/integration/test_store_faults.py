@@ -132,13 +132,13 @@ FAULTS: dict[str, Callable[[Path, Path], Fault]] = {
     f.__name__.replace("_", "-"): f for f in (not_a_database, newer_revision, out_is_a_file, missing_store, bad_port, unknown_driver, unreachable, read_only)
 }
 #: the commands a fault does not apply to: only run, report have --out; run and watch create their store
-#: and on a read-only store, `refund list` and `refund show`: run has synced the workflow and
-#: recorded the decisions, so they have nothing to write
+#: and on a read-only store, `refund list`, `refund show` and `report`: run has synced the workflow
+#: and recorded the decisions, so they have nothing to write
 #: (test_a_read_only_store_still_serves_commands_that_write_nothing)
 NOT_APPLICABLE = {
     "out-is-a-file": {"refund list", "refund show", "refund approve", "status", "retry", "worker", "watch"},
     "missing-store": {"run", "watch"},
-    "read-only": {"refund list", "refund show"},
+    "read-only": {"refund list", "refund show", "report"},
 }
 CASES = [(fault, command) for fault in FAULTS for command in COMMANDS if command not in NOT_APPLICABLE.get(fault, set())]
 
@@ -211,6 +211,18 @@ def test_a_read_only_store_still_serves_commands_that_write_nothing(made_store: 
     refund_id = listed.stdout.split("RF-", 1)[1].split()[0]
     shown = CliRunner().invoke(app, ["refund", "show", "RF-" + refund_id, "--db", f"sqlite:///file:{store}?mode=ro&uri=true", "--as-of", AS_OF])
     assert shown.exit_code == 0 and "RF-" + refund_id in shown.stdout, shown.output
+    # `report` reads the records run made (current): nothing to write, the store unchanged
+    before = store.read_bytes()
+    reported = CliRunner().invoke(app, ["report", "--db", f"sqlite:///file:{store}?mode=ro&uri=true", "--out", tmp_path / "out", "--as-of", AS_OF])
+    assert reported.exit_code == 0 and "1 open refund(s)" in reported.stdout, reported.output
+    assert store.read_bytes() == before
+    # deciding the store again (as stale records would make it) writes the records: refused in one line
+    decided = CliRunner().invoke(
+        app,
+        ["report", "--db", f"sqlite:///file:{store}?mode=ro&uri=true", "--out", tmp_path / "out2", "--as-of", AS_OF],
+        env={"EDIRECON_WORKFLOW_FULL": "1"},
+    )
+    assert decided.exit_code == 2 and decided.stderr.count("\n") == 1 and "is read-only" in decided.stderr, decided.output
 
 
 def test_a_user_sees_one_line_from_the_installed_command(tmp_path: Path) -> None:
