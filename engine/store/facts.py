@@ -57,8 +57,11 @@ def load(conn: Connection, pcns: Sequence[str] | None = None) -> Facts:
         f"(SELECT remittance_id FROM provider_adjustments WHERE {named}) OR remittance_id IN "
         f"(SELECT remittance_id FROM claim_payments WHERE status = '22' AND {pcn_in}))))"
     )
-    facts = _load(conn, _conditions(pcn_in, keys, plb_of, keys * 2 + codes + keys * 2 + keys), whole=False, history=False)
-    facts.identified = History(conn)
+    many = len(pcns) > _BOUND
+    # the refunds of many claim numbers ask for most of the history: read it whole, in one query
+    facts = _load(conn, _conditions(pcn_in, keys, plb_of, keys * 2 + codes + keys * 2 + keys), whole=False, history=many)
+    if not many:
+        facts.identified = History(conn)
     return facts
 
 
