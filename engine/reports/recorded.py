@@ -43,13 +43,13 @@ class FromRecords:
 def from_records(store: Store, as_of: date, config: Config) -> FromRecords | None:
     """What ``report`` reads, from the records (None: they are not current, and the caller decides)."""
     with store.engine.connect() as conn:
-        if lists.recorded_rows(conn, as_of, config) is None:  # cheap: no row read when not current
+        if not lists.rows_current(conn, config):
             return None
     b = book_from_records(store, as_of, config)
     if b is None:
         return None
     with store.engine.connect() as conn:
-        outputs = lists.recorded_rows(conn, as_of, config)
+        outputs = lists.recorded_rows(conn, config)
         if outputs is None:  # facts came in meanwhile
             return None
         paid = records.trace_paid(conn)

@@ -107,11 +107,13 @@ def _read(conn: Connection, kind: str, last: decided.Key | None, seen: int, limi
     return Page([json.loads(item) for _, item in chosen], decided.key_of(last_text), given)
 
 
-def recorded_rows(conn: Connection, as_of: date, config: Config) -> dict[str, list[dict[str, Any]]] | None:
+def recorded_rows(conn: Connection, config: Config) -> dict[str, list[dict[str, Any]]] | None:
     """The recorded rows of recoupments and exceptions as ``writers.rows`` gives them (amounts
-    ``Decimal``, days ``date``, in output order: ``writers.ORDER``), when they are current (None
-    otherwise): what ``report`` reads of them instead of deciding the whole store."""
-    if not current(conn, as_of, config):
+    ``Decimal``, days ``date``, in output order: ``writers.ORDER``), when they are those of the
+    store's facts now under ``config`` (None otherwise): what ``report`` reads of them instead of
+    deciding the whole store.  Whatever the day they were decided on: the day decides only when a
+    refund was first identified and a credit balance's days in credit, neither of which is in them."""
+    if not rows_current(conn, config):
         return None
     out: dict[str, list[dict[str, Any]]] = {}
     for kind in ("recoupments", "exceptions"):
@@ -119,3 +121,12 @@ def recorded_rows(conn: Connection, as_of: date, config: Config) -> dict[str, li
         table.sort(key=ORDER[kind])  # stable: rows of equal order stay in their recorded order
         out[kind] = table
     return out
+
+
+def rows_current(conn: Connection, config: Config) -> bool:
+    """Whether the recorded rows are those of the store's facts now, under ``config``, decided on
+    whatever day (``recorded_rows``)."""
+    if os.environ.get(refunds.FULL_ENV, "") not in ("", "0"):
+        return False
+    rec = stored.stamp(conn)
+    return rec is not None and rec["config"] == refunds.config_key(config) and rec["facts"] == records.facts_fingerprint(conn)

@@ -299,3 +299,23 @@ def test_stale_records_are_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     report(f"sqlite:///{tmp_path / 'tampered.db'}", tmp_path / "tampered", day, config, quarter, workers=1)
     assert called[-1] == "decided"
     assert files(tmp_path / "tampered") == files(tmp_path / "full")
+
+
+def test_a_report_of_a_later_day_reads_the_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run` on one day, `report` weeks later (aging, overdue refunds, days in credit all move):
+    the recorded recoupments and exceptions do not depend on the day, so the report reads the
+    records, and writes what deciding everything on that day writes."""
+    config = Config.load(CONFIG)
+    day, quarter = date(2027, 3, 1), Quarter.parse("2026Q4")
+    db = tmp_path / "edirecon.db"
+    cli("run", *FOLDERS, "--db", f"sqlite:///{db}", "--out", tmp_path / "out", "--as-of", "2026-11-27", "--config", CONFIG, "--workers", "1")
+    shutil.copyfile(db, tmp_path / "full.db")
+    called = spy(monkeypatch)
+    report(f"sqlite:///{db}", tmp_path / "recorded", day, config, quarter, workers=1)
+    with monkeypatch.context() as full:
+        full.setenv(FULL_ENV, "1")
+        report(f"sqlite:///{tmp_path / 'full.db'}", tmp_path / "full", day, config, quarter, workers=1)
+    assert called == ["records", "decided"]
+    assert files(tmp_path / "recorded") == files(tmp_path / "full")
+    assert states(f"sqlite:///{db}") == states(f"sqlite:///{tmp_path / 'full.db'}")
+    assert b"yes" in files(tmp_path / "full")["worklist.csv"], "no refund is overdue on the later day"
