@@ -355,15 +355,21 @@ def trace_paid(conn: Connection) -> dict[tuple[str, str], Decimal]:
 
 def payments_at(conn: Connection, segments: Sequence[int]) -> list[tuple[str, int, str, str, str, str | None, Decimal]]:
     """The claim payments at the segments ``segments`` of any file, each as (source file, segment,
-    claim number, payer id, trace number, payer claim number, CLP04)."""
+    claim number, payer id, trace number, payer claim number, CLP04): a query per ``BATCH`` of
+    segments, or one pass over every claim payment when there are more (a store of remittances
+    whose claims never came)."""
     money = Converted(codec(conn).money, ZERO).__getitem__
+    wanted = sorted(set(segments))
+    sql = (
+        "SELECT p.source_file, p.segment, p.patient_control_number, r.payer_id, r.trace_number, p.payer_claim_control_number, p.paid "
+        "FROM claim_payments p JOIN remittances r ON r.id = p.remittance_id"
+    )
+    if len(wanted) > BATCH:
+        chosen = set(wanted)
+        return [(*row[:6], money(row[6])) for row in raw_rows(conn, sql, stream=True) if row[1] in chosen]
     out = []
-    for chunk in _chunks(sorted(set(segments))):
-        sql = (
-            "SELECT p.source_file, p.segment, p.patient_control_number, r.payer_id, r.trace_number, p.payer_claim_control_number, p.paid "
-            f"FROM claim_payments p JOIN remittances r ON r.id = p.remittance_id WHERE p.segment IN {in_list(chunk)}"
-        )
-        out += [(*row[:6], money(row[6])) for row in raw_rows(conn, sql, chunk)]
+    for chunk in _chunks(wanted):
+        out += [(*row[:6], money(row[6])) for row in raw_rows(conn, f"{sql} WHERE p.segment IN {in_list(chunk)}", chunk)]
     return out
 
 
