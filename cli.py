@@ -23,17 +23,17 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from edirecon import parsers
 from edirecon.engine.config import Config
 from edirecon.engine.logging import configure_logging
 from edirecon.errors import EdireconError, UsageError
-from edirecon.parsers.serialize import CompactWriter, record_dict, write_lines
-from edirecon.parsers.summary import summarize
+
+if TYPE_CHECKING:
+    from edirecon import parsers
 
 #: the environment variables giving every command its default --db and --config (the option wins)
 DB_ENV, CONFIG_ENV = "EDIRECON_DB", "EDIRECON_CONFIG"
@@ -41,6 +41,9 @@ DB_ENV, CONFIG_ENV = "EDIRECON_DB", "EDIRECON_CONFIG"
 DEFAULT_DB = "sqlite:///edirecon.db"
 #: where the --db of the running command is kept for ``_failures`` (click's ctx.meta, shared by all contexts)
 _DB_META = "edirecon.db"
+
+#: the collector's thresholds while a command runs (``run`` sets its own for its batches)
+START_UP_GC = (100_000, 50, 100)
 
 #: files met while recursing a folder that are documentation, golden outputs or patient payments
 NOT_X12_SUFFIXES = (".md", ".json", ".jsonl", ".csv")
@@ -54,32 +57,36 @@ def _failures(meta: dict[str, Any]) -> Iterator[None]:
     """Whatever the store, the database URL, the file system or the validator raises, as one line
     on stderr and exit 2 (an ``EdireconError``: its own exit code).  No traceback reaches a user;
     no password (masked) and no SQL parameters (a database error is named by its kind, and its
-    store by the command's --db, which ``meta`` holds once the command's options are read)."""
-    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from edirecon.engine.store.connection import is_migration_error, mask_credentials, store_error
-
+    store by the command's --db, which ``meta`` holds once the command's options are read).
+    SQLAlchemy and the store's module are loaded here only when something failed: a command that
+    opens no store (``--help``, ``parse``) does not load them."""
     try:
         yield
     except (typer.Exit, typer.Abort, typer.TyperException):
         raise
-    except EdireconError as exc:
-        typer.echo(f"edirecon: {mask_credentials(exc)}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    except SQLAlchemyError as exc:
-        typer.echo(f"edirecon: {store_error(exc, meta.get(_DB_META) or '')}", err=True)
-        raise typer.Exit(2) from None
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        typer.echo(f"edirecon: {mask_credentials(where)}{exc.strerror or type(exc).__name__}", err=True)
-        raise typer.Exit(2) from None
-    except Exception as exc:  # a bug: its kind only (its text could quote patient data)
-        if is_migration_error(exc):  # alembic's CommandError (alembic is loaded only to migrate)
+    except Exception as exc:
+        # deferred: SQLAlchemy (~0.1 s to import) only for a failure; a store error means it is loaded already
+        from edirecon.engine.store.connection import is_migration_error, mask_credentials, store_error
+
+        if isinstance(exc, EdireconError):
+            typer.echo(f"edirecon: {mask_credentials(exc)}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        if _store_error(exc) or is_migration_error(exc):  # alembic's CommandError (alembic is loaded only to migrate)
             typer.echo(f"edirecon: {store_error(exc, meta.get(_DB_META) or '')}", err=True)
             raise typer.Exit(2) from None
+        if isinstance(exc, OSError):
+            where = f"{exc.filename}: " if exc.filename else ""
+            typer.echo(f"edirecon: {mask_credentials(where)}{exc.strerror or type(exc).__name__}", err=True)
+            raise typer.Exit(2) from None
+        # a bug: its kind only (its text could quote patient data)
         typer.echo(f"edirecon: internal error ({type(exc).__name__}); please report it with the command that failed", err=True)
         raise typer.Exit(2) from None
+
+
+def _store_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLAlchemy's (which only a process that loaded SQLAlchemy can raise)."""
+    loaded = sys.modules.get("sqlalchemy.exc")
+    return loaded is not None and isinstance(exc, loaded.SQLAlchemyError)
 
 
 class _Commands(TyperGroup):
@@ -87,8 +94,16 @@ class _Commands(TyperGroup):
     the --db it was given (a store error names its store)."""
 
     def invoke(self, ctx: Any) -> Any:
-        with _failures(ctx.meta):
-            return super().invoke(ctx)
+        # a command's start-up (typer's commands, SQLAlchemy, the engine's modules) allocates some
+        # 10^5 objects and no garbage cycles: collecting the young generation every 700 of them
+        # is ~8% of a short command such as `refund show` (the threshold is restored after it)
+        before = gc.get_threshold()
+        gc.set_threshold(*START_UP_GC)
+        try:
+            with _failures(ctx.meta):
+                return super().invoke(ctx)
+        finally:
+            gc.set_threshold(*before)
 
 
 app = typer.Typer(
@@ -211,7 +226,10 @@ def _out_folder(out: Path) -> None:
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
     """The X12 files to read: see ``parsers.find_files``."""
-    return parsers.find_files(paths, NOT_X12_SUFFIXES)
+    # deferred: the parsers (~30 ms to import) only for the commands that read X12 files, not `refund`
+    from edirecon.parsers import find_files
+
+    return find_files(paths, NOT_X12_SUFFIXES)
 
 
 def ack_names(paths: list[Path]) -> dict[Path, str]:
@@ -254,6 +272,11 @@ def parse(
     release): one self-contained object per record with "record", "transaction_type", every
     field, "trusted" and a full "source".  Findings go to stderr.
     """
+    # deferred: the parsers (~30 ms to import) only for the commands that read X12 files, not `refund`
+    from edirecon import parsers
+    from edirecon.parsers.serialize import CompactWriter, record_dict, write_lines
+    from edirecon.parsers.summary import summarize
+
     had_errors = False
     out = sys.stdout
     writer = CompactWriter()
@@ -297,6 +320,7 @@ def validate(
     pyx12's errors are reported as findings with positions; a pyx12 failure is a finding too.
     """
     # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.parsers import Severity
     from edirecon.parsers.validate import validate_file
 
     had_errors = False
@@ -310,7 +334,7 @@ def validate(
             typer.echo(f"{path}: wrote {ack}")
         typer.echo(f"{path}: {result.verdict} ({len(result.findings)} findings)")
         _report(result.findings)
-        had_errors |= any(f.severity is parsers.Severity.ERROR for f in result.findings)
+        had_errors |= any(f.severity is Severity.ERROR for f in result.findings)
     raise typer.Exit(1 if had_errors else 0)
 
 
