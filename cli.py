@@ -44,7 +44,7 @@ DEFAULT_DB = "sqlite:///edirecon.db"
 #: where the --db of the running command is kept for ``_failures`` (click's ctx.meta, shared by all contexts)
 _DB_META = "edirecon.db"
 
-#: the collector's thresholds while a command runs (``run`` sets its own for its batches)
+#: the collector's thresholds while a command runs (``run`` sets its own for its batches; see ``_program``)
 START_UP_GC = (100_000, 50, 100)
 
 #: files met while recursing a folder that are documentation, golden outputs or patient payments
@@ -85,12 +85,38 @@ def _failures(meta: dict[str, Any]) -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+# -- the cyclic garbage collector ---------------------------------------------------------------
+# A command's start-up (typer building its commands, SQLAlchemy, the driver, the engine's modules)
+# allocates some 10^5 objects and no garbage cycles, and a `refund` command does one bounded piece
+# of work and exits: the collector's passes (and its last one, at exit) were ~7% of `refund show`.
+# So the edirecon program (``app()``: the console script, ``python -m edirecon``) starts without
+# the collector; a command runs with it (young generation every 100,000 objects, ``_Commands``),
+# but for the one-shot groups ``refund``, ``user`` and ``token`` (``_OneShot``); and the process
+# exits without it (``app()`` ends in ``SystemExit``; when it returns instead, it switches the
+# collector back on).  Under a test runner, which invokes the commands without ``app()``, each
+# command leaves the collector as it found it.
+
+#: whether this process is the edirecon program (``app()`` was called)
+_program = False
+
+
+class _Program(typer.Typer):
+    """The ``edirecon`` program: the collector off from here (see above)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        global _program
+        _program = True
+        gc.disable()
+        result = super().__call__(*args, **kwargs)
+        # returned instead of exiting (``standalone_mode=False``): the calling program goes on, with the collector
+        _program = False
+        gc.enable()
+        return result
+
+
 class _OneShot(TyperGroup):
     """The groups whose commands each do one bounded piece of work and exit (``refund``, ``user``,
-    ``token``): they run without the cyclic garbage collector.  Their start-up (SQLAlchemy, the
-    driver, the engine's modules) allocates some 10^5 objects and no garbage cycles, and the
-    collector's passes over them are ~5% of `refund show`; the little a command leaves to cycles
-    is freed when it exits (the collector is switched back on after it, e.g. under a test runner)."""
+    ``token``): they run without the cyclic garbage collector (see above)."""
 
     def invoke(self, ctx: Any) -> Any:
         was_enabled = gc.isenabled()
@@ -98,7 +124,7 @@ class _OneShot(TyperGroup):
         try:
             return super().invoke(ctx)
         finally:
-            if was_enabled:
+            if was_enabled and not _program:
                 gc.enable()
 
 
@@ -113,19 +139,20 @@ class _Commands(TyperGroup):
     the --db it was given (a store error names its store)."""
 
     def invoke(self, ctx: Any) -> Any:
-        # a command's start-up (typer's commands, SQLAlchemy, the engine's modules) allocates some
-        # 10^5 objects and no garbage cycles: collecting the young generation every 700 of them
-        # is ~8% of a short command such as `refund show` (the threshold is restored after it)
-        before = gc.get_threshold()
+        # the collector while the command runs (see above); as it was, after it
+        was_enabled, before = gc.isenabled(), gc.get_threshold()
         gc.set_threshold(*START_UP_GC)
+        gc.enable()
         try:
             with _failures(ctx.meta):
                 return super().invoke(ctx)
         finally:
             gc.set_threshold(*before)
+            if not was_enabled:
+                gc.disable()
 
 
-app = typer.Typer(
+app = _Program(
     name="edirecon",
     help="Health-care EDI credit-balance engine: read X12 837 claims and 835 remittances exactly.",
     no_args_is_help=True,

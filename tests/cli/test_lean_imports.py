@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import json
 import os
 import subprocess
@@ -140,3 +141,49 @@ def test_events_are_the_same_json_lines_when_structlog_loads_on_the_first_event(
     assert {e["level"] for e in events} <= {"info", "warning", "error"}
     assert "info" in {e["level"] for e in events}
     assert not any(line.startswith("{") for line in done.stdout.splitlines())
+
+
+def test_a_command_leaves_the_collector_as_it_found_it_when_not_run_as_the_program(store: tuple[str, list[str]]) -> None:
+    """Only the edirecon program (``app()``) runs without the cyclic garbage collector; a test
+    runner or a program that invokes the commands finds it as it was after each."""
+    db, ids = store
+    before = gc.get_threshold()
+    for args in (
+        ["refund", "show", ids[0], "--db", db, "--as-of", AS_OF],
+        ["user", "list", "--db", db],
+        ["parse", "--summary", str(REPO / "sample_edi" / "duplicate-payment")],
+    ):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert gc.isenabled(), args
+        assert gc.get_threshold() == before, args
+
+
+def test_the_program_runs_a_one_shot_command_without_the_collector_and_others_with_it(store: tuple[str, list[str]], tmp_path: Path) -> None:
+    """As the program: `refund show` finds the collector off; `parse` (which may read large files)
+    finds it on, collecting the young generation every 100,000 objects; and the process exits
+    without it (its last pass over every object is of no use)."""
+    db, ids = store
+    probe = (
+        "import gc, sys\n"
+        "from edirecon import cli\n"
+        "from edirecon.engine.workflow import views\n"
+        "from edirecon.parsers import document\n"
+        "seen = []\n"
+        "shown, found = views.refund_detail, document.find_files\n"
+        "views.refund_detail = lambda *a, **k: (seen.append((gc.isenabled(), gc.get_threshold()[0])), shown(*a, **k))[1]\n"
+        "document.find_files = lambda *a, **k: (seen.append((gc.isenabled(), gc.get_threshold()[0])), found(*a, **k))[1]\n"
+        "import edirecon.parsers\n"
+        "edirecon.parsers.find_files = document.find_files\n"
+        "try:\n"
+        "    cli.app(sys.argv[1:], prog_name='edirecon')\n"
+        "except SystemExit:\n"
+        "    seen.append(('at exit', gc.isenabled()))\n"
+        "print(seen)\n"
+    )
+    show = subprocess.run([sys.executable, "-c", probe, "refund", "show", ids[0], "--db", db, "--as-of", AS_OF], capture_output=True, text=True, timeout=120)
+    assert show.stdout.splitlines()[-1] == "[(False, 100000), ('at exit', False)]", show.stderr
+    parse = subprocess.run(
+        [sys.executable, "-c", probe, "parse", "--summary", str(REPO / "sample_edi" / "duplicate-payment")], capture_output=True, text=True, timeout=120
+    )
+    assert parse.stdout.splitlines()[-1] == "[(True, 100000), ('at exit', False)]", parse.stderr
