@@ -10,7 +10,9 @@ Exit codes (every command): 0 clean, 1 the input had error findings, 2 usage or 
 Findings go to stderr as ``file:segment:offset: CODE message``.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: typer reads every command's parameters from its
+# annotations when a command runs, and as strings it evaluates them all again each time (some 800
+# evaluations, ~20 ms of every command); as objects they are built once, when this module loads.
 
 import csv
 import gc
@@ -23,17 +25,17 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from edirecon import parsers
 from edirecon.engine.config import Config
 from edirecon.engine.logging import configure_logging
 from edirecon.errors import EdireconError, UsageError
-from edirecon.parsers.serialize import CompactWriter, record_dict, write_lines
-from edirecon.parsers.summary import summarize
+
+if TYPE_CHECKING:
+    from edirecon import parsers
 
 #: the environment variables giving every command its default --db and --config (the option wins)
 DB_ENV, CONFIG_ENV = "EDIRECON_DB", "EDIRECON_CONFIG"
@@ -41,6 +43,9 @@ DB_ENV, CONFIG_ENV = "EDIRECON_DB", "EDIRECON_CONFIG"
 DEFAULT_DB = "sqlite:///edirecon.db"
 #: where the --db of the running command is kept for ``_failures`` (click's ctx.meta, shared by all contexts)
 _DB_META = "edirecon.db"
+
+#: the collector's thresholds while a command runs (``run`` sets its own for its batches; see ``_program``)
+START_UP_GC = (100_000, 50, 100)
 
 #: files met while recursing a folder that are documentation, golden outputs or patient payments
 NOT_X12_SUFFIXES = (".md", ".json", ".jsonl", ".csv")
@@ -54,32 +59,79 @@ def _failures(meta: dict[str, Any]) -> Iterator[None]:
     """Whatever the store, the database URL, the file system or the validator raises, as one line
     on stderr and exit 2 (an ``EdireconError``: its own exit code).  No traceback reaches a user;
     no password (masked) and no SQL parameters (a database error is named by its kind, and its
-    store by the command's --db, which ``meta`` holds once the command's options are read)."""
-    # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from edirecon.engine.store.connection import is_migration_error, mask_credentials, store_error
-
+    store by the command's --db, which ``meta`` holds once the command's options are read).
+    SQLAlchemy and the store's module are loaded here only when something failed: a command that
+    opens no store (``--help``, ``parse``) does not load them."""
     try:
         yield
     except (typer.Exit, typer.Abort, typer.TyperException):
         raise
-    except EdireconError as exc:
-        typer.echo(f"edirecon: {mask_credentials(exc)}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    except SQLAlchemyError as exc:
-        typer.echo(f"edirecon: {store_error(exc, meta.get(_DB_META) or '')}", err=True)
-        raise typer.Exit(2) from None
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        typer.echo(f"edirecon: {mask_credentials(where)}{exc.strerror or type(exc).__name__}", err=True)
-        raise typer.Exit(2) from None
-    except Exception as exc:  # a bug: its kind only (its text could quote patient data)
-        if is_migration_error(exc):  # alembic's CommandError (alembic is loaded only to migrate)
+    except Exception as exc:
+        # deferred: SQLAlchemy (~0.1 s to import) only for a failure; a store error means it is loaded already
+        from edirecon.engine.store.connection import is_migration_error, mask_credentials, store_error
+
+        if isinstance(exc, EdireconError):
+            typer.echo(f"edirecon: {mask_credentials(exc)}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        if _store_error(exc) or is_migration_error(exc):  # alembic's CommandError (alembic is loaded only to migrate)
             typer.echo(f"edirecon: {store_error(exc, meta.get(_DB_META) or '')}", err=True)
             raise typer.Exit(2) from None
+        if isinstance(exc, OSError):
+            where = f"{exc.filename}: " if exc.filename else ""
+            typer.echo(f"edirecon: {mask_credentials(where)}{exc.strerror or type(exc).__name__}", err=True)
+            raise typer.Exit(2) from None
+        # a bug: its kind only (its text could quote patient data)
         typer.echo(f"edirecon: internal error ({type(exc).__name__}); please report it with the command that failed", err=True)
         raise typer.Exit(2) from None
+
+
+# -- the cyclic garbage collector ---------------------------------------------------------------
+# A command's start-up (typer building its commands, SQLAlchemy, the driver, the engine's modules)
+# allocates some 10^5 objects and no garbage cycles, and a `refund` command does one bounded piece
+# of work and exits: the collector's passes (and its last one, at exit) were ~7% of `refund show`.
+# So the edirecon program (``app()``: the console script, ``python -m edirecon``) starts without
+# the collector; a command runs with it (young generation every 100,000 objects, ``_Commands``),
+# but for the one-shot groups ``refund``, ``user`` and ``token`` (``_OneShot``); and the process
+# exits without it (``app()`` ends in ``SystemExit``; when it returns instead, it switches the
+# collector back on).  Under a test runner, which invokes the commands without ``app()``, each
+# command leaves the collector as it found it.
+
+#: whether this process is the edirecon program (``app()`` was called)
+_program = False
+
+
+class _Program(typer.Typer):
+    """The ``edirecon`` program: the collector off from here (see above)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        global _program
+        _program = True
+        gc.disable()
+        result = super().__call__(*args, **kwargs)
+        # returned instead of exiting (``standalone_mode=False``): the calling program goes on, with the collector
+        _program = False
+        gc.enable()
+        return result
+
+
+class _OneShot(TyperGroup):
+    """The groups whose commands each do one bounded piece of work and exit (``refund``, ``user``,
+    ``token``): they run without the cyclic garbage collector (see above)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return super().invoke(ctx)
+        finally:
+            if was_enabled and not _program:
+                gc.enable()
+
+
+def _store_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLAlchemy's (which only a process that loaded SQLAlchemy can raise)."""
+    loaded = sys.modules.get("sqlalchemy.exc")
+    return loaded is not None and isinstance(exc, loaded.SQLAlchemyError)
 
 
 class _Commands(TyperGroup):
@@ -87,11 +139,20 @@ class _Commands(TyperGroup):
     the --db it was given (a store error names its store)."""
 
     def invoke(self, ctx: Any) -> Any:
-        with _failures(ctx.meta):
-            return super().invoke(ctx)
+        # the collector while the command runs (see above); as it was, after it
+        was_enabled, before = gc.isenabled(), gc.get_threshold()
+        gc.set_threshold(*START_UP_GC)
+        gc.enable()
+        try:
+            with _failures(ctx.meta):
+                return super().invoke(ctx)
+        finally:
+            gc.set_threshold(*before)
+            if not was_enabled:
+                gc.disable()
 
 
-app = typer.Typer(
+app = _Program(
     name="edirecon",
     help="Health-care EDI credit-balance engine: read X12 837 claims and 835 remittances exactly.",
     no_args_is_help=True,
@@ -211,7 +272,10 @@ def _out_folder(out: Path) -> None:
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
     """The X12 files to read: see ``parsers.find_files``."""
-    return parsers.find_files(paths, NOT_X12_SUFFIXES)
+    # deferred: the parsers (~30 ms to import) only for the commands that read X12 files, not `refund`
+    from edirecon.parsers import find_files
+
+    return find_files(paths, NOT_X12_SUFFIXES)
 
 
 def ack_names(paths: list[Path]) -> dict[Path, str]:
@@ -222,7 +286,7 @@ def ack_names(paths: list[Path]) -> dict[Path, str]:
     return {p: p.name if counts[p.name] == 1 else "__".join(p.parts[-3:]).replace("..", "") for p in paths}
 
 
-def _report(findings: list[parsers.Finding]) -> None:
+def _report(findings: list["parsers.Finding"]) -> None:
     for f in findings:
         typer.echo(str(f), err=True)
 
@@ -254,6 +318,11 @@ def parse(
     release): one self-contained object per record with "record", "transaction_type", every
     field, "trusted" and a full "source".  Findings go to stderr.
     """
+    # deferred: the parsers (~30 ms to import) only for the commands that read X12 files, not `refund`
+    from edirecon import parsers
+    from edirecon.parsers.serialize import CompactWriter, record_dict, write_lines
+    from edirecon.parsers.summary import summarize
+
     had_errors = False
     out = sys.stdout
     writer = CompactWriter()
@@ -275,7 +344,7 @@ def parse(
     raise typer.Exit(1 if had_errors else 0)
 
 
-def _summary_line(s: parsers.FileSummary) -> str:
+def _summary_line(s: "parsers.FileSummary") -> str:
     sev = s.severities()
     return (
         f"{s.file}: interchanges={s.interchanges} transaction_sets={s.transaction_sets} claims={s.claims} "
@@ -297,6 +366,7 @@ def validate(
     pyx12's errors are reported as findings with positions; a pyx12 failure is a finding too.
     """
     # deferred: each command loads only the libraries it uses (SQLAlchemy, alembic, pyx12, fpdf2, procrastinate)
+    from edirecon.parsers import Severity
     from edirecon.parsers.validate import validate_file
 
     had_errors = False
@@ -310,7 +380,7 @@ def validate(
             typer.echo(f"{path}: wrote {ack}")
         typer.echo(f"{path}: {result.verdict} ({len(result.findings)} findings)")
         _report(result.findings)
-        had_errors |= any(f.severity is parsers.Severity.ERROR for f in result.findings)
+        had_errors |= any(f.severity is Severity.ERROR for f in result.findings)
     raise typer.Exit(1 if had_errors else 0)
 
 
@@ -510,6 +580,7 @@ def retry(
 
 refund_app = typer.Typer(
     name="refund",
+    cls=_OneShot,
     help="The refund workflow: list, show, approve, hold, mark-sent, void, mark-cashed, mark-recovered, acknowledge, assign, note (with an audit trail).",
     no_args_is_help=True,
     add_completion=False,
@@ -784,6 +855,7 @@ def refund_note(
 
 user_app = typer.Typer(
     name="user",
+    cls=_OneShot,
     help="The users of `edirecon serve`: add (with a role and a password), list, disable.",
     no_args_is_help=True,
     add_completion=False,
@@ -792,6 +864,7 @@ user_app = typer.Typer(
 app.add_typer(user_app, name="user")
 token_app = typer.Typer(
     name="token",
+    cls=_OneShot,
     help="API tokens of `edirecon serve`: create one for a user (shown once), revoke one.",
     no_args_is_help=True,
     add_completion=False,
@@ -930,7 +1003,7 @@ class LateProgress:
         self.bar.update(self.task, description=name, completed=self.steps)
         self.steps += 1
 
-    def __enter__(self) -> LateProgress:
+    def __enter__(self) -> "LateProgress":
         if self.timer is not None:
             self.timer.daemon = True
             self.timer.start()

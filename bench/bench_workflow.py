@@ -58,12 +58,12 @@ def generate(folder: Path, claims: int, duplicates: int, overpayments: int, per:
         leftover.unlink()
 
 
-def timed(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str, float]:
+def timed(args: list[str], env: dict[str, str] | None = None, python: str = sys.executable) -> tuple[float, float, str, float]:
     """``python -m edirecon ARGS`` in a fresh process: wall seconds, peak RSS (MiB, ``os.wait4``),
     stdout, and the CPU seconds it used (user + system: what other load on the machine does not
-    inflate)."""
+    inflate).  ``python``: the interpreter (another checkout's, for ``--peer-python``)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "edirecon", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen([python, "-m", "edirecon", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
     # the outputs are small but a list of 15,000 refunds is ~3 MB: read it while waiting
     out = proc.stdout.read()  # type: ignore[union-attr]
     err = proc.stderr.read()  # type: ignore[union-attr]
@@ -137,7 +137,7 @@ def pending(url: str) -> list[str]:
     return [r["refund_id"] for r in csv.DictReader(io.StringIO(out))]
 
 
-def measure(url: str, ids: list[str], env: dict[str, str] | None, repeat: int) -> dict[str, dict[str, float]]:
+def measure(url: str, ids: list[str], env: dict[str, str] | None, repeat: int, python: str = sys.executable) -> dict[str, dict[str, float]]:
     """Best of ``repeat`` of each command (and its peak RSS); approves ``repeat`` refunds of ``ids``."""
     out: dict[str, dict[str, float]] = {}
     runs = {
@@ -146,7 +146,7 @@ def measure(url: str, ids: list[str], env: dict[str, str] | None, repeat: int) -
         "list": [["refund", "list", "--db", url, "--as-of", AS_OF, "--format", "csv"]] * repeat,
     }
     for name, commands in runs.items():
-        results = [timed(args, env) for args in commands]
+        results = [timed(args, env, python) for args in commands]
         best = min(results, key=lambda r: r[0])
         out[name] = {
             "seconds": round(best[0], 3),
@@ -295,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-peer", dest="peer", action="store_false", help="skip the peer (deciding the whole store on every command)")
+    ap.add_argument(
+        "--peer-python",
+        default="",
+        help="a second peer: the same commands with another interpreter whose `python -m edirecon` is other code (e.g. the venv of a checkout of main), "
+        "right after this code's, on the same store; the ratios this/that",
+    )
     ap.add_argument("--cache", default="/tmp/edirecon-bench-workflow", help="where the generated files and stores are kept between runs")
     ap.add_argument("--out", default="")
     ap.add_argument("--api-calls", type=int, default=100, help="calls of each API endpoint per measure (0: no API calls)")
@@ -323,11 +329,14 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_at_start": os.getloadavg()[0],
     }
     # the floor: Python, typer and SQLAlchemy starting, no store touched
-    floor = [timed(["refund", "show", "--help"]) for _ in range(a.repeat)]
-    results["floor"] = {"seconds": round(min(f[0] for f in floor), 3), "cpu_seconds": round(min(f[3] for f in floor), 3)}
-    print(
-        f"floor (`edirecon refund show --help`, best of {a.repeat}): {results['floor']['seconds']:.3f} s, {results['floor']['cpu_seconds']:.3f} s CPU; load average {os.getloadavg()[0]:.1f}"
-    )
+    pythons = {"floor": sys.executable, **({"floor of the peer python": a.peer_python} if a.peer_python else {})}
+    for label, python in pythons.items():
+        floor = [timed(["refund", "show", "--help"], python=python) for _ in range(a.repeat)]
+        results[label] = {"seconds": round(min(f[0] for f in floor), 3), "cpu_seconds": round(min(f[3] for f in floor), 3)}
+        print(
+            f"{label} (`edirecon refund show --help`, best of {a.repeat}): {results[label]['seconds']:.3f} s, {results[label]['cpu_seconds']:.3f} s CPU; "  # type: ignore[index]
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
     kinds = ["sqlite", "postgresql"] if a.db == "both" else [a.db]
     for kind in kinds:
         work = cache / kind
@@ -380,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.report_only:
             continue
         ids = pending(url)
-        need = 1 + 3 * a.repeat + 1
+        need = 1 + 3 * a.repeat + 1 + (a.repeat if a.peer_python else 0)
         if len(ids) < need:
             print(f"{kind}: only {len(ids)} pending refunds left: remove {work} (and the database) to build the store again")
             return 1
@@ -398,7 +407,9 @@ def main(argv: list[str] | None = None) -> int:
         figures["recorded"] = measure(url, ids[:need], None, a.repeat)
         if a.peer:
             figures["peer"] = measure(url, [ids[0], *ids[1 + a.repeat : 1 + 2 * a.repeat]], {"EDIRECON_WORKFLOW_FULL": "1"}, a.repeat)
-        figures["in_process"] = in_process(url, [ids[0], *ids[1 + 2 * a.repeat : need]], a.repeat)
+        if a.peer_python:
+            figures["peer_python"] = measure(url, [ids[0], *ids[2 + 3 * a.repeat : need]], None, a.repeat, a.peer_python)
+        figures["in_process"] = in_process(url, [ids[0], *ids[1 + 2 * a.repeat : 2 + 3 * a.repeat]], a.repeat)
         results[kind] = figures
         print(f"{kind}: store of {a.claims:,} claims built by `edirecon run` in {build_seconds:.0f} s; best of {a.repeat} (s), peak RSS (MiB):", flush=True)
         for name, target in TARGETS.items():
@@ -410,6 +421,12 @@ def main(argv: list[str] | None = None) -> int:
             if a.peer:
                 peer = figures["peer"][name]
                 line += f"; peer (decide everything) {peer['seconds']:.2f} s ({peer['cpu_seconds']:.2f} s CPU) {peer['peak_rss_mib']:.0f} MiB, {peer['seconds'] / rec['seconds']:.0f}x slower"
+            if a.peer_python:
+                other = figures["peer_python"][name]
+                line += (
+                    f"; peer python {other['seconds']:.3f} s ({other['cpu_seconds']:.3f} s CPU) {other['peak_rss_mib']:.0f} MiB: "
+                    f"x{rec['seconds'] / other['seconds']:.2f} of its time, x{rec['cpu_seconds'] / other['cpu_seconds']:.2f} of its CPU"
+                )
             if name == "list":
                 line += f"; {rec['refunds']:,} refunds"
             print(line, flush=True)

@@ -16,8 +16,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from edirecon.engine.config import Config
 from edirecon.engine.decide.rules import Decisions, decide
 from edirecon.engine.ingest.ingestor import (
@@ -26,6 +24,7 @@ from edirecon.engine.ingest.ingestor import (
     Ingestor,
     IngestReport,
 )
+from edirecon.engine.logging import get_logger
 from edirecon.engine.record.manifest import MANIFEST, batch_name, output_entries, utcnow, write_manifest
 from edirecon.engine.record.workflow import NAME as WORKFLOW
 from edirecon.engine.record.workflow import workflow_rows, write_workflow
@@ -40,7 +39,7 @@ from edirecon.engine.workflow import lists
 from edirecon.engine.workflow import refunds as workflow
 from edirecon.parsers import find_files
 
-log = structlog.get_logger("edirecon.run")
+log = get_logger("edirecon.run")
 
 #: met while recursing a folder: documentation, golden outputs and expected results, not inputs
 SKIPPED_NAMES = (".md", ".json", ".jsonl", ".toml")

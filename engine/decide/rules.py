@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-import structlog
-
 from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.decide.encounters import (
@@ -36,9 +34,10 @@ from edirecon.engine.decide.facts import (
     RemittanceFact,
 )
 from edirecon.engine.decide.offsets import Offset, identity, offset_of, offsets
+from edirecon.engine.logging import get_logger
 from edirecon.money import ZERO
 
-log = structlog.get_logger("edirecon.decide")
+log = get_logger("edirecon.decide")
 
 CONTRACTUAL = ("CO", "PI", "OA")
 PAID_STATUSES = {"1", "2", "3", "19", "20", "21"}

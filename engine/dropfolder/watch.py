@@ -32,7 +32,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import structlog
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from edirecon import parsers
@@ -71,13 +70,14 @@ from edirecon.engine.dropfolder.outbound import (
 )
 from edirecon.engine.dropfolder.rejects import reject
 from edirecon.engine.ingest.ingestor import Ingestor, record_exception
+from edirecon.engine.logging import get_logger
 from edirecon.engine.record.manifest import batch_name
 from edirecon.engine.run import ingest_files
 from edirecon.engine.store import inbound
 from edirecon.engine.store.connection import open_store, store_error
 from edirecon.errors import StoreUnavailable, UsageError, WatchError
 
-log = structlog.get_logger("edirecon.watch", component="watch")
+log = get_logger("edirecon.watch", component="watch")
 
 DEFAULT_INTERVAL = 2.0
 DUPLICATE_WINDOW_DAYS = 365

@@ -21,9 +21,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from edirecon import mappings, parsers
+from edirecon.engine.logging import get_logger
 from edirecon.engine.store import intake
 from edirecon.engine.store.connection import Connection, Store
 from edirecon.engine.store.lengths import ADDRESS_PARTS, TooLong, column_length, widths
@@ -31,7 +30,7 @@ from edirecon.money import parse as parse_amount
 from edirecon.parsers.model import Address, Claim, ClaimPayment, Contact, Party, ProviderAdjustment
 from edirecon.parsers.source import Source
 
-log = structlog.get_logger("edirecon.ingest")
+log = get_logger("edirecon.ingest")
 
 PATIENT_PAYMENTS_HEADER = ["patient_control_number", "amount", "paid_on", "payment_id"]
 #: rows of consecutive transaction sets written in one database transaction (a larger set alone)

@@ -21,20 +21,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import structlog
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from edirecon.engine.config import Party
 from edirecon.engine.decide.encounters import Encounter
 from edirecon.engine.decide.rules import Refund, payer_member_id
+from edirecon.engine.logging import get_logger
 from edirecon.engine.reports.cms838 import Quarter
 from edirecon.engine.reports.fonts import find_fonts
 from edirecon.engine.store.mailing import ADDRESS_PARTS
 from edirecon.engine.workflow.refunds import Book, View
 from edirecon.money import ZERO, dollars
 
-log = structlog.get_logger("edirecon.letters")
+log = get_logger("edirecon.letters")
 #: the padding fpdf2 gives a table cell on each side (mm): what a heading word may not use
 CELL_PADDING = 1.0
 #: the family of the Unicode text font, once registered with a document

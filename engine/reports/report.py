@@ -21,11 +21,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.decide.rules import payer_member_id
+from edirecon.engine.logging import get_logger
 from edirecon.engine.record.csvout import AMOUNT, Lines
 from edirecon.engine.record.workflow import workflow_rows, write_workflow
 from edirecon.engine.record.writers import Sums, _Atomic, _scalar, rows, trace_sums
@@ -43,7 +42,7 @@ from edirecon.engine.workflow.refunds import TO_WORK, Book, View, book, book_in_
 from edirecon.money import ZERO
 from edirecon.money import text as money
 
-log = structlog.get_logger("edirecon.reports")
+log = get_logger("edirecon.reports")
 
 WORKLIST_COLUMNS = [
     "refund_id",

@@ -19,17 +19,16 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-import structlog
-
 from edirecon.engine.config import Config
 from edirecon.engine.decide.rules import Decisions, Refund, credit_arose_on, decide
+from edirecon.engine.logging import get_logger
 from edirecon.engine.store.connection import Connection, Store
 from edirecon.engine.store.detections import BATCH as BATCH  # re-exported: the size of a detection job
 from edirecon.engine.store.detections import closure, keep_rows, lock_claim_numbers
 from edirecon.engine.store.detections import file_pcns as file_pcns  # re-exported: what a finished file defers
 from edirecon.engine.store.facts import load
 
-log = structlog.get_logger("edirecon.detect")
+log = get_logger("edirecon.detect")
 
 
 def detect(store: Store, pcns: Sequence[str], as_of: date, config: Config) -> Decisions:

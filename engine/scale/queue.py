@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import procrastinate
-import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from edirecon.engine.config import Config
@@ -49,6 +48,7 @@ from edirecon.engine.ingest.ingestor import (
     Ingestor,
     IngestReport,
 )
+from edirecon.engine.logging import get_logger
 from edirecon.engine.scale.detect import BATCH, detect, file_pcns
 from edirecon.engine.store import jobs
 from edirecon.engine.store.connection import (
@@ -60,7 +60,7 @@ from edirecon.engine.store.connection import (
 )
 from edirecon.errors import QueueError, UsageError
 
-log = structlog.get_logger("edirecon.queue")
+log = get_logger("edirecon.queue")
 
 
 def _retry_strategy() -> procrastinate.RetryStrategy:

@@ -34,11 +34,10 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from edirecon.engine.config import Config
 from edirecon.engine.decide.facts import Facts
 from edirecon.engine.decide.rules import Decisions, decide, unbalanced_remittances
+from edirecon.engine.logging import get_logger
 from edirecon.engine.record.writers import (
     ORDER,
     Rendered,
@@ -58,7 +57,7 @@ from edirecon.engine.store.facts import load_shard, remittance_facts
 from edirecon.engine.store.tables import all_rows
 from edirecon.errors import ShardError
 
-log = structlog.get_logger("edirecon.shards")
+log = get_logger("edirecon.shards")
 
 #: claim numbers per shard: a shard's facts take about 100 MiB in its process
 SHARD_CLAIMS = 25_000

@@ -8,13 +8,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio.to_thread
-import structlog
 from fastapi import FastAPI, Request, Response
 
 from edirecon.engine.config import Config
+from edirecon.engine.logging import get_logger
 from edirecon.engine.store.connection import Store, open_store
 
-log = structlog.get_logger("edirecon.serve")
+log = get_logger("edirecon.serve")
 
 #: the connections the app's pool keeps, and as many more at a busy moment
 SERVE_CONNECTIONS = 20

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
@@ -43,6 +42,7 @@ from starlette.staticfiles import StaticFiles
 
 from edirecon import mappings
 from edirecon.engine.config import Config
+from edirecon.engine.logging import get_logger
 from edirecon.engine.reports.cms838 import Quarter
 from edirecon.engine.reports.report import recoupment_source
 from edirecon.engine.reports.report import report as write_report
@@ -55,7 +55,7 @@ from edirecon.money import dollars
 from edirecon.money import parse as parse_money
 from edirecon.money import text as money
 
-log = structlog.get_logger("edirecon.web")
+log = get_logger("edirecon.web")
 
 HERE = Path(__file__).resolve().parent
 #: refunds per page of the work queue

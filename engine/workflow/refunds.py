@@ -39,18 +39,15 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
-
-import structlog
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.decide.facts import Facts, PaymentFact, PlbFact
 from edirecon.engine.decide.offsets import Offset
 from edirecon.engine.decide.rules import Decisions, Refund, credit_arose_on, decide
-from edirecon.engine.scale import shards
+from edirecon.engine.logging import get_logger
 from edirecon.engine.scale.detect import keep
-from edirecon.engine.scale.shards import ReportWhole
 from edirecon.engine.store import records
 from edirecon.engine.store import workflow as stored
 from edirecon.engine.store.connection import Connection, Store
@@ -61,7 +58,10 @@ from edirecon.errors import NotAllowed, UsageError
 from edirecon.money import ZERO
 from edirecon.money import text as money
 
-log = structlog.get_logger("edirecon.refunds")
+if TYPE_CHECKING:
+    from edirecon.engine.scale.shards import ReportWhole
+
+log = get_logger("edirecon.refunds")
 
 #: every workflow status (the ``workflow_status`` family of mappings/codes.csv); the first three are still to be worked
 STATUSES = tuple(mappings.registry("workflow_status"))
@@ -205,6 +205,9 @@ def book_in_shards(store: Store, as_of: date, config: Config, workers: int, spoo
     ``book`` does.  The book holds the refunds, the recoupments, the credit balances of the
     refunds' encounters, and the claim payments and PLBs the reports look up (no claims, no
     encounters): what the workflow and the reports read of it; the rest comes with the merge."""
+    # deferred: the shards' processes (multiprocessing, the writers) only for `report`, not the `refund` commands
+    from edirecon.engine.scale import shards
+
     fingerprint = facts_key(store)  # taken first, as ``_decided`` does
     store.checkpoint()
     whole = shards.decide_for_report(store, as_of, config, workers, spool)

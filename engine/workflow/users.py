@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from edirecon import mappings
+from edirecon.engine.logging import get_logger
 from edirecon.engine.store import users as st
 from edirecon.engine.store.connection import Store
 from edirecon.errors import Forbidden, Unauthorized, UsageError
 
-log = structlog.get_logger("edirecon.users")
+log = get_logger("edirecon.users")
 
 #: the roles, from least to most allowed (the ``role`` family of mappings/codes.csv)
 ROLES = tuple(mappings.registry("role"))

@@ -11,7 +11,7 @@ encounters of their refunds (``refunds.refunds_book``; ``refund show`` without w
 nothing waits to be synced: ``lists.refund_book``); a page of the work queue is sorted and paged
 by the database (``refund_page``); a store whose records are stale is decided as a whole once
 (``refunds.book``).
-Amounts are text with two decimals (``writers.money``), days ISO text.
+Amounts are text with two decimals (``edirecon.money.text``), days ISO text.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from typing import Any
 from edirecon import mappings
 from edirecon.engine.config import Config
 from edirecon.engine.record.csvout import Lines
-from edirecon.engine.record.writers import money
 from edirecon.engine.store.connection import Store
 from edirecon.engine.store.records import Where
 from edirecon.engine.workflow import lists
@@ -47,6 +46,7 @@ from edirecon.engine.workflow.refunds import (
     open_store,
 )
 from edirecon.errors import UsageError
+from edirecon.money import text as money
 
 #: the payee types of ``refund list --payee-type``
 PAYEE_TYPES = ("payer", "patient")

@@ -27,8 +27,9 @@ from typer.testing import CliRunner
 
 from edirecon import errors
 from edirecon.cli import app
+from edirecon.engine import logging as logging_setup
 from edirecon.engine.config import Config
-from edirecon.engine.logging import configure_logging
+from edirecon.engine.logging import configure_logging, get_logger
 from edirecon.engine.workflow import views
 
 #: the exit code of every error class (a user sees these: docs/commands.md, tests/test_cli.py)
@@ -210,3 +211,23 @@ def test_logging_quiet_verbose_and_one_component(capsys: pytest.CaptureFixture[s
     assert _logged(capsys, True, None) == [("file_received", "info"), ("ingested", "info"), ("store_slow", "warning")]
     assert _logged(capsys, False, "watch") == [("ingested", "info"), ("store_slow", "warning")]
     assert _logged(capsys, True, "watch") == [("file_received", "info"), ("ingested", "info"), ("store_slow", "warning")]
+
+
+def _logged_waiting(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, verbose: bool, only: str | None) -> list[tuple[str, str]]:
+    # as `configure_logging` leaves it in a process that has not loaded structlog yet (a command)
+    monkeypatch.setattr(logging_setup, "_pending", (verbose, only))
+    get_logger("edirecon.test").info("file_received", file="a.835")
+    get_logger("edirecon.test", component="watch").info("ingested", file="a.835")
+    get_logger("edirecon.test").warning("store_slow")
+    assert logging_setup._pending is None  # applied when the first event passed
+    return [(e["event"], e["level"]) for e in map(json.loads, capsys.readouterr().err.splitlines())]
+
+
+def test_a_setup_waiting_for_structlog_logs_the_same(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, restored_logging: None) -> None:
+    """The package's loggers under a setup that waits for structlog (a command loads it only
+    when an event passes): the events dropped without it, and the lines written once it is
+    loaded, are those of the setup applied at once."""
+    assert _logged_waiting(capsys, monkeypatch, False, None) == [("store_slow", "warning")]
+    assert _logged_waiting(capsys, monkeypatch, True, None) == [("file_received", "info"), ("ingested", "info"), ("store_slow", "warning")]
+    assert _logged_waiting(capsys, monkeypatch, False, "watch") == [("ingested", "info"), ("store_slow", "warning")]
+    assert _logged_waiting(capsys, monkeypatch, True, "watch") == [("file_received", "info"), ("ingested", "info"), ("store_slow", "warning")]
