@@ -125,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if a.check and not all(targets.values()) else 0
 
 
-def _run(work: Path, inputs: Path, label: str, extra: list[str]) -> dict | None:
-    """``edirecon run`` in a fresh process on a fresh store: wall time, the peak RSS of the largest
-    process (wait4) and of the whole process tree (sampled every 10 ms), the phase times it logs."""
+def _run(work: Path, inputs: Path, label: str, extra: list[str], db: str | None = None) -> dict | None:
+    """``edirecon run`` in a fresh process on a fresh store (``db``, or a new SQLite file in the
+    run's folder ``work/label``): wall time, the peak RSS of the largest process (wait4) and of the
+    whole process tree (sampled every 10 ms), the phase times it logs."""
     import threading
 
     import psutil
@@ -141,7 +142,7 @@ def _run(work: Path, inputs: Path, label: str, extra: list[str]) -> dict | None:
         "run",
         str(inputs),
         "--db",
-        f"sqlite:///{folder}/store.db",
+        db or f"sqlite:///{folder}/store.db",
         "--out",
         str(folder / "out"),
         "--as-of",
