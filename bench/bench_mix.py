@@ -41,10 +41,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
+import generate as gen  # noqa: E402
 from bench_run import MIB, _run  # noqa: E402  the run in a fresh process, shared with bench_run
 from bench_workflow import pg_database  # noqa: E402
-
-import generate as gen  # noqa: E402
 
 SEED = 7
 STAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)")
@@ -202,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     expected = json.loads(Path(a.expect).read_text())["outputs"] if a.expect else None
     print(f"  best of {a.repeat}, load average during the legs {min(loads):.1f}-{max(loads):.1f}:")
     for leg, g in best.items():
-        print(f"    {leg:<13} {g['seconds']:6.2f} s {a.claims / g['seconds']:8,.0f} claims/s  largest process {g['rss_mib']:4.0f} MiB ({g['rss_mib'] * MIB / 1e6:.0f} MB)")
+        print(
+            f"    {leg:<13} {g['seconds']:6.2f} s {a.claims / g['seconds']:8,.0f} claims/s  largest process {g['rss_mib']:4.0f} MiB ({g['rss_mib'] * MIB / 1e6:.0f} MB)"
+        )
     ratios = {}
     for db in ("sqlite", "postgresql"):
         if f"{db}-1" in best and f"{db}-2" in best:
@@ -213,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in ratios.items():
         print(f"    {name:<38} {value:.2f}")
     for leg, v in verdicts.items():
-        print(f"    {leg:<13} planted duplicates {v['duplicates']}/{len(planted['duplicates'])}, overpayments {v['overpayments']}/{len(planted['overpayments'])}, invented {v['invented']}, refunds {v['refunds']}")
+        print(
+            f"    {leg:<13} planted duplicates {v['duplicates']}/{len(planted['duplicates'])}, overpayments {v['overpayments']}/{len(planted['overpayments'])}, invented {v['invented']}, refunds {v['refunds']}"
+        )
     print(f"    outputs identical across legs and rounds: {same}" + ("" if expected is None else f"; as {a.expect}: {first == expected}"))
     main_leg = best.get("sqlite-2")
     targets = {
