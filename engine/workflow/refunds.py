@@ -747,17 +747,31 @@ def _sync(conn: Connection, b: Book, only: set[str] | None = None, rows: dict[st
     engine = {r.refund_id: r for r in b.decisions.refunds if only is None or r.refund_id in only}
     taken = {row["acknowledged_by"] for row in rows.values() if row["acknowledged_by"]} if only is None else stored.taken(conn)
     acted = _acted_on(conn, only)
+    # the refunds entering, written many in one statement (measured: one statement each took 15 s
+    # of 150 on 10,000 new refunds): flushed before any other write, so the audit trail's ids keep
+    # the order of the steps
+    entering: list[tuple[str, str, str, str, str, Decimal, datetime]] = []
+    entered: list[tuple[str, datetime, str, str, str, str, str]] = []
+
+    def flush() -> None:
+        stored.new_states(conn, entering)
+        stored.add_events(conn, entered)
+        entering.clear()
+        entered.clear()
+
     for refund_id in sorted(engine):
         r = engine[refund_id]
         row = rows.get(refund_id)
         if row is None:
             status, action, note = _entry(r, b.config)
-            stored.new_state(conn, refund_id, status, r.reason, r.payee_type, r.payer_id, r.amount, now())
-            _event(conn, refund_id, SYSTEM_USER, action, "", status, note)
+            entering.append((refund_id, status, r.reason, r.payee_type, r.payer_id, r.amount, now()))
+            entered.append(_event_row(refund_id, SYSTEM_USER, action, "", status, note))
             log.info("refund_entered", refund_id=refund_id, status=status, reason=r.reason, payee_type=r.payee_type)
             if r.status == "acknowledged":  # met with the payer's booking of a check for it (an offset pair)
+                flush()
                 _acknowledged(conn, {"refund_id": refund_id, "status": status}, r, taken)
             continue
+        flush()
         if row["status"] == "withdrawn":
             status, _action, note = _entry(r, b.config)
             _change(conn, row, status, "reidentified", SYSTEM_USER, "the engine identifies it again" + (f"; {note}" if note else ""), {"amount": r.amount})
@@ -781,6 +795,7 @@ def _sync(conn: Connection, b: Book, only: set[str] | None = None, rows: dict[st
             _acknowledged(conn, row, r, taken)
         elif row["status"] in ("sent", "acknowledged", "double_refund") and r.payee_type == "payer":
             _payer_answer(conn, b, r, row, taken)
+    flush()
     for refund_id, row in sorted(rows.items()):
         if refund_id not in engine and row["status"] in TO_WORK:
             _change(conn, row, "withdrawn", "withdrawn", SYSTEM_USER, "the engine no longer identifies this refund", {})
@@ -926,11 +941,16 @@ def _change(conn: Connection, row: dict[str, Any], status: str, action: str, use
 
 
 def _event(conn: Connection, refund_id: str, user: str, action: str, old: str, new: str, note: str) -> None:
+    stored.add_events(conn, [_event_row(refund_id, user, action, old, new, note)])
+
+
+def _event_row(refund_id: str, user: str, action: str, old: str, new: str, note: str) -> tuple[str, datetime, str, str, str, str, str]:
+    """The audit row of a step (``stored.add_events``), its action and statuses checked registered."""
     mappings.registered("audit_action", action)
     mappings.registered("workflow_status", new)
     if old:  # empty when the refund enters
         mappings.registered("workflow_status", old)
-    stored.add_event(conn, refund_id, now(), user[:64], action, old, new, note)
+    return (refund_id, now(), user[:64], action, old, new, note)
 
 
 # -- when a credit arose ---------------------------------------------------------------------------
