@@ -148,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", default="/tmp/edirecon-bench-mix", help="where the generated drop is kept between runs")
     ap.add_argument("--expect", help="an earlier results file: its outputs' digests must be this run's")
     ap.add_argument("--extra", default="", help="more options for edirecon run (e.g. --profile)")
+    ap.add_argument(
+        "--peer-commit",
+        help="also run the code of this commit (e.g. the one before a change) as peer legs (`before-…`), same rounds; its outputs must be the same",
+    )
     ap.add_argument("--out", default=None, help="default: bench/results/mix-<claims>.json")
     a = ap.parse_args(argv)
     dup = a.duplicates if a.duplicates is not None else max(1, round(25 * a.claims / 100_000))
@@ -156,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     size = sum(p.stat().st_size for p in inputs.iterdir()) / MIB
     counts = [int(w) for w in a.workers.split(",")]
     legs = [(db, w) for db in ("sqlite", "postgresql") if a.db in (db, "both") for w in counts]
+    peer = _checkout(a.peer_commit) if a.peer_commit else None
+    runs = [(db, w, code) for db, w in legs for code in ([None, peer] if peer else [None])]
     print(f"edirecon run on the realistic mix - Python {platform.python_version()}, {os.cpu_count()} cores, load average {os.getloadavg()}", flush=True)
     print(
         f"  input: {a.claims:,} encounters in {planted['files']['837p']} 837P files, {planted['files']['835']} 835s (4 payers), "
@@ -163,14 +169,14 @@ def main(argv: list[str] | None = None) -> int:
         + (f", generated in {gen_s:.0f} s" if gen_s else ", cached"),
         flush=True,
     )
-    times: dict[str, list[dict]] = {f"{db}-{w}": [] for db, w in legs}
+    times: dict[str, list[dict]] = {_leg(db, w, code): [] for db, w, code in runs}
     seen: dict[str, dict[str, str]] = {}
     verdicts: dict[str, dict[str, int]] = {}
     loads = []
     with tempfile.TemporaryDirectory(prefix="edirecon-mix-") as tmp:
         for rnd in range(a.repeat):
-            for db, w in legs:
-                leg = f"{db}-{w}"
+            for db, w, code in runs:
+                leg = _leg(db, w, code)
                 url = None
                 if db == "postgresql":
                     url = pg_database(f"edirecon_mix_{os.getpid()}_{leg.replace('-', '_')}", fresh=True)
@@ -179,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                 loads.append(os.getloadavg()[0])
                 try:
-                    got = _run(Path(tmp), inputs, f"{leg}-{rnd}", ["--workers", str(w), *a.extra.split()], url)
+                    got = _run(Path(tmp), inputs, f"{leg}-{rnd}", ["--workers", str(w), *a.extra.split()], url, code)
                 finally:
                     if url is not None:
                         _drop_pg(url)
@@ -211,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     for w in counts:
         if f"sqlite-{w}" in best and f"postgresql-{w}" in best:
             ratios[f"postgresql / sqlite, {w} workers (time)"] = best[f"postgresql-{w}"]["seconds"] / best[f"sqlite-{w}"]["seconds"]
+    for db, w, code in runs:
+        if code is not None and _leg(db, w, None) in best and _leg(db, w, code) in best:
+            ratios[f"{db}-{w}: before / after (time)"] = best[_leg(db, w, code)]["seconds"] / best[_leg(db, w, None)]["seconds"]
     for name, value in ratios.items():
         print(f"    {name:<38} {value:.2f}")
     for leg, v in verdicts.items():
@@ -218,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             f"    {leg:<13} planted duplicates {v['duplicates']}/{len(planted['duplicates'])}, overpayments {v['overpayments']}/{len(planted['overpayments'])}, invented {v['invented']}, refunds {v['refunds']}"
         )
     print(f"    outputs identical across legs and rounds: {same}" + ("" if expected is None else f"; as {a.expect}: {first == expected}"))
+    if peer is not None:
+        shutil.rmtree(peer)
     main_leg = best.get("sqlite-2")
     targets = {
         "planted refunds found, none invented": all(
@@ -260,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
         "planted": {"duplicates": len(planted["duplicates"]), "overpayments": len(planted["overpayments"])},
+        "peer_commit": a.peer_commit,
         "outputs": first,
         "targets": targets,
     }
@@ -267,6 +279,22 @@ def main(argv: list[str] | None = None) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")
     return 0 if targets["planted refunds found, none invented"] and targets["outputs identical"] else 1
+
+
+def _leg(db: str, workers: int, code: Path | None) -> str:
+    return f"{'before-' if code is not None else ''}{db}-{workers}"
+
+
+def _checkout(commit: str) -> Path:
+    """The repository at ``commit`` (``git archive``) in a temporary folder, as the package
+    ``edirecon`` (the folder returned holds it under that name)."""
+    import subprocess
+
+    home = Path(tempfile.mkdtemp(prefix="edirecon-peer-"))
+    (home / "edirecon").mkdir()
+    archive = subprocess.run(["git", "-C", str(BENCH.parent), "archive", commit], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(home / "edirecon")], input=archive, check=True)
+    return home
 
 
 def _drop_pg(url: str) -> None:
