@@ -125,9 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if a.check and not all(targets.values()) else 0
 
 
-def _run(work: Path, inputs: Path, label: str, extra: list[str]) -> dict | None:
-    """``edirecon run`` in a fresh process on a fresh store: wall time, the peak RSS of the largest
-    process (wait4) and of the whole process tree (sampled every 10 ms), the phase times it logs."""
+def _run(work: Path, inputs: Path, label: str, extra: list[str], db: str | None = None, code: Path | None = None) -> dict | None:
+    """``edirecon run`` in a fresh process on a fresh store (``db``, or a new SQLite file in the
+    run's folder ``work/label``): wall time, the peak RSS of the largest process (wait4) and of the
+    whole process tree (sampled every 10 ms), the phase times it logs.  ``code``: a folder holding
+    another checkout as ``edirecon`` to run instead of this one (a peer: the code before a change)."""
     import threading
 
     import psutil
@@ -141,7 +143,7 @@ def _run(work: Path, inputs: Path, label: str, extra: list[str]) -> dict | None:
         "run",
         str(inputs),
         "--db",
-        f"sqlite:///{folder}/store.db",
+        db or f"sqlite:///{folder}/store.db",
         "--out",
         str(folder / "out"),
         "--as-of",
@@ -149,7 +151,7 @@ def _run(work: Path, inputs: Path, label: str, extra: list[str]) -> dict | None:
         "--verbose",
         *extra,
     ]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT) if code is None else f"{code}{os.pathsep}{code / 'edirecon'}")
     start = time.perf_counter()
     with open(folder / "stdout.txt", "wb") as out, open(folder / "stderr.txt", "wb") as err:
         proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=out, stderr=err)

@@ -139,6 +139,13 @@ MBI_ALPHA = "ACDEFGHJKMNPQRTUVWXY"  # letters allowed in a Medicare Beneficiary 
 
 SENDER, RECEIVER = "EDIRECONSUB", "EDIRECONRCV"
 PAYER = ("ACME HEALTH PLAN", "60054", "1060054000")  # name, payer id, TRN03/BPR10 id
+#: the payers of a mix of 835s (``write_835(payer=k)``); the first is ``PAYER``
+PAYERS = (
+    PAYER,
+    ("GREAT LAKES MUTUAL", "31114", "1311140000"),
+    ("PRAIRIE CARE HMO", "47098", "1470980000"),
+    ("SUMMIT BLUE PPO", "82020", "1820200000"),
+)
 PROVIDER = ("EDIRECON FAMILY PRACTICE", "123456789")  # name, EIN
 PROVIDER_ADDRESS = ("100 CLINIC WAY", "SPRINGFIELD", "IL", "627011234")
 
@@ -191,9 +198,10 @@ class SegmentWriter:
         self.count += 1
 
 
-def envelope_open(w: SegmentWriter, seed: int, when: _dt.date, functional_id: str, version: str) -> str:
-    """Write ISA and GS; return the interchange control number."""
-    icn = f"{random.Random(f'{seed}/icn/{functional_id}').randrange(1, 10**9):09d}"
+def envelope_open(w: SegmentWriter, seed: int, when: _dt.date, functional_id: str, version: str, file_no: int = 0) -> str:
+    """Write ISA and GS; return the interchange control number (another one for each ``file_no``
+    of a mix of files)."""
+    icn = f"{random.Random(f'{seed}/icn/{functional_id}' + (f'/{file_no}' if file_no else '')).randrange(1, 10**9):09d}"
     w(
         "ISA",
         "00",
@@ -222,11 +230,11 @@ def envelope_close(w: SegmentWriter, icn: str, transactions: int) -> None:
     w("IEA", "1", icn)
 
 
-def chunks(n: int, per: int | None) -> Iterator[range]:
-    """Claim indices 1..n split into transaction sets of *per* claims (all in one when None)."""
+def chunks(n: int, per: int | None, first: int = 1) -> Iterator[range]:
+    """Claim indices first..first+n-1 split into transaction sets of *per* claims (all in one when None)."""
     per = per or max(n, 1)
-    for start in range(1, n + 1, per):
-        yield range(start, min(start + per, n + 1))
+    for start in range(first, first + n, per):
+        yield range(start, min(start + per, first + n))
 
 
 # ---------------------------------------------------------------- the claim model
@@ -340,16 +348,18 @@ def cas(w: SegmentWriter, group: str, pairs: list[tuple[str, int]]) -> None:
 
 
 # ---------------------------------------------------------------- 837P
-def write_837p(out: IO[str], claims: int, seed: int = 0, claims_per_transaction: int | None = None) -> None:
+def write_837p(out: IO[str], claims: int, seed: int = 0, claims_per_transaction: int | None = None, first: int = 1, file_no: int = 0) -> None:
+    """Claims first..first+claims-1; ``file_no`` (one of a mix of files) makes the envelope's
+    control numbers and the BHT reference the file's own."""
     w = SegmentWriter(out)
     when = file_date(seed)
-    icn = envelope_open(w, seed, when, "HC", "005010X222A1")
+    icn = envelope_open(w, seed, when, "HC", "005010X222A1", file_no)
     sets = 0
-    for sets, block in enumerate(chunks(claims, claims_per_transaction), 1):
+    for sets, block in enumerate(chunks(claims, claims_per_transaction, first), 1):
         start = w.count
         st = f"{sets:04d}"
         w("ST", "837", st, "005010X222A1")
-        w("BHT", "0019", "00", f"B{seed}{sets:05d}", d8(when), "1200", "CH")
+        w("BHT", "0019", "00", f"B{seed}{file_no:04d}{sets:05d}" if file_no else f"B{seed}{sets:05d}", d8(when), "1200", "CH")
         w("NM1", "41", "2", "EDIRECON BILLING SERVICE", "", "", "", "", "46", SENDER)
         w("PER", "IC", "BILLING DESK", "TE", "2175550100")
         w("NM1", "40", "2", "EDIRECON CLEARINGHOUSE", "", "", "", "", "46", RECEIVER)
@@ -447,10 +457,16 @@ def write_835(
     overpayments: int = 0,
     plb: bool = True,
     claim_cas_rate: float = 0.0,
+    first: int = 1,
+    file_no: int = 0,
+    payer: int = 0,
 ) -> dict:
-    planted_r = random.Random(f"{seed}/planted")
+    """Pays claims first..first+claims-1 (``PAYERS[payer]`` pays them); ``file_no`` (one of a mix
+    of files) makes the envelope's control numbers, the trace numbers and the duplicates' payer
+    claim control numbers the file's own."""
+    planted_r = random.Random(f"{seed}/planted" + (f"/{file_no}" if file_no else ""))
     when = file_date(seed) + _dt.timedelta(days=21)
-    picks = planted_r.sample(range(1, claims + 1), min(claims, 4 * (duplicates + overpayments) + 10))
+    picks = planted_r.sample(range(first, first + claims), min(claims, 4 * (duplicates + overpayments) + 10))
     # a duplicate is a claim paid twice: only claims the payer pays money on qualify
     paying = [i for i in picks if _remit_claim(None, seed, i, when, "", False, claim_cas_rate) > 0]
     dup = sorted(paying[:duplicates])
@@ -458,10 +474,11 @@ def write_835(
     if len(dup) < duplicates or len(over) < overpayments:
         raise ValueError(f"cannot plant {duplicates} duplicates and {overpayments} overpayments in {claims} claims")
     w = SegmentWriter(out)
-    icn = envelope_open(w, seed, when, "HP", "005010X221A1")
+    icn = envelope_open(w, seed, when, "HP", "005010X221A1", file_no)
     ccn = lambda i: f"24{seed % 1000:03d}{i:09d}"  # noqa: E731  payer claim control number
+    name, payer_id, trn_id = PAYERS[payer]
     sets = 0
-    for sets, block in enumerate(chunks(claims, claims_per_transaction), 1):
+    for sets, block in enumerate(chunks(claims, claims_per_transaction, first), 1):
         redo = [i for i in dup if i in block]
         # first pass: the payment total for BPR02 (claims are pure functions of (seed, i))
         paid = sum(_remit_claim(None, seed, i, when, "", i in over, claim_cas_rate) for i in block)
@@ -471,13 +488,13 @@ def write_835(
         start = w.count
         st = f"{sets:04d}"
         w("ST", "835", st)
-        w("BPR", "I", amt(total), "C", "ACH", "CCP", "01", "071000013", "DA", "1234567890", PAYER[2], "", "01", "071000039", "DA", "9876543210", d8(when))
-        w("TRN", "1", f"{seed % 10000:04d}{when:%y%m%d}{sets:05d}", PAYER[2])
+        w("BPR", "I", amt(total), "C", "ACH", "CCP", "01", "071000013", "DA", "1234567890", trn_id, "", "01", "071000039", "DA", "9876543210", d8(when))
+        w("TRN", "1", f"{seed % 10000:04d}{when:%y%m%d}{file_no:04d}{sets:05d}" if file_no else f"{seed % 10000:04d}{when:%y%m%d}{sets:05d}", trn_id)
         w("DTM", "405", d8(when))
-        w("N1", "PR", PAYER[0])
+        w("N1", "PR", name)
         w("N3", "1 INSURANCE PLAZA")
         w("N4", "HARTFORD", "CT", "061030001")
-        w("REF", "2U", PAYER[1])
+        w("REF", "2U", payer_id)
         w("PER", "BL", "PROVIDER SERVICES", "TE", "8005550199")
         w("N1", "PE", PROVIDER[0], "XX", BILLING_NPI)
         w("N3", PROVIDER_ADDRESS[0])
@@ -488,7 +505,7 @@ def write_835(
         for i in block:
             _remit_claim(w, seed, i, when, ccn(i), i in over, claim_cas_rate)
         for i in redo:  # the same claim again, under a new CLP07
-            _remit_claim(w, seed, i, when, ccn(claims + 1 + dup.index(i)), i in over, claim_cas_rate)
+            _remit_claim(w, seed, i, when, ccn(first + claims + dup.index(i) + (10**8 + file_no * 10**5 if file_no else 0)), i in over, claim_cas_rate)
         for k in range(0, len(adjustments), 6):
             elements = []
             for ref, _, a in adjustments[k : k + 6]:
@@ -500,16 +517,16 @@ def write_835(
 
 
 # ---------------------------------------------------------------- patient payments
-def write_patient_payments(out: IO[str], claims: int, seed: int = 0, share: float = 0.25, part: int = 1, parts: int = 1) -> int:
+def write_patient_payments(out: IO[str], claims: int, seed: int = 0, share: float = 0.25, part: int = 1, parts: int = 1, first: int = 1) -> int:
     """A patient-payments CSV: what the front desk collected at the visit on *share* of the claims
     the 835 leaves a patient responsibility on (a copay guessed before adjudication: 20.00 to
     50.00, more than the responsibility about half the time, which is a patient credit).  The
     claims are split into *parts* files by index (claim i in part ``1 + i % parts``); returns the
-    number of payments written."""
+    number of payments written (claims first..first+claims-1)."""
     when = file_date(seed) + _dt.timedelta(days=21)
     out.write("patient_control_number,amount,paid_on,payment_id\n")
     n = 0
-    for i in range(1, claims + 1):
+    for i in range(first, first + claims):
         if 1 + i % parts != part:
             continue
         r = random.Random(f"{seed}/desk/{i}")

@@ -263,8 +263,9 @@ class Ingestor:
             for f in summary.findings
             if f.severity is parsers.Severity.ERROR
         ]
-        with self.store.write() as conn:
-            intake.insert_exceptions(conn, errors)  # one statement, however many findings
+        if errors:  # no write transaction (nor a turn at SQLite's write lock) for a clean file
+            with self.store.write() as conn:
+                intake.insert_exceptions(conn, errors)  # one statement, however many findings
 
     def _write(self, pending: list[tuple[Any, Any]], name: str, file_id: int, sha: str) -> None:
         """Write prepared transaction sets, in one database transaction: each is still all or

@@ -30,9 +30,18 @@ _ESCAPE = str.maketrans({"\x00": "\x01\x02", "\x01": "\x01\x03"})
 _UNESCAPE = {"\x02": "\x00", "\x03": "\x01"}
 
 
+#: the types ``jsonable`` gives back as they are (checked by exact type first: a row of the lists
+#: is mostly texts and numbers, and the API's lists record about one row per encounter)
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
 def jsonable(value: Any) -> Any:
     """A value as JSON: an amount as its two-decimal text, a day ISO, a time ISO in UTC, lists and objects
     through; never a float."""
+    if type(value) in _AS_IS:
+        return value
+    if type(value) is dict:
+        return {k: v if type(v) in _AS_IS else jsonable(v) for k, v in value.items()}
     if isinstance(value, Decimal):
         return money.text(value)
     if isinstance(value, datetime):  # the store's times are naive UTC

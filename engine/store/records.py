@@ -252,6 +252,17 @@ def claim_numbers(conn: Connection, refund_ids: Sequence[str]) -> dict[str, str]
     return out
 
 
+def entering(conn: Connection, refund_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The kept refunds (``detections`` rows) of ``refund_ids`` that the workflow has not met yet
+    (no ``refund_workflow`` row), in refund id order."""
+    d, w = t.detections, t.refund_workflow
+    out: list[dict[str, Any]] = []
+    for chunk in _chunks(sorted(set(refund_ids))):
+        query = select(d).where(d.c.refund_id.in_(chunk), ~exists().where(w.c.refund_id == d.c.refund_id))
+        out.extend(dict(r) for r in conn.execute(query).mappings())
+    return sorted(out, key=lambda r: str(r["refund_id"]))
+
+
 def to_sync(conn: Connection) -> list[str]:
     """The refunds a person acted on since they were last synced (``needs_sync``)."""
     w = t.refund_workflow.c

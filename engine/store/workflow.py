@@ -50,21 +50,32 @@ def taken(conn: Connection) -> set[str]:
 
 def new_state(conn: Connection, refund_id: str, status: str, reason: str, payee_type: str, payer_id: str, amount: Decimal, updated_at: datetime) -> None:
     """A refund met for the first time: its ``refund_workflow`` row, nothing sent or acknowledged yet."""
-    conn.execute(
-        insert(t.refund_workflow).values(
-            refund_id=refund_id,
-            status=status,
-            reason=reason,
-            payee_type=payee_type,
-            payer_id=payer_id,
-            amount=amount,
-            method="",
-            reference="",
-            acknowledged_by="",
-            double_refund_traces="",
-            updated_at=updated_at,
+    new_states(conn, [(refund_id, status, reason, payee_type, payer_id, amount, updated_at)])
+
+
+def new_states(conn: Connection, refunds: Sequence[tuple[str, str, str, str, str, Decimal, datetime]]) -> None:
+    """``new_state`` of many refunds ((refund_id, status, reason, payee_type, payer_id, amount,
+    updated_at) each), in one statement."""
+    if refunds:
+        conn.execute(
+            insert(t.refund_workflow),
+            [
+                {
+                    "refund_id": refund_id,
+                    "status": status,
+                    "reason": reason,
+                    "payee_type": payee_type,
+                    "payer_id": payer_id,
+                    "amount": amount,
+                    "method": "",
+                    "reference": "",
+                    "acknowledged_by": "",
+                    "double_refund_traces": "",
+                    "updated_at": updated_at,
+                }
+                for refund_id, status, reason, payee_type, payer_id, amount, updated_at in refunds
+            ],
         )
-    )
 
 
 def change_state(conn: Connection, refund_id: str, values: dict[str, Any]) -> None:
@@ -74,9 +85,15 @@ def change_state(conn: Connection, refund_id: str, values: dict[str, Any]) -> No
 
 def add_event(conn: Connection, refund_id: str, at: datetime, user_name: str, action: str, from_status: str, to_status: str, note: str) -> None:
     """One ``refund_events`` row: a step of the refund's audit trail."""
-    conn.execute(
-        insert(t.refund_events).values(refund_id=refund_id, at=at, user_name=user_name, action=action, from_status=from_status, to_status=to_status, note=note)
-    )
+    add_events(conn, [(refund_id, at, user_name, action, from_status, to_status, note)])
+
+
+def add_events(conn: Connection, events: Sequence[tuple[str, datetime, str, str, str, str, str]]) -> None:
+    """``add_event`` of many steps ((refund_id, at, user_name, action, from_status, to_status,
+    note) each), in one statement; their ids follow the order given."""
+    if events:
+        columns = ("refund_id", "at", "user_name", "action", "from_status", "to_status", "note")
+        conn.execute(insert(t.refund_events), [dict(zip(columns, event, strict=True)) for event in events])
 
 
 def acted_on(conn: Connection, actions: Sequence[str], refund_ids: Collection[str] | None = None) -> set[str]:

@@ -458,8 +458,23 @@ def sync_changed(store: Store, as_of: date, config: Config, facts_key: str) -> i
     with _locked(store) as conn:
         rec = records.recorded(conn)
         ids = records.changed(conn, sorted(TO_WORK), rejudge=rec is None or rec["config"] != config_key(config))
+        # a refund new to the workflow enters by its kept decision alone (``_entry``), unless the
+        # engine found it acknowledged (whose entry reads the offset pair): no closure to load and
+        # decide again for it (measured: 3.4 s of a 100,000-encounter run with 10,000 new refunds)
+        new = [_recorded(kept) for kept in records.entering(conn, ids) if kept["status"] != "acknowledged"]
+        entering, entered = [], []
+        for r in new:
+            state, event = _entering(r, config)
+            entering.append(state)
+            entered.append(event)
+        stored.new_states(conn, entering)
+        stored.add_events(conn, entered)
+        records.synced(conn, [r.refund_id for r in new])
+        done = {r.refund_id for r in new}
+        ids = [i for i in ids if i not in done]
         for i in range(0, len(ids), _SYNC_BATCH):
             _sync_some(conn, ids[i : i + _SYNC_BATCH], as_of, config)
+        ids += done
         records.synced(conn)
         records.set_recorded(conn, facts_key, config_key(config), None, now())
     return len(ids)
@@ -782,7 +797,15 @@ def _read(conn: Connection, b: Book, refund_ids: list[str] | None = None) -> Non
     b.views = {row["refund_id"]: View(row, by_id.get(row["refund_id"]), arose.get(row["refund_id"])) for row in stored.states(conn, refund_ids)}
 
 
-def _entry(r: Refund, config: Config) -> tuple[str, str, str]:
+def _entering(r: Refund | Recorded, config: Config) -> tuple[tuple[str, str, str, str, str, Decimal, datetime], tuple[str, datetime, str, str, str, str, str]]:
+    """A refund new to the workflow: its state row (``stored.new_states``) and audit row
+    (``stored.add_events``) as it enters (``_entry``), logged."""
+    status, action, note = _entry(r, config)
+    log.info("refund_entered", refund_id=r.refund_id, status=status, reason=r.reason, payee_type=r.payee_type)
+    return (r.refund_id, status, r.reason, r.payee_type, r.payer_id, r.amount, now()), _event_row(r.refund_id, SYSTEM_USER, action, "", status, note)
+
+
+def _entry(r: Refund | Recorded, config: Config) -> tuple[str, str, str]:
     """How a new refund enters: (status, action, note)."""
     if r.status == "settled_by_recoupment":
         return "settled", "identified", "the payer already took it back (settled_by_recoupment)"
@@ -803,17 +826,30 @@ def _sync(conn: Connection, b: Book, only: set[str] | None = None, rows: dict[st
     engine = {r.refund_id: r for r in b.decisions.refunds if only is None or r.refund_id in only}
     taken = {row["acknowledged_by"] for row in rows.values() if row["acknowledged_by"]} if only is None else stored.taken(conn)
     acted = _acted_on(conn, only)
+    # the refunds entering, written many in one statement (measured: one statement each took 15 s
+    # of 150 on 10,000 new refunds): flushed before any other write, so the audit trail's ids keep
+    # the order of the steps
+    entering: list[tuple[str, str, str, str, str, Decimal, datetime]] = []
+    entered: list[tuple[str, datetime, str, str, str, str, str]] = []
+
+    def flush() -> None:
+        stored.new_states(conn, entering)
+        stored.add_events(conn, entered)
+        entering.clear()
+        entered.clear()
+
     for refund_id in sorted(engine):
         r = engine[refund_id]
         row = rows.get(refund_id)
         if row is None:
-            status, action, note = _entry(r, b.config)
-            stored.new_state(conn, refund_id, status, r.reason, r.payee_type, r.payer_id, r.amount, now())
-            _event(conn, refund_id, SYSTEM_USER, action, "", status, note)
-            log.info("refund_entered", refund_id=refund_id, status=status, reason=r.reason, payee_type=r.payee_type)
+            state, event = _entering(r, b.config)
+            entering.append(state)
+            entered.append(event)
             if r.status == "acknowledged":  # met with the payer's booking of a check for it (an offset pair)
-                _acknowledged(conn, {"refund_id": refund_id, "status": status}, r, taken)
+                flush()
+                _acknowledged(conn, {"refund_id": refund_id, "status": state[1]}, r, taken)
             continue
+        flush()
         if row["status"] == "withdrawn":
             status, _action, note = _entry(r, b.config)
             _change(conn, row, status, "reidentified", SYSTEM_USER, "the engine identifies it again" + (f"; {note}" if note else ""), {"amount": r.amount})
@@ -837,6 +873,7 @@ def _sync(conn: Connection, b: Book, only: set[str] | None = None, rows: dict[st
             _acknowledged(conn, row, r, taken)
         elif row["status"] in ("sent", "acknowledged", "double_refund") and r.payee_type == "payer":
             _payer_answer(conn, b, r, row, taken)
+    flush()
     for refund_id, row in sorted(rows.items()):
         if refund_id not in engine and row["status"] in TO_WORK:
             _change(conn, row, "withdrawn", "withdrawn", SYSTEM_USER, "the engine no longer identifies this refund", {})
@@ -982,11 +1019,16 @@ def _change(conn: Connection, row: dict[str, Any], status: str, action: str, use
 
 
 def _event(conn: Connection, refund_id: str, user: str, action: str, old: str, new: str, note: str) -> None:
+    stored.add_events(conn, [_event_row(refund_id, user, action, old, new, note)])
+
+
+def _event_row(refund_id: str, user: str, action: str, old: str, new: str, note: str) -> tuple[str, datetime, str, str, str, str, str]:
+    """The audit row of a step (``stored.add_events``), its action and statuses checked registered."""
     mappings.registered("audit_action", action)
     mappings.registered("workflow_status", new)
     if old:  # empty when the refund enters
         mappings.registered("workflow_status", old)
-    stored.add_event(conn, refund_id, now(), user[:64], action, old, new, note)
+    return (refund_id, now(), user[:64], action, old, new, note)
 
 
 # -- when a credit arose ---------------------------------------------------------------------------

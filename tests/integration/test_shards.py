@@ -209,3 +209,33 @@ def test_detection_by_key_loads_the_72_that_offsets_a_claim_reversal(tmp_path: P
         (refund["refund_id"], "acknowledged", Decimal("0.00"), Decimal("155.50"))
     ]
     assert decisions.recoupments == []
+
+
+def _workflow(url: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The refunds' workflow states and their audit trails, without the times of the clock (and
+    without the events' ids: each refund's steps in their order)."""
+    store = Store(url)
+    with store.engine.connect() as conn:
+        states = [
+            tuple(v for k, v in r.items() if k != "updated_at") for r in conn.execute(text("SELECT * FROM refund_workflow ORDER BY refund_id")).mappings()
+        ]
+        events = [
+            tuple(r) for r in conn.execute(text("SELECT refund_id, user_name, action, from_status, to_status, note FROM refund_events ORDER BY refund_id, id"))
+        ]
+    store.dispose()
+    return states, events
+
+
+def test_refunds_enter_the_workflow_alike_in_shards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first run decided in shards enters its new refunds by their kept decisions (the
+    acknowledged ones from their decided closure): the same states and audit steps as a run in
+    one process, which enters them from the decisions in hand."""
+    one = f"sqlite:///{tmp_path}/one.db"
+    run(FOLDERS, one, tmp_path / "one", AS_OF, Config(), workers=1)
+    monkeypatch.setattr(shards, "SHARD_CLAIMS", 3)
+    sharded = f"sqlite:///{tmp_path}/sharded.db"
+    result = run(FOLDERS, sharded, tmp_path / "sharded", AS_OF, Config(), workers=2)
+    assert result.decisions is None, "the run was not decided in shards"
+    states, events = _workflow(one)
+    assert any(s[1] == "acknowledged" for s in states) and any(s[1] == "pending" for s in states)
+    assert _workflow(sharded) == (states, events)
