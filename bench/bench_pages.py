@@ -99,6 +99,10 @@ def store(claims: int, kind: str = "sqlite") -> str:
     url = admin.rsplit("/", 1)[0] + f"/{name}"
     if not built.exists():
         edirecon("run", str(folder), "--db", url, "--out", str(folder / "out-pg"), "--workers", "1")
+        # the planner's statistics, which autovacuum gathers only later: without them a refund's
+        # closure is read by sequential scans (docs/benchmarks.md; `run` does not analyze yet)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ANALYZE")
         built.write_text(url + "\n")
     return url
 
