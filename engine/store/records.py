@@ -161,10 +161,12 @@ def keys(conn: Connection, where: Where) -> list[tuple[str, date | None, Decimal
 
 def sorted_page(
     conn: Connection, where: Where, descending: bool, offset: int, limit: int, after: tuple[date | None, str] | None, by_amount: bool = False
-) -> tuple[list[str], int, int]:
+) -> tuple[list[str], int, int | None, bool]:
     """The work queue by due day (or amount), sorted and paged by the database: the ids of the ``limit`` refunds passing
     ``where`` from ``offset`` (or, with ``after``, from the first after that due day and refund
-    id, earliest first), how many pass in all, and where the page starts among them.  Due days
+    id, earliest first), how many pass in all, where the page starts among them (None after a
+    row: not counted, since counting the rows before a deep cursor reads them all), and whether
+    more follow (after a row: one more row read).  Due days
     earliest first (``descending``: latest first), refunds without one last, each group by refund
     id (descending with the days); ids compared byte by byte on PostgreSQL too.
 
@@ -185,13 +187,9 @@ def sorted_page(
     only_kept = where.due_before is not None or where.overdue_on is not None  # a refund without a due day never passes
     total = conn.execute(select(func.count()).select_from(_joined() if only_kept else w).where(and_(true(), *conds))).scalar_one()
     if after is not None:
-        rid = w.c.refund_id.collate("C") if pg else w.c.refund_id
-        last = (after[0] or date.max, after[1])
-        due = func.coalesce(d.c.due_by, date.max)
-        before = or_(due < last[0], and_(due == last[0], rid <= last[1]))
-        offset = conn.execute(select(func.count()).select_from(_joined()).where(and_(true(), *conds, before))).scalar_one()
         descending, by_amount = False, False
-    wanted = limit if after is not None else offset + limit
+    # after a row, one more than the page: whether more follow
+    wanted = limit + 1 if after is not None else offset + limit
 
     def ordered(keys: list[Any]) -> list[Any]:
         return [k.desc() for k in keys] if descending else keys
@@ -220,8 +218,11 @@ def sorted_page(
         rows = heapq.merge(kept, unkept, key=lambda r: (r[1], r[0]), reverse=descending)
     else:
         rows = iter(kept + unkept)
-    start = 0 if after is not None else offset
-    return [r[0] for r in itertools.islice(rows, start, start + limit)], total, offset
+    if after is not None:
+        ids = [r[0] for r in itertools.islice(rows, 0, limit + 1)]
+        return ids[:limit], total, None, len(ids) > limit
+    ids = [r[0] for r in itertools.islice(rows, offset, offset + limit)]
+    return ids, total, offset, offset + len(ids) < total
 
 
 def _count(conn: Connection, table: Any) -> int:

@@ -215,7 +215,7 @@ def list_refunds(
         raise HTTPException(422, str(exc)) from exc
     except StoreUnavailable as exc:
         raise HTTPException(503, str(exc)) from exc
-    more = found.start + len(found.rows) < found.total and found.rows
+    more = found.more and found.rows
     # the cursor names the last row given (its due day, date.max for none, and refund id: unique)
     following = _encode({"k": [(found.rows[-1].due_by or date.max).isoformat(), found.rows[-1].refund_id], "n": 1}) if more else None
     return _listing(request, Page([r.record() for r in found.rows], following))

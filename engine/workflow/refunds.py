@@ -411,14 +411,14 @@ def listing_sorted_page(
     limit: int,
     after: tuple[date | None, str] | None,
     by_amount: bool = False,
-) -> tuple[Book, list[str], int, int]:
+) -> tuple[Book, list[str], int, int | None, bool]:
     """As :func:`listing_page`, by due day or amount with the database sorting and paging
     (``records.sorted_page``): the views of the page, its refund ids in order, how many refunds pass
-    ``where`` and where the page starts."""
+    ``where``, where the page starts (None after a row: not counted) and whether more follow."""
 
-    def read(conn: Connection) -> tuple[Book, list[str], int, int]:
-        ids, total, start = records.sorted_page(conn, where, descending, offset, limit, after, by_amount)
-        return _listed(conn, as_of, config, ids), ids, total, start
+    def read(conn: Connection) -> tuple[Book, list[str], int, int | None, bool]:
+        ids, total, start, more = records.sorted_page(conn, where, descending, offset, limit, after, by_amount)
+        return _listed(conn, as_of, config, ids), ids, total, start, more
 
     return _from_records(store, as_of, config, read)
 

@@ -167,12 +167,14 @@ SORTS = ("due", "amount", "days_in_credit")
 @dataclass(frozen=True)
 class Page:
     """One page of the work queue: its rows, how many refunds pass the filters in all, the day the
-    credit of each row shown arose (None: not known), and where the page starts among them all."""
+    credit of each row shown arose (None: not known), where the page starts among them all (None:
+    a page after a row, whose start is not counted) and whether more rows follow it."""
 
     rows: list[ListRow]
     total: int
     credit_since: dict[str, date | None]
-    start: int = 0
+    start: int | None = 0
+    more: bool = False
 
 
 def refund_page(
@@ -221,13 +223,14 @@ def refund_page(
     )
     with _opened(url) as store:
         if sort in ("due", "amount"):  # the database sorts and pages
-            b, shown, total, start = listing_sorted_page(store, as_of, config, where, descending, offset, limit, after, sort == "amount")
+            b, shown, total, start, more = listing_sorted_page(store, as_of, config, where, descending, offset, limit, after, sort == "amount")
         else:
             # by days in credit: the recorded day each credit arose, sorted here
             b, ordered = listing_page(store, as_of, config, where, lambda keys: _by_days_in_credit(keys, descending), offset, limit)
             total, shown, start = len(ordered), [k[0] for k in ordered[offset : offset + limit]], offset
+            more = offset + len(shown) < total
     payer_names = _payer_names(b) if any(v.refund is None for v in b.views.values()) else {}
-    return Page([_list_row(b, b.views[rid], payer_names) for rid in shown], total, {rid: b.views[rid].arose_on for rid in shown}, start)
+    return Page([_list_row(b, b.views[rid], payer_names) for rid in shown], total, {rid: b.views[rid].arose_on for rid in shown}, start, more)
 
 
 def _by_days_in_credit(keys: list[Key], descending: bool) -> list[Key]:
