@@ -17,12 +17,14 @@ targets (``refund show`` and an action under 0.5 s, ``refund list`` of ~15,000 r
 on 1,000,000 claims); writes bench/results/workflow-<claims>.json.
 
 With ``--report`` (or ``--report-only``, which writes bench/results/report-<claims>.json) it also
-times ``edirecon report`` on SQLite, best of 3, each on a fresh copy of the store: from the records
+times ``edirecon report`` on each ``--db``, best of 3, each on a fresh copy of the store (SQLite: a copy
+of the file; PostgreSQL: ``CREATE DATABASE … TEMPLATE`` the cached database, dropped after): from the records
 ``run`` made (the default while they are current), against the peers that decide the whole store
 (``EDIRECON_WORKFLOW_FULL=1``): in shards (a store of more than 25,000 claims, as ``run`` decides
 it; ``--report-shards-runs``, default 3), and in one process (``--workers 1``;
 ``--report-peer-runs``, default 1); peak RSS of the largest process, against the targets of 60 s
-and 500 MB on 1,000,000 claims, and which files of the peers differ from the records' (none should).
+and 500 MB on 1,000,000 claims, and which files of the peers differ from the records' (none should;
+with ``--db both``, also which differ between the two databases' reports from the records).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -81,29 +84,32 @@ def build(url: str, inputs: Path, work: Path) -> float:
     return time.perf_counter() - start
 
 
-def report_leg(pristine: Path, work: Path, repeat: int, shards_runs: int, peer_runs: int) -> dict[str, object]:
+def report_leg(fresh: Callable[[], str], drop: Callable[[], None], work: Path, repeat: int, shards_runs: int, peer_runs: int) -> dict[str, object]:
     """``edirecon report`` as a whole command, each time on a fresh copy of the store as ``run``
-    left it: best of ``repeat`` from the records ``run`` made (the default when they are current:
+    left it (``fresh()`` makes one and returns its URL, ``drop()`` removes it; the copying is not
+    timed): best of ``repeat`` from the records ``run`` made (the default when they are current:
     ``reports.recorded``), and the peak RSS of its largest process (``os.wait4`` reports the
-    largest of the command and the shard processes it waited for).  The peers decide the whole
-    store (``EDIRECON_WORKFLOW_FULL=1``): in shards (a store of more than 25,000 claims, as
-    ``run`` decides it; ``shards_runs`` times), and in one process (``--workers 1``, as before the
-    shards; ``peer_runs`` times; 0: not run).  Each leg writes its own folder; the files of the
-    peers are compared with the records' (``same_as_records``: the names that differ, the PDFs and
-    the workflow's times of action aside)."""
-    copy = work / "report.db"
+    largest of the command and the shard processes it waited for; a PostgreSQL server's own
+    processes are not counted, nor their CPU).  The peers decide the whole store
+    (``EDIRECON_WORKFLOW_FULL=1``): in shards (a store of more than 25,000 claims, as ``run``
+    decides it; ``shards_runs`` times), and in one process (``--workers 1``, as before the shards;
+    ``peer_runs`` times; 0: not run).  Each leg writes its own folder under ``work``; the files of
+    the peers are compared with the records' (``differs_from_records``: the names that differ, the
+    PDFs and the workflow's times of action aside)."""
     full = {"EDIRECON_WORKFLOW_FULL": "1"}
 
     def once(name: str, extra: list[str], env: dict[str, str] | None) -> tuple[float, float, str, float]:
-        for leftover in (work / "report.db-wal", work / "report.db-shm"):
-            leftover.unlink(missing_ok=True)
-        shutil.copyfile(pristine, copy)
-        return timed(["report", "--db", f"sqlite:///{copy}", "--out", str(work / f"report-{name}"), "--as-of", AS_OF, *extra], env)
+        url = fresh()
+        try:
+            return timed(["report", "--db", url, "--out", str(work / f"report-{name}"), "--as-of", AS_OF, *extra], env)
+        finally:
+            drop()
 
     out: dict[str, object] = {}
     for name, extra, env, runs in (("records", [], None, repeat), ("shards", [], full, shards_runs), ("peer", ["--workers", "1"], full, peer_runs)):
         if not runs:
             continue
+        shutil.rmtree(work / f"report-{name}", ignore_errors=True)  # no file of an earlier run compared
         results = [once(name, extra, env) for _ in range(runs)]
         out[name] = {
             "seconds": round(min(r[0] for r in results), 3),
@@ -115,8 +121,54 @@ def report_leg(pristine: Path, work: Path, repeat: int, shards_runs: int, peer_r
         }
         if name != "records":
             out[name]["differs_from_records"] = differing(work / "report-records", work / f"report-{name}")  # type: ignore[index]
-    copy.unlink(missing_ok=True)
     return out
+
+
+def sqlite_copies(pristine: Path, work: Path) -> tuple[Callable[[], str], Callable[[], None]]:
+    """A fresh copy of the SQLite store ``pristine`` (its URL), and its removal."""
+    copy = work / "report.db"
+
+    def drop() -> None:
+        for path in (copy, work / "report.db-wal", work / "report.db-shm"):  # a log left would be applied to the next copy
+            path.unlink(missing_ok=True)
+
+    def fresh() -> str:
+        drop()
+        shutil.copyfile(pristine, copy)
+        return f"sqlite:///{copy}"
+
+    return fresh, drop
+
+
+def pg_copies(template: str, wait: float = 900.0) -> tuple[Callable[[], str], Callable[[], None]]:
+    """A fresh copy of the PostgreSQL store ``template`` (``CREATE DATABASE … TEMPLATE``: the cached
+    store is read, never changed), its URL, and its removal (``DROP DATABASE … WITH (FORCE)``).
+    PostgreSQL copies a template only while no session is connected to it: another benchmark's
+    session is waited for (up to ``wait`` seconds), never ended."""
+    import psycopg
+
+    admin = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
+    copy = f"{template}_report_{os.getpid()}"[:63]
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+
+    def fresh() -> str:
+        drop()
+        deadline = time.monotonic() + wait
+        with psycopg.connect(admin, autocommit=True) as conn:
+            while True:
+                try:
+                    conn.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{template}"')
+                    break
+                except psycopg.errors.ObjectInUse:  # a session is connected to the template
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"PostgreSQL: {template} still has sessions after {wait:.0f} s: no copy made") from None
+                    time.sleep(2)
+        return admin.rsplit("/", 1)[0] + f"/{copy}"
+
+    return fresh, drop
 
 
 def differing(a: Path, b: Path) -> list[str]:
@@ -309,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         "--pg-prefix", default="edirecon_bench_workflow", help="the PostgreSQL database is <prefix>_<claims>_<seed> (dropped and made again with a new cache)"
     )
     ap.add_argument("--api-only", action="store_true", help="only the API's calls (no command timings)")
-    ap.add_argument("--report", action="store_true", help="also time `edirecon report` (SQLite; in shards, and in one process as peer)")
+    ap.add_argument("--report", action="store_true", help="also time `edirecon report` (each --db; in shards, and in one process as peer)")
     ap.add_argument("--report-only", action="store_true", help="only `edirecon report` (implies --report)")
     ap.add_argument("--report-shards-runs", type=int, default=3, help="runs of the report's peer deciding the store in shards (0: none)")
     ap.add_argument("--report-peer-runs", type=int, default=1, help="runs of the report's peer in one process (at 1,000,000 claims minutes and GBs; 0: none)")
@@ -348,9 +400,10 @@ def main(argv: list[str] | None = None) -> int:
                 (work / "building.db").rename(pristine)
                 (work / "build_seconds").write_text(f"{seconds:.1f}\n")
             copy = work / "bench.db"  # every benchmark acts on a copy of the store as run left it
-            for leftover in (work / "bench.db-wal", work / "bench.db-shm"):  # the last copy's log would be applied to this one
-                leftover.unlink(missing_ok=True)
-            shutil.copyfile(pristine, copy)
+            if not a.report_only:  # the report makes its own copies
+                for leftover in (work / "bench.db-wal", work / "bench.db-shm"):  # the last copy's log would be applied to this one
+                    leftover.unlink(missing_ok=True)
+                shutil.copyfile(pristine, copy)
             url = f"sqlite:///{copy}"
         else:
             name = f"{a.pg_prefix}_{a.claims}_{a.seed}"
@@ -363,14 +416,15 @@ def main(argv: list[str] | None = None) -> int:
             if not built:
                 (work / "build_seconds").write_text(f"{build(url, inputs, work):.1f}\n")
         build_seconds = float((work / "build_seconds").read_text())
-        if (a.report or a.report_only) and kind == "sqlite":
-            figures_report = report_leg(pristine, work, a.repeat, a.report_shards_runs if a.peer else 0, a.report_peer_runs if a.peer else 0)
-            results["report"] = {"db": kind, **figures_report}
+        if a.report or a.report_only:
+            fresh, drop = sqlite_copies(pristine, work) if kind == "sqlite" else pg_copies(name)
+            figures_report = report_leg(fresh, drop, work, a.repeat, a.report_shards_runs if a.peer else 0, a.report_peer_runs if a.peer else 0)
+            results.setdefault("report", {})[kind] = figures_report  # type: ignore[union-attr]
             seconds_target, rss_target = REPORT_TARGET
             got = figures_report["records"]
             print(
                 f"{kind}: `edirecon report` on {a.claims:,} claims from the records, best of {a.repeat}: {got['seconds']:.1f} s ({got['cpu_seconds']:.1f} s CPU), "  # type: ignore[index]
-                f"peak RSS {got['peak_rss_mib']:.0f} MiB (largest process); targets {seconds_target:.0f} s / {rss_target:.0f} MiB: "  # type: ignore[index]
+                f"peak RSS {got['peak_rss_mib']:.0f} MiB (largest process{'' if kind == 'sqlite' else '; the server not counted'}); targets {seconds_target:.0f} s / {rss_target:.0f} MiB: "  # type: ignore[index]
                 f"time {'met' if got['seconds'] <= seconds_target else 'MISSED'} (x{got['seconds'] / seconds_target:.2f}), "  # type: ignore[index]
                 f"memory {'met' if got['peak_rss_mib'] <= rss_target else 'MISSED'} (x{got['peak_rss_mib'] / rss_target:.2f}); "  # type: ignore[index]
                 f"load average {got['load_average']:.1f}",  # type: ignore[index]
@@ -436,6 +490,10 @@ def main(argv: list[str] | None = None) -> int:
             f"refund_list + CSV {calls['list']:.3f} s",
             flush=True,
         )
+    if len(results.get("report", {})) == 2:  # type: ignore[arg-type]
+        # the same store's reports on the two databases (the workflow's times of action aside)
+        results["report_sqlite_vs_postgresql"] = across = differing(cache / "sqlite" / "report-records", cache / "postgresql" / "report-records")
+        print(f"files of the report from the records differing between SQLite and PostgreSQL: {across or 'none'}", flush=True)
     out = Path(a.out or BENCH / "results" / f"{'report' if a.report_only else 'workflow'}-{a.claims}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")

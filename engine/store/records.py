@@ -352,12 +352,18 @@ def kept(conn: Connection) -> dict[str, dict[str, Any]]:
 
 def trace_paid(conn: Connection) -> dict[tuple[str, str], Decimal]:
     """Per payer and trace number (of the remittance), the sum of the store's claim payments
-    (CLP04), summed exactly from ``ZERO`` in Python (SQLite keeps an amount as its text: its SUM
-    would be a float)."""
-    money = codec(conn).money  # each amount converted as it comes: a million of them, mostly distinct, none kept
+    (CLP04): on PostgreSQL summed by the server per remittance (``NUMERIC``: exact), on SQLite
+    summed exactly from ``ZERO`` in Python (SQLite keeps an amount as its text: its SUM would be
+    a float)."""
     by_remittance: dict[int, Decimal] = {}
-    for rid, paid in raw_rows(conn, "SELECT remittance_id, paid FROM claim_payments", stream=True):
-        by_remittance[rid] = by_remittance.get(rid, ZERO) + (ZERO if paid is None else money(paid))  # type: ignore[operator]
+    if codec(conn).sqlite:
+        money = codec(conn).money  # each amount converted as it comes: a million of them, mostly distinct, none kept
+        for rid, paid in raw_rows(conn, "SELECT remittance_id, paid FROM claim_payments", stream=True):
+            by_remittance[rid] = by_remittance.get(rid, ZERO) + (ZERO if paid is None else money(paid))  # type: ignore[operator]
+    else:  # one row per remittance, not a million over the wire; ZERO added: an amount's two places even when every CLP04 is missing
+        by_remittance = {
+            rid: ZERO + (paid or ZERO) for rid, paid in raw_rows(conn, "SELECT remittance_id, SUM(paid) FROM claim_payments GROUP BY remittance_id")
+        }
     out: dict[tuple[str, str], Decimal] = {}
     for rid, payer_id, number in raw_rows(conn, "SELECT id, payer_id, trace_number FROM remittances"):
         if rid in by_remittance:
@@ -387,12 +393,13 @@ def payments_at(conn: Connection, segments: Sequence[int]) -> list[tuple[str, in
 
 def claim_groups(conn: Connection) -> tuple[int, list[tuple[str, str]]]:
     """The claims by billing NPI and claim number: how many such groups hold a single claim, and
-    the (NPI, claim number) of those with more."""
-    single = query(conn, "SELECT COUNT(*) FROM (SELECT 1 FROM claims GROUP BY billing_npi, patient_control_number HAVING COUNT(*) = 1) g", []).scalar_one()
-    more = [
-        (npi, pcn)
-        for npi, pcn in query(
-            conn, "SELECT billing_npi, patient_control_number FROM claims GROUP BY billing_npi, patient_control_number HAVING COUNT(*) > 1", []
-        )
-    ]
-    return int(single), more
+    the (NPI, claim number) of those with more.  One grouping pass: every claim is in one group,
+    so the single ones are the claims not in a group of more (a count, not a second grouping)."""
+    claims = int(query(conn, "SELECT COUNT(*) FROM claims", []).scalar_one())
+    more, in_more = [], 0
+    for npi, pcn, n in query(
+        conn, "SELECT billing_npi, patient_control_number, COUNT(*) FROM claims GROUP BY billing_npi, patient_control_number HAVING COUNT(*) > 1", []
+    ):
+        more.append((npi, pcn))
+        in_more += int(n)
+    return claims - in_more, more

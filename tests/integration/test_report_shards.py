@@ -16,6 +16,7 @@ import csv
 import os
 import shutil
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from edirecon.engine.store import facts as facts_module
 from edirecon.engine.store import records as records_module
 from edirecon.engine.store.connection import Store
 from edirecon.engine.workflow.refunds import FULL_ENV
+from edirecon.money import ZERO
 
 CONFIG = FIXTURES / "reports" / "config.toml"
 S = SAMPLE_EDI
@@ -323,3 +325,36 @@ def test_a_report_of_a_later_day_reads_the_records(tmp_path: Path, monkeypatch: 
     assert files(tmp_path / "recorded") == files(tmp_path / "full")
     assert states(f"sqlite:///{db}") == states(f"sqlite:///{tmp_path / 'full.db'}")
     assert b"yes" in files(tmp_path / "full")["worklist.csv"], "no refund is overdue on the later day"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_records_payment_sums_and_claim_groups_equal_counting_every_row(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """What ``report`` reads of the store beside the records (``records.trace_paid``: summed by the
+    server on PostgreSQL; ``records.claim_groups``: one grouping pass) equals counting the rows one
+    by one in Python: every scenario together, with claim numbers billed more than once, and a
+    remittance whose claim payments have no CLP04 (its sum still an amount of two places)."""
+    url = request.getfixturevalue("pg_url") if kind == "postgresql" else f"sqlite:///{tmp_path / 'edirecon.db'}"
+    cli("run", *FOLDERS, "--db", url, "--out", tmp_path / "out", "--as-of", "2026-11-27", "--config", CONFIG, "--workers", "1")
+    store = Store(url)
+    try:
+        with store.engine.begin() as conn:
+            # a remittance whose claim payments have no amount (CLP04 missing)
+            rid = conn.execute(text("SELECT MIN(remittance_id) FROM claim_payments")).scalar_one()
+            conn.execute(text("UPDATE claim_payments SET paid = NULL WHERE remittance_id = :r"), {"r": rid})
+        with store.engine.connect() as conn:
+            groups: dict[tuple[Any, Any], int] = {}
+            for npi, pcn in conn.execute(text("SELECT billing_npi, patient_control_number FROM claims")):
+                groups[(npi, pcn)] = groups.get((npi, pcn), 0) + 1
+            single, more = records_module.claim_groups(conn)
+            assert any(n > 1 for n in groups.values()), "no claim number billed more than once: the test would prove little"
+            assert (single, sorted(more)) == (sum(1 for n in groups.values() if n == 1), sorted(k for k, n in groups.items() if n > 1))
+            trace = {r: (p, n) for r, p, n in conn.execute(text("SELECT id, payer_id, trace_number FROM remittances"))}
+            expected: dict[tuple[str, str], Decimal] = {}
+            for remittance, paid in conn.execute(text("SELECT remittance_id, paid FROM claim_payments")):
+                expected[trace[remittance]] = expected.get(trace[remittance], ZERO) + (ZERO if paid is None else Decimal(str(paid)))
+            got = records_module.trace_paid(conn)
+            assert got == expected and [str(v) for v in got.values()] == [str(expected[k]) for k in got]
+            if list(trace.values()).count(trace[rid]) == 1:
+                assert str(got[trace[rid]]) == "0.00"
+    finally:
+        store.dispose()
