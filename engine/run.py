@@ -133,6 +133,7 @@ def decide_and_record(
     seconds = {} if seconds is None else seconds
     peak = {} if peak is None else peak
     clock = time.perf_counter()
+    store.refresh_statistics()  # PostgreSQL: the planner's statistics of what was just loaded, for deciding and every page after
     facts_key = workflow.facts_key(store)  # before reading them: facts added meanwhile leave the records stale
     if workers > 1 and _count(store, "claims") > shards.SHARD_CLAIMS:
         store.checkpoint()  # measured: the shards read a checkpointed store about 1 s faster (100,000 claims)

@@ -177,6 +177,28 @@ class Store:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def refresh_statistics(self) -> list[str]:
+        """After a large load, give PostgreSQL's planner the statistics of the tables that changed
+        (``ANALYZE``), as autovacuum would some minutes later: by its default rule, a table whose
+        rows changed since its last analysis by more than 50 + 10 % of its rows.  Without them the
+        planner read a refund's claim-number closure on a store just built by sequential scans (1,000,000 claims: a
+        refund's page 0.38 s, every call of 20 users 2-9 s; after ANALYZE, 1.9 s, 0.02 s).  A small batch
+        into a large store analyses nothing.  The tables analysed; a no-op on SQLite."""
+        if self.engine.dialect.name != "postgresql":
+            return []
+        with self.engine.connect() as conn:
+            changed = [
+                name
+                for (name,) in conn.exec_driver_sql(
+                    "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema()"
+                    " AND n_mod_since_analyze > 50 + 0.1 * GREATEST(n_live_tup, 0) ORDER BY relname"
+                )
+            ]
+        if changed:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("ANALYZE " + ", ".join(self.engine.dialect.identifier_preparer.quote(n) for n in changed))
+        return changed
+
     def upgrade(self, revision: str = "head") -> None:
         """Create the schema or bring it to the newest revision (alembic), or to ``revision``.  A
         store at the newest revision already is left as it is without loading alembic (one query:
