@@ -121,11 +121,16 @@ def iter_transactions(
             for _ in records:  # whatever the consumer left unread
                 pass
     finally:
-        summary.findings.close()
-        summary.interchanges = reader.interchanges
-        summary.functional_groups = reader.groups
-        summary.transaction_sets = reader.transaction_sets
-        summary.segments = reader.segment_count
+        _closed(summary, reader)
+
+
+def _closed(summary: FileSummary, reader: X12Reader) -> None:
+    """The file is read (or given up): its findings closed, the reader's envelope counts taken."""
+    summary.findings.close()
+    summary.interchanges = reader.interchanges
+    summary.functional_groups = reader.groups
+    summary.transaction_sets = reader.transaction_sets
+    summary.segments = reader.segment_count
 
 
 def _counted(records: Iterator[Record], summary: FileSummary) -> Iterator[Record]:

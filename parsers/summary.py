@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
-from .document import FileSummary, _counted, iter_transactions, transaction_type
+from .document import FileSummary, _closed, _counted, iter_transactions, transaction_type
 from .limits import refuse_oversized
 from .model import Record
 from .values import Values
@@ -81,11 +81,7 @@ def summarize(path: str | os.PathLike[str], summary: FileSummary | None = None, 
             for _ in _counted(records, summary):
                 pass
     finally:
-        summary.findings.close()
-        summary.interchanges = reader.interchanges
-        summary.functional_groups = reader.groups
-        summary.transaction_sets = reader.transaction_sets
-        summary.segments = reader.segment_count
+        _closed(summary, reader)
     return summary
 
 

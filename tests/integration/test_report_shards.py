@@ -53,6 +53,11 @@ def cli(*args: Any) -> str:
     return str(result.output)
 
 
+def mark_sent(url: Any, refund_id: str, as_of: str, reference: str, on: str) -> str:
+    """``refund mark-sent`` by bob, with the check's reference and date."""
+    return cli("refund", "mark-sent", refund_id, "--db", url, "--as-of", as_of, "--config", CONFIG, "--user", "bob", "--reference", reference, "--date", on)
+
+
 def files(folder: Path) -> dict[str, bytes]:
     """Every file of a report, a PDF as its text and the times of the audit events normalised, as
     the goldens compare them (tests/goldens.py: a PDF's bytes carry the clock and a random id)."""
@@ -148,23 +153,7 @@ def test_the_reports_store_in_shards_equals_one_process(tmp_path: Path, monkeypa
         ids = {r["patient_control_number"]: r["refund_id"] for r in csv.DictReader(fh)}
     for pcn in ("RFM2602001", "RFM2604001"):
         cli("refund", "approve", ids[pcn], "--db", url, "--as-of", "2026-10-21", "--config", CONFIG, "--user", "alice")
-    cli(
-        "refund",
-        "mark-sent",
-        ids["RFM2604001"],
-        "--db",
-        url,
-        "--as-of",
-        "2026-11-02",
-        "--config",
-        CONFIG,
-        "--user",
-        "bob",
-        "--reference",
-        "5001",
-        "--date",
-        "2026-11-02",
-    )
+    mark_sent(url, ids["RFM2604001"], "2026-11-02", reference="5001", on="2026-11-02")
     run("2026-11-27", PLB / "remit-3.835")
     one, sharded = one_process_and_shards(db, tmp_path, monkeypatch, date(2026, 11, 27), "2026Q4", tiny_batches=True)
     assert files(one) == files(sharded)
@@ -187,23 +176,7 @@ def test_every_scenario_together_in_shards_equals_one_process(tmp_path: Path, mo
         cli("refund", "approve", refund_id, "--db", url, "--as-of", "2026-11-27", "--config", CONFIG, "--user", "alice")
     cli("refund", "hold", ids[3], "--db", url, "--as-of", "2026-11-27", "--config", CONFIG, "--user", "alice", "--note", "asked the payer")
     for refund_id in ids[:2]:
-        cli(
-            "refund",
-            "mark-sent",
-            refund_id,
-            "--db",
-            url,
-            "--as-of",
-            "2026-11-27",
-            "--config",
-            CONFIG,
-            "--user",
-            "bob",
-            "--reference",
-            "77" + refund_id[-4:],
-            "--date",
-            "2026-06-01",
-        )
+        mark_sent(url, refund_id, "2026-11-27", reference="77" + refund_id[-4:], on="2026-06-01")
     for per_shard in (3, 1):
         folder = tmp_path / f"per-{per_shard}"
         folder.mkdir()
@@ -225,23 +198,7 @@ def test_report_in_shards_on_postgresql_equals_one_process(tmp_path: Path, pg_ur
         pending = cli("refund", "list", "--db", url, "--as-of", "2026-11-27", "--config", CONFIG, "--status", "pending", "--format", "csv").splitlines()[1:]
         ids = [line.split(",")[0] for line in pending]
         cli("refund", "approve", *ids[:2], "--db", url, "--as-of", "2026-11-27", "--config", CONFIG, "--user", "alice")
-        cli(
-            "refund",
-            "mark-sent",
-            ids[0],
-            "--db",
-            url,
-            "--as-of",
-            "2026-11-27",
-            "--config",
-            CONFIG,
-            "--user",
-            "bob",
-            "--reference",
-            "9001",
-            "--date",
-            "2026-06-01",
-        )
+        mark_sent(url, ids[0], "2026-11-27", reference="9001", on="2026-06-01")
     called = spy(monkeypatch)
     report(pg_url, tmp_path / "pg-recorded", day, config, quarter, workers=2)  # the records run left, refunds acted on since
     assert called == ["records"]
