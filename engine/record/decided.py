@@ -76,17 +76,38 @@ _KEYS: dict[str, Callable[[dict[str, Any]], Key]] = {
 
 
 def keyed(outputs: dict[str, Sequence[dict[str, Any]]], name: str) -> Iterator[tuple[Key, dict[str, Any]]]:
-    """(key, JSON item) of every row of the output ``name`` (of ``writers.rows``), in output order."""
-    if name == "credit_balances":
-        table = outputs[name]
-        if isinstance(table, Rendered):  # rendered by the shards and written: the keys they kept, the rows read back
-            if len(table.keys) != len(table):
-                raise RuntimeError("the credit balances were rendered without their keys")
-            return ((tuple(map(key_part, key)), jsonable(row)) for key, row in zip(table.keys, table, strict=True))
-        pairs = table.pairs()  # type: ignore[attr-defined]
-        return ((tuple(map(key_part, balance_order(item))), jsonable(row)) for item, row in pairs)
+    """(key, JSON item) of every row of the output ``name`` (recoupments or exceptions, of
+    ``writers.rows``), in output order; the credit balances: ``_balance_items``."""
     key = _KEYS[name]
     return ((key(row), jsonable(row)) for row in outputs[name])
+
+
+def _check_keys(table: Rendered) -> None:
+    if len(table.keys) != len(table):
+        raise RuntimeError("the credit balances were rendered without their keys")
+
+
+def _balance_items(table: Sequence[dict[str, Any]]) -> Iterator[tuple[Key, str]]:
+    """(key, item JSON) of every credit balance, in key order as the output has them
+    (``balance_order``: two texts, which ``key_part`` leaves as they are), streamed: rendered by
+    the shards, each item is the JSON line written, which ``jsonable`` of the row read back
+    would give again (the same encoder, the same texts of amounts and days)."""
+    if isinstance(table, Rendered):
+        _check_keys(table)
+        pairs: Iterator[tuple[Any, str]] = ((key, line.rstrip("\n")) for key, line in zip(table.keys, table.json_lines(), strict=True))
+    else:
+        pairs = ((balance_order(item), _dumps(jsonable(row))) for item, row in table.pairs())  # type: ignore[attr-defined]
+    last: Key | None = None
+    for order, item in pairs:
+        key = tuple(map(key_part, order))
+        if last is not None and key < last:
+            raise RuntimeError("the credit balances are not in key order")
+        last = key
+        yield key, item
+
+
+def _dumps(item: Any) -> str:
+    return json.dumps(item, separators=(",", ":"))
 
 
 def sort_text(key: Key) -> str:
@@ -118,8 +139,13 @@ def key_of(text: str) -> Key:
 
 def records(outputs: dict[str, Sequence[dict[str, Any]]]) -> Iterator[tuple[str, int, str, str]]:
     """(kind, position, sort text, item JSON) of every row of the API's lists, each list in the
-    order of its keys (ties in output order)."""
+    order of its keys (ties in output order).  The credit balances, about one per encounter, come
+    in key order already and are streamed, never held all at once."""
     for name in KINDS:
+        if name == "credit_balances":
+            for seq, (key, text) in enumerate(_balance_items(outputs[name])):
+                yield name, seq, sort_text(key), text
+            continue
         ordered = sorted(keyed(outputs, name), key=lambda pair: pair[0])
         for seq, (key, item) in enumerate(ordered):
-            yield name, seq, sort_text(key), json.dumps(item, separators=(",", ":"))
+            yield name, seq, sort_text(key), _dumps(item)

@@ -353,11 +353,15 @@ class Rendered(Sequence[dict[str, Any]]):
         return list(self)[index]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        for line in self.json_lines():
+            yield _decode(line)
+
+    def json_lines(self) -> Iterator[str]:
+        """The JSON lines written, as they are in the file (each ends with a newline)."""
         if self.path is None:
             raise RuntimeError("these rows are read from their file once written")
         with open(self.path, encoding="utf-8") as fh:
-            for line in fh:
-                yield _decode(line)
+            yield from fh
 
 
 def _decode(json_line: str) -> dict[str, Any]:

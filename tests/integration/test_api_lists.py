@@ -26,7 +26,7 @@ from test_api import AS_OF, CONFIG, Api, run
 
 from edirecon.engine.config import Config
 from edirecon.engine.decide.rules import decide
-from edirecon.engine.record import decided
+from edirecon.engine.record import decided, writers
 from edirecon.engine.record.writers import rows
 from edirecon.engine.run import ingest_files, input_files
 from edirecon.engine.run import run as run_inputs
@@ -155,6 +155,43 @@ def test_a_run_in_shards_records_the_same_rows(in_repo: Path, tmp_path: Path, mo
         assert loads.whole == 0
     finally:
         a.store.dispose()
+
+
+def test_shards_credit_balances_are_recorded_from_the_lines_written(in_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In shards the credit balances (about one per encounter) are recorded streamed from the JSON
+    lines written, never read back as rows (which held every row of a 100,000-encounter run in
+    memory at once: 134 MiB); each item is what decoding the line and encoding it again gives."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setattr(shards, "SHARD_CLAIMS", 0)
+
+    def never(line: str) -> Any:
+        raise AssertionError("a credit balance was read back as a row")
+
+    monkeypatch.setattr(writers, "_decode", never)
+    result = run_inputs([Path("sample_edi") / s for s in FIRST + LATER], db, tmp_path / "out", _day(AS_OF), Config.load(CONFIG), workers=2)
+    assert result.decisions is None, "decided in shards"
+    monkeypatch.undo()
+    lines = (tmp_path / "out" / "credit_balances.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) > 2
+    store = Store(db)
+    try:
+        with store.engine.connect() as conn:
+            items = stored.every(conn, "credit_balances")
+    finally:
+        store.dispose()
+    again = [json.dumps(decided.jsonable(writers.typed(json.loads(line))), separators=(",", ":")) for line in lines]
+    assert items == again == lines
+
+
+def test_credit_balances_out_of_key_order_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "credit_balances.jsonl"
+    path.write_text('{"a":1}\n{"a":2}\n', encoding="utf-8")
+    table = writers.Rendered([], 2, [("PCN2", "1"), ("PCN1", "2")])
+    table.path = path
+    with pytest.raises(RuntimeError, match="not in key order"):
+        list(decided.records({"recoupments": [], "credit_balances": table, "exceptions": []}))
+    table.keys = [("PCN1", "2"), ("PCN2", "1")]
+    assert [item for _, _, _, item in decided.records({"recoupments": [], "credit_balances": table, "exceptions": []})] == ['{"a":1}', '{"a":2}']
 
 
 def test_sort_text_orders_as_the_key_tuples() -> None:
