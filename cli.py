@@ -18,6 +18,7 @@ import csv
 import gc
 import io
 import json
+import os
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -238,6 +239,24 @@ def _day(value: str | None, name: str) -> date | None:
         raise UsageError(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _exit_now(code: int) -> None:
+    """The last step of a batch command whose results are written and printed: the program
+    (``app()`` called) ends here without freeing, one by one, the millions of objects the run
+    built (a store's facts and decisions: 0.5 s at 20,000 claims; the operating system takes the
+    memory back at once).  The store is closed, the worker processes joined and the outputs
+    fsynced by then; the exit handlers run and the streams are flushed, as at any exit.  Under a
+    test runner, or when ``app()`` returns instead of exiting, the command ends as any other."""
+    if not _program:
+        return
+    # deferred: only the program's last step needs it
+    import atexit
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _today(as_of: str | None) -> date:
     """--as-of, default today."""
     return _day(as_of, "--as-of") or date.today()
@@ -442,6 +461,7 @@ def run(
         table.add_row(f"exceptions {kind}", str(n), "")
     Console().print(table)
     typer.echo(f"outputs written to {out}/")
+    _exit_now(0)
     raise typer.Exit(0)
 
 

@@ -187,3 +187,19 @@ def test_the_program_runs_a_one_shot_command_without_the_collector_and_others_wi
         [sys.executable, "-c", probe, "parse", "--summary", str(REPO / "sample_edi" / "duplicate-payment")], capture_output=True, text=True, timeout=120
     )
     assert parse.stdout.splitlines()[-1] == "[(True, 100000), ('at exit', False)]", parse.stderr
+
+
+def test_run_as_the_program_ends_with_its_output_and_exit_handlers(tmp_path: Path) -> None:
+    """`run`, as the program, ends without tearing down what it built (``cli._exit_now``): its
+    summary on stdout (a pipe here, so buffered) and its events on stderr are all there, the
+    exit handlers ran (the one that writes the modules loaded), and the exit code is 0."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    done, modules = loaded(
+        tmp_path, "run", str(REPO / "sample_edi" / "duplicate-payment"), "--db", db, "--out", str(tmp_path / "out"), "--as-of", AS_OF, "--verbose"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "edirecon.engine.run" in modules
+    assert done.stdout.rstrip().endswith(f"outputs written to {tmp_path / 'out'}/")
+    assert "edirecon run — as of 2026-11-27" in done.stdout
+    assert json.loads(done.stderr.splitlines()[-1])["event"] == "run_finished"
+    assert (tmp_path / "out" / "manifest.json").is_file()
