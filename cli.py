@@ -245,8 +245,10 @@ def _exit_now(code: int) -> None:
     built (a store's facts and decisions: 0.5 s at 20,000 claims; the operating system takes the
     memory back at once).  The store is closed, the worker processes joined and the outputs
     fsynced by then; the exit handlers run and the streams are flushed, as at any exit.  Under a
-    test runner, or when ``app()`` returns instead of exiting, the command ends as any other."""
-    if not _program:
+    test runner, under a profiler or a tracer (``python -m cProfile``, coverage: they write what
+    they measured after the program returns), or when ``app()`` returns instead of exiting, the
+    command ends as any other."""
+    if not _program or sys.getprofile() is not None or sys.gettrace() is not None:
         return
     # deferred: only the program's last step needs it
     import atexit

@@ -203,3 +203,24 @@ def test_run_as_the_program_ends_with_its_output_and_exit_handlers(tmp_path: Pat
     assert "edirecon run — as of 2026-11-27" in done.stdout
     assert json.loads(done.stderr.splitlines()[-1])["event"] == "run_finished"
     assert (tmp_path / "out" / "manifest.json").is_file()
+
+
+def test_run_under_a_profiler_ends_as_any_program(tmp_path: Path) -> None:
+    """Under `python -m cProfile` the program returns normally, so the profiler writes its file."""
+    profile = tmp_path / "run.prof"
+    args = [
+        "run",
+        str(REPO / "sample_edi" / "duplicate-payment"),
+        "--db",
+        f"sqlite:///{tmp_path / 'store.db'}",
+        "--out",
+        str(tmp_path / "out"),
+        "--as-of",
+        AS_OF,
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "EDIRECON_DB"}
+    done = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "edirecon", *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert profile.stat().st_size > 0
