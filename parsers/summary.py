@@ -30,6 +30,7 @@ whole by the typed path, exactly as ``iter_transactions`` reads it.
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 from collections.abc import Iterator
@@ -77,6 +78,8 @@ def summarize(path: str | os.PathLike[str], summary: FileSummary | None = None, 
                     continue
                 records: Iterator[Record] = read_835(ts, v)
             else:
+                if _fast_837(ts, v, kind, summary):
+                    continue
                 records = read_837(ts, v, kind)
             for _ in _counted(records, summary):
                 pass
@@ -153,9 +156,6 @@ def _body_clean(text: str, start: int, end: int, term: str, p: _Patterns, known:
     digit read as 0: amounts, quantities and ids keep their form) is checked once against the
     pattern, and what a shape hides (CLP02 and CLP06 codes, DTM02 dates, CAS reason codes) is
     collected from the original text at C speed and checked as sets."""
-    # an empty or blank segment inside is not numbered by the typed reader: not counted here either
-    if any(text.find(term + gap + term, start, end) >= 0 for gap in ("", "\n", "\r\n")):
-        return False
     shapes: set[str] = set()
     clp_codes: set[tuple[str, str]] = set()
     dates: set[str] = set()
@@ -165,22 +165,40 @@ def _body_clean(text: str, start: int, end: int, term: str, p: _Patterns, known:
     while i < n:
         j = text.find(term, i + BLOCK, n) + 1 if i + BLOCK < n else 0
         block = text[i : j or n]
-        shapes.update(block.translate(_ZEROS).split(term))
+        parts = block.translate(_ZEROS).split(term)
+        # after the block's last terminator: nothing, or the white space before the tail
+        if parts.pop().strip(_WS):
+            return False
+        # an empty or blank segment inside ("" or a line break alone) has no shape: not vouched for
+        shapes.update(parts)
         clp_codes.update(p.clp_codes.findall(block))
         dates.update(p.dtm_dates.findall(block))
         reasons.update(p.cas_reasons.findall(block))
         i = j or n
-    shapes.difference_update(("", "\n", "\r\n"))
     if p.shapes.fullmatch(term.join(shapes) + term) is None:
         return False
     for clp02, clp06 in clp_codes:
         if (clp02 and clp02 not in known["CLP02"]) or (clp06 and clp06 not in known["filing indicator"]):
             return False
-    date = p.date.fullmatch
-    if not all(date(d) for d in dates if d):
+    if not _real_dates({d for d in dates if d}, p.date):
         return False
     carc = known["CARC"]
     return all(r in carc for found in reasons for r in found if r)
+
+
+def _real_dates(dates: set[str], pattern: re.Pattern[str]) -> bool:
+    """Whether every text of ``dates`` is a real CCYYMMDD date (what ``Values.day`` reads without a
+    finding): the pattern vouches for most, 29 February is asked of the calendar."""
+    date = pattern.fullmatch
+    for d in dates:
+        if date(d) is None:
+            if not (len(d) == 8 and d.isascii() and d.isdigit()):
+                return False
+            try:
+                datetime.date(int(d[:4]), int(d[4:6]), int(d[6:]))
+            except ValueError:
+                return False
+    return True
 
 
 @lru_cache(maxsize=16)
@@ -256,3 +274,223 @@ def _fast_835(ts: TransactionSet, v: Values, summary: FileSummary) -> bool:
     for _ in _counted(read_835(tail, v), summary):
         pass
     return True
+
+
+#: the service-line segment of each 837 guide (another one in a claim is a TYPE_MISMATCH)
+_SERVICE = {"837P": "SV1", "837I": "SV2", "837D": "SV3"}
+
+
+class _Patterns837:
+    """The compiled patterns of the 837 fast scan for one set of delimiters, line break and guide."""
+
+    __slots__ = ("cas_reasons", "clm05", "date", "dates", "hierarchy", "claim", "line", "lx_alone", "other_service", "sbr09", "shapes")
+
+    def __init__(self, d: Delimiters, nl: str, kind: str, known: dict[str, frozenset[str]]):
+        t, e = re.escape(d.segment), re.escape(d.element)
+        s = t + re.escape(nl)  # what comes before every segment of the body
+        ch = "[^\\x00-\\x1f\\x7f-\\xff" + e + t + "]"  # one character of an element
+        el = ch + "*"
+        amt = "-?(?:[0-9]+(?:\\.[0-9]{1,2})?|\\.[0-9]{1,2})"
+        num = "[0-9]+(?:\\.[0-9]+)?"
+        day31, day30, day28 = "(?:0[1-9]|[12][0-9]|3[01])", "(?:0[1-9]|[12][0-9]|30)", "(?:0[1-9]|1[0-9]|2[0-8])"
+        date = f"(?!0000)[0-9]{{4}}(?:(?:0[13578]|1[02]){day31}|(?:0[469]|11){day30}|02{day28})"
+
+        def codes(name: str) -> str:
+            return "(?:" + "|".join(re.escape(c) for c in sorted(known[name], key=lambda c: (-len(c), c))) + ")"
+
+        def elements(*parts: str) -> str:
+            """Elements each present only if the previous one is, the first one required: ``*a(*b(*c)?)?``."""
+            out = ""
+            for p in reversed(parts[1:]):
+                out = f"(?:{e}{p}{out})?"
+            return f"{e}{parts[0]}{out}"
+
+        rest = f"(?:{e}{el})*"
+        am, nm = f"(?:{amt})?", f"(?:{num})?"
+        triple = f"{e}{el}{e}{am}{e}{nm}"
+        last = f"(?:{e}{el}(?:{e}{am}(?:{e}{nm})?)?)?"
+        service = {
+            "837P": elements(el, am, el, nm + rest),  # SV101 procedure, SV102 charge, SV103 basis, SV104 units
+            "837I": elements(el, el, am, el, nm + rest),  # SV201 revenue code, SV202 procedure, SV203 charge, SV205 units
+            "837D": elements(el, am, el, el, el, nm + rest),  # SV301 procedure, SV302 charge, SV306 units
+        }[kind]
+        checked = "CLM|LX|SV0|SVD|CAS|AMT|DTP|DMG|SBR|HL|BHT|SE|ST|GS|GE|IEA|ISA"
+        # the segments as shapes: every digit read as 0 (codes and dates: checked on the original text)
+        segs = "|".join(
+            (
+                f"CLM{e}[^ \\x00-\\x1f\\x7f-\\xff{e}{t}]{ch}{{0,37}}{e}{amt}{rest}",  # CLM01 1-38 characters, CLM02 an amount
+                f"LX{e}{el}{rest}",
+                f"SV0{service}",
+                f"SVD{elements(el, am, el, el, nm + rest)}",  # SVD02 paid, SVD05 units
+                f"CAS{e}{codes('CAS01')}?(?:{triple}){{0,5}}{last}",
+                f"AMT{elements(el, am + rest)}",
+                f"DTP{e}{el}{e}(?:D0{e}0{{8}}|RD0{e}0{{8}}-0{{8}})",  # D8 or RD8 (any digit: read the same)
+                f"DMG{e}D0{e}0{{8}}{rest}",
+                f"(?:SBR|HL){e}{el}{rest}",
+                f"(?!(?:{checked})[{e}{t}])[A-Z0]{{2,3}}{rest}",  # segments the 837 reader reads without a check
+            )
+        )
+        # each segment after its line break, at most LONG_SEGMENT bytes (no element-length check applies)
+        seg = f"{re.escape(nl)}(?=[^\\x00-\\x1f\\x7f-\\xff{t}]{{0,{LONG_SEGMENT}}}{t})(?:{segs}){t}"
+        self.shapes = re.compile(f"(?:{seg})*")
+        self.date = re.compile(date)
+        x = f"[^{e}{t}]*"
+        # on the original text: DTP03 and DMG02 dates, CLM05 (the frequency code), SBR09, the CAS reasons
+        self.dates = re.compile(f"{s}(?:DTP{e}{x}{e}{x}|DMG{e}{x}){e}({x})")
+        self.clm05 = re.compile(f"{s}CLM(?:{e}{x}){{4}}{e}({x})")
+        self.sbr09 = re.compile(f"{s}SBR(?:{e}{x}){{8}}{e}({x})")
+        nested = ""
+        for _ in range(6):
+            nested = f"(?:{e}({x})(?:{e}{x}(?:{e}{x}{nested})?)?)?"
+        self.cas_reasons = re.compile(f"CAS{e}{x}{nested}")
+        # the order of the segments, as the 837 reader's state sees it (each a finding when found):
+        sv = _SERVICE[kind]
+        rest_of = f"[^{t}]*+{t}{re.escape(nl)}"  # the rest of a segment, its terminator and line break
+
+        def until(ids: str) -> str:
+            """The segments up to the first of ``ids`` (or the end)."""
+            return f"(?:(?!(?:{ids}){e}){rest_of})*+"
+
+        # an LX not followed at once by its service segment
+        self.lx_alone = re.compile(f"{s}LX{e}{rest_of}(?!{sv}{e})")
+        # a service segment of another guide (TYPE_MISMATCH)
+        self.other_service = re.compile(f"{s}SV(?!{sv[2]}){'[0-9]'}{e}")
+        # between an HL and the next CLM (no claim): LX, SV1/SV2/SV3/SVD or CAS (ORPHAN_SEGMENT)
+        self.hierarchy = re.compile(f"{s}HL{e}{rest_of}{until('CLM|HL|LX|SV.|CAS')}(?:LX|SV.|CAS){e}")
+        # in a claim before its first LX: SVD (no line), CAS before an SBR (no other payer); after its SBR: SVD
+        self.claim = re.compile(
+            f"{s}CLM{e}{rest_of}{until('CLM|HL|LX|SBR|CAS|SVD')}(?:CAS{e}|SVD{e}|SBR{e}{rest_of}{until('CLM|HL|LX|SVD')}SVD{e})"
+        )
+        # in a service line: CAS before an SVD (no line adjudication)
+        self.line = re.compile(f"{s}LX{e}{rest_of}{until('CLM|HL|LX|SVD|CAS')}CAS{e}")
+
+
+@lru_cache(maxsize=16)
+def _patterns_837(d: Delimiters, nl: str, kind: str, known_key: tuple[tuple[str, frozenset[str]], ...]) -> _Patterns837:
+    return _Patterns837(d, nl, kind, dict(known_key))
+
+
+def _se_start(text: str, term: str, elem: str) -> int:
+    """Where the SE segment that ends ``text`` starts; -1 when the text does not end with SE and its terminator."""
+    last = len(text)
+    while last and text[last - 1] in _WS:
+        last -= 1
+    base = max(0, last - MAX_SEGMENT)
+    stripped = text[base:last]
+    if not stripped.endswith(term):
+        return -1
+    k = stripped.rfind(term, 0, len(stripped) - 1) + 1
+    if k == 0:
+        return -1
+    se_at = base + k + len(stripped[k:]) - len(stripped[k:].lstrip(_WS))
+    return se_at if text.startswith("SE" + elem, se_at) else -1
+
+
+def _fast_837(ts: TransactionSet, v: Values, kind: str, summary: FileSummary) -> bool:
+    """Count an 837 transaction set without building its claims; False (nothing done) when the
+    fast scan cannot vouch for it and the typed path must read it whole.
+
+    The header (ST up to the first HL) and SE are read by the typed reader.  The body (the first HL
+    up to SE) must be laid out regularly (every segment after the same terminator and line break),
+    each distinct shape of its segments must match a pattern of what the 837 reader reads without
+    a finding, the values a shape hides (dates, frequency and filing-indicator codes, CAS reasons)
+    are checked as sets, and the order of the segments is checked with patterns of the reader's
+    states: no LX, service segment, SVD or CAS outside the loop that reads it, every LX followed at
+    once by the guide's service segment and as many of these as LXs."""
+    sv = _SERVICE.get(kind)
+    d = ts.delimiters
+    term, elem = d.segment, d.element
+    if sv is None or term in _WS or elem in _WS or not term or not elem or len(term) != 1 or len(elem) != 1:
+        return False
+    text = ts._text
+    se_at = _se_start(text, term, elem)
+    if se_at < 0:
+        return False
+    known = v._known
+    if any(not c.isalpha() for c in known["CAS01"]):
+        return False  # the shapes keep CAS01 as it is only when no group code has a digit
+    m = re.compile(f"{re.escape(term)}(\\r\\n|\\n)?HL{re.escape(elem)}").search(text, 0, se_at)
+    if m is None:
+        return False
+    nl = m.group(1) or ""
+    s = term + nl
+    lo, b0, last = m.start(), m.start() + len(s), se_at - len(s)  # the terminators before the body's first segment and after its last
+    if last < b0 or not text.startswith(s, last):
+        return False
+    # the header: no claim (it would run into the body) and no SBR (its SBR09 is checked at each CLM)
+    head_text = text[:b0]
+    if re.search(f"(?:\\A|{re.escape(term)})[{_WS}]*(?:CLM|SBR){re.escape(elem)}", head_text):
+        return False
+    p = _patterns_837(d, nl, kind, tuple((name, frozenset(known[name])) for name in ("CAS01",)))
+    if not _body_clean_837(text, lo, last, term, p, known, d.component):
+        return False
+    hi = se_at
+    for check in (p.lx_alone, p.other_service, p.hierarchy, p.claim, p.line):
+        if check.search(text, lo, hi) is not None:
+            return False
+    lines = text.count(s + sv + elem, lo, hi)
+    if lines != text.count(s + "LX" + elem, lo, hi):
+        return False
+    claims = text.count(s + "CLM" + elem, lo, hi)
+    # the header (ST to the first HL) and SE are read by the typed reader
+    reader = ts._reader
+    header_segments = _count_segments(head_text, term)
+    body_segments = text.count(term, b0, se_at)
+    head = TransactionSet(ts.envelope, ts.interchange, ts.group, ts.st, ts.source, ts.trusted, [], head_text, ts._base, ts._first_segment, reader)
+    for _ in _counted(read_837(head, v, kind), summary):
+        pass
+    summary.claims += claims
+    summary.service_lines += lines
+    tail = TransactionSet(
+        ts.envelope,
+        ts.interchange,
+        ts.group,
+        ts.st,
+        ts.source,
+        ts.trusted,
+        [],
+        text[se_at:],
+        ts._base + se_at,
+        ts._first_segment + header_segments + body_segments,
+        reader,
+    )
+    for _ in _counted(read_837(tail, v, kind), summary):
+        pass
+    return True
+
+
+def _body_clean_837(text: str, lo: int, hi: int, term: str, p: _Patterns837, known: dict[str, Any], comp: str) -> bool:
+    """Whether every segment of an 837 body (``text[lo:hi + 1]``, from the terminator before its
+    first segment to the one of its last) has a shape and values the 837 reader reads without a finding."""
+    shapes: set[str] = set()
+    dates: set[str] = set()
+    clm05: set[str] = set()
+    sbr09: set[str] = set()
+    reasons: set[tuple[str, ...]] = set()
+    # a block of about BLOCK characters at a time, each from a terminator: memory stays bounded
+    i = lo
+    while i < hi:
+        j = text.find(term, i + BLOCK, hi) if i + BLOCK < hi else -1
+        if j < 0:
+            j = hi
+        parts = text[i + 1 : j + 1].translate(_ZEROS).split(term)
+        parts.pop()  # after the block's last terminator ("" inside: an empty segment, no shape)
+        shapes.update(parts)
+        dates.update(p.dates.findall(text, i, j + 1))
+        clm05.update(p.clm05.findall(text, i, j + 1))
+        sbr09.update(p.sbr09.findall(text, i, j + 1))
+        reasons.update(p.cas_reasons.findall(text, i, j + 1))
+        i = j
+    if p.shapes.fullmatch(term.join(shapes) + term) is None:
+        return False
+    if not _real_dates({d[:8] for d in dates} | {d[9:] for d in dates if len(d) > 8}, p.date):
+        return False
+    frequency, filing = known["frequency"], known["filing indicator"]
+    for c in clm05:
+        f = (c.split(comp) + ["", "", ""])[2]
+        if f and f not in frequency:
+            return False
+    if any(f and f not in filing for f in sbr09):
+        return False
+    carc = known["CARC"]
+    return all(r in carc for found in reasons for r in found if r)
