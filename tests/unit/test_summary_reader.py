@@ -290,6 +290,9 @@ DAMAGE_837 = [
     ("LX without its SV1", b"SV1*HC:36415*25.00*UN*1***1~", b"NTE*ADD*X~", "MISSING_SEGMENT"),
     ("SV1 without its LX", b"LX*2~", b"NTE*ADD*X~", "MISSING_SEGMENT"),
     ("LX last before SE", b"REF*6R*RFM2601002L1~", b"REF*6R*RFM2601002L1~\nLX*2~", "MISSING_SEGMENT"),
+    ("LX without SV1, then a line of two", b"LX*1~\nSV1*HC:99213*140.00*UN*1***1~", b"LX*1~\nNTE*ADD*X~\nLX*2~\nSV1*HC:99213*140.00*UN*1***1~\nSV1*HC:1*1.00~", "MISSING_SEGMENT"),
+    ("SV2 after the SV1 of a line", b"SV1*HC:36415*25.00*UN*1***1~", b"SV1*HC:36415*25.00*UN*1***1~\nSV2*HC:1*1.00~", "MISSING_SEGMENT"),
+    ("HL without elements before a line", b"LX*2~", b"HL~\nLX*2~", "ORPHAN_SEGMENT"),
     ("LX apart from its SV1", b"LX*2~", b"LX*2~\nNTE*ADD*X~", None),
     ("two SV1 in one service line", b"LX*2~", b"SV1*HC:99999*1.00~", "MISSING_SEGMENT"),
     ("LX before the claim", b"HL*2*1*22*0~\n", b"HL*2*1*22*0~\nLX*9~\n", "ORPHAN_SEGMENT"),
@@ -334,6 +337,17 @@ def test_same_summary_on_damaged_claims(tmp_path: Path, old: bytes, new: bytes, 
     assert s.claims == 2 or new.startswith(b"HL~") or b"CLM*X" in new
 
 
+def test_header_sbr_reaches_the_first_claim(tmp_path: Path) -> None:
+    """An SBR in the header is the first claim's when no 2000A/2000B level comes before it: its
+    SBR09 is checked at that CLM (the fast scan leaves such a header to the typed path)."""
+    data = CLEAN_837.read_bytes()
+    data = data.replace(b"CH~\n", b"CH~\nSBR*P*18*******QQ~\n", 1).replace(b"HL*1**20*1~", b"HL*1**23*1~")
+    data = data.replace(b"HL*2*1*22*0~\nSBR*P*18*BRH00417******CI~\n", b"")
+    path = tmp_path / "header-sbr.837"
+    path.write_bytes(data)
+    assert "UNKNOWN_CODE" in assert_same(path).findings.counts
+
+
 def test_institutional_line_in_a_dental_guide(tmp_path: Path) -> None:
     dental = SAMPLE_837S[2]
     data = dental.read_bytes()
@@ -369,3 +383,31 @@ def test_837_layouts_take_the_fast_path(tmp_path: Path, typed_837_reads: list[st
     path.write_bytes(CLEAN_837.read_bytes().replace(b"~\n", layout))
     assert assert_same(path).claims == 2
     assert not any("CLM*" in text for text in typed_837_reads)
+
+
+@pytest.mark.parametrize("past", [0, 1, -2000], ids=["at-the-limit", "one-past", "far-below"])
+def test_stretch_check_on_a_large_837(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, past: int) -> None:
+    """The stretch check's shortcut (a boundary in every window of limit/4 characters) and its exact
+    scan agree at the limit: one claim made the longest stretch of a 200-claim 837."""
+    from edirecon.parsers import limits
+
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        from generate import generate
+    finally:
+        sys.path.pop(0)
+    path = tmp_path / "claims.837"
+    generate("837p", str(path), 200, seed=3)
+    data = path.read_bytes()
+    clm = data.index(b"CLM*", len(data) // 2)
+    at = data.index(b"HI*", clm)
+    data = data[:at] + b"NTE*ADD*X~\n" * 30 + data[at:]
+    path.write_bytes(data)
+    longest = data.count(b"~", clm, data.index(b"~\nHL*", clm) + 1)  # CLM to the next HL
+    monkeypatch.setattr(limits, "MAX_STRETCH_SEGMENTS", longest - past if past >= 0 else -past)
+    shortcuts: list[bool] = []
+    real = limits._markers_everywhere
+    monkeypatch.setattr(limits, "_markers_everywhere", lambda *a: shortcuts.append(real(*a)) or shortcuts[-1])
+    s = assert_same(path)
+    assert ("TRANSACTION_TOO_LARGE" in s.findings.counts) is (past > 0)
+    assert shortcuts and all(shortcuts) is (past < 0)  # far below the limit: no exact scan at all
