@@ -30,7 +30,6 @@ whole by the typed path, exactly as ``iter_transactions`` reads it.
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 from collections.abc import Iterator
@@ -91,7 +90,7 @@ def summarize(path: str | os.PathLike[str], summary: FileSummary | None = None, 
 class _Patterns:
     """The compiled patterns of the 835 fast scan for one set of delimiters."""
 
-    __slots__ = ("cas_reasons", "clp_codes", "date", "dtm_dates", "first_clp", "shapes", "tail")
+    __slots__ = ("bad_values", "first_clp", "shapes", "tail")
 
     def __init__(self, d: Delimiters, known: dict[str, frozenset[str]]):
         t, e = re.escape(d.segment), re.escape(d.element)
@@ -100,11 +99,10 @@ class _Patterns:
         nl = "(?:\\r?\\n)?"
         amt = "-?(?:[0-9]+(?:\\.[0-9]{1,2})?|\\.[0-9]{1,2})"
         num = "[0-9]+(?:\\.[0-9]+)?"
-        day31, day30, day28 = "(?:0[1-9]|[12][0-9]|3[01])", "(?:0[1-9]|[12][0-9]|30)", "(?:0[1-9]|1[0-9]|2[0-8])"
-        date = f"(?!0000)[0-9]{{4}}(?:(?:0[13578]|1[02]){day31}|(?:0[469]|11){day30}|02{day28})"
+        one_of = _one_of
 
         def codes(name: str) -> str:
-            return "(?:" + "|".join(re.escape(c) for c in sorted(known[name], key=lambda c: (-len(c), c))) + ")"
+            return one_of(known[name])
 
         def opt(*parts: str) -> str:
             """Elements each present only if the previous one is: ``*a(*b(*c)?)?``."""
@@ -130,19 +128,53 @@ class _Patterns:
         # every segment at most LONG_SEGMENT bytes (no element-length check applies), then its terminator
         seg = f"{nl}(?=[^\\x00-\\x1f\\x7f-\\xff{t}]{{0,{LONG_SEGMENT}}}{t})(?:{segs}){t}"
         self.shapes = re.compile(f"(?:{seg})*")
-        self.date = re.compile(date)
         self.first_clp = re.compile(f"(?:\\A|{t})[{_WS}]*(CLP{e})")
         self.tail = re.compile(f"(?:PLB{e}[^{t}]*{t}[{_WS}]*)*")
-        # on the original text (a match inside an element only adds a value to check): CLP02 and
-        # CLP06; DTM02; the reason codes CAS02, 05, ... 17
+        # on the original text, a value a shape hides that the typed reader would flag (a match
+        # inside an element only adds a value to check): a CLP02 or CLP06 code, a DTM02 date, a
+        # CAS reason code (CAS02, 05, ... 17) -- one search that finds nothing on a clean remittance
         x = f"[^{e}{t}]*"
-        self.clp_codes = re.compile(f"CLP{e}{x}(?:{e}({x})(?:{e}{x}){{0,3}}(?:{e}({x}))?)?")
-        self.dtm_dates = re.compile(f"DTM{e}{x}{e}({x})")
-        nested = ""
-        for _ in range(6):
-            nested = f"(?:{e}({x})(?:{e}{x}(?:{e}{x}{nested})?)?)?"
-        self.cas_reasons = re.compile(f"CAS{e}{x}{nested}")
+        end = f"[{e}{t}]"
+        # (one search each: each starts with a literal the engine scans for at C speed)
+        self.bad_values = tuple(
+            re.compile(bad)
+            for bad in (
+                f"CLP{e}{x}{e}(?:(?!{one_of(known['CLP02'])}{end}|{end})|{x}(?:{e}{x}){{3}}{e}(?!{one_of(known['filing indicator'])}{end}|{end}))",
+                f"DTM{e}{x}{e}(?!{REAL_DATE}{end}|{end})",
+                f"CAS{e}{x}(?:{e}{x}{e}{x}{e}{x}){{0,5}}{e}(?!{one_of(known['CARC'])}{end}|{end})",
+            )
+        )
 
+
+def _one_of(codes: Any) -> str:
+    """A pattern matching exactly one of ``codes``, as a trie (``1(?:0|1)?`` ...): the regular
+    expression engine tries the alternatives of a group one by one, so 400 codes side by side
+    cost 400 tries where the trie costs a few."""
+    trie: dict[str, Any] = {}
+    for code in codes:
+        node = trie
+        for c in code:
+            node = node.setdefault(c, {})
+        node[""] = {}
+
+    def pattern(node: dict[str, Any]) -> str:
+        ends = "" in node
+        branches = [re.escape(c) + pattern(child) for c, child in sorted(node.items()) if c]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 and not ends and len(branches[0]) <= 2 else "(?:" + "|".join(branches) + ")"
+        return body + "?" if ends else body
+
+    return "(?:" + pattern(trie) + ")" if trie else "(?!)"
+
+
+#: a real CCYYMMDD date (what ``Values.day`` reads without a finding): year 1 to 9999, the
+#: month's days, 29 February of the leap years of the Gregorian calendar
+_DAY31, _DAY30, _DAY28 = "(?:0[1-9]|[12][0-9]|3[01])", "(?:0[1-9]|[12][0-9]|30)", "(?:0[1-9]|1[0-9]|2[0-8])"
+REAL_DATE = (
+    f"(?:(?!0000)[0-9]{{4}}(?:(?:0[13578]|1[02]){_DAY31}|(?:0[469]|11){_DAY30}|02{_DAY28})"
+    "|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)0229)"
+)
 
 _ZEROS = str.maketrans("123456789", "000000000")
 #: the claim payments are scanned a block of about this many characters at a time
@@ -155,11 +187,8 @@ def _body_clean(text: str, start: int, end: int, term: str, p: _Patterns, known:
     Their order raises none once the first is a CLP, so each distinct *shape* of segment (every
     digit read as 0: amounts, quantities and ids keep their form) is checked once against the
     pattern, and what a shape hides (CLP02 and CLP06 codes, DTM02 dates, CAS reason codes) is
-    collected from the original text at C speed and checked as sets."""
+    checked on the original text by one search for a value the typed reader would flag."""
     shapes: set[str] = set()
-    clp_codes: set[tuple[str, str]] = set()
-    dates: set[str] = set()
-    reasons: set[tuple[str, ...]] = set()
     # a block of about BLOCK characters at a time, cut after a terminator: memory stays bounded
     i, n = start, end
     while i < n:
@@ -171,34 +200,10 @@ def _body_clean(text: str, start: int, end: int, term: str, p: _Patterns, known:
             return False
         # an empty or blank segment inside ("" or a line break alone) has no shape: not vouched for
         shapes.update(parts)
-        clp_codes.update(p.clp_codes.findall(block))
-        dates.update(p.dtm_dates.findall(block))
-        reasons.update(p.cas_reasons.findall(block))
         i = j or n
     if p.shapes.fullmatch(term.join(shapes) + term) is None:
         return False
-    for clp02, clp06 in clp_codes:
-        if (clp02 and clp02 not in known["CLP02"]) or (clp06 and clp06 not in known["filing indicator"]):
-            return False
-    if not _real_dates({d for d in dates if d}, p.date):
-        return False
-    carc = known["CARC"]
-    return all(r in carc for found in reasons for r in found if r)
-
-
-def _real_dates(dates: set[str], pattern: re.Pattern[str]) -> bool:
-    """Whether every text of ``dates`` is a real CCYYMMDD date (what ``Values.day`` reads without a
-    finding): the pattern vouches for most, 29 February is asked of the calendar."""
-    date = pattern.fullmatch
-    for d in dates:
-        if date(d) is None:
-            if not (len(d) == 8 and d.isascii() and d.isdigit()):
-                return False
-            try:
-                datetime.date(int(d[:4]), int(d[4:6]), int(d[6:]))
-            except ValueError:
-                return False
-    return True
+    return all(bad.search(text, start, end) is None for bad in p.bad_values)
 
 
 @lru_cache(maxsize=16)
@@ -230,7 +235,7 @@ def _fast_835(ts: TransactionSet, v: Values, summary: FileSummary) -> bool:
     known = v._known
     if any(not c.isalpha() for c in known["CAS01"]):
         return False  # the shapes keep CAS01 as it is only when no group code has a digit
-    p = _patterns(d, tuple((name, frozenset(known[name])) for name in ("CAS01",)))
+    p = _patterns(d, tuple((name, frozenset(known[name])) for name in ("CAS01", "CLP02", "filing indicator", "CARC")))
     m = p.first_clp.search(text)
     if m is None:
         return False
@@ -283,7 +288,7 @@ _SERVICE = {"837P": "SV1", "837I": "SV2", "837D": "SV3"}
 class _Patterns837:
     """The compiled patterns of the 837 fast scan for one set of delimiters, line break and guide."""
 
-    __slots__ = ("cas_reasons", "clm05", "date", "dates", "hierarchy", "claim", "line", "lx_alone", "other_service", "sbr09", "shapes")
+    __slots__ = ("shapes", "wrong")
 
     def __init__(self, d: Delimiters, nl: str, kind: str, known: dict[str, frozenset[str]]):
         t, e = re.escape(d.segment), re.escape(d.element)
@@ -292,11 +297,10 @@ class _Patterns837:
         el = ch + "*"
         amt = "-?(?:[0-9]+(?:\\.[0-9]{1,2})?|\\.[0-9]{1,2})"
         num = "[0-9]+(?:\\.[0-9]+)?"
-        day31, day30, day28 = "(?:0[1-9]|[12][0-9]|3[01])", "(?:0[1-9]|[12][0-9]|30)", "(?:0[1-9]|1[0-9]|2[0-8])"
-        date = f"(?!0000)[0-9]{{4}}(?:(?:0[13578]|1[02]){day31}|(?:0[469]|11){day30}|02{day28})"
+        one_of = _one_of
 
         def codes(name: str) -> str:
-            return "(?:" + "|".join(re.escape(c) for c in sorted(known[name], key=lambda c: (-len(c), c))) + ")"
+            return one_of(known[name])
 
         def elements(*parts: str) -> str:
             """Elements each present only if the previous one is, the first one required: ``*a(*b(*c)?)?``."""
@@ -333,16 +337,19 @@ class _Patterns837:
         # each segment after its line break, at most LONG_SEGMENT bytes (no element-length check applies)
         seg = f"{re.escape(nl)}(?=[^\\x00-\\x1f\\x7f-\\xff{t}]{{0,{LONG_SEGMENT}}}{t})(?:{segs}){t}"
         self.shapes = re.compile(f"(?:{seg})*")
-        self.date = re.compile(date)
         x = f"[^{e}{t}]*"
-        # on the original text: DTP03 and DMG02 dates, CLM05 (the frequency code), SBR09, the CAS reasons
-        self.dates = re.compile(f"{s}(?:DTP{e}{x}{e}{x}|DMG{e}{x}){e}({x})")
-        self.clm05 = re.compile(f"{s}CLM(?:{e}{x}){{4}}{e}({x})")
-        self.sbr09 = re.compile(f"{s}SBR(?:{e}{x}){{8}}{e}({x})")
-        nested = ""
-        for _ in range(6):
-            nested = f"(?:{e}({x})(?:{e}{x}(?:{e}{x}{nested})?)?)?"
-        self.cas_reasons = re.compile(f"CAS{e}{x}{nested}")
+        end = f"[{e}{t}]"
+        c = re.escape(d.component)
+        xc = f"[^{e}{t}{c}]*"
+        # on the original text, a value a shape hides that the reader would flag: a DTP03 or DMG02
+        # date, the frequency code (CLM05-3), an SBR09 code, a CAS reason code (CAS02, 05, ... 17)
+        bad_values = (
+            f"DTP{e}{x}{e}{x}{e}(?!{REAL_DATE}(?:-{REAL_DATE})?{end})",
+            f"DMG{e}{x}{e}(?!{REAL_DATE}{end})",
+            f"CLM(?:{e}{x}){{4}}{e}{xc}{c}{xc}{c}(?!{one_of(known['frequency'])}(?:{end}|{c})|{end}|{c})",
+            f"SBR(?:{e}{x}){{8}}{e}(?!{one_of(known['filing indicator'])}{end}|{end})",
+            f"CAS{e}{x}(?:{e}{x}{e}{x}{e}{x}){{0,5}}{e}(?!{one_of(known['CARC'])}{end}|{end})",
+        )
         # the order of the segments, as the 837 reader's state sees it (each a finding when found):
         sv = _SERVICE[kind]
         rest_of = f"[^{t}]*+{t}{re.escape(nl)}"  # the rest of a segment, its terminator and line break
@@ -351,18 +358,21 @@ class _Patterns837:
             """The segments up to the first of ``ids`` (or the end)."""
             return f"(?:(?!(?:{ids}){e}){rest_of})*+"
 
-        # an LX not followed at once by its service segment
-        self.lx_alone = re.compile(f"{s}LX{e}{rest_of}(?!{sv}{e})")
-        # a service segment of another guide (TYPE_MISMATCH)
-        self.other_service = re.compile(f"{s}SV(?!{sv[2]}){'[0-9]'}{e}")
-        # between an HL and the next CLM (no claim): LX, SV1/SV2/SV3/SVD or CAS (ORPHAN_SEGMENT)
-        self.hierarchy = re.compile(f"{s}HL{e}{rest_of}{until('CLM|HL|LX|SV.|CAS')}(?:LX|SV.|CAS){e}")
-        # in a claim before its first LX: SVD (no line), CAS before an SBR (no other payer); after its SBR: SVD
-        self.claim = re.compile(
-            f"{s}CLM{e}{rest_of}{until('CLM|HL|LX|SBR|CAS|SVD')}(?:CAS{e}|SVD{e}|SBR{e}{rest_of}{until('CLM|HL|LX|SVD')}SVD{e})"
+        wrong_order = (
+            # an LX not followed at once by its service segment (MISSING_SEGMENT)
+            f"LX{e}{rest_of}(?!{sv}{e})",
+            # a service segment of another guide (TYPE_MISMATCH)
+            f"SV(?!{sv[2]})[0-9]{e}",
+            # between an HL and the next CLM (no claim): LX, SV1/SV2/SV3/SVD or CAS (ORPHAN_SEGMENT)
+            f"HL{e}{rest_of}{until('CLM|HL|LX|SV.|CAS')}(?:LX|SV.|CAS){e}",
+            # in a claim before its first LX: SVD (no line), CAS before an SBR (no other payer); after its SBR: SVD
+            f"CLM{e}{rest_of}{until('CLM|HL|LX|SBR|CAS|SVD')}(?:CAS{e}|SVD{e}|SBR{e}{rest_of}{until('CLM|HL|LX|SVD')}SVD{e})",
+            # in a service line: CAS before an SVD (no line adjudication)
+            f"LX{e}{rest_of}{until('CLM|HL|LX|SVD|CAS')}CAS{e}",
         )
-        # in a service line: CAS before an SVD (no line adjudication)
-        self.line = re.compile(f"{s}LX{e}{rest_of}{until('CLM|HL|LX|SVD|CAS')}CAS{e}")
+        # one search for all: it stops at every segment of the body (a terminator and line break)
+        # and tries the alternatives there, cheaper than a search for each
+        self.wrong = re.compile(f"{s}(?:{'|'.join(bad_values + wrong_order)})")
 
 
 @lru_cache(maxsize=16)
@@ -421,13 +431,14 @@ def _fast_837(ts: TransactionSet, v: Values, kind: str, summary: FileSummary) ->
     head_text = text[:b0]
     if re.search(f"(?:\\A|{re.escape(term)})[{_WS}]*(?:CLM|SBR){re.escape(elem)}", head_text):
         return False
-    p = _patterns_837(d, nl, kind, tuple((name, frozenset(known[name])) for name in ("CAS01",)))
-    if not _body_clean_837(text, lo, last, term, p, known, d.component):
+    if len(d.component) != 1 or d.component in (term, elem):
+        return False
+    p = _patterns_837(d, nl, kind, tuple((name, frozenset(known[name])) for name in ("CAS01", "frequency", "filing indicator", "CARC")))
+    if not _body_clean_837(text, lo, last, term, p):
         return False
     hi = se_at
-    for check in (p.lx_alone, p.other_service, p.hierarchy, p.claim, p.line):
-        if check.search(text, lo, hi) is not None:
-            return False
+    if p.wrong.search(text, lo, hi) is not None:
+        return False
     lines = text.count(s + sv + elem, lo, hi)
     if lines != text.count(s + "LX" + elem, lo, hi):
         return False
@@ -459,14 +470,11 @@ def _fast_837(ts: TransactionSet, v: Values, kind: str, summary: FileSummary) ->
     return True
 
 
-def _body_clean_837(text: str, lo: int, hi: int, term: str, p: _Patterns837, known: dict[str, Any], comp: str) -> bool:
+def _body_clean_837(text: str, lo: int, hi: int, term: str, p: _Patterns837) -> bool:
     """Whether every segment of an 837 body (``text[lo:hi + 1]``, from the terminator before its
-    first segment to the one of its last) has a shape and values the 837 reader reads without a finding."""
+    first segment to the one of its last) has a shape the 837 reader reads without a finding (the
+    values a shape hides: ``_Patterns837.bad_value``)."""
     shapes: set[str] = set()
-    dates: set[str] = set()
-    clm05: set[str] = set()
-    sbr09: set[str] = set()
-    reasons: set[tuple[str, ...]] = set()
     # a block of about BLOCK characters at a time, each from a terminator: memory stays bounded
     i = lo
     while i < hi:
@@ -476,21 +484,5 @@ def _body_clean_837(text: str, lo: int, hi: int, term: str, p: _Patterns837, kno
         parts = text[i + 1 : j + 1].translate(_ZEROS).split(term)
         parts.pop()  # after the block's last terminator ("" inside: an empty segment, no shape)
         shapes.update(parts)
-        dates.update(p.dates.findall(text, i, j + 1))
-        clm05.update(p.clm05.findall(text, i, j + 1))
-        sbr09.update(p.sbr09.findall(text, i, j + 1))
-        reasons.update(p.cas_reasons.findall(text, i, j + 1))
         i = j
-    if p.shapes.fullmatch(term.join(shapes) + term) is None:
-        return False
-    if not _real_dates({d[:8] for d in dates} | {d[9:] for d in dates if len(d) > 8}, p.date):
-        return False
-    frequency, filing = known["frequency"], known["filing indicator"]
-    for c in clm05:
-        f = (c.split(comp) + ["", "", ""])[2]
-        if f and f not in frequency:
-            return False
-    if any(f and f not in filing for f in sbr09):
-        return False
-    carc = known["CARC"]
-    return all(r in carc for found in reasons for r in found if r)
+    return p.shapes.fullmatch(term.join(shapes) + term) is not None
