@@ -121,6 +121,8 @@ DAMAGE = [
     ("CLP paid with three decimals", b"*110.00*30.00", b"*110.005*30.00", "AMOUNT_PRECISION"),
     ("CLP02 unknown", b"CLP*RFM2601001*1*", b"CLP*RFM2601001*77*", "UNKNOWN_CODE"),
     ("CLP01 empty", b"CLP*RFM2601001*", b"CLP**", "MISSING_ELEMENT"),
+    ("CLP06 unknown", b"*30.00*12*BRH2603030041", b"*30.00*QQ*BRH2603030041", "UNKNOWN_CODE"),
+    ("CLP06 empty", b"*30.00*12*BRH2603030041", b"*30.00**BRH2603030041", None),
     ("CLP01 too long", b"CLP*RFM2601001*", b"CLP*" + b"R" * 39 + b"*", "ELEMENT_TOO_LONG"),
     ("CAS reason unknown", b"CAS*CO*45*50.00", b"CAS*CO*Q9*50.00", "UNKNOWN_CODE"),
     ("CAS group unknown", b"CAS*CO*45*50.00", b"CAS*XX*45*50.00", "UNKNOWN_CODE"),
@@ -140,6 +142,7 @@ DAMAGE = [
     ("PLB clean", b"SE*39", b"PLB*1467523894*20261231*WO:X1*-12.00*L6*5.00~\nSE*40", None),
     ("PLB bad amount", b"SE*39", b"PLB*1467523894*20261231*WO:X1*1.2.3~\nSE*40", "INVALID_AMOUNT"),
     ("PLB bad date and code", b"SE*39", b"PLB*1467523894*20261331*ZZZ:X1*1.00~\nSE*40", "INVALID_DATE"),
+    ("PLB after a lost terminator", b"AMT*B6*95.00~\nSE*39", b"AMT*B6*95.00\nPLB*1467523894*20261231*WO:X1*1.00~\nSE*40", None),
     ("PLB then another claim payment", b"SE*39", b"PLB*1467523894*20261231*WO:X1*1.00~\nCLP*X*1*1*1*0*12~\nSE*41", None),
     ("blank lines", b"~\nCAS*CO*45*50.00", b"~\n\n  CAS*CO*45*50.00", None),
 ]
