@@ -21,8 +21,15 @@ service lines are counted (CLP and SVC segments), and the header before the firs
 tail from the first PLB (only PLB segments, then SE) are read by the typed reader, whose
 findings and records they are.
 
+An 837 transaction set (837P, 837I, 837D) is scanned the same way from its first HL to SE
+(:func:`_fast_837`): the shapes of its segments, the values they hide (dates, frequency and
+filing-indicator codes, CAS reasons) and the order of its segments against the reader's states
+(no LX, service segment, SVD or CAS outside the loop that reads it, every LX followed by the
+guide's service segment), all found by searches for what would be wrong.
+
 **Fallback:** any transaction set where the fast scan sees something it does not check --
-an 837 (every 837 is read by the typed path for now), an 835 whose claim payments hold any other
+an 837 of an unknown guide, with any finding in its body, an irregular layout (blank lines,
+indentation), a CLM or SBR before its first HL; an 835 whose claim payments hold any other
 segment, shape, code or value (a malformed segment, an unknown code, a bad amount or date, a
 long segment, an odd byte, no CLP at all, no SE, a delimiter that is white space) -- is read
 whole by the typed path, exactly as ``iter_transactions`` reads it.
