@@ -293,7 +293,12 @@ DAMAGE_837 = [
     ("LX without its SV1", b"SV1*HC:36415*25.00*UN*1***1~", b"NTE*ADD*X~", "MISSING_SEGMENT"),
     ("SV1 without its LX", b"LX*2~", b"NTE*ADD*X~", "MISSING_SEGMENT"),
     ("LX last before SE", b"REF*6R*RFM2601002L1~", b"REF*6R*RFM2601002L1~\nLX*2~", "MISSING_SEGMENT"),
-    ("LX without SV1, then a line of two", b"LX*1~\nSV1*HC:99213*140.00*UN*1***1~", b"LX*1~\nNTE*ADD*X~\nLX*2~\nSV1*HC:99213*140.00*UN*1***1~\nSV1*HC:1*1.00~", "MISSING_SEGMENT"),
+    (
+        "LX without SV1, then a line of two",
+        b"LX*1~\nSV1*HC:99213*140.00*UN*1***1~",
+        b"LX*1~\nNTE*ADD*X~\nLX*2~\nSV1*HC:99213*140.00*UN*1***1~\nSV1*HC:1*1.00~",
+        "MISSING_SEGMENT",
+    ),
     ("SV2 after the SV1 of a line", b"SV1*HC:36415*25.00*UN*1***1~", b"SV1*HC:36415*25.00*UN*1***1~\nSV2*HC:1*1.00~", "MISSING_SEGMENT"),
     ("HL without elements before a line", b"LX*2~", b"HL~\nLX*2~", "ORPHAN_SEGMENT"),
     ("LX apart from its SV1", b"LX*2~", b"LX*2~\nNTE*ADD*X~", None),
