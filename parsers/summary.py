@@ -139,7 +139,7 @@ class _Patterns:
         self.tail = re.compile(f"(?:PLB{e}[^{t}]*{t}[{_WS}]*)*")
         # on the original text, a value a shape hides that the typed reader would flag (a match
         # inside an element only adds a value to check): a CLP02 or CLP06 code, a DTM02 date, a
-        # CAS reason code (CAS02, 05, ... 17) -- one search that finds nothing on a clean remittance
+        # CAS reason code (CAS02, 05, ... 17) -- searches that find nothing on a clean remittance
         x = f"[^{e}{t}]*"
         end = f"[{e}{t}]"
         # (one search each: each starts with a literal the engine scans for at C speed)
@@ -410,10 +410,10 @@ def _fast_837(ts: TransactionSet, v: Values, kind: str, summary: FileSummary) ->
     The header (ST up to the first HL) and SE are read by the typed reader.  The body (the first HL
     up to SE) must be laid out regularly (every segment after the same terminator and line break),
     each distinct shape of its segments must match a pattern of what the 837 reader reads without
-    a finding, the values a shape hides (dates, frequency and filing-indicator codes, CAS reasons)
-    are checked as sets, and the order of the segments is checked with patterns of the reader's
-    states: no LX, service segment, SVD or CAS outside the loop that reads it, every LX followed at
-    once by the guide's service segment and as many of these as LXs."""
+    a finding, and one search looks for a value a shape hides that the reader would flag (a date,
+    a frequency or filing-indicator code, a CAS reason) or an order of segments its states would
+    flag: an LX, service segment, SVD or CAS outside the loop that reads it, an LX not followed at
+    once by the guide's service segment; and there must be as many of these as LXs."""
     sv = _SERVICE.get(kind)
     d = ts.delimiters
     term, elem = d.segment, d.element
@@ -480,7 +480,7 @@ def _fast_837(ts: TransactionSet, v: Values, kind: str, summary: FileSummary) ->
 def _body_clean_837(text: str, lo: int, hi: int, term: str, p: _Patterns837) -> bool:
     """Whether every segment of an 837 body (``text[lo:hi + 1]``, from the terminator before its
     first segment to the one of its last) has a shape the 837 reader reads without a finding (the
-    values a shape hides: ``_Patterns837.bad_value``)."""
+    values a shape hides and the order: ``_Patterns837.wrong``)."""
     shapes: set[str] = set()
     # a block of about BLOCK characters at a time, each from a terminator: memory stays bounded
     i = lo
