@@ -14,6 +14,7 @@ counted them); a larger one is scanned once with a regular expression, at C spee
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .values import Values
 from .x12 import TransactionSet
@@ -38,7 +39,9 @@ def oversized(ts: TransactionSet) -> tuple[int, str, int] | None:
         return None
     term, elem = ts.delimiters.segment, ts.delimiters.element
     text = ts._text  # the raw text after ST (package-internal: see parsers.x12)
-    marker = re.compile(re.escape(term) + r"[ \t\r\n]*(" + "|".join(ids) + ")" + re.escape(elem))
+    marker = _marker(term, elem, ids)
+    if _markers_everywhere(text, marker):
+        return None
     start, opener = 0, "ST"
     for m in marker.finditer(text):
         stop = m.start() + len(term)
@@ -54,6 +57,28 @@ def oversized(ts: TransactionSet) -> tuple[int, str, int] | None:
     end = marker.search(text, start + 1)
     count = text.count(term, start, end.start() + len(term) if end else len(text))
     return ts._base + start, opener, count
+
+
+@lru_cache(maxsize=32)
+def _marker(term: str, elem: str, ids: tuple[str, ...]) -> re.Pattern[str]:
+    """A record boundary: the terminator before it, white space, its segment id and separator."""
+    return re.compile(re.escape(term) + r"[ \t\r\n]*(" + "|".join(ids) + ")" + re.escape(elem))
+
+
+def _markers_everywhere(text: str, marker: re.Pattern[str]) -> bool:
+    """True when every whole window of ``MAX_STRETCH_SEGMENTS // 4`` characters of ``text`` holds
+    the start of a record boundary: then boundaries (and the start and end of the text) are less
+    than half the limit apart in characters, so no stretch can hold more segments than the limit
+    (a segment is at least its terminator).  A few hundred searches that each stop at the first
+    boundary instead of visiting every one; False (the exact scan decides) otherwise."""
+    window = max(1, MAX_STRETCH_SEGMENTS // 4)
+    n = len(text)
+    search = marker.search
+    for at in range(0, n - window + 1, window):
+        m = search(text, at)
+        if m is None or m.start() >= at + window:
+            return False
+    return True
 
 
 def refuse_oversized(ts: TransactionSet, v: Values) -> bool:
