@@ -147,7 +147,7 @@ def _insert_numbered(
     head = f"{int(parent)}, " if parent is not None else ""
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({head}{cells})", rows)
     last = conn.exec_driver_sql(f"SELECT MAX(id) FROM {table.name}").scalar_one()
-    if last != first + len(rows) - 1:  # pragma: no cover - SQLite numbers an INTEGER PRIMARY KEY so
+    if last != first + len(rows) - 1:  # pragma: no cover - SQLite gives an INTEGER PRIMARY KEY one past the largest
         raise AssertionError(f"{table.name}: ids {first}..{last} for {len(rows)} rows")
     return first
 
