@@ -165,6 +165,9 @@ def procedure(value: str, sep: str) -> tuple[str, str, tuple[str, ...]]:
 def nm1_party(els: list[str], v: Values, seg: int, off: int, loop: str) -> Party:
     """The person or organisation of an NM1 segment (a TIN when NM108 says so)."""
     n = len(els)
+    if n >= 10:  # the usual shape (NM1*IL*1*LAST*FIRST*MIDDLE**SUFFIX*MI*ID): no bounds to check
+        qual, ident = els[8], els[9]
+        return Party(els[1], els[3], els[4], els[5], els[7], qual, ident, None, "", ident if qual in _TIN_QUALIFIERS else "", [], v.at(seg, off, loop))
     qual = els[8] if n > 8 else ""
     ident = els[9] if n > 9 else ""
     return Party(
@@ -175,9 +178,13 @@ def nm1_party(els: list[str], v: Values, seg: int, off: int, loop: str) -> Party
         suffix=els[7] if n > 7 else "",
         id_qualifier=qual,
         id=ident,
-        tin=ident if qual in ("24", "34", "FI") else "",
+        tin=ident if qual in _TIN_QUALIFIERS else "",
         source=v.at(seg, off, loop),
     )
+
+
+#: NM108 qualifiers whose NM109 is a tax id
+_TIN_QUALIFIERS = ("24", "34", "FI")
 
 
 def n3_address(party: Party, els: list[str], v: Values, seg: int, off: int, loop: str) -> None:

@@ -139,12 +139,19 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
             charge = els[2] if n > 2 else ""
             paid = els[3] if n > 3 else ""
             units = els[5] if n > 5 else ""
+            # a cached amount of zero is falsy: tested against None, not with ``or``
+            charge_value = amounts_get(charge)
+            if charge_value is None:
+                charge_value = dec(charge, "SVC02", seg, off)
+            paid_value = amounts_get(paid)
+            if paid_value is None:
+                paid_value = dec(paid, "SVC03", seg, off)
             svc = ServicePayment(
                 parsed[0],
                 parsed[1],
                 parsed[2],
-                amounts_get(charge) or dec(charge, "SVC02", seg, off),
-                amounts_get(paid) or dec(paid, "SVC03", seg, off),
+                charge_value,
+                paid_value,
                 els[4] if n > 4 else "",
                 (numbers_get(units) or number(units, "SVC05", seg, off)) if units else None,
                 source=new(Source, (fname, seg, off, isa13, gs06, st02, "2110")),
@@ -166,13 +173,22 @@ def read_835(ts: TransactionSet, v: Values) -> Iterator[ClaimPayment | ProviderA
             charge = els[3] if n > 3 else ""
             paid = els[4] if n > 4 else ""
             resp = els[5] if n > 5 else ""
+            charge_value = amounts_get(charge)
+            if charge_value is None:
+                charge_value = dec(charge, "CLP03", seg, off)
+            paid_value = amounts_get(paid)
+            if paid_value is None:
+                paid_value = dec(paid, "CLP04", seg, off)
+            resp_value = amounts_get(resp)
+            if resp_value is None:
+                resp_value = dec(resp, "CLP05", seg, off)
             claim = ClaimPayment(
                 rem,
                 pcn,
                 code("CLP02", els[2] if n > 2 else "", seg, off),
-                amounts_get(charge) or dec(charge, "CLP03", seg, off),
-                amounts_get(paid) or dec(paid, "CLP04", seg, off),
-                amounts_get(resp) or dec(resp, "CLP05", seg, off),
+                charge_value,
+                paid_value,
+                resp_value,
                 code("filing indicator", els[6], seg, off) if n > 6 else "",
                 els[7] if n > 7 else "",
                 els[8] if n > 8 else "",

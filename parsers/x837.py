@@ -13,6 +13,7 @@ from datetime import date
 
 from .findings import Finding
 from .model import Adjustment, Claim, LineAdjudication, OtherPayer, Party, ServiceLine
+from .source import Source
 from .values import Values, element, n3_address, n4_place, nm1_party, per_contact, procedure
 from .x12 import LONG_SEGMENT, TransactionSet, segment_length
 
@@ -74,17 +75,56 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
     svd: LineAdjudication | None = None
     at = v.at
     dates_get = v._dates.get
+    # sources built with tuple.__new__ (the same value as ``Envelope.at``), as in the 835 reader
+    new = tuple.__new__
+    fname, isa13, gs06, st02 = ts.envelope
+    # the segments by how often they come (REF, DTP, NM1, SV1, LX ...): the chain is a dispatch
     for seg, off, els in ts.segments():
         sid = els[0]
-        if sid == "LX":
-            if claim is None:
-                v.find("ORPHAN_SEGMENT", "LX service line before any CLM claim; skipped", seg, off)
-                continue
-            _unserviced(line, v)
-            # the line joins the claim at its SV1/SV2/SV3 (an LX without one is no service line)
-            line = ServiceLine(els[1] if len(els) > 1 else "", "", source=at(seg, off, "2400"))
-            other = svd = None
-            st.loop = "2400"
+        if sid == "REF":
+            n = len(els)
+            q = els[1] if n > 1 else ""
+            val = els[2] if n > 2 else ""
+            if line is not None:
+                if q == "6R" and st.loop == "2400":
+                    line.line_item_control_number = val
+            elif claim is not None:
+                if st.loop == "2300":
+                    if q == "F8":
+                        claim.original_reference = val
+                    claim.references.append((q, val))
+            elif st.entity is not None:
+                if q in ("EI", "SY", "TJ") and not st.entity.tin:
+                    st.entity.tin = val
+                else:
+                    st.entity.secondary_ids.append((q, val))
+        elif sid == "DTP":
+            if len(els) > 3:
+                q, fmt, text = els[1], els[2], els[3]
+            else:
+                q, fmt, text = element(els, 1), element(els, 2), ""
+            if fmt == "D8" and len(text) == 8:
+                start = end = dates_get(text) or v.day(text, f"DTP*{q}", seg, off)
+            else:
+                start, end = v.period(fmt, text, f"DTP*{q}", seg, off)
+            if svd is not None and q == "573":
+                svd.adjudicated_on = start
+            elif line is not None:
+                if q == "472":
+                    line.service_date, line.service_end_date = start, end
+            elif claim is not None and other is None:
+                if q == "472":
+                    claim.service_date, claim.service_end_date = start, end
+                elif q == "434":
+                    claim.statement_from, claim.statement_to = start, end
+                    claim.statement_source = new(Source, (fname, seg, off, isa13, gs06, st02, "2300"))
+                elif q == "435":
+                    claim.admission_date = start
+                    claim.admission_source = new(Source, (fname, seg, off, isa13, gs06, st02, "2300"))
+                elif q == "096":
+                    claim.discharge_date = start
+        elif sid == "NM1":
+            _nm1(st, claim, line, other, els, v, seg, off)
         elif sid in _LINE_TYPES:
             if claim is None:
                 v.find("ORPHAN_SEGMENT", f"{sid} before any CLM claim; skipped", seg, off)
@@ -113,48 +153,20 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
                         off,
                     )
                 claim.transaction_type = content_type
-        elif sid == "DTP":
-            if len(els) > 3:
-                q, fmt, text = els[1], els[2], els[3]
-            else:
-                q, fmt, text = element(els, 1), element(els, 2), ""
-            if fmt == "D8" and len(text) == 8:
-                start = end = dates_get(text) or v.day(text, f"DTP*{q}", seg, off)
-            else:
-                start, end = v.period(fmt, text, f"DTP*{q}", seg, off)
-            if svd is not None and q == "573":
-                svd.adjudicated_on = start
-            elif line is not None:
-                if q == "472":
-                    line.service_date, line.service_end_date = start, end
-            elif claim is not None and other is None:
-                if q == "472":
-                    claim.service_date, claim.service_end_date = start, end
-                elif q == "434":
-                    claim.statement_from, claim.statement_to = start, end
-                    claim.statement_source = at(seg, off, "2300")
-                elif q == "435":
-                    claim.admission_date = start
-                    claim.admission_source = at(seg, off, "2300")
-                elif q == "096":
-                    claim.discharge_date = start
-        elif sid == "REF":
-            q, val = element(els, 1), element(els, 2)
-            if line is not None:
-                if st.loop == "2400" and q == "6R":
-                    line.line_item_control_number = val
-            elif claim is not None:
-                if st.loop == "2300":
-                    if q == "F8":
-                        claim.original_reference = val
-                    claim.references.append((q, val))
-            elif st.entity is not None:
-                if q in ("EI", "SY", "TJ") and not st.entity.tin:
-                    st.entity.tin = val
-                else:
-                    st.entity.secondary_ids.append((q, val))
-        elif sid == "NM1":
-            _nm1(st, claim, line, other, els, v, seg, off)
+        elif sid == "LX":
+            if claim is None:
+                v.find("ORPHAN_SEGMENT", "LX service line before any CLM claim; skipped", seg, off)
+                continue
+            _unserviced(line, v)
+            # the line joins the claim at its SV1/SV2/SV3 (an LX without one is no service line)
+            line = ServiceLine(els[1] if len(els) > 1 else "", "", source=new(Source, (fname, seg, off, isa13, gs06, st02, "2400")))
+            other = svd = None
+            st.loop = "2400"
+        elif sid == "N3" or sid == "N4" or sid == "PER":
+            # the address and contact of a party above the claims (1000A, 2010AA, 2010BA, 2010CA ...);
+            # those of the claim's own loops (2310, 2330, 2420) are not read
+            if claim is None and st.entity is not None:
+                (n3_address if sid == "N3" else n4_place if sid == "N4" else per_contact)(st.entity, els, v, seg, off, st.loop)
         elif sid == "CAS":
             target = svd if svd is not None else other
             if target is None:
@@ -233,11 +245,6 @@ def read_837(ts: TransactionSet, v: Values, transaction_type: str) -> Iterator[C
         elif sid == "CL1":
             if claim is not None and claim.transaction_type == "837":
                 claim.transaction_type = "837I"
-        elif sid == "N3" or sid == "N4" or sid == "PER":
-            # the address and contact of a party above the claims (1000A, 2010AA, 2010BA, 2010CA ...);
-            # those of the claim's own loops (2310, 2330, 2420) are not read
-            if claim is None and st.entity is not None:
-                (n3_address if sid == "N3" else n4_place if sid == "N4" else per_contact)(st.entity, els, v, seg, off, st.loop)
     _unserviced(line, v)
     if claim is not None:
         yield claim

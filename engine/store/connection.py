@@ -160,6 +160,29 @@ class Store:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
 
+    @contextmanager
+    def write_if_free(self) -> Iterator[Connection | None]:
+        """A write transaction if SQLite's write lock is free at once, else None (and nothing is
+        written): a process that has other work in hand (the next transaction sets to parse) does
+        it rather than wait.  On PostgreSQL, whose writers do not exclude each other, always a
+        write transaction."""
+        if self.engine.dialect.name != "sqlite":
+            with self.write() as conn:
+                yield conn
+            return
+        with self._writer, self.engine.begin() as conn:
+            conn.exec_driver_sql("PRAGMA busy_timeout=0")
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                free = True
+            except DBAPIError as exc:
+                if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
+                    raise
+                free = False
+            finally:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
+            yield conn if free else None
+
     def analyze(self) -> None:
         """Refresh PostgreSQL's statistics of the fact tables after a bulk load, so that the
         indexed queries of detection by key are planned as such (autovacuum would come later)."""

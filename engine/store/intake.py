@@ -122,10 +122,34 @@ def insert_claims(
 ) -> None:
     """Claims (``claim_columns`` from the third on) and their lines (claim index, then
     ``line_columns`` from the third on)."""
+    if conn.dialect.name == "sqlite":
+        first = _insert_numbered(conn, t.claims, claim_columns, claims, transaction_id)
+        _insert_numbered(conn, t.claim_lines, line_columns, lines, parent_base=first)
+        return
     ids = allocate_ids(conn, t.claims, len(claims))
     insert_rows(conn, t.claims, claim_columns, [(cid, transaction_id, *row) for cid, row in zip(ids, claims, strict=True)])
     line_ids = allocate_ids(conn, t.claim_lines, len(lines))
     insert_rows(conn, t.claim_lines, line_columns, [(i, ids[row[0]], *row[1:]) for i, row in zip(line_ids, lines, strict=True)])
+
+
+def _insert_numbered(
+    conn: Connection, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]], parent: int | None = None, parent_base: int | None = None
+) -> int:
+    """SQLite: ``rows`` as they are (``columns`` from the third on), with no tuple built again
+    under the write lock: their ids are SQLite's own (one past the largest, row after row: what
+    ``allocate_ids`` gives), the parent id (the second column) the constant ``parent``, or
+    ``parent_base`` plus the parent's index, the first cell of each row.  Returns the first id."""
+    first = allocate_ids(conn, table, 1)[0] if rows else 0
+    if not rows:
+        return first
+    names = ", ".join(columns[1:])
+    cells = ", ".join("?" * len(rows[0])) if parent_base is None else ", ".join([f"? + {int(parent_base)}", *"?" * (len(rows[0]) - 1)])
+    head = f"{int(parent)}, " if parent is not None else ""
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({head}{cells})", rows)
+    last = conn.exec_driver_sql(f"SELECT MAX(id) FROM {table.name}").scalar_one()
+    if last != first + len(rows) - 1:  # pragma: no cover - SQLite gives an INTEGER PRIMARY KEY one past the largest
+        raise AssertionError(f"{table.name}: ids {first}..{last} for {len(rows)} rows")
+    return first
 
 
 def new_remittance(conn: Connection, row: dict[str, Any]) -> int | None:
@@ -150,6 +174,13 @@ def insert_claim_payments(
     """A remittance's claim payments (rows, columns), their service lines and adjustments (each
     naming its payment by index), and its PLB rows (without their remittance id)."""
     rows, columns = payments
+    if conn.dialect.name == "sqlite":
+        first = _insert_numbered(conn, t.claim_payments, columns, rows, remittance_id)
+        for table, (children, child_columns) in ((t.payment_lines, lines), (t.adjustments, adjustments)):
+            _insert_numbered(conn, table, child_columns, children, parent_base=first)
+        if provider_adjustments:
+            conn.execute(insert(t.provider_adjustments), [{**r, "remittance_id": remittance_id} for r in provider_adjustments])
+        return
     ids = allocate_ids(conn, t.claim_payments, len(rows))
     insert_rows(conn, t.claim_payments, columns, [(pid, remittance_id, *row) for pid, row in zip(ids, rows, strict=True)])
     for table, (children, child_columns) in ((t.payment_lines, lines), (t.adjustments, adjustments)):

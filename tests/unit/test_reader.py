@@ -19,7 +19,10 @@ from conftest import FIXTURES, SAMPLE_EDI
 
 from edirecon import parsers
 from edirecon.parsers.delimiters import collision
+from edirecon.parsers.model import Party
 from edirecon.parsers.serialize import record_dict
+from edirecon.parsers.source import Envelope
+from edirecon.parsers.values import Values, element, nm1_party
 
 SAMPLES = sorted(p for p in SAMPLE_EDI.rglob("*") if p.suffix in {".835", ".837"})
 CLEAN = [p for p in SAMPLES if p.parent.name != "broken-file"]
@@ -432,3 +435,32 @@ def test_large_file_reads_the_same_in_any_chunk_size(layout: str, chunk_size: in
     assert records == whole and all(r.trusted for r in records)
     if placed is not None:
         assert_positions(data, placed, records, summary)
+
+
+@pytest.mark.parametrize(
+    "els",
+    [
+        ["NM1", "85", "2", "RIVERBEND FAMILY MEDICINE", "", "", "", "", "XX", "1467523894"],
+        ["NM1", "IL", "1", "DOE", "JANE", "Q", "", "JR", "MI", "W123"],
+        ["NM1", "PE", "2", "BILLING CO", "", "", "", "", "FI", "376012345"],
+        ["NM1", "QC", "1", "DOE", "JOHN", "", "", "", "34", "123456789", "extra"],
+        ["NM1", "PR", "2", "PAYER"],
+    ],
+)
+def test_nm1_party_of_the_usual_shape_is_the_party_read_field_by_field(els: list[str]) -> None:
+    """The positional fast path of ``nm1_party`` (10 elements or more) builds the same Party as
+    the element-by-element reading, its TIN from NM109 when NM108 is a tax-id qualifier."""
+    v = Values(Envelope("f", "1", "2", "3"), [])
+    qual, ident = element(els, 8), element(els, 9)
+    expected = Party(
+        entity=element(els, 1),
+        name=element(els, 3),
+        first_name=element(els, 4),
+        middle_name=element(els, 5),
+        suffix=element(els, 7),
+        id_qualifier=qual,
+        id=ident,
+        tin=ident if qual in ("24", "34", "FI") else "",
+        source=v.at(7, 70, "2010AA"),
+    )
+    assert nm1_party(els, v, 7, 70, "2010AA") == expected
