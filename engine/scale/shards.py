@@ -177,8 +177,8 @@ def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spoo
     store.dispose()  # no open database handle may cross a fork
     # the plan too is made in a process of its own: this one stays small, and so do the shards'
     # processes, which start as copies of it
-    (keys,) = _in_processes(_plan_job, [(store.url, workers, spool)], 1)  # a file of each shard's keys
-    jobs = [(store.url, path, as_of, config, spool / f"shard-{k}.balances") for k, path in enumerate(keys)]
+    (plans,) = _in_processes(_plan_job, [(store.url, workers, spool)], 1)  # a file of each shard's keys
+    jobs = [(store.url, path, as_of, config, spool / f"shard-{k}.balances") for k, path in enumerate(plans)]
     processes = min(workers, len(jobs))
 
     def meanwhile() -> None:  # what is decided of the store as a whole, while the shards run
@@ -187,7 +187,7 @@ def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spoo
     whole: list[dict[str, Any]] = []
     keys: list[tuple[str, str]] = []  # the order of each credit balance row, as it is written (the API's list: run.py)
     results: list[ShardResult] = _in_processes(_decide_shard, jobs, processes, meanwhile)
-    log.info("decided_in_shards", shards=len(keys), processes=processes)
+    log.info("decided_in_shards", shards=len(plans), processes=processes)
     outputs: dict[str, Any] = {
         "refund_requests": sorted((r for res in results for r in res.refunds), key=ORDER["refund_requests"]),
         "recoupments": sorted((r for res in results for r in res.recoupments), key=ORDER["recoupments"]),
