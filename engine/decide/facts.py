@@ -106,6 +106,10 @@ class PaymentLine:
     adjustments: tuple[tuple[str, str, Decimal], ...] = ()
 
 
+#: CLP02 -> the payer's place in the sequence (``PaymentFact.sequence``)
+_SEQUENCE = {"1": 1, "19": 1, "2": 2, "20": 2, "3": 3, "21": 3}
+
+
 @dataclass(slots=True)
 class PaymentFact:
     id: int
@@ -148,7 +152,7 @@ class PaymentFact:
     @property
     def sequence(self) -> int:
         """1 primary, 2 secondary, 3 tertiary (from CLP02), 9 unknown."""
-        return {"1": 1, "19": 1, "2": 2, "20": 2, "3": 3, "21": 3}.get(self.status, 9)
+        return _SEQUENCE.get(self.status, 9)
 
     @property
     def all_adjustments(self) -> list[tuple[str, str, Decimal]]:

@@ -393,7 +393,7 @@ def _balance(e: Encounter, reversed_by: dict[int, PaymentFact], reversal_ids: se
     primary_payments = [p for p in current if p.payer_id == primary] or [p for p in current if p.sequence == 1]
     primary_id = primary_payments[0].payer_id if primary_payments else primary
     write_offs = _write_offs(e, primary_payments)
-    by_sequence = sorted(current, key=lambda p: (p.sequence, p.order))
+    by_sequence = sorted(current, key=lambda p: (p.sequence, p.order)) if len(current) > 1 else current
     final_pr = _responsibility(by_sequence)
     balance = e.total_charge - payer_paid - write_offs - patient_paid
     since = max([*(p.payment_date for p in e.payments if p.payment_date), *(pp.paid_on for pp in e.patient_payments)], default=None)
@@ -473,7 +473,11 @@ def _by_payer(payments: Iterable[PaymentFact]) -> list[list[PaymentFact]]:
 def _contractual(adjustments: Iterable[tuple[str, str, Decimal]]) -> Decimal:
     """CO, PI and OA (but OA-23) adjustments; a negative one (e.g. CO-94 -12.00) would raise the
     billed charge, which a payer cannot do: it counts as zero."""
-    return sum((max(ZERO, a[2]) for a in adjustments if a[0] in CONTRACTUAL and not (a[0] == "OA" and a[1] == "23")), ZERO)
+    total = ZERO
+    for a in adjustments:  # a loop, not sum() over a generator: called for every payment and line
+        if a[0] in CONTRACTUAL and not (a[0] == "OA" and a[1] == "23"):
+            total += max(ZERO, a[2])
+    return total
 
 
 def _write_offs(e: Encounter, payments: list[PaymentFact]) -> Decimal:
@@ -487,6 +491,19 @@ def _write_offs(e: Encounter, payments: list[PaymentFact]) -> Decimal:
     """
     if e.voided:
         return ZERO
+    if len(payments) == 1:  # most encounters: each billed line adjudicated once, nothing to group
+        p = payments[0]
+        if not p.lines:
+            contractual = _contractual(p.claim_adjustments)
+            return min(contractual, max(ZERO, e.total_charge - (p.charge - contractual)))
+        billed = e.billing_claim
+        return _contractual(p.claim_adjustments) + sum((_written_off(e, billed, line) for line in p.lines), ZERO)
+    return _adjudicated_write_offs(e, payments)
+
+
+def _adjudicated_write_offs(e: Encounter, payments: list[PaymentFact]) -> Decimal:
+    """``_write_offs`` of an encounter not voided, its billed lines grouped with every
+    adjudication of them (what one payment gives without grouping: ``_write_offs``)."""
     billed = e.billing_claim
     total = ZERO
     # billed line -> the payer's adjudications of it, one list of payment lines per claim payment, in order
@@ -513,6 +530,8 @@ def _write_offs(e: Encounter, payments: list[PaymentFact]) -> Decimal:
 
 def _written_off(e: Encounter, billed: ClaimFact, line: PaymentLine) -> Decimal:
     """A payment line's contractual adjustments, at most the billed charge less the allowed amount."""
+    if not line.adjustments:
+        return ZERO
     contractual = _contractual(line.adjustments)
     return min(contractual, _room(e, billed, line, contractual)) if contractual else ZERO
 
@@ -539,6 +558,8 @@ def _responsibility(payments: list[PaymentFact]) -> Decimal:
     """The patient responsibility left after these payments: CLP05 of the last payer's adjudications."""
     if not payments:
         return ZERO
+    if len(payments) == 1:
+        return ZERO + payments[0].patient_responsibility
     last = max(payments, key=lambda p: (p.sequence, p.order)).payer_id
     return sum((p.patient_responsibility for p in payments if p.payer_id == last), ZERO)
 

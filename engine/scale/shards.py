@@ -175,19 +175,20 @@ def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spoo
     the outputs (``writers.rows`` form; the credit balances merged from the shards' files in
     ``spool`` as they are written), the summary's tally and the store's counts."""
     store.dispose()  # no open database handle may cross a fork
-    # the plan too is made in a process of its own: this one stays small, and so do the shards'
-    # processes, which start as copies of it
-    (keys,) = _in_processes(_plan_job, [(store.url, workers, spool)], 1)  # a file of each shard's keys
-    jobs = [(store.url, path, as_of, config, spool / f"shard-{k}.balances") for k, path in enumerate(keys)]
-    processes = min(workers, len(jobs))
+    whole: list[dict[str, Any]] = []
 
-    def meanwhile() -> None:  # what is decided of the store as a whole, while the shards run
+    def meanwhile() -> None:  # what is decided of the store as a whole, while the plan is made
         whole.extend(_whole_store_exceptions(store))
 
-    whole: list[dict[str, Any]] = []
+    # the plan too is made in a process of its own: this one stays small, and so do the shards'
+    # processes, which start as copies of it; the store as a whole is decided here meanwhile, on
+    # the core the plan leaves idle, not beside the shards, which take every core
+    (plans,) = _in_processes(_plan_job, [(store.url, workers, spool)], 1, meanwhile)  # a file of each shard's keys
+    jobs = [(store.url, path, as_of, config, spool / f"shard-{k}.balances") for k, path in enumerate(plans)]
+    processes = min(workers, len(jobs))
     keys: list[tuple[str, str]] = []  # the order of each credit balance row, as it is written (the API's list: run.py)
-    results: list[ShardResult] = _in_processes(_decide_shard, jobs, processes, meanwhile)
-    log.info("decided_in_shards", shards=len(keys), processes=processes)
+    results: list[ShardResult] = _in_processes(_decide_shard, jobs, processes)
+    log.info("decided_in_shards", shards=len(plans), processes=processes)
     outputs: dict[str, Any] = {
         "refund_requests": sorted((r for res in results for r in res.refunds), key=ORDER["refund_requests"]),
         "recoupments": sorted((r for res in results for r in res.recoupments), key=ORDER["recoupments"]),
@@ -379,14 +380,14 @@ def decide_for_report(store: Store, as_of: date, config: Config, workers: int, s
     what the reports sum over every claim payment (``ReportPart``), so that this process never
     holds the facts of the whole store."""
     store.dispose()  # no open database handle may cross a fork
-    (keys,) = _in_processes(_plan_job, [(store.url, workers, spool)], 1)
-    jobs = [(store.url, path, as_of, config) for path in keys]
     whole: list[dict[str, Any]] = []
 
-    def meanwhile() -> None:
+    def meanwhile() -> None:  # while the plan is made, as in decide_sharded
         whole.extend(_whole_store_exceptions(store))
 
-    parts: list[ReportPart] = _in_processes(_report_shard, jobs, min(workers, len(jobs)), meanwhile)
+    (keys,) = _in_processes(_plan_job, [(store.url, workers, spool)], 1, meanwhile)
+    jobs = [(store.url, path, as_of, config) for path in keys]
+    parts: list[ReportPart] = _in_processes(_report_shard, jobs, min(workers, len(jobs)))
     log.info("decided_in_shards", shards=len(keys), processes=min(workers, len(jobs)), purpose="report")
     paid: dict[tuple[str, str], Any] = {}
     matched: dict[tuple[str, str], Any] = {}

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from conftest import FIXTURES, SAMPLE_EDI
 from sqlalchemy import text
+from structlog.testing import capture_logs
 
 from edirecon.engine.config import Config
 from edirecon.engine.run import decide_and_record, run
@@ -263,3 +264,57 @@ def test_one_worker_decides_a_large_store_in_shards_too(tmp_path: Path, monkeypa
     assert started == [1, 1], "the plan, then the shards one at a time"
     assert _outputs(tmp_path / "sharded") == _outputs(tmp_path / "one")
     assert _workflow(sharded) == _workflow(one)
+
+
+def test_the_log_counts_the_shards_decided(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``decided_in_shards`` tells how many shards were decided (it said 0: the name of the plan's
+    files was reused for the credit balances' order)."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    run(FOLDERS, url, tmp_path / "first", AS_OF, Config(), workers=1)
+    monkeypatch.setattr(shards, "SHARD_CLAIMS", 3)
+    plan_job = shards._plan_job
+
+    def counting(url: str, workers: int, spool: Path) -> list[Path]:
+        paths = plan_job(url, workers, spool)
+        (spool / "count").write_text(str(len(paths)))  # the plan runs in a process of its own
+        return paths
+
+    monkeypatch.setattr(shards, "_plan_job", counting)
+    store = Store(url)
+    try:
+        with capture_logs() as logs:
+            spool = tmp_path / "spool"
+            spool.mkdir()
+            shards.decide_sharded(store, AS_OF, Config(), 2, spool)
+        planned = int((spool / "count").read_text())
+    finally:
+        store.dispose()
+    decided = [e for e in logs if e["event"] == "decided_in_shards"]
+    assert planned > 2
+    assert [e["shards"] for e in decided] == [planned]
+
+
+def test_the_store_as_a_whole_is_decided_while_the_plan_is_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exceptions of the store as a whole (rule 7, the ingest exceptions) are found in this
+    process while the plan's process runs, on the core it leaves idle, not beside the shards'
+    processes, which take every core."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    run(FOLDERS, url, tmp_path / "first", AS_OF, Config(), workers=1)
+    monkeypatch.setattr(shards, "SHARD_CLAIMS", 3)
+    calls: list[tuple[str, bool]] = []
+    in_processes = shards._in_processes
+
+    def watching(target: Any, jobs: list[Any], processes: int, meanwhile: Any = None) -> list[Any]:
+        calls.append((target.__name__, meanwhile is not None))
+        return in_processes(target, jobs, processes, meanwhile)
+
+    monkeypatch.setattr(shards, "_in_processes", watching)
+    store = Store(url)
+    try:
+        for decide in (shards.decide_sharded, shards.decide_for_report):
+            spool = tmp_path / decide.__name__
+            spool.mkdir()
+            decide(store, AS_OF, Config(), 2, spool)
+    finally:
+        store.dispose()
+    assert calls == [("_plan_job", True), ("_decide_shard", False), ("_plan_job", True), ("_report_shard", False)]
