@@ -59,9 +59,12 @@ def codec(conn: Connection) -> Codec:
 
 
 #: ``n`` values of a table's id sequence, as runs of consecutive values (first, last) in order
+#: (the sequence is looked up once, in the CTE: ``nextval(pg_get_serial_sequence(...))`` looks it
+#: up in the catalog for every value, four fifths of the time of drawing a thousand ids)
 _RUNS = (
-    "SELECT min(v), max(v) FROM (SELECT v, v - row_number() OVER (ORDER BY v) AS run"
-    " FROM (SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS v FROM generate_series(1, %s)) AS drawn) AS numbered"
+    "WITH sequence AS MATERIALIZED (SELECT pg_get_serial_sequence('{table}', 'id')::regclass AS seq)"
+    " SELECT min(v), max(v) FROM (SELECT v, v - row_number() OVER (ORDER BY v) AS run"
+    " FROM (SELECT nextval(sequence.seq) AS v FROM sequence, generate_series(1, %s)) AS drawn) AS numbered"
     " GROUP BY run ORDER BY 1"
 )
 
