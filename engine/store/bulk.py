@@ -80,8 +80,8 @@ def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
     if conn.dialect.name == "postgresql":
         # the ids come back as their runs of consecutive values (first, last): one row when no
         # other writer drew from the sequence meanwhile, a few when one did; not n rows, each
-        # fetched and converted (a tenth of the ingest of a mix of many files).  One process's
-        # nextval calls give increasing values, so the runs in order are the ids in the order drawn.
+        # fetched and converted.  One process's nextval calls give increasing values, so the
+        # runs in order are the ids in the order drawn.
         runs = conn.exec_driver_sql(_RUNS.format(table=table.name), (n,)).all()
         ids = [i for first, last in runs for i in range(first, last + 1)]
         assert len(ids) == n, (table.name, n, len(ids))
