@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Table, text
+from sqlalchemy import Connection, Table
 
 from edirecon.money import from_storage, to_storage
 
@@ -58,6 +58,17 @@ def codec(conn: Connection) -> Codec:
     return Codec(conn.dialect.name)
 
 
+#: ``n`` values of a table's id sequence, as runs of consecutive values (first, last) in order
+#: (the sequence is looked up once, in the CTE: ``nextval(pg_get_serial_sequence(...))`` looks it
+#: up in the catalog for every value, four fifths of the time of drawing a thousand ids)
+_RUNS = (
+    "WITH sequence AS MATERIALIZED (SELECT pg_get_serial_sequence('{table}', 'id')::regclass AS seq)"
+    " SELECT min(v), max(v) FROM (SELECT v, v - row_number() OVER (ORDER BY v) AS run"
+    " FROM (SELECT nextval(sequence.seq) AS v FROM sequence, generate_series(1, %s)) AS drawn) AS numbered"
+    " GROUP BY run ORDER BY 1"
+)
+
+
 def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
     """``n`` new primary keys for ``table`` inside the current transaction.
 
@@ -67,8 +78,14 @@ def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
     if n == 0:
         return []
     if conn.dialect.name == "postgresql":
-        rows = conn.execute(text(f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, :n)"), {"n": n})
-        return [int(r[0]) for r in rows]
+        # the ids come back as their runs of consecutive values (first, last): one row when no
+        # other writer drew from the sequence meanwhile, a few when one did; not n rows, each
+        # fetched and converted.  One process's nextval calls give increasing values, so the
+        # runs in order are the ids in the order drawn.
+        runs = conn.exec_driver_sql(_RUNS.format(table=table.name), (n,)).all()
+        ids = [i for first, last in runs for i in range(first, last + 1)]
+        assert len(ids) == n, (table.name, n, len(ids))
+        return ids
     start = int(conn.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table.name}").scalar_one()) + 1
     return list(range(start, start + n))
 
