@@ -100,13 +100,9 @@ class _Patterns:
     __slots__ = ("bad_values", "first_clp", "shapes", "tail")
 
     def __init__(self, d: Delimiters, known: dict[str, frozenset[str]]):
-        t, e = re.escape(d.segment), re.escape(d.element)
-        ch = "[^\\x00-\\x1f\\x7f-\\xff" + e + t + "]"  # one character of an element
-        el = ch + "*"
+        t, e, ch, el = _atoms(d)
         nl = "(?:\\r?\\n)?"
-        amt = "-?(?:[0-9]+(?:\\.[0-9]{1,2})?|\\.[0-9]{1,2})"
-        num = "[0-9]+(?:\\.[0-9]+)?"
-        one_of = _one_of
+        amt, num, one_of = _AMOUNT, _NUMBER, _one_of
 
         def codes(name: str) -> str:
             return one_of(known[name])
@@ -151,6 +147,19 @@ class _Patterns:
                 f"CAS{e}{x}(?:{e}{x}{e}{x}{e}{x}){{0,5}}{e}(?!{one_of(known['CARC'])}{end}|{end})",
             )
         )
+
+
+#: an amount as the readers accept it without a finding, and a number (units)
+_AMOUNT = "-?(?:[0-9]+(?:\\.[0-9]{1,2})?|\\.[0-9]{1,2})"
+_NUMBER = "[0-9]+(?:\\.[0-9]+)?"
+
+
+def _atoms(d: Delimiters) -> tuple[str, str, str, str]:
+    """The segment terminator and element separator escaped, one character of an element, and an
+    element (any run of them): what the shape patterns of both scans are made of."""
+    t, e = re.escape(d.segment), re.escape(d.element)
+    ch = "[^\\x00-\\x1f\\x7f-\\xff" + e + t + "]"
+    return t, e, ch, ch + "*"
 
 
 def _one_of(codes: Any) -> str:
@@ -298,13 +307,9 @@ class _Patterns837:
     __slots__ = ("shapes", "wrong")
 
     def __init__(self, d: Delimiters, nl: str, kind: str, known: dict[str, frozenset[str]]):
-        t, e = re.escape(d.segment), re.escape(d.element)
+        t, e, ch, el = _atoms(d)
         s = t + re.escape(nl)  # what comes before every segment of the body
-        ch = "[^\\x00-\\x1f\\x7f-\\xff" + e + t + "]"  # one character of an element
-        el = ch + "*"
-        amt = "-?(?:[0-9]+(?:\\.[0-9]{1,2})?|\\.[0-9]{1,2})"
-        num = "[0-9]+(?:\\.[0-9]+)?"
-        one_of = _one_of
+        amt, num, one_of = _AMOUNT, _NUMBER, _one_of
 
         def codes(name: str) -> str:
             return one_of(known[name])
