@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                 times[leg].append(got)
                 print(
                     f"  round {rnd + 1} {leg:<13} {got['seconds']:6.1f} s {a.claims / got['seconds']:8,.0f} claims/s  "
-                    f"largest {got['rss_mib']:4.0f} MiB, tree {got['tree_rss_mib']:4.0f} MiB  phases {got['phases']}",
+                    f"largest {got['rss_mib']:4.0f} MiB, tree {got['tree_rss_mib']:4.0f} MiB  phases {got['phases']}  "
+                    f"cpu {got['cpu_s']:.1f} s + server {got['server_cpu_s']:.1f} s = {got['cores']:.2f} cores (machine busy {got['machine_busy_s'] / got['seconds']:.2f})",
                     flush=True,
                 )
                 shutil.rmtree(Path(tmp) / f"{leg}-{rnd}")
@@ -265,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
                 "phases": g["phases"],
                 "peak_rss_mib": round(g["rss_mib"]),
                 "peak_tree_rss_mib": round(g["tree_rss_mib"]),
+                "cpu_s": g["cpu_s"],
+                "server_cpu_s": g["server_cpu_s"],
+                "cores": g["cores"],
                 "found": verdicts[leg],
             }
             for leg, g in best.items()

@@ -152,6 +152,9 @@ def _run(work: Path, inputs: Path, label: str, extra: list[str], db: str | None 
         *extra,
     ]
     env = dict(os.environ, PYTHONPATH=str(ROOT) if code is None else f"{code}{os.pathsep}{code / 'edirecon'}")
+    server = _postmaster() if db else None
+    server_before = _server_cpu(server)
+    busy_before = _machine_busy()
     start = time.perf_counter()
     with open(folder / "stdout.txt", "wb") as out, open(folder / "stderr.txt", "wb") as err:
         proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=out, stderr=err)
@@ -172,6 +175,10 @@ def _run(work: Path, inputs: Path, label: str, extra: list[str], db: str | None 
     sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)  # the rusage of this process (and its waited-for children)
     seconds = time.perf_counter() - start
+    busy = _machine_busy() - busy_before
+    if server is not None:
+        time.sleep(0.3)  # the server's backends end as the run's connections close: let it reap them
+    server_cpu = _server_cpu(server) - server_before
     done.set()
     sampler.join(1)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -187,7 +194,52 @@ def _run(work: Path, inputs: Path, label: str, extra: list[str], db: str | None 
         "tree_rss_mib": tree_peak[0] / MIB,
         "phases": finished.get("seconds", {}),
         "phase_rss": finished.get("peak_rss_mib", {}),
+        # CPU seconds: the run's own process tree (rusage of it and its waited-for children), the
+        # database server's backends that ended during the run (PostgreSQL), and every core of the
+        # machine (/proc/stat, anything else running included); "cores" = (run + server) / wall
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "server_cpu_s": round(server_cpu, 2),
+        "machine_busy_s": round(busy, 2),
+        "cores": round((usage.ru_utime + usage.ru_stime + server_cpu) / seconds, 2),
     }
+
+
+def _machine_busy() -> float:
+    """CPU seconds every core of the machine has spent busy since boot (/proc/stat: all but idle
+    and iowait); 0 where there is no /proc."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    ticks = [int(f) for f in fields]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _postmaster() -> int | None:
+    """The local PostgreSQL server's main process: the ``postgres`` process whose parent is not one."""
+    import psutil
+
+    for proc in psutil.process_iter(["name", "ppid"]):
+        if proc.info["name"] == "postgres":
+            try:
+                if psutil.Process(proc.info["ppid"]).name() != "postgres":
+                    return proc.pid
+            except psutil.Error:
+                continue
+    return None
+
+
+def _server_cpu(pid: int | None) -> float:
+    """CPU seconds of the server's ended backends (the postmaster's reaped children: cutime and
+    cstime of /proc/<pid>/stat) plus its own; 0 without a server or /proc."""
+    if pid is None:
+        return 0.0
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":
