@@ -85,8 +85,7 @@ def run(
         report = ingest_files(store, files, workers, progress, queue=queue, as_of=as_of)
         seconds["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
         peak = {"ingest": _peak_mib()}
-        decisions, outputs, doc, written = decide_and_record(store, out_dir, as_of, config, seconds, peak, max(1, workers or os.cpu_count() or 1))
-        written += publish_workflow(store, out_dir, as_of, written, {name: len(table) for name, table in outputs.items()})
+        decisions, outputs, doc, written = decide_and_record(store, out_dir, as_of, config, seconds, peak, max(1, workers or os.cpu_count() or 1), publish=True)
         log.info(
             "run_finished",
             refunds=len(outputs["refund_requests"]),
@@ -122,6 +121,7 @@ def decide_and_record(
     seconds: dict[str, float] | None = None,
     peak: dict[str, int] | None = None,
     workers: int = 1,
+    publish: bool = False,
 ) -> tuple[Decisions | None, dict[str, Sequence[dict[str, Any]]], dict[str, Any], list[Path]]:
     """Decide from everything the store knows, keep the refunds (history and detections), and
     write the outputs: what ``run`` does after ingesting, and ``watch`` after each batch.
@@ -130,7 +130,8 @@ def decide_and_record(
     A store of more than ``shards.SHARD_CLAIMS`` claims is decided shard by shard, ``workers``
     processes at a time (``engine.shards``; the same outputs, no ``Decisions`` returned), so that
     memory follows a shard's size, not the store's, with one worker too; a smaller store in this
-    process."""
+    process.  With ``publish``, the workflow and the manifest are written too (``publish_workflow``,
+    ``run``'s last step), their paths last in the list returned."""
     seconds = {} if seconds is None else seconds
     peak = {} if peak is None else peak
     clock = time.perf_counter()
@@ -140,14 +141,31 @@ def decide_and_record(
         store.checkpoint()  # measured: the shards read a checkpointed store about 1 s faster (100,000 claims)
         with tempfile.TemporaryDirectory(prefix="edirecon-shards-") as spool:
             outputs, tally, counts = shards.decide_sharded(store, as_of, config, workers, Path(spool))
-            # the refunds are kept: the workflow follows those whose decision changed, set by set
-            workflow.sync_changed(store, as_of, config, facts_key)
             seconds["decide"], clock = time.perf_counter() - clock, time.perf_counter()
             peak["decide"] = max(_peak_mib(), _peak_mib(children=True))
             doc = summary(outputs, {"files": _count(store, "files"), **counts}, tally, as_of)
-            written = write(out_dir, outputs, doc)
-            with store.write() as conn:  # the rows of the API's lists (the balances read back from their file)
-                lists.record(conn, outputs, facts_key, as_of, config)
+            written: list[Path] = []
+            # the refunds are kept: the workflow follows those whose decision changed, set by set,
+            # in a process of its own while this one writes the outputs (neither reads what the
+            # other writes; both were done one after the other, on one core)
+            store.dispose()  # no open database handle may cross a fork
+            shards.beside(
+                _sync_workflow, (store.url, as_of, config, facts_key), lambda: written.extend(write(out_dir, outputs, doc)), "syncing the workflow failed"
+            )
+            if publish:
+                # the rows of the API's lists in a process of its own while this one writes the
+                # workflow's files, read from the store as synced (another table)
+                store.dispose()  # no open database handle may cross a fork
+                row_counts = {name: len(table) for name, table in outputs.items()}
+                shards.beside(
+                    _record_lists,
+                    (store.url, outputs, facts_key, as_of, config),
+                    lambda: written.extend(publish_workflow(store, out_dir, as_of, list(written), row_counts)),
+                    "recording the API's lists failed",
+                )
+            else:
+                with store.write() as conn:  # the rows of the API's lists (the balances read back from their file)
+                    lists.record(conn, outputs, facts_key, as_of, config)
         seconds["record"] = time.perf_counter() - clock
         peak["record"] = _peak_mib()
         return None, outputs, doc, written
@@ -182,11 +200,33 @@ def decide_and_record(
         }
         doc = summary(outputs, counts, tallies(decisions), as_of)
         written = write(out_dir, outputs, doc)
+        if publish:
+            written += publish_workflow(store, out_dir, as_of, written, {name: len(table) for name, table in outputs.items()})
         seconds["record"] = time.perf_counter() - clock
         peak["record"] = _peak_mib()
         return decisions, outputs, doc, written
     finally:
         gc.unfreeze()
+
+
+def _sync_workflow(url: str, as_of: date, config: Config, facts_key: str) -> int:
+    """``workflow.sync_changed`` on the store at ``url`` (in a process of its own: ``decide_and_record``)."""
+    store = Store(url)
+    try:
+        return workflow.sync_changed(store, as_of, config, facts_key)
+    finally:
+        store.dispose()
+
+
+def _record_lists(url: str, outputs: dict[str, Sequence[dict[str, Any]]], facts_key: str, as_of: date, config: Config) -> None:
+    """``lists.record`` in a write transaction of the store at ``url`` (in a process of its own:
+    ``decide_and_record``)."""
+    store = Store(url)
+    try:
+        with store.write() as conn:
+            lists.record(conn, outputs, facts_key, as_of, config)
+    finally:
+        store.dispose()
 
 
 def ingest_files(

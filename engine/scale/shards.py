@@ -213,10 +213,23 @@ def _whole_store_exceptions(store: Store) -> list[dict[str, Any]]:
     return found
 
 
-def _in_processes(target: Callable[..., Any], jobs: list[tuple[Any, ...]], processes: int, meanwhile: Callable[[], None] | None = None) -> list[Any]:
+def beside(target: Callable[..., Any], job: tuple[Any, ...], meanwhile: Callable[[], None], failure: str) -> Any:
+    """``target(*job)`` in a fresh process while ``meanwhile()`` runs in this one: its result.  A
+    failure of either fails both (``ShardError`` with ``failure`` and what went wrong)."""
+    (result,) = _in_processes(target, [job], 1, meanwhile, failure=failure)
+    return result
+
+
+def _in_processes(
+    target: Callable[..., Any],
+    jobs: list[tuple[Any, ...]],
+    processes: int,
+    meanwhile: Callable[[], None] | None = None,
+    failure: str = "deciding in shards failed",
+) -> list[Any]:
     """``target(*job)`` for every job, each in a fresh process (fork on Linux), ``processes`` at a
     time; ``meanwhile`` runs here once the first are started.  The results in no set order; the
-    first failure fails all (the others are killed)."""
+    first failure fails all (the others are killed): ``ShardError`` with ``failure``."""
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
     waiting = list(jobs)
     running: dict[Any, Any] = {}  # the read end of each running process's pipe -> the process
@@ -244,7 +257,7 @@ def _in_processes(target: Callable[..., Any], jobs: list[tuple[Any, ...]], proce
                 reader.close()
                 process.join()
                 if isinstance(got, _Failure):
-                    raise ShardError(f"deciding in shards failed: {got.message}")
+                    raise ShardError(f"{failure}: {got.message}")
                 results.append(got)
                 if waiting:
                     start()

@@ -8,7 +8,7 @@ on each alone, on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -172,6 +172,36 @@ def test_a_failing_shard_fails_the_run_without_writing(tmp_path: Path, monkeypat
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_the_workflow_is_synced_in_a_process_of_its_own_while_the_outputs_are_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the shards, the workflow's sync runs in a process of its own, the outputs being
+    written here meanwhile (on the core it leaves idle), then the API's lists are recorded in
+    another while the workflow's files are written here; a sync that fails fails the run with a
+    message."""
+    from edirecon.engine import run as run_module
+    from edirecon.engine.workflow import refunds
+
+    monkeypatch.setattr(shards, "SHARD_CLAIMS", 3)
+    calls: list[tuple[str, bool]] = []
+    in_processes = shards._in_processes
+
+    def watching(target: Any, jobs: list[Any], processes: int, meanwhile: Any = None, **kw: Any) -> list[Any]:
+        calls.append((target.__name__, meanwhile is not None))
+        return in_processes(target, jobs, processes, meanwhile, **kw)
+
+    monkeypatch.setattr(shards, "_in_processes", watching)
+    url = f"sqlite:///{tmp_path}/store.db"
+    run(FOLDERS, url, tmp_path / "first", AS_OF, Config(), workers=2)
+    assert calls[-2:] == [(run_module._sync_workflow.__name__, True), (run_module._record_lists.__name__, True)]
+    assert (tmp_path / "first" / "refund_requests.csv").exists() and (tmp_path / "first" / "workflow.csv").exists()
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("the workflow's table went away")
+
+    monkeypatch.setattr(refunds, "sync_changed", broken)
+    with pytest.raises(ShardError, match=r"syncing the workflow failed: .*the workflow.s table went away"):
+        run(FOLDERS, url, tmp_path / "second", AS_OF + timedelta(days=1), Config(), workers=2)
+
+
 def test_detection_by_key_loads_the_72_that_offsets_a_take_back(tmp_path: Path) -> None:
     """Deciding again only the refund's claim number (``facts.load`` by key, as a detection job
     does) loads the 72 naming check 5001 with the WO it offsets: the refund kept is acknowledged, as in the run."""
@@ -253,15 +283,15 @@ def test_one_worker_decides_a_large_store_in_shards_too(tmp_path: Path, monkeypa
     started: list[int] = []
     in_processes = shards._in_processes
 
-    def counting(target: Any, jobs: list[Any], processes: int, meanwhile: Any = None) -> list[Any]:
+    def counting(target: Any, jobs: list[Any], processes: int, meanwhile: Any = None, **kw: Any) -> list[Any]:
         started.append(processes)
-        return in_processes(target, jobs, processes, meanwhile)
+        return in_processes(target, jobs, processes, meanwhile, **kw)
 
     monkeypatch.setattr(shards, "_in_processes", counting)
     sharded = f"sqlite:///{tmp_path}/sharded.db"
     result = run(FOLDERS, sharded, tmp_path / "sharded", AS_OF, Config(), workers=1)
     assert result.decisions is None, "the run was not decided in shards"
-    assert started == [1, 1], "the plan, then the shards one at a time"
+    assert started == [1, 1, 1, 1], "the plan, the shards one at a time, the workflow's sync beside the outputs, the API's lists beside the workflow's files"
     assert _outputs(tmp_path / "sharded") == _outputs(tmp_path / "one")
     assert _workflow(sharded) == _workflow(one)
 
@@ -304,9 +334,9 @@ def test_the_store_as_a_whole_is_decided_while_the_plan_is_made(tmp_path: Path, 
     calls: list[tuple[str, bool]] = []
     in_processes = shards._in_processes
 
-    def watching(target: Any, jobs: list[Any], processes: int, meanwhile: Any = None) -> list[Any]:
+    def watching(target: Any, jobs: list[Any], processes: int, meanwhile: Any = None, **kw: Any) -> list[Any]:
         calls.append((target.__name__, meanwhile is not None))
-        return in_processes(target, jobs, processes, meanwhile)
+        return in_processes(target, jobs, processes, meanwhile, **kw)
 
     monkeypatch.setattr(shards, "_in_processes", watching)
     store = Store(url)
