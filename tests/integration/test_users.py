@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 
 from edirecon import mappings
 from edirecon.engine.store import schema as t
-from edirecon.engine.store.connection import Store, open_store
+from edirecon.engine.store.connection import HEAD, Store, open_store
 from edirecon.engine.workflow import refunds
 from edirecon.engine.workflow import users as u
 from edirecon.errors import Forbidden, Unauthorized, UsageError
@@ -278,7 +278,7 @@ def test_upgrade_of_a_store_made_at_revision_0007(store_url: str) -> None:
     upgraded = open_store(store_url)  # what every user command does
     try:
         with upgraded.engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0013"
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == HEAD
             assert [r.refund_id for r in conn.execute(select(t.refund_workflow.c.refund_id))] == ["RF-1"]
         assert u.users(upgraded) == []
         u.add_user(upgraded, "alice", "admin", PASSWORD)
