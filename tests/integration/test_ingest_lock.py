@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,23 @@ def test_rows_written_by_sqlite_numbering_name_their_parents(tmp_path: Path) -> 
     assert lines == expected_lines and services == expected_services and adjustments == expected_adjustments
     assert expected_lines and expected_services and expected_adjustments
     assert first_ids[1] - first_ids[0] + 1 == first_ids[2]  # numbered without gaps
+
+
+def test_the_log_is_checkpointed_every_wal_pages(tmp_path: Path) -> None:
+    """Every connection of a store folds SQLite's write-ahead log into the database every
+    ``WAL_PAGES`` pages, not SQLite's 1,000 (ingest rewrote the same index pages between two
+    checkpoints, each time copied again)."""
+    from edirecon.engine.config import Config
+    from edirecon.engine.run import run
+    from edirecon.engine.store.connection import WAL_PAGES
+
+    assert WAL_PAGES == 20_000
+    url = f"sqlite:///{tmp_path}/s.db"
+    run([SAMPLE_EDI], url, tmp_path / "out", date(2026, 11, 27), Config(), workers=1)
+    store = open_store(url)
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_PAGES
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        store.dispose()
