@@ -150,3 +150,47 @@ def test_postgresql_checks_no_bulk_fact_key_row_by_row_and_ingest_leaves_no_orph
         assert _foreign_keys(store) == set()
     finally:
         store.dispose()
+
+
+def _detection(refund_id: str, amount: str) -> dict[str, object]:
+    return {
+        "refund_id": refund_id,
+        "patient_control_number": "PCN1",
+        "encounter_id": "E1",
+        "reason": "OVERPAYMENT",
+        "payee_type": "payer",
+        "payer_id": "60054",
+        "amount": Decimal(amount),
+        "recouped": Decimal("0.00"),
+        "status": "open",
+        "identified_on": date(2026, 11, 2),
+        "due_by": date(2027, 1, 1),
+        "credit_since": None,
+    }
+
+
+def test_insert_ignore_stores_what_sqlalchemy_stores_and_skips_known_keys(tmp_path: Path, pg_url: str) -> None:
+    """``insert_ignore`` hands the driver tuples put through each column's bind processor: the
+    stored values are those of SQLAlchemy's own insert (amounts as exact text on SQLite, never a
+    float; dates as ISO text), and a row whose key is known is skipped, on SQLite and PostgreSQL."""
+    from sqlalchemy import select
+
+    rows = [_detection("RF-1", "196.90"), _detection("RF-2", "1200.00"), _detection("RF-3", "0.10")]
+    for url in (f"sqlite:///{tmp_path / 'fast.db'}", pg_url):
+        store = Store(url)
+        store.upgrade()
+        try:
+            with store.write() as conn:
+                intake.insert_ignore(conn, t.detections, rows[:2])
+                intake.insert_ignore(conn, t.detections, [_detection("RF-1", "5.00"), rows[2]])  # RF-1 known: kept as it was
+                fast = [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM detections ORDER BY refund_id")]
+                typed = [tuple(r) for r in conn.execute(select(t.detections).order_by(t.detections.c.refund_id))]
+                conn.exec_driver_sql("DELETE FROM detections")
+                conn.execute(intake._upsert(conn)(t.detections).on_conflict_do_nothing(), rows)
+                slow = [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM detections ORDER BY refund_id")]
+        finally:
+            store.dispose()
+        assert fast == slow
+        assert [r[6] for r in typed] == [Decimal("196.90"), Decimal("1200.00"), Decimal("0.10")]
+        if url.startswith("sqlite"):
+            assert [r[6] for r in fast] == ["196.90", "1200.00", "0.10"] and fast[0][9] == "2026-11-02"
