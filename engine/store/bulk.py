@@ -111,6 +111,44 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: It
     return len(data)
 
 
+def insert_dicts(conn: Connection, table: Table, rows: list[dict[str, Any]], ignore: bool = False) -> None:
+    """INSERT ``rows`` (column -> value), or with ``ignore`` INSERT … ON CONFLICT DO NOTHING (a row
+    whose key is known is skipped), on SQLite and PostgreSQL alike.  Rows of one shape go to the
+    driver as tuples, each value through its column type's bind processor (what SQLAlchemy
+    applies): its per-row parameter building was most of the time of 10,000 detections."""
+    if not rows:
+        return
+    keys = tuple(rows[0])
+    python_defaults = any(c.default is not None and c.name not in keys for c in table.c)
+    if python_defaults or any(len(row) != len(keys) for row in rows) or any(tuple(row) != keys for row in rows):
+        # rows of other shapes, or defaults made in Python: SQLAlchemy's way
+        # deferred: the dialects' INSERT … ON CONFLICT constructs, only on this rare path
+        from sqlalchemy import insert
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        statement = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table).on_conflict_do_nothing() if ignore else insert(table)
+        conn.execute(statement, rows)
+        return
+    sql, processors = _inserting(conn, table, keys, ignore)
+    conn.exec_driver_sql(sql, [tuple(value if process is None else process(value) for value, process in zip(row.values(), processors)) for row in rows])
+
+
+#: (dialect, table, columns, ignore) -> the INSERT's text and each column's bind processor
+_INSERTING: dict[tuple[str, str, tuple[str, ...], bool], tuple[str, list[Any]]] = {}
+
+
+def _inserting(conn: Connection, table: Table, keys: tuple[str, ...], ignore: bool) -> tuple[str, list[Any]]:
+    dialect = conn.dialect
+    found = _INSERTING.get((dialect.name, table.name, keys, ignore))
+    if found is None:
+        quote = dialect.identifier_preparer.quote
+        mark = "?" if dialect.name == "sqlite" else "%s"
+        sql = f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, keys))}) VALUES ({', '.join([mark] * len(keys))})"
+        processors = [table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in keys]
+        found = _INSERTING[(dialect.name, table.name, keys, ignore)] = (sql + " ON CONFLICT DO NOTHING" if ignore else sql, processors)
+    return found
+
+
 def select_rows(
     conn: Connection, table: Table, columns: Sequence[str], order_by: str = "", where: str = "", params: Sequence[Any] = ()
 ) -> Iterator[tuple[Any, ...]]:

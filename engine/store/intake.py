@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from edirecon.engine.store import schema as t
-from edirecon.engine.store.bulk import Converted, allocate_ids, insert_rows
+from edirecon.engine.store.bulk import Converted, allocate_ids, insert_dicts, insert_rows
 from edirecon.money import to_storage
 
 
@@ -33,33 +33,8 @@ def _upsert(conn: Connection) -> Any:
 
 
 def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike.  Rows of the same keys go
-    to the driver as tuples, each value through its column type's bind processor (what SQLAlchemy
-    applies): its per-row parameter building was most of the time of 10,000 detections."""
-    if not rows:
-        return
-    keys = tuple(rows[0])
-    python_defaults = any(c.default is not None and c.name not in keys for c in table.c)
-    if python_defaults or any(len(row) != len(keys) for row in rows) or any(tuple(row) != keys for row in rows):
-        conn.execute(_upsert(conn)(table).on_conflict_do_nothing(), rows)  # rows of other shapes, defaults made here: SQLAlchemy's way
-        return
-    sql, processors = _ignoring(conn, table, keys)
-    conn.exec_driver_sql(sql, [tuple(value if process is None else process(value) for value, process in zip(row.values(), processors)) for row in rows])
-
-
-#: (dialect, table, columns) -> the INSERT … ON CONFLICT DO NOTHING text and each column's bind processor
-_IGNORING: dict[tuple[str, str, tuple[str, ...]], tuple[str, list[Callable[[Any], Any] | None]]] = {}
-
-
-def _ignoring(conn: Connection, table: Any, keys: tuple[str, ...]) -> tuple[str, list[Callable[[Any], Any] | None]]:
-    dialect = conn.dialect
-    found = _IGNORING.get((dialect.name, table.name, keys))
-    if found is None:
-        quote = dialect.identifier_preparer.quote
-        mark = "?" if dialect.name == "sqlite" else "%s"
-        sql = f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, keys))}) VALUES ({', '.join([mark] * len(keys))}) ON CONFLICT DO NOTHING"
-        found = _IGNORING[(dialect.name, table.name, keys)] = (sql, [table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in keys])
-    return found
+    """INSERT … ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike (``bulk.insert_dicts``)."""
+    insert_dicts(conn, table, rows, ignore=True)
 
 
 def insert_new(conn: Connection, table: Any, row: dict[str, Any], natural_key: list[str]) -> int | None:

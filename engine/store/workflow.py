@@ -12,9 +12,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, func, select, text, update
 
 from edirecon.engine.store import schema as t
+from edirecon.engine.store.bulk import insert_dicts
 
 #: the transaction-level advisory lock (PostgreSQL) held while the workflow syncs or changes refunds
 WORKFLOW_LOCK = 6200300
@@ -57,8 +58,9 @@ def new_states(conn: Connection, refunds: Sequence[tuple[str, str, str, str, str
     """``new_state`` of many refunds ((refund_id, status, reason, payee_type, payer_id, amount,
     updated_at) each), in one statement."""
     if refunds:
-        conn.execute(
-            insert(t.refund_workflow),
+        insert_dicts(
+            conn,
+            t.refund_workflow,
             [
                 {
                     "refund_id": refund_id,
@@ -93,7 +95,7 @@ def add_events(conn: Connection, events: Sequence[tuple[str, datetime, str, str,
     note) each), in one statement; their ids follow the order given."""
     if events:
         columns = ("refund_id", "at", "user_name", "action", "from_status", "to_status", "note")
-        conn.execute(insert(t.refund_events), [dict(zip(columns, event, strict=True)) for event in events])
+        insert_dicts(conn, t.refund_events, [dict(zip(columns, event, strict=True)) for event in events])
 
 
 def acted_on(conn: Connection, actions: Sequence[str], refund_ids: Collection[str] | None = None) -> set[str]:
