@@ -126,8 +126,14 @@ def insert_claims(
         return
     ids = allocate_ids(conn, t.claims, len(claims))
     insert_rows(conn, t.claims, claim_columns, [(cid, transaction_id, *row) for cid, row in zip(ids, claims, strict=True)])
-    line_ids = allocate_ids(conn, t.claim_lines, len(lines))
-    insert_rows(conn, t.claim_lines, line_columns, [(i, ids[row[0]], *row[1:]) for i, row in zip(line_ids, lines, strict=True)])
+    _insert_leaves(conn, t.claim_lines, line_columns, lines, ids)
+
+
+def _insert_leaves(conn: Connection, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]], parent_ids: list[int]) -> None:
+    """PostgreSQL: rows no other row names (lines, adjustments), each naming its parent by index,
+    with ids from the column's default: the sequence's next values, increasing in the order of
+    the rows (one COPY), which is the order they are read back in; none drawn beforehand."""
+    insert_rows(conn, table, columns[1:], [(parent_ids[row[0]], *row[1:]) for row in rows])
 
 
 def _insert_numbered(
@@ -182,8 +188,7 @@ def insert_claim_payments(
     ids = allocate_ids(conn, t.claim_payments, len(rows))
     insert_rows(conn, t.claim_payments, columns, [(pid, remittance_id, *row) for pid, row in zip(ids, rows, strict=True)])
     for table, (children, child_columns) in ((t.payment_lines, lines), (t.adjustments, adjustments)):
-        child_ids = allocate_ids(conn, table, len(children))
-        insert_rows(conn, table, child_columns, [(i, ids[row[0]], *row[1:]) for i, row in zip(child_ids, children, strict=True)])
+        _insert_leaves(conn, table, child_columns, children, ids)
     if provider_adjustments:
         conn.execute(insert(t.provider_adjustments), [{**r, "remittance_id": remittance_id} for r in provider_adjustments])
 
