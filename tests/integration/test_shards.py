@@ -172,6 +172,19 @@ def test_a_failing_shard_fails_the_run_without_writing(tmp_path: Path, monkeypat
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def _watch_processes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """(target's name, whether something ran meanwhile) of each ``shards._in_processes`` call from now on."""
+    calls: list[tuple[str, bool]] = []
+    in_processes = shards._in_processes
+
+    def watching(target: Any, jobs: list[Any], processes: int, meanwhile: Any = None, **kw: Any) -> list[Any]:
+        calls.append((target.__name__, meanwhile is not None))
+        return in_processes(target, jobs, processes, meanwhile, **kw)
+
+    monkeypatch.setattr(shards, "_in_processes", watching)
+    return calls
+
+
 def test_the_workflow_is_synced_in_a_process_of_its_own_while_the_outputs_are_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """After the shards, the workflow's sync runs in a process of its own, the outputs being
     written here meanwhile (on the core it leaves idle), then the API's lists are recorded in
@@ -181,14 +194,7 @@ def test_the_workflow_is_synced_in_a_process_of_its_own_while_the_outputs_are_wr
     from edirecon.engine.workflow import refunds
 
     monkeypatch.setattr(shards, "SHARD_CLAIMS", 3)
-    calls: list[tuple[str, bool]] = []
-    in_processes = shards._in_processes
-
-    def watching(target: Any, jobs: list[Any], processes: int, meanwhile: Any = None, **kw: Any) -> list[Any]:
-        calls.append((target.__name__, meanwhile is not None))
-        return in_processes(target, jobs, processes, meanwhile, **kw)
-
-    monkeypatch.setattr(shards, "_in_processes", watching)
+    calls = _watch_processes(monkeypatch)
     url = f"sqlite:///{tmp_path}/store.db"
     run(FOLDERS, url, tmp_path / "first", AS_OF, Config(), workers=2)
     assert calls[-2:] == [(run_module._sync_workflow.__name__, True), (run_module._record_lists.__name__, True)]
@@ -331,14 +337,7 @@ def test_the_store_as_a_whole_is_decided_while_the_plan_is_made(tmp_path: Path, 
     url = f"sqlite:///{tmp_path}/store.db"
     run(FOLDERS, url, tmp_path / "first", AS_OF, Config(), workers=1)
     monkeypatch.setattr(shards, "SHARD_CLAIMS", 3)
-    calls: list[tuple[str, bool]] = []
-    in_processes = shards._in_processes
-
-    def watching(target: Any, jobs: list[Any], processes: int, meanwhile: Any = None, **kw: Any) -> list[Any]:
-        calls.append((target.__name__, meanwhile is not None))
-        return in_processes(target, jobs, processes, meanwhile, **kw)
-
-    monkeypatch.setattr(shards, "_in_processes", watching)
+    calls = _watch_processes(monkeypatch)
     store = Store(url)
     try:
         for decide in (shards.decide_sharded, shards.decide_for_report):
