@@ -111,6 +111,19 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: It
     return len(data)
 
 
+def dialect_insert(conn: Connection) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL alike)."""
+    if conn.dialect.name == "postgresql":
+        # deferred: the PostgreSQL dialect's modules (a fifth of a command's start) only on PostgreSQL
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    # deferred: the connection's own dialect, loaded by then
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
 def insert_dicts(conn: Connection, table: Table, rows: list[dict[str, Any]], ignore: bool = False) -> None:
     """INSERT ``rows`` (column -> value), or with ``ignore`` INSERT … ON CONFLICT DO NOTHING (a row
     whose key is known is skipped), on SQLite and PostgreSQL alike.  Rows of one shape go to the
@@ -120,14 +133,9 @@ def insert_dicts(conn: Connection, table: Table, rows: list[dict[str, Any]], ign
         return
     keys = tuple(rows[0])
     python_defaults = any(c.default is not None and c.name not in keys for c in table.c)
-    if python_defaults or any(len(row) != len(keys) for row in rows) or any(tuple(row) != keys for row in rows):
-        # rows of other shapes, or defaults made in Python: SQLAlchemy's way
-        # deferred: the dialects' INSERT … ON CONFLICT constructs, only on this rare path
-        from sqlalchemy import insert
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        statement = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table).on_conflict_do_nothing() if ignore else insert(table)
-        conn.execute(statement, rows)
+    if python_defaults or any(tuple(row) != keys for row in rows):  # rows of other shapes, defaults made in Python: SQLAlchemy's way
+        statement = dialect_insert(conn)(table)
+        conn.execute(statement.on_conflict_do_nothing() if ignore else statement, rows)
         return
     sql, processors = _inserting(conn, table, keys, ignore)
     conn.exec_driver_sql(sql, [tuple(value if process is None else process(value) for value, process in zip(row.values(), processors)) for row in rows])

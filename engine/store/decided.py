@@ -4,27 +4,15 @@ query the API makes instead of deciding the whole store again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import date, datetime
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
 
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.bulk import insert_rows
-
-
-def batched(rows: Iterable[tuple[str, int, str, str]], size: int) -> Iterator[list[tuple[str, int, str, str]]]:
-    """``rows`` in lists of at most ``size`` (the last one shorter)."""
-    batch: list[tuple[str, int, str, str]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
 
 #: rows inserted per statement
 _BATCH = 5000
@@ -40,7 +28,8 @@ def record(conn: Connection, rows: Iterable[tuple[str, int, str, str]], facts: s
     n = 0
     # plain tuples at the driver (SQLite's executemany, PostgreSQL's COPY): the rows need no
     # conversion, and SQLAlchemy's per-row parameter building was most of the step (76,000 rows)
-    for batch in batched(rows, _BATCH):
+    stream = iter(rows)
+    for batch in iter(lambda: list(islice(stream, _BATCH)), []):
         n += insert_rows(conn, t.decided_rows, _COLUMNS, batch)
     conn.execute(insert(t.decided_lists).values(id=1, facts=facts, config=config, as_of=as_of, recorded_at=at))
     return n

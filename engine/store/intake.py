@@ -15,21 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from edirecon.engine.store import schema as t
-from edirecon.engine.store.bulk import Converted, allocate_ids, insert_dicts, insert_rows
+from edirecon.engine.store.bulk import Converted, allocate_ids, dialect_insert, insert_dicts, insert_rows
 from edirecon.money import to_storage
-
-
-def _upsert(conn: Connection) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL alike)."""
-    if conn.dialect.name == "postgresql":
-        # deferred: the PostgreSQL dialect's modules (a fifth of a command's start) only on PostgreSQL
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-        return postgresql_insert
-    # deferred: the connection's own dialect, loaded by then
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert
 
 
 def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -43,7 +30,7 @@ def insert_new(conn: Connection, table: Any, row: dict[str, Any], natural_key: l
     Safe with concurrent writers: on PostgreSQL a conflicting insert waits for the other
     transaction and then does nothing; on SQLite writers hold the database lock in turn.
     """
-    statement = _upsert(conn)(table).values(row).on_conflict_do_nothing(index_elements=natural_key).returning(table.c.id)
+    statement = dialect_insert(conn)(table).values(row).on_conflict_do_nothing(index_elements=natural_key).returning(table.c.id)
     return conn.execute(statement).scalar_one_or_none()
 
 

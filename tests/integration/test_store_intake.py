@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import REPO
 
-from edirecon.engine.store import intake
+from edirecon.engine.store import bulk, intake
 from edirecon.engine.store import schema as t
 from edirecon.engine.store.connection import Store
 
@@ -186,7 +186,7 @@ def test_insert_ignore_stores_what_sqlalchemy_stores_and_skips_known_keys(tmp_pa
                 fast = [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM detections ORDER BY refund_id")]
                 typed = [tuple(r) for r in conn.execute(select(t.detections).order_by(t.detections.c.refund_id))]
                 conn.exec_driver_sql("DELETE FROM detections")
-                conn.execute(intake._upsert(conn)(t.detections).on_conflict_do_nothing(), rows)
+                conn.execute(bulk.dialect_insert(conn)(t.detections).on_conflict_do_nothing(), rows)
                 slow = [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM detections ORDER BY refund_id")]
         finally:
             store.dispose()
