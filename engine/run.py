@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -267,25 +267,30 @@ def ingest_files(
             if progress is not None:
                 progress(name)
         return ingestor.report
-    tasks: list[FileTask] = []
-    for path, name in files:
-        task = ingestor.begin(path, name)
-        if task is None:
-            if progress is not None:
-                progress(name)
-            continue
-        tasks += _parts(task, n)
-    if not tasks:
-        return ingestor.report
     store.dispose()  # no open database handle may cross a fork
     # fork on Linux (the pool starts at once and inherits the loaded modules); elsewhere the
     # platform's safe default (spawn on macOS and Windows)
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
     # the largest first, so that the processes finish close together
-    tasks.sort(key=lambda task: -task.path.stat().st_size // task.parts)
-    left = {task.file_id: task.parts for task in tasks}
-    with ProcessPoolExecutor(min(n, len(tasks)), mp_context=context, initializer=die_with_parent) as pool:
-        futures = {pool.submit(_ingest_in_worker, store.url, task): task for task in tasks}
+    ordered = sorted(files, key=lambda file: -file[0].stat().st_size)
+    tasks: list[FileTask] = []
+    left: dict[int, int] = {}
+    futures: dict[Future[IngestReport], FileTask] = {}
+    with ProcessPoolExecutor(min(n, len(files)), mp_context=context, initializer=die_with_parent) as pool:
+        # the processes start now, before this one opens the store again: each file is recorded
+        # (SHA-256, duplicates) here and handed to them at once, so that they parse the largest
+        # files while the others are still being recorded
+        pool.submit(int).result()
+        for path, name in ordered:
+            task = ingestor.begin(path, name)
+            if task is None:
+                if progress is not None:
+                    progress(name)
+                continue
+            parts = _parts(task, n)
+            tasks += parts
+            left[task.file_id] = len(parts)
+            futures.update((pool.submit(_ingest_in_worker, store.url, part), part) for part in parts)
         for future in as_completed(futures):
             ingestor.report.add(future.result())
             task = futures[future]

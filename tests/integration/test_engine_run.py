@@ -86,6 +86,40 @@ def test_a_file_shared_out_in_parts_gives_the_outputs_of_one_process(tmp_path: P
     assert again.report.files_skipped == 2 and _outputs(tmp_path / "again") == _outputs(tmp_path / "one")
 
 
+def test_the_processes_parse_while_the_files_are_still_being_recorded(tmp_path: Path, in_repo: Path, monkeypatch: Any) -> None:
+    """The ingest processes take the largest file as soon as it is recorded, not once every file
+    is: recording the last file here waits until a process has started on the first (before,
+    the processes started only after all were recorded, and the wait ran out)."""
+    from edirecon.engine.ingest.ingestor import Ingestor
+
+    started = tmp_path / "started"
+    recorded: list[str] = []
+    begin, ingest_part = Ingestor.begin, Ingestor.ingest_part
+
+    def recording(self: Ingestor, path: Path, name: str | None = None) -> Any:
+        if recorded:  # every file after the first: a process has started on the first
+            deadline = time.monotonic() + 20
+            while not started.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert started.exists(), f"no process had started on {recorded[0]} while {name} was recorded"
+        recorded.append(str(name))
+        return begin(self, path, name)
+
+    def ingesting(self: Ingestor, task: Any) -> None:
+        started.touch()  # in the pool's process (forked with these patches)
+        ingest_part(self, task)
+
+    monkeypatch.setattr(Ingestor, "begin", recording)
+    monkeypatch.setattr(Ingestor, "ingest_part", ingesting)
+    files = [p for p, _ in input_files([Path("sample_edi")])]
+    result = run(files, f"sqlite:///{tmp_path}/s.db", tmp_path / "out", AS_OF, Config(), workers=2)
+    largest = max(files, key=lambda p: p.stat().st_size)
+    assert recorded[0] == str(largest) and len(recorded) == len(files) > 20
+    assert result.report.files_ingested == len(files)
+    one = run(files, f"sqlite:///{tmp_path}/one.db", tmp_path / "one", AS_OF, Config(), workers=1)
+    assert _outputs(tmp_path / "out") == _outputs(tmp_path / "one")
+
+
 def test_identified_on_is_kept_on_later_runs(tmp_path: Path, in_repo: Path) -> None:
     """A refund first identified on one day keeps that day (and its due date) when found again later."""
     db = f"sqlite:///{tmp_path}/store.db"
