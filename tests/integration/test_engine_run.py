@@ -117,6 +117,7 @@ def test_the_processes_parse_while_the_files_are_still_being_recorded(tmp_path: 
     assert recorded[0] == str(largest) and len(recorded) == len(files) > 20
     assert result.report.files_ingested == len(files)
     one = run(files, f"sqlite:///{tmp_path}/one.db", tmp_path / "one", AS_OF, Config(), workers=1)
+    assert one.report == result.report
     assert _outputs(tmp_path / "out") == _outputs(tmp_path / "one")
 
 
