@@ -43,6 +43,8 @@ DEFAULT_URL = "sqlite:///edirecon.db"
 SQLITE_BUSY_TIMEOUT = 600
 #: pages of SQLite's write-ahead log that trigger a checkpoint (``_sqlite_pragmas``)
 WAL_PAGES = 20_000
+#: the tables a bulk load fills (``Store.analyze``)
+FACT_TABLES = ("claims", "claim_lines", "claim_payments", "payment_lines", "adjustments", "provider_adjustments", "remittances", "patient_payments")
 
 
 #: user:password@ in a URL (greedy to the last @ of the word: too much masked is safe), and libpq's password=
@@ -194,10 +196,43 @@ class Store:
         """Refresh PostgreSQL's statistics of the fact tables after a bulk load, so that the
         indexed queries of detection by key are planned as such (autovacuum would come later)."""
         if self.engine.dialect.name == "postgresql":
-            with self.engine.begin() as conn:
+            self._analyze(list(FACT_TABLES))
+
+    def _analyze(self, tables: list[str]) -> None:
+        """``ANALYZE`` the tables (PostgreSQL), in two sessions side by side when there are several:
+        one statement analyses its tables one after another on one of the server's cores (the
+        fact tables of 100,000 encounters: 1.9 s, of which the claims, with their many columns,
+        0.9 s).  The tables are dealt out by what the analysis reads: its sample (at most 30,000
+        rows a table, at the default statistics target) times the columns."""
+        quote = self.engine.dialect.identifier_preparer.quote
+        with self.engine.connect() as conn:
+            sizes = dict(
                 conn.exec_driver_sql(
-                    "ANALYZE claims, claim_lines, claim_payments, payment_lines, adjustments, provider_adjustments, remittances, patient_payments"
-                )
+                    "SELECT c.relname, LEAST(GREATEST(c.reltuples, s.n_live_tup, 1), 30000) * c.relnatts FROM pg_class c"
+                    " JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE s.schemaname = current_schema()"
+                ).all()
+            )
+        groups: list[list[str]] = [[], []]
+        weights = [0.0, 0.0]
+        for name in sorted(tables, key=lambda n: (-float(sizes.get(n, 1)), n)):  # the heaviest first, each to the lighter session
+            k = weights.index(min(weights))
+            groups[k].append(name)
+            weights[k] += float(sizes.get(name, 1))
+        groups = [g for g in groups if g]
+
+        def analyze(names: list[str]) -> None:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("ANALYZE " + ", ".join(quote(n) for n in names))
+
+        if len(groups) == 1:
+            analyze(groups[0])
+            return
+        # deferred: a thread pool only for the analysis of several tables (PostgreSQL)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(groups)) as pool:  # the server works; these threads wait for it
+            for done in [pool.submit(analyze, g) for g in groups]:
+                done.result()
 
     def checkpoint(self) -> None:
         """Fold SQLite's write-ahead log into the database file and empty it (a TRUNCATE
@@ -225,8 +260,7 @@ class Store:
                 )
             ]
         if changed:
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql("ANALYZE " + ", ".join(self.engine.dialect.identifier_preparer.quote(n) for n in changed))
+            self._analyze(changed)
         return changed
 
     def upgrade(self, revision: str = "head") -> None:

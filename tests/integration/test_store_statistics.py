@@ -51,3 +51,33 @@ def test_sqlite_has_nothing_to_analyse(tmp_path: Path) -> None:
         assert store.refresh_statistics() == []
     finally:
         store.dispose()
+
+
+def test_the_fact_tables_are_analysed_in_two_sessions_side_by_side(pg_url: str) -> None:
+    """After a bulk load (``Store.analyze``) the fact tables are analysed in two sessions at once,
+    each table once, the claims (the widest) apart from the largest others."""
+    from sqlalchemy import event
+
+    from edirecon.engine.store.connection import FACT_TABLES
+
+    store = open_store(pg_url, create=True)
+    analysed: dict[int, list[str]] = {}
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("ANALYZE "):
+            analysed.setdefault(id(conn.connection.dbapi_connection), []).extend(n.strip().strip('"') for n in statement[8:].split(","))
+
+    try:
+        event.listen(store.engine, "before_cursor_execute", seen)
+        store.analyze()
+        assert len(analysed) == 2
+        assert sorted(n for names in analysed.values() for n in names) == sorted(FACT_TABLES)
+        assert not any({"claims", "claim_payments"} <= set(names) for names in analysed.values())
+        with store.engine.connect() as conn:
+            never = conn.execute(
+                text("SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(:t) AND last_analyze IS NULL"), {"t": list(FACT_TABLES)}
+            ).all()
+            assert never == []
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+        store.dispose()
