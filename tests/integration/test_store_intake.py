@@ -4,10 +4,11 @@ lives in store/."""
 from __future__ import annotations
 
 import ast
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 from edirecon.engine.store import bulk, intake
@@ -194,3 +195,48 @@ def test_insert_ignore_stores_what_sqlalchemy_stores_and_skips_known_keys(tmp_pa
         assert [r[6] for r in typed] == [Decimal("196.90"), Decimal("1200.00"), Decimal("0.10")]
         if url.startswith("sqlite"):
             assert [r[6] for r in fast] == ["196.90", "1200.00", "0.10"] and fast[0][9] == "2026-11-02"
+
+
+def test_many_rows_go_by_copy_on_postgresql_as_the_statement_per_row_stores_them(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From ``bulk.COPY_FROM`` rows on, ``insert_dicts`` writes by COPY on PostgreSQL (through a
+    scratch table with ``ignore``): the rows stored are those of the statement per row, a known
+    key and a key met earlier in the same rows are skipped (the first kept), ids come from the
+    column's default in the order given, and no scratch table is left behind."""
+    from sqlalchemy import select
+
+    from edirecon.engine.store import workflow as stored_workflow
+
+    rows = [_detection(f"RF-{n:04d}", f"{n}.{n % 100:02d}") for n in range(1, 1201)]
+    rows.insert(700, _detection("RF-0003", "9.99"))  # met earlier in the same rows: skipped
+    when = datetime(2026, 11, 2, 10, 0)
+    states = [(f"RF-{n:04d}", "pending", "OVERPAYMENT", "payer", "60054", Decimal(f"{n}.25"), when) for n in range(1, 1201)]
+    events = [(f"RF-{n:04d}", when, "edirecon", "identified", "", "pending", f"note {n}") for n in range(1, 1201)]
+    stored: dict[str, list[tuple[object, ...]]] = {}
+    copied: list[str] = []
+    copy_in = bulk._copy_in
+    monkeypatch.setattr(bulk, "_copy_in", lambda conn, table, *rest: (copied.append(table.name), copy_in(conn, table, *rest)))
+    store = Store(pg_url)
+    store.upgrade()
+    try:
+        for way, copy_from in (("copy", bulk.COPY_FROM), ("per row", 10**9)):
+            monkeypatch.setattr(bulk, "COPY_FROM", copy_from)
+            with store.write() as conn:
+                for table in ("detections", "refund_events", "refund_workflow"):
+                    conn.exec_driver_sql(f"DELETE FROM {table}")
+                conn.exec_driver_sql("ALTER SEQUENCE refund_events_id_seq RESTART WITH 1")
+                intake.insert_ignore(conn, t.detections, [_detection("RF-0002", "5.00")])  # known: kept as it was
+                intake.insert_ignore(conn, t.detections, rows)
+                stored_workflow.new_states(conn, states)
+                stored_workflow.add_events(conn, events)
+                for table in (t.detections, t.refund_workflow, t.refund_events):
+                    stored[f"{way} {table.name}"] = [tuple(r) for r in conn.execute(select(table).order_by(*table.primary_key.columns))]
+                assert conn.exec_driver_sql("SELECT count(*) FROM pg_class WHERE starts_with(relname, 'edirecon_copy_')").scalar_one() == 0
+    finally:
+        store.dispose()
+    assert copied == ["detections", "refund_workflow", "refund_events"]  # the first way only; a row alone never
+    for table in ("detections", "refund_workflow", "refund_events"):
+        assert stored[f"copy {table}"] == stored[f"per row {table}"] and len(stored[f"copy {table}"]) == 1200
+    assert [e[0] for e in stored["copy refund_events"]] == list(range(1, 1201))
+    assert [e[-1] for e in stored["copy refund_events"]][:2] == ["note 1", "note 2"]
+    by_id = {r[0]: r for r in stored["copy detections"]}
+    assert by_id["RF-0002"][6] == Decimal("5.00") and by_id["RF-0003"][6] == Decimal("3.03")
