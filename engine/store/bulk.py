@@ -101,10 +101,7 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: It
     if not data:
         return 0
     if not c.sqlite:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in data:
-                copy.write_row(row)
+        _copy(conn, table.name, columns, data)
         return len(data)
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([c.placeholder] * len(columns))})"
     conn.exec_driver_sql(sql, data)
@@ -158,18 +155,24 @@ def _copy_in(conn: Connection, table: Table, keys: tuple[str, ...], values: list
     of those columns first, then INSERT … ON CONFLICT DO NOTHING from it in the order given (a
     row whose key is known, or met earlier among them, is skipped: what the statement per row did)."""
     quote = conn.dialect.identifier_preparer.quote
-    columns = ", ".join(map(quote, keys))
+    quoted = [quote(k) for k in keys]
+    if not ignore:
+        _copy(conn, quote(table.name), quoted, values)
+        return
+    columns = ", ".join(quoted)
+    scratch = f"edirecon_copy_{next(_SCRATCH)}"
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {scratch} AS SELECT {columns} FROM {quote(table.name)} WITH NO DATA")
+    _copy(conn, scratch, quoted, values)
+    conn.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({columns}) SELECT {columns} FROM {scratch} ORDER BY ctid ON CONFLICT DO NOTHING")
+    conn.exec_driver_sql(f"DROP TABLE {scratch}")
+
+
+def _copy(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """PostgreSQL: ``rows`` into the table named ``table`` by one ``COPY ... FROM STDIN`` (psycopg 3)."""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    target = quote(table.name)
-    if ignore:
-        target = f"edirecon_copy_{next(_SCRATCH)}"
-        cursor.execute(f"CREATE TEMPORARY TABLE {target} AS SELECT {columns} FROM {quote(table.name)} WITH NO DATA")
-    with cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
-        for row in values:
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
             copy.write_row(row)
-    if ignore:
-        cursor.execute(f"INSERT INTO {quote(table.name)} ({columns}) SELECT {columns} FROM {target} ORDER BY ctid ON CONFLICT DO NOTHING")
-        cursor.execute(f"DROP TABLE {target}")
 
 
 #: (dialect, table, columns, ignore) -> the INSERT's text and each column's bind processor

@@ -208,16 +208,16 @@ class Store:
         with self.engine.connect() as conn:
             sizes = dict(
                 conn.exec_driver_sql(
-                    "SELECT c.relname, LEAST(GREATEST(c.reltuples, s.n_live_tup, 1), 30000) * c.relnatts FROM pg_class c"
+                    "SELECT c.relname, (LEAST(GREATEST(c.reltuples, s.n_live_tup, 1), 30000) * c.relnatts)::bigint FROM pg_class c"
                     " JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE s.schemaname = current_schema()"
                 ).all()
             )
         groups: list[list[str]] = [[], []]
-        weights = [0.0, 0.0]
-        for name in sorted(tables, key=lambda n: (-float(sizes.get(n, 1)), n)):  # the heaviest first, each to the lighter session
+        weights = [0, 0]
+        for name in sorted(tables, key=lambda n: (-sizes.get(n, 1), n)):  # the heaviest first, each to the lighter session
             k = weights.index(min(weights))
             groups[k].append(name)
-            weights[k] += float(sizes.get(name, 1))
+            weights[k] += sizes.get(name, 1)
         groups = [g for g in groups if g]
 
         def analyze(names: list[str]) -> None:
