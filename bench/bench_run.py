@@ -29,6 +29,10 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 MIB = 1 << 20
+# how often the whole process tree's memory is summed: walking /proc for every child every 10 ms
+# took 0.1 (a fast host) to 0.3 (a slow one) of a core from the run being measured, every 100 ms
+# about 0.05; the largest process's peak comes from wait4, exact at any rate
+TREE_SAMPLE_S = 0.1
 
 
 def generate(folder: Path, claims: int, duplicates: int, overpayments: int, per: int, seed: int) -> dict[str, list[str]]:
@@ -128,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(work: Path, inputs: Path, label: str, extra: list[str], db: str | None = None, code: Path | None = None) -> dict | None:
     """``edirecon run`` in a fresh process on a fresh store (``db``, or a new SQLite file in the
     run's folder ``work/label``): wall time, the peak RSS of the largest process (wait4) and of the
-    whole process tree (sampled every 10 ms), the phase times it logs.  ``code``: a folder holding
+    whole process tree (sampled every ``TREE_SAMPLE_S``), the phase times it logs.  ``code``: a folder holding
     another checkout as ``edirecon`` to run instead of this one (a peer: the code before a change)."""
     import threading
 
@@ -169,7 +173,7 @@ def _run(work: Path, inputs: Path, label: str, extra: list[str], db: str | None 
             except psutil.Error:
                 break
             tree_peak[0] = max(tree_peak[0], total)
-            time.sleep(0.01)
+            time.sleep(TREE_SAMPLE_S)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
