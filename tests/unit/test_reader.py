@@ -464,3 +464,21 @@ def test_nm1_party_of_the_usual_shape_is_the_party_read_field_by_field(els: list
         source=v.at(7, 70, "2010AA"),
     )
     assert nm1_party(els, v, 7, 70, "2010AA") == expected
+
+
+@pytest.mark.parametrize(
+    "delimiters",
+    [("*", "^", ":", "~"), ("|", "", ">", "\n"), ("\x1d", "\x1f", "\x1e", "\x1c"), ("\x07", "^", ":", "\x0b")],
+    ids=["usual", "newline-terminator", "control-bytes", "bell-and-vertical-tab"],
+)
+def test_the_quick_control_byte_test_finds_what_the_pattern_finds(delimiters: tuple[str, str, str, str]) -> None:
+    """A regular block is told clean by deleting every allowed byte (``_allowed_bytes``), the
+    careful path reports by the pattern (``_control_pattern``): the two agree on every byte, a
+    delimiter that is itself a control byte allowed by both."""
+    from edirecon.parsers.x12 import Delimiters, _allowed_bytes, _control_pattern  # deferred: private helpers of the reader
+
+    d = Delimiters(*delimiters)
+    pattern, allowed = _control_pattern(d), _allowed_bytes(d)
+    for b in range(128):
+        text = f"CLP*1{chr(b)}*2"
+        assert bool(text.encode("ascii").translate(None, allowed)) == (pattern.search(text) is not None), hex(b)
