@@ -48,7 +48,7 @@ SKIPPED_NAMES = (".md", ".json", ".jsonl", ".toml")
 @dataclass
 class RunResult:
     report: IngestReport
-    decisions: Decisions | None  # None when decided in shards (engine.shards)
+    decisions: Decisions | None  # None when decided in shards (engine.shards: shards.in_shards)
     outputs: dict[str, Sequence[dict[str, Any]]]
     summary: dict[str, Any]
     written: list[Path]
@@ -129,15 +129,16 @@ def decide_and_record(
 
     A store of more than ``shards.SHARD_CLAIMS`` claims is decided shard by shard, ``workers``
     processes at a time (``engine.shards``; the same outputs, no ``Decisions`` returned), so that
-    memory follows a shard's size, not the store's, with one worker too; a smaller store in this
-    process.  With ``publish``, the workflow and the manifest are written too (``publish_workflow``,
+    memory follows a shard's size, not the store's, with one worker too; with more than one
+    worker, so is a store of ``shards.PARALLEL_CLAIMS`` claims or more, so that every core
+    decides; a smaller store in this process.  With ``publish``, the workflow and the manifest are written too (``publish_workflow``,
     ``run``'s last step), their paths last in the list returned."""
     seconds = {} if seconds is None else seconds
     peak = {} if peak is None else peak
     clock = time.perf_counter()
     store.refresh_statistics()  # PostgreSQL: the planner's statistics of what was just loaded, for deciding and every page after
     facts_key = workflow.facts_key(store)  # before reading them: facts added meanwhile leave the records stale
-    if _count(store, "claims") > shards.SHARD_CLAIMS:
+    if shards.in_shards(_count(store, "claims"), workers):
         store.checkpoint()  # measured: the shards read a checkpointed store about 1 s faster (100,000 claims)
         with tempfile.TemporaryDirectory(prefix="edirecon-shards-") as spool:
             outputs, tally, counts = shards.decide_sharded(store, as_of, config, workers, Path(spool))

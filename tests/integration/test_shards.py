@@ -347,3 +347,37 @@ def test_the_store_as_a_whole_is_decided_while_the_plan_is_made(tmp_path: Path, 
     finally:
         store.dispose()
     assert calls == [("_plan_job", True), ("_decide_shard", False), ("_plan_job", True), ("_report_shard", False)]
+
+
+def test_two_workers_decide_a_store_below_the_shard_size_in_shards_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With more than one worker, a store of ``PARALLEL_CLAIMS`` claims or more (here all of the
+    scenarios, the threshold lowered to their size) is decided in shards, at least one per worker,
+    so that every core decides (a 20,000-claim pair: 3.7 -> 2.9 s); one claim fewer, or one worker,
+    and it is decided in this process.  The outputs are those of one process on the same store."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    first = run(FOLDERS, url, tmp_path / "first", AS_OF, Config(), workers=1)
+    assert first.decisions is not None, "one worker: this process"
+    claims = first.summary["claims"]
+    assert 0 < claims <= shards.SHARD_CLAIMS
+    plan_job = shards._plan_job
+
+    def counting(url: str, workers: int, spool: Path) -> list[Path]:
+        paths = plan_job(url, workers, spool)
+        (tmp_path / "planned").write_text(f"{workers} {len(paths)}")  # the plan runs in a process of its own
+        return paths
+
+    monkeypatch.setattr(shards, "_plan_job", counting)
+    store = Store(url)
+    try:
+        monkeypatch.setattr(shards, "PARALLEL_CLAIMS", claims + 1)
+        below, *_ = decide_and_record(store, tmp_path / "below", AS_OF, Config(), workers=2)
+        assert below is not None and not (tmp_path / "planned").exists(), "a claim short of PARALLEL_CLAIMS: this process"
+        monkeypatch.setattr(shards, "PARALLEL_CLAIMS", claims)
+        sharded, *_ = decide_and_record(store, tmp_path / "sharded", AS_OF, Config(), workers=2)
+        assert sharded is None, "not decided in shards"
+        assert (tmp_path / "planned").read_text() == "2 2", "one shard per worker"
+        one, *_ = decide_and_record(store, tmp_path / "one", AS_OF, Config(), workers=1)
+        assert one is not None, "one worker: this process"
+    finally:
+        store.dispose()
+    assert _outputs(tmp_path / "sharded") == _outputs(tmp_path / "one") == _outputs(tmp_path / "below")
