@@ -486,6 +486,9 @@ def watch(
     queue: Annotated[bool, typer.Option("--queue", help="PostgreSQL: defer each file's parse-and-ingest to `edirecon worker` jobs.")] = False,
     verbose: Annotated[bool, verbose_option("Also log the engine's own per-file events.")] = False,
     create: Annotated[bool, typer.Option("--create", help="Create ROOT when it does not exist (without it, a missing ROOT is a usage error).")] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Processes deciding the store at each publish, as run's; default: one per core.")
+    ] = None,
 ) -> None:
     """Watch clearinghouse drop folders: ingest what partners drop in ROOT/inbound/, acknowledge
     837s in ack/, quarantine bad files in error/, archive the rest, and publish the outputs of
@@ -506,7 +509,14 @@ def watch(
 
         conninfo(db)  # the queue lives in PostgreSQL: a SQLite URL is a usage error
     options = Options(
-        interval=interval, once=once, as_of=day, config=Config.load(config), duplicate_window=timedelta(days=duplicate_window), queue=queue, create=create
+        interval=interval,
+        once=once,
+        as_of=day,
+        config=Config.load(config),
+        duplicate_window=timedelta(days=duplicate_window),
+        queue=queue,
+        create=create,
+        workers=workers,
     )
     raise typer.Exit(watch_root(root, db, options))
 

@@ -38,10 +38,11 @@ SENDER_QUALIFIER, SENDER_ID = "ZZ", "EDIRECON"
 # -- the outputs of `run` -------------------------------------------------------------------
 
 
-def publish_outputs(store: Store, out_dir: Path, as_of: date, config: Config) -> tuple[list[Path], dict[str, Any]]:
-    """Decide from everything the store knows and write the outputs of ``edirecon run`` (the same
-    chain: ``run.decide_and_record``); returns the files written and their row counts."""
-    _, outputs, _, written = decide_and_record(store, out_dir, as_of, config)
+def publish_outputs(store: Store, out_dir: Path, as_of: date, config: Config, workers: int = 1) -> tuple[list[Path], dict[str, Any]]:
+    """Decide from everything the store knows, in ``workers`` processes as ``run`` does, and write
+    the outputs of ``edirecon run`` (the same chain: ``run.decide_and_record``); returns the files
+    written and their row counts."""
+    _, outputs, _, written = decide_and_record(store, out_dir, as_of, config, workers=workers)
     return written, {name: len(table) for name, table in outputs.items()}
 
 

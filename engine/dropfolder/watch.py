@@ -95,6 +95,7 @@ class Options:
     duplicate_window: timedelta = timedelta(days=DUPLICATE_WINDOW_DAYS)
     queue: bool = False  # PostgreSQL: each file's parse-and-ingest is deferred to `edirecon worker` jobs
     create: bool = False  # create ROOT when it does not exist (else a usage error: a mistyped ROOT)
+    workers: int | None = None  # processes deciding the store at each publish, as `run`'s; None: one per core
 
 
 class Watcher:
@@ -483,7 +484,8 @@ class Watcher:
         with self.lock:
             now = utcnow()
             as_of = self.options.as_of or date.today()
-            written, row_counts = publish_outputs(self.store, self.layout.outbound, as_of, self.options.config)
+            workers = max(1, self.options.workers or os.cpu_count() or 1)
+            written, row_counts = publish_outputs(self.store, self.layout.outbound, as_of, self.options.config, workers)
             emitted = reemit_835s(self.store, self.layout.spool, self.layout.outbound / REEMITTED, self._finished_spools(), now)
             batch = batch_name(now)
             manifest = write_manifest(self.layout.outbound, written, row_counts, reemitted_counts(self.store), as_of, batch, now)
