@@ -73,8 +73,12 @@ PARALLEL_CLAIMS = 2_000
 def in_shards(claims: int, workers: int) -> bool:
     """Whether a store of ``claims`` claims is decided in shards by ``workers`` processes: above
     ``SHARD_CLAIMS`` always (memory follows the shard), from ``PARALLEL_CLAIMS`` with more than one
-    worker (time)."""
-    return claims > SHARD_CLAIMS or (workers > 1 and claims >= PARALLEL_CLAIMS)
+    worker (time) where processes fork (Linux: a spawned process imports the package again,
+    about 0.3 s each, which the measurement above did not pay)."""
+    return claims > SHARD_CLAIMS or (workers > 1 and claims >= PARALLEL_CLAIMS and _FORKS)
+
+
+_FORKS = sys.platform.startswith("linux")
 
 
 @dataclass

@@ -359,6 +359,7 @@ def test_two_workers_decide_a_store_below_the_shard_size_in_shards_too(tmp_path:
     assert first.decisions is not None, "one worker: this process"
     claims = first.summary["claims"]
     assert 0 < claims <= shards.SHARD_CLAIMS
+    monkeypatch.setattr(shards, "_FORKS", True)  # where processes are spawned instead, too (slower, the same outputs)
     plan_job = shards._plan_job
 
     def counting(url: str, workers: int, spool: Path) -> list[Path]:

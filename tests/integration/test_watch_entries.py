@@ -246,6 +246,7 @@ def test_each_publish_decides_in_the_workers_processes(tmp_path: Path, monkeypat
     from edirecon.engine.scale import shards  # deferred: patched for this test only
 
     monkeypatch.setattr(shards, "PARALLEL_CLAIMS", 1)
+    monkeypatch.setattr(shards, "_FORKS", True)  # where processes are spawned instead, too
     plan_job = shards._plan_job
 
     def counting(url: str, workers: int, spool: Path) -> list[Path]:
