@@ -349,6 +349,19 @@ def test_the_store_as_a_whole_is_decided_while_the_plan_is_made(tmp_path: Path, 
     assert calls == [("_plan_job", True), ("_decide_shard", False), ("_plan_job", True), ("_report_shard", False)]
 
 
+def note_the_plans(monkeypatch: pytest.MonkeyPatch, marker: Path) -> None:
+    """Each plan made writes "<workers> <shards>" to ``marker`` (it is made in a process of its
+    own, so a file is what reaches the test)."""
+    plan_job = shards._plan_job
+
+    def noting(url: str, workers: int, spool: Path) -> list[Path]:
+        paths = plan_job(url, workers, spool)
+        marker.write_text(f"{workers} {len(paths)}")
+        return paths
+
+    monkeypatch.setattr(shards, "_plan_job", noting)
+
+
 def test_two_workers_decide_a_store_below_the_shard_size_in_shards_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With more than one worker, a store of ``PARALLEL_CLAIMS`` claims or more (here all of the
     scenarios, the threshold lowered to their size) is decided in shards, at least one per worker,
@@ -360,14 +373,7 @@ def test_two_workers_decide_a_store_below_the_shard_size_in_shards_too(tmp_path:
     claims = first.summary["claims"]
     assert 0 < claims <= shards.SHARD_CLAIMS
     monkeypatch.setattr(shards, "_FORKS", True)  # where processes are spawned instead, too (slower, the same outputs)
-    plan_job = shards._plan_job
-
-    def counting(url: str, workers: int, spool: Path) -> list[Path]:
-        paths = plan_job(url, workers, spool)
-        (tmp_path / "planned").write_text(f"{workers} {len(paths)}")  # the plan runs in a process of its own
-        return paths
-
-    monkeypatch.setattr(shards, "_plan_job", counting)
+    note_the_plans(monkeypatch, tmp_path / "planned")
     store = Store(url)
     try:
         monkeypatch.setattr(shards, "PARALLEL_CLAIMS", claims + 1)

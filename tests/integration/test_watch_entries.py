@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import structlog
 from conftest import SAMPLE_EDI
+from test_shards import note_the_plans
 from test_watch import (
     AS_OF,
     GOOD,
@@ -247,14 +248,7 @@ def test_each_publish_decides_in_the_workers_processes(tmp_path: Path, monkeypat
 
     monkeypatch.setattr(shards, "PARALLEL_CLAIMS", 1)
     monkeypatch.setattr(shards, "_FORKS", True)  # where processes are spawned instead, too
-    plan_job = shards._plan_job
-
-    def counting(url: str, workers: int, spool: Path) -> list[Path]:
-        paths = plan_job(url, workers, spool)
-        (tmp_path / "planned").write_text(f"{workers} {len(paths)}")  # the plan runs in a process of its own
-        return paths
-
-    monkeypatch.setattr(shards, "_plan_job", counting)
+    note_the_plans(monkeypatch, tmp_path / "planned")
     outbound = {}
     try:
         for workers in (1, 2):
