@@ -130,9 +130,10 @@ def decide_and_record(
     A store of more than ``shards.SHARD_CLAIMS`` claims is decided shard by shard, ``workers``
     processes at a time (``engine.shards``; the same outputs, no ``Decisions`` returned), so that
     memory follows a shard's size, not the store's, with one worker too; with more than one
-    worker, so is a store of ``shards.PARALLEL_CLAIMS`` claims or more, so that every core
-    decides; a smaller store in this process.  With ``publish``, the workflow and the manifest are written too (``publish_workflow``,
-    ``run``'s last step), their paths last in the list returned."""
+    worker, so is a store of ``shards.PARALLEL_CLAIMS`` claims or more (``shards.in_shards``), so
+    that every core decides; a smaller store in this process.  With ``publish``, the workflow and
+    the manifest are written too (``publish_workflow``, ``run``'s last step), their paths last in
+    the list returned."""
     seconds = {} if seconds is None else seconds
     peak = {} if peak is None else peak
     clock = time.perf_counter()
