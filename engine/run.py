@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-import os
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from edirecon.engine.record.workflow import NAME as WORKFLOW
 from edirecon.engine.record.workflow import workflow_rows, write_workflow
 from edirecon.engine.record.writers import rows, summary, tallies, write
 from edirecon.engine.scale import shards
-from edirecon.engine.scale.processes import die_with_parent
+from edirecon.engine.scale.processes import die_with_parent, worker_count
 from edirecon.engine.store.connection import Store, open_store
 from edirecon.engine.store.facts import load
 from edirecon.engine.store.tables import count_rows
@@ -85,7 +84,7 @@ def run(
         report = ingest_files(store, files, workers, progress, queue=queue, as_of=as_of)
         seconds["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
         peak = {"ingest": _peak_mib()}
-        decisions, outputs, doc, written = decide_and_record(store, out_dir, as_of, config, seconds, peak, max(1, workers or os.cpu_count() or 1), publish=True)
+        decisions, outputs, doc, written = decide_and_record(store, out_dir, as_of, config, seconds, peak, worker_count(workers), publish=True)
         log.info(
             "run_finished",
             refunds=len(outputs["refund_requests"]),
@@ -252,7 +251,7 @@ def ingest_files(
     processes, on this machine or others, and the run waits for them (``engine.queue``); the jobs
     carry ``as_of``, the day their detection dates refunds by.
     """
-    n = max(1, workers or os.cpu_count() or 1)
+    n = worker_count(workers)
     ingestor = Ingestor(store)
     if queue:
         # deferred: the queue path imports procrastinate, which a run without --queue never needs

@@ -73,6 +73,7 @@ from edirecon.engine.ingest.ingestor import Ingestor, record_exception
 from edirecon.engine.logging import get_logger
 from edirecon.engine.record.manifest import batch_name
 from edirecon.engine.run import ingest_files
+from edirecon.engine.scale.processes import worker_count
 from edirecon.engine.store import inbound
 from edirecon.engine.store.connection import open_store, store_error
 from edirecon.errors import StoreUnavailable, UsageError, WatchError
@@ -484,8 +485,7 @@ class Watcher:
         with self.lock:
             now = utcnow()
             as_of = self.options.as_of or date.today()
-            workers = max(1, self.options.workers or os.cpu_count() or 1)
-            written, row_counts = publish_outputs(self.store, self.layout.outbound, as_of, self.options.config, workers)
+            written, row_counts = publish_outputs(self.store, self.layout.outbound, as_of, self.options.config, worker_count(self.options.workers))
             emitted = reemit_835s(self.store, self.layout.spool, self.layout.outbound / REEMITTED, self._finished_spools(), now)
             batch = batch_name(now)
             manifest = write_manifest(self.layout.outbound, written, row_counts, reemitted_counts(self.store), as_of, batch, now)

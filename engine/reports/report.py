@@ -12,7 +12,6 @@ amounts as two-decimal strings and ISO dates, each written under a temporary nam
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from edirecon.engine.reports.letters import MAIL_MERGE_COLUMNS, Mailing, cms838_
 from edirecon.engine.reports.model import Report
 from edirecon.engine.reports.recorded import from_records
 from edirecon.engine.scale import shards
+from edirecon.engine.scale.processes import worker_count
 from edirecon.engine.store.mailing import claim_mailing
 from edirecon.engine.store.tables import all_rows, count_rows
 from edirecon.engine.store.workflow import with_last_event
@@ -123,7 +123,7 @@ def report(
     try:
         with store.engine.connect() as conn:
             large = count_rows(conn, "claims") > shards.SHARD_CLAIMS
-        workers = max(1, workers or os.cpu_count() or 1)
+        workers = worker_count(workers)
         recorded = from_records(store, as_of, config)
         if recorded is not None:
             # what ``run`` recorded is current: the refunds' encounters alone are decided again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 
 
 def die_with_parent() -> None:
@@ -13,3 +14,8 @@ def die_with_parent() -> None:
         libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
     except (OSError, AttributeError):  # not Linux: the transaction-set keys still keep the store whole
         pass
+
+
+def worker_count(workers: int | None) -> int:
+    """The processes asked for (``--workers``), or one per core when not given."""
+    return max(1, workers or os.cpu_count() or 1)
