@@ -78,6 +78,8 @@ def in_shards(claims: int, workers: int) -> bool:
     return claims > SHARD_CLAIMS or (workers > 1 and claims >= PARALLEL_CLAIMS and _FORKS)
 
 
+#: processes are forked here (Linux: each starts with what this one has loaded); elsewhere the
+#: platform's safe default (spawn on macOS and Windows)
 _FORKS = sys.platform.startswith("linux")
 
 
@@ -248,7 +250,7 @@ def _in_processes(
     """``target(*job)`` for every job, each in a fresh process (fork on Linux), ``processes`` at a
     time; ``meanwhile`` runs here once the first are started.  The results in no set order; the
     first failure fails all (the others are killed): ``ShardError`` with ``failure``."""
-    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+    context = multiprocessing.get_context("fork" if _FORKS else None)
     waiting = list(jobs)
     running: dict[Any, Any] = {}  # the read end of each running process's pipe -> the process
     results: list[Any] = []

@@ -372,7 +372,7 @@ def test_two_workers_decide_a_store_below_the_shard_size_in_shards_too(tmp_path:
     assert first.decisions is not None, "one worker: this process"
     claims = first.summary["claims"]
     assert 0 < claims <= shards.SHARD_CLAIMS
-    monkeypatch.setattr(shards, "_FORKS", True)  # where processes are spawned instead, too (slower, the same outputs)
+    monkeypatch.setattr(shards, "_FORKS", True)  # as on Linux, on any platform
     note_the_plans(monkeypatch, tmp_path / "planned")
     store = Store(url)
     try:

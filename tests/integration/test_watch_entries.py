@@ -247,7 +247,7 @@ def test_each_publish_decides_in_the_workers_processes(tmp_path: Path, monkeypat
     from edirecon.engine.scale import shards  # deferred: patched for this test only
 
     monkeypatch.setattr(shards, "PARALLEL_CLAIMS", 1)
-    monkeypatch.setattr(shards, "_FORKS", True)  # where processes are spawned instead, too
+    monkeypatch.setattr(shards, "_FORKS", True)  # as on Linux, on any platform
     note_the_plans(monkeypatch, tmp_path / "planned")
     outbound = {}
     try:
