@@ -1058,7 +1058,11 @@ def report(
     config: WorkflowConfigOpt = None,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", min=1, help="Processes deciding a large store shard by shard (as run does); 1: in one process; default: one per core."),
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes deciding the store shard by shard (as run does: from 2,000 claims with more than one); 1: in one process; default: one per core.",
+        ),
     ] = None,
     verbose: Annotated[bool, verbose_option("Log the report as a structured event on stderr.")] = False,
 ) -> None:

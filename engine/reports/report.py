@@ -115,15 +115,16 @@ def report(
 ) -> Report:
     """Sync the workflow, compute every report and write it to ``out_dir``; ``progress`` (when
     given) is called with the name of each step of :data:`STEPS` as it begins.  A store of more
-    than ``shards.SHARD_CLAIMS`` claims is decided in shards, ``workers`` processes at a time
-    (default: the number of cores; 1: in this process): the same bytes."""
+    than ``shards.SHARD_CLAIMS`` claims, or of ``shards.PARALLEL_CLAIMS`` or more where processes
+    fork (``shards.in_shards``), is decided in shards, ``workers`` processes at a time (default: the
+    number of cores; 1: in this process): the same bytes."""
     step = progress or (lambda _name: None)
     step(STEPS[0])
     store = open_store(db_url)
     try:
-        with store.engine.connect() as conn:
-            large = count_rows(conn, "claims") > shards.SHARD_CLAIMS
         workers = worker_count(workers)
+        with store.engine.connect() as conn:
+            sharded = workers > 1 and shards.in_shards(count_rows(conn, "claims"), workers)
         recorded = from_records(store, as_of, config)
         if recorded is not None:
             # what ``run`` recorded is current: the refunds' encounters alone are decided again
@@ -131,9 +132,10 @@ def report(
             outputs: dict[str, Any] = dict(recorded.outputs)
             sums, encounters = (recorded.paid, recorded.matched), recorded.encounters
             how = "records"
-        elif large and workers > 1:
-            # a large store is decided shard by shard in processes of their own (as ``run`` does):
-            # this process holds the refunds and what the reports sum, never the whole store
+        elif sharded:
+            # decided shard by shard in processes of their own (as ``run`` does): this process
+            # holds the refunds and what the reports sum, never the whole store, and every core
+            # decides
             with tempfile.TemporaryDirectory(prefix="edirecon-report-") as spool:
                 b, whole = book_in_shards(store, as_of, config, workers, Path(spool))
             outputs = whole.outputs

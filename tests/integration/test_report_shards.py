@@ -25,6 +25,7 @@ import structlog
 from conftest import FIXTURES, REPO, SAMPLE_EDI
 from goldens import normalise_outputs, read_tree
 from sqlalchemy import text
+from test_shards import note_the_plans
 from typer.testing import CliRunner
 
 from edirecon.cli import app
@@ -183,6 +184,36 @@ def test_every_scenario_together_in_shards_equals_one_process(tmp_path: Path, mo
         one, sharded = one_process_and_shards(db, folder, monkeypatch, date(2026, 11, 27), "2026Q4", per_shard, tiny_batches=per_shard == 1)
         assert files(one) == files(sharded)
         assert os.path.getsize(one / "worklist.csv") > 200
+
+
+def test_two_workers_report_a_store_below_the_shard_size_in_shards_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With more than one worker, ``report`` decides a store of ``PARALLEL_CLAIMS`` claims or more
+    (here every scenario, the threshold lowered to their count) in shards, one per worker, as
+    ``run`` does (a 20,000-claim pair's stale store: 2.15-2.27 -> 1.60-1.67 s); one claim fewer,
+    or one worker, and it is decided in this process.  The same files either way."""
+    db = tmp_path / "edirecon.db"
+    url = f"sqlite:///{db}"
+    cli("run", *FOLDERS, "--db", url, "--out", tmp_path / "out", "--as-of", "2026-11-27", "--config", CONFIG, "--workers", "1")
+    store = Store(url)
+    try:
+        with store.engine.connect() as conn:
+            claims = conn.execute(text("SELECT count(*) FROM claims")).scalar_one()
+    finally:
+        store.dispose()
+    assert 0 < claims <= shards.SHARD_CLAIMS
+    monkeypatch.setattr(shards, "_FORKS", True)  # as on Linux, on any platform
+    note_the_plans(monkeypatch, tmp_path / "planned")
+    called = spy(monkeypatch)
+    config, day, quarter = Config.load(CONFIG), date(2026, 11, 27), Quarter.parse("2026Q4")
+    monkeypatch.setenv(FULL_ENV, "1")  # the records not read: the store decided, as when they are stale
+    for name, threshold, workers in (("below", claims + 1, 2), ("sharded", claims, 2), ("one", claims, 1)):
+        shutil.copyfile(db, tmp_path / f"{name}.db")
+        monkeypatch.setattr(shards, "PARALLEL_CLAIMS", threshold)
+        report(f"sqlite:///{tmp_path / name}.db", tmp_path / name, day, config, quarter, workers=workers)
+    assert called == ["decided", "decided", "shards", "decided"], "below the threshold or with one worker: this process; else in shards"
+    assert (tmp_path / "planned").read_text() == "2 2", "one shard per worker"
+    assert files(tmp_path / "sharded") == files(tmp_path / "one") == files(tmp_path / "below")
+    assert states(f"sqlite:///{tmp_path / 'sharded'}.db") == states(f"sqlite:///{tmp_path / 'one'}.db")
 
 
 @pytest.mark.slow
