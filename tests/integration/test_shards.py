@@ -7,6 +7,7 @@ on each alone, on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
@@ -157,6 +158,22 @@ def test_no_rule_looks_across_shards(tmp_path: Path) -> None:
         with_72[remittance].add(shard_of[pcn])
     assert reversed_with_72  # the claim reversal a 72 offsets (refund-check-booked-as-claim-reversal)
     assert with_72 and all(len(found) == 1 for found in with_72.values()), with_72
+
+
+def test_the_claim_numbers_standing_alone_are_dealt_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim numbers no key joins are dealt to the shards in claim-number order, each shard's
+    take one stretch of them, so that a shard reads one stretch of the claim-number indexes (a
+    shard of 25,000 of 100,000: its load 0.85-0.99 s -> 0.80-0.84 s): here 1,000 of them, read in
+    a shuffled order, in three shards."""
+    numbers = [f"PCN{k:05d}" for k in range(1000)]
+    shuffled = list(numbers)
+    random.Random(7).shuffle(shuffled)
+    monkeypatch.setattr(shards.shard_keys, "claim_numbers", lambda _conn: iter(shuffled))
+    for nothing in ("same_provider_and_member", "same_payer_claim_number", "plb_names", "acknowledged_reversals"):
+        monkeypatch.setattr(shards.shard_keys, nothing, lambda _conn: iter(()))
+    plan = shards.plan(None, 2, per_shard=400)  # type: ignore[arg-type]  # no query reaches the connection
+    assert [len(shard.pcns) for shard in plan] == [334, 334, 332]
+    assert [pcn for shard in plan for pcn in shard.pcns] == numbers
 
 
 def test_a_failing_shard_fails_the_run_without_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
