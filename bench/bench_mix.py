@@ -19,7 +19,8 @@ the legs run round-robin, best of ``--repeat``.  It samples the peak RSS of the 
 checks that every leg wrote the same outputs (SHA-256 of each file but ``manifest.json``, which
 is dated) and, with ``--expect``, the same as an earlier run's results (the outputs before and
 after a change), prints claims/s and the ratios issue 17 names (2 workers / 1, PostgreSQL /
-SQLite) and writes bench/results/mix-<claims>.json.
+SQLite), the bounds the CPU each leg spent sets on them were every core busy throughout
+(``cpu_bounds``), and writes bench/results/mix-<claims>.json.
 """
 
 from __future__ import annotations
@@ -223,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
             ratios[f"{db}-{w}: before / after (time)"] = best[_leg(db, w, code)]["seconds"] / best[_leg(db, w, None)]["seconds"]
     for name, value in ratios.items():
         print(f"    {name:<38} {value:.2f}")
+    bounds = cpu_bounds(best, a.claims, os.cpu_count() or 1)
+    print(f"  bounds from the CPU each leg spent (its processes and the database server's), were every one of {os.cpu_count()} cores busy throughout:")
+    for name, value in bounds.items():
+        print(f"    {name:<38} {value:,.2f}")
     for leg, v in verdicts.items():
         print(
             f"    {leg:<13} planted duplicates {v['duplicates']}/{len(planted['duplicates'])}, overpayments {v['overpayments']}/{len(planted['overpayments'])}, invented {v['invented']}, refunds {v['refunds']}"
@@ -274,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             for leg, g in best.items()
         },
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
+        "bounds": {k: round(v, 3) for k, v in bounds.items()},
         "planted": {"duplicates": len(planted["duplicates"]), "overpayments": len(planted["overpayments"])},
         "peer_commit": a.peer_commit,
         "outputs": first,
@@ -283,6 +289,20 @@ def main(argv: list[str] | None = None) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")
     return 0 if targets["planted refunds found, none invented"] and targets["outputs identical"] else 1
+
+
+def cpu_bounds(best: dict[str, dict], claims: int, cores: int) -> dict[str, float]:
+    """What no scheduling of the same work could beat on ``cores`` cores: each leg's CPU (the run's
+    processes and the database server's) spread over every core for its whole time, as claims/s at
+    most; and for each database, its 2 workers / 1 at most (the 1-worker leg's time against that
+    bound of the 2-worker leg).  A step that only overlaps work cannot pass these; only one that
+    spends less CPU moves them."""
+    floor = {leg: (g["cpu_s"] + g["server_cpu_s"]) / cores for leg, g in best.items() if not leg.startswith("before-")}
+    out = {f"{leg}: claims/s at most": claims / seconds for leg, seconds in floor.items() if seconds > 0}
+    for db in ("sqlite", "postgresql"):
+        if f"{db}-1" in best and floor.get(f"{db}-2"):
+            out[f"{db} 2 workers / 1 at most"] = best[f"{db}-1"]["seconds"] / floor[f"{db}-2"]
+    return out
 
 
 def _leg(db: str, workers: int, code: Path | None) -> str:
