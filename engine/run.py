@@ -4,8 +4,6 @@ write the outputs.  parse → map → decide → record."""
 from __future__ import annotations
 
 import gc
-import multiprocessing
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +27,7 @@ from edirecon.engine.record.workflow import NAME as WORKFLOW
 from edirecon.engine.record.workflow import workflow_rows, write_workflow
 from edirecon.engine.record.writers import rows, summary, tallies, write
 from edirecon.engine.scale import shards
-from edirecon.engine.scale.processes import die_with_parent, worker_count
+from edirecon.engine.scale.processes import die_with_parent, fork_context, worker_count
 from edirecon.engine.store.connection import Store, open_store
 from edirecon.engine.store.facts import load
 from edirecon.engine.store.tables import count_rows
@@ -269,9 +267,8 @@ def ingest_files(
                 progress(name)
         return ingestor.report
     store.dispose()  # no open database handle may cross a fork
-    # fork on Linux (the pool starts at once and inherits the loaded modules); elsewhere the
-    # platform's safe default (spawn on macOS and Windows)
-    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+    # fork on Linux: the pool starts at once and inherits the loaded modules
+    context = fork_context()
     # the largest first, so that the processes finish close together
     ordered = sorted(files, key=lambda file: -file[0].stat().st_size)
     tasks: list[FileTask] = []

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
+import sys
+from multiprocessing.context import BaseContext
+
+#: processes are forked here (Linux: each starts with what this one has loaded); elsewhere the
+#: platform's safe default (spawn on macOS and Windows)
+FORKS = sys.platform.startswith("linux")
 
 
 def die_with_parent() -> None:
@@ -19,3 +26,9 @@ def die_with_parent() -> None:
 def worker_count(workers: int | None) -> int:
     """The processes asked for (``--workers``), or one per core when not given."""
     return max(1, workers or os.cpu_count() or 1)
+
+
+def fork_context() -> BaseContext:
+    """The context processes are started with: fork where processes fork (``FORKS``: each starts
+    with what this one has loaded), elsewhere the platform's safe default."""
+    return multiprocessing.get_context("fork" if FORKS else None)

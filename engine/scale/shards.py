@@ -23,9 +23,7 @@ from __future__ import annotations
 import gc
 import heapq
 import math
-import multiprocessing
 import pickle
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,8 +47,8 @@ from edirecon.engine.record.writers import (
     tallies,
     trace_sums,
 )
+from edirecon.engine.scale import processes
 from edirecon.engine.scale.detect import detection_rows
-from edirecon.engine.scale.processes import die_with_parent
 from edirecon.engine.store import shard_keys
 from edirecon.engine.store.connection import Connection, Store, error_text
 from edirecon.engine.store.detections import keep_rows
@@ -75,12 +73,7 @@ def in_shards(claims: int, workers: int) -> bool:
     ``SHARD_CLAIMS`` always (memory follows the shard), from ``PARALLEL_CLAIMS`` with more than one
     worker (time) where processes fork (Linux: a spawned process imports the package again,
     about 0.3 s each, which the measurement above did not pay)."""
-    return claims > SHARD_CLAIMS or (workers > 1 and claims >= PARALLEL_CLAIMS and _FORKS)
-
-
-#: processes are forked here (Linux: each starts with what this one has loaded); elsewhere the
-#: platform's safe default (spawn on macOS and Windows)
-_FORKS = sys.platform.startswith("linux")
+    return claims > SHARD_CLAIMS or (workers > 1 and claims >= PARALLEL_CLAIMS and processes.FORKS)
 
 
 @dataclass
@@ -207,10 +200,10 @@ def decide_sharded(store: Store, as_of: date, config: Config, workers: int, spoo
     # the core the plan leaves idle, not beside the shards, which take every core
     (plans,) = _in_processes(_plan_job, [(store.url, workers, spool)], 1, meanwhile)  # a file of each shard's keys
     jobs = [(store.url, path, as_of, config, spool / f"shard-{k}.balances") for k, path in enumerate(plans)]
-    processes = min(workers, len(jobs))
+    at_once = min(workers, len(jobs))
     keys: list[tuple[str, str]] = []  # the order of each credit balance row, as it is written (the API's list: run.py)
-    results: list[ShardResult] = _in_processes(_decide_shard, jobs, processes)
-    log.info("decided_in_shards", shards=len(plans), processes=processes)
+    results: list[ShardResult] = _in_processes(_decide_shard, jobs, at_once)
+    log.info("decided_in_shards", shards=len(plans), processes=at_once)
     outputs: dict[str, Any] = {
         "refund_requests": sorted((r for res in results for r in res.refunds), key=ORDER["refund_requests"]),
         "recoupments": sorted((r for res in results for r in res.recoupments), key=ORDER["recoupments"]),
@@ -245,14 +238,14 @@ def beside(target: Callable[..., Any], job: tuple[Any, ...], meanwhile: Callable
 def _in_processes(
     target: Callable[..., Any],
     jobs: list[tuple[Any, ...]],
-    processes: int,
+    at_once: int,
     meanwhile: Callable[[], None] | None = None,
     failure: str = "deciding in shards failed",
 ) -> list[Any]:
-    """``target(*job)`` for every job, each in a fresh process (fork on Linux), ``processes`` at a
+    """``target(*job)`` for every job, each in a fresh process (fork on Linux), ``at_once`` at a
     time; ``meanwhile`` runs here once the first are started.  The results in no set order; the
     first failure fails all (the others are killed): ``ShardError`` with ``failure``."""
-    context = multiprocessing.get_context("fork" if _FORKS else None)
+    context = processes.fork_context()
     waiting = list(jobs)
     running: dict[Any, Any] = {}  # the read end of each running process's pipe -> the process
     results: list[Any] = []
@@ -265,7 +258,7 @@ def _in_processes(
         running[reader] = process
 
     try:
-        while waiting and len(running) < processes:
+        while waiting and len(running) < at_once:
             start()
         if meanwhile is not None:
             meanwhile()
@@ -298,7 +291,7 @@ class _Failure:
 def _process_body(target: Callable[..., Any], job: tuple[Any, ...], writer: Any) -> None:
     """A shard process: the result, or what went wrong, sent through the pipe."""
 
-    die_with_parent()
+    processes.die_with_parent()
     try:
         result: Any = target(*job)
     except Exception as exc:  # reported by the parent, which fails the run

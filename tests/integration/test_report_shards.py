@@ -34,7 +34,7 @@ from edirecon.engine.reports import report as report_module
 from edirecon.engine.reports.cms838 import Quarter
 from edirecon.engine.reports.report import report
 from edirecon.engine.run import ingest_files, input_files
-from edirecon.engine.scale import shards
+from edirecon.engine.scale import processes, shards
 from edirecon.engine.store import facts as facts_module
 from edirecon.engine.store import records as records_module
 from edirecon.engine.store.connection import Store
@@ -201,7 +201,7 @@ def test_two_workers_report_a_store_below_the_shard_size_in_shards_too(tmp_path:
     finally:
         store.dispose()
     assert 0 < claims <= shards.SHARD_CLAIMS
-    monkeypatch.setattr(shards, "_FORKS", True)  # as on Linux, on any platform
+    monkeypatch.setattr(processes, "FORKS", True)  # as on Linux, on any platform
     note_the_plans(monkeypatch, tmp_path / "planned")
     called = spy(monkeypatch)
     config, day, quarter = Config.load(CONFIG), date(2026, 11, 27), Quarter.parse("2026Q4")

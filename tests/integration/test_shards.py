@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 
 from edirecon.engine.config import Config
 from edirecon.engine.run import decide_and_record, run
-from edirecon.engine.scale import shards
+from edirecon.engine.scale import processes, shards
 from edirecon.engine.store.connection import Store
 from edirecon.errors import ShardError
 
@@ -389,7 +389,7 @@ def test_two_workers_decide_a_store_below_the_shard_size_in_shards_too(tmp_path:
     assert first.decisions is not None, "one worker: this process"
     claims = first.summary["claims"]
     assert 0 < claims <= shards.SHARD_CLAIMS
-    monkeypatch.setattr(shards, "_FORKS", True)  # as on Linux, on any platform
+    monkeypatch.setattr(processes, "FORKS", True)  # as on Linux, on any platform
     note_the_plans(monkeypatch, tmp_path / "planned")
     store = Store(url)
     try:

@@ -244,10 +244,10 @@ def test_each_publish_decides_in_the_workers_processes(tmp_path: Path, monkeypat
     a store of ``PARALLEL_CLAIMS`` claims or more (lowered here to the samples' size) is decided in
     one shard per worker (a publish of 100,000 encounters: 10.1-10.4 -> 5.7-6.1 s); with one, in
     this process.  The outputs are the same bytes."""
-    from edirecon.engine.scale import shards  # deferred: patched for this test only
+    from edirecon.engine.scale import processes, shards  # deferred: patched for this test only
 
     monkeypatch.setattr(shards, "PARALLEL_CLAIMS", 1)
-    monkeypatch.setattr(shards, "_FORKS", True)  # as on Linux, on any platform
+    monkeypatch.setattr(processes, "FORKS", True)  # as on Linux, on any platform
     note_the_plans(monkeypatch, tmp_path / "planned")
     outbound = {}
     try:
